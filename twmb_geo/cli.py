@@ -1,0 +1,322 @@
+"""The ``twmb`` command line: thin wrappers over the public API.
+
+Logs and progress go to stderr, results to files, a short summary (or one JSON object with
+``--json``) to stdout. User mistakes end with a one-line message and a documented exit code:
+0 ok, 1 unexpected error, 2 usage or config, 3 bad input data, 4 contract or reconciliation
+failure, 5 store, 6 download.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .config import Config, default_config, load_config, write_config
+from .errors import EXIT_FAILURE, EXIT_USAGE, TwmbError
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success
+  1  unexpected error (a bug: please report it)
+  2  usage or config error
+  3  bad input data (missing, unreadable or misformatted file)
+  4  contract or reconciliation failure
+  5  store error (DuckDB file)
+  6  download failed (twmb fetch)
+"""
+
+def _console(stream: Any) -> Console:
+    # Pipes and CI logs get a wide console instead of rich's 80-column default.
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "120"))
+    return Console(file=stream, highlight=False, width=width)
+
+
+out = _console(sys.stdout)
+err = _console(sys.stderr)
+
+
+class _Group(click.Group):
+    """Maps package errors to exit codes and one-line messages (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TwmbError as exc:
+            _fail(ctx, exc.exit_code, str(exc))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            _fail(ctx, 130, "interrupted")
+        except Exception as exc:  # a bug: keep the traceback in verbose mode
+            if ctx.find_root().params.get("verbose"):
+                raise
+            _fail(ctx, EXIT_FAILURE, f"unexpected error: {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)")
+
+
+def _fail(ctx: click.Context, code: int, message: str) -> None:
+    sub = ctx.invoked_subcommand
+    want_json = "--json" in sys.argv[1:]
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    if want_json:
+        click.echo(json.dumps({"ok": False, "command": sub, "exit_code": code, "error": message}))
+    ctx.exit(code)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = RichHandler(console=err, show_path=False, show_time=False, markup=False)
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    for noisy in ("pyogrio", "fiona", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=err, transient=True,
+    ) as prog:
+        task = prog.add_task("starting", total=1)
+
+        def update(desc: str, done: int, total: int) -> None:
+            prog.update(task, description=desc, completed=done, total=max(total, 1))
+
+        yield update
+
+
+def _cfg(ctx: click.Context) -> Config:
+    obj = ctx.find_root().obj
+    if "config" not in obj:
+        obj["config"] = load_config(obj["config_path"], out=obj["out"])
+    return obj["config"]
+
+
+def _emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps({"ok": True, **data}, default=str, sort_keys=False))
+    else:
+        human()
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="twmb")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="TWMB_CONFIG",
+              help="Project config (TOML) written by `twmb init`. Default: the bundled Toronto data.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (store, manifest, summary). Overrides the config's [project] out.")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors on stderr; no progress bars.")
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging, and tracebacks for unexpected errors.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, out: Path | None, quiet: bool, verbose: bool) -> None:
+    """Toronto Water Main Break analytics: ingest, validate and store break data.
+
+    \b
+    Typical session:
+      twmb init                 write twmb.toml (sources, profiles, settings)
+      twmb fetch toronto        download the City's current open data
+      twmb ingest               validate sources into the DuckDB store
+      twmb run                  the whole job on the configured (default: bundled) data
+    """
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose cannot be used together")
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"config_path": config_path, "out": out, "quiet": quiet, "verbose": verbose}
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default=Path("twmb.toml"))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@json_option
+@click.pass_context
+def init(ctx: click.Context, path: Path, force: bool, as_json: bool) -> None:
+    """Write a project config (TOML) to PATH (default twmb.toml).
+
+    The config lists the bundled Toronto sources; edit it to point at other files or add
+    profiles for another city (see docs/profiles.md).
+    """
+    root = ctx.find_root().obj
+    cfg = default_config(root["out"] or "out")
+    written = write_config(cfg, path, overwrite=force)
+    load_config(written)  # what we write must load
+    _emit({"command": "init", "config": str(written)}, as_json,
+          lambda: out.print(f"wrote {written}"))
+
+
+@main.command()
+@click.argument("sources", nargs=-1)
+@json_option
+@click.pass_context
+def ingest(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
+    """Validate sources into the store (all enabled sources, or the SOURCES ids given).
+
+    Each source is one transaction: rows in = accepted + quarantined, or nothing is written.
+    """
+    from .pipeline import ingest as do_ingest
+
+    cfg = _cfg(ctx)
+    with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
+        report = do_ingest(cfg, list(sources) or None, progress=prog)
+    data = {"command": "ingest", **report.to_dict(), "manifest": str(cfg.out_dir / "manifest.json")}
+    _emit(data, as_json, lambda: _print_sources(data["sources"], data["store"]))
+
+
+def _print_sources(sources: list[dict[str, Any]], store: str) -> None:
+    t = Table(title="Sources", title_justify="left")
+    for col in ("source", "kind", "rows in", "accepted", "quarantined", "by reason"):
+        t.add_column(col, justify="right" if col in ("rows in", "accepted", "quarantined") else "left")
+    for s in sources:
+        reasons = ", ".join(f"{k} {v}" for k, v in s["quarantined_by_reason"].items()) or "-"
+        t.add_row(s["source_id"], s["kind"], f"{s['rows_in']:,}", f"{s['accepted']:,}", f"{s['quarantined']:,}", reasons)
+    out.print(t)
+    out.print(f"store: {store}")
+
+
+@main.command()
+@json_option
+@click.pass_context
+def run(ctx: click.Context, as_json: bool) -> None:
+    """Run the main job on the configured sources (default: the bundled Toronto data).
+
+    Ingests every source, prints a summary (rows in / accepted / quarantined by reason,
+    breaks per year, top neighbourhoods) and writes <out>/summary.json.
+    """
+    from .pipeline import run as do_run
+
+    cfg = _cfg(ctx)
+    with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
+        summary = do_run(cfg, progress=prog)
+    _emit({"command": "run", **summary}, as_json, lambda: _print_summary(summary))
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    _print_sources(s["sources"], s["store"])
+    if "breaks_per_year" in s:
+        t = Table(title=f"Breaks per year ({s['breaks_total']:,} accepted)", title_justify="left")
+        years = list(s["breaks_per_year"].items())
+        half = (len(years) + 1) // 2
+        for _ in range(2):
+            t.add_column("year")
+            t.add_column("breaks", justify="right")
+        for i in range(half):
+            row = [str(years[i][0]), f"{years[i][1]:,}"]
+            row += [str(years[i + half][0]), f"{years[i + half][1]:,}"] if i + half < len(years) else ["", ""]
+            t.add_row(*row)
+        out.print(t)
+    if s.get("top_neighbourhoods"):
+        t = Table(title="Top neighbourhoods by breaks per year", title_justify="left")
+        for col in ("code", "neighbourhood", "breaks/yr", "breaks/km²/yr"):
+            t.add_column(col, justify="left" if col in ("code", "neighbourhood") else "right")
+        for r in s["top_neighbourhoods"]:
+            t.add_row(r["area_code"], r["area_name"], f"{r['breaks_per_year']:.1f}", f"{r['breaks_per_km2_per_year']:.2f}")
+        out.print(t)
+    if s.get("warnings"):
+        err.print(f"[yellow]{len(s['warnings'])} warnings[/] (see manifest.json)", markup=True)
+    out.print(f"summary: {s['summary_path']}")
+
+
+@main.group()
+def fetch() -> None:
+    """Download current open data from a municipal portal."""
+
+
+@fetch.command("toronto")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Download folder. Default: <out>/downloads.")
+@click.option("--package", "packages", multiple=True,
+              type=click.Choice(["watermain-breaks", "watermains", "toronto-centreline-tcl", "neighbourhoods"]),
+              help="Only these CKAN packages (repeatable). Default: all four.")
+@click.option("--base-url", default=None, help="CKAN base URL (default: the City of Toronto portal).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds per request.")
+@click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True, help="Retries per request.")
+@json_option
+@click.pass_context
+def fetch_toronto_cmd(ctx: click.Context, dest: Path | None, packages: tuple[str, ...], base_url: str | None,
+                      timeout: float, retries: int, as_json: bool) -> None:
+    """Fetch Watermain Breaks, Watermains, Centreline and Neighbourhoods via the CKAN API.
+
+    Files are streamed to a temporary file, verified (size, checksum), renamed atomically;
+    unchanged files are skipped. Exit code 6 when any file failed after all retries.
+    """
+    from .errors import EXIT_FETCH
+    from .io.ckan import TORONTO_CKAN_URL, fetch_toronto
+
+    root = ctx.find_root().obj
+    dest = dest or ((root["out"] or Path("out")) / "downloads")
+    with _progress(not root["quiet"] and not as_json) as prog:
+        def on_bytes(label: str, done: int, total: int | None) -> None:
+            if prog:
+                prog(f"fetch {label}", done, total or max(done, 1))
+
+        report = fetch_toronto(dest, list(packages) or None, base_url=base_url or TORONTO_CKAN_URL,
+                               timeout=timeout, retries=retries, progress=on_bytes)
+    data = {"command": "fetch", "dest": str(dest), **report.to_dict()}
+    data["ok"] = report.ok
+
+    def human() -> None:
+        t = Table(title=f"Downloads in {dest}", title_justify="left")
+        for col in ("package", "file", "status", "bytes"):
+            t.add_column(col)
+        for f in report.files:
+            t.add_row(f.package, f.path.name, f.status, f"{f.bytes:,}")
+        out.print(t)
+        for f in report.files:
+            if f.error:
+                err.print(f"[red]failed:[/] {f.error}", markup=True)
+
+    if as_json:
+        click.echo(json.dumps(data, default=str))
+    else:
+        human()
+    if not report.ok:
+        ctx.exit(EXIT_FETCH)
+
+
+@main.command()
+@json_option
+@click.pass_context
+def profiles(ctx: click.Context, as_json: bool) -> None:
+    """List the source profiles (built-in and those of the config)."""
+    from .io.profiles import builtin_profiles
+
+    root = ctx.find_root().obj
+    extra = _cfg(ctx).user_profiles() if root["config_path"] else []
+    profs = {**builtin_profiles(), **{p.id: p for p in extra}}
+    rows = [{"id": p.id, "kind": p.kind, "format": p.format, "origin": p.origin, "description": p.description}
+            for p in sorted(profs.values(), key=lambda p: p.id)]
+
+    def human() -> None:
+        t = Table(title="Source profiles", title_justify="left")
+        for col in ("id", "kind", "format", "description"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["id"], r["kind"], r["format"], r["description"])
+        out.print(t)
+
+    _emit({"command": "profiles", "profiles": rows}, as_json, human)
+
+
+def entry() -> None:  # pragma: no cover - console script shim
+    main(prog_name="twmb")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Neighbourhoods: polygons -> the curated ``neighbourhoods`` table and the service area."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..contracts import conform, validate_frame
+from ..errors import InputDataError
+from ..io.profiles import Profile
+from ..io.readers import RawChunk
+from ._common import IngestContext, IngestResult, RowChecks, build_quarantine, empty_quarantine
+from .crs import TARGET_CRS, WGS84, crs_label, transform_geometries, transform_xy
+
+__all__ = ["service_area_table", "transform_neighbourhoods"]
+
+_POLYGONAL = (3, 6)  # shapely type ids of Polygon, MultiPolygon
+
+
+def transform_neighbourhoods(
+    chunks: Iterable[RawChunk], source_id: str, profile: Profile, ctx: IngestContext
+) -> IngestResult:
+    """Validate neighbourhood polygons; repair invalid rings (flagged), quarantine the rest."""
+    frames: list[pd.DataFrame] = []
+    quarantined: list[pd.DataFrame] = []
+    rows_in = 0
+    crs_records: list[dict] = []
+    warnings: list[str] = []
+    seen: set[str] = set()
+    code_col, name_col = profile.columns["area_code"], profile.columns["area_name"]
+    for chunk in chunks:
+        f = chunk.frame
+        n = len(f)
+        rows_in += n
+        if chunk.geometry is None or chunk.crs is None:
+            raise InputDataError(f"{chunk.path}: neighbourhoods need polygon geometry with a CRS")
+        geoms = np.asarray(chunk.geometry, dtype=object)
+        checks = RowChecks(n)
+        codes = f[code_col].map(lambda v: None if v is None else str(v).strip())
+        names = f[name_col].map(lambda v: None if v is None else str(v).strip())
+        checks.add("id_missing", codes.isna() | names.isna(), f"{code_col} or {name_col} is empty")
+        dup = codes.duplicated() | codes.isin(seen)
+        checks.add("id_duplicate", codes.notna() & dup, f"{code_col}=" + codes.astype(str) + " appears more than once")
+        missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+        checks.add("geometry_missing", missing, "no geometry")
+        poly = np.isin(shapely.get_type_id(geoms), _POLYGONAL)
+        checks.add("geometry_invalid", ~missing & ~poly, "geometry is not a polygon")
+        seen.update(c for c in codes.dropna())
+        invalid = ~missing & poly & ~shapely.is_valid(geoms)
+        fixed = geoms.copy()
+        if invalid.any():
+            fixed[invalid] = [_polygonal(g) for g in shapely.make_valid(geoms[invalid])]
+        bad = checks.failed
+        if bad.any():
+            reasons, details = checks.lists()
+            quarantined.append(build_quarantine(source_id, f.loc[bad], reasons, details, geoms[bad]))
+        keep = ~bad
+        g2952, info = transform_geometries(fixed[keep], chunk.crs)
+        crs_records.append({"source_id": source_id, "pair": "geometry", **info.to_dict()})
+        if info.ballpark or (info.accuracy_m or 0) > 1:
+            warnings.append(
+                f"source {source_id!r}: {crs_label(chunk.crs)} -> {TARGET_CRS} uses {info.description!r} "
+                f"(accuracy {info.accuracy_m if info.accuracy_m is not None else 'unknown'} m; "
+                f"missing datum grids: {', '.join(info.missing_grids) or 'none'})"
+            )
+        g2952 = shapely.force_2d(g2952)
+        multi = np.array([shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in g2952], dtype=object)
+        rep = shapely.point_on_surface(multi)
+        lon, lat, _ = transform_xy(shapely.get_x(rep), shapely.get_y(rep), TARGET_CRS, WGS84)
+        flags = np.where(invalid[keep], "geometry_repaired", "")
+        if info.ballpark:
+            flags = np.where(flags == "", "crs_ballpark", flags + ";crs_ballpark")
+        area_names = names[keep].str.replace(r"\s*\(\d+\)\s*$", "", regex=True)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "area_code": codes[keep].to_numpy(),
+                    "area_name": area_names.to_numpy(),
+                    "area_km2": shapely.area(multi) / 1e6,
+                    "centroid_lon": lon,
+                    "centroid_lat": lat,
+                    "coord_accuracy_m": np.nan if info.accuracy_m is None else info.accuracy_m,
+                    "flags": flags,
+                    "source_id": source_id,
+                    "source_file": f["source_file"][keep].to_numpy(),
+                    "source_row": f["source_row"][keep].to_numpy(),
+                    "geometry": shapely.to_wkb(multi),
+                }
+            )
+        )
+    df = pd.concat(frames, ignore_index=True).sort_values("area_code", kind="stable")
+    df = conform(df, "curated/neighbourhoods")
+    validate_frame(df, "curated/neighbourhoods")
+    quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
+    result = IngestResult(source_id, "neighbourhoods", {"neighbourhoods": df}, quarantine, rows_in, warnings, crs_records)
+    result.reconcile()
+    if df.empty:
+        raise InputDataError(f"source {source_id!r}: every neighbourhood row is invalid (see quarantine)")
+    return result
+
+
+def _polygonal(g: shapely.Geometry) -> shapely.Geometry:
+    """Keep only the polygonal parts of a repaired geometry."""
+    parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else g
+
+
+def service_area_table(neighbourhoods: pd.DataFrame, source_id: str, buffer_m: float) -> pd.DataFrame:
+    """Dissolve neighbourhoods into the service-area boundary (plain and buffered)."""
+    geoms = shapely.from_wkb(neighbourhoods["geometry"].to_numpy())
+    area = shapely.union_all(shapely.buffer(geoms, 0.5)).buffer(-0.5)  # closes slivers between areas
+    buffered = area.buffer(buffer_m)
+    df = pd.DataFrame(
+        {
+            "source_id": [source_id],
+            "buffer_m": [float(buffer_m)],
+            "area_km2": [area.area / 1e6],
+            "geometry": [shapely.to_wkb(area)],
+            "geometry_buffered": [shapely.to_wkb(buffered)],
+        }
+    )
+    df = conform(df, "curated/service_area")
+    validate_frame(df, "curated/service_area")
+    return df

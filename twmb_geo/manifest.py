@@ -1,0 +1,106 @@
+"""The run manifest: what ran, on which inputs (sha256, rows), how long, with which warnings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from ._version import __version__
+
+__all__ = ["RunManifest", "library_versions", "new_run_id"]
+
+_LIBS = ("numpy", "pandas", "geopandas", "shapely", "pyproj", "pyogrio", "duckdb", "pyarrow", "click", "jsonschema")
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """``YYYYmmddTHHMMSSZ-xxxxxxxx``: sortable by time, unique by the random suffix."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python, this package, the key libraries, PROJ and GDAL."""
+    out = {"python": platform.python_version(), "twmb_geo": __version__}
+    for lib in _LIBS:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    try:
+        import pyproj
+
+        out["proj"] = pyproj.proj_version_str
+    except Exception:  # pragma: no cover - informative only
+        pass
+    try:
+        import pyogrio
+
+        out["gdal"] = pyogrio.__gdal_version_string__
+    except Exception:  # pragma: no cover
+        pass
+    return out
+
+
+@dataclass
+class RunManifest:
+    """Collects what a run did; serialised to JSON in the store and next to the outputs."""
+
+    command: str
+    run_id: str = field(default_factory=new_run_id)
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    finished_at: dt.datetime | None = None
+    status: str = "running"
+    config: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    crs: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time a step (recorded even when it fails)."""
+        t0 = time.perf_counter()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.steps.append({"step": name, "seconds": round(time.perf_counter() - t0, 3), "ok": ok})
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Close the manifest."""
+        self.status = status
+        self.error = error
+        self.finished_at = dt.datetime.now(dt.UTC)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "run_id": self.run_id,
+            "command": self.command,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "versions": library_versions(),
+            "config": self.config,
+            "inputs": self.inputs,
+            "sources": self.sources,
+            "steps": self.steps,
+            "crs": self.crs,
+            "warnings": self.warnings,
+            "error": self.error,
+        }
+
+    def to_json(self) -> str:
+        """Pretty JSON."""
+        return json.dumps(self.to_dict(), indent=2, default=str)

@@ -1,0 +1,339 @@
+"""The pipeline: ingest sources into the store and summarise them (``twmb ingest`` / ``twmb run``).
+
+Each source is read with its profile, validated into curated tables plus quarantine, and
+written to the store in one transaction. The run manifest records inputs, timings, CRS
+transformations and warnings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from .config import Config, SourceConfig
+from .errors import InputDataError, TwmbError
+from .ingest._common import IngestContext, IngestResult
+from .ingest.neighbourhoods import service_area_table
+from .io.profiles import Profile
+from .io.readers import RawChunk, iter_raw, sha256_file
+from .manifest import RunManifest
+from .store.duckdb_store import Store
+
+__all__ = ["IngestReport", "SourceReport", "ingest", "read_source", "run", "summarize"]
+
+log = logging.getLogger(__name__)
+
+#: called as progress(description, completed, total)
+Progress = Callable[[str, int, int], None]
+_KIND_ORDER = {"neighbourhoods": 0, "weather_daily": 1, "pipes": 2, "streets": 3, "breaks": 4}
+
+
+@dataclass
+class SourceReport:
+    """What happened to one source."""
+
+    source_id: str
+    profile: str
+    kind: str
+    files: list[str]
+    rows_in: int
+    accepted: int
+    quarantined: int
+    quarantined_by_reason: dict[str, int]
+    flags: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class IngestReport:
+    """The outcome of an ingest: per-source reconciliation and the run manifest."""
+
+    run_id: str
+    store: Path
+    sources: list[SourceReport]
+    manifest: RunManifest
+
+    @property
+    def ok(self) -> bool:
+        """True when the run finished."""
+        return self.manifest.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "run_id": self.run_id,
+            "store": str(self.store),
+            "status": self.manifest.status,
+            "sources": [s.to_dict() for s in self.sources],
+            "warnings": self.manifest.warnings,
+        }
+
+
+def _chunks(files: Sequence[Path], profile: Profile) -> Iterator[RawChunk]:
+    for f in files:
+        yield from iter_raw(f, profile)
+
+
+def _transform(files: list[Path], source_id: str, profile: Profile, ctx: IngestContext, cfg: Config | None) -> IngestResult:
+    if profile.kind == "breaks":
+        from .ingest.breaks import transform_breaks
+
+        return transform_breaks(_chunks(files, profile), source_id, profile, ctx)
+    if profile.kind == "neighbourhoods":
+        from .ingest.neighbourhoods import transform_neighbourhoods
+
+        return transform_neighbourhoods(_chunks(files, profile), source_id, profile, ctx)
+    if profile.kind == "weather_daily":
+        from .ingest.weather import read_eccc_daily, transform_weather
+
+        raw = read_eccc_daily(files)
+        threshold = cfg.weather_coverage_threshold if cfg else 0.9
+        w = transform_weather(raw, source_id, today=ctx.today, coverage_threshold=threshold)
+        from .contracts import conform
+
+        monthly = conform(w.monthly.assign(source_id=source_id), "curated/weather_monthly")
+        winters = conform(w.winters.assign(source_id=source_id), "curated/weather_winters")
+        res = IngestResult(
+            source_id, "weather_daily",
+            {"weather_daily": conform(w.daily, "curated/weather_daily"), "weather_monthly": monthly, "weather_winters": winters},
+            w.quarantine, w.rows_in, list(w.warnings),
+        )
+        res.reconcile()
+        return res
+    if profile.kind in ("pipes", "streets"):
+        from .ingest import assets
+
+        fn = assets.transform_pipes if profile.kind == "pipes" else assets.transform_streets
+        return fn(_chunks(files, profile), source_id, profile, ctx)
+    raise InputDataError(f"profile {profile.id!r}: kind {profile.kind!r} cannot be ingested")
+
+
+def read_source(
+    path: Path | str | Sequence[Path | str],
+    profile: Profile | str,
+    *,
+    source_id: str = "source",
+    service_area: shapely.Geometry | None = None,
+    today: Any = None,
+) -> IngestResult:
+    """Read and validate one source without a store: curated tables and quarantine in memory.
+
+    Parameters
+    ----------
+    path
+        A file, or several files of one source (e.g. yearly weather CSVs).
+    profile
+        A :class:`~twmb_geo.io.profiles.Profile` or the id of a built-in profile.
+    service_area
+        Buffered boundary in EPSG:2952 for the outside-area check (optional).
+    """
+    import datetime as dt
+
+    from .io.profiles import get_profile
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    files = [Path(p) for p in ([path] if isinstance(path, str | Path) else path)]
+    ctx = IngestContext(today=today or dt.date.today(), service_area=service_area)
+    return _transform(files, source_id, prof, ctx, None)
+
+
+def _load_service_area(store: Store, source_id: str | None) -> shapely.Geometry | None:
+    if not source_id or not store.has_table("service_area"):
+        return None
+    df = store.read("service_area", "source_id = ?", [source_id])
+    if df.empty:
+        return None
+    area = shapely.from_wkb(bytes(df["geometry_buffered"].iloc[0]))
+    shapely.prepare(area)
+    return area
+
+
+def ingest(
+    cfg: Config,
+    source_ids: Sequence[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    command: str = "ingest",
+) -> IngestReport:
+    """Ingest the config's sources (or ``source_ids``) into the store.
+
+    Neighbourhood sources go first so the service area exists for the other checks. Each
+    source is one transaction. Raises the first :class:`~twmb_geo.errors.TwmbError` after
+    recording the failed run.
+    """
+    wanted = [s for s in cfg.sources if s.enabled] if not source_ids else [cfg.source(i) for i in source_ids]
+    wanted.sort(key=lambda s: _KIND_ORDER.get(cfg.profile(s).kind, 9))
+    manifest = RunManifest(command=command)
+    manifest.config = cfg.to_toml()
+    reports: list[SourceReport] = []
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    with Store(cfg.store_path) as store:
+        try:
+            for i, src in enumerate(wanted):
+                if progress:
+                    progress(f"ingest {src.id}", i, len(wanted))
+                reports.append(_ingest_one(store, cfg, src, manifest))
+            if progress:
+                progress("ingest done", len(wanted), len(wanted))
+            manifest.finish("ok")
+        except TwmbError as exc:
+            manifest.finish("failed", str(exc))
+            _record_run(store, manifest, reports)
+            _write_manifest(cfg, manifest)
+            raise
+        _record_run(store, manifest, reports)
+    _write_manifest(cfg, manifest)
+    return IngestReport(manifest.run_id, cfg.store_path, reports, manifest)
+
+
+def _ingest_one(store: Store, cfg: Config, src: SourceConfig, manifest: RunManifest) -> SourceReport:
+    profile = cfg.profile(src)
+    files = src.files(cfg.root)
+    if not files:
+        raise InputDataError(f"source {src.id!r}: no files match {src.path}")
+    for f in files:
+        if not f.exists():
+            raise InputDataError(f"source {src.id!r}: {f}: file not found")
+    with manifest.step(f"hash:{src.id}"):
+        inputs = [{"source_id": src.id, "profile": profile.id, "file": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files]
+    manifest.inputs.extend(inputs)
+    sa = None if profile.kind == "neighbourhoods" else _load_service_area(store, cfg.service_area_source)
+    if sa is None and profile.kind in ("breaks", "pipes", "streets"):
+        manifest.warnings.append(
+            f"source {src.id!r}: no service area in the store (source {cfg.service_area_source!r}); "
+            "the outside-area check falls back to the CRS area of use"
+        )
+    ctx = IngestContext(today=cfg.run_date, service_area=sa)
+    with manifest.step(f"transform:{src.id}"):
+        result = _transform(files, src.id, profile, ctx, cfg)
+    with manifest.step(f"store:{src.id}"):
+        store.replace_source(src.id, result.tables, result.quarantine)
+        if profile.kind == "neighbourhoods" and src.id == cfg.service_area_source:
+            sa_df = service_area_table(result.tables["neighbourhoods"], src.id, cfg.service_area_buffer_m)
+            store.replace_rows("service_area", sa_df, "source_id = ?", [src.id])
+    manifest.warnings.extend(result.warnings)
+    for w in result.warnings:
+        log.warning("%s", w)
+    manifest.crs.extend(result.crs)
+    rep = SourceReport(
+        source_id=src.id,
+        profile=profile.id,
+        kind=profile.kind,
+        files=[str(f) for f in files],
+        rows_in=result.rows_in,
+        accepted=result.accepted,
+        quarantined=len(result.quarantine),
+        quarantined_by_reason=result.quarantined_by_reason,
+        flags=result.flags,
+        tables={k: len(v) for k, v in result.tables.items()},
+        warnings=result.warnings,
+    )
+    manifest.sources.append(rep.to_dict())
+    log.info("%s: %d rows in, %d accepted, %d quarantined", src.id, rep.rows_in, rep.accepted, rep.quarantined)
+    return rep
+
+
+def _record_run(store: Store, manifest: RunManifest, reports: list[SourceReport]) -> None:
+    runs = pd.DataFrame([{
+        "run_id": manifest.run_id,
+        "command": manifest.command,
+        "status": manifest.status,
+        "started_at": pd.Timestamp(manifest.started_at).tz_convert(None),
+        "finished_at": pd.Timestamp(manifest.finished_at).tz_convert(None) if manifest.finished_at else pd.NaT,
+        "package_version": manifest.to_dict()["versions"]["twmb_geo"],
+        "manifest": manifest.to_json(),
+    }])
+    runs["started_at"] = runs["started_at"].astype("datetime64[us]")
+    runs["finished_at"] = runs["finished_at"].astype("datetime64[us]")
+    store.append("runs", runs)
+    by_source = {r.source_id: r for r in reports}
+    rows = []
+    for inp in manifest.inputs:
+        r = by_source.get(inp["source_id"])
+        if r is None:
+            continue
+        rows.append({
+            "run_id": manifest.run_id, "source_id": r.source_id, "profile": r.profile, "file": inp["file"],
+            "sha256": inp["sha256"], "bytes": np.int64(inp["bytes"]), "rows_in": np.int64(r.rows_in),
+            "accepted": np.int64(r.accepted), "quarantined": np.int64(r.quarantined),
+            "quarantined_by_reason": json.dumps(r.quarantined_by_reason, sort_keys=True),
+        })
+    if rows:
+        store.append("run_inputs", pd.DataFrame(rows))
+
+
+def _write_manifest(cfg: Config, manifest: RunManifest) -> None:
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.out_dir / "manifest.json").write_text(manifest.to_json() + "\n", encoding="utf-8")
+
+
+def summarize(store: Store, *, top: int = 10) -> dict[str, Any]:
+    """Headline figures from the store: breaks per year and the top neighbourhoods by rate."""
+    out: dict[str, Any] = {}
+    if store.has_table("breaks") and store.count("breaks"):
+        per_year = store.query("SELECT year, count(*) AS n FROM breaks GROUP BY year ORDER BY year")
+        out["breaks_per_year"] = {int(y): int(n) for y, n in zip(per_year["year"], per_year["n"], strict=True)}
+        out["breaks_total"] = int(per_year["n"].sum())
+        if store.has_table("neighbourhoods") and store.count("neighbourhoods"):
+            out["top_neighbourhoods"] = _top_neighbourhoods(store, top, len(per_year))
+    if store.has_table("weather_monthly") and store.count("weather_monthly"):
+        w = store.query(
+            "SELECT min(year) AS y0, max(year) AS y1, sum(CASE WHEN coverage_ok THEN 1 ELSE 0 END) AS ok, "
+            "count(*) AS months FROM weather_monthly"
+        )
+        out["weather"] = {k: int(w[k].iloc[0]) for k in w.columns}
+    return out
+
+
+def _top_neighbourhoods(store: Store, top: int, n_years: int) -> list[dict[str, Any]]:
+    nb = store.read("neighbourhoods")
+    br = store.query("SELECT x, y FROM breaks")
+    polys = shapely.from_wkb(nb["geometry"].to_numpy())
+    pts = shapely.points(br["x"].to_numpy(), br["y"].to_numpy())
+    tree = shapely.STRtree(polys)
+    pt_idx, poly_idx = tree.query(pts, predicate="intersects")
+    # a point on a shared edge counts once, for the first polygon in code order
+    first = pd.DataFrame({"p": pt_idx, "n": poly_idx}).drop_duplicates("p")
+    counts = np.bincount(first["n"].to_numpy(), minlength=len(nb))
+    df = pd.DataFrame({
+        "area_code": nb["area_code"], "area_name": nb["area_name"], "breaks": counts,
+        "breaks_per_year": counts / max(n_years, 1), "area_km2": nb["area_km2"],
+    })
+    df["breaks_per_km2_per_year"] = df["breaks_per_year"] / df["area_km2"]
+    df = df.sort_values(["breaks_per_year", "area_code"], ascending=[False, True], kind="stable").head(top)
+    return [
+        {"area_code": r.area_code, "area_name": r.area_name, "breaks": int(r.breaks),
+         "breaks_per_year": round(float(r.breaks_per_year), 1),
+         "breaks_per_km2_per_year": round(float(r.breaks_per_km2_per_year), 2)}
+        for r in df.itertuples()
+    ]
+
+
+def run(cfg: Config, *, progress: Progress | None = None) -> dict[str, Any]:
+    """The main job: ingest every enabled source, summarise, write ``<out>/summary.json``."""
+    report = ingest(cfg, progress=progress, command="run")
+    with Store(cfg.store_path) as store:
+        summary = {
+            "run_id": report.run_id,
+            "store": str(cfg.store_path),
+            "sources": [s.to_dict() for s in report.sources],
+            **summarize(store),
+            "warnings": report.manifest.warnings,
+        }
+    path = cfg.out_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    summary["summary_path"] = str(path)
+    return summary

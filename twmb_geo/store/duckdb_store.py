@@ -1,0 +1,210 @@
+"""The local analytical store: one DuckDB file holding curated, quarantine and run tables.
+
+Tables are created from their contracts; geometry is WKB (DuckDB extensions cannot be
+downloaded here). Writing a source's rows is one transaction, so a failure leaves the store
+as it was; re-writing the same source replaces its rows, so runs are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from ..contracts import TableSchema, load_schema, validate_frame
+from ..errors import StoreError
+
+__all__ = ["Store", "open_store"]
+
+log = logging.getLogger(__name__)
+
+_ARROW = {
+    "string": pa.string(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "wkb": pa.binary(),
+    "any": pa.string(),
+}
+
+#: contract reference of every table the store knows
+TABLES: dict[str, str] = {
+    "breaks": "curated/breaks",
+    "neighbourhoods": "curated/neighbourhoods",
+    "service_area": "curated/service_area",
+    "quarantine": "curated/quarantine",
+    "weather_daily": "curated/weather_daily",
+    "weather_monthly": "curated/weather_monthly",
+    "weather_winters": "curated/weather_winters",
+    "pipes": "curated/pipes",
+    "street_segments": "curated/street_segments",
+    "runs": "store/runs",
+    "run_inputs": "store/run_inputs",
+}
+
+
+def _arrow_table(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
+    fields = [pa.field(f.name, _ARROW[f.type], nullable=f.nullable) for f in schema.fields]
+    arrays = []
+    for f in schema.fields:
+        s = df[f.name]
+        if f.type == "date":
+            arrays.append(pa.array(pd.to_datetime(s).dt.date, type=pa.date32(), from_pandas=True))
+        elif f.type == "wkb":
+            arrays.append(pa.array([None if v is None else bytes(v) for v in s], type=pa.binary()))
+        else:
+            arrays.append(pa.array(s, type=_ARROW[f.type], from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+class Store:
+    """A DuckDB file with contract-shaped tables.
+
+    Parameters
+    ----------
+    path
+        The database file; its folder is created if needed.
+    read_only
+        Open without write access (several readers may share the file).
+    """
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise StoreError(f"store {self.path} does not exist; run `twmb ingest` or `twmb run` first")
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        self.read_only = read_only
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.con.close()
+
+    # -- schema ---------------------------------------------------------------------------
+    def table_names(self) -> list[str]:
+        """Tables present in the store, sorted."""
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def has_table(self, name: str) -> bool:
+        """Whether ``name`` exists."""
+        return name in self.table_names()
+
+    def _schema(self, name: str) -> TableSchema:
+        if name not in TABLES:
+            raise StoreError(f"table {name!r} has no contract; known tables: {sorted(TABLES)}")
+        return load_schema(TABLES[name])
+
+    def ensure_table(self, name: str) -> TableSchema:
+        """Create ``name`` from its contract if missing; rebuild it if its columns drifted."""
+        sch = self._schema(name)
+        if self.has_table(name):
+            cols = [r[0] for r in self.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [name],
+            ).fetchall()]
+            if cols == sch.columns:
+                return sch
+            log.warning("table %s does not match contract %s v%s; rebuilding it", name, TABLES[name], sch.version)
+            self.con.execute(f'DROP TABLE "{name}"')
+        self.con.execute(sch.ddl(name))
+        return sch
+
+    # -- writes ---------------------------------------------------------------------------
+    def _insert(self, name: str, df: pd.DataFrame) -> None:
+        sch = self.ensure_table(name)
+        validate_frame(df, sch)
+        if df.empty:
+            return
+        tbl = _arrow_table(df, sch)
+        self.con.register("_incoming", tbl)
+        try:
+            self.con.execute(f'INSERT INTO "{name}" SELECT * FROM _incoming')
+        finally:
+            self.con.unregister("_incoming")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All writes inside commit together or not at all."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    def replace_source(self, source_id: str, tables: Mapping[str, pd.DataFrame], quarantine: pd.DataFrame) -> None:
+        """Replace every row of ``source_id`` in ``tables`` and the quarantine, atomically."""
+        for name in [*tables, "quarantine"]:
+            self.ensure_table(name)
+        with self.transaction():
+            for name, df in tables.items():
+                self.con.execute(f'DELETE FROM "{name}" WHERE source_id = ?', [source_id])
+                self._insert(name, df)
+            self.con.execute('DELETE FROM "quarantine" WHERE source_id = ?', [source_id])
+            self._insert("quarantine", quarantine)
+
+    def replace_rows(self, name: str, df: pd.DataFrame, where: str = "", params: list | None = None) -> None:
+        """Delete rows matching ``where`` (all rows if empty) and insert ``df``, atomically."""
+        self.ensure_table(name)
+        with self.transaction():
+            self.con.execute(f'DELETE FROM "{name}"' + (f" WHERE {where}" if where else ""), params or [])
+            self._insert(name, df)
+
+    def append(self, name: str, df: pd.DataFrame) -> None:
+        """Append rows (run records)."""
+        self.ensure_table(name)
+        with self.transaction():
+            self._insert(name, df)
+
+    # -- reads ----------------------------------------------------------------------------
+    def read(self, name: str, where: str = "", params: list | None = None) -> pd.DataFrame:
+        """Read a table in its contract's stable order."""
+        if not self.has_table(name):
+            raise StoreError(f"store {self.path} has no table {name!r}; ingest its source first")
+        sch = self._schema(name)
+        order = ", ".join(f'"{c}"' for c in (sch.sort_by or sch.primary_key or sch.columns[:1]))
+        sql = f'SELECT * FROM "{name}"' + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
+        df = self.con.execute(sql, params or []).df()
+        for f in sch.fields:
+            if f.type == "wkb":
+                df[f.name] = df[f.name].map(lambda v: None if v is None else bytes(v))
+        return df
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Run a read query and return a frame."""
+        return self.con.execute(sql, params or []).df()
+
+    def count(self, name: str) -> int:
+        """Row count of a table (0 when absent)."""
+        if not self.has_table(name):
+            return 0
+        return int(self.con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0])
+
+
+def open_store(path: Path | str, *, read_only: bool = False) -> Store:
+    """Open (or create) the DuckDB store at ``path``."""
+    return Store(path, read_only=read_only)
