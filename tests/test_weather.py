@@ -238,6 +238,14 @@ def test_degree_sign_variants(tmp_path, degree):
     assert raw["max_temp"].tolist() == ["2.1", "-1.0", "5.5"]
 
 
+def test_utf16_with_bom(tmp_path):
+    text = (FIXTURES / "bulk_format.csv").read_text(encoding="utf-8-sig")
+    path = tmp_path / "utf16.csv"
+    path.write_bytes(text.encode("utf-16"))
+    raw = read_eccc_daily([path])
+    assert raw["station_id"].tolist() == ["6158355"] * 3
+
+
 def test_latin1_bytes_outside_cp1252(tmp_path):
     data = (FIXTURES / "classic_cp1252.csv").read_bytes().replace(b"ONTARIO", b"ONT\x81RIO")
     path = tmp_path / "latin1.csv"

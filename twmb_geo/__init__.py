@@ -1,4 +1,60 @@
-"""twmb_geo: Toronto Water Main Break analytics and risk platform."""
-from ._version import __version__
+"""twmb_geo: Toronto Water Main Break analytics and risk platform.
 
-__all__ = ["__version__"]
+The public API (the CLI is a thin layer over it)::
+
+    import twmb_geo as tw
+    cfg = tw.default_config("out")            # or tw.load_config("twmb.toml")
+    report = tw.ingest(cfg)                   # validate sources into the DuckDB store
+    with tw.open_store(cfg.store_path) as s:
+        breaks = s.read("breaks")
+    result = tw.read_source("breaks.csv", "toronto_breaks_csv")   # no store: in memory
+"""
+
+from ._version import __version__
+from .config import Config, SourceConfig, default_config, load_config, write_config
+from .contracts import list_schemas, load_schema, validate_frame
+from .errors import (
+    ConfigError,
+    ContractError,
+    FetchError,
+    InputDataError,
+    ReconciliationError,
+    StoreError,
+    TwmbError,
+)
+from .io.ckan import fetch_toronto
+from .io.profiles import Profile, builtin_profiles, get_profile, load_profile_file
+from .pipeline import IngestReport, SourceReport, ingest, read_source, run, summarize
+from .store.duckdb_store import Store, open_store
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ContractError",
+    "FetchError",
+    "IngestReport",
+    "InputDataError",
+    "Profile",
+    "ReconciliationError",
+    "SourceConfig",
+    "SourceReport",
+    "Store",
+    "StoreError",
+    "TwmbError",
+    "__version__",
+    "builtin_profiles",
+    "default_config",
+    "fetch_toronto",
+    "get_profile",
+    "ingest",
+    "list_schemas",
+    "load_config",
+    "load_profile_file",
+    "load_schema",
+    "open_store",
+    "read_source",
+    "run",
+    "summarize",
+    "validate_frame",
+    "write_config",
+]

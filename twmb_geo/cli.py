@@ -25,7 +25,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import Config, default_config, load_config, write_config
-from .errors import EXIT_FAILURE, EXIT_USAGE, TwmbError
+from .errors import EXIT_FAILURE, TwmbError
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -37,6 +37,7 @@ Exit codes:
   5  store error (DuckDB file)
   6  download failed (twmb fetch)
 """
+
 
 def _console(stream: Any) -> Console:
     # Pipes and CI logs get a wide console instead of rich's 80-column default.
@@ -63,7 +64,11 @@ class _Group(click.Group):
         except Exception as exc:  # a bug: keep the traceback in verbose mode
             if ctx.find_root().params.get("verbose"):
                 raise
-            _fail(ctx, EXIT_FAILURE, f"unexpected error: {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)")
+            _fail(
+                ctx,
+                EXIT_FAILURE,
+                f"unexpected error: {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)",
+            )
 
 
 def _fail(ctx: click.Context, code: int, message: str) -> None:
@@ -89,8 +94,13 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield None
         return
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=err, transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as prog:
         task = prog.add_task("starting", total=1)
 
@@ -114,19 +124,42 @@ def _emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> Non
         human()
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout."
+)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES_HELP)
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
 @click.version_option(__version__, prog_name="twmb")
-@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="TWMB_CONFIG",
-              help="Project config (TOML) written by `twmb init`. Default: the bundled Toronto data.")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (store, manifest, summary). Overrides the config's [project] out.")
-@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors on stderr; no progress bars.")
-@click.option("--verbose", "-v", is_flag=True, help="Debug logging, and tracebacks for unexpected errors.")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="TWMB_CONFIG",
+    help="Project config (TOML) written by `twmb init`. Default: the bundled Toronto data.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (store, manifest, summary). Overrides the config's [project] out.",
+)
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Only warnings and errors on stderr; no progress bars."
+)
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Debug logging, and tracebacks for unexpected errors."
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, out: Path | None, quiet: bool, verbose: bool) -> None:
+def main(
+    ctx: click.Context, config_path: Path | None, out: Path | None, quiet: bool, verbose: bool
+) -> None:
     """Toronto Water Main Break analytics: ingest, validate and store break data.
 
     \b
@@ -157,8 +190,9 @@ def init(ctx: click.Context, path: Path, force: bool, as_json: bool) -> None:
     cfg = default_config(root["out"] or "out")
     written = write_config(cfg, path, overwrite=force)
     load_config(written)  # what we write must load
-    _emit({"command": "init", "config": str(written)}, as_json,
-          lambda: out.print(f"wrote {written}"))
+    _emit(
+        {"command": "init", "config": str(written)}, as_json, lambda: out.print(f"wrote {written}")
+    )
 
 
 @main.command()
@@ -182,10 +216,19 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
 def _print_sources(sources: list[dict[str, Any]], store: str) -> None:
     t = Table(title="Sources", title_justify="left")
     for col in ("source", "kind", "rows in", "accepted", "quarantined", "by reason"):
-        t.add_column(col, justify="right" if col in ("rows in", "accepted", "quarantined") else "left")
+        t.add_column(
+            col, justify="right" if col in ("rows in", "accepted", "quarantined") else "left"
+        )
     for s in sources:
         reasons = ", ".join(f"{k} {v}" for k, v in s["quarantined_by_reason"].items()) or "-"
-        t.add_row(s["source_id"], s["kind"], f"{s['rows_in']:,}", f"{s['accepted']:,}", f"{s['quarantined']:,}", reasons)
+        t.add_row(
+            s["source_id"],
+            s["kind"],
+            f"{s['rows_in']:,}",
+            f"{s['accepted']:,}",
+            f"{s['quarantined']:,}",
+            reasons,
+        )
     out.print(t)
     out.print(f"store: {store}")
 
@@ -218,7 +261,11 @@ def _print_summary(s: dict[str, Any]) -> None:
             t.add_column("breaks", justify="right")
         for i in range(half):
             row = [str(years[i][0]), f"{years[i][1]:,}"]
-            row += [str(years[i + half][0]), f"{years[i + half][1]:,}"] if i + half < len(years) else ["", ""]
+            row += (
+                [str(years[i + half][0]), f"{years[i + half][1]:,}"]
+                if i + half < len(years)
+                else ["", ""]
+            )
             t.add_row(*row)
         out.print(t)
     if s.get("top_neighbourhoods"):
@@ -226,7 +273,12 @@ def _print_summary(s: dict[str, Any]) -> None:
         for col in ("code", "neighbourhood", "breaks/yr", "breaks/km²/yr"):
             t.add_column(col, justify="left" if col in ("code", "neighbourhood") else "right")
         for r in s["top_neighbourhoods"]:
-            t.add_row(r["area_code"], r["area_name"], f"{r['breaks_per_year']:.1f}", f"{r['breaks_per_km2_per_year']:.2f}")
+            t.add_row(
+                r["area_code"],
+                r["area_name"],
+                f"{r['breaks_per_year']:.1f}",
+                f"{r['breaks_per_km2_per_year']:.2f}",
+            )
         out.print(t)
     if s.get("warnings"):
         err.print(f"[yellow]{len(s['warnings'])} warnings[/] (see manifest.json)", markup=True)
@@ -239,18 +291,49 @@ def fetch() -> None:
 
 
 @fetch.command("toronto")
-@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Download folder. Default: <out>/downloads.")
-@click.option("--package", "packages", multiple=True,
-              type=click.Choice(["watermain-breaks", "watermains", "toronto-centreline-tcl", "neighbourhoods"]),
-              help="Only these CKAN packages (repeatable). Default: all four.")
-@click.option("--base-url", default=None, help="CKAN base URL (default: the City of Toronto portal).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds per request.")
-@click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True, help="Retries per request.")
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Download folder. Default: <out>/downloads.",
+)
+@click.option(
+    "--package",
+    "packages",
+    multiple=True,
+    type=click.Choice(
+        ["watermain-breaks", "watermains", "toronto-centreline-tcl", "neighbourhoods"]
+    ),
+    help="Only these CKAN packages (repeatable). Default: all four.",
+)
+@click.option(
+    "--base-url", default=None, help="CKAN base URL (default: the City of Toronto portal)."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds per request.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Retries per request.",
+)
 @json_option
 @click.pass_context
-def fetch_toronto_cmd(ctx: click.Context, dest: Path | None, packages: tuple[str, ...], base_url: str | None,
-                      timeout: float, retries: int, as_json: bool) -> None:
+def fetch_toronto_cmd(
+    ctx: click.Context,
+    dest: Path | None,
+    packages: tuple[str, ...],
+    base_url: str | None,
+    timeout: float,
+    retries: int,
+    as_json: bool,
+) -> None:
     """Fetch Watermain Breaks, Watermains, Centreline and Neighbourhoods via the CKAN API.
 
     Files are streamed to a temporary file, verified (size, checksum), renamed atomically;
@@ -262,12 +345,19 @@ def fetch_toronto_cmd(ctx: click.Context, dest: Path | None, packages: tuple[str
     root = ctx.find_root().obj
     dest = dest or ((root["out"] or Path("out")) / "downloads")
     with _progress(not root["quiet"] and not as_json) as prog:
+
         def on_bytes(label: str, done: int, total: int | None) -> None:
             if prog:
                 prog(f"fetch {label}", done, total or max(done, 1))
 
-        report = fetch_toronto(dest, list(packages) or None, base_url=base_url or TORONTO_CKAN_URL,
-                               timeout=timeout, retries=retries, progress=on_bytes)
+        report = fetch_toronto(
+            dest,
+            list(packages) or None,
+            base_url=base_url or TORONTO_CKAN_URL,
+            timeout=timeout,
+            retries=retries,
+            progress=on_bytes,
+        )
     data = {"command": "fetch", "dest": str(dest), **report.to_dict()}
     data["ok"] = report.ok
 
@@ -300,8 +390,16 @@ def profiles(ctx: click.Context, as_json: bool) -> None:
     root = ctx.find_root().obj
     extra = _cfg(ctx).user_profiles() if root["config_path"] else []
     profs = {**builtin_profiles(), **{p.id: p for p in extra}}
-    rows = [{"id": p.id, "kind": p.kind, "format": p.format, "origin": p.origin, "description": p.description}
-            for p in sorted(profs.values(), key=lambda p: p.id)]
+    rows = [
+        {
+            "id": p.id,
+            "kind": p.kind,
+            "format": p.format,
+            "origin": p.origin,
+            "description": p.description,
+        }
+        for p in sorted(profs.values(), key=lambda p: p.id)
+    ]
 
     def human() -> None:
         t = Table(title="Source profiles", title_justify="left")

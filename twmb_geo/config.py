@@ -8,7 +8,6 @@ they come from environment variables.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,8 +22,14 @@ from .io.profiles import Profile, get_profile, load_profile_file
 __all__ = ["Config", "SourceConfig", "default_config", "load_config", "write_config"]
 
 _PROJECT_KEYS = {
-    "name", "out", "store", "h3_resolution", "service_area_source", "service_area_buffer_m",
-    "weather_coverage_threshold", "today",
+    "name",
+    "out",
+    "store",
+    "h3_resolution",
+    "service_area_source",
+    "service_area_buffer_m",
+    "weather_coverage_threshold",
+    "today",
 }
 
 
@@ -42,7 +47,7 @@ class SourceConfig:
         p = Path(self.path)
         p = p if p.is_absolute() else root / p
         if any(ch in self.path for ch in "*?["):
-            return sorted(Path(x) for x in glob.glob(str(p)))
+            return sorted(Path(p.anchor).glob(str(p.relative_to(p.anchor))))
         if p.is_dir():
             return sorted(x for x in p.iterdir() if x.is_file() and not x.name.startswith("."))
         return [p]
@@ -99,7 +104,9 @@ class Config:
         for s in self.sources:
             if s.id == source_id:
                 return s
-        raise ConfigError(f"no source {source_id!r} in the config; sources: {[s.id for s in self.sources]}")
+        raise ConfigError(
+            f"no source {source_id!r} in the config; sources: {[s.id for s in self.sources]}"
+        )
 
     def with_out(self, out: Path) -> Config:
         """A copy writing to another folder."""
@@ -124,7 +131,12 @@ class Config:
         if self.profile_files:
             doc["profiles"] = {"files": list(self.profile_files)}
         doc["sources"] = [
-            {"id": s.id, "profile": s.profile, "path": s.path, **({} if s.enabled else {"enabled": False})}
+            {
+                "id": s.id,
+                "profile": s.profile,
+                "path": s.path,
+                **({} if s.enabled else {"enabled": False}),
+            }
             for s in self.sources
         ]
         return doc
@@ -133,8 +145,14 @@ class Config:
 def _bundled_sources() -> tuple[SourceConfig, ...]:
     d = data_dir() / "toronto"
     return (
-        SourceConfig("neighbourhoods", "toronto_neighbourhoods_140", str(d / "neighbourhood_planning_areas_utm6.zip")),
-        SourceConfig("breaks", "toronto_breaks_shapefile", str(d / "watermain_breaks_1990_2016_wgs84.zip")),
+        SourceConfig(
+            "neighbourhoods",
+            "toronto_neighbourhoods_140",
+            str(d / "neighbourhood_planning_areas_utm6.zip"),
+        ),
+        SourceConfig(
+            "breaks", "toronto_breaks_shapefile", str(d / "watermain_breaks_1990_2016_wgs84.zip")
+        ),
         SourceConfig("weather", "eccc_daily", str(d / "weather_daily_6158350" / "eng-daily-*.csv")),
     )
 
@@ -194,12 +212,18 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
         if s["id"] in ids:
             problems.append(f"{where}: source id {s['id']!r} is used twice")
         ids.add(s["id"])
-        sources.append(SourceConfig(str(s["id"]), str(s["profile"]), str(s["path"]), bool(s.get("enabled", True))))
+        sources.append(
+            SourceConfig(
+                str(s["id"]), str(s["profile"]), str(s["path"]), bool(s.get("enabled", True))
+            )
+        )
     if not sources:
         problems.append("no [[sources]] declared")
     sa = proj.get("service_area_source", "neighbourhoods")
     if sa and sa not in ids and sources:
-        problems.append(f"[project] service_area_source {sa!r} is not a source id; sources: {sorted(ids)}")
+        problems.append(
+            f"[project] service_area_source {sa!r} is not a source id; sources: {sorted(ids)}"
+        )
     profile_files = tuple(str(p) for p in doc.get("profiles", {}).get("files", []))
     if problems:
         raise ConfigError(f"config file {path} is invalid", problems)

@@ -206,8 +206,10 @@ def conform(df: pd.DataFrame, schema: TableSchema | str) -> pd.DataFrame:
 def _cast(s: pd.Series, f: Field) -> pd.Series:
     s = s.reset_index(drop=True)
     if f.type == "string":
-        return s.astype(object).where(s.notna(), None).map(
-            lambda v: v if v is None or isinstance(v, str) else str(v)
+        return (
+            s.astype(object)
+            .where(s.notna(), None)
+            .map(lambda v: v if v is None or isinstance(v, str) else str(v))
         )
     if f.type in ("int32", "int64"):
         if s.isna().any():
@@ -226,7 +228,9 @@ def _cast(s: pd.Series, f: Field) -> pd.Series:
     return s
 
 
-def validate_frame(df: pd.DataFrame, schema: TableSchema | str, *, raise_: bool = True) -> list[str]:
+def validate_frame(
+    df: pd.DataFrame, schema: TableSchema | str, *, raise_: bool = True
+) -> list[str]:
     """Check a frame against its contract; return (or raise with) every problem found.
 
     Checks column names and order, dtypes, nullability, ranges, enums, patterns, geometry
@@ -252,7 +256,9 @@ def validate_frame(df: pd.DataFrame, schema: TableSchema | str, *, raise_: bool 
         dup = df.duplicated(list(sch.primary_key), keep=False)
         if dup.any():
             ex = df.loc[dup, list(sch.primary_key)].head(_MAX_EXAMPLES).to_dict("records")
-            problems.append(f"primary key {list(sch.primary_key)} not unique: {int(dup.sum())} rows, e.g. {ex}")
+            problems.append(
+                f"primary key {list(sch.primary_key)} not unique: {int(dup.sum())} rows, e.g. {ex}"
+            )
     if problems and raise_:
         raise ContractError(
             f"table {sch.name!r} violates its contract {sch.layer}/{sch.name} v{sch.version}",
@@ -269,7 +275,7 @@ def _examples(s: pd.Series, mask: pd.Series | np.ndarray) -> str:
 def _dtype_ok(s: pd.Series, f: Field) -> bool:
     dt = s.dtype
     if f.type == "string":
-        return pd.api.types.is_string_dtype(dt) or dt == object
+        return pd.api.types.is_string_dtype(dt) or pd.api.types.is_object_dtype(dt)
     if f.type == "int32":
         return str(dt) in ("int32", "Int32")
     if f.type == "int64":
@@ -281,7 +287,7 @@ def _dtype_ok(s: pd.Series, f: Field) -> bool:
     if f.type in ("date", "timestamp"):
         return pd.api.types.is_datetime64_any_dtype(dt)
     if f.type == "wkb":
-        return dt == object
+        return pd.api.types.is_object_dtype(dt)
     return True
 
 

@@ -17,7 +17,18 @@ from ._version import __version__
 
 __all__ = ["RunManifest", "library_versions", "new_run_id"]
 
-_LIBS = ("numpy", "pandas", "geopandas", "shapely", "pyproj", "pyogrio", "duckdb", "pyarrow", "click", "jsonschema")
+_LIBS = (
+    "numpy",
+    "pandas",
+    "geopandas",
+    "shapely",
+    "pyproj",
+    "pyogrio",
+    "duckdb",
+    "pyarrow",
+    "click",
+    "jsonschema",
+)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -75,7 +86,9 @@ class RunManifest:
             yield
             ok = True
         finally:
-            self.steps.append({"step": name, "seconds": round(time.perf_counter() - t0, 3), "ok": ok})
+            self.steps.append(
+                {"step": name, "seconds": round(time.perf_counter() - t0, 3), "ok": ok}
+            )
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Close the manifest."""

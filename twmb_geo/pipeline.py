@@ -87,7 +87,9 @@ def _chunks(files: Sequence[Path], profile: Profile) -> Iterator[RawChunk]:
         yield from iter_raw(f, profile)
 
 
-def _transform(files: list[Path], source_id: str, profile: Profile, ctx: IngestContext, cfg: Config | None) -> IngestResult:
+def _transform(
+    files: list[Path], source_id: str, profile: Profile, ctx: IngestContext, cfg: Config | None
+) -> IngestResult:
     if profile.kind == "breaks":
         from .ingest.breaks import transform_breaks
 
@@ -107,9 +109,16 @@ def _transform(files: list[Path], source_id: str, profile: Profile, ctx: IngestC
         monthly = conform(w.monthly.assign(source_id=source_id), "curated/weather_monthly")
         winters = conform(w.winters.assign(source_id=source_id), "curated/weather_winters")
         res = IngestResult(
-            source_id, "weather_daily",
-            {"weather_daily": conform(w.daily, "curated/weather_daily"), "weather_monthly": monthly, "weather_winters": winters},
-            w.quarantine, w.rows_in, list(w.warnings),
+            source_id,
+            "weather_daily",
+            {
+                "weather_daily": conform(w.daily, "curated/weather_daily"),
+                "weather_monthly": monthly,
+                "weather_winters": winters,
+            },
+            w.quarantine,
+            w.rows_in,
+            list(w.warnings),
         )
         res.reconcile()
         return res
@@ -174,7 +183,11 @@ def ingest(
     source is one transaction. Raises the first :class:`~twmb_geo.errors.TwmbError` after
     recording the failed run.
     """
-    wanted = [s for s in cfg.sources if s.enabled] if not source_ids else [cfg.source(i) for i in source_ids]
+    wanted = (
+        [s for s in cfg.sources if s.enabled]
+        if not source_ids
+        else [cfg.source(i) for i in source_ids]
+    )
     wanted.sort(key=lambda s: _KIND_ORDER.get(cfg.profile(s).kind, 9))
     manifest = RunManifest(command=command)
     manifest.config = cfg.to_toml()
@@ -199,7 +212,9 @@ def ingest(
     return IngestReport(manifest.run_id, cfg.store_path, reports, manifest)
 
 
-def _ingest_one(store: Store, cfg: Config, src: SourceConfig, manifest: RunManifest) -> SourceReport:
+def _ingest_one(
+    store: Store, cfg: Config, src: SourceConfig, manifest: RunManifest
+) -> SourceReport:
     profile = cfg.profile(src)
     files = src.files(cfg.root)
     if not files:
@@ -208,9 +223,22 @@ def _ingest_one(store: Store, cfg: Config, src: SourceConfig, manifest: RunManif
         if not f.exists():
             raise InputDataError(f"source {src.id!r}: {f}: file not found")
     with manifest.step(f"hash:{src.id}"):
-        inputs = [{"source_id": src.id, "profile": profile.id, "file": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files]
+        inputs = [
+            {
+                "source_id": src.id,
+                "profile": profile.id,
+                "file": str(f),
+                "sha256": sha256_file(f),
+                "bytes": f.stat().st_size,
+            }
+            for f in files
+        ]
     manifest.inputs.extend(inputs)
-    sa = None if profile.kind == "neighbourhoods" else _load_service_area(store, cfg.service_area_source)
+    sa = (
+        None
+        if profile.kind == "neighbourhoods"
+        else _load_service_area(store, cfg.service_area_source)
+    )
     if sa is None and profile.kind in ("breaks", "pipes", "streets"):
         manifest.warnings.append(
             f"source {src.id!r}: no service area in the store (source {cfg.service_area_source!r}); "
@@ -222,7 +250,9 @@ def _ingest_one(store: Store, cfg: Config, src: SourceConfig, manifest: RunManif
     with manifest.step(f"store:{src.id}"):
         store.replace_source(src.id, result.tables, result.quarantine)
         if profile.kind == "neighbourhoods" and src.id == cfg.service_area_source:
-            sa_df = service_area_table(result.tables["neighbourhoods"], src.id, cfg.service_area_buffer_m)
+            sa_df = service_area_table(
+                result.tables["neighbourhoods"], src.id, cfg.service_area_buffer_m
+            )
             store.replace_rows("service_area", sa_df, "source_id = ?", [src.id])
     manifest.warnings.extend(result.warnings)
     for w in result.warnings:
@@ -242,20 +272,32 @@ def _ingest_one(store: Store, cfg: Config, src: SourceConfig, manifest: RunManif
         warnings=result.warnings,
     )
     manifest.sources.append(rep.to_dict())
-    log.info("%s: %d rows in, %d accepted, %d quarantined", src.id, rep.rows_in, rep.accepted, rep.quarantined)
+    log.info(
+        "%s: %d rows in, %d accepted, %d quarantined",
+        src.id,
+        rep.rows_in,
+        rep.accepted,
+        rep.quarantined,
+    )
     return rep
 
 
 def _record_run(store: Store, manifest: RunManifest, reports: list[SourceReport]) -> None:
-    runs = pd.DataFrame([{
-        "run_id": manifest.run_id,
-        "command": manifest.command,
-        "status": manifest.status,
-        "started_at": pd.Timestamp(manifest.started_at).tz_convert(None),
-        "finished_at": pd.Timestamp(manifest.finished_at).tz_convert(None) if manifest.finished_at else pd.NaT,
-        "package_version": manifest.to_dict()["versions"]["twmb_geo"],
-        "manifest": manifest.to_json(),
-    }])
+    runs = pd.DataFrame(
+        [
+            {
+                "run_id": manifest.run_id,
+                "command": manifest.command,
+                "status": manifest.status,
+                "started_at": pd.Timestamp(manifest.started_at).tz_convert(None),
+                "finished_at": pd.Timestamp(manifest.finished_at).tz_convert(None)
+                if manifest.finished_at
+                else pd.NaT,
+                "package_version": manifest.to_dict()["versions"]["twmb_geo"],
+                "manifest": manifest.to_json(),
+            }
+        ]
+    )
     runs["started_at"] = runs["started_at"].astype("datetime64[us]")
     runs["finished_at"] = runs["finished_at"].astype("datetime64[us]")
     store.append("runs", runs)
@@ -265,12 +307,20 @@ def _record_run(store: Store, manifest: RunManifest, reports: list[SourceReport]
         r = by_source.get(inp["source_id"])
         if r is None:
             continue
-        rows.append({
-            "run_id": manifest.run_id, "source_id": r.source_id, "profile": r.profile, "file": inp["file"],
-            "sha256": inp["sha256"], "bytes": np.int64(inp["bytes"]), "rows_in": np.int64(r.rows_in),
-            "accepted": np.int64(r.accepted), "quarantined": np.int64(r.quarantined),
-            "quarantined_by_reason": json.dumps(r.quarantined_by_reason, sort_keys=True),
-        })
+        rows.append(
+            {
+                "run_id": manifest.run_id,
+                "source_id": r.source_id,
+                "profile": r.profile,
+                "file": inp["file"],
+                "sha256": inp["sha256"],
+                "bytes": np.int64(inp["bytes"]),
+                "rows_in": np.int64(r.rows_in),
+                "accepted": np.int64(r.accepted),
+                "quarantined": np.int64(r.quarantined),
+                "quarantined_by_reason": json.dumps(r.quarantined_by_reason, sort_keys=True),
+            }
+        )
     if rows:
         store.append("run_inputs", pd.DataFrame(rows))
 
@@ -285,7 +335,9 @@ def summarize(store: Store, *, top: int = 10) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if store.has_table("breaks") and store.count("breaks"):
         per_year = store.query("SELECT year, count(*) AS n FROM breaks GROUP BY year ORDER BY year")
-        out["breaks_per_year"] = {int(y): int(n) for y, n in zip(per_year["year"], per_year["n"], strict=True)}
+        out["breaks_per_year"] = {
+            int(y): int(n) for y, n in zip(per_year["year"], per_year["n"], strict=True)
+        }
         out["breaks_total"] = int(per_year["n"].sum())
         if store.has_table("neighbourhoods") and store.count("neighbourhoods"):
             out["top_neighbourhoods"] = _top_neighbourhoods(store, top, len(per_year))
@@ -308,16 +360,27 @@ def _top_neighbourhoods(store: Store, top: int, n_years: int) -> list[dict[str, 
     # a point on a shared edge counts once, for the first polygon in code order
     first = pd.DataFrame({"p": pt_idx, "n": poly_idx}).drop_duplicates("p")
     counts = np.bincount(first["n"].to_numpy(), minlength=len(nb))
-    df = pd.DataFrame({
-        "area_code": nb["area_code"], "area_name": nb["area_name"], "breaks": counts,
-        "breaks_per_year": counts / max(n_years, 1), "area_km2": nb["area_km2"],
-    })
+    df = pd.DataFrame(
+        {
+            "area_code": nb["area_code"],
+            "area_name": nb["area_name"],
+            "breaks": counts,
+            "breaks_per_year": counts / max(n_years, 1),
+            "area_km2": nb["area_km2"],
+        }
+    )
     df["breaks_per_km2_per_year"] = df["breaks_per_year"] / df["area_km2"]
-    df = df.sort_values(["breaks_per_year", "area_code"], ascending=[False, True], kind="stable").head(top)
+    df = df.sort_values(
+        ["breaks_per_year", "area_code"], ascending=[False, True], kind="stable"
+    ).head(top)
     return [
-        {"area_code": r.area_code, "area_name": r.area_name, "breaks": int(r.breaks),
-         "breaks_per_year": round(float(r.breaks_per_year), 1),
-         "breaks_per_km2_per_year": round(float(r.breaks_per_km2_per_year), 2)}
+        {
+            "area_code": r.area_code,
+            "area_name": r.area_name,
+            "breaks": int(r.breaks),
+            "breaks_per_year": round(float(r.breaks_per_year), 1),
+            "breaks_per_km2_per_year": round(float(r.breaks_per_km2_per_year), 2),
+        }
         for r in df.itertuples()
     ]
 

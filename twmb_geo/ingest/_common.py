@@ -13,7 +13,15 @@ import shapely
 
 from ..errors import ReconciliationError
 
-QUARANTINE_COLUMNS = ["source_id", "source_file", "source_row", "reason", "reasons", "detail", "raw_record"]
+QUARANTINE_COLUMNS = [
+    "source_id",
+    "source_file",
+    "source_row",
+    "reason",
+    "reasons",
+    "detail",
+    "raw_record",
+]
 
 
 @dataclass
@@ -83,7 +91,10 @@ def raw_records(frame: pd.DataFrame, geometry: np.ndarray | None = None) -> list
         wkt = shapely.to_wkt(geometry, rounding_precision=-1, trim=True)
         for rec, g in zip(records, wkt, strict=True):
             rec["geometry"] = g
-    return [json.dumps({k: _jsonable(v) for k, v in r.items()}, sort_keys=True, default=str) for r in records]
+    return [
+        json.dumps({k: _jsonable(v) for k, v in r.items()}, sort_keys=True, default=str)
+        for r in records
+    ]
 
 
 def build_quarantine(
@@ -126,7 +137,9 @@ class RowChecks:
         self.n = n
         self._codes: list[tuple[str, np.ndarray, np.ndarray]] = []
 
-    def add(self, code: str, mask: np.ndarray | pd.Series, detail: np.ndarray | pd.Series | str) -> None:
+    def add(
+        self, code: str, mask: np.ndarray | pd.Series, detail: np.ndarray | pd.Series | str
+    ) -> None:
         """Record ``code`` for the rows in ``mask``; ``detail`` is per row or one string."""
         m = np.asarray(mask, dtype=bool)
         if not m.any():

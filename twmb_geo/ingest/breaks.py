@@ -30,11 +30,24 @@ log = logging.getLogger(__name__)
 
 _OK, _MISSING, _INVALID, _SWAPPED, _OUTSIDE = 0, 1, 2, 3, 4
 _PRIORITY = (
-    "date_missing", "date_unparseable", "date_out_of_range", "date_future", "duplicate",
-    "coords_missing", "coords_invalid", "swapped_xy", "outside_service_area",
-    "value_unparseable", "year_mismatch",
+    "date_missing",
+    "date_unparseable",
+    "date_out_of_range",
+    "date_future",
+    "duplicate",
+    "coords_missing",
+    "coords_invalid",
+    "swapped_xy",
+    "outside_service_area",
+    "value_unparseable",
+    "year_mismatch",
 )
-_STATUS_NAME = {_MISSING: "missing", _INVALID: "invalid", _SWAPPED: "swapped_xy", _OUTSIDE: "outside"}
+_STATUS_NAME = {
+    _MISSING: "missing",
+    _INVALID: "invalid",
+    _SWAPPED: "swapped_xy",
+    _OUTSIDE: "outside",
+}
 
 
 @dataclass
@@ -58,7 +71,9 @@ def _numeric(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return num, bad
 
 
-def _inside(area: shapely.Geometry | None, x: np.ndarray, y: np.ndarray, bounds: tuple) -> np.ndarray:
+def _inside(
+    area: shapely.Geometry | None, x: np.ndarray, y: np.ndarray, bounds: tuple
+) -> np.ndarray:
     ok = np.isfinite(x) & np.isfinite(y)
     out = np.zeros(len(x), dtype=bool)
     if area is not None:
@@ -94,28 +109,50 @@ def _check_pair(pair: CoordinatePair, chunk: RawChunk, ctx: IngestContext) -> _P
         bad_num = ~empty & ~is_point
         crs = crs_label(chunk.crs) if chunk.crs is not None else pair.crs or WGS84
     else:
-        rx, bad_x = _numeric(chunk.frame[pair.x]) if pair.x in chunk.frame else (np.full(n, np.nan), np.zeros(n, bool))
-        ry, bad_y = _numeric(chunk.frame[pair.y]) if pair.y in chunk.frame else (np.full(n, np.nan), np.zeros(n, bool))
+        rx, bad_x = (
+            _numeric(chunk.frame[pair.x])
+            if pair.x in chunk.frame
+            else (np.full(n, np.nan), np.zeros(n, bool))
+        )
+        ry, bad_y = (
+            _numeric(chunk.frame[pair.y])
+            if pair.y in chunk.frame
+            else (np.full(n, np.nan), np.zeros(n, bool))
+        )
         bad_num = bad_x | bad_y
         crs = crs_label(pair.crs)
     missing = (np.isnan(rx) & np.isnan(ry) & ~bad_num) | ((rx == 0) & (ry == 0))
     invalid = ~missing & (bad_num | ~np.isfinite(rx) | ~np.isfinite(ry) | (rx == ry))
-    tx, ty, info = transform_xy(np.where(invalid | missing, np.nan, rx), np.where(invalid | missing, np.nan, ry), crs)
+    tx, ty, info = transform_xy(
+        np.where(invalid | missing, np.nan, rx), np.where(invalid | missing, np.nan, ry), crs
+    )
     area = ctx.service_area
     bounds = _reference_bounds(area, crs) if area is None else area.bounds
     inside = _inside(area, tx, ty, bounds if area is not None else (-np.inf,) * 2 + (np.inf,) * 2)
     if area is None:
         inside = inside & _inside(None, rx, ry, _reference_bounds(None, crs))
     sx, sy, _ = transform_xy(ry, rx, crs)
-    swap_inside = ~missing & np.isfinite(rx) & np.isfinite(ry) & _inside(area, sx, sy, bounds) & (
-        _inside(None, ry, rx, _reference_bounds(None, crs)) if area is None else True
+    swap_inside = (
+        ~missing
+        & np.isfinite(rx)
+        & np.isfinite(ry)
+        & _inside(area, sx, sy, bounds)
+        & (_inside(None, ry, rx, _reference_bounds(None, crs)) if area is None else True)
     )
     # A coordinate in the other axis' range (an easting that looks like a northing, or the
     # reverse) is a swapped pair even when swapping back does not land inside the area.
     rminx, rminy, rmaxx, rmaxy = _reference_bounds(area, crs)
     pad_x, pad_y = 0.1 * (rmaxx - rminx), 0.1 * (rmaxy - rminy)
-    x_like_y = (rx >= rminy - pad_y) & (rx <= rmaxy + pad_y) & ~((rx >= rminx - pad_x) & (rx <= rmaxx + pad_x))
-    y_like_x = (ry >= rminx - pad_x) & (ry <= rmaxx + pad_x) & ~((ry >= rminy - pad_y) & (ry <= rmaxy + pad_y))
+    x_like_y = (
+        (rx >= rminy - pad_y)
+        & (rx <= rmaxy + pad_y)
+        & ~((rx >= rminx - pad_x) & (rx <= rmaxx + pad_x))
+    )
+    y_like_x = (
+        (ry >= rminx - pad_x)
+        & (ry <= rmaxx + pad_x)
+        & ~((ry >= rminy - pad_y) & (ry <= rmaxy + pad_y))
+    )
     status = np.full(n, _OK, dtype=np.int8)
     status[~inside] = _OUTSIDE
     status[~inside & (swap_inside | x_like_y | y_like_x)] = _SWAPPED
@@ -124,7 +161,9 @@ def _check_pair(pair: CoordinatePair, chunk: RawChunk, ctx: IngestContext) -> _P
     return _PairResult(pair, rx, ry, tx, ty, status, info, sx, sy, swap_inside)
 
 
-def _dedupe_keys(frame: pd.DataFrame, dates: pd.Series, profile: Profile, pairs: dict[str, _PairResult]) -> pd.DataFrame | None:
+def _dedupe_keys(
+    frame: pd.DataFrame, dates: pd.Series, profile: Profile, pairs: dict[str, _PairResult]
+) -> pd.DataFrame | None:
     if not profile.duplicate_key:
         return None
     parts: dict[str, object] = {}
@@ -140,9 +179,18 @@ def _dedupe_keys(frame: pd.DataFrame, dates: pd.Series, profile: Profile, pairs:
 
 
 def _break_ids(dates: pd.Series, lon: np.ndarray, lat: np.ndarray) -> list[str]:
-    base = pd.DataFrame({"d": dates.dt.strftime("%Y-%m-%d").to_numpy(), "lon": np.round(lon, 6), "lat": np.round(lat, 6)})
+    base = pd.DataFrame(
+        {
+            "d": dates.dt.strftime("%Y-%m-%d").to_numpy(),
+            "lon": np.round(lon, 6),
+            "lat": np.round(lat, 6),
+        }
+    )
     occ = base.groupby(["d", "lon", "lat"], sort=False).cumcount().to_numpy()
-    keys = [f"break|{d}|{lo:.6f}|{la:.6f}|{o}" for d, lo, la, o in zip(base["d"], base["lon"], base["lat"], occ, strict=True)]
+    keys = [
+        f"break|{d}|{lo:.6f}|{la:.6f}|{o}"
+        for d, lo, la, o in zip(base["d"], base["lon"], base["lat"], occ, strict=True)
+    ]
     return ["B" + hashlib.sha256(k.encode()).hexdigest()[:16] for k in keys]
 
 
@@ -167,9 +215,21 @@ def transform_breaks(
         checks = RowChecks(n)
         dates, date_missing, date_bad = parse_dates(f[col["break_date"]], profile.date_format)
         checks.add("date_missing", date_missing, f"{col['break_date']} is empty")
-        checks.add("date_unparseable", date_bad, "'" + f[col["break_date"]].astype(str) + f"' in {col['break_date']} is not a date")
-        checks.add("date_out_of_range", ~date_bad & ~date_missing & (dates < min_date), f"{col['break_date']} is before {profile.min_date}")
-        checks.add("date_future", ~date_bad & ~date_missing & (dates > today), f"{col['break_date']} is after today ({ctx.today})")
+        checks.add(
+            "date_unparseable",
+            date_bad,
+            "'" + f[col["break_date"]].astype(str) + f"' in {col['break_date']} is not a date",
+        )
+        checks.add(
+            "date_out_of_range",
+            ~date_bad & ~date_missing & (dates < min_date),
+            f"{col['break_date']} is before {profile.min_date}",
+        )
+        checks.add(
+            "date_future",
+            ~date_bad & ~date_missing & (dates > today),
+            f"{col['break_date']} is after today ({ctx.today})",
+        )
 
         pairs = {p.name: _check_pair(p, chunk, ctx) for p in profile.coordinates}
         for name, pr in pairs.items():
@@ -222,9 +282,15 @@ def transform_breaks(
         any_outside = (st == _OUTSIDE).any(axis=0)
         any_invalid = (st == _INVALID).any(axis=0)
         all_missing = (st == _MISSING).all(axis=0)
-        checks.add("coords_missing", ~located & all_missing, "no coordinates in " + ", ".join(names))
+        checks.add(
+            "coords_missing", ~located & all_missing, "no coordinates in " + ", ".join(names)
+        )
         pair_desc = _pair_details(pairs, n)
-        checks.add("coords_invalid", ~located & ~all_missing & any_invalid & ~any_swapped & ~any_outside, pair_desc)
+        checks.add(
+            "coords_invalid",
+            ~located & ~all_missing & any_invalid & ~any_swapped & ~any_outside,
+            pair_desc,
+        )
         checks.add("swapped_xy", ~located & any_swapped, pair_desc)
         checks.add("outside_service_area", ~located & ~any_swapped & any_outside, pair_desc)
 
@@ -241,21 +307,43 @@ def transform_breaks(
                     seen[int(h[i])] = (int(rows[i]), x[i], y[i])
                     continue
                 dist = np.hypot(x[i] - first[1], y[i] - first[2])
-                if profile.duplicate_max_distance_m is not None and dist > profile.duplicate_max_distance_m:
+                if (
+                    profile.duplicate_max_distance_m is not None
+                    and dist > profile.duplicate_max_distance_m
+                ):
                     flags[i].append("duplicate_key_conflict")
                     continue
                 dup[i] = True
-                where = f" ({dist:.0f} m from it by the coordinates used)" if np.isfinite(dist) else ""
+                where = (
+                    f" ({dist:.0f} m from it by the coordinates used)" if np.isfinite(dist) else ""
+                )
                 detail[i] = f"same {' + '.join(profile.duplicate_key)} as row {first[0]}{where}"
             checks.add("duplicate", dup, detail)
 
         year = None
         if "break_year" in col and col["break_year"] in f:
             year, year_bad = _numeric(f[col["break_year"]])
-            checks.add("value_unparseable", year_bad, "'" + f[col["break_year"]].astype(str) + f"' in {col['break_year']} is not a year")
-            mismatch = ~year_bad & ~np.isnan(year) & ~date_bad & ~date_missing & (year != dates.dt.year.to_numpy(dtype=float, na_value=np.nan))
+            checks.add(
+                "value_unparseable",
+                year_bad,
+                "'" + f[col["break_year"]].astype(str) + f"' in {col['break_year']} is not a year",
+            )
+            mismatch = (
+                ~year_bad
+                & ~np.isnan(year)
+                & ~date_bad
+                & ~date_missing
+                & (year != dates.dt.year.to_numpy(dtype=float, na_value=np.nan))
+            )
             if profile.year_mismatch == "quarantine":
-                checks.add("year_mismatch", mismatch, f"{col['break_year']}=" + pd.Series(year).map("{:.0f}".format) + " but the date is " + dates.dt.strftime("%Y-%m-%d").fillna(""))
+                checks.add(
+                    "year_mismatch",
+                    mismatch,
+                    f"{col['break_year']}="
+                    + pd.Series(year).map("{:.0f}".format)
+                    + " but the date is "
+                    + dates.dt.strftime("%Y-%m-%d").fillna(""),
+                )
             else:
                 for i in np.flatnonzero(mismatch):
                     flags[i].append("year_mismatch")
@@ -264,8 +352,15 @@ def transform_breaks(
         bad = checks.failed
         if bad.any():
             reasons, details = checks.lists()
-            quarantined.append(build_quarantine(source_id, f.loc[bad], reasons, details,
-                                                None if chunk.geometry is None else chunk.geometry[bad]))
+            quarantined.append(
+                build_quarantine(
+                    source_id,
+                    f.loc[bad],
+                    reasons,
+                    details,
+                    None if chunk.geometry is None else chunk.geometry[bad],
+                )
+            )
         keep = ~bad
         flag_txt = np.array([";".join(fl) for fl in flags], dtype=object)
         out = pd.DataFrame(
@@ -275,9 +370,15 @@ def transform_breaks(
                 "y": y[keep],
                 "coord_source": src[keep],
                 "coord_accuracy_m": acc[keep],
-                "material": f[col["material"]][keep].to_numpy() if "material" in col and col["material"] in f else None,
-                "diameter_mm": _numeric(f[col["diameter_mm"]])[0][keep] if "diameter_mm" in col and col["diameter_mm"] in f else np.nan,
-                "asset_id": f[col["asset_id"]][keep].astype(str).to_numpy() if "asset_id" in col and col["asset_id"] in f else None,
+                "material": f[col["material"]][keep].to_numpy()
+                if "material" in col and col["material"] in f
+                else None,
+                "diameter_mm": _numeric(f[col["diameter_mm"]])[0][keep]
+                if "diameter_mm" in col and col["diameter_mm"] in f
+                else np.nan,
+                "asset_id": f[col["asset_id"]][keep].astype(str).to_numpy()
+                if "asset_id" in col and col["asset_id"] in f
+                else None,
                 "flags": flag_txt[keep],
                 "source_id": source_id,
                 "source_file": f["source_file"][keep].to_numpy(),
@@ -296,7 +397,9 @@ def transform_breaks(
     df["year"] = df["break_date"].dt.year.astype(np.int32)
     df["month"] = df["break_date"].dt.month.astype(np.int32)
     df["break_id"] = _break_ids(df["break_date"], lon, lat)
-    df["geometry"] = shapely.to_wkb(shapely.points(df["x"].to_numpy(), df["y"].to_numpy())) if len(df) else []
+    df["geometry"] = (
+        shapely.to_wkb(shapely.points(df["x"].to_numpy(), df["y"].to_numpy())) if len(df) else []
+    )
     df = conform(df.sort_values(["source_file", "source_row"], kind="stable"), "curated/breaks")
     validate_frame(df, "curated/breaks")
     quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
@@ -305,8 +408,20 @@ def transform_breaks(
             flag_counts[name] = flag_counts.get(name, 0) + 1
     crs_records, warnings = _crs_report(source_id, infos, measured)
     if flag_counts:
-        warnings.append(f"source {source_id!r}: accepted rows carry quality flags: " + ", ".join(f"{k}={v}" for k, v in sorted(flag_counts.items())))
-    result = IngestResult(source_id, "breaks", {"breaks": df}, quarantine, rows_in, warnings, crs_records, dict(sorted(flag_counts.items())))
+        warnings.append(
+            f"source {source_id!r}: accepted rows carry quality flags: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(flag_counts.items()))
+        )
+    result = IngestResult(
+        source_id,
+        "breaks",
+        {"breaks": df},
+        quarantine,
+        rows_in,
+        warnings,
+        crs_records,
+        dict(sorted(flag_counts.items())),
+    )
     result.reconcile()
     return result
 
@@ -314,7 +429,9 @@ def transform_breaks(
 def _pair_details(pairs: dict[str, _PairResult], n: int) -> np.ndarray:
     out = np.full(n, "", dtype=object)
     for name, pr in pairs.items():
-        label = np.array(["ok", "missing", "invalid", "swapped X/Y", "outside the service area"], dtype=object)[pr.status]
+        label = np.array(
+            ["ok", "missing", "invalid", "swapped X/Y", "outside the service area"], dtype=object
+        )[pr.status]
         txt = (
             f"{name} ({pr.pair.x or 'geometry'}, {pr.pair.y or ''})=("
             + pd.Series(pr.raw_x).map("{:.6g}".format).to_numpy(dtype=object)
@@ -327,7 +444,9 @@ def _pair_details(pairs: dict[str, _PairResult], n: int) -> np.ndarray:
     return out
 
 
-def _crs_report(source_id: str, infos: dict[str, TransformInfo], measured: dict[str, list[np.ndarray]]) -> tuple[list[dict], list[str]]:
+def _crs_report(
+    source_id: str, infos: dict[str, TransformInfo], measured: dict[str, list[np.ndarray]]
+) -> tuple[list[dict], list[str]]:
     records: list[dict] = []
     warnings: list[str] = []
     for name, info in infos.items():

@@ -79,13 +79,17 @@ def _describe(src: str, dst: str, x: float, y: float) -> TransformInfo:
         for g in getattr(unavailable, "grids", []):
             if not g.available and g.short_name not in missing:
                 missing.append(g.short_name)
-    info = TransformInfo(src, dst, desc, acc, ballpark, tuple(missing) if ballpark or acc is None or acc > 1 else ())
+    info = TransformInfo(
+        src, dst, desc, acc, ballpark, tuple(missing) if ballpark or acc is None or acc > 1 else ()
+    )
     if ballpark and (src, dst) not in _WARNED:
         _WARNED.add((src, dst))
         log.info(
             "only a ballpark transformation from %s to %s is available here (missing grids: %s); "
             "positions may be off by about 15-20 m",
-            src, dst, ", ".join(missing) or "unknown",
+            src,
+            dst,
+            ", ".join(missing) or "unknown",
         )
     return info
 

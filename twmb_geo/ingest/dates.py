@@ -12,7 +12,9 @@ __all__ = ["parse_dates"]
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 
 
-def parse_dates(values: pd.Series, date_format: str = "auto") -> tuple[pd.Series, np.ndarray, np.ndarray]:
+def parse_dates(
+    values: pd.Series, date_format: str = "auto"
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse a raw date column.
 
     Parameters
@@ -33,7 +35,9 @@ def parse_dates(values: pd.Series, date_format: str = "auto") -> tuple[pd.Series
     s = values.reset_index(drop=True).astype(object)
     missing = s.isna().to_numpy()
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[s]")
-    is_dt = s.map(lambda v: isinstance(v, dt.date | pd.Timestamp | np.datetime64)).to_numpy(dtype=bool)
+    is_dt = s.map(lambda v: isinstance(v, dt.date | pd.Timestamp | np.datetime64)).to_numpy(
+        dtype=bool
+    )
     if is_dt.any():
         conv = pd.to_datetime(s[is_dt], errors="coerce", utc=False)
         if getattr(conv.dt, "tz", None) is not None:
@@ -47,7 +51,9 @@ def parse_dates(values: pd.Series, date_format: str = "auto") -> tuple[pd.Series
             if date_format == "excel":
                 conv = _EXCEL_EPOCH + pd.to_timedelta(num, unit="D")
             else:
-                conv = pd.to_datetime(num, unit="ms" if date_format == "epoch_ms" else "s", errors="coerce")
+                conv = pd.to_datetime(
+                    num, unit="ms" if date_format == "epoch_ms" else "s", errors="coerce"
+                )
         elif date_format == "auto":
             text = raw.astype(str).str.strip()
             num = pd.to_numeric(text, errors="coerce")

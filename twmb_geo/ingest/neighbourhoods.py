@@ -43,7 +43,11 @@ def transform_neighbourhoods(
         names = f[name_col].map(lambda v: None if v is None else str(v).strip())
         checks.add("id_missing", codes.isna() | names.isna(), f"{code_col} or {name_col} is empty")
         dup = codes.duplicated() | codes.isin(seen)
-        checks.add("id_duplicate", codes.notna() & dup, f"{code_col}=" + codes.astype(str) + " appears more than once")
+        checks.add(
+            "id_duplicate",
+            codes.notna() & dup,
+            f"{code_col}=" + codes.astype(str) + " appears more than once",
+        )
         missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
         checks.add("geometry_missing", missing, "no geometry")
         poly = np.isin(shapely.get_type_id(geoms), _POLYGONAL)
@@ -56,7 +60,9 @@ def transform_neighbourhoods(
         bad = checks.failed
         if bad.any():
             reasons, details = checks.lists()
-            quarantined.append(build_quarantine(source_id, f.loc[bad], reasons, details, geoms[bad]))
+            quarantined.append(
+                build_quarantine(source_id, f.loc[bad], reasons, details, geoms[bad])
+            )
         keep = ~bad
         g2952, info = transform_geometries(fixed[keep], chunk.crs)
         crs_records.append({"source_id": source_id, "pair": "geometry", **info.to_dict()})
@@ -67,7 +73,10 @@ def transform_neighbourhoods(
                 f"missing datum grids: {', '.join(info.missing_grids) or 'none'})"
             )
         g2952 = shapely.force_2d(g2952)
-        multi = np.array([shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in g2952], dtype=object)
+        multi = np.array(
+            [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in g2952],
+            dtype=object,
+        )
         rep = shapely.point_on_surface(multi)
         lon, lat, _ = transform_xy(shapely.get_x(rep), shapely.get_y(rep), TARGET_CRS, WGS84)
         flags = np.where(invalid[keep], "geometry_repaired", "")
@@ -95,10 +104,20 @@ def transform_neighbourhoods(
     df = conform(df, "curated/neighbourhoods")
     validate_frame(df, "curated/neighbourhoods")
     quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
-    result = IngestResult(source_id, "neighbourhoods", {"neighbourhoods": df}, quarantine, rows_in, warnings, crs_records)
+    result = IngestResult(
+        source_id,
+        "neighbourhoods",
+        {"neighbourhoods": df},
+        quarantine,
+        rows_in,
+        warnings,
+        crs_records,
+    )
     result.reconcile()
     if df.empty:
-        raise InputDataError(f"source {source_id!r}: every neighbourhood row is invalid (see quarantine)")
+        raise InputDataError(
+            f"source {source_id!r}: every neighbourhood row is invalid (see quarantine)"
+        )
     return result
 
 
@@ -108,10 +127,14 @@ def _polygonal(g: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(parts) if parts else g
 
 
-def service_area_table(neighbourhoods: pd.DataFrame, source_id: str, buffer_m: float) -> pd.DataFrame:
+def service_area_table(
+    neighbourhoods: pd.DataFrame, source_id: str, buffer_m: float
+) -> pd.DataFrame:
     """Dissolve neighbourhoods into the service-area boundary (plain and buffered)."""
     geoms = shapely.from_wkb(neighbourhoods["geometry"].to_numpy())
-    area = shapely.union_all(shapely.buffer(geoms, 0.5)).buffer(-0.5)  # closes slivers between areas
+    area = shapely.union_all(shapely.buffer(geoms, 0.5)).buffer(
+        -0.5
+    )  # closes slivers between areas
     buffered = area.buffer(buffer_m)
     df = pd.DataFrame(
         {

@@ -71,12 +71,33 @@ KINDS: dict[str, dict[str, bool]] = {
 }
 _GEOMETRY_KINDS = {"neighbourhoods", "pipes", "streets"}
 _KEYS = {
-    "id", "kind", "description", "format", "raw_schema", "encoding", "member", "layer", "sheet",
-    "date_format", "crs", "columns", "coordinates", "checks", "geometry_column",
-    "geometry_encoding", "null_values", "chunk_size", "publisher", "licence",
+    "id",
+    "kind",
+    "description",
+    "format",
+    "raw_schema",
+    "encoding",
+    "member",
+    "layer",
+    "sheet",
+    "date_format",
+    "crs",
+    "columns",
+    "coordinates",
+    "checks",
+    "geometry_column",
+    "geometry_encoding",
+    "null_values",
+    "chunk_size",
+    "publisher",
+    "licence",
 }
 _CHECK_KEYS = {
-    "duplicate_key", "year_mismatch", "min_date", "conflict_tolerance_m", "duplicate_max_distance_m",
+    "duplicate_key",
+    "year_mismatch",
+    "min_date",
+    "conflict_tolerance_m",
+    "duplicate_max_distance_m",
 }
 
 
@@ -165,7 +186,9 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         allowed = KINDS[kind]
         bad = sorted(set(columns) - set(allowed))
         if bad:
-            problems.append(f"[columns] has fields {bad} that kind {kind!r} does not know; known: {sorted(allowed)}")
+            problems.append(
+                f"[columns] has fields {bad} that kind {kind!r} does not know; known: {sorted(allowed)}"
+            )
         missing = sorted(k for k, req in allowed.items() if req and k not in columns)
         if missing and fmt != "eccc_daily_csv":
             problems.append(f"[columns] must map the required fields {missing}")
@@ -175,7 +198,9 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         geom = bool(c.get("geometry", False))
         crs = c.get("crs") or (doc.get("crs") if geom else None)
         if not geom and not (c.get("x") and c.get("y")):
-            problems.append(f"[[coordinates]] {name!r} needs 'x' and 'y' columns or geometry = true")
+            problems.append(
+                f"[[coordinates]] {name!r} needs 'x' and 'y' columns or geometry = true"
+            )
         if not geom and not crs:
             problems.append(f"[[coordinates]] {name!r} needs a 'crs'")
         if crs:
@@ -196,7 +221,9 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
     pair_names = {p.name for p in pairs}
     for k in dup:
         if k not in columns and k not in pair_names:
-            problems.append(f"[checks] duplicate_key entry {k!r} is neither a mapped field nor a coordinate pair")
+            problems.append(
+                f"[checks] duplicate_key entry {k!r} is neither a mapped field nor a coordinate pair"
+            )
     raw_schema = doc.get("raw_schema")
     if raw_schema:
         try:
@@ -205,7 +232,9 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
             problems.append(str(exc))
         else:
             declared = set(sch.columns)
-            used = [c for c in [*columns.values(), *(p.x for p in pairs), *(p.y for p in pairs)] if c]
+            used = [
+                c for c in [*columns.values(), *(p.x for p in pairs), *(p.y for p in pairs)] if c
+            ]
             undeclared = sorted({c for c in used if c not in declared})
             if undeclared:
                 problems.append(f"columns {undeclared} are not declared in raw schema {raw_schema}")
@@ -234,7 +263,9 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         min_date=str(checks.get("min_date", "1850-01-01")),
         conflict_tolerance_m=float(checks.get("conflict_tolerance_m", 100.0)),
         duplicate_max_distance_m=(
-            float(checks["duplicate_max_distance_m"]) if "duplicate_max_distance_m" in checks else None
+            float(checks["duplicate_max_distance_m"])
+            if "duplicate_max_distance_m" in checks
+            else None
         ),
         publisher=str(doc.get("publisher", "")),
         licence=str(doc.get("licence", "")),

@@ -122,7 +122,9 @@ def _resolve_member(path: Path, profile: Profile) -> str:
             f"profile {profile.id!r} expects a {profile.format}"
         )
     if len(members) > 1:
-        raise InputDataError(f"{path}: several {pattern} files in the zip {members}; set 'member' in the profile")
+        raise InputDataError(
+            f"{path}: several {pattern} files in the zip {members}; set 'member' in the profile"
+        )
     member = members[0]
     if profile.format == "shapefile":
         stem = member[: -len(".shp")]
@@ -216,7 +218,9 @@ def _read_csv(path: Path, profile: Profile) -> Iterator[RawChunk]:
     except pd.errors.EmptyDataError:
         raise InputDataError(f"{path}: the file is empty") from None
     except (UnicodeDecodeError, LookupError) as exc:
-        raise InputDataError(f"{path}: cannot be decoded as {encoding} ({exc}); set 'encoding' in the profile") from None
+        raise InputDataError(
+            f"{path}: cannot be decoded as {encoding} ({exc}); set 'encoding' in the profile"
+        ) from None
     present = [str(c).strip() for c in header]
     _check_columns(present, profile, path)
     _, optional = _required_and_optional(profile)
@@ -225,8 +229,12 @@ def _read_csv(path: Path, profile: Profile) -> Iterator[RawChunk]:
     start = 1
     any_rows = False
     reader = pd.read_csv(
-        path, dtype=str, keep_default_na=False, encoding=encoding,
-        usecols=lambda c: str(c).strip() in wanted, chunksize=profile.chunk_size,
+        path,
+        dtype=str,
+        keep_default_na=False,
+        encoding=encoding,
+        usecols=lambda c: str(c).strip() in wanted,
+        chunksize=profile.chunk_size,
     )
     for chunk in reader:
         chunk.columns = [str(c).strip() for c in chunk.columns]
@@ -240,7 +248,9 @@ def _read_csv(path: Path, profile: Profile) -> Iterator[RawChunk]:
                 else:
                     geometry = shapely.from_geojson(txt.to_numpy(), on_invalid="ignore")
             except Exception as exc:
-                raise InputDataError(f"{path}: geometry column {profile.geometry_column!r} is unreadable ({exc})") from None
+                raise InputDataError(
+                    f"{path}: geometry column {profile.geometry_column!r} is unreadable ({exc})"
+                ) from None
         frame = _object_frame(chunk.reset_index(drop=True), profile)
         frame["source_file"] = path.name
         frame["source_row"] = np.arange(start, start + len(frame), dtype=np.int64)

@@ -82,7 +82,9 @@ class Store:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
-            raise StoreError(f"store {self.path} does not exist; run `twmb ingest` or `twmb run` first")
+            raise StoreError(
+                f"store {self.path} does not exist; run `twmb ingest` or `twmb run` first"
+            )
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
@@ -92,7 +94,12 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -120,13 +127,21 @@ class Store:
         """Create ``name`` from its contract if missing; rebuild it if its columns drifted."""
         sch = self._schema(name)
         if self.has_table(name):
-            cols = [r[0] for r in self.con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [name],
-            ).fetchall()]
+            cols = [
+                r[0]
+                for r in self.con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                    [name],
+                ).fetchall()
+            ]
             if cols == sch.columns:
                 return sch
-            log.warning("table %s does not match contract %s v%s; rebuilding it", name, TABLES[name], sch.version)
+            log.warning(
+                "table %s does not match contract %s v%s; rebuilding it",
+                name,
+                TABLES[name],
+                sch.version,
+            )
             self.con.execute(f'DROP TABLE "{name}"')
         self.con.execute(sch.ddl(name))
         return sch
@@ -156,7 +171,9 @@ class Store:
         else:
             self.con.execute("COMMIT")
 
-    def replace_source(self, source_id: str, tables: Mapping[str, pd.DataFrame], quarantine: pd.DataFrame) -> None:
+    def replace_source(
+        self, source_id: str, tables: Mapping[str, pd.DataFrame], quarantine: pd.DataFrame
+    ) -> None:
         """Replace every row of ``source_id`` in ``tables`` and the quarantine, atomically."""
         for name in [*tables, "quarantine"]:
             self.ensure_table(name)
@@ -167,11 +184,15 @@ class Store:
             self.con.execute('DELETE FROM "quarantine" WHERE source_id = ?', [source_id])
             self._insert("quarantine", quarantine)
 
-    def replace_rows(self, name: str, df: pd.DataFrame, where: str = "", params: list | None = None) -> None:
+    def replace_rows(
+        self, name: str, df: pd.DataFrame, where: str = "", params: list | None = None
+    ) -> None:
         """Delete rows matching ``where`` (all rows if empty) and insert ``df``, atomically."""
         self.ensure_table(name)
         with self.transaction():
-            self.con.execute(f'DELETE FROM "{name}"' + (f" WHERE {where}" if where else ""), params or [])
+            self.con.execute(
+                f'DELETE FROM "{name}"' + (f" WHERE {where}" if where else ""), params or []
+            )
             self._insert(name, df)
 
     def append(self, name: str, df: pd.DataFrame) -> None:
@@ -187,7 +208,9 @@ class Store:
             raise StoreError(f"store {self.path} has no table {name!r}; ingest its source first")
         sch = self._schema(name)
         order = ", ".join(f'"{c}"' for c in (sch.sort_by or sch.primary_key or sch.columns[:1]))
-        sql = f'SELECT * FROM "{name}"' + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
+        sql = (
+            f'SELECT * FROM "{name}"' + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
+        )
         df = self.con.execute(sql, params or []).df()
         for f in sch.fields:
             if f.type == "wkb":

@@ -1,0 +1,46 @@
+"""Shared fixtures: paths to the bundled data and one ingest of it per test session."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import shapely
+
+import twmb_geo as tw
+from twmb_geo.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "toronto"
+BREAKS_ZIP = DATA / "watermain_breaks_1990_2016_wgs84.zip"
+BREAKS_XLSX = DATA / "watermain_breaks_1990_2016_mtm_nad27.xlsx"
+NEIGHBOURHOODS_ZIP = DATA / "neighbourhood_planning_areas_utm6.zip"
+TODAY = dt.date(2026, 11, 25)
+
+
+@pytest.fixture(scope="session")
+def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The default config writing to a session temp folder, with a pinned date."""
+    from dataclasses import replace
+
+    out = tmp_path_factory.mktemp("bundled")
+    return replace(tw.default_config(out), today=TODAY)
+
+
+@pytest.fixture(scope="session")
+def bundled_run(bundled_cfg: Config) -> dict:
+    """One full run on the bundled data (shared by read-only tests)."""
+    return tw.run(bundled_cfg)
+
+
+@pytest.fixture(scope="session")
+def service_area() -> shapely.Geometry:
+    """The Toronto service area (neighbourhoods dissolved, 250 m buffer), EPSG:2952."""
+    from twmb_geo.ingest.neighbourhoods import service_area_table
+
+    res = tw.read_source(NEIGHBOURHOODS_ZIP, "toronto_neighbourhoods_140", today=TODAY)
+    sa = service_area_table(res.tables["neighbourhoods"], "neighbourhoods", 250.0)
+    area = shapely.from_wkb(sa["geometry_buffered"].iloc[0])
+    shapely.prepare(area)
+    return area

@@ -1,0 +1,113 @@
+"""The DuckDB store: idempotent runs, atomic per-source writes, and the run manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from conftest import TODAY
+
+import twmb_geo as tw
+from twmb_geo.errors import StoreError
+from twmb_geo.store.duckdb_store import Store
+
+CURATED = (
+    "breaks",
+    "quarantine",
+    "neighbourhoods",
+    "service_area",
+    "weather_daily",
+    "weather_monthly",
+    "weather_winters",
+)
+
+
+def _snapshot(path) -> dict[str, pd.DataFrame]:
+    with tw.open_store(path, read_only=True) as s:
+        return {t: s.read(t) for t in CURATED}
+
+
+def test_running_twice_gives_identical_tables(bundled_run, bundled_cfg) -> None:
+    first = _snapshot(bundled_cfg.store_path)
+    tw.run(bundled_cfg)
+    second = _snapshot(bundled_cfg.store_path)
+    for t in CURATED:
+        assert len(first[t]) > 0, t
+        pd.testing.assert_frame_equal(first[t], second[t], obj=t)
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        runs = s.read("runs")
+        assert len(runs) >= 2 and runs["run_id"].is_unique
+        assert (runs["status"] == "ok").all()
+
+
+def test_identical_tables_in_a_fresh_store(bundled_run, bundled_cfg, tmp_path) -> None:
+    """Same inputs, new store: byte-identical curated tables (determinism, not just idempotence)."""
+    other = replace(bundled_cfg, out=tmp_path / "again", store=None)
+    tw.run(other)
+    a, b = _snapshot(bundled_cfg.store_path), _snapshot(other.store_path)
+    for t in CURATED:
+        pd.testing.assert_frame_equal(a[t], b[t], obj=t)
+
+
+def test_manifest_records_inputs_steps_versions_and_crs(bundled_run, bundled_cfg) -> None:
+    m = json.loads((bundled_cfg.out_dir / "manifest.json").read_text())
+    assert m["status"] == "ok" and m["run_id"] >= bundled_run["run_id"]
+    files = {i["file"].rsplit("/", 1)[-1]: i for i in m["inputs"]}
+    assert len(files["watermain_breaks_1990_2016_wgs84.zip"]["sha256"]) == 64
+    assert len([f for f in files if f.startswith("eng-daily")]) == 28
+    steps = {s["step"] for s in m["steps"]}
+    assert {"transform:breaks", "store:breaks", "hash:breaks"} <= steps
+    assert {"python", "twmb_geo", "duckdb", "pyproj", "proj", "shapely"} <= set(m["versions"])
+    ballpark = [c for c in m["crs"] if c.get("ballpark")]
+    assert ballpark and ballpark[0]["pair"] == "mtm_nad27"
+    assert any("ballpark" in w for w in m["warnings"])
+    src = {s["source_id"]: s for s in m["sources"]}
+    assert (
+        src["breaks"]["rows_in"]
+        == src["breaks"]["accepted"] + src["breaks"]["quarantined"]
+        == 35_465
+    )
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        ri = s.read("run_inputs", "run_id = ?", [m["run_id"]])
+    assert set(ri["source_id"]) == {"breaks", "neighbourhoods", "weather"}
+    assert json.loads(ri[ri["source_id"] == "breaks"]["quarantined_by_reason"].iloc[0]) == {
+        "duplicate": 18,
+        "year_mismatch": 8,
+    }
+
+
+def test_failed_source_leaves_the_store_as_it_was(bundled_run, bundled_cfg, monkeypatch) -> None:
+    before = _snapshot(bundled_cfg.store_path)
+    original = Store._insert
+
+    def failing(self, name, df):
+        if name == "quarantine":  # fail after the breaks rows were deleted and re-inserted
+            raise StoreError("simulated disk failure")
+        return original(self, name, df)
+
+    monkeypatch.setattr(Store, "_insert", failing)
+    with pytest.raises(StoreError, match="simulated"):
+        tw.ingest(bundled_cfg, ["breaks"])
+    monkeypatch.undo()
+    after = _snapshot(bundled_cfg.store_path)
+    for t in CURATED:
+        pd.testing.assert_frame_equal(before[t], after[t], obj=t)
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        last = s.read("runs").iloc[-1]
+    assert last["status"] == "failed" and "simulated" in json.loads(last["manifest"])["error"]
+
+
+def test_read_only_store_must_exist(tmp_path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        tw.open_store(tmp_path / "nope.duckdb", read_only=True)
+
+
+def test_unknown_table_is_refused(tmp_path) -> None:
+    with tw.open_store(tmp_path / "s.duckdb") as s, pytest.raises(StoreError, match="no contract"):
+        s.ensure_table("not_a_table")
+
+
+def test_pinned_today_is_used(bundled_cfg) -> None:
+    assert bundled_cfg.run_date == TODAY
