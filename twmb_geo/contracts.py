@@ -7,7 +7,6 @@ order, dtypes, DuckDB DDL and checks, so a table cannot drift from its contract 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -206,11 +205,10 @@ def conform(df: pd.DataFrame, schema: TableSchema | str) -> pd.DataFrame:
 def _cast(s: pd.Series, f: Field) -> pd.Series:
     s = s.reset_index(drop=True)
     if f.type == "string":
-        return (
-            s.astype(object)
-            .where(s.notna(), None)
-            .map(lambda v: v if v is None or isinstance(v, str) else str(v))
-        )
+        obj = s.astype(object).where(s.notna(), None)
+        if pd.api.types.infer_dtype(obj, skipna=True) in ("string", "empty"):
+            return obj
+        return obj.map(lambda v: v if v is None or isinstance(v, str) else str(v))
     if f.type in ("int32", "int64"):
         if s.isna().any():
             return s.astype("Int32" if f.type == "int32" else "Int64")
@@ -301,15 +299,17 @@ def _check_field(s: pd.Series, f: Field) -> list[str]:
     vals = s[~na]
     if vals.empty:
         return out
-    if f.type == "string":
+    if f.type == "string" and pd.api.types.infer_dtype(vals, skipna=True) != "string":
         bad = vals.map(lambda v: not isinstance(v, str))
-        if bad.any():
-            out.append(f"{f.name}: non-string values: {_examples(vals, bad)}")
-            return out
+        out.append(f"{f.name}: non-string values: {_examples(vals, bad)}")
+        return out
     if f.type == "wkb":
-        bad = vals.map(lambda v: not isinstance(v, bytes | bytearray | memoryview) or len(v) < 5)
-        if bad.any():
-            out.append(f"{f.name}: {int(bad.sum())} values are not WKB blobs")
+        if pd.api.types.infer_dtype(vals, skipna=True) != "bytes":
+            out.append(f"{f.name}: values are not WKB blobs (bytes)")
+            return out
+        short = vals.str.len() < 5
+        if short.any():
+            out.append(f"{f.name}: {int(short.sum())} values are not WKB blobs")
     lo, hi = f.minimum, f.maximum
     if f.type in ("date", "timestamp"):
         lo = pd.Timestamp(lo) if lo is not None else None
@@ -328,8 +328,7 @@ def _check_field(s: pd.Series, f: Field) -> list[str]:
         if bad.any():
             out.append(f"{f.name}: values outside the allowed set: {_examples(vals, bad)}")
     if f.pattern is not None:
-        rx = re.compile(f.pattern)
-        bad = ~vals.map(lambda v: bool(rx.fullmatch(str(v))))
+        bad = ~vals.astype(str).str.fullmatch(f.pattern).astype(bool)
         if bad.any():
             out.append(f"{f.name}: values not matching {f.pattern!r}: {_examples(vals, bad)}")
     return out

@@ -247,6 +247,18 @@ def _ingest_one(
     ctx = IngestContext(today=cfg.run_date, service_area=sa)
     with manifest.step(f"transform:{src.id}"):
         result = _transform(files, src.id, profile, ctx, cfg)
+    if result.rows_in and result.accepted == 0:
+        q = result.quarantine
+        examples = [
+            f"{r.source_file} row {r.source_row}: {r.reason}: {r.detail}"
+            for r in q.head(3).itertuples()
+        ]
+        raise InputDataError(
+            f"source {src.id!r}: every one of its {result.rows_in:,} rows failed validation "
+            f"({', '.join(f'{k} {v:,}' for k, v in result.quarantined_by_reason.items())}); "
+            f"nothing was written. Check the profile {profile.id!r} (columns, date_format, CRS) against the file",
+            examples,
+        )
     with manifest.step(f"store:{src.id}"):
         store.replace_source(src.id, result.tables, result.quarantine)
         if profile.kind == "neighbourhoods" and src.id == cfg.service_area_source:

@@ -161,6 +161,71 @@ def _check_pair(pair: CoordinatePair, chunk: RawChunk, ctx: IngestContext) -> _P
     return _PairResult(pair, rx, ry, tx, ty, status, info, sx, sy, swap_inside)
 
 
+class _Flags:
+    """Semicolon-joined quality flags per row, built with vectorised masks."""
+
+    def __init__(self, n: int) -> None:
+        self.text = np.full(n, "", dtype=object)
+
+    def add(self, name: str, mask: np.ndarray) -> None:
+        m = np.asarray(mask, dtype=bool)
+        if m.any():
+            cur = self.text[m]
+            self.text[m] = np.where(cur == "", name, cur + ";" + name)
+
+
+def _find_duplicates(
+    seen: pd.DataFrame,
+    h: np.ndarray,
+    valid: np.ndarray,
+    rows: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    profile: Profile,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows whose key was seen earlier (this chunk or before), in file order.
+
+    ``seen`` maps key hash -> (row, x, y) of the first occurrence and is carried across
+    chunks. Returns the updated ``seen``, duplicate and key-conflict masks and details.
+    """
+    n = len(h)
+    dup = np.zeros(n, dtype=bool)
+    conflict = np.zeros(n, dtype=bool)
+    detail = np.full(n, "", dtype=object)
+    kf = pd.DataFrame({"h": h, "row": rows, "x": x, "y": y, "i": np.arange(n)})[valid]
+    first = ~kf["h"].duplicated() & ~kf["h"].isin(seen.index)
+    seen = pd.concat([seen, kf.loc[first].set_index("h")[["row", "x", "y"]]])
+    later = kf.loc[~first]
+    if later.empty:
+        return seen, dup, conflict, detail
+    ref = seen.loc[later["h"].to_numpy()]
+    dist = np.hypot(
+        later["x"].to_numpy() - ref["x"].to_numpy(), later["y"].to_numpy() - ref["y"].to_numpy()
+    )
+    idx = later["i"].to_numpy()
+    far = np.zeros(len(idx), dtype=bool)
+    if profile.duplicate_max_distance_m is not None:
+        far = dist > profile.duplicate_max_distance_m
+    conflict[idx[far]] = True
+    dup[idx[~far]] = True
+    where = np.where(
+        np.isfinite(dist),
+        " ("
+        + pd.Series(dist).round(0).map("{:.0f}".format).to_numpy(dtype=object)
+        + " m from it by the coordinates used)",
+        "",
+    )
+    text = (
+        "same "
+        + " + ".join(profile.duplicate_key)
+        + " as row "
+        + ref["row"].astype(str).to_numpy(dtype=object)
+        + where
+    )
+    detail[idx] = text
+    return seen, dup, conflict, detail
+
+
 def _dedupe_keys(
     frame: pd.DataFrame, dates: pd.Series, profile: Profile, pairs: dict[str, _PairResult]
 ) -> pd.DataFrame | None:
@@ -201,7 +266,10 @@ def transform_breaks(
     accepted: list[pd.DataFrame] = []
     quarantined: list[pd.DataFrame] = []
     rows_in = 0
-    seen: dict[int, tuple[int, float, float]] = {}
+    seen = pd.DataFrame(
+        {"row": np.array([], np.int64), "x": np.array([]), "y": np.array([])},
+        index=pd.Index(np.array([], dtype=np.uint64), name="h"),
+    )
     infos: dict[str, TransformInfo] = {}
     measured: dict[str, list[np.ndarray]] = {}
     flag_counts: dict[str, int] = {}
@@ -249,7 +317,7 @@ def transform_breaks(
             src[m] = name
             info = pairs[name].info
             acc[m] = np.nan if info is None or info.accuracy_m is None else info.accuracy_m
-        flags: list[list[str]] = [[] for _ in range(n)]
+        flags = _Flags(n)
         # No good pair: repair a swapped pair by swapping it back when that lands inside.
         for k, name in enumerate(names):
             pr = pairs[name]
@@ -257,16 +325,13 @@ def transform_breaks(
             if m.any():
                 x[m], y[m], src[m] = pr.swap_x[m], pr.swap_y[m], name
                 chosen[m] = k
-                for i in np.flatnonzero(m):
-                    flags[i].append(f"{name}_swapped_xy_repaired")
+                flags.add(f"{name}_swapped_xy_repaired", m)
         located = chosen >= 0
         for name, pr in pairs.items():
             for code, label in _STATUS_NAME.items():
                 if code == _MISSING:
                     continue
-                m = located & (pr.status == code) & (src != name)
-                for i in np.flatnonzero(m):
-                    flags[i].append(f"{name}_{label}")
+                flags.add(f"{name}_{label}", located & (pr.status == code) & (src != name))
         # Conflicts between good pairs, and the measured error of ballpark pairs.
         for name, pr in pairs.items():
             both = located & (pr.status == _OK) & (src != name)
@@ -275,8 +340,7 @@ def transform_breaks(
             d = np.hypot(pr.x - x, pr.y - y)
             if pr.info is not None and pr.info.ballpark:
                 measured.setdefault(name, []).append(d[both])
-            for i in np.flatnonzero(both & (d > profile.conflict_tolerance_m)):
-                flags[i].append("coord_conflict")
+            flags.add("coord_conflict", both & (d > profile.conflict_tolerance_m))
         st = status
         any_swapped = (st == _SWAPPED).any(axis=0)
         any_outside = (st == _OUTSIDE).any(axis=0)
@@ -285,7 +349,7 @@ def transform_breaks(
         checks.add(
             "coords_missing", ~located & all_missing, "no coordinates in " + ", ".join(names)
         )
-        pair_desc = _pair_details(pairs, n)
+        pair_desc = _pair_details(pairs, n, ~located)
         checks.add(
             "coords_invalid",
             ~located & ~all_missing & any_invalid & ~any_swapped & ~any_outside,
@@ -298,26 +362,10 @@ def transform_breaks(
         if keys is not None:
             valid_key = keys.notna().all(axis=1).to_numpy() & ~(date_missing | date_bad)
             h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-            dup = np.zeros(n, dtype=bool)
-            detail = np.full(n, "", dtype=object)
-            rows = f["source_row"].to_numpy()
-            for i in np.flatnonzero(valid_key):
-                first = seen.get(int(h[i]))
-                if first is None:
-                    seen[int(h[i])] = (int(rows[i]), x[i], y[i])
-                    continue
-                dist = np.hypot(x[i] - first[1], y[i] - first[2])
-                if (
-                    profile.duplicate_max_distance_m is not None
-                    and dist > profile.duplicate_max_distance_m
-                ):
-                    flags[i].append("duplicate_key_conflict")
-                    continue
-                dup[i] = True
-                where = (
-                    f" ({dist:.0f} m from it by the coordinates used)" if np.isfinite(dist) else ""
-                )
-                detail[i] = f"same {' + '.join(profile.duplicate_key)} as row {first[0]}{where}"
+            seen, dup, conflict, detail = _find_duplicates(
+                seen, h, valid_key, f["source_row"].to_numpy(), x, y, profile
+            )
+            flags.add("duplicate_key_conflict", conflict)
             checks.add("duplicate", dup, detail)
 
         year = None
@@ -345,8 +393,7 @@ def transform_breaks(
                     + dates.dt.strftime("%Y-%m-%d").fillna(""),
                 )
             else:
-                for i in np.flatnonzero(mismatch):
-                    flags[i].append("year_mismatch")
+                flags.add("year_mismatch", mismatch)
 
         checks.order(_PRIORITY)
         bad = checks.failed
@@ -362,7 +409,7 @@ def transform_breaks(
                 )
             )
         keep = ~bad
-        flag_txt = np.array([";".join(fl) for fl in flags], dtype=object)
+        flag_txt = flags.text
         out = pd.DataFrame(
             {
                 "break_date": dates[keep].to_numpy(),
@@ -426,7 +473,32 @@ def transform_breaks(
     return result
 
 
-def _pair_details(pairs: dict[str, _PairResult], n: int) -> np.ndarray:
+def _pair_details(pairs: dict[str, _PairResult], n: int, rows: np.ndarray) -> np.ndarray:
+    """Per-row text describing every pair's values and status (only for ``rows``)."""
+    out = np.full(n, "", dtype=object)
+    idx = np.flatnonzero(rows)
+    if not idx.size:
+        return out
+    out[idx] = _pair_text({k: _subset(v, idx) for k, v in pairs.items()}, idx.size)
+    return out
+
+
+def _subset(pr: _PairResult, idx: np.ndarray) -> _PairResult:
+    return _PairResult(
+        pr.pair,
+        pr.raw_x[idx],
+        pr.raw_y[idx],
+        pr.x[idx],
+        pr.y[idx],
+        pr.status[idx],
+        pr.info,
+        pr.swap_x[idx],
+        pr.swap_y[idx],
+        pr.swap_inside[idx],
+    )
+
+
+def _pair_text(pairs: dict[str, _PairResult], n: int) -> np.ndarray:
     out = np.full(n, "", dtype=object)
     for name, pr in pairs.items():
         label = np.array(

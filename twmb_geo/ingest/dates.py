@@ -33,40 +33,45 @@ def parse_dates(
         mask of non-empty values that could not be parsed.
     """
     s = values.reset_index(drop=True).astype(object)
+    n = len(s)
     missing = s.isna().to_numpy()
-    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[s]")
-    is_dt = s.map(lambda v: isinstance(v, dt.date | pd.Timestamp | np.datetime64)).to_numpy(
-        dtype=bool
-    )
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    is_dt = s.map(lambda v: isinstance(v, dt.date | pd.Timestamp | np.datetime64)).to_numpy(dtype=bool)
     if is_dt.any():
-        conv = pd.to_datetime(s[is_dt], errors="coerce", utc=False)
-        if getattr(conv.dt, "tz", None) is not None:
-            conv = conv.dt.tz_localize(None)
-        out[is_dt] = conv.astype("datetime64[s]")
+        out[is_dt] = _to_days(pd.to_datetime(s[is_dt], errors="coerce"))
     rest = ~is_dt & ~missing
     if rest.any():
-        raw = s[rest]
+        raw = s[rest].reset_index(drop=True)
         if date_format in ("epoch_ms", "epoch_s", "excel"):
             num = pd.to_numeric(raw, errors="coerce")
             if date_format == "excel":
                 conv = _EXCEL_EPOCH + pd.to_timedelta(num, unit="D")
             else:
-                conv = pd.to_datetime(
-                    num, unit="ms" if date_format == "epoch_ms" else "s", errors="coerce"
-                )
+                unit = "ms" if date_format == "epoch_ms" else "s"
+                conv = pd.to_datetime(num, unit=unit, errors="coerce")
+            days = _to_days(conv)
         elif date_format == "auto":
             text = raw.astype(str).str.strip()
-            num = pd.to_numeric(text, errors="coerce")
-            conv = pd.to_datetime(text, errors="coerce", format="ISO8601")
-            numeric = num.notna() & conv.isna()
+            days = _to_days(pd.to_datetime(text, errors="coerce", format="ISO8601"))
+            num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            numeric = ~np.isnan(num) & np.isnat(days)
             if numeric.any():
-                conv[numeric] = pd.to_datetime(num[numeric], unit="ms", errors="coerce")
-            left = conv.isna() & ~numeric
+                days[numeric] = _to_days(pd.to_datetime(pd.Series(num[numeric]), unit="ms", errors="coerce"))
+            left = np.isnat(days) & ~numeric
             if left.any():
-                conv[left] = pd.to_datetime(text[left], errors="coerce", format="mixed")
+                days[left] = _to_days(pd.to_datetime(text[left], errors="coerce", format="mixed"))
         else:
-            conv = pd.to_datetime(raw.astype(str).str.strip(), errors="coerce", format=date_format)
-        out[rest] = pd.to_datetime(conv).astype("datetime64[s]")
-    out = out.dt.normalize()
-    bad = ~missing & out.isna().to_numpy()
-    return out, missing, bad
+            days = _to_days(pd.to_datetime(raw.astype(str).str.strip(), errors="coerce", format=date_format))
+        out[rest] = days
+    bad = ~missing & np.isnat(out)
+    return pd.Series(out, dtype="datetime64[s]"), missing, bad
+
+
+def _to_days(conv: pd.Series | pd.Index) -> np.ndarray:
+    """Timestamps of any unit/timezone -> numpy ``datetime64[s]`` at midnight (NaT kept)."""
+    ser = pd.Series(conv)
+    if not pd.api.types.is_datetime64_any_dtype(ser.dtype):
+        ser = pd.to_datetime(ser, errors="coerce")
+    if getattr(ser.dt, "tz", None) is not None:
+        ser = ser.dt.tz_localize(None)
+    return np.array(ser.dt.floor("D").to_numpy(dtype="datetime64[s]"), copy=True)

@@ -155,13 +155,22 @@ def _vector_crs(meta_crs: str | None, profile: Profile, path: Path) -> CRS | Non
 
 
 def _object_frame(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    out = df.astype(object)
-    nulls = set(profile.null_values)
-    for c in out.columns:
-        s = out[c]
-        blank = s.isna() | s.map(lambda v: isinstance(v, str) and v.strip() in nulls)
-        out[c] = s.where(~blank, None)
-    return out
+    """Object columns with every blank or profile null value (e.g. "None") as ``None``."""
+    nulls = list(profile.null_values)
+    cols = {}
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_string_dtype(s.dtype) and not pd.api.types.is_object_dtype(s.dtype):
+            blank = s.isna() | s.str.strip().isin(nulls)
+        elif pd.api.types.is_object_dtype(s.dtype):
+            is_str = s.map(type) == str
+            blank = s.isna()
+            if is_str.any():
+                blank |= is_str & s.where(is_str, "").astype(str).str.strip().isin(nulls)
+        else:
+            blank = s.isna()
+        cols[c] = s.astype(object).where(~blank.to_numpy(), None)
+    return pd.DataFrame(cols, index=df.index)
 
 
 def _read_vector(path: Path, profile: Profile) -> Iterator[RawChunk]:
