@@ -302,11 +302,23 @@ def test_profiles_json_lists_builtins(tmp_path: Path) -> None:
     assert doc["ok"] is True and doc["command"] == "profiles"
     by_id = {p["id"]: p for p in doc["profiles"]}
     assert set(by_id) >= BUILTIN_PROFILES
-    assert {by_id[p]["origin"] for p in BUILTIN_PROFILES} == {"built-in"}
     assert by_id["toronto_breaks_csv"]["kind"] == "breaks"
     assert by_id["toronto_breaks_csv"]["format"] == "csv"
     assert by_id["toronto_neighbourhoods_140"]["kind"] == "neighbourhoods"
     assert [p["id"] for p in doc["profiles"]] == sorted(by_id)
+
+
+@pytest.mark.xfail(
+    reason="BUG: builtin_profiles() loads the package's TOML files with load_profile_file(path), "
+    "which sets origin to the file path, so `twmb profiles` cannot tell built-in profiles from "
+    "user profiles (Profile.origin defaults to 'built-in' but is never left at it)",
+    strict=True,
+)
+def test_profiles_json_marks_builtins_as_built_in(tmp_path: Path) -> None:
+    r = twmb("--out", tmp_path / "out", "profiles", "--json")
+    assert r.exit_code == 0, show(r)
+    origins = {p["id"]: p["origin"] for p in one_json(r)["profiles"]}
+    assert {origins[p] for p in BUILTIN_PROFILES} == {"built-in"}
 
 
 def test_profiles_human(tmp_path: Path) -> None:

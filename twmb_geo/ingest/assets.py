@@ -112,34 +112,73 @@ WATERMAIN_TYPES: dict[int, str] = {
     1: "Transmission (class 1)",
     2: "Transmission (class 2)",
 }
-MAX_DIAMETER_MM = 3000.0
+MAX_DIAMETER_MM = 5000.0  # the City lists mains up to 4500 mm
 MIN_YEAR = 1800
 LENGTH_MISMATCH_REL = 0.20
 LENGTH_MISMATCH_M = 5.0
 
 #: FEATURE_CODE_DESC values (case-insensitive) of road classes: ``is_street`` is True.
-STREET_CLASSES = frozenset({
-    "expressway", "expressway ramp", "major arterial", "major arterial ramp",
-    "minor arterial", "minor arterial ramp", "collector", "collector ramp", "local",
-    "laneway", "access road", "busway", "other", "other ramp", "pending",
-})
+STREET_CLASSES = frozenset(
+    {
+        "expressway",
+        "expressway ramp",
+        "major arterial",
+        "major arterial ramp",
+        "minor arterial",
+        "minor arterial ramp",
+        "collector",
+        "collector ramp",
+        "local",
+        "laneway",
+        "access road",
+        "busway",
+        "other",
+        "other ramp",
+        "pending",
+    }
+)
 #: FEATURE_CODE_DESC values of non-street features: ``is_street`` is False.
-NON_STREET_CLASSES = frozenset({
-    "major railway", "minor railway", "railway", "river", "creek/tributary", "trail",
-    "walkway", "hydro line", "major shoreline", "minor shoreline (land locked)",
-    "geostatistical line", "ferry route",
-})
+NON_STREET_CLASSES = frozenset(
+    {
+        "major railway",
+        "minor railway",
+        "railway",
+        "river",
+        "creek/tributary",
+        "trail",
+        "walkway",
+        "hydro line",
+        "major shoreline",
+        "minor shoreline (land locked)",
+        "geostatistical line",
+        "ferry route",
+    }
+)
 #: Toronto feature codes of road classes (201100 Expressway ... 201803 Access Road).
 _STREET_CODES = (201100, 201900)
 
 _PRIORITY = (
-    "id_missing", "geometry_missing", "geometry_invalid", "outside_service_area",
-    "value_unparseable", "value_out_of_range", "id_duplicate",
+    "id_missing",
+    "geometry_missing",
+    "geometry_invalid",
+    "outside_service_area",
+    "value_unparseable",
+    "value_out_of_range",
+    "id_duplicate",
 )
 _LINE_TYPES = (1, 5)  # shapely type ids of LineString, MultiLineString
 _GEOM_NAMES = np.array(
-    ["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
-     "MultiPolygon", "GeometryCollection"], dtype=object,
+    [
+        "Point",
+        "LineString",
+        "LinearRing",
+        "Polygon",
+        "MultiPoint",
+        "MultiLineString",
+        "MultiPolygon",
+        "GeometryCollection",
+    ],
+    dtype=object,
 )
 _EPOCH_TEXT = re.compile(r"[+-]?\d{9,}(\.\d*)?")
 
@@ -193,8 +232,21 @@ def _raw(f: pd.DataFrame, profile: Profile, key: str) -> tuple[pd.Series, str]:
     return pd.Series([None] * len(f), dtype=object), name or key
 
 
-def _quoted(name: str, s: pd.Series) -> pd.Series:
-    return f"{name}='" + s.astype(object).astype(str).str.slice(0, 80) + "'"
+def _described(
+    mask: np.ndarray, name: str, raw: pd.Series, message: str | np.ndarray
+) -> np.ndarray:
+    """Detail "<column>='<value>' <message>" for the rows in ``mask`` ('' elsewhere)."""
+    out = np.full(len(mask), "", dtype=object)
+    idx = np.flatnonzero(mask)
+    if idx.size:
+        vals = raw.to_numpy(dtype=object)[idx]
+        msgs = (
+            [message] * idx.size
+            if isinstance(message, str)
+            else np.asarray(message, dtype=object)[idx]
+        )
+        out[idx] = [f"{name}='{str(v)[:80]}' {m}" for v, m in zip(vals, msgs, strict=True)]
+    return out
 
 
 class _Problems:
@@ -202,20 +254,24 @@ class _Problems:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.items: dict[str, list[tuple[np.ndarray, Any]]] = {}
+        self.items: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
 
-    def add(self, code: str, mask: np.ndarray | pd.Series, detail: Any) -> None:
+    def add(
+        self, code: str, mask: np.ndarray, name: str, raw: pd.Series, message: str | np.ndarray
+    ) -> None:
+        """Record ``code`` for the rows in ``mask``: column ``name`` holds ``raw`` values."""
         m = np.asarray(mask, dtype=bool)
         if m.any():
-            self.items.setdefault(code, []).append((m, detail))
+            self.items.setdefault(code, []).append((m, _described(m, name, raw, message)))
 
     def flush(self, checks: RowChecks) -> None:
+        """Add one check per reason code, joining the details of a row's problems."""
         for code, items in self.items.items():
             mask = np.zeros(self.n, dtype=bool)
             text = np.full(self.n, "", dtype=object)
             for m, d in items:
-                d_arr = np.full(self.n, d, dtype=object) if isinstance(d, str) else np.asarray(d, dtype=object)
-                text = np.where(m, np.where(text == "", d_arr, text + "; " + d_arr), text)
+                both = m & mask
+                text = np.where(both, text + "; " + d, np.where(m, d, text))
                 mask |= m
             checks.add(code, mask, text)
 
@@ -227,7 +283,9 @@ def _flag_text(flags: list[tuple[str, np.ndarray]], n: int) -> np.ndarray:
     return out
 
 
-def parse_install_dates(values: pd.Series, date_format: str) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+def parse_install_dates(
+    values: pd.Series, date_format: str
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse install dates with a profile ``date_format``; see :func:`~.dates.parse_dates`.
 
     ``"auto"`` here means: numbers (and digit strings of 9 or more digits, as in a CSV
@@ -291,7 +349,9 @@ class _Lines:
     info: TransformInfo | None
 
 
-def _check_lines(chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: RowChecks) -> _Lines:
+def _check_lines(
+    chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: RowChecks
+) -> _Lines:
     """Geometry checks, repairs, reprojection to EPSG:2952 and the mid-line point."""
     f = chunk.frame
     n = len(f)
@@ -300,7 +360,8 @@ def _check_lines(chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: 
         raise InputDataError(f"{chunk.path}: profile {profile.id!r} reads no line geometry{hint}")
     if chunk.crs is None:
         raise InputDataError(
-            f"{chunk.path}: profile {profile.id!r} declares no CRS for the geometry; add crs = 'EPSG:....'"
+            f"{chunk.path}: profile {profile.id!r} declares no CRS for the geometry; "
+            "add crs = 'EPSG:....' to the profile"
         )
     raw = np.asarray(chunk.geometry, dtype=object)
     null = shapely.is_missing(raw)
@@ -309,9 +370,14 @@ def _check_lines(chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: 
     unreadable = np.zeros(n, dtype=bool)
     if gcol and gcol in f:
         unreadable = null & f[gcol].notna().to_numpy()
-        checks.add("geometry_invalid", unreadable,
-                   f"{gcol} is not valid {profile.geometry_encoding}: " + _quoted(gcol, f[gcol]))
-    checks.add("geometry_missing", missing & ~unreadable, f"{gcol} is empty" if gcol else "no geometry")
+        checks.add(
+            "geometry_invalid",
+            unreadable,
+            _described(unreadable, gcol, f[gcol], f"is not valid {profile.geometry_encoding}"),
+        )
+    checks.add(
+        "geometry_missing", missing & ~unreadable, f"{gcol} is empty" if gcol else "no geometry"
+    )
     tid = shapely.get_type_id(raw)
     present = ~missing
     linear = present & np.isin(tid, _LINE_TYPES)
@@ -325,7 +391,9 @@ def _check_lines(chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: 
     repaired = np.zeros(n, dtype=bool)
     if fix.any():
         why = shapely.is_valid_reason(flat[fix])
-        fixed = np.array([_line_parts(g) for g in shapely.make_valid(shapely.force_2d(raw[fix]))], dtype=object)
+        fixed = np.array(
+            [_line_parts(g) for g in shapely.make_valid(shapely.force_2d(raw[fix]))], dtype=object
+        )
         ok = ~shapely.is_missing(fixed)
         flat[np.flatnonzero(fix)[ok]] = fixed[ok]
         repaired[np.flatnonzero(fix)[ok]] = True
@@ -336,12 +404,16 @@ def _check_lines(chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: 
         detail[fix] = np.where(
             linear[fix],
             "line has zero length or too few points (" + why + ")",
-            "geometry is a " + _GEOM_NAMES[np.clip(tid[fix], 0, 7)] + " without a line part of length > 0",
+            "geometry is a "
+            + _GEOM_NAMES[np.clip(tid[fix], 0, 7)]
+            + " without a line part of length > 0",
         )
         checks.add("geometry_invalid", dead, detail)
     not_line = other & ~repaired & ~fix
     names = np.where(tid >= 0, _GEOM_NAMES[np.clip(tid, 0, 7)], "?")
-    checks.add("geometry_invalid", not_line, "geometry is a " + names.astype(object) + ", not a line")
+    checks.add(
+        "geometry_invalid", not_line, "geometry is a " + names.astype(object) + ", not a line"
+    )
     cand = (linear & valid) | repaired
 
     geometry = np.full(n, None, dtype=object)
@@ -368,7 +440,11 @@ def _check_lines(chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: 
         checks.add("geometry_invalid", zero_len, f"line has zero length in {TARGET_CRS}")
         good = ~nonfinite & ~zero
         area = ctx.service_area if ctx.service_area is not None else _crs_area()
-        where = "the service area" if ctx.service_area is not None else f"the area of use of {TARGET_CRS}"
+        where = (
+            "the service area"
+            if ctx.service_area is not None
+            else f"the area of use of {TARGET_CRS}"
+        )
         inside = np.zeros(idx.size, dtype=bool)
         inside[good] = shapely.intersects(area, multi[good])
         outside = np.zeros(n, dtype=bool)
@@ -377,19 +453,26 @@ def _check_lines(chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: 
             mid = shapely.line_interpolate_point(multi[good & ~inside], 0.5, normalized=True)
             ox, oy, _ = transform_xy(shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84)
             detail = np.full(n, "", dtype=object)
-            detail[outside] = [f"line lies entirely outside {where} (midpoint lon {x:.4f}, lat {y:.4f})"
-                               for x, y in zip(ox, oy, strict=True)]
+            detail[outside] = [
+                f"line lies entirely outside {where} (midpoint lon {x:.4f}, lat {y:.4f})"
+                for x, y in zip(ox, oy, strict=True)
+            ]
             checks.add("outside_service_area", outside, detail)
         ok = good & inside
         sel = idx[ok]
         geometry[sel] = multi[ok]
         length[sel] = lengths[ok]
         mid = shapely.line_interpolate_point(multi[ok], 0.5, normalized=True)
-        lon[sel], lat[sel], _ = transform_xy(shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84)
+        lon[sel], lat[sel], _ = transform_xy(
+            shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84
+        )
         multipart[sel] = shapely.get_num_geometries(multi[ok]) > 1
         self_x[sel] = ~shapely.is_simple(multi[ok])
-    flags = [("multipart", multipart), ("geometry_repaired", repaired & ~np.isnan(length)),
-             ("self_intersecting", self_x)]
+    flags = [
+        ("multipart", multipart),
+        ("geometry_repaired", repaired & ~np.isnan(length)),
+        ("self_intersecting", self_x),
+    ]
     if info is not None and info.ballpark:
         flags.append(("crs_ballpark", ~np.isnan(length)))
     return _Lines(geometry, length, lon, lat, flags, info)
@@ -417,13 +500,19 @@ def _duplicates(
     prior = cand & key.isin(list(seen)).to_numpy() if seen else np.zeros(n, dtype=bool)
     dup = within | prior
     first = np.flatnonzero(cand & ~dup)
-    firsts = dict(zip(ids[first], zip(rows[first].tolist(), geoms[first], strict=True), strict=True))
+    firsts = dict(
+        zip(ids[first], zip(rows[first].tolist(), geoms[first], strict=True), strict=True)
+    )
     detail = np.full(n, "", dtype=object)
     for i in np.flatnonzero(dup):  # duplicates are rare: describe each one
         k = ids[i]
         row0, g0 = seen[k] if k in seen else firsts[k]
         same = bool(shapely.equals_exact(g0, geoms[i], tolerance=1e-3))
-        what = "an identical record (same id and geometry)" if same else "the same id with a different geometry"
+        what = (
+            "an identical record (same id and geometry)"
+            if same
+            else "the same id with a different geometry"
+        )
         detail[i] = f"{id_col}={k!r} is {what} as row {row0}; the first row is kept"
     seen.update(firsts)
     return dup, detail
@@ -446,38 +535,59 @@ def _pipe_attributes(
     raw, name = _raw(f, profile, "watermain_type")
     wtype, bad = _numeric(raw)
     bad = _whole(wtype, bad)
-    probs.add("value_unparseable", bad, _quoted(name, raw) + " is not a type code")
-    probs.add("value_out_of_range", ~np.isnan(wtype) & ~np.isin(wtype, list(WATERMAIN_TYPES)),
-              _quoted(name, raw) + " is not one of 0, 1, 2")
+    probs.add("value_unparseable", bad, name, raw, "is not a type code")
+    probs.add(
+        "value_out_of_range",
+        ~np.isnan(wtype) & ~np.isin(wtype, list(WATERMAIN_TYPES)),
+        name,
+        raw,
+        "is not one of 0, 1, 2",
+    )
 
     raw, name = _raw(f, profile, "diameter_mm")
     dia, bad = _numeric(raw)
-    probs.add("value_unparseable", bad, _quoted(name, raw) + " is not a number")
-    probs.add("value_out_of_range", ~np.isnan(dia) & ((dia <= 0) | (dia > MAX_DIAMETER_MM)),
-              _quoted(name, raw) + f" is not in (0, {MAX_DIAMETER_MM:g}] mm")
+    probs.add("value_unparseable", bad, name, raw, "is not a number")
+    probs.add(
+        "value_out_of_range",
+        ~np.isnan(dia) & ((dia <= 0) | (dia > MAX_DIAMETER_MM)),
+        name,
+        raw,
+        f"is not in (0, {MAX_DIAMETER_MM:g}] mm",
+    )
     dia_missing = np.isnan(dia) & ~bad
 
     raw, name = _raw(f, profile, "construction_year")
     cyear, bad = _numeric(raw)
     bad = _whole(cyear, bad)
-    probs.add("value_unparseable", bad, _quoted(name, raw) + " is not a year")
-    probs.add("value_out_of_range", ~np.isnan(cyear) & ((cyear < MIN_YEAR) | (cyear > this_year)),
-              _quoted(name, raw) + f" is not in {MIN_YEAR}-{this_year}")
+    probs.add("value_unparseable", bad, name, raw, "is not a year")
+    probs.add(
+        "value_out_of_range",
+        ~np.isnan(cyear) & ((cyear < MIN_YEAR) | (cyear > this_year)),
+        name,
+        raw,
+        f"is not in {MIN_YEAR}-{this_year}",
+    )
 
     raw, name = _raw(f, profile, "install_date")
     dates, _, bad = parse_install_dates(raw, profile.date_format)
-    probs.add("value_unparseable", bad,
-              _quoted(name, raw) + f" is not a date (date_format {profile.date_format!r})")
+    probs.add(
+        "value_unparseable", bad, name, raw, f"is not a date (date_format {profile.date_format!r})"
+    )
     early = (dates < pd.Timestamp(f"{MIN_YEAR}-01-01")).to_numpy(dtype=bool)
     late = (dates > pd.Timestamp(ctx.today)).to_numpy(dtype=bool)
-    probs.add("value_out_of_range", early | late,
-              _quoted(name, raw) + " is " + pd.Series(dates).dt.strftime("%Y-%m-%d").fillna("")
-              + f", not between {MIN_YEAR}-01-01 and today ({ctx.today})")
+    shown = dates.dt.strftime("%Y-%m-%d").fillna("").to_numpy(dtype=object)
+    probs.add(
+        "value_out_of_range",
+        early | late,
+        name,
+        raw,
+        "is " + shown + f", not between {MIN_YEAR}-01-01 and today ({ctx.today})",
+    )
 
     raw, name = _raw(f, profile, "measured_length_m")
     measured, bad = _numeric(raw)
-    probs.add("value_unparseable", bad, _quoted(name, raw) + " is not a number")
-    probs.add("value_out_of_range", measured < 0, _quoted(name, raw) + " is negative")
+    probs.add("value_unparseable", bad, name, raw, "is not a number")
+    probs.add("value_out_of_range", measured < 0, name, raw, "is negative")
 
     raw, _ = _raw(f, profile, "material")
     material_raw = _text(raw)
@@ -490,8 +600,9 @@ def _pipe_attributes(
     date_year = dates.dt.year.to_numpy(dtype=float, na_value=np.nan)
     has_cyear = ~np.isnan(cyear)
     install_year = np.where(has_cyear, cyear, date_year)
-    year_source = np.where(has_cyear, "construction_year",
-                           np.where(np.isnan(date_year), None, "install_date")).astype(object)
+    year_source = np.where(
+        has_cyear, "construction_year", np.where(np.isnan(date_year), None, "install_date")
+    ).astype(object)
     year_source[pd.isna(year_source)] = None
 
     with np.errstate(invalid="ignore"):
@@ -502,7 +613,8 @@ def _pipe_attributes(
         "asset_id": _text(_raw(f, profile, "asset_id")[0]),
         "watermain_type": wt,
         "watermain_type_desc": np.array(
-            [WATERMAIN_TYPES.get(int(t)) if not np.isnan(t) else None for t in wt], dtype=object),
+            [WATERMAIN_TYPES.get(int(t)) if not np.isnan(t) else None for t in wt], dtype=object
+        ),
         "material": material,
         "material_raw": material_raw,
         "material_desc": material_desc,
@@ -533,8 +645,8 @@ def _street_attributes(
     raw, name = _raw(f, profile, "feature_code")
     code, bad = _numeric(raw)
     bad = _whole(code, bad)
-    probs.add("value_unparseable", bad, _quoted(name, raw) + " is not a feature code")
-    probs.add("value_out_of_range", np.abs(code) >= 2**31, _quoted(name, raw) + " is too large")
+    probs.add("value_unparseable", bad, name, raw, "is not a feature code")
+    probs.add("value_out_of_range", np.abs(code) >= 2**31, name, raw, "is too large")
     desc = _text(_raw(f, profile, "feature_code_desc")[0])
     norm = pd.Series(desc, dtype=object).map(str.casefold, na_action="ignore")
     street = norm.isin(list(STREET_CLASSES)).to_numpy()
@@ -615,10 +727,20 @@ def _transform_lines(
         if bad.any():
             reasons, details = checks.lists()
             # a CSV keeps its geometry text in the frame: quarantine it as published
-            raw_geom = None if (profile.geometry_column and profile.geometry_column in f) else chunk.geometry
-            quarantined.append(build_quarantine(
-                source_id, f.loc[bad], reasons, details, None if raw_geom is None else raw_geom[bad]
-            ))
+            raw_geom = (
+                None
+                if (profile.geometry_column and profile.geometry_column in f)
+                else chunk.geometry
+            )
+            quarantined.append(
+                build_quarantine(
+                    source_id,
+                    f.loc[bad],
+                    reasons,
+                    details,
+                    None if raw_geom is None else raw_geom[bad],
+                )
+            )
         keep = ~bad
         flags = [*lines.flags, *attr_flags]
         for name, m in flags:
@@ -630,23 +752,23 @@ def _transform_lines(
             acc = lines.info.accuracy_m
         out = {spec.key: ids[keep]}
         out.update({k: np.asarray(v)[keep] for k, v in cols.items()})
-        out.update({
-            "length_m": lines.length[keep],
-            "centroid_lon": lines.lon[keep],
-            "centroid_lat": lines.lat[keep],
-            "coord_accuracy_m": np.full(int(keep.sum()), acc, dtype=float),
-            "flags": _flag_text(flags, n)[keep],
-            "source_id": np.full(int(keep.sum()), source_id, dtype=object),
-            "source_file": f["source_file"].to_numpy(dtype=object)[keep],
-            "source_row": rows[keep],
-            "geometry": shapely.to_wkb(lines.geometry[keep]),
-        })
+        out.update(
+            {
+                "length_m": lines.length[keep],
+                "centroid_lon": lines.lon[keep],
+                "centroid_lat": lines.lat[keep],
+                "coord_accuracy_m": np.full(int(keep.sum()), acc, dtype=float),
+                "flags": _flag_text(flags, n)[keep],
+                "source_id": np.full(int(keep.sum()), source_id, dtype=object),
+                "source_file": f["source_file"].to_numpy(dtype=object)[keep],
+                "source_row": rows[keep],
+                "geometry": shapely.to_wkb(lines.geometry[keep]),
+            }
+        )
         frames.append(pd.DataFrame(out))
     if rows_in == 0:
         raise InputDataError(f"source {source_id!r}: no rows were read (profile {profile.id!r})")
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        {c: pd.Series(dtype=object) for c in (spec.key, "source_file", "source_row")}
-    )
+    df = pd.concat(frames, ignore_index=True)
     df = df.sort_values([spec.key, "source_file", "source_row"], kind="stable")
     df = conform(df, schema)
     validate_frame(df, schema)
@@ -657,7 +779,8 @@ def _transform_lines(
         crs_records.append({"source_id": source_id, "pair": "geometry", **info.to_dict()})
         if info.ballpark or (info.accuracy_m or 0) > 1:
             warnings.append(
-                f"source {source_id!r}: {info.source_crs} -> {info.target_crs} uses {info.description!r} "
+                f"source {source_id!r}: {info.source_crs} -> {info.target_crs} "
+                f"uses {info.description!r} "
                 f"(accuracy {info.accuracy_m if info.accuracy_m is not None else 'unknown'} m; "
                 f"missing datum grids: {', '.join(info.missing_grids) or 'none'})"
             )
@@ -675,7 +798,13 @@ def _transform_lines(
             + ", ".join(f"{k}={v}" for k, v in sorted(flag_counts.items()))
         )
     result = IngestResult(
-        source_id, spec.kind, {spec.table: df}, quarantine, rows_in, warnings, crs_records,
+        source_id,
+        spec.kind,
+        {spec.table: df},
+        quarantine,
+        rows_in,
+        warnings,
+        crs_records,
         dict(sorted(flag_counts.items())),
     )
     result.reconcile()

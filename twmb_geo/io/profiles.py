@@ -66,6 +66,8 @@ KINDS: dict[str, dict[str, bool]] = {
         "to_node": False,
         "jurisdiction": False,
         "status": False,
+        "oneway_dir_code": False,
+        "linear_name_id": False,
         "record_id": False,
     },
 }

@@ -245,26 +245,34 @@ def _read_csv(path: Path, profile: Profile) -> Iterator[RawChunk]:
         usecols=lambda c: str(c).strip() in wanted,
         chunksize=profile.chunk_size,
     )
-    for chunk in reader:
-        chunk.columns = [str(c).strip() for c in chunk.columns]
-        any_rows = any_rows or len(chunk) > 0
-        geometry = None
-        if profile.geometry_column and profile.geometry_column in chunk:
-            txt = chunk[profile.geometry_column].where(chunk[profile.geometry_column] != "", None)
+    with reader:
+        while True:
             try:
-                if profile.geometry_encoding == "wkt":
-                    geometry = shapely.from_wkt(txt.to_numpy(), on_invalid="ignore")
-                else:
-                    geometry = shapely.from_geojson(txt.to_numpy(), on_invalid="ignore")
-            except Exception as exc:
-                raise InputDataError(
-                    f"{path}: geometry column {profile.geometry_column!r} is unreadable ({exc})"
-                ) from None
-        frame = _object_frame(chunk.reset_index(drop=True), profile)
-        frame["source_file"] = path.name
-        frame["source_row"] = np.arange(start, start + len(frame), dtype=np.int64)
-        start += len(frame)
-        yield RawChunk(frame=frame, geometry=geometry, crs=crs, path=path)
+                chunk = next(reader)
+            except StopIteration:
+                break
+            except pd.errors.ParserError as exc:
+                raise InputDataError(f"{path}: malformed CSV ({exc}); fix the line or re-export the file") from None
+            chunk.columns = [str(c).strip() for c in chunk.columns]
+            any_rows = any_rows or len(chunk) > 0
+            geometry = None
+            if profile.geometry_column and profile.geometry_column in chunk:
+                col = chunk[profile.geometry_column].astype(object)
+                txt = col.where(col.notna() & (col != ""), None)
+                try:
+                    if profile.geometry_encoding == "wkt":
+                        geometry = shapely.from_wkt(txt.to_numpy(), on_invalid="ignore")
+                    else:
+                        geometry = shapely.from_geojson(txt.to_numpy(), on_invalid="ignore")
+                except Exception as exc:
+                    raise InputDataError(
+                        f"{path}: geometry column {profile.geometry_column!r} is unreadable ({exc})"
+                    ) from None
+            frame = _object_frame(chunk.reset_index(drop=True), profile)
+            frame["source_file"] = path.name
+            frame["source_row"] = np.arange(start, start + len(frame), dtype=np.int64)
+            start += len(frame)
+            yield RawChunk(frame=frame, geometry=geometry, crs=crs, path=path)
     if not any_rows:
         raise InputDataError(f"{path}: the file has a header but no data rows")
 

@@ -1,0 +1,21 @@
+"""The examples run as documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_quickstart_runs(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "quickstart.py"), str(tmp_path / "qs")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "35,465 in" in proc.stdout
+    assert "busiest year 1994 (2,076)" in proc.stdout
+    assert "Severe winters" in proc.stdout
+    assert "'swapped_xy': 1" in proc.stdout  # the xlsx release, read in memory
+    assert (tmp_path / "qs" / "twmb.duckdb").exists()
