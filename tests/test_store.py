@@ -111,3 +111,51 @@ def test_unknown_table_is_refused(tmp_path) -> None:
 
 def test_pinned_today_is_used(bundled_cfg) -> None:
     assert bundled_cfg.run_date == TODAY
+
+
+def test_pipes_and_streets_go_through_the_store(tmp_path) -> None:
+    """City-format Watermains and Centreline fixtures ingest beside the bundled neighbourhoods."""
+    from conftest import NEIGHBOURHOODS_ZIP, REPO
+
+    from twmb_geo.config import Config, SourceConfig
+    from twmb_geo.contracts import validate_frame
+
+    fx = REPO / "tests" / "fixtures"
+    cfg = Config(
+        out=tmp_path / "assets",
+        today=TODAY,
+        sources=(
+            SourceConfig("neighbourhoods", "toronto_neighbourhoods_140", str(NEIGHBOURHOODS_ZIP)),
+            SourceConfig(
+                "distribution",
+                "toronto_watermains_distribution_geojson",
+                str(fx / "toronto_watermains" / "distribution-watermain-4326.geojson"),
+            ),
+            SourceConfig(
+                "transmission",
+                "toronto_watermains_transmission_csv",
+                str(fx / "toronto_watermains" / "transmission-watermain-2952.csv"),
+            ),
+            SourceConfig(
+                "centreline",
+                "toronto_centreline_geojson",
+                str(fx / "toronto_centreline" / "centreline-version-2-4326.geojson"),
+            ),
+        ),
+    )
+    report = tw.ingest(cfg)
+    by = {s.source_id: s for s in report.sources}
+    for s in by.values():
+        assert s.rows_in == s.accepted + s.quarantined
+    with tw.open_store(cfg.store_path, read_only=True) as store:
+        pipes = store.read("pipes")
+        streets = store.read("street_segments")
+        validate_frame(pipes, "curated/pipes")
+        validate_frame(streets, "curated/street_segments")
+    assert set(pipes["source_id"]) == {"distribution", "transmission"}
+    assert len(pipes) == by["distribution"].accepted + by["transmission"].accepted
+    assert len(streets) == by["centreline"].accepted > 0
+    # re-ingesting one source replaces only its rows
+    tw.ingest(cfg, ["transmission"])
+    with tw.open_store(cfg.store_path, read_only=True) as store:
+        pd.testing.assert_frame_equal(store.read("pipes"), pipes)
