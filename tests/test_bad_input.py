@@ -75,7 +75,7 @@ def error_text(r: Result, code: int) -> str:
     assert isinstance(r.exception, SystemExit), show(r)
     assert "Traceback" not in r.stdout + r.stderr, show(r)
     assert "error:" in r.stderr, show(r)
-    return flat(r.stderr[r.stderr.index("error:"):])
+    return flat(r.stderr[r.stderr.index("error:") :])
 
 
 def ok_json(r: Result) -> dict:
@@ -89,9 +89,14 @@ def source(doc: dict, source_id: str = "breaks") -> dict:
     return next(s for s in doc["sources"] if s["source_id"] == source_id)
 
 
-def write_config(path: Path, breaks: Path | str, *, profile: str = "toronto_breaks_csv",
-                 neighbourhoods: Path = NEIGHBOURHOODS_ZIP, profile_files: tuple[str, ...] = (),
-                 ) -> Path:
+def write_config(
+    path: Path,
+    breaks: Path | str,
+    *,
+    profile: str = "toronto_breaks_csv",
+    neighbourhoods: Path = NEIGHBOURHOODS_ZIP,
+    profile_files: tuple[str, ...] = (),
+) -> Path:
     files = f"[profiles]\nfiles = {list(profile_files)!r}\n\n" if profile_files else ""
     path.write_text(
         '[project]\nname = "bad-input"\n\n'
@@ -201,12 +206,6 @@ def test_empty_file(project: Project) -> None:
     assert_store_unchanged(project, before)
 
 
-@pytest.mark.xfail(
-    reason="BUG: readers._read_csv yields the empty chunk pandas returns for a header-only CSV; "
-    "transform_breaks crashes on it (UFuncTypeError, exit 1) before the reader's 'header but "
-    "no data rows' InputDataError is reached",
-    strict=True,
-)
 def test_header_only_file(project: Project) -> None:
     (project.dir / "header_only.csv").write_text(",".join(CSV_COLUMNS) + "\n", encoding="utf-8")
     before = snapshot(project.store)
@@ -247,15 +246,10 @@ def test_corrupt_shapefile(project: Project) -> None:
     assert_store_unchanged(project, before)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a .shp truncated inside the zip is read without error: GDAL returns null "
-    "geometries for the missing records and the source is ingested (exit 0) with the "
-    "geometry pair silently lost; the reader does not check the .shp header's file length",
-    strict=True,
-)
 def test_truncated_shapefile_in_zip(project: Project) -> None:
-    bad = copy_zip(BREAKS_ZIP, project.dir / "truncated.zip",
-                   transform={".shp": lambda b: b[:5000]})
+    bad = copy_zip(
+        BREAKS_ZIP, project.dir / "truncated.zip", transform={".shp": lambda b: b[:5000]}
+    )
     before = snapshot(project.store)
     r = project.ingest(project.config(bad, profile="toronto_breaks_shapefile"), "breaks")
     msg = error_text(r, 3)
@@ -323,11 +317,15 @@ checks = {{ duplicate_key = ["break_date", "mtm_nad27"] }}
 
 
 def test_unknown_crs_in_profile(project: Project) -> None:
-    (project.dir / "profiles.toml").write_text(MTM_ONLY_PROFILE.format(crs="EPSG:999999"),
-                                               encoding="utf-8")
+    (project.dir / "profiles.toml").write_text(
+        MTM_ONLY_PROFILE.format(crs="EPSG:999999"), encoding="utf-8"
+    )
     project.good.to_csv(project.dir / "breaks.csv", index=False)
-    cfg = project.config(project.dir / "breaks.csv", profile="toronto_breaks_mtm_only",
-                         profile_files=("profiles.toml",))
+    cfg = project.config(
+        project.dir / "breaks.csv",
+        profile="toronto_breaks_mtm_only",
+        profile_files=("profiles.toml",),
+    )
     before = snapshot(project.store)
     r = project.ingest(cfg, "breaks", json_=True)
     msg = error_text(r, 2)
@@ -374,8 +372,9 @@ def test_swapped_pairs_repaired_from_the_other_pair(project: Project) -> None:
     df["POINT_X"], df["POINT_Y"] = np.where(wgs_swapped, lat, lon), np.where(wgs_swapped, lon, lat)
     df.to_csv(project.dir / "swapped.csv", index=False)
     before = snapshot(project.store)["breaks"].set_index("source_row")
-    s = source(ok_json(project.ingest(project.config(project.dir / "swapped.csv"), "breaks",
-                                      json_=True)))
+    s = source(
+        ok_json(project.ingest(project.config(project.dir / "swapped.csv"), "breaks", json_=True))
+    )
     assert s["rows_in"] == s["accepted"] == GOOD_ROWS
     assert s["flags"] == {"mtm_nad27_swapped_xy": 5, "wgs84_swapped_xy": 3}
     after = snapshot(project.store)["breaks"].set_index("source_row")
@@ -394,8 +393,9 @@ def test_swapped_pairs_repaired_from_the_other_pair(project: Project) -> None:
 
 def test_mtm_only_swapped_pair(project: Project) -> None:
     """One MTM pair: swap back when that lands in the city, else quarantine swapped_xy."""
-    (project.dir / "profiles.toml").write_text(MTM_ONLY_PROFILE.format(crs="EPSG:2019"),
-                                               encoding="utf-8")
+    (project.dir / "profiles.toml").write_text(
+        MTM_ONLY_PROFILE.format(crs="EPSG:2019"), encoding="utf-8"
+    )
     df = project.good[["BREAK_DATE", "BREAK_YEAR", "XCOORD", "YCOORD"]].copy()  # no WGS84
     swapped = np.arange(len(df)) < 3
     x, y = df["XCOORD"].to_numpy(), df["YCOORD"].to_numpy()
@@ -403,8 +403,11 @@ def test_mtm_only_swapped_pair(project: Project) -> None:
     # row 6: swapped, and swapping back lands in Lake Ontario ~6 km off the shore
     df.loc[5, ["XCOORD", "YCOORD"]] = [4_824_000.0, 315_000.0]
     df.to_csv(project.dir / "mtm_only.csv", index=False)
-    cfg = project.config(project.dir / "mtm_only.csv", profile="toronto_breaks_mtm_only",
-                         profile_files=("profiles.toml",))
+    cfg = project.config(
+        project.dir / "mtm_only.csv",
+        profile="toronto_breaks_mtm_only",
+        profile_files=("profiles.toml",),
+    )
     before = snapshot(project.store)["breaks"].set_index("source_row")
     s = source(ok_json(project.ingest(cfg, "breaks", json_=True)))
     assert s["rows_in"] == GOOD_ROWS
@@ -417,8 +420,10 @@ def test_mtm_only_swapped_pair(project: Project) -> None:
     assert set(after.loc[[r for r in after.index if r > 3], "flags"]) == {""}
     assert set(after["coord_source"]) == {"mtm_nad27"}
     common = after.index.intersection(before.index)
-    dist = np.hypot(after.loc[common, "x"] - before.loc[common, "x"],
-                    after.loc[common, "y"] - before.loc[common, "y"])
+    dist = np.hypot(
+        after.loc[common, "x"] - before.loc[common, "x"],
+        after.loc[common, "y"] - before.loc[common, "y"],
+    )
     assert dist.max() < 25, dist.sort_values().tail()
     q = snap["quarantine"]
     q = q[q["source_id"] == "breaks"]
@@ -467,19 +472,15 @@ def test_config_reports_all_problems_at_once(several_problems: Path, tmp_path: P
     assert "source id 'breaks' is used twice" in msg, msg
     doc = json.loads(r.stdout)
     assert doc["ok"] is False and doc["exit_code"] == 2
-    for problem in ("[project] has unknown keys ['colour']",
-                    "[project] h3_resolution must be an integer 0..15, got 42",
-                    "[[sources]] #3: source id 'breaks' is used twice"):
+    for problem in (
+        "[project] has unknown keys ['colour']",
+        "[project] h3_resolution must be an integer 0..15, got 42",
+        "[[sources]] #3: source id 'breaks' is used twice",
+    ):
         assert problem in doc["error"], doc["error"]
     assert not (tmp_path / "out" / "twmb.duckdb").exists()
 
 
-@pytest.mark.xfail(
-    reason="BUG: cli._fail prints the message as rich markup, so '[project]' and "
-    "'[[sources]]' in config errors are eaten as style tags ('[project] has unknown keys' "
-    "is printed as ' has unknown keys', '[[sources]] #3' as '[] #3')",
-    strict=True,
-)
 def test_config_error_keeps_section_names(several_problems: Path, tmp_path: Path) -> None:
     r = twmb("--config", several_problems, "--out", tmp_path / "out", "ingest")
     msg = error_text(r, 2)
@@ -512,13 +513,17 @@ def test_ten_times_larger_csv_in_chunks(project: Project, city_breaks: pd.DataFr
     for k in range(10):
         c = city_breaks.copy()
         c["BREAK_DATE"] = (pd.to_datetime(c["BREAK_DATE"]) - pd.DateOffset(years=k)).dt.strftime(
-            "%Y-%m-%d")
+            "%Y-%m-%d"
+        )
         c["BREAK_YEAR"] = c["BREAK_YEAR"] - k  # keeps the City's 8 year mismatches per copy
         copies.append(c)
     pd.concat(copies, ignore_index=True).to_csv(project.dir / "breaks_x10.csv", index=False)
     (project.dir / "profiles.toml").write_text(CHUNKED_PROFILE, encoding="utf-8")
-    cfg = project.config(project.dir / "breaks_x10.csv", profile="toronto_breaks_csv_chunked",
-                         profile_files=("profiles.toml",))
+    cfg = project.config(
+        project.dir / "breaks_x10.csv",
+        profile="toronto_breaks_csv_chunked",
+        profile_files=("profiles.toml",),
+    )
     r = twmb("-q", "--config", cfg, "--out", project.out, "ingest", "breaks", "--json")
     s = source(ok_json(r))
     assert s["rows_in"] == 10 * len(city_breaks) == 354_650
@@ -530,6 +535,8 @@ def test_ten_times_larger_csv_in_chunks(project: Project, city_breaks: pd.DataFr
         assert store.count("breaks") == s["accepted"]
         n = store.query("SELECT count(*) AS n FROM quarantine WHERE source_id = 'breaks'")
         assert int(n["n"].iloc[0]) == s["quarantined"]
-        rows = store.query("SELECT min(source_row) AS lo, max(source_row) AS hi, "
-                           "count(DISTINCT source_row) AS n FROM breaks")
+        rows = store.query(
+            "SELECT min(source_row) AS lo, max(source_row) AS hi, "
+            "count(DISTINCT source_row) AS n FROM breaks"
+        )
     assert rows.iloc[0].tolist() == [1, 354_650, s["accepted"]]

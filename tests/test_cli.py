@@ -108,8 +108,18 @@ def closed_port() -> int:
 
 def fetch_args(out: Path) -> list[object]:
     base = f"http://127.0.0.1:{closed_port()}"
-    return ["--out", out, "fetch", "toronto", "--base-url", base, "--retries", "0",
-            "--timeout", "0.5"]
+    return [
+        "--out",
+        out,
+        "fetch",
+        "toronto",
+        "--base-url",
+        base,
+        "--retries",
+        "0",
+        "--timeout",
+        "0.5",
+    ]
 
 
 # --------------------------------------------------------------------------- bundled run
@@ -139,11 +149,17 @@ def test_help_lists_commands_and_exit_codes() -> None:
     for option in ("--config", "--out", "--quiet", "--verbose", "--version"):
         assert option in r.stdout
     assert "Exit codes:" in r.stdout
-    for code, words in [("0", "success"), ("2", "usage or config"), ("3", "bad input data"),
-                        ("4", "contract or reconciliation"), ("5", "store"), ("6", "download")]:
-        assert any(line.split()[:1] == [code] and words in line for line in r.stdout.splitlines()), (
-            f"exit code {code} ({words}) not documented\n{r.stdout}"
-        )
+    for code, words in [
+        ("0", "success"),
+        ("2", "usage or config"),
+        ("3", "bad input data"),
+        ("4", "contract or reconciliation"),
+        ("5", "store"),
+        ("6", "download"),
+    ]:
+        assert any(
+            line.split()[:1] == [code] and words in line for line in r.stdout.splitlines()
+        ), f"exit code {code} ({words}) not documented\n{r.stdout}"
 
 
 @pytest.mark.parametrize(
@@ -237,8 +253,9 @@ def test_run_twice_is_idempotent_and_flags_the_swapped_record(
         assert store.count("neighbourhoods") == 140
         runs = store.read("runs")
         assert list(runs["status"]) == ["ok", "ok"]
-        row = store.query("SELECT coord_source, flags FROM breaks WHERE source_row = ?",
-                          [SWAPPED_ROW])
+        row = store.query(
+            "SELECT coord_source, flags FROM breaks WHERE source_row = ?", [SWAPPED_ROW]
+        )
     assert len(row) == 1
     assert "mtm_nad27_swapped_xy" in row["flags"].iloc[0].split(";")
     assert row["coord_source"].iloc[0] == "wgs84"
@@ -308,12 +325,6 @@ def test_profiles_json_lists_builtins(tmp_path: Path) -> None:
     assert [p["id"] for p in doc["profiles"]] == sorted(by_id)
 
 
-@pytest.mark.xfail(
-    reason="BUG: builtin_profiles() loads the package's TOML files with load_profile_file(path), "
-    "which sets origin to the file path, so `twmb profiles` cannot tell built-in profiles from "
-    "user profiles (Profile.origin defaults to 'built-in' but is never left at it)",
-    strict=True,
-)
 def test_profiles_json_marks_builtins_as_built_in(tmp_path: Path) -> None:
     r = twmb("--out", tmp_path / "out", "profiles", "--json")
     assert r.exit_code == 0, show(r)
@@ -355,7 +366,7 @@ def test_fetch_unreachable_portal_exit_6(tmp_path: Path) -> None:
     r = twmb(*fetch_args(tmp_path / "out"))
     assert_clean_failure(r, 6)
     assert r.stdout == ""
-    msg = flat(r.stderr[r.stderr.index("error:"):])
+    msg = flat(r.stderr[r.stderr.index("error:") :])
     assert "127.0.0.1" in msg and "package_show" in msg and "--base-url" in msg, show(r)
 
     r = twmb(*fetch_args(tmp_path / "out"), "--json")
@@ -368,12 +379,6 @@ def test_fetch_unreachable_portal_exit_6(tmp_path: Path) -> None:
     assert "\n" not in doc["error"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: cli._fail prints the message with rich Console.print, which soft-wraps it at "
-    "the console width (120 columns when not a tty), so a long one-line error is split over "
-    "several lines on stderr",
-    strict=True,
-)
 def test_error_message_is_one_line(tmp_path: Path) -> None:
     r = twmb(*fetch_args(tmp_path / "out"))
     assert r.exit_code == 6
@@ -390,7 +395,12 @@ def test_console_script_subprocess(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TWMB_CONFIG"}
     proc = subprocess.run(
         [str(TWMB_SCRIPT), *map(str, fetch_args(tmp_path / "out")), "--json"],
-        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 6, proc.stderr
     doc = json.loads(proc.stdout)
@@ -411,12 +421,6 @@ def plain_runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     root.setLevel(saved_level)
 
 
-@pytest.mark.xfail(
-    reason="BUG: cli.out/cli.err are rich Consoles bound to sys.stdout/sys.stderr at import "
-    "time, so output of main() invoked in-process (CliRunner, main(standalone_mode=False)) "
-    "goes to the streams of the moment of import, not to the current ones",
-    strict=True,
-)
 def test_clirunner_captures_output_without_emulation(
     plain_runner: CliRunner, tmp_path: Path
 ) -> None:
@@ -428,12 +432,6 @@ def test_clirunner_captures_output_without_emulation(
     assert "error:" in r.stderr and "nope.toml" in r.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG: cli._fail decides whether to print the JSON failure object from "
-    "sys.argv instead of the parsed arguments, so main(['...', '--json']) invoked in-process "
-    "prints no JSON on failure",
-    strict=True,
-)
 def test_clirunner_captures_output_json_failure_without_argv(
     plain_runner: CliRunner, tmp_path: Path
 ) -> None:

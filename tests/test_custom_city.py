@@ -44,8 +44,12 @@ EXPECTED_REASONS = {
     "WO-9010": "value_unparseable",
     "WO-9011": "year_mismatch",
 }
-AREAS = {"SP01": "Old Town", "SP02": "Évangéline Heights", "SP03": "Lakeview",
-         "SP04": "Sainte-Thérèse"}
+AREAS = {
+    "SP01": "Old Town",
+    "SP02": "Évangéline Heights",
+    "SP03": "Lakeview",
+    "SP04": "Sainte-Thérèse",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -115,8 +119,7 @@ def tables(project: Path) -> dict[str, pd.DataFrame]:
 
 
 def raw_csv() -> pd.DataFrame:
-    return pd.read_csv(FIXTURE / "breaks.csv", encoding="cp1252", dtype=str,
-                       keep_default_na=False)
+    return pd.read_csv(FIXTURE / "breaks.csv", encoding="cp1252", dtype=str, keep_default_na=False)
 
 
 # --------------------------------------------------------------------------- the run
@@ -147,8 +150,10 @@ def test_run_is_ok_and_reconciles(city: tuple[Path, dict]) -> None:
 def test_each_bad_row_is_quarantined_with_its_reason(city: tuple[Path, dict]) -> None:
     q = tables(city[0])["quarantine"]
     qb = q[q["source_id"] == "springfield_breaks"]
-    got = {json.loads(rec)["WorkOrder"]: reason
-           for rec, reason in zip(qb["raw_record"], qb["reason"], strict=True)}
+    got = {
+        json.loads(rec)["WorkOrder"]: reason
+        for rec, reason in zip(qb["raw_record"], qb["reason"], strict=True)
+    }
     assert got == EXPECTED_REASONS
     raw = raw_csv()
     rows = {wo: i + 1 for i, wo in enumerate(raw["WorkOrder"])}  # 1-based data rows
@@ -191,8 +196,14 @@ def test_accepted_rows(city: tuple[Path, dict]) -> None:
 
 def test_summary_per_year_and_neighbourhoods(city: tuple[Path, dict]) -> None:
     project, doc = city
-    assert doc["breaks_per_year"] == {"2015": 4, "2016": 4, "2017": 4, "2018": 5, "2019": 4,
-                                      "2020": 4}
+    assert doc["breaks_per_year"] == {
+        "2015": 4,
+        "2016": 4,
+        "2017": 4,
+        "2018": 5,
+        "2019": 4,
+        "2020": 4,
+    }
     assert doc["breaks_total"] == 25
     top = doc["top_neighbourhoods"]
     assert {t["area_code"]: t["area_name"] for t in top} == AREAS
@@ -202,8 +213,9 @@ def test_summary_per_year_and_neighbourhoods(city: tuple[Path, dict]) -> None:
     assert np.allclose(nb["area_km2"], 4.0, atol=0.05)
 
 
-def test_profiles_lists_the_city_profiles(city: tuple[Path, dict],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_profiles_lists_the_city_profiles(
+    city: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, _ = city
     monkeypatch.chdir(project)
     r = twmb("--config", CONFIG, "--out", project / "out", "profiles", "--json")
@@ -255,8 +267,9 @@ BAD_PROFILE_PROBLEMS = (
 def bad_profile_city(tmp_path: Path) -> Path:
     project = copy_city(tmp_path / "springfield")
     schema = project / "springfield_breaks.schema.json"
-    (project / "springfield_profiles.toml").write_text(BAD_PROFILE.format(schema=schema),
-                                                       encoding="utf-8")
+    (project / "springfield_profiles.toml").write_text(
+        BAD_PROFILE.format(schema=schema), encoding="utf-8"
+    )
     return project
 
 
@@ -277,12 +290,6 @@ def test_invalid_user_profile_lists_every_problem(bad_profile_city: Path) -> Non
     assert not (project / "out" / "twmb.duckdb").exists()
 
 
-@pytest.mark.xfail(
-    reason="BUG: config.load_config resolves each source's profile through "
-    "Config.user_profiles(), which parses every profile file, so an invalid profile is "
-    "reported once per source, including sources that do not use it",
-    strict=True,
-)
 def test_invalid_user_profile_is_reported_once(bad_profile_city: Path) -> None:
     project = bad_profile_city
     r = twmb("--config", project / CONFIG, "--out", project / "out", "profiles", "--json")
@@ -293,20 +300,14 @@ def test_invalid_user_profile_is_reported_once(bad_profile_city: Path) -> None:
     assert "source 'springfield_areas'" not in error, error
 
 
-@pytest.mark.xfail(
-    reason="BUG: a relative raw_schema path in a user profile is resolved against the "
-    "current directory (contracts.load_schema), not against the profile file, so "
-    "`twmb --config other/dir/project.toml` fails with 'schema ... not found' (and "
-    "load_schema caches the first resolution under the relative string)",
-    strict=True,
-)
 def test_relative_raw_schema_is_found_next_to_the_profile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = copy_city(tmp_path / "springfield")
     monkeypatch.chdir(tmp_path)  # not the project folder
-    r = twmb("--config", Path("springfield") / CONFIG, "--out", tmp_path / "out", "ingest",
-             "--json")
+    r = twmb(
+        "--config", Path("springfield") / CONFIG, "--out", tmp_path / "out", "ingest", "--json"
+    )
     assert r.exit_code == 0, show(r)
     src = {s["source_id"]: s for s in json.loads(r.stdout)["sources"]}
     assert src["springfield_breaks"]["accepted"] == 25

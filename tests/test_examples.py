@@ -11,7 +11,10 @@ from conftest import REPO
 def test_quickstart_runs(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "examples" / "quickstart.py"), str(tmp_path / "qs")],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "35,465 in" in proc.stdout

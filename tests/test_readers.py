@@ -86,15 +86,30 @@ def test_csv_chunks_number_rows_continuously(tmp_path) -> None:
     assert pd.concat([c.frame for c in chunks])["source_row"].tolist() == list(range(1, 29))
 
 
-_cell = st.text(alphabet=st.characters(codec="cp1252", exclude_categories=("Cs", "Cc")), max_size=15)
+_cell = st.text(
+    alphabet=st.characters(codec="cp1252", exclude_categories=("Cs", "Cc")), max_size=15
+)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cells=st.lists(st.tuples(_cell, _cell), min_size=1, max_size=20), encoding=st.sampled_from(["utf-8", "cp1252"]))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cells=st.lists(st.tuples(_cell, _cell), min_size=1, max_size=20),
+    encoding=st.sampled_from(["utf-8", "cp1252"]),
+)
 def test_csv_round_trip(tmp_path, cells, encoding) -> None:
     """Whatever text a cell holds (commas, quotes, accents), the reader returns it unchanged."""
-    df = pd.DataFrame({"BREAK_DATE": [a for a, _ in cells], "BREAK_YEAR": [b for _, b in cells],
-                       "XCOORD": "1", "YCOORD": "2", "POINT_X": "3", "POINT_Y": "4"})
+    df = pd.DataFrame(
+        {
+            "BREAK_DATE": [a for a, _ in cells],
+            "BREAK_YEAR": [b for _, b in cells],
+            "XCOORD": "1",
+            "YCOORD": "2",
+            "POINT_X": "3",
+            "POINT_Y": "4",
+        }
+    )
     p = tmp_path / f"rt-{encoding}.csv"
     df.to_csv(p, index=False, encoding=encoding)
     frame = pd.concat([c.frame for c in iter_raw(p, CSV)], ignore_index=True)

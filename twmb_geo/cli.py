@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .config import Config, default_config, load_config, write_config
@@ -49,8 +50,18 @@ out = _console(sys.stdout)
 err = _console(sys.stderr)
 
 
+def _bind_consoles() -> None:
+    """Bind the consoles to the current streams (a new process, or CliRunner in tests)."""
+    global out, err
+    out, err = _console(sys.stdout), _console(sys.stderr)
+
+
 class _Group(click.Group):
     """Maps package errors to exit codes and one-line messages (no traceback)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["twmb_json"] = "--json" in args
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -73,8 +84,8 @@ class _Group(click.Group):
 
 def _fail(ctx: click.Context, code: int, message: str) -> None:
     sub = ctx.invoked_subcommand
-    want_json = "--json" in sys.argv[1:]
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    want_json = ctx.meta.get("twmb_json", False)
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True, highlight=False)
     if want_json:
         click.echo(json.dumps({"ok": False, "command": sub, "exit_code": code, "error": message}))
     ctx.exit(code)
@@ -171,6 +182,7 @@ def main(
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose cannot be used together")
+    _bind_consoles()
     _setup_logging(verbose, quiet)
     ctx.obj = {"config_path": config_path, "out": out, "quiet": quiet, "verbose": verbose}
 

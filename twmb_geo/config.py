@@ -243,11 +243,19 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
     )
     # Resolve every profile now so a typo fails before any work starts.
     errs: list[str] = []
-    for s in cfg.sources:
+    user: list[Profile] = []
+    for p in profile_files:
+        ppath = Path(p) if Path(p).is_absolute() else cfg.root / p
         try:
-            cfg.profile(s)
+            user.extend(load_profile_file(ppath))
         except ConfigError as exc:
-            errs.append(f"source {s.id!r}: {exc}")
+            errs.append(str(exc))
+    if not errs:
+        for s in cfg.sources:
+            try:
+                get_profile(s.profile, user)
+            except ConfigError as exc:
+                errs.append(f"source {s.id!r}: {exc}")
     if errs:
         raise ConfigError(f"config file {path} refers to unusable profiles", errs)
     return cfg.with_out(Path(out)) if out else cfg

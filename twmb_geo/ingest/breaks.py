@@ -538,7 +538,7 @@ def _crs_report(
                 extra = f"; measured against the record's better pair: median {me['median']} m, p95 {me['p95']} m over {me['n']} records"
             warnings.append(
                 f"source {source_id!r}: coordinate pair {name!r} ({info.source_crs}) has only a ballpark "
-                f"transformation to {info.target_crs} (missing datum grid {', '.join(info.missing_grids) or '?'}){extra}; "
+                f"transformation to {info.target_crs} ({'missing datum grid ' + ', '.join(info.missing_grids) if info.missing_grids else 'no grid-based transformation is known'}){extra}; "
                 "it is used only when no better pair is valid"
             )
         records.append(rec)

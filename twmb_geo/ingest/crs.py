@@ -86,7 +86,7 @@ def _describe(src: str, dst: str, x: float, y: float) -> TransformInfo:
         _WARNED.add((src, dst))
         log.info(
             "only a ballpark transformation from %s to %s is available here (missing grids: %s); "
-            "positions may be off by about 15-20 m",
+            "it ignores the datum shift (NAD27 in Toronto: about 17 m)",
             src,
             dst,
             ", ".join(missing) or "unknown",

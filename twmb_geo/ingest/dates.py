@@ -36,7 +36,9 @@ def parse_dates(
     n = len(s)
     missing = s.isna().to_numpy()
     out = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
-    is_dt = s.map(lambda v: isinstance(v, dt.date | pd.Timestamp | np.datetime64)).to_numpy(dtype=bool)
+    is_dt = s.map(lambda v: isinstance(v, dt.date | pd.Timestamp | np.datetime64)).to_numpy(
+        dtype=bool
+    )
     if is_dt.any():
         out[is_dt] = _to_days(pd.to_datetime(s[is_dt], errors="coerce"))
     rest = ~is_dt & ~missing
@@ -56,12 +58,16 @@ def parse_dates(
             num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             numeric = ~np.isnan(num) & np.isnat(days)
             if numeric.any():
-                days[numeric] = _to_days(pd.to_datetime(pd.Series(num[numeric]), unit="ms", errors="coerce"))
+                days[numeric] = _to_days(
+                    pd.to_datetime(pd.Series(num[numeric]), unit="ms", errors="coerce")
+                )
             left = np.isnat(days) & ~numeric
             if left.any():
                 days[left] = _to_days(pd.to_datetime(text[left], errors="coerce", format="mixed"))
         else:
-            days = _to_days(pd.to_datetime(raw.astype(str).str.strip(), errors="coerce", format=date_format))
+            days = _to_days(
+                pd.to_datetime(raw.astype(str).str.strip(), errors="coerce", format=date_format)
+            )
         out[rest] = days
     bad = ~missing & np.isnat(out)
     return pd.Series(out, dtype="datetime64[s]"), missing, bad

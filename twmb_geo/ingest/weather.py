@@ -138,9 +138,7 @@ def _header_key(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
 
 
-_COLUMN_KEYS: dict[str, str] = {
-    _header_key(disp): canon for canon, disp in DISPLAY_NAMES.items()
-}
+_COLUMN_KEYS: dict[str, str] = {_header_key(disp): canon for canon, disp in DISPLAY_NAMES.items()}
 _COLUMN_KEYS[_header_key("Climate Identifier")] = "station_id"
 _PREAMBLE_KEYS = {
     _header_key("Climate Identifier"): "station_id",
@@ -216,8 +214,7 @@ def _read_one(path: Path) -> tuple[pd.DataFrame | None, list[str]]:
     missing = [DISPLAY_NAMES[c] for c in REQUIRED_COLUMNS if c not in positions]
     if missing:
         problems.append(
-            f"missing required columns: {', '.join(missing)} "
-            f"(header on line {header_idx + 1})"
+            f"missing required columns: {', '.join(missing)} (header on line {header_idx + 1})"
         )
     if "station_id" not in positions and not preamble.get("station_id"):
         problems.append(
@@ -628,9 +625,7 @@ def _month_grid(daily: pd.DataFrame) -> pd.DataFrame:
             "month": (month_index % 12 + 1).astype(np.int32),
         }
     )
-    firsts = pd.to_datetime(
-        pd.DataFrame({"year": grid["year"], "month": grid["month"], "day": 1})
-    )
+    firsts = pd.to_datetime(pd.DataFrame({"year": grid["year"], "month": grid["month"], "day": 1}))
     grid["days_in_month"] = firsts.dt.days_in_month.astype(np.int32)
     return grid
 
@@ -737,8 +732,10 @@ def _coverage_warnings(monthly: pd.DataFrame, threshold: float) -> list[str]:
     mi = low["year"].astype(np.int64) * 12 + low["month"].astype(np.int64) - 1
     new_run = (mi.diff() != 1) | (low["station_id"] != low["station_id"].shift())
     run_id = new_run.cumsum()
-    runs = pd.DataFrame({"s": low["station_id"], "mi": mi, "run": run_id}).groupby("run").agg(
-        s=("s", "first"), a=("mi", "min"), b=("mi", "max")
+    runs = (
+        pd.DataFrame({"s": low["station_id"], "mi": mi, "run": run_id})
+        .groupby("run")
+        .agg(s=("s", "first"), a=("mi", "min"), b=("mi", "max"))
     )
 
     def label(m: int) -> str:

@@ -275,8 +275,11 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
     )
 
 
-def load_profile_file(path: Path) -> list[Profile]:
-    """Load the profiles in a TOML file (one top-level profile, or a ``[[profile]]`` list)."""
+def load_profile_file(path: Path, origin: str | None = None) -> list[Profile]:
+    """Load the profiles in a TOML file (one top-level profile, or a ``[[profile]]`` list).
+
+    A relative ``raw_schema`` path is resolved against the profile file's folder.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"profile file {path} not found")
@@ -285,7 +288,13 @@ def load_profile_file(path: Path) -> list[Profile]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile file {path} is not valid TOML: {exc}") from None
     docs = doc["profile"] if isinstance(doc.get("profile"), list) else [doc]
-    return [parse_profile(d, origin=str(path)) for d in docs]
+    out = []
+    for d in docs:
+        rs = d.get("raw_schema")
+        if isinstance(rs, str) and Path(rs).suffix and not Path(rs).is_absolute():
+            d = {**d, "raw_schema": str((path.parent / rs).resolve())}
+        out.append(parse_profile(d, origin=origin or str(path)))
+    return out
 
 
 @cache
@@ -293,7 +302,7 @@ def builtin_profiles() -> dict[str, Profile]:
     """The profiles shipped with the package, by id."""
     out: dict[str, Profile] = {}
     for path in sorted(profiles_dir().glob("*.toml")):
-        for prof in load_profile_file(path):
+        for prof in load_profile_file(path, origin="built-in"):
             out[prof.id] = prof
     return out
 

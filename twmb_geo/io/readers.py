@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import fnmatch
+import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ def _check_columns(present: list[str], profile: Profile, path: Path) -> None:
                 hints.append(repr(m))
         raise InputDataError(
             f"{path}: columns {', '.join(hints)} required by profile {profile.id!r} are missing; "
-            f"the file has {present}. Check the profile (--profile) or the column mapping",
+            f"the file has {present}. Check the source's profile in the config, or its [columns] mapping",
         )
 
 
@@ -163,7 +164,7 @@ def _object_frame(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
         if pd.api.types.is_string_dtype(s.dtype) and not pd.api.types.is_object_dtype(s.dtype):
             blank = s.isna() | s.str.strip().isin(nulls)
         elif pd.api.types.is_object_dtype(s.dtype):
-            is_str = s.map(type) == str
+            is_str = s.map(lambda v: isinstance(v, str)).astype(bool)
             blank = s.isna()
             if is_str.any():
                 blank |= is_str & s.where(is_str, "").astype(str).str.strip().isin(nulls)
@@ -171,6 +172,31 @@ def _object_frame(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
             blank = s.isna()
         cols[c] = s.astype(object).where(~blank.to_numpy(), None)
     return pd.DataFrame(cols, index=df.index)
+
+
+def _check_shp_length(path: Path, gdal_path: str) -> None:
+    """Fail on a truncated or corrupt .shp (GDAL would silently return null geometries)."""
+    if gdal_path.startswith("/vsizip/"):
+        member = gdal_path[len(f"/vsizip/{path}/") :]
+        with zipfile.ZipFile(path) as zf:
+            size = zf.getinfo(member).file_size
+            with zf.open(member) as fh:
+                head = fh.read(100)
+    else:
+        member = path.name
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(100)
+    if len(head) < 100 or head[:4] != b"\x00\x00\x27\x0a":
+        raise InputDataError(
+            f"{path}: {member} is not a valid shapefile (bad header); download the file again"
+        )
+    declared = struct.unpack(">i", head[24:28])[0] * 2
+    if declared != size:
+        raise InputDataError(
+            f"{path}: {member}: the .shp is truncated or corrupt (header says {declared:,} bytes, "
+            f"file has {size:,}); download the file again"
+        )
 
 
 def _read_vector(path: Path, profile: Profile) -> Iterator[RawChunk]:
@@ -181,6 +207,8 @@ def _read_vector(path: Path, profile: Profile) -> Iterator[RawChunk]:
         for ext in (".shx", ".dbf"):
             if not path.with_suffix(ext).exists():
                 raise InputDataError(f"{path}: shapefile has no {ext} file beside it")
+    if profile.format == "shapefile":
+        _check_shp_length(path, gdal_path)
     try:
         info = pyogrio.read_info(gdal_path, layer=profile.layer)
         present = [str(c) for c in info["fields"]]
@@ -252,9 +280,13 @@ def _read_csv(path: Path, profile: Profile) -> Iterator[RawChunk]:
             except StopIteration:
                 break
             except pd.errors.ParserError as exc:
-                raise InputDataError(f"{path}: malformed CSV ({exc}); fix the line or re-export the file") from None
+                raise InputDataError(
+                    f"{path}: malformed CSV ({exc}); fix the line or re-export the file"
+                ) from None
+            if chunk.empty:
+                continue
             chunk.columns = [str(c).strip() for c in chunk.columns]
-            any_rows = any_rows or len(chunk) > 0
+            any_rows = True
             geometry = None
             if profile.geometry_column and profile.geometry_column in chunk:
                 col = chunk[profile.geometry_column].astype(object)
