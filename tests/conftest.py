@@ -17,6 +17,15 @@ BREAKS_ZIP = DATA / "watermain_breaks_1990_2016_wgs84.zip"
 BREAKS_XLSX = DATA / "watermain_breaks_1990_2016_mtm_nad27.xlsx"
 NEIGHBOURHOODS_ZIP = DATA / "neighbourhood_planning_areas_utm6.zip"
 TODAY = dt.date(2026, 11, 25)
+CURATED = (
+    "breaks",
+    "quarantine",
+    "neighbourhoods",
+    "service_area",
+    "weather_daily",
+    "weather_monthly",
+    "weather_winters",
+)
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,7 @@ bundled shapefile) once; every test works on a copy of that store and re-ingests
 from __future__ import annotations
 
 import json
-import logging
 import shutil
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import error_text, ok_json, source, twmb
+from click.testing import Result
 
-import twmb_geo.cli as cli
 from twmb_geo.store.duckdb_store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,62 +29,10 @@ BREAKS_ZIP = DATA / "watermain_breaks_1990_2016_wgs84.zip"
 NEIGHBOURHOODS_ZIP = DATA / "neighbourhood_planning_areas_utm6.zip"
 CSV_COLUMNS = ["BREAK_DATE", "BREAK_YEAR", "XCOORD", "YCOORD", "POINT_X", "POINT_Y"]
 GOOD_ROWS = 300
-CLI_ENV: dict[str, str | None] = {"COLUMNS": "120", "TWMB_CONFIG": None}
 TABLES = ("breaks", "quarantine", "neighbourhoods", "service_area")
 
 
 # --------------------------------------------------------------------------- helpers
-def twmb(*args: object) -> Result:
-    """Run ``twmb ARGS`` in-process as the console script would (see tests/test_cli.py)."""
-    argv = [str(a) for a in args]
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    setup_logging = cli._setup_logging
-
-    def fresh_process(verbose: bool, quiet: bool) -> None:
-        cli.out, cli.err = cli._console(sys.stdout), cli._console(sys.stderr)
-        setup_logging(verbose, quiet)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "out", cli.out)
-        mp.setattr(cli, "err", cli.err)
-        mp.setattr(cli, "_setup_logging", fresh_process)
-        mp.setattr(sys, "argv", ["twmb", *argv])
-        try:
-            return CliRunner(env=CLI_ENV).invoke(cli.main, argv)
-        finally:
-            root.handlers[:] = saved_handlers
-            root.setLevel(saved_level)
-
-
-def show(r: Result) -> str:
-    exc = "" if r.exception is None or isinstance(r.exception, SystemExit) else repr(r.exception)
-    return f"exit {r.exit_code} {exc}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-
-
-def flat(text: str) -> str:
-    """Whitespace-normalised text (rich may wrap long lines)."""
-    return " ".join(text.split())
-
-
-def error_text(r: Result, code: int) -> str:
-    """Check a clean failure with exit ``code``; return the error message, flattened."""
-    assert r.exit_code == code, show(r)
-    assert isinstance(r.exception, SystemExit), show(r)
-    assert "Traceback" not in r.stdout + r.stderr, show(r)
-    assert "error:" in r.stderr, show(r)
-    return flat(r.stderr[r.stderr.index("error:") :])
-
-
-def ok_json(r: Result) -> dict:
-    assert r.exit_code == 0, show(r)
-    doc = json.loads(r.stdout)
-    assert doc["ok"] is True
-    return doc
-
-
-def source(doc: dict, source_id: str = "breaks") -> dict:
-    return next(s for s in doc["sources"] if s["source_id"] == source_id)
 
 
 def write_config(

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import CLI_ENV, flat, show, twmb
 from click.testing import CliRunner, Result
 
 import twmb_geo.cli as cli
@@ -40,48 +41,9 @@ BUILTIN_PROFILES = {
 }
 COMMANDS = ("init", "ingest", "run", "fetch", "profiles")
 # A stable, wide-enough terminal; TWMB_CONFIG from the caller's shell must not leak in.
-CLI_ENV: dict[str, str | None] = {"COLUMNS": "120", "TWMB_CONFIG": None}
 
 
 # --------------------------------------------------------------------------- helpers
-def twmb(*args: object) -> Result:
-    """Run ``twmb ARGS`` in-process the way the console script runs it.
-
-    A real ``twmb`` process binds its rich consoles to its own stdout/stderr and has ARGS in
-    ``sys.argv``. The CLI binds the consoles at import time and reads ``sys.argv`` (see the
-    xfail tests ``test_clirunner_captures_output_*``), so inside CliRunner we rebind the
-    consoles to CliRunner's streams at the start of each invocation and set ``sys.argv``.
-    """
-    argv = [str(a) for a in args]
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    setup_logging = cli._setup_logging
-
-    def fresh_process(verbose: bool, quiet: bool) -> None:
-        cli.out, cli.err = cli._console(sys.stdout), cli._console(sys.stderr)
-        setup_logging(verbose, quiet)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "out", cli.out)  # restored afterwards
-        mp.setattr(cli, "err", cli.err)
-        mp.setattr(cli, "_setup_logging", fresh_process)
-        mp.setattr(sys, "argv", ["twmb", *argv])
-        try:
-            return CliRunner(env=CLI_ENV).invoke(cli.main, argv)
-        finally:
-            root.handlers[:] = saved_handlers
-            root.setLevel(saved_level)
-
-
-def show(r: Result) -> str:
-    """Everything a failed assertion should print."""
-    exc = "" if r.exception is None or isinstance(r.exception, SystemExit) else repr(r.exception)
-    return f"exit {r.exit_code} {exc}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-
-
-def flat(text: str) -> str:
-    """Whitespace-normalised text (rich may wrap long lines)."""
-    return " ".join(text.split())
 
 
 def one_json(r: Result) -> dict:

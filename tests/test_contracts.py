@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CURATED
 
 import twmb_geo as tw
 from twmb_geo.contracts import conform, list_schemas, load_schema, validate_frame
@@ -146,17 +147,7 @@ def test_curated_tables_in_the_store_match_their_contracts(bundled_run, bundled_
     """Fails when any stored table drifts from its schema file (columns, types, values)."""
     with tw.open_store(bundled_cfg.store_path, read_only=True) as store:
         present = store.table_names()
-        for table in (
-            "breaks",
-            "quarantine",
-            "neighbourhoods",
-            "service_area",
-            "weather_daily",
-            "weather_monthly",
-            "weather_winters",
-            "runs",
-            "run_inputs",
-        ):
+        for table in (*CURATED, "runs", "run_inputs"):
             assert table in present
             sch = load_schema(TABLES[table])
             cols = store.query(

@@ -9,25 +9,21 @@ quarantine reason (see the README there).
 from __future__ import annotations
 
 import json
-import logging
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import flat, show, twmb
 from pyproj import Transformer
 
-import twmb_geo.cli as cli
 from twmb_geo.contracts import load_schema
 from twmb_geo.store.duckdb_store import Store
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "springfield"
 CONFIG = "springfield.toml"
-CLI_ENV: dict[str, str | None] = {"COLUMNS": "120", "TWMB_CONFIG": None}
 
 GOOD = [f"WO-{i:04d}" for i in range(1, 25)]
 REPAIRED = "WO-0100"  # Easting/Northing swapped; swapping back lands in town
@@ -53,36 +49,6 @@ AREAS = {
 
 
 # --------------------------------------------------------------------------- helpers
-def twmb(*args: object) -> Result:
-    """Run ``twmb ARGS`` in-process as the console script would (see tests/test_cli.py)."""
-    argv = [str(a) for a in args]
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    setup_logging = cli._setup_logging
-
-    def fresh_process(verbose: bool, quiet: bool) -> None:
-        cli.out, cli.err = cli._console(sys.stdout), cli._console(sys.stderr)
-        setup_logging(verbose, quiet)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "out", cli.out)
-        mp.setattr(cli, "err", cli.err)
-        mp.setattr(cli, "_setup_logging", fresh_process)
-        mp.setattr(sys, "argv", ["twmb", *argv])
-        try:
-            return CliRunner(env=CLI_ENV).invoke(cli.main, argv)
-        finally:
-            root.handlers[:] = saved_handlers
-            root.setLevel(saved_level)
-
-
-def show(r: Result) -> str:
-    exc = "" if r.exception is None or isinstance(r.exception, SystemExit) else repr(r.exception)
-    return f"exit {r.exit_code} {exc}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 def copy_city(dest: Path) -> Path:

@@ -7,21 +7,11 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-from conftest import TODAY
+from conftest import CURATED, TODAY
 
 import twmb_geo as tw
 from twmb_geo.errors import StoreError
 from twmb_geo.store.duckdb_store import Store
-
-CURATED = (
-    "breaks",
-    "quarantine",
-    "neighbourhoods",
-    "service_area",
-    "weather_daily",
-    "weather_monthly",
-    "weather_winters",
-)
 
 
 def _snapshot(path) -> dict[str, pd.DataFrame]:

@@ -69,6 +69,36 @@ class IngestResult:
             )
 
 
+def finish_result(
+    source_id: str,
+    kind: str,
+    tables: dict[str, pd.DataFrame],
+    quarantine: pd.DataFrame,
+    rows_in: int,
+    warnings: list[str],
+    crs: list[dict[str, Any]],
+    flag_counts: dict[str, int],
+) -> IngestResult:
+    """Build the result, add a warning summarising quality flags, and reconcile it."""
+    if flag_counts:
+        warnings.append(
+            f"source {source_id!r}: accepted rows carry quality flags: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(flag_counts.items()))
+        )
+    result = IngestResult(
+        source_id,
+        kind,
+        tables,
+        quarantine,
+        rows_in,
+        warnings,
+        crs,
+        dict(sorted(flag_counts.items())),
+    )
+    result.reconcile()
+    return result
+
+
 def _jsonable(v: Any) -> Any:
     if v is None:
         return None

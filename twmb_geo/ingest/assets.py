@@ -58,7 +58,14 @@ from ..contracts import conform, validate_frame
 from ..errors import InputDataError
 from ..io.profiles import Profile
 from ..io.readers import RawChunk
-from ._common import IngestContext, IngestResult, RowChecks, build_quarantine, empty_quarantine
+from ._common import (
+    IngestContext,
+    IngestResult,
+    RowChecks,
+    build_quarantine,
+    empty_quarantine,
+    finish_result,
+)
 from .crs import (
     TARGET_CRS,
     WGS84,
@@ -792,12 +799,7 @@ def _transform_lines(
             f"source {source_id!r}: {len(quarantine)} of {rows_in} rows quarantined: "
             + ", ".join(f"{k}={int(counts[k])}" for k in sorted(counts.index))
         )
-    if flag_counts:
-        warnings.append(
-            f"source {source_id!r}: accepted rows carry quality flags: "
-            + ", ".join(f"{k}={v}" for k, v in sorted(flag_counts.items()))
-        )
-    result = IngestResult(
+    return finish_result(
         source_id,
         spec.kind,
         {spec.table: df},
@@ -805,10 +807,8 @@ def _transform_lines(
         rows_in,
         warnings,
         crs_records,
-        dict(sorted(flag_counts.items())),
+        flag_counts,
     )
-    result.reconcile()
-    return result
 
 
 def transform_pipes(

@@ -20,7 +20,14 @@ import shapely
 from ..contracts import conform, validate_frame
 from ..io.profiles import CoordinatePair, Profile
 from ..io.readers import RawChunk
-from ._common import IngestContext, IngestResult, RowChecks, build_quarantine, empty_quarantine
+from ._common import (
+    IngestContext,
+    IngestResult,
+    RowChecks,
+    build_quarantine,
+    empty_quarantine,
+    finish_result,
+)
 from .crs import TARGET_CRS, WGS84, TransformInfo, crs_label, transform_xy
 from .dates import parse_dates
 
@@ -454,23 +461,9 @@ def transform_breaks(
         for name in filter(None, fl.split(";")):
             flag_counts[name] = flag_counts.get(name, 0) + 1
     crs_records, warnings = _crs_report(source_id, infos, measured)
-    if flag_counts:
-        warnings.append(
-            f"source {source_id!r}: accepted rows carry quality flags: "
-            + ", ".join(f"{k}={v}" for k, v in sorted(flag_counts.items()))
-        )
-    result = IngestResult(
-        source_id,
-        "breaks",
-        {"breaks": df},
-        quarantine,
-        rows_in,
-        warnings,
-        crs_records,
-        dict(sorted(flag_counts.items())),
+    return finish_result(
+        source_id, "breaks", {"breaks": df}, quarantine, rows_in, warnings, crs_records, flag_counts
     )
-    result.reconcile()
-    return result
 
 
 def _pair_details(pairs: dict[str, _PairResult], n: int, rows: np.ndarray) -> np.ndarray:
