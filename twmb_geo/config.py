@@ -19,7 +19,14 @@ from ._paths import data_dir
 from .errors import ConfigError
 from .io.profiles import Profile, get_profile, load_profile_file
 
-__all__ = ["Config", "SourceConfig", "default_config", "load_config", "write_config"]
+__all__ = [
+    "Config",
+    "FeatureConfig",
+    "SourceConfig",
+    "default_config",
+    "load_config",
+    "write_config",
+]
 
 _PROJECT_KEYS = {
     "name",
@@ -54,6 +61,26 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class FeatureConfig:
+    """Settings of the spatial organisation and feature stage (``[features]``)."""
+
+    parent_resolution: int = 7
+    study_start: int | None = None
+    study_end: int | None = None
+    pipe_tolerance_m: float = 25.0
+    street_tolerance_m: float = 50.0
+    street_half_width_m: float = 15.0
+    near_radius_m: float = 100.0
+    decay_tau: float = 3.0
+    distance_band_m: float = 250.0
+    esda_permutations: int = 999
+    seed: int = 42
+
+
+_FEATURE_KEYS = {f for f in FeatureConfig.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
 class Config:
     """A project: sources, profiles, output folder and analysis settings."""
 
@@ -65,6 +92,7 @@ class Config:
     service_area_buffer_m: float = 250.0
     weather_coverage_threshold: float = 0.9
     today: dt.date | None = None
+    features: FeatureConfig = field(default_factory=lambda: FeatureConfig())
     sources: tuple[SourceConfig, ...] = ()
     profile_files: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
@@ -128,6 +156,8 @@ class Config:
         if self.today:
             project["today"] = self.today.isoformat()
         doc: dict[str, Any] = {"project": project}
+        feats = {k: v for k, v in self.features.__dict__.items() if v is not None}
+        doc["features"] = feats
         if self.profile_files:
             doc["profiles"] = {"files": list(self.profile_files)}
         doc["sources"] = [
@@ -179,9 +209,54 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
     unknown = sorted(set(proj) - _PROJECT_KEYS)
     if unknown:
         problems.append(f"[project] has unknown keys {unknown}; allowed: {sorted(_PROJECT_KEYS)}")
-    unknown_top = sorted(set(doc) - {"project", "sources", "profiles"})
+    unknown_top = sorted(set(doc) - {"project", "sources", "profiles", "features"})
     if unknown_top:
-        problems.append(f"unknown sections {unknown_top}; allowed: project, sources, profiles")
+        problems.append(
+            f"unknown sections {unknown_top}; allowed: project, sources, profiles, features"
+        )
+    feats_doc = doc.get("features", {})
+    bad_feat = sorted(set(feats_doc) - _FEATURE_KEYS)
+    if bad_feat:
+        problems.append(f"[features] has unknown keys {bad_feat}; allowed: {sorted(_FEATURE_KEYS)}")
+    features = FeatureConfig()
+    try:
+        features = FeatureConfig(**{k: v for k, v in feats_doc.items() if k in _FEATURE_KEYS})
+    except TypeError as exc:
+        problems.append(f"[features]: {exc}")
+    for k in (
+        "pipe_tolerance_m",
+        "street_tolerance_m",
+        "street_half_width_m",
+        "near_radius_m",
+        "decay_tau",
+        "distance_band_m",
+    ):
+        v = getattr(features, k)
+        if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
+            problems.append(f"[features] {k} must be a number > 0, got {v!r}")
+    pr = features.parent_resolution
+    if not isinstance(pr, int) or isinstance(pr, bool) or not 0 <= pr <= 15:
+        problems.append(f"[features] parent_resolution must be an integer 0..15, got {pr!r}")
+    elif isinstance(h3res := proj.get("h3_resolution", 9), int) and pr > h3res:
+        problems.append(
+            f"[features] parent_resolution ({pr}) must not be finer than h3_resolution ({h3res})"
+        )
+    if not isinstance(features.esda_permutations, int) or features.esda_permutations < 0:
+        problems.append(
+            f"[features] esda_permutations must be an integer >= 0, got {features.esda_permutations!r}"
+        )
+    for k in ("study_start", "study_end"):
+        v = getattr(features, k)
+        if v is not None and (not isinstance(v, int) or not 1800 <= v <= 2100):
+            problems.append(f"[features] {k} must be a year, got {v!r}")
+    if (
+        isinstance(features.study_start, int)
+        and isinstance(features.study_end, int)
+        and features.study_start > features.study_end
+    ):
+        problems.append(
+            f"[features] study_start {features.study_start} is after study_end {features.study_end}"
+        )
     res = proj.get("h3_resolution", 9)
     if not isinstance(res, int) or not 0 <= res <= 15:
         problems.append(f"[project] h3_resolution must be an integer 0..15, got {res!r}")
@@ -236,6 +311,7 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
         service_area_buffer_m=float(buf),
         weather_coverage_threshold=float(thr),
         today=today,
+        features=features,
         sources=tuple(sources),
         profile_files=profile_files,
         root=path.resolve().parent,

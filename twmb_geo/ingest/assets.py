@@ -612,6 +612,19 @@ def _pipe_attributes(
     ).astype(object)
     year_source[pd.isna(year_source)] = None
 
+    raw, name = _raw(f, profile, "removal_year")
+    ryear, bad = _numeric(raw)
+    bad = _whole(ryear, bad)
+    probs.add("value_unparseable", bad, name, raw, "is not a year")
+    with np.errstate(invalid="ignore"):
+        probs.add(
+            "value_out_of_range",
+            ~np.isnan(ryear) & ((ryear > this_year) | (ryear < install_year)),
+            name,
+            raw,
+            f"is after {this_year} or before the install year",
+        )
+
     with np.errstate(invalid="ignore"):
         diff = np.abs(measured - length)
         mismatch = (diff > LENGTH_MISMATCH_REL * length) & (diff > LENGTH_MISMATCH_M)
@@ -632,8 +645,8 @@ def _pipe_attributes(
         "install_year_source": year_source,
         "measured_length_m": measured,
         "location_desc": _text(_raw(f, profile, "location_desc")[0]),
-        "removal_year": np.full(n, np.nan),
-        "status": np.full(n, "active", dtype=object),
+        "removal_year": ryear,
+        "status": np.where(np.isnan(ryear), "active", "abandoned").astype(object),
     }
     flags = [
         ("material_missing", mat_missing),

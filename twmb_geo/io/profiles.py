@@ -55,6 +55,7 @@ KINDS: dict[str, dict[str, bool]] = {
         "construction_year": False,
         "measured_length_m": False,
         "location_desc": False,
+        "removal_year": False,
         "record_id": False,
     },
     "streets": {

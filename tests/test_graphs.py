@@ -1,0 +1,340 @@
+"""Spatial weights: builders, islands, row-standardisation, lags against hand computation."""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import h3.api.basic_int as h3i
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from conftest import NEIGHBOURHOODS_ZIP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from libpysal.graph import Graph
+
+import twmb_geo as tw
+from twmb_geo.errors import ConfigError, InputDataError
+from twmb_geo.spatial import graphs as gr
+
+CENTRE = h3i.latlng_to_cell(43.7, -79.4, 9)
+
+
+def _neighbours(g: gr.UnitGraph, uid) -> list:
+    e = gr.graph_edges(g)
+    return e.loc[e["focal"] == uid, "neighbor"].tolist()
+
+
+def _assert_row_standardised(g: gr.UnitGraph) -> None:
+    sums = np.asarray(g.sparse.sum(axis=1)).ravel()
+    island = np.isin(g.ids, g.islands)
+    np.testing.assert_allclose(sums[~island], 1.0)
+    assert (sums[island] == 0).all()
+    assert g.graph.transformation == "R"
+    assert list(g.graph.unique_ids) == list(g.ids)
+    assert sorted(g.graph.isolates.tolist()) == g.islands.tolist()
+    assert g.ids.tolist() == sorted(g.ids.tolist())
+
+
+# --------------------------------------------------------------------------- h3
+
+
+def test_h3_kring_patch():
+    patch = np.asarray(h3i.grid_disk(CENTRE, 3), dtype=np.uint64)
+    rng = np.random.default_rng(0)
+    g1 = gr.h3_kring(rng.permutation(patch), k=1)
+    g2 = gr.h3_kring(patch, k=2)
+    assert g1.ids.dtype == np.uint64 and g1.ids.tolist() == sorted(patch.tolist())
+    assert len(_neighbours(g1, CENTRE)) == 6 and len(_neighbours(g2, CENTRE)) == 18
+    assert set(_neighbours(g1, CENTRE)) == set(h3i.grid_ring(CENTRE, 1))
+    corner = h3i.grid_ring(CENTRE, 3)[0]
+    assert len(_neighbours(g1, corner)) == 3  # outside the patch does not count
+    _assert_row_standardised(g1)
+    _assert_row_standardised(g2)
+    s = g1.summary()
+    assert s == {
+        "kind": "h3_kring",
+        "n": 37,
+        "n_edges": 180,
+        "mean_neighbours": pytest.approx(180 / 37),
+        "min_neighbours": 3,
+        "max_neighbours": 6,
+        "n_islands": 0,
+        "n_components": 1,
+        "symmetric": True,
+    }
+    # libpysal agrees on the row-standardised lag
+    y = np.arange(37.0)
+    np.testing.assert_allclose(g1.lag(y), g1.graph.lag(y))
+    # hex strings at the edge are accepted, ids stay integers
+    gs = gr.h3_kring([h3i.int_to_str(int(c)) for c in patch])
+    assert gr.graph_edges(gs).equals(gr.graph_edges(g1))
+
+
+def test_h3_kring_islands_are_kept_and_reported(caplog):
+    far = h3i.latlng_to_cell(44.2, -78.9, 9)
+    cells = np.array([*h3i.grid_disk(CENTRE, 1), far], dtype=np.uint64)
+    with caplog.at_level(logging.WARNING, logger="twmb_geo.spatial.graphs"):
+        g = gr.h3_kring(cells)
+    assert "1 of 8 unit(s) have no neighbours" in caplog.text
+    assert g.islands.tolist() == [far]
+    assert g.summary()["n_islands"] == 1 and g.summary()["n_components"] == 2
+    _assert_row_standardised(g)
+    adj = g.graph.adjacency
+    assert adj.loc[(far, far)] == 0.0  # libpysal isolate convention
+    lag = pd.Series(g.lag(np.ones(8)), index=g.ids)
+    assert np.isnan(lag[far]) and np.allclose(lag.drop(far), 1.0)
+    edges = gr.graph_edges(g)
+    assert far not in set(edges["focal"]) and len(edges) == 6 + 6 * 3
+    with_isl = gr.graph_edges(g, include_islands=True)
+    assert len(with_isl) == len(edges) + 1
+    assert with_isl[["focal", "neighbor"]].equals(
+        with_isl[["focal", "neighbor"]].sort_values(["focal", "neighbor"]).reset_index(drop=True)
+    )
+
+
+def test_h3_kring_bad_input():
+    with pytest.raises(InputDataError, match="one resolution"):
+        gr.h3_kring([CENTRE, h3i.cell_to_parent(CENTRE, 8)])
+    with pytest.raises(InputDataError, match="duplicate"):
+        gr.h3_kring([CENTRE, CENTRE])
+    with pytest.raises(InputDataError, match="invalid H3"):
+        gr.h3_kring([CENTRE, 0])
+    with pytest.raises(ConfigError, match="k must be"):
+        gr.h3_kring([CENTRE], k=0)
+
+
+# --------------------------------------------------------------------------- knn
+
+
+def test_knn_is_directed_unless_asked():
+    ids = np.array(["c", "a", "b"], dtype=object)
+    x = np.array([3.0, 0.0, 1.0])
+    g = gr.knn(ids, x, np.zeros(3), k=1)
+    assert g.ids.tolist() == ["a", "b", "c"]
+    edges = gr.graph_edges(g)
+    assert list(zip(edges["focal"], edges["neighbor"], strict=True)) == [
+        ("a", "b"),
+        ("b", "a"),
+        ("c", "b"),
+    ]
+    assert not g.summary()["symmetric"]
+    s = gr.knn(ids, x, np.zeros(3), k=1, symmetric=True)
+    assert s.summary()["symmetric"] and sorted(_neighbours(s, "b")) == ["a", "c"]
+    _assert_row_standardised(s)
+    assert s.sparse[1].toarray().ravel().tolist() == [0.5, 0.0, 0.5]
+
+
+def test_knn_ties_broken_by_id_and_order_independent():
+    gx, gy = np.meshgrid(np.arange(20.0), np.arange(20.0))
+    x, y = gx.ravel() * 7.3 + 1e5, gy.ravel() * 7.3 + 4.8e6
+    ids = np.arange(400) * 10
+    g = gr.knn(ids, x, y, k=6)
+    assert g.summary()["min_neighbours"] == g.summary()["max_neighbours"] == 6
+    # interior point id 2100 (row 10, col 10): 4 at 7.3 m, then the two smallest ids of
+    # the four diagonals at 10.3 m (1890, 1910; not 2290, 2310)
+    nb = _neighbours(g, 2100)
+    assert nb == [1890, 1900, 1910, 2090, 2110, 2300]
+    perm = np.random.default_rng(1).permutation(400)
+    g2 = gr.knn(ids[perm], x[perm], y[perm], k=6)
+    assert gr.graph_edges(g2).equals(gr.graph_edges(g))
+    _assert_row_standardised(g)
+
+
+def test_knn_small_and_coincident(caplog):
+    with caplog.at_level(logging.WARNING):
+        g = gr.knn([1, 2, 3], [0.0, 0.0, 5.0], [0.0, 0.0, 0.0], k=8)
+    assert "capped at 2" in caplog.text
+    assert g.summary()["n_edges"] == 6
+    g1 = gr.knn([1, 2, 3], [0.0, 0.0, 5.0], [0.0, 0.0, 0.0], k=1)
+    assert _neighbours(g1, 1) == [2] and _neighbours(g1, 2) == [1]  # coincident at 0 m
+    single = gr.knn(["only"], [0.0], [0.0])
+    assert single.islands.tolist() == ["only"]
+
+
+def test_knn_matches_brute_force():
+    rng = np.random.default_rng(7)
+    xy = rng.random((300, 2)) * 1000
+    g = gr.knn(np.arange(300), xy[:, 0], xy[:, 1], k=5)
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    expect = np.sort(np.argsort(d, axis=1, kind="stable")[:, :5], axis=1)
+    w = g.sparse
+    got = np.vstack([w.indices[w.indptr[i] : w.indptr[i + 1]] for i in range(300)])
+    assert (got == expect).all()
+
+
+# --------------------------------------------------------------------------- distance band
+
+
+def _brute_band(xy: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    adj = d <= thr
+    np.fill_diagonal(adj, False)
+    near_edge = np.abs(d - thr) <= 1e-9 * max(thr, 1.0)
+    return adj, near_edge, d
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    thr=st.floats(1.0, 250.0),
+    dup=st.booleans(),
+    inverse=st.booleans(),
+)
+def test_distance_band_equals_brute_force(seed, thr, dup, inverse):
+    rng = np.random.default_rng(seed)
+    xy = rng.random((300, 2)) * 1000 + np.array([3e5, 4.83e6])
+    if dup:
+        xy[:10] = xy[10:20]  # coincident points are neighbours (d = 0 <= thr)
+    ids = rng.permutation(300) + 1000
+    g = gr.distance_band(ids, xy[:, 0], xy[:, 1], thr, weights="inverse" if inverse else "binary")
+    order = np.argsort(ids)
+    adj, edge, d = _brute_band(xy[order], thr)
+    got = g.sparse.toarray()
+    assert ((got > 0) == adj)[~edge].all()
+    expect = np.where(adj, 1.0 / np.maximum(d, 1.0) if inverse else 1.0, 0.0)
+    rs = expect.sum(axis=1, keepdims=True)
+    expect = np.divide(expect, rs, out=np.zeros_like(expect), where=rs > 0)
+    if not edge.any():
+        np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-15)
+        assert g.islands.tolist() == np.sort(ids)[adj.sum(axis=1) == 0].tolist()
+    _assert_row_standardised(g)
+    assert g.summary()["symmetric"]
+
+
+def test_distance_band_bad_parameters():
+    for thr in (0, -5, np.nan, np.inf):
+        with pytest.raises(ConfigError, match="threshold"):
+            gr.distance_band([1, 2], [0.0, 1.0], [0.0, 0.0], thr)
+    with pytest.raises(ConfigError, match="weights"):
+        gr.distance_band([1, 2], [0.0, 1.0], [0.0, 0.0], 5, weights="gaussian")
+    with pytest.raises(InputDataError) as exc:
+        gr.distance_band(["a", "b", "c"], [0.0, np.nan, 1.0], [0.0, 0.0, np.inf], 5)
+    assert "2 unit(s)" in str(exc.value) and "b" in str(exc.value) and "c" in str(exc.value)
+    with pytest.raises(InputDataError, match="duplicate"):
+        gr.distance_band(["a", "a"], [0.0, 1.0], [0.0, 0.0], 5)
+    with pytest.raises(InputDataError, match="missing"):
+        gr.distance_band(["a", None], [0.0, 1.0], [0.0, 0.0], 5)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def test_shared_nodes_tiny_street_network():
+    #   1 --A-- 2 --B-- 3 --C-- 4        6 --E-- 7
+    #           |
+    #           D
+    #           5
+    ids = ["E", "B", "A", "D", "C"]
+    frm = ["n6", "n2", "n1", "n2", "n3"]
+    to = ["n7", "n3", "n2", "n5", "n4"]
+    g = gr.shared_nodes(ids, frm, to)
+    assert g.ids.tolist() == ["A", "B", "C", "D", "E"]
+    assert _neighbours(g, "A") == ["B", "D"]
+    assert _neighbours(g, "B") == ["A", "C", "D"]
+    assert _neighbours(g, "C") == ["B"]
+    assert g.islands.tolist() == ["E"]
+    _assert_row_standardised(g)
+    assert g.sparse[1].toarray().ravel().tolist() == pytest.approx([1 / 3, 0, 1 / 3, 1 / 3, 0])
+    with pytest.raises(InputDataError, match="without a from/to node") as exc:
+        gr.shared_nodes(["x", "y"], ["n1", None], ["n2", "n3"])
+    assert "y" in str(exc.value)
+
+
+def test_line_network_hand_made_pipes():
+    L = shapely.LineString
+    pipes = {
+        "P1": L([(0, 0), (10, 0)]),
+        "P2": L([(10, 0.5), (20, 0)]),  # starts 0.5 m from P1's end
+        "P3": L([(15, -5), (15, 0.2)]),  # ends on P2's interior (T-junction)
+        "P4": L([(5, -5), (5, 5)]),  # crosses P1, no shared end
+        "P5": L([(100, 0), (110, 0)]),
+        "P6": shapely.MultiLineString([[(200, 0), (210, 0)], [(110, 0), (110, 10)]]),
+        "P7": L([(300, 0), (310, 0)]),
+    }
+    ids = np.array(list(pipes), dtype=object)
+    geoms = np.array(list(pipes.values()), dtype=object)
+    g = gr.line_network(ids, geoms, tol_m=1.0)
+    assert _neighbours(g, "P1") == ["P2"]
+    assert _neighbours(g, "P2") == ["P1", "P3"]
+    assert _neighbours(g, "P5") == ["P6"]
+    assert g.islands.tolist() == ["P4", "P7"]
+    _assert_row_standardised(g)
+    no_t = gr.line_network(ids, shapely.to_wkb(geoms), tol_m=1.0, t_junctions=False)
+    assert _neighbours(no_t, "P2") == ["P1"] and "P3" in no_t.islands
+    tight = gr.line_network(ids, geoms, tol_m=0.1)
+    assert "P1" in tight.islands.tolist()
+    with pytest.raises(InputDataError, match="not lines"):
+        gr.line_network(["a"], [shapely.Point(0, 0)])
+    with pytest.raises(ConfigError, match="tol_m"):
+        gr.line_network(ids, geoms, tol_m=-1)
+
+
+def test_contiguity_queen_grid_and_toronto():
+    boxes = [shapely.box(i, j, i + 1, j + 1) for j in range(3) for i in range(3)]
+    boxes.append(shapely.box(10, 10, 11, 11))
+    ids = [f"b{i}" for i in range(10)]
+    g = gr.contiguity(ids, boxes)
+    assert len(_neighbours(g, "b4")) == 8 and len(_neighbours(g, "b0")) == 3
+    assert g.islands.tolist() == ["b9"]
+    near = gr.contiguity(ids, boxes, tol_m=10.0)
+    assert near.islands.size == 0
+    res = tw.read_source(NEIGHBOURHOODS_ZIP, "toronto_neighbourhoods_140")
+    nb = res.tables["neighbourhoods"]
+    g = gr.contiguity(nb["area_code"].to_numpy(), nb["geometry"].to_numpy())
+    assert g.summary()["n"] == 140 and g.islands.size == 0 and g.summary()["n_components"] == 1
+    geo = gpd.GeoSeries(shapely.from_wkb(nb["geometry"]), index=nb["area_code"].to_numpy())
+    ref = Graph.build_contiguity(geo, rook=False).transform("r")
+    assert ref.equals(g.graph)
+
+
+# --------------------------------------------------------------------------- lags
+
+
+@pytest.fixture()
+def chain() -> gr.UnitGraph:
+    """Street chain a-b-c-d-e plus island z."""
+    return gr.shared_nodes(list("zedcba"), [9, 5, 4, 3, 2, 1], [10, 6, 5, 4, 3, 2])
+
+
+def test_lag_order_1_and_2_by_hand(chain):
+    assert chain.ids.tolist() == list("abcdez")
+    y = pd.Series({"a": 1.0, "b": 2.0, "c": 4.0, "d": 8.0, "e": 16.0, "z": 32.0})
+    lag1 = chain.lag(y)
+    np.testing.assert_allclose(lag1[:5], [2, (1 + 4) / 2, (2 + 8) / 2, (4 + 16) / 2, 8])
+    assert np.isnan(lag1[5])
+    lag2 = chain.lag(y, order=2)  # ring 2 only: a->c, b->d, c->{a,e}, d->b, e->c
+    np.testing.assert_allclose(lag2[:5], [4, 8, (1 + 16) / 2, 2, 4])
+    assert np.isnan(lag2[5])
+    lag4 = chain.lag(y.to_numpy(), order=4)  # only a<->e are 4 apart
+    np.testing.assert_allclose(lag4[[0, 4]], [16, 1])
+    assert np.isnan(lag4[1:4]).all()
+    two = chain.lag(np.column_stack([y.to_numpy(), 2 * y.to_numpy()]), order=2)
+    np.testing.assert_allclose(two[:5, 1], 2 * lag2[:5])
+
+
+def test_lag_on_directed_knn_and_errors(chain):
+    g = gr.knn(["c", "a", "b"], [3.0, 0.0, 1.0], [0.0, 0.0, 0.0], k=1)
+    np.testing.assert_allclose(g.lag(np.array([10.0, 20.0, 30.0])), [20, 10, 20])
+    lag2 = g.lag(np.array([10.0, 20.0, 30.0]), order=2)  # c -> b -> a
+    assert np.isnan(lag2[:2]).all() and lag2[2] == 10
+    with pytest.raises(ConfigError, match="lag order"):
+        chain.lag(np.ones(6), order=0)
+    with pytest.raises(InputDataError, match="shape"):
+        chain.lag(np.ones(5))
+    with pytest.raises(InputDataError, match="no entry for 1"):
+        chain.lag(pd.Series(1.0, index=list("abcde")))
+
+
+def test_graph_edges_round_trip(chain):
+    e = gr.graph_edges(chain)
+    assert list(e.columns) == ["focal", "neighbor", "weight"]
+    assert e[["focal", "neighbor"]].equals(
+        e[["focal", "neighbor"]].sort_values(["focal", "neighbor"]).reset_index(drop=True)
+    )
+    full = gr.graph_edges(chain, include_islands=True)
+    back = Graph.from_arrays(*(full[c].to_numpy() for c in full.columns))
+    assert back.equals(chain.graph)

@@ -1,0 +1,298 @@
+"""The unit-year panel: exposure, break history, spatial lags and next-year targets.
+
+One function builds the panel for any unit type. Counts, exposures and every feature are
+units x years matrices; history features come from :mod:`twmb_geo.features.history`
+(year t sees years <= t only), lags are sparse matrix products applied year by year
+column-wise, so the whole panel is vectorised.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import shapely
+
+from ..contracts import conform, load_schema
+from ..spatial.graphs import UnitGraph
+from .history import history_features, rolling_sum
+
+__all__ = ["PanelSettings", "build_panel", "exposure_matrices", "ring_matrices"]
+
+log = logging.getLogger(__name__)
+AREAL = ("cell", "neighbourhood")
+
+
+@dataclass(frozen=True)
+class PanelSettings:
+    """Study window and feature parameters."""
+
+    start_year: int
+    end_year: int
+    decay_tau: float = 3.0
+    near_radius_m: float = 100.0
+
+    @property
+    def years(self) -> np.ndarray:
+        """The study years, ascending."""
+        return np.arange(self.start_year, self.end_year + 1)
+
+
+def _graph_ids(g: UnitGraph) -> np.ndarray:
+    ids = np.asarray(g.ids)
+    if ids.dtype == np.uint64:
+        from ..spatial.hexgrid import cell_str
+
+        return cell_str(ids)
+    return ids.astype(str)
+
+
+def ring_matrices(
+    g: UnitGraph, ids: np.ndarray
+) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+    """Binary first-ring adjacency, row-standardised first ring and second ring (exactly 2 steps).
+
+    Rows follow ``ids`` (the panel's order); units absent from the graph get empty rows.
+    """
+    gi = pd.Index(_graph_ids(g))
+    pos = gi.get_indexer(np.asarray(ids).astype(str))
+    n = len(ids)
+    ok = pos >= 0
+    perm = sp.csr_matrix((np.ones(ok.sum()), (np.flatnonzero(ok), pos[ok])), shape=(n, len(gi)))
+    a = sp.csr_matrix((sp.csr_matrix(g.sparse) != 0).astype(np.float64))
+    a.setdiag(0)
+    a.eliminate_zeros()
+    a = (perm @ a @ perm.T).tocsr()
+    a2 = (perm @ sp.csr_matrix(g.ring(2)) @ perm.T).tocsr()
+    w1 = (perm @ sp.csr_matrix(g.sparse) @ perm.T).tocsr()
+    return a, w1, _row_standardise(a2)
+
+
+def _row_standardise(m: sp.csr_matrix) -> sp.csr_matrix:
+    rs = np.asarray(m.sum(axis=1)).ravel()
+    inv = np.divide(1.0, rs, out=np.zeros_like(rs), where=rs > 0)
+    return (sp.diags(inv) @ m).tocsr()
+
+
+def _lag(w: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
+    out = w @ np.nan_to_num(values, nan=0.0)
+    has = np.asarray(w.sum(axis=1)).ravel() > 0
+    out[~has] = np.nan
+    return out
+
+
+def exposure_matrices(
+    unit_type: str,
+    ids: np.ndarray,
+    years: np.ndarray,
+    pipes: pd.DataFrame | None,
+    pipe_units_of: pd.DataFrame | None = None,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """In-service pipe km, mean age and (pipes only) the in-service mask per unit and year.
+
+    ``pipes`` is the pipe unit table (``unit_id``, ``length_m``, ``install_year``,
+    ``removal_year``); ``pipe_units_of`` maps pipes to this unit type (``pipe_id``, ``unit``,
+    ``length_m``). A pipe is in service in year t when install_year <= t < removal_year
+    (an unknown install year counts as in service).
+    """
+    if pipes is None or pipes.empty:
+        return None, None, None
+    inst = pipes["install_year"].to_numpy(dtype=float)
+    rem = pipes["removal_year"].to_numpy(dtype=float)
+    yr = years[None, :].astype(float)
+    alive = (np.isnan(inst)[:, None] | (inst[:, None] <= yr)) & (
+        np.isnan(rem)[:, None] | (yr < rem[:, None])
+    )
+    age = np.where(alive, yr - inst[:, None], np.nan)
+    if unit_type == "pipe":
+        km = pipes["length_m"].to_numpy(dtype=float) / 1000.0
+        return np.where(alive, km[:, None], 0.0), age, alive
+    if pipe_units_of is None or pipe_units_of.empty:
+        return np.zeros((len(ids), len(years))), np.full((len(ids), len(years)), np.nan), None
+    pidx = pd.Index(pipes["unit_id"].astype(str)).get_indexer(pipe_units_of["pipe_id"].astype(str))
+    uidx = pd.Index(np.asarray(ids).astype(str)).get_indexer(pipe_units_of["unit"].astype(str))
+    ok = (pidx >= 0) & (uidx >= 0)
+    m = sp.csr_matrix(
+        (pipe_units_of["length_m"].to_numpy(dtype=float)[ok] / 1000.0, (uidx[ok], pidx[ok])),
+        shape=(len(ids), len(pipes)),
+    )
+    exposure = m @ alive.astype(float)
+    known = alive & ~np.isnan(age)
+    age_sum = m @ np.where(known, age, 0.0)
+    age_w = m @ known.astype(float)
+    age_mean = np.divide(age_sum, age_w, out=np.full_like(age_sum, np.nan), where=age_w > 0)
+    return np.asarray(exposure), np.asarray(age_mean), None
+
+
+def _counts(
+    links: pd.DataFrame, breaks_year: pd.Series, ids: np.ndarray, years: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    m = links[links["status"] == "matched"]
+    yr = m["break_id"].map(breaks_year).to_numpy(dtype=float)
+    ui = pd.Index(np.asarray(ids).astype(str)).get_indexer(m["unit_id"].astype(str))
+    counts = np.zeros((len(ids), len(years)))
+    prior = np.zeros(len(ids))
+    inside = (ui >= 0) & (yr >= years[0]) & (yr <= years[-1])
+    np.add.at(counts, (ui[inside], (yr[inside] - years[0]).astype(int)), 1.0)
+    before = (ui >= 0) & (yr < years[0])
+    np.add.at(prior, ui[before], 1.0)
+    return counts, prior
+
+
+def near_counts(
+    geoms: np.ndarray,
+    bx: np.ndarray,
+    by: np.ndarray,
+    byear: np.ndarray,
+    years: np.ndarray,
+    radius_m: float,
+) -> np.ndarray:
+    """Breaks within ``radius_m`` of each geometry, per year (units x years)."""
+    out = np.zeros((len(geoms), len(years)))
+    located = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not located.any() or len(bx) == 0:
+        return out
+    pts = shapely.points(bx, by)
+    tree = shapely.STRtree(pts)
+    gi, bj = tree.query(geoms[located], predicate="dwithin", distance=radius_m)
+    gi = np.flatnonzero(located)[gi]
+    yj = byear[bj]
+    ok = (yj >= years[0]) & (yj <= years[-1])
+    np.add.at(out, (gi[ok], (yj[ok] - years[0]).astype(int)), 1.0)
+    return out
+
+
+def build_panel(
+    unit_type: str,
+    units: pd.DataFrame,
+    links: pd.DataFrame,
+    breaks: pd.DataFrame,
+    settings: PanelSettings,
+    *,
+    graphs: dict[str, UnitGraph] | None = None,
+    pipes: pd.DataFrame | None = None,
+    pipe_units_of: pd.DataFrame | None = None,
+    nbhd_rate: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The panel for one unit type (rows: units x study years; pipes only while in service).
+
+    Parameters
+    ----------
+    units
+        The unit table (``unit_id`` sorted, ``area_km2`` for areal units, ``neighbourhood``,
+        ``geometry`` WKB for the near-break count of linear units).
+    links
+        ``break_links`` rows of this unit type.
+    breaks
+        Curated breaks (``break_id``, ``year``, ``x``, ``y``).
+    graphs
+        ``{"adj": UnitGraph, "dist": UnitGraph}`` for spatial lags (missing ones give NaN).
+    pipes, pipe_units_of
+        Pipe units and the pipe -> unit apportionment, for exposure and age.
+    nbhd_rate
+        ``unit_id`` (neighbourhood), ``year``, ``nbhd_rate_last5`` to attach by neighbourhood.
+    """
+    ids = units["unit_id"].astype(str).to_numpy(dtype=object)
+    years = settings.years
+    n, t = len(ids), len(years)
+    by_year = pd.Series(breaks["year"].to_numpy(), index=breaks["break_id"].to_numpy())
+    counts, prior = _counts(links, by_year, ids, years)
+    feats = history_features(counts, prior_total=prior, tau=settings.decay_tau)
+    exposure, age, alive = exposure_matrices(unit_type, ids, years, pipes, pipe_units_of)
+    history_years = np.broadcast_to(np.arange(1, t + 1, dtype=float), (n, t))
+    window = np.minimum(history_years, 5.0)
+    rate = None
+    if exposure is not None:
+        rate = np.divide(
+            feats["breaks_last5"] / window,
+            exposure,
+            out=np.full((n, t), np.nan),
+            where=exposure > 0,
+        )
+    area = units["area_km2"].to_numpy(dtype=float) if unit_type in AREAL else None
+    density = None
+    if area is not None:
+        density = np.divide(
+            feats["breaks_last5"] / window,
+            area[:, None],
+            out=np.full((n, t), np.nan),
+            where=area[:, None] > 0,
+        )
+    unit_rate = rate if rate is not None else density
+    cols: dict[str, np.ndarray] = {}
+    for gname in ("adj", "dist"):
+        g = (graphs or {}).get(gname)
+        if g is None:
+            continue
+        a, w1, w2 = ring_matrices(g, ids)
+        cols[f"lag1_breaks_last5_{gname}"] = _lag(w1, feats["breaks_last5"])
+        cols[f"lag1_decayed_{gname}"] = _lag(w1, feats["decayed"])
+        if gname == "adj":
+            cols["lag2_breaks_last5_adj"] = _lag(w2, feats["breaks_last5"])
+            cols["lag2_decayed_adj"] = _lag(w2, feats["decayed"])
+            if unit_rate is not None:
+                cols["lag1_rate_adj"] = _lag(w1, unit_rate)
+            size = area[:, None] * np.ones((1, t)) if area is not None else None
+            if size is None and exposure is not None:
+                size = exposure
+            if size is None and "length_m" in units:
+                size = (units["length_m"].to_numpy(dtype=float) / 1000.0)[:, None] * np.ones((1, t))
+            if size is not None:
+                num = feats["breaks_last5"] / window + a @ (feats["breaks_last5"] / window)
+                den = size + a @ size
+                cols["local_density"] = np.divide(
+                    num, den, out=np.full((n, t), np.nan), where=den > 0
+                )
+    if unit_type in ("pipe", "street") and "geometry" in units:
+        geoms = shapely.from_wkb(units["geometry"].to_numpy(dtype=object))
+        near = near_counts(
+            geoms,
+            breaks["x"].to_numpy(float),
+            breaks["y"].to_numpy(float),
+            breaks["year"].to_numpy(int),
+            years,
+            settings.near_radius_m,
+        )
+        cols["near_breaks_last5"] = rolling_sum(near, 5)
+    target = np.full((n, t), np.nan)
+    target[:, :-1] = counts[:, 1:]
+    if alive is not None:
+        target[:, :-1] = np.where(alive[:, 1:], target[:, :-1], np.nan)
+    data: dict[str, np.ndarray] = {
+        "unit_type": np.full(n * t, unit_type, dtype=object),
+        "unit_id": np.repeat(ids, t),
+        "year": np.tile(years, n).astype(np.int32),
+        "history_years": history_years.ravel().astype(np.int32),
+        "exposure_km": exposure.ravel() if exposure is not None else np.full(n * t, np.nan),
+        "area_km2": np.repeat(area, t) if area is not None else np.full(n * t, np.nan),
+        "age_mean": age.ravel() if age is not None else np.full(n * t, np.nan),
+    }
+    for k, v in feats.items():
+        data[k] = v.ravel()
+    data["rate_last5_per_km"] = rate.ravel() if rate is not None else np.full(n * t, np.nan)
+    data["density_last5_per_km2"] = (
+        density.ravel() if density is not None else np.full(n * t, np.nan)
+    )
+    for k, v in cols.items():
+        data[k] = v.ravel()
+    data["target_count"] = target.ravel()
+    data["target_any"] = np.where(np.isnan(target), np.nan, (target > 0).astype(float)).ravel()
+    df = pd.DataFrame(data)
+    if nbhd_rate is not None and "neighbourhood" in units:
+        nb = pd.Series(units["neighbourhood"].to_numpy(dtype=object), index=ids)
+        key = pd.MultiIndex.from_arrays([df["unit_id"].map(nb), df["year"]])
+        lookup = nbhd_rate.set_index(["unit_id", "year"])["nbhd_rate_last5"]
+        df["nbhd_rate_last5"] = lookup.reindex(key).to_numpy(dtype=float)
+    elif unit_type == "neighbourhood":
+        df["nbhd_rate_last5"] = df["rate_last5_per_km"].where(
+            df["exposure_km"].notna(), df["density_last5_per_km2"]
+        )
+    if alive is not None:
+        df = df[alive.ravel()]
+    for c in load_schema("features/panel").columns:
+        if c not in df:
+            df[c] = np.nan
+    return conform(df.reset_index(drop=True), "features/panel")

@@ -1,0 +1,299 @@
+"""Link breaks to the units they belong to: pipes, street segments, H3 cells, neighbourhoods.
+
+Every break gets one link row per unit type, matched or not: an unmatched break keeps its
+row with the reason, so nothing is dropped. Matching is vectorised with shapely's STRtree.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import shapely
+
+__all__ = [
+    "LINK_COLUMNS",
+    "link_breaks_to_cells",
+    "link_breaks_to_pipes",
+    "link_breaks_to_polygons",
+    "link_breaks_to_streets",
+    "pipes_to_streets",
+]
+
+log = logging.getLogger(__name__)
+
+LINK_COLUMNS = [
+    "break_id",
+    "unit_type",
+    "unit_id",
+    "method",
+    "distance_m",
+    "candidates",
+    "status",
+    "reason",
+]
+
+
+def _links(break_ids: np.ndarray, unit_type: str) -> pd.DataFrame:
+    n = len(break_ids)
+    return pd.DataFrame(
+        {
+            "break_id": break_ids,
+            "unit_type": unit_type,
+            "unit_id": np.full(n, None, dtype=object),
+            "method": np.full(n, None, dtype=object),
+            "distance_m": np.full(n, np.nan),
+            "candidates": np.zeros(n, dtype=np.int32),
+            "status": np.full(n, "unmatched", dtype=object),
+            "reason": np.full(n, None, dtype=object),
+        }
+    )
+
+
+def _norm_text(a: np.ndarray | pd.Series | None, n: int) -> np.ndarray:
+    if a is None:
+        return np.full(n, None, dtype=object)
+    s = pd.Series(a, dtype=object).map(
+        lambda v: None if v is None or v != v else str(v).strip().upper()
+    )
+    return s.to_numpy(dtype=object)
+
+
+def link_breaks_to_pipes(
+    breaks: pd.DataFrame,
+    pipes: pd.DataFrame,
+    *,
+    tolerance_m: float = 25.0,
+    tie_m: float = 1.0,
+) -> pd.DataFrame:
+    """Match each break to one pipe.
+
+    Parameters
+    ----------
+    breaks
+        ``break_id``, ``x``, ``y`` (EPSG:2952), ``year``; optional ``asset_id``,
+        ``material``, ``diameter_mm`` (used when the record carries them).
+    pipes
+        ``pipe_id``, ``geometry`` (shapely, EPSG:2952, may be None), ``install_year``,
+        ``removal_year`` (NaN when in service); optional ``asset_id``, ``material``,
+        ``diameter_mm``.
+    tolerance_m
+        Largest break-to-pipe distance for a spatial match.
+    tie_m
+        Candidates within ``tie_m`` of the nearest count as tied; ties go to the pipe whose
+        material/diameter agree with the break record, then the nearest, then the lowest id.
+
+    Returns
+    -------
+    One row per break (``LINK_COLUMNS``). Methods: ``asset_id`` (the record names a known
+    asset), ``nearest``. Reasons when unmatched: ``no_pipe_in_tolerance``,
+    ``no_pipe_in_service`` (pipes are near but none was in service in the break's year),
+    ``pipes_without_geometry``.
+    """
+    out = _links(breaks["break_id"].to_numpy(dtype=object), "pipe")
+    n = len(breaks)
+    if n == 0:
+        return out
+    year = breaks["year"].to_numpy(dtype=float)
+    inst = pipes["install_year"].to_numpy(dtype=float, na_value=np.nan)
+    rem = pipes["removal_year"].to_numpy(dtype=float, na_value=np.nan)
+    pid = pipes["pipe_id"].to_numpy(dtype=object)
+    done = np.zeros(n, dtype=bool)
+
+    if "asset_id" in breaks and breaks["asset_id"].notna().any():
+        key = pipes["asset_id"] if "asset_id" in pipes else pipes["pipe_id"]
+        index = pd.Series(np.arange(len(pipes)), index=key.astype(str).to_numpy())
+        index = index[~index.index.duplicated()]
+        j = breaks["asset_id"].astype(object).map(index).to_numpy(dtype=float, na_value=np.nan)
+        hit = ~np.isnan(j)
+        jj = j[hit].astype(int)
+        out.loc[hit, "unit_id"] = pid[jj]
+        out.loc[hit, "method"] = "asset_id"
+        out.loc[hit, "status"] = "matched"
+        out.loc[hit, "candidates"] = 1
+        done |= hit
+
+    geoms = pipes["geometry"].to_numpy(dtype=object)
+    has_geom = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    todo = np.flatnonzero(~done)
+    if not has_geom.any():
+        out.loc[todo, "reason"] = "pipes_without_geometry"
+        return out
+    located = np.flatnonzero(has_geom)
+    tree = shapely.STRtree(geoms[located])
+    pts = shapely.points(
+        breaks["x"].to_numpy(dtype=float)[todo], breaks["y"].to_numpy(dtype=float)[todo]
+    )
+    bi, pj = tree.query(pts, predicate="dwithin", distance=tolerance_m)
+    pj = located[pj]
+    cand = pd.DataFrame({"b": todo[bi], "p": pj})
+    cand["d"] = shapely.distance(pts[bi], geoms[pj])
+    cand["alive"] = (inst[pj] <= year[todo[bi]]) | np.isnan(inst[pj])
+    cand["alive"] &= np.isnan(rem[pj]) | (year[todo[bi]] < rem[pj])
+    near_any = np.zeros(n, dtype=bool)
+    near_any[cand["b"].to_numpy()] = True
+    cand = cand[cand["alive"]]
+    counts = cand.groupby("b").size()
+    out.loc[counts.index.to_numpy(), "candidates"] = counts.to_numpy(dtype=np.int32)
+    if len(cand):
+        cand["dmin"] = cand.groupby("b")["d"].transform("min")
+        cand = cand[cand["d"] <= cand["dmin"] + tie_m].copy()
+        agree = np.zeros(len(cand), dtype=np.int8)
+        if "material" in breaks and "material" in pipes:
+            bm = _norm_text(breaks["material"].to_numpy(dtype=object), n)[cand["b"].to_numpy()]
+            pm = _norm_text(pipes["material"].to_numpy(dtype=object), len(pipes))[
+                cand["p"].to_numpy()
+            ]
+            agree += ((bm == pm) & pd.notna(bm)).astype(np.int8)
+        if "diameter_mm" in breaks and "diameter_mm" in pipes:
+            bd = breaks["diameter_mm"].to_numpy(dtype=float, na_value=np.nan)[cand["b"].to_numpy()]
+            pdm = pipes["diameter_mm"].to_numpy(dtype=float, na_value=np.nan)[cand["p"].to_numpy()]
+            agree += (np.abs(bd - pdm) < 1).astype(np.int8)
+        cand["agree"] = agree
+        cand["pid"] = pid[cand["p"].to_numpy()].astype(str)
+        best = cand.sort_values(
+            ["b", "agree", "d", "pid"], ascending=[True, False, True, True], kind="stable"
+        )
+        best = best.drop_duplicates("b")
+        b = best["b"].to_numpy()
+        out.loc[b, "unit_id"] = pid[best["p"].to_numpy()]
+        out.loc[b, "method"] = "nearest"
+        out.loc[b, "distance_m"] = best["d"].to_numpy()
+        out.loc[b, "status"] = "matched"
+    unmatched = (out["status"] == "unmatched").to_numpy()
+    out.loc[unmatched & near_any, "reason"] = "no_pipe_in_service"
+    out.loc[unmatched & ~near_any, "reason"] = "no_pipe_in_tolerance"
+    return out
+
+
+def link_breaks_to_streets(
+    breaks: pd.DataFrame, streets: pd.DataFrame, *, tolerance_m: float = 50.0
+) -> pd.DataFrame:
+    """Nearest street segment (``is_street`` only) within ``tolerance_m`` of each break."""
+    out = _links(breaks["break_id"].to_numpy(dtype=object), "street")
+    if len(breaks) == 0:
+        return out
+    s = streets[streets["is_street"].astype(bool)] if "is_street" in streets else streets
+    geoms = s["geometry"].to_numpy(dtype=object)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    geoms, sid = geoms[ok], s["segment_id"].to_numpy(dtype=object)[ok]
+    if len(geoms) == 0:
+        out["reason"] = "no_streets"
+        return out
+    tree = shapely.STRtree(geoms)
+    pts = shapely.points(breaks["x"].to_numpy(dtype=float), breaks["y"].to_numpy(dtype=float))
+    bi, sj = tree.query_nearest(
+        pts, max_distance=tolerance_m, return_distance=False, all_matches=True
+    )
+    cand = pd.DataFrame({"b": bi, "s": sj})
+    cand["d"] = shapely.distance(pts[bi], geoms[sj])
+    cand["sid"] = sid[sj].astype(str)
+    best = cand.sort_values(["b", "d", "sid"], kind="stable").drop_duplicates("b")
+    b = best["b"].to_numpy()
+    out.loc[b, "unit_id"] = sid[best["s"].to_numpy()]
+    out.loc[b, "method"] = "nearest"
+    out.loc[b, "distance_m"] = best["d"].to_numpy()
+    out.loc[b, "candidates"] = cand.groupby("b").size().reindex(b).to_numpy(dtype=np.int32)
+    out.loc[b, "status"] = "matched"
+    out.loc[out["status"] == "unmatched", "reason"] = "no_street_in_tolerance"
+    return out
+
+
+def link_breaks_to_cells(
+    breaks: pd.DataFrame, cells: np.ndarray, grid: set[int] | None = None
+) -> pd.DataFrame:
+    """The H3 cell of each break (``cells`` from :func:`hexgrid.points_to_cells`)."""
+    from .hexgrid import cell_str
+
+    out = _links(breaks["break_id"].to_numpy(dtype=object), "cell")
+    cells = np.asarray(cells, dtype=np.uint64)
+    ok = cells != 0
+    if grid is not None:
+        ok &= np.isin(cells, np.fromiter(grid, dtype=np.uint64, count=len(grid)))
+    out.loc[ok, "unit_id"] = cell_str(cells[ok])
+    out.loc[ok, "method"] = "point_in_cell"
+    out.loc[ok, "status"] = "matched"
+    out.loc[ok, "candidates"] = 1
+    out.loc[~ok, "reason"] = "outside_grid"
+    return out
+
+
+def link_breaks_to_polygons(
+    breaks: pd.DataFrame, ids: np.ndarray, polygons: np.ndarray, unit_type: str = "neighbourhood"
+) -> pd.DataFrame:
+    """The polygon containing each break; on a shared edge, the lowest id; else the nearest within 500 m."""
+    out = _links(breaks["break_id"].to_numpy(dtype=object), unit_type)
+    if len(breaks) == 0:
+        return out
+    pts = shapely.points(breaks["x"].to_numpy(dtype=float), breaks["y"].to_numpy(dtype=float))
+    tree = shapely.STRtree(polygons)
+    bi, pj = tree.query(pts, predicate="intersects")
+    cand = pd.DataFrame({"b": bi, "id": np.asarray(ids, dtype=object)[pj].astype(str)})
+    best = cand.sort_values(["b", "id"], kind="stable").drop_duplicates("b")
+    b = best["b"].to_numpy()
+    out.loc[b, "unit_id"] = best["id"].to_numpy(dtype=object)
+    out.loc[b, "method"] = "point_in_polygon"
+    out.loc[b, "distance_m"] = 0.0
+    out.loc[b, "candidates"] = cand.groupby("b").size().reindex(b).to_numpy(dtype=np.int32)
+    out.loc[b, "status"] = "matched"
+    rest = np.flatnonzero((out["status"] == "unmatched").to_numpy())
+    if rest.size:
+        idx, dist = tree.query_nearest(
+            pts[rest], max_distance=500.0, return_distance=True, all_matches=False
+        )
+        bi2, pj2 = idx
+        if len(bi2):
+            b2 = rest[bi2]
+            out.loc[b2, "unit_id"] = np.asarray(ids, dtype=object)[pj2]
+            out.loc[b2, "method"] = "nearest_polygon"
+            out.loc[b2, "distance_m"] = dist
+            out.loc[b2, "candidates"] = 1
+            out.loc[b2, "status"] = "matched"
+    out.loc[out["status"] == "unmatched", "reason"] = "outside_polygons"
+    return out
+
+
+def pipes_to_streets(
+    pipes: pd.DataFrame, streets: pd.DataFrame, *, half_width_m: float = 15.0
+) -> pd.DataFrame:
+    """The street segment each pipe runs under: the largest overlap with the street corridor.
+
+    Returns ``pipe_id``, ``segment_id`` (None when no street is within ``half_width_m``),
+    ``overlap_m`` (length of the pipe inside the corridor), ``overlap_share``.
+    """
+    pgeom = pipes["geometry"].to_numpy(dtype=object)
+    out = pd.DataFrame(
+        {
+            "pipe_id": pipes["pipe_id"].to_numpy(dtype=object),
+            "segment_id": None,
+            "overlap_m": 0.0,
+            "overlap_share": 0.0,
+        }
+    )
+    s = streets[streets["is_street"].astype(bool)] if "is_street" in streets else streets
+    sgeom = s["geometry"].to_numpy(dtype=object)
+    ok_p = ~(shapely.is_missing(pgeom) | shapely.is_empty(pgeom))
+    if not ok_p.any() or len(sgeom) == 0:
+        return out
+    tree = shapely.STRtree(sgeom)
+    pi, sj = tree.query(pgeom, predicate="dwithin", distance=half_width_m)
+    keep = ok_p[pi]
+    pi, sj = pi[keep], sj[keep]
+    corridors = shapely.buffer(sgeom[sj], half_width_m, cap_style="flat")
+    overlap = shapely.length(shapely.intersection(pgeom[pi], corridors))
+    cand = pd.DataFrame(
+        {"p": pi, "sid": s["segment_id"].to_numpy(dtype=object)[sj].astype(str), "o": overlap}
+    )
+    best = cand.sort_values(
+        ["p", "o", "sid"], ascending=[True, False, True], kind="stable"
+    ).drop_duplicates("p")
+    best = best[best["o"] > 0]
+    p = best["p"].to_numpy()
+    out.loc[p, "segment_id"] = best["sid"].to_numpy(dtype=object)
+    out.loc[p, "overlap_m"] = best["o"].to_numpy()
+    length = shapely.length(pgeom[p])
+    out.loc[p, "overlap_share"] = np.where(
+        length > 0, best["o"].to_numpy() / np.maximum(length, 1e-9), 0.0
+    )
+    return out
