@@ -292,9 +292,74 @@ def _print_summary(s: dict[str, Any]) -> None:
                 f"{r['breaks_per_km2_per_year']:.2f}",
             )
         out.print(t)
+    if s.get("features"):
+        _print_features(s["features"])
     if s.get("warnings"):
         err.print(f"[yellow]{len(s['warnings'])} warnings[/] (see manifest.json)", markup=True)
     out.print(f"summary: {s['summary_path']}")
+
+
+@main.command("features")
+@json_option
+@click.pass_context
+def features_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Organise units and build features from the store (after `twmb ingest`).
+
+    Pipes, street segments, H3 cells and neighbourhoods become units; breaks are linked to
+    each; spatial graphs, the unit-year panel (history up to each year, next-year targets),
+    spatial lags, global Moran's I and LISA hot spots are written to the store.
+    """
+    from .pipeline import features as do_features
+
+    cfg = _cfg(ctx)
+    with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
+        rep = do_features(cfg, progress=prog)
+    _emit({"command": "features", **rep}, as_json, lambda: _print_features(rep))
+
+
+def _print_features(f: dict[str, Any]) -> None:
+    t = Table(
+        title=f"Units and break links ({f['years'][0]}-{f['years'][1]})", title_justify="left"
+    )
+    for col in ("unit type", "units", "breaks matched", "unmatched (reason)"):
+        t.add_column(col, justify="right" if col in ("units", "breaks matched") else "left")
+    for ut in ("pipe", "street", "cell", "neighbourhood"):
+        if ut not in f["units"]:
+            continue
+        m = f["matching"].get(ut, {})
+        un = (
+            ", ".join(
+                f"{k.removeprefix('unmatched_')} {v:,}" for k, v in m.items() if k != "matched"
+            )
+            or "-"
+        )
+        t.add_row(ut, f"{f['units'][ut]:,}", f"{m.get('matched', 0):,}", un)
+    out.print(t)
+    g = Table(title="Spatial graphs", title_justify="left")
+    for col in ("unit type", "graph", "builder", "mean nbrs", "islands", "components"):
+        g.add_column(col)
+    for r in f["graphs"]:
+        g.add_row(
+            r["unit_type"],
+            r["graph"],
+            r["builder"],
+            f"{r['mean_neighbours']:.1f}",
+            str(r["n_islands"]),
+            str(r["n_components"]),
+        )
+    out.print(g)
+    if f.get("moran"):
+        ms = f["moran"]
+        out.print(
+            "Global Moran's I of yearly cell break counts: "
+            + f"{min(m['moran_i'] for m in ms):.3f}..{max(m['moran_i'] for m in ms):.3f} "
+            + f"(p_sim <= {max(m['p_sim'] for m in ms):.3f} in every year)"
+        )
+    if f.get("hotspots"):
+        out.print(
+            "Hot-spot persistence (cells): "
+            + ", ".join(f"{k} {v:,}" for k, v in f["hotspots"].items())
+        )
 
 
 @main.group()

@@ -27,7 +27,7 @@ from .io.readers import RawChunk, iter_raw, sha256_file
 from .manifest import RunManifest
 from .store.duckdb_store import Store
 
-__all__ = ["IngestReport", "SourceReport", "ingest", "read_source", "run", "summarize"]
+__all__ = ["IngestReport", "SourceReport", "features", "ingest", "read_source", "run", "summarize"]
 
 log = logging.getLogger(__name__)
 
@@ -397,17 +397,29 @@ def _top_neighbourhoods(store: Store, top: int, n_years: int) -> list[dict[str, 
     ]
 
 
-def run(cfg: Config, *, progress: Progress | None = None) -> dict[str, Any]:
-    """The main job: ingest every enabled source, summarise, write ``<out>/summary.json``."""
+def features(cfg: Config, *, progress: Progress | None = None) -> dict[str, Any]:
+    """The feature stage alone (units, links, graphs, panel, lags, ESDA) on the store."""
+    from .features.build import build_features
+
+    return build_features(cfg, progress=progress).to_dict()
+
+
+def run(
+    cfg: Config, *, progress: Progress | None = None, with_features: bool = True
+) -> dict[str, Any]:
+    """The main job: ingest every source, build features, summarise, write ``<out>/summary.json``."""
     report = ingest(cfg, progress=progress, command="run")
+    feats = features(cfg, progress=progress) if with_features else None
     with Store(cfg.store_path) as store:
         summary = {
             "run_id": report.run_id,
             "store": str(cfg.store_path),
             "sources": [s.to_dict() for s in report.sources],
             **summarize(store),
-            "warnings": report.manifest.warnings,
+            "warnings": report.manifest.warnings + (feats["warnings"] if feats else []),
         }
+    if feats is not None:
+        summary["features"] = {k: v for k, v in feats.items() if k != "warnings"}
     path = cfg.out_dir / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     summary["summary_path"] = str(path)

@@ -536,7 +536,6 @@ _Attributes = Callable[
 def _pipe_attributes(
     f: pd.DataFrame, profile: Profile, ctx: IngestContext, probs: _Problems, length: np.ndarray
 ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
-    n = len(f)
     this_year = ctx.today.year
 
     raw, name = _raw(f, profile, "watermain_type")

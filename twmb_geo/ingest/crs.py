@@ -128,7 +128,11 @@ def transform_xy(
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tx, ty = _transformer(s, d).transform(x, y)
-    return np.asarray(tx, dtype=float), np.asarray(ty, dtype=float), info
+    tx, ty = np.asarray(tx, dtype=float), np.asarray(ty, dtype=float)
+    bad = ~(np.isfinite(tx) & np.isfinite(ty))
+    tx[bad] = np.nan  # PROJ reports failed points (and NaN input) as inf
+    ty[bad] = np.nan
+    return tx, ty, info
 
 
 def transform_geometries(

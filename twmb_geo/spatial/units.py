@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputDataError
 from ..ingest.crs import TARGET_CRS, WGS84, transform_xy
 from . import hexgrid
 from .snapping import (
@@ -184,6 +184,22 @@ def organise(
     """
     st = settings or SpatialSettings()
     warnings: list[str] = []
+    problems = []
+    for name, df, key in (
+        ("pipes", pipes, "pipe_id"),
+        ("street segments", streets, "segment_id"),
+        ("neighbourhoods", neighbourhoods, "area_code"),
+        ("breaks", breaks, "break_id"),
+    ):
+        if df is None or key not in df:
+            continue
+        dup = df[key][df[key].duplicated()].astype(str).unique()
+        if dup.size:
+            problems.append(f"{name}: {dup.size} duplicate {key} values, e.g. {', '.join(dup[:5])}")
+    if problems:
+        raise InputDataError(
+            "unit ids must be unique; fix the sources (or their profiles' id fields)", problems
+        )
     res = st.h3_resolution
     nb_geoms = _from_wkb(neighbourhoods["geometry"])
     nb_ids = neighbourhoods["area_code"].astype(str).to_numpy(dtype=object)

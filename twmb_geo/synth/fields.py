@@ -26,11 +26,12 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 def _mix(h: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser (wrapping uint64 arithmetic, element-wise)."""
-    h = h ^ (h >> np.uint64(30))
-    h = h * _M1
-    h = h ^ (h >> np.uint64(27))
-    h = h * _M2
-    return h ^ (h >> np.uint64(31))
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(30))
+        h = h * _M1
+        h = h ^ (h >> np.uint64(27))
+        h = h * _M2
+        return h ^ (h >> np.uint64(31))
 
 
 def hash_uniform(seed: int, tag: int, *keys: np.ndarray | int) -> np.ndarray:
@@ -48,7 +49,7 @@ def hash_uniform(seed: int, tag: int, *keys: np.ndarray | int) -> np.ndarray:
     arrs = [np.asarray(k, dtype=np.int64) for k in keys]
     shape = np.broadcast_shapes(*(a.shape for a in arrs)) if arrs else ()
     start = np.array([(seed & 0xFFFFFFFF) * 1_000_003 + tag], dtype=np.int64).view(np.uint64)
-    h = _mix(np.broadcast_to(start * _G, shape).copy())
+    h = _mix(np.full(shape, (start * _G)[0], dtype=np.uint64))
     for a in arrs:
         h = _mix(
             h ^ (np.broadcast_to(a, shape).view(np.uint64) * _G + np.uint64(0x632BE59BD9B4E019))

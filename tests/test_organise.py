@@ -1,0 +1,222 @@
+"""Spatial organisation on a tiny hand-made network: links, reasons, exposure and lags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from twmb_geo.errors import ConfigError, InputDataError
+from twmb_geo.features.build import build_graphs
+from twmb_geo.features.panel import PanelSettings, build_panel
+from twmb_geo.spatial.snapping import link_breaks_to_pipes
+from twmb_geo.spatial.units import SpatialSettings, organise
+
+X0, Y0 = 313_000.0, 4_840_000.0  # midtown Toronto, EPSG:2952
+
+
+def _line(x0, y0, x1, y1):
+    return shapely.LineString([(X0 + x0, Y0 + y0), (X0 + x1, Y0 + y1)])
+
+
+@pytest.fixture
+def network():
+    # streets: a horizontal street (two segments) and a vertical one, meeting at node B
+    streets = pd.DataFrame(
+        {
+            "segment_id": ["S1", "S2", "S3"],
+            "linear_name_full": ["Main St", "Main St", "Cross Ave"],
+            "feature_code_desc": ["Local", "Local", "Collector"],
+            "is_street": [True, True, True],
+            "from_node": ["A", "B", "B"],
+            "to_node": ["B", "C", "D"],
+            "geometry": [_line(0, 0, 200, 0), _line(200, 0, 400, 0), _line(200, 0, 200, 300)],
+        }
+    )
+    streets["length_m"] = shapely.length(streets["geometry"].to_numpy())
+    pipes = pd.DataFrame(
+        {
+            "pipe_id": ["P1", "P2", "P3", "P4", "P5"],
+            "asset_id": ["P1", "P2", "P3", "P4", "P5"],
+            "material": ["CI", "PVC", "CI", "DIP", None],
+            "diameter_mm": [150.0, 200.0, 150.0, 300.0, np.nan],
+            "install_year": [1950.0, 1995.0, 1960.0, 1985.0, np.nan],
+            "removal_year": [1995.0, np.nan, np.nan, np.nan, np.nan],
+            "lined": [False, False, False, False, False],
+            # P1 replaced by P2 on the same alignment in 1995; P5 has no geometry
+            "geometry": [
+                _line(0, 2, 200, 2),
+                _line(0, 2, 200, 2),
+                _line(200, 2, 400, 2),
+                _line(202, 0, 202, 300),
+                None,
+            ],
+        }
+    )
+    pipes["length_m"] = [200.0, 200.0, 200.0, 300.0, 120.0]
+    nb_poly = shapely.box(X0 - 1000, Y0 - 1000, X0 + 1000, Y0 + 1000)
+    neighbourhoods = pd.DataFrame(
+        {
+            "area_code": ["001"],
+            "area_name": ["Test"],
+            "area_km2": [4.0],
+            "centroid_lon": [-79.4],
+            "centroid_lat": [43.7],
+            "geometry": [shapely.to_wkb(shapely.MultiPolygon([nb_poly]))],
+        }
+    )
+    breaks = pd.DataFrame(
+        {
+            "break_id": ["B1", "B2", "B3", "B4", "B5"],
+            "year": [1990, 2000, 2001, 2001, 1955],
+            # B1 on P1 (in service); B2 same spot after replacement -> P2; B3 on P4's street
+            # (tie with P3 broken by distance); B4 far from any pipe; B5 before P3/P4 existed
+            "x": [X0 + 50, X0 + 50, X0 + 205, X0 + 700, X0 + 300],
+            "y": [Y0 + 5, Y0 + 5, Y0 + 150, Y0 + 700, Y0 + 3],
+        }
+    )
+    from twmb_geo.ingest.crs import transform_xy
+
+    breaks["lon"], breaks["lat"], _ = transform_xy(
+        breaks["x"], breaks["y"], "EPSG:2952", "EPSG:4326"
+    )
+
+    def wkb(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(
+            geometry=[None if g is None else shapely.to_wkb(g) for g in df["geometry"]]
+        )
+
+    return {
+        "pipes": wkb(pipes),
+        "streets": wkb(streets),
+        "nb": neighbourhoods,
+        "breaks": breaks,
+        "area": nb_poly,
+    }
+
+
+def _org(n):
+    return organise(
+        n["breaks"],
+        n["nb"],
+        n["area"],
+        pipes=n["pipes"],
+        streets=n["streets"],
+        settings=SpatialSettings(),
+    )
+
+
+def test_break_to_pipe_links_respect_lifetimes_and_report_reasons(network) -> None:
+    org = _org(network)
+    pl = org.links[org.links["unit_type"] == "pipe"].set_index("break_id")
+    assert pl.loc["B1", "unit_id"] == "P1"  # P2 did not exist in 1990
+    assert pl.loc["B2", "unit_id"] == "P2"  # P1 was removed in 1995
+    assert pl.loc["B3", "unit_id"] == "P4"
+    assert (
+        pl.loc["B4", "status"] == "unmatched" and pl.loc["B4", "reason"] == "no_pipe_in_tolerance"
+    )
+    assert pl.loc["B5", "reason"] == "no_pipe_in_service"
+    # every break has exactly one row per unit type: nothing dropped
+    assert org.links.groupby("unit_type").size().to_dict() == {
+        "cell": 5,
+        "neighbourhood": 5,
+        "pipe": 5,
+        "street": 5,
+    }
+
+
+def test_ties_go_to_agreeing_material(network) -> None:
+    n = network
+    pipes = n["pipes"].assign(geometry=shapely.from_wkb(n["pipes"]["geometry"].to_numpy()))
+    b = pd.DataFrame(
+        {"break_id": ["T"], "year": [2010], "x": [X0 + 201.0], "y": [Y0 + 2.0], "material": ["DIP"]}
+    )
+    link = link_breaks_to_pipes(b, pipes, tie_m=1.0)
+    assert link["unit_id"].iloc[0] == "P4"  # P3 is as near, but the record says ductile iron
+    b["material"] = "CI"
+    assert link_breaks_to_pipes(b, pipes, tie_m=1.0)["unit_id"].iloc[0] == "P3"
+
+
+def test_pipes_run_under_streets_and_pipes_without_geometry_are_kept(network) -> None:
+    org = _org(network)
+    pu = org.units["pipe"].set_index("unit_id")
+    assert pu.loc["P1", "segment_id"] == "S1" and pu.loc["P3", "segment_id"] == "S2"
+    assert pu.loc["P4", "segment_id"] == "S3"
+    assert pd.isna(pu.loc["P5", "geometry"]) and pd.isna(pu.loc["P5", "cell"])
+    assert any("1 pipes have no geometry" in w for w in org.warnings)
+    # exact per-cell lengths sum to the pipe length
+    pc = org.pipe_cells.groupby("pipe_id")["length_m"].sum()
+    assert pc["P4"] == pytest.approx(300.0)
+
+
+def test_exposure_and_age_follow_the_service_life(network) -> None:
+    org = _org(network)
+    ps = PanelSettings(1990, 2002)
+    panel = build_panel(
+        "pipe",
+        org.units["pipe"],
+        org.links[org.links["unit_type"] == "pipe"],
+        network["breaks"],
+        ps,
+        pipes=org.units["pipe"],
+    )
+    p1 = panel[panel["unit_id"] == "P1"]
+    assert p1["year"].max() == 1994  # served until the end of the year before removal
+    assert p1["target_count"].isna().iloc[-1]  # not in service in 1995: no target
+    p2 = panel[panel["unit_id"] == "P2"].set_index("year")
+    assert (
+        p2.index.min() == 1995 and p2.loc[2000, "breaks"] == 1 and p2.loc[1999, "target_count"] == 1
+    )
+    assert p2.loc[2000, "age_mean"] == 5
+    cells = build_panel(
+        "street",
+        org.units["street"],
+        org.links[org.links["unit_type"] == "street"],
+        network["breaks"],
+        ps,
+        pipes=org.units["pipe"],
+        pipe_units_of=org.pipe_streets.dropna(subset=["segment_id"]).rename(
+            columns={"segment_id": "unit", "overlap_m": "length_m"}
+        )[["pipe_id", "unit", "length_m"]],
+    )
+    s1 = cells[cells["unit_id"] == "S1"].set_index("year")
+    assert s1.loc[1994, "exposure_km"] == pytest.approx(0.2) and s1.loc[
+        1995, "exposure_km"
+    ] == pytest.approx(0.2)
+    assert (
+        s1.loc[1994, "age_mean"] == 44 and s1.loc[1995, "age_mean"] == 0
+    )  # the replacement is new
+
+
+def test_lags_on_the_street_graph(network) -> None:
+    org = _org(network)
+    graphs = build_graphs(org, 250.0)
+    ps = PanelSettings(1990, 2002)
+    panel = build_panel(
+        "street",
+        org.units["street"],
+        org.links[org.links["unit_type"] == "street"],
+        network["breaks"],
+        ps,
+        graphs=graphs["street"],
+    )
+    y = panel[panel["year"] == 2001].set_index("unit_id")
+    # S1 had B1 (1990) and B2 (2000); S3 had B3 (2001). S2 neighbours both through node B.
+    assert y.loc["S2", "lag1_breaks_last5_adj"] == pytest.approx(
+        (y.loc["S1", "breaks_last5"] + y.loc["S3", "breaks_last5"]) / 2
+    )
+    assert y.loc["S1", "breaks_last5"] == 1 and y.loc["S3", "breaks_last5"] == 1
+
+
+def test_duplicate_unit_ids_are_refused(network) -> None:
+    n = dict(network)
+    n["pipes"] = pd.concat([n["pipes"], n["pipes"].iloc[[0]]], ignore_index=True)
+    with pytest.raises(InputDataError, match="duplicate pipe_id"):
+        _org(n)
+
+
+@pytest.mark.parametrize("res", [-1, 16, 9.5, True, "9"])
+def test_h3_resolution_out_of_range(res) -> None:
+    with pytest.raises(ConfigError, match=r"0\.\.15"):
+        SpatialSettings(h3_resolution=res)
