@@ -34,7 +34,8 @@ def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
     from dataclasses import replace
 
     out = tmp_path_factory.mktemp("bundled")
-    return replace(tw.default_config(out), today=TODAY)
+    cfg = tw.default_config(out)
+    return replace(cfg, today=TODAY, features=replace(cfg.features, esda_permutations=99))
 
 
 @pytest.fixture(scope="session")

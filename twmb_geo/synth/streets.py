@@ -554,7 +554,7 @@ def build_streets(params: SynthParams, layout: Layout, fields: dict[str, GridFie
     # curved streets: a mid vertex offset sideways (organic superblocks, not laneways)
     h_line = hash_uniform(seed, _T_CURVE, gi[e_sb], gj[e_sb], e_axis, e_line)
     amp = np.where(organic[e_sb] & (e_cls != LANEWAY), 0.04 + 0.10 * h_line, 0.0)
-    bend = amp * np.sin(h_line * 40.0 + 1.3 * e_pos)
+    bend = amp * np.sin(h_line * 40.0 + 0.6 * e_pos)
     has_mid = np.abs(bend) > 0.01
 
     def mids(p: np.ndarray) -> np.ndarray:
@@ -571,14 +571,44 @@ def build_streets(params: SynthParams, layout: Layout, fields: dict[str, GridFie
 
     # ---- features and barriers: local streets do not cross rivers, railways, expressways
     feat_geom, feat_cls, feat_name = _features(seed, fr, region)
+    # ---- features split into centreline pieces of 200-400 m
     if len(feat_geom):
-        widths = np.array([_BARRIER_WIDTH[int(c)] * f for c in feat_cls])
-        barrier = shapely.buffer(feat_geom, widths, quad_segs=4)
+        fc, fo = _ragged(feat_geom)
+        cum = ragged_cumlen(fc, fo)
+        flen = shapely.length(feat_geom)
+        npieces = np.maximum(1, np.round(flen / (220.0 * f))).astype(np.int64)
+        fl, fk = _ragged_arange(npieces)
+        hj = hash_uniform(seed, _T_FEAT, 1000 + fl, fk)
+        cut = lambda q: np.where(
+            q == 0,
+            0.0,
+            np.where(q >= npieces[fl], flen[fl], (q + (hj - 0.5) * 0.4) / npieces[fl] * flen[fl]),
+        )
+        a = cut(fk)
+        hj_next = hash_uniform(seed, _T_FEAT, 1000 + fl, fk + 1)
+        b = np.where(
+            fk + 1 >= npieces[fl],
+            flen[fl],
+            (fk + 1 + (hj_next - 0.5) * 0.4) / npieces[fl] * flen[fl],
+        )
+        pc, po = ragged_substrings(fc, fo, fl, a, b, cum)
+        fgeom = shapely.linestrings(pc, indices=np.repeat(np.arange(len(fl)), np.diff(po)))
+        fcls = feat_cls[fl]
+        fname = feat_name[fl]
+    else:
+        fgeom = np.array([], dtype=object)
+        fcls = np.array([], dtype=np.int8)
+        fname = np.array([], dtype=object)
+
+    if len(fgeom):
         cand = np.flatnonzero(ok)
         segs = shapely.linestrings(np.stack([pts[e_a[cand]], pts[e_b[cand]]], axis=1))
-        tree = shapely.STRtree(barrier)
-        hit = tree.query(segs, predicate="intersects")[0]
-        ok[cand[np.unique(hit)]] = False
+        seg_tree = shapely.STRtree(segs)
+        for c, w in _BARRIER_WIDTH.items():
+            pieces = fgeom[fcls == c]
+            if len(pieces):
+                hit = seg_tree.query(pieces, predicate="dwithin", distance=w * f)[1]
+                ok[cand[np.unique(hit)]] = False
 
     # ---- arterial sides (before the open-land fit, which needs their length per ward)
     # H side (I, J): node[J, I] -> node[J, I+1]; V side (I, J): node[J, I] -> node[J+1, I]
@@ -756,35 +786,6 @@ def build_streets(params: SynthParams, layout: Layout, fields: dict[str, GridFie
     art_type = _pick(h_art[1], _TYPES_ART)
     au, _ = fr.to_frame(a_mid[a_ok][:, 0], a_mid[a_ok][:, 1])
     art_dir = np.where(av, None, np.where(au < 0, "W", "E")).astype(object)
-
-    # ---- features split into centreline pieces of 200-400 m
-    if len(feat_geom):
-        fc, fo = _ragged(feat_geom)
-        cum = ragged_cumlen(fc, fo)
-        flen = shapely.length(feat_geom)
-        npieces = np.maximum(1, np.round(flen / (220.0 * f))).astype(np.int64)
-        fl, fk = _ragged_arange(npieces)
-        hj = hash_uniform(seed, _T_FEAT, 1000 + fl, fk)
-        cut = lambda q: np.where(
-            q == 0,
-            0.0,
-            np.where(q >= npieces[fl], flen[fl], (q + (hj - 0.5) * 0.4) / npieces[fl] * flen[fl]),
-        )
-        a = cut(fk)
-        hj_next = hash_uniform(seed, _T_FEAT, 1000 + fl, fk + 1)
-        b = np.where(
-            fk + 1 >= npieces[fl],
-            flen[fl],
-            (fk + 1 + (hj_next - 0.5) * 0.4) / npieces[fl] * flen[fl],
-        )
-        pc, po = ragged_substrings(fc, fo, fl, a, b, cum)
-        fgeom = shapely.linestrings(pc, indices=np.repeat(np.arange(len(fl)), np.diff(po)))
-        fcls = feat_cls[fl]
-        fname = feat_name[fl]
-    else:
-        fgeom = np.array([], dtype=object)
-        fcls = np.array([], dtype=np.int8)
-        fname = np.array([], dtype=object)
 
     # ---- assemble
     geom = np.concatenate([art_geom, local_geom, fgeom])
