@@ -35,4 +35,4 @@ def test_toronto_cells_and_neighbourhoods(bundled_run, bundled_cfg) -> None:
     import h3
 
     true_km2 = np.array([h3.cell_area(c, unit="km^2") for c in cover["unit_id"].head(50)])
-    assert np.allclose(cover["area_km2"].head(50), true_km2, rtol=1e-3)  # planar MTM area ~ true area
+    assert np.allclose(cover["area_km2"].head(50), true_km2, rtol=5e-3)  # planar MTM area ~ true area (scale < 0.5 %)

@@ -138,7 +138,7 @@ def build_pipes(
     target = layout.ward_length_m[net.ward[seg]] * 1.0
     k = _pieces_per_segment(seg_len, target, params.n_pipes, rng)
     # cut points: equal shares, interior cuts jittered by up to +-20 % of a share
-    street, m = np.repeat(seg, k), np.concatenate([np.arange(c) for c in ()] or [np.zeros(0, int)])
+    street = np.repeat(seg, k)
     grp = np.repeat(np.arange(len(seg)), k)
     m = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
     kk = k[grp]

@@ -120,6 +120,7 @@ class StreetNet:
     geometry: np.ndarray  # LineStrings
     cls: np.ndarray  # int8 index into CLASSES
     name: np.ndarray  # object: full name, or None
+    name_base: np.ndarray  # object: name part (e.g. 'Birch') or None
     name_type: np.ndarray  # object: type part (St, Ave ...) or None
     name_dir: np.ndarray  # object: direction (E/W) or None
     ward: np.ndarray  # int16 pseudo-ward index
@@ -816,12 +817,18 @@ def build_streets(params: SynthParams, layout: Layout, fields: dict[str, GridFie
         geometry=geom,
         cls=cls,
         name=full,
+        name_base=np.where(pd_isna(full), None, np.where(pd_isna(base), full, base)).astype(object),
         name_type=ntype,
         name_dir=ndir,
         ward=ward,
         carries=carries,
         length=length,
     )
+
+
+def pd_isna(a: np.ndarray) -> np.ndarray:
+    """Element-wise ``is None`` of an object array."""
+    return np.array([v is None for v in a], dtype=bool)
 
 
 def _ragged(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
