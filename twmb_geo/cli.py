@@ -246,20 +246,106 @@ def _print_sources(sources: list[dict[str, Any]], store: str) -> None:
 
 
 @main.command()
+@click.option(
+    "--example",
+    type=click.Choice(["toronto", "synthetic"]),
+    default=None,
+    help="Run a built-in example instead of the config: the bundled Toronto data, or a "
+    "generated synthetic city with pipes and streets (written to <out>/synthetic-city).",
+)
+@click.option(
+    "--pipes",
+    "n_pipes",
+    type=click.IntRange(min=100),
+    default=None,
+    help="Synthetic example: active pipes (default 49,000, Toronto's size).",
+)
+@click.option("--seed", type=int, default=None, help="Synthetic example: random seed (default 42).")
+@click.option(
+    "--no-features", is_flag=True, help="Only ingest and summarise (skip the feature stage)."
+)
 @json_option
 @click.pass_context
-def run(ctx: click.Context, as_json: bool) -> None:
+def run(
+    ctx: click.Context,
+    example: str | None,
+    n_pipes: int | None,
+    seed: int | None,
+    no_features: bool,
+    as_json: bool,
+) -> None:
     """Run the main job on the configured sources (default: the bundled Toronto data).
 
-    Ingests every source, prints a summary (rows in / accepted / quarantined by reason,
-    breaks per year, top neighbourhoods) and writes <out>/summary.json.
+    Ingests every source, builds the spatial features (units, break links, panel, lags,
+    hot spots), prints a summary and writes <out>/summary.json.
     """
     from .pipeline import run as do_run
 
-    cfg = _cfg(ctx)
-    with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
-        summary = do_run(cfg, progress=prog)
+    root = ctx.find_root().obj
+    if example == "synthetic":
+        from .pipeline import synthetic_example
+
+        out_dir = (root["out"] or Path("out")).resolve()
+        with _progress(not root["quiet"] and not as_json) as prog:
+            summary = synthetic_example(
+                out_dir, n_pipes=n_pipes, seed=seed, progress=prog, with_features=not no_features
+            )
+    else:
+        if n_pipes is not None or seed is not None:
+            raise click.UsageError("--pipes and --seed only apply to --example synthetic")
+        cfg = default_config(root["out"] or "out") if example == "toronto" else _cfg(ctx)
+        with _progress(not root["quiet"] and not as_json) as prog:
+            summary = do_run(cfg, progress=prog, with_features=not no_features)
     _emit({"command": "run", **summary}, as_json, lambda: _print_summary(summary))
+
+
+@main.command()
+@click.argument(
+    "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("synthetic-city")
+)
+@click.option(
+    "--pipes",
+    "n_pipes",
+    type=click.IntRange(min=100),
+    default=49_000,
+    show_default=True,
+    help="Active pipe records (49,000 is Toronto's size; 1k..5M).",
+)
+@click.option(
+    "--seed", type=int, default=42, show_default=True, help="Random seed (same seed, same files)."
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["geojson", "csv"]),
+    multiple=True,
+    help="Street and pipe file formats (repeatable; default geojson).",
+)
+@json_option
+def synth(folder: Path, n_pipes: int, seed: int, formats: tuple[str, ...], as_json: bool) -> None:
+    """Generate a synthetic city (streets, pipes, breaks with known truth) in City formats.
+
+    Writes FOLDER/twmb.toml too: `twmb --config FOLDER/twmb.toml run` ingests it. The hazard
+    model is documented in docs/synthetic-city.md; the true pipe of each break is kept
+    apart in FOLDER/truth/.
+    """
+    from .synth import make_city, write_city
+
+    city = make_city(n_pipes=n_pipes, seed=seed)
+    paths = write_city(city, folder, formats=formats or ("geojson",))
+    data = {
+        "command": "synth",
+        "folder": str(folder),
+        "files": {k: str(v) for k, v in paths.items()},
+        **city.figures(),
+    }
+
+    def human() -> None:
+        for k, v in city.figures().items():
+            out.print(f"{k}: {v}")
+        out.print(f"config: {paths['config']}")
+
+    _emit(data, as_json, human)
 
 
 def _print_summary(s: dict[str, Any]) -> None:

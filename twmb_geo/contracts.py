@@ -199,7 +199,7 @@ def conform(df: pd.DataFrame, schema: TableSchema | str) -> pd.DataFrame:
     out = {}
     for f in sch.fields:
         out[f.name] = _cast(df[f.name], f)
-    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)), copy=False)
 
 
 def _cast(s: pd.Series, f: Field) -> pd.Series:

@@ -7,6 +7,7 @@ transaction, so the stage can be re-run alone and a failure leaves the previous 
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class FeatureReport:
     moran: list[dict[str, Any]]
     hotspots: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,12 +181,14 @@ def _study_years(cfg: Config, breaks: pd.DataFrame) -> tuple[int, int]:
 def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureReport:
     """Run the feature stage on the store of ``cfg`` and write its tables."""
     timings: dict[str, float] = {}
+    peak: dict[str, float] = {}
     t0 = time.perf_counter()
 
     def tick(name: str, i: int, total: int = 6) -> None:
         nonlocal t0
         now = time.perf_counter()
         timings[name] = round(now - t0, 3)
+        peak[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         t0 = now
         if progress:
             progress(f"features: {name}", i, total)
@@ -255,48 +259,58 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         else None,
     }
     b_in = breaks[(breaks["year"] >= y0) & (breaks["year"] <= y1)]
-    panels = {}
-    nbhd = build_panel(
-        "neighbourhood",
-        org.units["neighbourhood"],
-        org.links[org.links["unit_type"] == "neighbourhood"],
-        breaks,
-        ps,
-        graphs=graphs.get("neighbourhood"),
-        pipes=pu,
-        pipe_units_of=apportion["neighbourhood"],
-    )
-    panels["neighbourhood"] = nbhd
-    nbhd_rate = nbhd[["unit_id", "year", "nbhd_rate_last5"]]
-    for ut in ("cell", "street", "pipe"):
-        if ut not in org.units:
-            continue
-        panels[ut] = build_panel(
-            ut,
-            org.units[ut],
-            org.links[org.links["unit_type"] == ut],
-            b_in if ut in ("pipe", "street") else breaks,
-            ps,
-            graphs=graphs.get(ut),
-            pipes=pu,
-            pipe_units_of=apportion.get(ut),
-            nbhd_rate=nbhd_rate,
-        )
-    panel = pd.concat(
-        [panels[u] for u in ("pipe", "street", "cell", "neighbourhood") if u in panels],
-        ignore_index=True,
-    )
-    tick("panel", 3)
-    glob, lisa, pers = run_esda(
-        panels["cell"],
-        graphs["cell"]["adj"],
-        "cell",
-        permutations=fc.esda_permutations,
-        seed=fc.seed,
-    )
-    tick("esda", 4)
-    tables = _feature_tables(org, graphs, panel, glob, lisa, pers)
+    counts: dict[str, int] = {}
+    # One transaction for every feature table; each panel is written as soon as it is built
+    # and then freed, so memory holds one unit type's panel at a time.
     with Store(cfg.store_path) as store, store.transaction():
+        store.ensure_table("panel")
+        store.con.execute('DELETE FROM "panel"')
+        nbhd = build_panel(
+            "neighbourhood",
+            org.units["neighbourhood"],
+            org.links[org.links["unit_type"] == "neighbourhood"],
+            breaks,
+            ps,
+            graphs=graphs.get("neighbourhood"),
+            pipes=pu,
+            pipe_units_of=apportion["neighbourhood"],
+        )
+        nbhd_rate = nbhd[["unit_id", "year", "nbhd_rate_last5"]]
+        cell_panel = None
+        n_panel = len(nbhd)
+        for ut in ("cell", "street", "pipe"):
+            if ut not in org.units:
+                continue
+            p = build_panel(
+                ut,
+                org.units[ut],
+                org.links[org.links["unit_type"] == ut],
+                b_in if ut in ("pipe", "street") else breaks,
+                ps,
+                graphs=graphs.get(ut),
+                pipes=pu,
+                pipe_units_of=apportion.get(ut),
+                nbhd_rate=nbhd_rate,
+            )
+            n_panel += len(p)
+            store._insert("panel", p)
+            if ut == "cell":
+                cell_panel = p[["unit_id", "year", "breaks", "exposure_km", "area_km2"]]
+            del p
+        store._insert("panel", nbhd)
+        del nbhd
+        tick("panel", 3)
+        glob, lisa, pers = run_esda(
+            cell_panel,
+            graphs["cell"]["adj"],
+            "cell",
+            permutations=fc.esda_permutations,
+            seed=fc.seed,
+        )
+        tick("esda", 4)
+        tables = _feature_tables(org, graphs, glob, lisa, pers)
+        counts = {k: len(v) for k, v in tables.items()}
+        counts["panel"] = n_panel
         for name, df in tables.items():
             store.ensure_table(name)
             store.con.execute(f'DELETE FROM "{name}"')
@@ -305,13 +319,14 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     hot = pers["class"].value_counts()
     report = FeatureReport(
         years=(y0, y1),
-        tables={k: len(v) for k, v in tables.items()},
+        tables=counts,
         units={k: len(v) for k, v in org.units.items()},
         matching=org.match_summary(),
         graphs=[_graph_summary(ut, n, g) for ut, gs in graphs.items() for n, g in gs.items()],
         moran=glob[glob["variable"] == "breaks"][["year", "moran_i", "p_sim"]].to_dict("records"),
         hotspots={str(k): int(v) for k, v in sorted(hot.items())},
         timings=timings,
+        peak_rss_mb=peak,
         warnings=warnings,
     )
     for w in warnings:
@@ -322,7 +337,6 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
 def _feature_tables(
     org: Organised,
     graphs: dict[str, dict[str, UnitGraph]],
-    panel: pd.DataFrame,
     glob: pd.DataFrame,
     lisa: pd.DataFrame,
     pers: pd.DataFrame,
@@ -352,7 +366,6 @@ def _feature_tables(
             edges.append(e)
     tables["graph_summary"] = conform(pd.DataFrame(summaries), "features/graph_summary")
     tables["graph_edges"] = conform(pd.concat(edges, ignore_index=True), "features/graph_edges")
-    tables["panel"] = panel
     tables["moran_global"] = glob
     tables["lisa"] = lisa
     tables["hotspot_persistence"] = pers

@@ -280,7 +280,11 @@ def build_panel(
         data[k] = v.ravel()
     data["target_count"] = target.ravel()
     data["target_any"] = np.where(np.isnan(target), np.nan, (target > 0).astype(float)).ravel()
-    df = pd.DataFrame(data)
+    if alive is not None:
+        keep = alive.ravel()
+        data = {k: v[keep] for k, v in data.items()}
+    df = pd.DataFrame(data, copy=False)
+    del data
     if nbhd_rate is not None and "neighbourhood" in units:
         nb = pd.Series(units["neighbourhood"].to_numpy(dtype=object), index=ids)
         key = pd.MultiIndex.from_arrays([df["unit_id"].map(nb), df["year"]])
@@ -290,8 +294,6 @@ def build_panel(
         df["nbhd_rate_last5"] = df["rate_last5_per_km"].where(
             df["exposure_km"].notna(), df["density_last5_per_km2"]
         )
-    if alive is not None:
-        df = df[alive.ravel()]
     for c in load_schema("features/panel").columns:
         if c not in df:
             df[c] = np.nan

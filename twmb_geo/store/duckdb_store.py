@@ -36,6 +36,8 @@ _ARROW = {
     "any": pa.string(),
 }
 
+_INSERT_CHUNK = 250_000
+
 #: contract reference of every table the store knows
 TABLES: dict[str, str] = {
     "breaks": "curated/breaks",
@@ -99,7 +101,7 @@ class Store:
                 f"store {self.path} does not exist; run `twmb ingest` or `twmb run` first"
             )
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
+            self.con = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": "1GB", "threads": 2})
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
         self.read_only = read_only
@@ -165,12 +167,13 @@ class Store:
         validate_frame(df, sch)
         if df.empty:
             return
-        tbl = _arrow_table(df, sch)
-        self.con.register("_incoming", tbl)
-        try:
-            self.con.execute(f'INSERT INTO "{name}" SELECT * FROM _incoming')
-        finally:
-            self.con.unregister("_incoming")
+        for start in range(0, len(df), _INSERT_CHUNK):  # bounded memory for big tables
+            tbl = _arrow_table(df.iloc[start : start + _INSERT_CHUNK], sch)
+            self.con.register("_incoming", tbl)
+            try:
+                self.con.execute(f'INSERT INTO "{name}" SELECT * FROM _incoming')
+            finally:
+                self.con.unregister("_incoming")
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:

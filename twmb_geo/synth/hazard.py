@@ -41,6 +41,8 @@ class Simulation:
     x: np.ndarray
     y: np.ndarray
     along_m: np.ndarray
+    true_x: np.ndarray
+    true_y: np.ndarray
     offset_m: np.ndarray
     distance_m: np.ndarray
     outlier: np.ndarray
@@ -79,29 +81,66 @@ def _year_rates(
     return live, static[live] * f * w
 
 
+def _sim_years(params: SynthParams) -> range:
+    """Simulated years: ``repeat_window`` spin-up years, then the study window."""
+    return range(params.start_year - params.repeat_window, params.end_year + 1)
+
+
+def _winter_factor(params: SynthParams, winter: dict, year: int) -> float:
+    """``W_t = exp(winter_coef * z_t)``; spin-up years before the window use z = 0."""
+    z = winter[year][1] if year in winter else 0.0
+    return float(np.exp(params.winter_coef * z))
+
+
+def _expected_total(
+    params: SynthParams, pipes: PipeSet, c: float, winter: dict, parts: list | None = None
+) -> float:
+    """Expected number of breaks for constant ``c`` (mean-field: E[H] replaces H)."""
+    if parts is None:
+        raise ValueError("parts required")
+    n = len(pipes.length)
+    k = params.repeat_window
+    ring = np.zeros((k, n))
+    total = 0.0
+    spin = len(parts) - len(params.years)
+    for j, (live, lam) in enumerate(parts):
+        h = ring.sum(axis=0)[live]
+        e = c * lam * (1.0 + params.repeat_alpha * np.minimum(h, params.repeat_cap))
+        if j >= spin:
+            total += float(e.sum())
+        slot = ring[j % k]
+        slot[:] = 0.0
+        slot[live] = e
+    return total
+
+
 def _calibration(params: SynthParams, pipes: PipeSet, winter: dict) -> float:
+    """The constant ``c`` meeting the target count (1 without a target).
+
+    The expectation of the linear repeat term is exact by linearity (mean-field recursion
+    over the years); only the cap ``repeat_cap`` is applied to the expected count, so the
+    realised mean is within a few per cent of the target.
+    """
     if params.target_breaks_per_year is None:
         return 1.0
     static, gamma = static_hazard(params, pipes)
-    n = len(static)
-    k = params.repeat_window
-    ring = np.zeros((k, n))
-    a = b = 0.0
-    for j, year in enumerate(params.years):
-        live, lam = _year_rates(params, pipes, static, gamma, year, np.exp(params.winter_coef * winter[year][1]))
-        past = ring.sum(axis=0)[live]
-        a += float(lam.sum())
-        b += float((lam * past).sum())
-        slot = ring[j % k]
-        slot[:] = 0.0
-        slot[live] = lam
+    years = _sim_years(params)
+    parts = [
+        _year_rates(params, pipes, static, gamma, y, _winter_factor(params, winter, y))
+        for y in years
+    ]
+    spin = len(years) - len(params.years)
     target = params.target_breaks_per_year * len(params.years) * params.scale
-    alpha = params.repeat_alpha
-    if a <= 0:
+    base = sum(float(lam.sum()) for _, lam in parts[spin:])
+    if base <= 0:
         return 1.0
-    if alpha * b <= 0:
-        return target / a
-    return float((-a + np.sqrt(a * a + 4 * alpha * b * target)) / (2 * alpha * b))
+    c = target / base
+    for _ in range(12):
+        got = _expected_total(params, pipes, c, winter, parts)
+        if got <= 0 or abs(got / target - 1) < 1e-4:
+            break
+        c *= target / got
+    return float(c)
 
 
 def simulate_breaks(
@@ -116,11 +155,18 @@ def simulate_breaks(
     ring = np.zeros((k, n), dtype=np.int16)
     hz_pipe, hz_year, hz_rate, hz_prior = [], [], [], []
     br_pipe, br_year = [], []
-    for j, year in enumerate(params.years):
-        live, lam = _year_rates(params, pipes, static, gamma, year, np.exp(params.winter_coef * winter[year][1]))
+    for j, year in enumerate(_sim_years(params)):
+        live, lam = _year_rates(
+            params, pipes, static, gamma, year, _winter_factor(params, winter, year)
+        )
         h = ring.sum(axis=0, dtype=np.int32)[live]
         rate = c * lam * (1.0 + params.repeat_alpha * np.minimum(h, params.repeat_cap))
         counts = rng.poisson(rate)
+        slot = ring[j % k]
+        slot[:] = 0
+        slot[live] = np.minimum(counts, np.iinfo(np.int16).max)
+        if year < params.start_year:  # spin-up: only fills the break history
+            continue
         hz_pipe.append(live.astype(np.int32))
         hz_year.append(np.full(len(live), year, dtype=np.int16))
         hz_rate.append(rate)
@@ -128,15 +174,14 @@ def simulate_breaks(
         hit = counts > 0
         br_pipe.append(np.repeat(live[hit], counts[hit]))
         br_year.append(np.full(int(counts.sum()), year, dtype=np.int32))
-        slot = ring[j % k]
-        slot[:] = 0
-        slot[live] = np.minimum(counts, np.iinfo(np.int16).max)
     pipe = np.concatenate(br_pipe).astype(np.int64)
     year = np.concatenate(br_year)
     nb = len(pipe)
     # date: month by the month weights, day uniform within the month
     mw = np.asarray(params.month_weights, dtype=float)
-    month = np.minimum(np.searchsorted(np.cumsum(mw) / mw.sum(), rng.random(nb), side="right"), 11) + 1
+    month = (
+        np.minimum(np.searchsorted(np.cumsum(mw) / mw.sum(), rng.random(nb), side="right"), 11) + 1
+    )
     first = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 1}))
     dim = first.dt.days_in_month.to_numpy()
     day = 1 + np.minimum((rng.random(nb) * dim).astype(np.int64), dim - 1)
@@ -157,6 +202,8 @@ def simulate_breaks(
         x=x,
         y=y,
         along_m=along,
+        true_x=px,
+        true_y=py,
         offset_m=np.hypot(dx, dy),
         distance_m=dist,
         outlier=outlier,

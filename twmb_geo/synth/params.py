@@ -32,7 +32,7 @@ BASE_RATE: tuple[tuple[str, float], ...] = (
 
 #: exponential ageing rate per year: f(age) = exp(gamma * (min(age, age_cap) - age_ref))
 AGE_RATE: tuple[tuple[str, float], ...] = (
-    ("CI", 0.015), ("CICL", 0.012), ("DIP", 0.030), ("DICL", 0.020), ("PVC", 0.010),
+    ("CI", 0.008), ("CICL", 0.008), ("DIP", 0.020), ("DICL", 0.020), ("PVC", 0.010),
     ("PVCO", 0.010), ("AC", 0.020), ("SP", 0.020), ("SPCL", 0.015), ("CPP", 0.015),
     ("PCPP", 0.015), ("CONC", 0.015), ("CONP", 0.015), ("COP", 0.020), ("PE", 0.010),
     ("HDPE", 0.010),
@@ -124,7 +124,7 @@ class SynthParams:
     winter_coef: float = 0.2
     winter_fill: str = "mean"
     winter_fdd: tuple[tuple[int, float], ...] | None = None
-    repeat_alpha: float = 1.0
+    repeat_alpha: float = 0.5
     repeat_window: int = 5
     repeat_cap: int = 3
     target_breaks_per_year: float | None = 1313.5

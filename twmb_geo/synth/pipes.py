@@ -40,11 +40,12 @@ from .reference import (
 )
 from .streets import COLLECTOR, LOCAL, MAJOR, MINOR, Layout, StreetNet, ward_at
 
-__all__ = ["PipeSet", "build_pipes", "LINED"]
+__all__ = ["LINED", "PipeSet", "build_pipes"]
 
 LINED = frozenset({"CICL", "DICL", "SPCL"})
-AGE_CORRELATION = 0.85
-REPLACEMENT_GAP = 30
+AGE_CORRELATION = 0.70
+SOIL_REPLACEMENT = 0.25
+REPLACEMENT_GAP = 25
 PRESSURE_BAND_M = 2500.0
 
 
@@ -71,8 +72,18 @@ class PipeSet:
 def _pieces_per_segment(
     length: np.ndarray, target: np.ndarray, n: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Pieces per carrying segment, adjusted so they add up to exactly ``n``."""
-    k = np.maximum(1, np.round(length / target)).astype(np.int64)
+    """Pieces per carrying segment, adding up to exactly ``n``.
+
+    ``max(1, round(L / (s * target)))`` with the scalar ``s`` solved so the total is close
+    to ``n``; the rest is settled by splitting the longest pipes once more or, when there
+    are more carrying segments than ``n``, by leaving random streets without a main.
+    """
+    lo, hi = 0.05, 50.0
+    for _ in range(50):
+        mid = np.sqrt(lo * hi)
+        tot = int(np.maximum(1, np.round(length / (mid * target))).sum())
+        lo, hi = (mid, hi) if tot > n else (lo, mid)
+    k = np.maximum(1, np.round(length / (hi * target))).astype(np.int64)
     excess = int(k.sum()) - n
     if excess > 0:  # some streets get no main (random ones)
         order = rng.permutation(len(k))
@@ -85,7 +96,7 @@ def _pieces_per_segment(
             k[j] -= rest
     while int(k.sum()) < n:  # split the longest pipes further
         short = n - int(k.sum())
-        per = np.where(k > 0, length / np.maximum(k, 1), length)
+        per = np.where(k > 0, length / np.maximum(k, 1), 0.0)
         top = np.argsort(-per, kind="stable")[: min(short, len(k))]
         k[top] += 1
     return k
@@ -115,7 +126,7 @@ def _years_from_u(
     p_ward: np.ndarray, ward: np.ndarray, u: np.ndarray, snapshot_year: int
 ) -> np.ndarray:
     """Quantile of each ward's decade distribution at ``u``, then a year in the decade."""
-    decades, years, w = year_weights(snapshot_year)
+    _, years, w = year_weights(snapshot_year)
     cdf = np.cumsum(p_ward, axis=1)
     cdf /= cdf[:, -1:]
     d = np.minimum((u[:, None] >= cdf[ward]).sum(axis=1), cdf.shape[1] - 1)
@@ -135,17 +146,14 @@ def build_pipes(
     rng = np.random.default_rng(np.random.SeedSequence([params.seed, 21]))
     seg = np.flatnonzero(net.carries)
     seg_len = net.length[seg]
-    target = layout.ward_length_m[net.ward[seg]] * 1.0
-    k = _pieces_per_segment(seg_len, target, params.n_pipes, rng)
-    # cut points: equal shares, interior cuts jittered by up to +-20 % of a share
+    k = _pieces_per_segment(seg_len, layout.ward_length_m[net.ward[seg]], params.n_pipes, rng)
+    # piece m of k starts at (m + j) / k of the street, j uniform in +-0.2 (0 for m = 0),
+    # and ends where piece m + 1 starts (1 for the last piece)
     street = np.repeat(seg, k)
     grp = np.repeat(np.arange(len(seg)), k)
     m = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
     kk = k[grp]
-    jit_a = rng.uniform(-0.2, 0.2, len(grp))
-    # the start of piece m equals the end of piece m - 1: draw one jitter per interior cut
-    cut = (m + jit_a) / kk
-    start_frac = np.where(m == 0, 0.0, cut)
+    start_frac = np.where(m == 0, 0.0, (m + rng.uniform(-0.2, 0.2, len(grp))) / kk)
     end_frac = np.empty_like(start_frac)
     end_frac[:-1] = start_frac[1:]
     last = m == kk - 1
@@ -165,7 +173,9 @@ def build_pipes(
     # ---- construction years: ward decade mix through a spatial copula
     n_w = len(ref.ward_codes)
     p_ward = fit_decades(np.bincount(ward, minlength=n_w), params.snapshot_year)
-    latent = AGE_CORRELATION * zage + np.sqrt(1 - AGE_CORRELATION**2) * rng.standard_normal(n_act)
+    # younger (replaced) pipes are a little more likely where the soil is corrosive
+    rest = np.sqrt(1 - AGE_CORRELATION**2 - SOIL_REPLACEMENT**2)
+    latent = AGE_CORRELATION * zage + SOIL_REPLACEMENT * soil + rest * rng.standard_normal(n_act)
     rank, counts = _within_group_rank(ward, latent)
     u = (rank + 0.5) / counts[ward]
     year = _years_from_u(p_ward, ward, u, params.snapshot_year)
@@ -177,7 +187,9 @@ def build_pipes(
     src = np.flatnonzero(replaced)
     n_ab = len(src)
     all_year = np.concatenate([year, pred_year[src]])
-    all_mat = _sample(material_given_era(params.snapshot_year)[era_of(all_year)], rng.random(n_act + n_ab))
+    all_mat = _sample(
+        material_given_era(params.snapshot_year)[era_of(all_year)], rng.random(n_act + n_ab)
+    )
     dia_idx = _sample(diameter_given_material()[all_mat[:n_act]], rng.random(n_act))
     dia = np.array(DIAMETERS)[dia_idx]
     # larger diameters to higher road classes, within each material
@@ -210,7 +222,10 @@ def build_pipes(
     codes = np.array(MATERIAL_CODES, dtype=object)
     pub = codes[all_mat].copy()
     pub[r < params.unknown_material_share] = "UNK"
-    pub[(r >= params.unknown_material_share) & (r < params.unknown_material_share + params.none_material_share)] = "None"
+    pub[
+        (r >= params.unknown_material_share)
+        & (r < params.unknown_material_share + params.none_material_share)
+    ] = "None"
     year_pub = rng.random(n_all) >= params.missing_year_share
 
     return PipeSet(

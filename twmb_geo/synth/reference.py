@@ -307,7 +307,7 @@ def fit_decades(ward_counts: np.ndarray, snapshot_year: int, iters: int = 60) ->
     small window holding few wards).
     """
     ref = load_reference()
-    decades, years, w = year_weights(snapshot_year)
+    decades, _, _ = year_weights(snapshot_year)
     widths = np.where(decades + 10 > snapshot_year, snapshot_year - decades + 1, 10).astype(float)
     target = np.array([ref.decade_count.get(int(d), 0) for d in decades], dtype=float)
     target = target / target.sum()
