@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 
-def _child(n_pipes: int, out: str, permutations: int) -> None:
+def _child(n_pipes: int, out: str, permutations: int, gps_sigma: float | None) -> None:
     import logging
     from dataclasses import replace
 
@@ -33,7 +33,8 @@ def _child(n_pipes: int, out: str, permutations: int) -> None:
 
     res: dict = {"n_pipes": n_pipes}
     t = time.perf_counter()
-    city = make_city(n_pipes=n_pipes)
+    city = make_city(n_pipes=n_pipes, **({} if gps_sigma is None else {"gps_sigma_m": gps_sigma}))
+    res["gps_sigma_m"] = city.params.gps_sigma_m
     res["generate_s"] = round(time.perf_counter() - t, 2)
     res["city"] = {k: v for k, v in city.figures().items() if k != "material_shares_pct"}
     t = time.perf_counter()
@@ -67,11 +68,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[49_000, 500_000])
     ap.add_argument("--permutations", type=int, default=999)
+    ap.add_argument(
+        "--gps-sigma", type=float, default=None, help="override the synthetic GPS noise (m)"
+    )
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        _child(args.child, args.out, args.permutations)
+        _child(args.child, args.out, args.permutations, args.gps_sigma)
         return
     results = []
     for n in args.sizes:
@@ -88,7 +92,9 @@ def main() -> None:
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode:
-                results.append({"n_pipes": n, "error": proc.stderr[-2000:]})
+                results.append(
+                    {"n_pipes": n, "returncode": proc.returncode, "error": proc.stderr[-2000:]}
+                )
             else:
                 results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(

@@ -99,7 +99,7 @@ def test_default_city_matches_toronto_figures(default_city: SynthCity) -> None:
     km = active.groupby("ward")["length_m"].sum() / 1000
     want = pd.Series(ref.ward_km / ref.ward_km.sum() * target_km, index=list(ref.ward_codes))
     rel = (km.reindex(want.index) / want - 1).abs()
-    assert rel.max() < 0.08, rel.sort_values().tail()
+    assert rel.max() < 0.05, rel.sort_values().tail()
 
 
 def test_mid_city_reproduces_material_diameter_and_decade_mix(mid: SynthCity) -> None:

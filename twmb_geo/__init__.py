@@ -24,7 +24,7 @@ from .errors import (
 )
 from .io.ckan import fetch_toronto
 from .io.profiles import Profile, builtin_profiles, get_profile, load_profile_file
-from .pipeline import IngestReport, SourceReport, ingest, read_source, run, summarize
+from .pipeline import IngestReport, SourceReport, features, ingest, read_source, run, summarize
 from .store.duckdb_store import Store, open_store
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "__version__",
     "builtin_profiles",
     "default_config",
+    "features",
     "fetch_toronto",
     "get_profile",
     "ingest",

@@ -73,6 +73,8 @@ class FeatureConfig:
     near_radius_m: float = 100.0
     decay_tau: float = 3.0
     distance_band_m: float = 250.0
+    distance_graph: str = "knn"
+    distance_knn: int = 8
     esda_permutations: int = 999
     seed: int = 42
 
@@ -240,6 +242,18 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
     elif isinstance(h3res := proj.get("h3_resolution", 9), int) and pr > h3res:
         problems.append(
             f"[features] parent_resolution ({pr}) must not be finer than h3_resolution ({h3res})"
+        )
+    if features.distance_graph not in ("knn", "band"):
+        problems.append(
+            f"[features] distance_graph must be 'knn' or 'band', got {features.distance_graph!r}"
+        )
+    if (
+        not isinstance(features.distance_knn, int)
+        or isinstance(features.distance_knn, bool)
+        or features.distance_knn < 1
+    ):
+        problems.append(
+            f"[features] distance_knn must be an integer >= 1, got {features.distance_knn!r}"
         )
     if not isinstance(features.esda_permutations, int) or features.esda_permutations < 0:
         problems.append(

@@ -54,9 +54,22 @@ class FeatureReport:
         return dict(self.__dict__)
 
 
-def build_graphs(org: Organised, distance_band_m: float) -> dict[str, dict[str, UnitGraph]]:
-    """The adjacency ("adj") and distance ("dist") graph of every unit type present."""
+def build_graphs(
+    org: Organised, distance_band_m: float, *, distance_graph: str = "knn", k: int = 8
+) -> dict[str, dict[str, UnitGraph]]:
+    """The adjacency ("adj") and distance ("dist") graph of every unit type present.
+
+    The distance graph of pipes and streets is KNN (``distance_graph="knn"``, ``k``
+    neighbours: bounded size at any network density) or a distance band of
+    ``distance_band_m`` (``"band"``: every unit within the radius; grows with density).
+    """
     out: dict[str, dict[str, UnitGraph]] = {}
+
+    def dist(ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> UnitGraph:
+        if distance_graph == "band":
+            return gb.distance_band(ids, x, y, distance_band_m)
+        return gb.knn(ids, x, y, k=k)
+
     cells = org.units["cell"]
     out["cell"] = {
         "adj": gb.h3_kring(cells["h3_index"].to_numpy().astype(np.uint64), k=1),
@@ -79,9 +92,7 @@ def build_graphs(org: Organised, distance_band_m: float) -> dict[str, dict[str, 
             "adj": gb.shared_nodes(
                 st["unit_id"].to_numpy(), st["from_node"].to_numpy(), st["to_node"].to_numpy()
             ),
-            "dist": gb.distance_band(
-                st["unit_id"].to_numpy(), st["x"].to_numpy(), st["y"].to_numpy(), distance_band_m
-            ),
+            "dist": dist(st["unit_id"].to_numpy(), st["x"].to_numpy(), st["y"].to_numpy()),
         }
     if "pipe" in org.units:
         pu = org.units["pipe"]
@@ -92,9 +103,7 @@ def build_graphs(org: Organised, distance_band_m: float) -> dict[str, dict[str, 
                 "adj": gb.line_network(
                     ids, shapely.from_wkb(pu.loc[loc, "geometry"].to_numpy(dtype=object))
                 ),
-                "dist": gb.distance_band(
-                    ids, pu.loc[loc, "x"].to_numpy(), pu.loc[loc, "y"].to_numpy(), distance_band_m
-                ),
+                "dist": dist(ids, pu.loc[loc, "x"].to_numpy(), pu.loc[loc, "y"].to_numpy()),
             }
     return out
 
@@ -235,7 +244,9 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     if streets is None:
         warnings.append("no street segments in the store: street units are skipped")
     tick("organise", 1)
-    graphs = build_graphs(org, fc.distance_band_m)
+    graphs = build_graphs(
+        org, fc.distance_band_m, distance_graph=fc.distance_graph, k=fc.distance_knn
+    )
     for ut, gs in graphs.items():
         for name, g in gs.items():
             if g.islands.size:

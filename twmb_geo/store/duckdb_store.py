@@ -101,7 +101,9 @@ class Store:
                 f"store {self.path} does not exist; run `twmb ingest` or `twmb run` first"
             )
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": "1GB", "threads": 2})
+            self.con = duckdb.connect(
+                str(self.path), read_only=read_only, config={"memory_limit": "1GB", "threads": 2}
+            )
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
         self.read_only = read_only

@@ -50,7 +50,8 @@ class SynthCity:
         row = ``_id`` of the breaks CSV), ``break_date``, ``year``, ``month``, ``x``, ``y``
         (EPSG:2952, as reported), ``asset_id`` (true pipe), ``distance_m`` (reported point
         to the true pipe), ``offset_m`` (reported point to the true break location),
-        ``along_m`` (true location along the pipe), ``outlier``.
+        ``along_m`` (true location along the pipe), ``true_x``, ``true_y`` (the true
+        location), ``outlier`` (drawn with the outlier noise).
     hazard
         True rate of every pipe-year in service: ``asset_id`` (categorical), ``year``,
         ``rate`` (expected breaks that year), ``prior_breaks`` (breaks on the pipe in the
@@ -145,8 +146,8 @@ def _cross_names(streets: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     hi = named.groupby("node")["name"].max()
     lo_n = pd.Series(node).map(lo).to_numpy(dtype=object)
     hi_n = pd.Series(node).map(hi).to_numpy(dtype=object)
-    other = np.where(hi_n != key, hi_n, np.where(lo_n != key, lo_n, None))
-    other = np.array([None if (v is None or v != v or v == "") else v for v in other], dtype=object)
+    other = pd.Series(np.where(hi_n != key, hi_n, np.where(lo_n != key, lo_n, None)))
+    other = other.where(other.notna() & (other != ""), None).to_numpy(dtype=object)
     return other[:n], other[n:]
 
 

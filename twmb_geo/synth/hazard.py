@@ -93,12 +93,13 @@ def _winter_factor(params: SynthParams, winter: dict, year: int) -> float:
 
 
 def _expected_total(
-    params: SynthParams, pipes: PipeSet, c: float, winter: dict, parts: list | None = None
+    params: SynthParams, n: int, c: float, parts: list[tuple[np.ndarray, np.ndarray]]
 ) -> float:
-    """Expected number of breaks for constant ``c`` (mean-field: E[H] replaces H)."""
-    if parts is None:
-        raise ValueError("parts required")
-    n = len(pipes.length)
+    """Expected breaks in the window for constant ``c`` (``E[H]`` replaces ``H``).
+
+    ``parts`` holds, per simulated year, the pipes in service and their rate without ``c``
+    and the repeat term; ``n`` is the number of pipes.
+    """
     k = params.repeat_window
     ring = np.zeros((k, n))
     total = 0.0
@@ -125,10 +126,10 @@ def _calibration(params: SynthParams, pipes: PipeSet, winter: dict) -> float:
         return 1.0
     static, gamma = static_hazard(params, pipes)
     years = _sim_years(params)
-    parts = [
-        _year_rates(params, pipes, static, gamma, y, _winter_factor(params, winter, y))
-        for y in years
-    ]
+    parts = []
+    for y in years:  # compact copies: int32 indices, float32 rates
+        live, lam = _year_rates(params, pipes, static, gamma, y, _winter_factor(params, winter, y))
+        parts.append((live.astype(np.int32), lam.astype(np.float32)))
     spin = len(years) - len(params.years)
     target = params.target_breaks_per_year * len(params.years) * params.scale
     base = sum(float(lam.sum()) for _, lam in parts[spin:])
@@ -136,7 +137,7 @@ def _calibration(params: SynthParams, pipes: PipeSet, winter: dict) -> float:
         return 1.0
     c = target / base
     for _ in range(12):
-        got = _expected_total(params, pipes, c, winter, parts)
+        got = _expected_total(params, len(static), c, parts)
         if got <= 0 or abs(got / target - 1) < 1e-4:
             break
         c *= target / got

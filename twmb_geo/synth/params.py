@@ -109,7 +109,7 @@ class SynthParams:
     end_year: int = 2016
     snapshot_year: int = 2025
     window_centre_lonlat: tuple[float, float] = (-79.400, 43.700)
-    gps_sigma_m: float = 8.0
+    gps_sigma_m: float = 3.0
     outlier_share: float = 0.02
     outlier_sigma_m: float = 50.0
     base_rate: tuple[tuple[str, float], ...] = BASE_RATE

@@ -155,7 +155,8 @@ def year_weights(snapshot_year: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
         w[i, :5] = first / 5
         w[i, 5:] = (1 - first) / 5
     w[years > snapshot_year] = 0.0
-    w /= w.sum(axis=1, keepdims=True)
+    tot = w.sum(axis=1, keepdims=True)
+    w = np.divide(w, tot, out=np.zeros_like(w), where=tot > 0)
     return decades, years, w
 
 
@@ -265,8 +266,8 @@ def material_given_era(snapshot_year: int) -> np.ndarray:
     rest_cols = np.clip(mat_tot - first, 1e-9, None)
     prior = np.array([_MATERIAL_PRIOR[m] for m in mats], dtype=float).T
     fitted = _ipf(prior, era_tot[1:], rest_cols)
-    out = np.vstack([row0, fitted / fitted.sum(axis=1, keepdims=True)])
-    return out
+    fitted = np.where(fitted.sum(axis=1, keepdims=True) > 0, fitted, prior)  # empty eras
+    return np.vstack([row0, fitted / fitted.sum(axis=1, keepdims=True)])
 
 
 @cache
@@ -308,8 +309,9 @@ def fit_decades(ward_counts: np.ndarray, snapshot_year: int, iters: int = 60) ->
     """
     ref = load_reference()
     decades, _, _ = year_weights(snapshot_year)
-    widths = np.where(decades + 10 > snapshot_year, snapshot_year - decades + 1, 10).astype(float)
+    widths = np.clip(snapshot_year - decades + 1, 1, 10).astype(float)
     target = np.array([ref.decade_count.get(int(d), 0) for d in decades], dtype=float)
+    target[decades > snapshot_year] = 0.0  # an earlier snapshot has no later decades
     target = target / target.sum()
     x = (decades + widths / 2 - 1950.0) / 50.0
     n = np.asarray(ward_counts, dtype=float)

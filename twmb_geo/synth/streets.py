@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import shapely
 
 from .fields import GridField, hash_uniform, smooth_field
@@ -67,7 +68,7 @@ CARRIES = np.array([c[2] for c in CLASSES])
 
 GRID_ANGLE_DEG = 16.7  # Toronto's street grid is turned about 16.7 degrees from true north
 ARTERIAL_SPACING_M = 1000.0
-SHORT_BLOCK, LONG_BLOCK = 0.85, 2.0  # block sides relative to the ward's mean pipe length
+SHORT_BLOCK, LONG_BLOCK = 0.85, 1.7  # block sides relative to the ward's mean pipe length
 SNAP_M = 12.0  # T-junctions closer than this on an arterial become one crossing
 FIELD_CELL_M = 100.0
 MAX_DENSITY = 16.0  # beyond 16 x Toronto's pipe count, pipes get shorter, not streets
@@ -83,143 +84,27 @@ _T_TRAIL, _T_FEAT, _T_NOMAIN = 109, 110, 111
 _BARRIER_WIDTH = {RIVER: 90.0, CREEK: 45.0, RAILWAY: 12.0, HYDRO: 20.0, EXPRESSWAY: 25.0}
 
 _BASE_NAMES = np.array(
-    [
-        "Alder",
-        "Ash",
-        "Aspen",
-        "Beech",
-        "Birch",
-        "Cedar",
-        "Cherry",
-        "Chestnut",
-        "Elm",
-        "Fir",
-        "Hawthorn",
-        "Hazel",
-        "Hemlock",
-        "Hickory",
-        "Juniper",
-        "Larch",
-        "Linden",
-        "Maple",
-        "Oak",
-        "Pine",
-        "Poplar",
-        "Spruce",
-        "Sumac",
-        "Tamarack",
-        "Walnut",
-        "Willow",
-        "Yew",
-        "Cardinal",
-        "Finch",
-        "Heron",
-        "Kestrel",
-        "Lark",
-        "Oriole",
-        "Robin",
-        "Sparrow",
-        "Swallow",
-        "Thrush",
-        "Warbler",
-        "Wren",
-        "Abbott",
-        "Ainsley",
-        "Baldwin",
-        "Barrington",
-        "Beaumont",
-        "Bellamy",
-        "Blythe",
-        "Brantwood",
-        "Calloway",
-        "Carrick",
-        "Chalmers",
-        "Colborne",
-        "Coulter",
-        "Danbury",
-        "Delmont",
-        "Dunmore",
-        "Eastbourne",
-        "Ellery",
-        "Elmridge",
-        "Fairholme",
-        "Fenwick",
-        "Glenholme",
-        "Gorsefield",
-        "Greyabbey",
-        "Halford",
-        "Harcourt",
-        "Heathdale",
-        "Hollinger",
-        "Inverness",
-        "Kendal",
-        "Kingsmere",
-        "Lambeth",
-        "Langford",
-        "Lauder",
-        "Linwood",
-        "Lockwood",
-        "Maitland",
-        "Marlowe",
-        "Melrose",
-        "Millbrook",
-        "Montclair",
-        "Morland",
-        "Newbury",
-        "Northcote",
-        "Oakmount",
-        "Orchard",
-        "Oxbow",
-        "Pembroke",
-        "Pinecrest",
-        "Quentin",
-        "Ravenscroft",
-        "Redwood",
-        "Ridgeway",
-        "Rosslyn",
-        "Rowntree",
-        "Seaton",
-        "Sheldrake",
-        "Somerset",
-        "Springhurst",
-        "Stanmore",
-        "Sutherland",
-        "Thornbury",
-        "Torrance",
-        "Tweedsmuir",
-        "Underhill",
-        "Valleyview",
-        "Wadsworth",
-        "Westbrook",
-        "Whitehall",
-        "Wickham",
-        "Windermere",
-        "Woodlawn",
-        "Yarmouth",
-        "Ashdale",
-        "Bramble",
-        "Clover",
-        "Dahlia",
-        "Fernbank",
-        "Heather",
-        "Iris",
-        "Jasmine",
-        "Laurel",
-        "Lilac",
-        "Marigold",
-        "Primrose",
-        "Thistle",
-        "Violet",
-        "Bluebell",
-        "Foxglove",
-        "Goldenrod",
-        "Hollyhock",
-        "Larkspur",
-        "Meadowsweet",
-        "Yarrow",
-    ],
+    (
+        "Alder", "Ash", "Aspen", "Beech", "Birch", "Cedar", "Cherry", "Chestnut", "Elm", "Fir",
+        "Hawthorn", "Hazel", "Hemlock", "Hickory", "Juniper", "Larch", "Linden", "Maple", "Oak",
+        "Pine", "Poplar", "Spruce", "Sumac", "Tamarack", "Walnut", "Willow", "Yew", "Cardinal",
+        "Finch", "Heron", "Kestrel", "Lark", "Oriole", "Robin", "Sparrow", "Swallow", "Thrush",
+        "Warbler", "Wren", "Abbott", "Ainsley", "Baldwin", "Barrington", "Beaumont", "Bellamy",
+        "Blythe", "Brantwood", "Calloway", "Carrick", "Chalmers", "Colborne", "Coulter", "Danbury",
+        "Delmont", "Dunmore", "Eastbourne", "Ellery", "Elmridge", "Fairholme", "Fenwick",
+        "Glenholme", "Gorsefield", "Greyabbey", "Halford", "Harcourt", "Heathdale", "Hollinger",
+        "Inverness", "Kendal", "Kingsmere", "Lambeth", "Langford", "Lauder", "Linwood", "Lockwood",
+        "Maitland", "Marlowe", "Melrose", "Millbrook", "Montclair", "Morland", "Newbury",
+        "Northcote", "Oakmount", "Orchard", "Oxbow", "Pembroke", "Pinecrest", "Quentin",
+        "Ravenscroft", "Redwood", "Ridgeway", "Rosslyn", "Rowntree", "Seaton", "Sheldrake",
+        "Somerset", "Springhurst", "Stanmore", "Sutherland", "Thornbury", "Torrance", "Tweedsmuir",
+        "Underhill", "Valleyview", "Wadsworth", "Westbrook", "Whitehall", "Wickham", "Windermere",
+        "Woodlawn", "Yarmouth", "Ashdale", "Bramble", "Clover", "Dahlia", "Fernbank", "Heather",
+        "Iris", "Jasmine", "Laurel", "Lilac", "Marigold", "Primrose", "Thistle", "Violet",
+        "Bluebell", "Foxglove", "Goldenrod", "Hollyhock", "Larkspur", "Meadowsweet", "Yarrow",
+    ),
     dtype=object,
-)
+)  # fmt: skip
 _N_SIMPLE = 39  # the tree and bird names at the start of _BASE_NAMES
 _SUFFIXES = np.array(
     ["", "wood", "view", "dale", "field", "brook", "crest", "glen", "ridge", "mount", "hurst"],
@@ -453,8 +338,13 @@ def _pick(u: np.ndarray, values: np.ndarray, weights: np.ndarray | None = None) 
     return values[np.minimum(np.searchsorted(cdf, u, side="right"), len(values) - 1)]
 
 
-def _is_none(a: np.ndarray) -> np.ndarray:
-    return np.fromiter((v is None for v in a), dtype=bool, count=len(a))
+def join_names(*parts: np.ndarray) -> np.ndarray:
+    """Name parts joined by spaces, skipping missing parts; None when the first is missing."""
+    out = pd.Series(parts[0], dtype="string")
+    for p in parts[1:]:
+        s = pd.Series(p, dtype="string")
+        out = out.where(s.isna(), out + " " + s)
+    return np.array(out.astype(object).where(out.notna(), None), dtype=object)
 
 
 # --------------------------------------------------------------------------- features
@@ -888,7 +778,7 @@ def _chains(
 def _junctions(
     grid: _Grid, blk: _Blocks, sides: _Sides, ok: np.ndarray, snap: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """T-junctions of local streets on arterial sides; close ones are snapped together.
+    """T-junctions of the local streets ``ok`` on arterial sides; close ones are snapped together.
 
     Moves the snapped nodes in ``grid.pts`` and returns the junction nodes, their side
     (index into ``sides``) and distance from the side's start, sorted along each side.
@@ -1019,7 +909,9 @@ def build_streets(params: SynthParams, layout: Layout, fields: dict[str, GridFie
     ok &= ~park | path
 
     # T-junctions on the arterials (moves snapped nodes), then the final geometry
-    node, side, t = _junctions(grid, blk, sides, ok, SNAP_M * f)
+    # only streets with mains split an arterial; laneways and paths end on it
+    street = ok & np.isin(cls, (LOCAL, COLLECTOR))
+    node, side, t = _junctions(grid, blk, sides, street, SNAP_M * f)
     mid = _mid_vertices(grid, bend)
     local_geom, first = _chains(grid, blk, ok, cls, has_mid, mid)
     loc_cls = cls[first]
@@ -1053,13 +945,7 @@ def build_streets(params: SynthParams, layout: Layout, fields: dict[str, GridFie
     unnamed = np.isin(cls_all, (LANEWAY, WALKWAY))
     base[unnamed] = None
     ntype[unnamed] = None
-    full = np.array(
-        [
-            None if b is None else " ".join(x for x in (b, t, d) if x)
-            for b, t, d in zip(base, ntype, ndir, strict=True)
-        ],
-        dtype=object,
-    )
+    full = join_names(base, ntype, ndir)
     full[n_a + n_l :] = fname
     base[n_a + n_l :] = fname
     length = shapely.length(geom)
@@ -1072,7 +958,7 @@ def build_streets(params: SynthParams, layout: Layout, fields: dict[str, GridFie
         geometry=geom,
         cls=cls_all,
         name=full,
-        name_base=np.where(_is_none(full), None, base).astype(object),
+        name_base=np.where(pd.isna(full), None, base).astype(object),
         name_type=ntype,
         name_dir=ndir,
         ward=ward_at(c[:, 0], c[:, 1]),

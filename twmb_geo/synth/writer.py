@@ -36,6 +36,7 @@ from .._paths import data_dir
 from ..config import Config, SourceConfig, write_config
 from ..ingest.crs import transform_geometries, transform_xy
 from .city import SynthCity
+from .streets import join_names
 
 __all__ = ["FILES", "write_city"]
 
@@ -90,26 +91,10 @@ def _tcl_columns(streets: gpd.GeoDataFrame) -> pd.DataFrame:
     ntype = streets["linear_name_type"].astype(object)
     ndir = streets["linear_name_dir"].astype(object)
     base = streets["linear_name"].astype(object)
-    legal = [
-        None
-        if b is None or b is pd.NA
-        else " ".join(
-            p
-            for p in (
-                str(b),
-                _LEGAL.get(str(t), None if t is None or t is pd.NA else str(t)),
-                _DIRS.get(str(d)) if d is not None and d is not pd.NA else None,
-            )
-            if p
-        )
-        for b, t, d in zip(
-            base.where(base.notna(), None),
-            ntype.where(ntype.notna(), None),
-            ndir.where(ndir.notna(), None),
-            strict=True,
-        )
-    ]
-    legal = np.where(name.isna().to_numpy(), None, np.array(legal, dtype=object))
+    legal_type = ntype.replace(_LEGAL)
+    legal_dir = ndir.map(_DIRS)
+    legal = join_names(base, legal_type, legal_dir)
+    legal = np.where(name.isna().to_numpy(), None, legal)
     addr_l = np.where(no_addr, None, pd.Series(lo).astype(str) + "-" + pd.Series(hi).astype(str))
     addr_r = np.where(
         no_addr, None, pd.Series(lo + 1).astype(str) + "-" + pd.Series(hi + 1).astype(str)
