@@ -292,7 +292,18 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         for ut in ("cell", "street", "pipe"):
             if ut not in org.units:
                 continue
-            p = build_panel(
+            cell_parts: list[pd.DataFrame] = []
+
+            def sink(
+                chunk: pd.DataFrame, ut: str = ut, keep: list[pd.DataFrame] = cell_parts
+            ) -> None:
+                nonlocal n_panel
+                n_panel += len(chunk)
+                store._insert("panel", chunk)
+                if ut == "cell":
+                    keep.append(chunk[["unit_id", "year", "breaks", "exposure_km", "area_km2"]])
+
+            build_panel(
                 ut,
                 org.units[ut],
                 org.links[org.links["unit_type"] == ut],
@@ -302,12 +313,10 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                 pipes=pu,
                 pipe_units_of=apportion.get(ut),
                 nbhd_rate=nbhd_rate,
+                sink=sink,
             )
-            n_panel += len(p)
-            store._insert("panel", p)
             if ut == "cell":
-                cell_panel = p[["unit_id", "year", "breaks", "exposure_km", "area_km2"]]
-            del p
+                cell_panel = pd.concat(cell_parts, ignore_index=True)
         store._insert("panel", nbhd)
         del nbhd
         tick("panel", 3)

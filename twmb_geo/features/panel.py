@@ -9,6 +9,7 @@ column-wise, so the whole panel is vectorised.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,6 +177,8 @@ def build_panel(
     pipes: pd.DataFrame | None = None,
     pipe_units_of: pd.DataFrame | None = None,
     nbhd_rate: pd.DataFrame | None = None,
+    chunk_units: int = 100_000,
+    sink: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """The panel for one unit type (rows: units x study years; pipes only while in service).
 
@@ -194,6 +197,9 @@ def build_panel(
         Pipe units and the pipe -> unit apportionment, for exposure and age.
     nbhd_rate
         ``unit_id`` (neighbourhood), ``year``, ``nbhd_rate_last5`` to attach by neighbourhood.
+    chunk_units, sink
+        With a ``sink``, the panel is handed over ``chunk_units`` units at a time (bounded
+        memory for city-scale pipe panels) and an empty frame is returned.
     """
     ids = units["unit_id"].astype(str).to_numpy(dtype=object)
     years = settings.years
@@ -261,40 +267,52 @@ def build_panel(
     target[:, :-1] = counts[:, 1:]
     if alive is not None:
         target[:, :-1] = np.where(alive[:, 1:], target[:, :-1], np.nan)
-    data: dict[str, np.ndarray] = {
-        "unit_type": np.full(n * t, unit_type, dtype=object),
-        "unit_id": np.repeat(ids, t),
-        "year": np.tile(years, n).astype(np.int32),
-        "history_years": history_years.ravel().astype(np.int32),
-        "exposure_km": exposure.ravel() if exposure is not None else np.full(n * t, np.nan),
-        "area_km2": np.repeat(area, t) if area is not None else np.full(n * t, np.nan),
-        "age_mean": age.ravel() if age is not None else np.full(n * t, np.nan),
+    nan = np.full((n, t), np.nan)
+    mats: dict[str, np.ndarray] = {
+        "history_years": history_years,
+        "exposure_km": exposure if exposure is not None else nan,
+        "area_km2": np.broadcast_to(area[:, None], (n, t)) if area is not None else nan,
+        "age_mean": age if age is not None else nan,
+        **feats,
+        "rate_last5_per_km": rate if rate is not None else nan,
+        "density_last5_per_km2": density if density is not None else nan,
+        **cols,
+        "target_count": target,
+        "target_any": np.where(np.isnan(target), np.nan, (target > 0).astype(float)),
     }
-    for k, v in feats.items():
-        data[k] = v.ravel()
-    data["rate_last5_per_km"] = rate.ravel() if rate is not None else np.full(n * t, np.nan)
-    data["density_last5_per_km2"] = (
-        density.ravel() if density is not None else np.full(n * t, np.nan)
-    )
-    for k, v in cols.items():
-        data[k] = v.ravel()
-    data["target_count"] = target.ravel()
-    data["target_any"] = np.where(np.isnan(target), np.nan, (target > 0).astype(float)).ravel()
-    if alive is not None:
-        keep = alive.ravel()
-        data = {k: v[keep] for k, v in data.items()}
-    df = pd.DataFrame(data, copy=False)
-    del data
     if nbhd_rate is not None and "neighbourhood" in units:
-        nb = pd.Series(units["neighbourhood"].to_numpy(dtype=object), index=ids)
-        key = pd.MultiIndex.from_arrays([df["unit_id"].map(nb), df["year"]])
-        lookup = nbhd_rate.set_index(["unit_id", "year"])["nbhd_rate_last5"]
-        df["nbhd_rate_last5"] = lookup.reindex(key).to_numpy(dtype=float)
-    elif unit_type == "neighbourhood":
-        df["nbhd_rate_last5"] = df["rate_last5_per_km"].where(
-            df["exposure_km"].notna(), df["density_last5_per_km2"]
+        wide = nbhd_rate.pivot(index="unit_id", columns="year", values="nbhd_rate_last5").reindex(
+            columns=years
         )
-    for c in load_schema("features/panel").columns:
-        if c not in df:
-            df[c] = np.nan
-    return conform(df.reset_index(drop=True), "features/panel")
+        pos = wide.index.get_indexer(
+            units["neighbourhood"]
+            .astype(object)
+            .where(units["neighbourhood"].notna(), "")
+            .to_numpy()
+        )
+        vals = wide.to_numpy(dtype=float)
+        mats["nbhd_rate_last5"] = np.where(pos[:, None] >= 0, vals[np.maximum(pos, 0)], np.nan)
+    elif unit_type == "neighbourhood":
+        mats["nbhd_rate_last5"] = (
+            rate if rate is not None else (density if density is not None else nan)
+        )
+    columns = load_schema("features/panel").columns
+    parts = []
+    for a in range(0, n, chunk_units):
+        b = min(n, a + chunk_units)
+        keep = alive[a:b].ravel() if alive is not None else slice(None)
+        data: dict[str, np.ndarray] = {
+            "unit_type": np.full((b - a) * t, unit_type, dtype=object)[keep],
+            "unit_id": np.repeat(ids[a:b], t)[keep],
+            "year": np.tile(years, b - a).astype(np.int32)[keep],
+        }
+        for c in columns[3:]:
+            m = mats.get(c)
+            data[c] = (m[a:b].ravel() if m is not None else np.full((b - a) * t, np.nan))[keep]
+        data["history_years"] = data["history_years"].astype(np.int32)
+        parts.append(conform(pd.DataFrame(data, copy=False), "features/panel"))
+        if sink is not None:
+            sink(parts.pop())
+    if sink is not None:
+        return pd.DataFrame({c: [] for c in columns})
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
