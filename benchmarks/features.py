@@ -90,6 +90,8 @@ def main() -> None:
                 "--permutations",
                 str(args.permutations),
             ]
+            if args.gps_sigma is not None:
+                cmd += ["--gps-sigma", str(args.gps_sigma)]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode:
                 results.append(

@@ -377,6 +377,8 @@ def _feature_tables(
     for ut, gs in graphs.items():
         for name, g in gs.items():
             summaries.append(_graph_summary(ut, name, g))
+            if ut in ("pipe", "street") and name == "dist":
+                continue  # KNN of centroids: cheap to rebuild, millions of rows to store
             e = graph_edges(g)
             if np.asarray(g.ids).dtype == np.uint64:
                 e["focal"] = hexgrid.cell_str(e["focal"].to_numpy(dtype=np.uint64))
