@@ -176,9 +176,7 @@ def test_exposure_and_age_follow_the_service_life(network) -> None:
         network["breaks"],
         ps,
         pipes=org.units["pipe"],
-        pipe_units_of=org.pipe_streets.dropna(subset=["segment_id"]).rename(
-            columns={"segment_id": "unit", "overlap_m": "length_m"}
-        )[["pipe_id", "unit", "length_m"]],
+        pipe_units_of=org.apportion("street"),
     )
     s1 = cells[cells["unit_id"] == "S1"].set_index("year")
     assert s1.loc[1994, "exposure_km"] == pytest.approx(0.2) and s1.loc[
@@ -245,13 +243,8 @@ def test_panel_rows_of_year_t_ignore_later_breaks(network) -> None:
         out = {}
         for ut, of in (
             ("pipe", None),
-            (
-                "street",
-                org.pipe_streets.dropna(subset=["segment_id"]).rename(
-                    columns={"segment_id": "unit", "overlap_m": "length_m"}
-                )[["pipe_id", "unit", "length_m"]],
-            ),
-            ("cell", org.pipe_cells.rename(columns={"cell": "unit"})),
+            ("street", org.apportion("street")),
+            ("cell", org.apportion("cell")),
         ):
             out[ut] = build_panel(
                 ut,

@@ -258,17 +258,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         start_year=y0, end_year=y1, decay_tau=fc.decay_tau, near_radius_m=fc.near_radius_m
     )
     pu = org.units.get("pipe")
-    apportion = {
-        "cell": org.pipe_cells.rename(columns={"cell": "unit"}),
-        "street": org.pipe_streets.dropna(subset=["segment_id"]).rename(
-            columns={"segment_id": "unit", "overlap_m": "length_m"}
-        )[["pipe_id", "unit", "length_m"]],
-        "neighbourhood": pu[["unit_id", "neighbourhood", "length_m"]]
-        .dropna(subset=["neighbourhood"])
-        .rename(columns={"unit_id": "pipe_id", "neighbourhood": "unit"})
-        if pu is not None
-        else None,
-    }
+    apportion = {ut: org.apportion(ut) for ut in ("cell", "street", "neighbourhood")}
     b_in = breaks[(breaks["year"] >= y0) & (breaks["year"] <= y1)]
     counts: dict[str, int] = {}
     # One transaction for every feature table; each panel is written as soon as it is built

@@ -78,6 +78,23 @@ class Organised:
     pipe_streets: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
 
+    def apportion(self, unit_type: str) -> pd.DataFrame | None:
+        """Pipe length per unit of ``unit_type``: ``pipe_id``, ``unit``, ``length_m`` (None without pipes)."""
+        pu = self.units.get("pipe")
+        if pu is None:
+            return None
+        if unit_type == "cell":
+            return self.pipe_cells.rename(columns={"cell": "unit"})
+        if unit_type == "street":
+            ps = self.pipe_streets.dropna(subset=["segment_id"])
+            return ps.rename(columns={"segment_id": "unit", "overlap_m": "length_m"})[
+                ["pipe_id", "unit", "length_m"]
+            ]
+        if unit_type == "neighbourhood":
+            df = pu[["unit_id", "neighbourhood", "length_m"]].dropna(subset=["neighbourhood"])
+            return df.rename(columns={"unit_id": "pipe_id", "neighbourhood": "unit"})
+        raise ValueError(f"no pipe apportionment for unit type {unit_type!r}")
+
     def match_summary(self) -> dict[str, dict[str, int]]:
         """Per unit type: matched and unmatched break counts by reason."""
         out: dict[str, dict[str, int]] = {}
