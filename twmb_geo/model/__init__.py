@@ -1,0 +1,1 @@
+"""Batch ML: validation splitters, baselines, metrics, models (issue 4)."""

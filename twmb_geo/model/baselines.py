@@ -1,0 +1,334 @@
+"""Simple, transparent baselines for next-year break risk, as scikit-learn estimators.
+
+Every baseline takes ``X`` = a pandas DataFrame of panel rows (``schemas/features/
+panel.json``; pipe rows joined with ``material``/``install_year`` from
+``unit_pipe`` where needed) and follows the same contract:
+
+* ``fit(X, y)`` learns only from the training rows; rows with a null ``y`` (the last
+  panel year, out-of-service pipes) are ignored.
+* ``predict(X)`` returns a float risk score per row (higher = riskier; NaN where the
+  score's inputs are missing, which :mod:`twmb_geo.model.metrics` ranks last).
+* ``predict_proba(X)`` returns ``(n, 2)`` probabilities ``[P(no break), P(break)]``
+  from a monotone map of the score fitted on the training rows: an isotonic
+  regression (non-decreasing, clipped outside the training range) of
+  ``y > 0`` on the training scores. Rows with a NaN score get the observed break
+  share of NaN-score training rows (or the overall share if there were none).
+* Parameters are stored verbatim by ``__init__`` (``get_params``/``clone`` work);
+  everything learned lives in attributes ending in ``_``.
+
+Which ``y``: the score-only baselines (:class:`PastBreaksBaseline`,
+:class:`AgeBaseline`) and :class:`EmpiricalBayesRateBaseline` use ``y`` only for
+``predict_proba`` and accept ``target_any`` or ``target_count`` (``y > 0`` is
+used). :class:`MaterialDecadeBaseline` estimates break *rates* from ``y`` and
+should be given ``target_count`` (``target_any`` gives the rate of break-years).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = [
+    "AgeBaseline",
+    "EmpiricalBayesRateBaseline",
+    "MaterialDecadeBaseline",
+    "PastBreaksBaseline",
+]
+
+UNKNOWN = "UNKNOWN"
+
+
+def _frame(X: object, columns: list[str]) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"X must be a pandas DataFrame of panel rows, got {type(X).__name__}")
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise KeyError(f"X lacks required column(s) {missing}")
+    return X
+
+
+def _num(X: pd.DataFrame, col: str) -> NDArray[np.float64]:
+    return pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _target(X: pd.DataFrame, y: ArrayLike | None) -> tuple[NDArray[np.float64], NDArray]:
+    if y is None:
+        raise ValueError("y is required (target_any or target_count of the training rows)")
+    yy = np.asarray(pd.to_numeric(pd.Series(np.asarray(y)), errors="coerce"), dtype=np.float64)
+    if yy.shape != (len(X),):
+        raise ValueError(f"y has shape {yy.shape}, expected ({len(X)},)")
+    keep = np.isfinite(yy)
+    if np.any(yy[keep] < 0):
+        raise ValueError("y must be non-negative")
+    return yy, keep
+
+
+class _ScoreBaseline(BaseEstimator):
+    """Shared ``fit``/``predict_proba`` logic; subclasses implement the score."""
+
+    def _required(self) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fit_score(self, X: pd.DataFrame, y: NDArray[np.float64]) -> None:
+        """Learn score parameters from the training rows (``y`` finite)."""
+
+    def _score(self, X: pd.DataFrame) -> NDArray[np.float64]:  # pragma: no cover
+        raise NotImplementedError
+
+    def fit(self, X: pd.DataFrame, y: ArrayLike) -> _ScoreBaseline:
+        """Fit on panel rows ``X`` and targets ``y`` (rows with null ``y`` ignored).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Panel rows with the columns named by the parameters.
+        y : array-like of shape (n,)
+            ``target_count`` or ``target_any`` (see the module docstring).
+
+        Returns
+        -------
+        self
+        """
+        X = _frame(X, self._required())
+        yy, keep = _target(X, y)
+        Xt, yt = X.loc[keep], yy[keep]
+        self.feature_names_in_ = np.asarray(self._required(), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self._fit_score(Xt, yt)
+        s = self._score(Xt)
+        hit = (yt > 0).astype(np.float64)
+        finite = np.isfinite(s)
+        self.base_rate_ = float(hit.mean()) if len(hit) else 0.0
+        self.nan_rate_ = float(hit[~finite].mean()) if np.any(~finite) else self.base_rate_
+        if np.any(finite):
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+            self.calibrator_: IsotonicRegression | None = iso.fit(s[finite], hit[finite])
+        else:
+            self.calibrator_ = None
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Risk score per row (higher = riskier; NaN where inputs are missing)."""
+        check_is_fitted(self)
+        return self._score(_frame(X, self._required()))
+
+    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """``(n, 2)`` array ``[1 - p, p]``, ``p`` = isotonic map of the score."""
+        s = self.predict(X)
+        p = np.full(len(s), self.nan_rate_, dtype=np.float64)
+        finite = np.isfinite(s)
+        if self.calibrator_ is not None and np.any(finite):
+            p[finite] = self.calibrator_.predict(s[finite])
+        elif np.any(finite):
+            p[finite] = self.base_rate_
+        p = np.clip(p, 0.0, 1.0)
+        return np.column_stack([1.0 - p, p])
+
+
+class PastBreaksBaseline(_ScoreBaseline):
+    """Score = a past-break column, ``breaks_last5`` by default.
+
+    Parameters
+    ----------
+    column : str, default "breaks_last5"
+        Any panel history column (``breaks_to_date``, ``decayed``, ``rate_last5_per_km``...).
+    """
+
+    def __init__(self, column: str = "breaks_last5") -> None:
+        self.column = column
+
+    def _required(self) -> list[str]:
+        return [self.column]
+
+    def _score(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        return _num(X, self.column)
+
+
+class AgeBaseline(_ScoreBaseline):
+    """Score = pipe age, ``age_mean`` by default (older = riskier).
+
+    Parameters
+    ----------
+    column : str, default "age_mean"
+        Age column; NaN (no pipe data) ranks last.
+    """
+
+    def __init__(self, column: str = "age_mean") -> None:
+        self.column = column
+
+    def _required(self) -> list[str]:
+        return [self.column]
+
+    def _score(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        return _num(X, self.column)
+
+
+def _decade_keys(X: pd.DataFrame, material_col: str, year_col: str) -> pd.Series:
+    mat = X[material_col].astype("string").str.strip().str.upper().fillna(UNKNOWN)
+    mat = mat.mask(mat == "", UNKNOWN)
+    year = _num(X, year_col)
+    dec = np.floor(year / 10.0) * 10.0
+    dec_s = pd.Series(
+        np.where(np.isfinite(dec), np.nan_to_num(dec).astype(np.int64).astype(str), UNKNOWN),
+        index=X.index,
+    )
+    return mat.astype(str) + "|" + dec_s
+
+
+class MaterialDecadeBaseline(_ScoreBaseline):
+    """Break rate per km-year by material x install decade (pipes).
+
+    ``rate[class] = sum(y) / sum(exposure_km)`` over the training rows of the class
+    (each row is one unit-year, so the rate is breaks per km per year). Material is
+    upper-cased, null material or install year form their own ``UNKNOWN`` class;
+    classes unseen in training (or with zero training exposure) get the global
+    rate ``sum(y) / sum(exposure_km)``. Rows with a null/zero exposure are skipped
+    in fit.
+
+    Parameters
+    ----------
+    material_col, year_col, exposure_col : str
+        Columns of ``X`` (join ``material``/``install_year`` from ``unit_pipe``).
+    score : {"rate", "expected"}, default "rate"
+        ``"rate"``: breaks per km-year (rank by density: best for length-weighted
+        capture). ``"expected"``: rate x ``exposure_km`` = expected breaks of the
+        unit next year (for unit-weighted rankings); NaN without exposure.
+
+    Attributes
+    ----------
+    rates_ : dict[str, float]
+        Fitted rate per ``"MATERIAL|decade"`` class.
+    global_rate_ : float
+    """
+
+    def __init__(
+        self,
+        material_col: str = "material",
+        year_col: str = "install_year",
+        exposure_col: str = "exposure_km",
+        score: Literal["rate", "expected"] = "rate",
+    ) -> None:
+        self.material_col = material_col
+        self.year_col = year_col
+        self.exposure_col = exposure_col
+        self.score = score
+
+    def _required(self) -> list[str]:
+        return [self.material_col, self.year_col, self.exposure_col]
+
+    def _fit_score(self, X: pd.DataFrame, y: NDArray[np.float64]) -> None:
+        if self.score not in ("rate", "expected"):
+            raise ValueError(f"score must be 'rate' or 'expected', got {self.score!r}")
+        exp = _num(X, self.exposure_col)
+        ok = np.isfinite(exp) & (exp > 0)
+        if not np.any(ok):
+            raise ValueError(f"no training row has a positive {self.exposure_col}")
+        keys = _decade_keys(X, self.material_col, self.year_col)[ok]
+        agg = pd.DataFrame({"key": keys.to_numpy(), "y": y[ok], "e": exp[ok]}).groupby("key")[
+            ["y", "e"]
+        ]
+        sums = agg.sum()
+        self.global_rate_ = float(y[ok].sum() / exp[ok].sum())
+        self.rates_ = {str(k): float(r.y / r.e) for k, r in sums.iterrows()}
+
+    def _score(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        keys = _decade_keys(X, self.material_col, self.year_col)
+        rate = keys.map(self.rates_).to_numpy(dtype=np.float64, na_value=np.nan)
+        rate = np.where(np.isnan(rate), self.global_rate_, rate)
+        if self.score == "expected":
+            return rate * _num(X, self.exposure_col)
+        return rate
+
+
+def _mom_prior(c: NDArray[np.float64], e: NDArray[np.float64]) -> tuple[float, float]:
+    """Gamma(alpha, beta) prior for Poisson rates by the method of moments.
+
+    Pooled mean ``m = sum(c) / sum(e)``; between-unit variance
+    ``tau2 = sum(e (c/e - m)^2) / sum(e) - m / mean(e)`` (Marshall 1991). A
+    non-positive ``tau2`` (no extra-Poisson variation) is floored at
+    ``1e-6 * m^2``, i.e. near-complete shrinkage to ``m``.
+    """
+    ok = np.isfinite(c) & np.isfinite(e) & (e > 0)
+    c, e = c[ok], e[ok]
+    if len(c) == 0 or c.sum() <= 0:
+        return 0.0, 1.0  # no information: posterior mean c / (1 + e) ~ 0
+    m = float(c.sum() / e.sum())
+    s2 = float(np.sum(e * (c / e - m) ** 2) / e.sum())
+    tau2 = max(s2 - m / float(e.mean()), 1e-6 * m * m)
+    return m * m / tau2, m / tau2
+
+
+class EmpiricalBayesRateBaseline(_ScoreBaseline):
+    """Gamma-Poisson (empirical Bayes) shrinkage of each unit's past break rate.
+
+    For a row with ``c = breaks_to_date`` over exposure ``e`` (``exposure_km *
+    history_years`` km-years; ``history_years`` alone when the exposure is null,
+    e.g. cells without pipe data) the score is the posterior mean rate
+    ``(alpha + c) / (beta + e)``: units with small exposure are pulled harder
+    toward the pooled rate ``alpha / beta``. Two priors are fitted by the method
+    of moments on the training rows, one per exposure basis (per km-year on rows
+    with exposure, per year on all rows), so mixed rows stay on their own scale.
+    Note: ``exposure_km`` here is the current in-service length, used as a proxy
+    for the length over the whole history.
+
+    Parameters
+    ----------
+    count_col, exposure_col, years_col : str
+        Columns of ``X``.
+    score : {"rate", "expected"}, default "rate"
+        ``"rate"``: posterior rate (per km-year, or per year without exposure).
+        ``"expected"``: posterior rate x ``exposure_km`` (expected breaks next year).
+
+    Attributes
+    ----------
+    alpha_km_, beta_km_ : float
+        Prior for rates per km-year.
+    alpha_yr_, beta_yr_ : float
+        Prior for rates per unit-year (rows without exposure).
+    """
+
+    def __init__(
+        self,
+        count_col: str = "breaks_to_date",
+        exposure_col: str = "exposure_km",
+        years_col: str = "history_years",
+        score: Literal["rate", "expected"] = "rate",
+    ) -> None:
+        self.count_col = count_col
+        self.exposure_col = exposure_col
+        self.years_col = years_col
+        self.score = score
+
+    def _required(self) -> list[str]:
+        return [self.count_col, self.exposure_col, self.years_col]
+
+    def _basis(self, X: pd.DataFrame) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+        c = _num(X, self.count_col)
+        km = _num(X, self.exposure_col)
+        yrs = _num(X, self.years_col)
+        has_km = np.isfinite(km)
+        return c, km, yrs, has_km
+
+    def _fit_score(self, X: pd.DataFrame, y: NDArray[np.float64]) -> None:
+        if self.score not in ("rate", "expected"):
+            raise ValueError(f"score must be 'rate' or 'expected', got {self.score!r}")
+        c, km, yrs, has_km = self._basis(X)
+        self.alpha_km_, self.beta_km_ = _mom_prior(c[has_km], (km * yrs)[has_km])
+        self.alpha_yr_, self.beta_yr_ = _mom_prior(c, yrs)
+
+    def _score(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        c, km, yrs, has_km = self._basis(X)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate_km = (self.alpha_km_ + c) / (self.beta_km_ + km * yrs)
+            rate_yr = (self.alpha_yr_ + c) / (self.beta_yr_ + yrs)
+        rate = np.where(has_km, rate_km, rate_yr)
+        if self.score == "expected":
+            return np.where(has_km, rate * km, rate)
+        return rate

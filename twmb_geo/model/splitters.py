@@ -1,0 +1,526 @@
+"""Cross-validators for the unit-year panel: spatial blocks, forward in time, both, random.
+
+All splitters follow scikit-learn's protocol (``split(X, y=None, groups=None)`` yields
+``(train_idx, test_idx)`` integer arrays of row positions; ``get_n_splits``); they work
+with :func:`sklearn.model_selection.cross_val_score` and ``GridSearchCV``. ``groups`` is
+accepted and ignored: the groups come from the columns of ``X``.
+
+``X`` is a :class:`pandas.DataFrame` of panel rows (``schemas/features/panel.json``)
+carrying the columns each splitter needs:
+
+* spatial splitters: ``cell_col`` (default ``"cell"``), the H3 cell of the unit at the
+  unit resolution, as hex string or integer; all rows must share one resolution. For
+  H3-cell units the unit id *is* the cell: pass ``cell_col="unit_id"``. For pipes and
+  streets join the ``cell`` column of their unit table. When ``X`` has a ``unit_id``
+  column (with ``unit_type`` if present) every unit must have a single cell, so all of a
+  unit's rows (all its years) fall in the same block and fold.
+* temporal splitters: ``year_col`` (default ``"year"``), integer year ``t``.
+
+Target convention (panel): the row of year ``t`` holds features from data ``<= t`` and
+targets (``target_any``, ``target_count``) for year ``t + 1``. "Test on ``T``" means the
+rows with ``year == T`` (features up to ``T``, predicting ``T + 1``); training rows have
+``year <= T - 1 - gap``, so their targets come from years ``<= T - gap``: no training
+target comes from the test's target year ``T + 1`` (nor, with ``gap >= 1``, from ``T``).
+
+Spatial blocks are the H3 parents (at ``parent_res``) of the unit cells. Blocks are
+assigned to folds once per call (stratified on ``y > 0`` with
+:class:`~sklearn.model_selection.StratifiedGroupKFold` when asked and possible, else
+shuffled :class:`~sklearn.model_selection.GroupKFold`), seeded by ``random_state``. A
+buffer then drops from each training set the rows whose cell lies within
+``buffer_rings`` H3 rings (at the unit resolution) of a cell of the test rows, so
+near-neighbours of test units do not leak spatially autocorrelated signal.
+
+:class:`RandomKFold` ignores space and time; it overstates skill and is for comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import h3.api.basic_int as h3i
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+)
+
+from ..errors import ConfigError, InputDataError
+from ..spatial.hexgrid import cell_parents, cells_from_str, check_resolution
+
+__all__ = ["ForwardSplit", "RandomKFold", "SpatialBlockKFold", "SpatioTemporalSplit"]
+
+_Split = tuple[np.ndarray, np.ndarray]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if int(value) < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}; got {int(value)}")
+    return int(value)
+
+
+def _check_seed(value: Any) -> int | None:
+    if value is None:
+        return None
+    return _check_int(value, "random_state", 0)
+
+
+def _check_col(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a column name (non-empty string); got {value!r}")
+    return value
+
+
+def _check_years(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    vals = [value] if isinstance(value, int | np.integer) else list(value)
+    if not vals:
+        raise ConfigError("test_years must be None or a non-empty list of integer years")
+    bad = [v for v in vals if isinstance(v, bool) or not isinstance(v, int | np.integer)]
+    if bad:
+        raise ConfigError(f"test_years must be integer years; got {bad!r}")
+    out = tuple(sorted({int(v) for v in vals}))
+    if len(out) != len(vals):
+        raise ConfigError(f"test_years has duplicates: {list(vals)!r}")
+    return out
+
+
+def _frame(X: Any, cols: list[str], who: str) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise InputDataError(
+            f"{who}.split needs X as a pandas DataFrame with column(s) {cols}; "
+            f"got {type(X).__name__}"
+        )
+    missing = [c for c in cols if c not in X.columns]
+    if missing:
+        raise InputDataError(
+            f"{who}: X is missing column(s) {missing} (has {list(X.columns)[:20]})"
+        )
+    return X
+
+
+def _y_array(y: Any, n: int) -> np.ndarray | None:
+    if y is None:
+        return None
+    arr = np.asarray(y, dtype=float).ravel()
+    if arr.size != n:
+        raise InputDataError(f"y has {arr.size} values but X has {n} rows")
+    return arr
+
+
+def _years(X: pd.DataFrame, col: str) -> np.ndarray:
+    v = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(v) | (v != np.round(v))
+    if bad.any():
+        raise InputDataError(
+            f"column {col!r} must hold integer years; {int(bad.sum())} row(s) do not "
+            f"(first at position {int(np.flatnonzero(bad)[0])})"
+        )
+    return v.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- spatial core
+
+
+class _Cells:
+    """Unit-resolution cells of the rows (unique + inverse) and their spatial blocks."""
+
+    def __init__(self, X: pd.DataFrame, cell_col: str, parent_res: int) -> None:
+        col = X[cell_col]
+        if col.dtype.kind in "iu":  # integer cells
+            uniq_int, inv = np.unique(col.to_numpy().astype(np.uint64), return_inverse=True)
+            ucells = cells_from_str(uniq_int.astype(object))
+        else:  # hex strings; missing -> "" -> 0
+            raw = col.astype(object).where(col.notna(), "").astype(str).to_numpy()
+            uniq_raw, inv = np.unique(raw, return_inverse=True)
+            ucells = cells_from_str(uniq_raw.astype(object))
+        missing = ucells == 0
+        if missing.any():
+            n = int(missing[inv].sum())
+            raise InputDataError(f"column {cell_col!r} has {n} row(s) without an H3 cell")
+        res = {h3i.get_resolution(int(c)) for c in ucells.tolist()}
+        if len(res) > 1:
+            raise InputDataError(
+                f"column {cell_col!r} mixes H3 resolutions {sorted(res)}; the buffer needs "
+                "one unit resolution"
+            )
+        self.res = res.pop() if res else 0
+        if parent_res > self.res:
+            raise ConfigError(
+                f"parent_res must be <= the unit resolution {self.res} of column "
+                f"{cell_col!r}; got {parent_res}"
+            )
+        self.ucells = ucells  # unique cells (uint64)
+        self.inv = inv.astype(np.int64)  # row -> position in ucells
+        ublock = cell_parents(ucells, parent_res)
+        _, self.block = np.unique(ublock[self.inv], return_inverse=True)  # row -> block id
+        self.n_blocks = int(self.block.max()) + 1 if self.block.size else 0
+        self._check_units(X, cell_col)
+
+    def _check_units(self, X: pd.DataFrame, cell_col: str) -> None:
+        if "unit_id" not in X.columns or cell_col == "unit_id":
+            return
+        keys = [c for c in ("unit_type", "unit_id") if c in X.columns]
+        n_cells = (
+            pd.DataFrame({"u": self.inv})
+            .groupby([X[k].to_numpy() for k in keys], sort=False)["u"]
+            .nunique()
+        )
+        bad = n_cells[n_cells > 1]
+        if len(bad):
+            raise InputDataError(
+                f"{len(bad)} unit(s) have more than one {cell_col!r} across years; a unit "
+                "needs one cell so its rows stay in one fold",
+                [str(k) for k in bad.index[:20]],
+            )
+
+    def buffered(self, test: np.ndarray, train: np.ndarray, rings: int) -> np.ndarray:
+        """Mask of ``train`` rows within ``rings`` of a cell of the ``test`` rows."""
+        if rings == 0 or not test.any() or not train.any():
+            return np.zeros(train.size, dtype=bool)
+        tcells = self.ucells[np.unique(self.inv[test])].tolist()
+        disk = np.unique(
+            np.fromiter((c for t in tcells for c in h3i.grid_disk(int(t), rings)), dtype=np.uint64)
+        )
+        near = np.isin(self.ucells, disk)
+        return train & near[self.inv]
+
+
+def _assign_folds(
+    cells: _Cells, y: np.ndarray | None, n_splits: int, stratify: bool, seed: int | None
+) -> np.ndarray:
+    """Fold of each row (blocks kept whole), reproducible for a given seed."""
+    if cells.n_blocks < n_splits:
+        raise InputDataError(
+            f"only {cells.n_blocks} spatial block(s) for n_splits={n_splits}; use a finer "
+            "parent_res or fewer folds"
+        )
+    n = cells.block.size
+    fold = np.full(n, -1, dtype=np.int64)
+    dummy = np.zeros((n, 1))
+    if stratify and y is not None:
+        pos = y > 0
+        counts = np.bincount(pos.astype(np.int64), minlength=2)
+        if counts.min() >= n_splits:
+            sgkf = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+            for k, (_, te) in enumerate(sgkf.split(dummy, pos, cells.block)):
+                fold[te] = k
+            if np.bincount(fold[fold >= 0], minlength=n_splits).min() > 0:
+                return fold
+            fold[:] = -1  # an empty fold (rare): fall back to plain group folds
+    gkf = GroupKFold(n_splits, shuffle=True, random_state=seed)
+    for k, (_, te) in enumerate(gkf.split(dummy, groups=cells.block)):
+        fold[te] = k
+    return fold
+
+
+class _SpatialMixin:
+    """Shared parameters and per-call preparation of the spatial splitters."""
+
+    n_splits: int
+    parent_res: int
+    cell_col: str
+    buffer_rings: int
+    stratify: bool
+    random_state: int | None
+
+    def _init_spatial(
+        self,
+        n_splits: int,
+        parent_res: int,
+        cell_col: str,
+        buffer_rings: int,
+        stratify: bool,
+        random_state: int | None,
+    ) -> None:
+        self.n_splits = _check_int(n_splits, "n_splits", 2)
+        self.parent_res = check_resolution(parent_res, "parent_res")
+        self.cell_col = _check_col(cell_col, "cell_col")
+        self.buffer_rings = _check_int(buffer_rings, "buffer_rings", 0)
+        if not isinstance(stratify, bool | np.bool_):
+            raise ConfigError(f"stratify must be True or False; got {stratify!r}")
+        self.stratify = bool(stratify)
+        self.random_state = _check_seed(random_state)
+
+    def _folds(self, X: pd.DataFrame, y: np.ndarray | None) -> tuple[_Cells, np.ndarray]:
+        cells = _Cells(X, self.cell_col, self.parent_res)
+        return cells, _assign_folds(cells, y, self.n_splits, self.stratify, self.random_state)
+
+
+def _report(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- splitters
+
+
+class SpatialBlockKFold(_SpatialMixin, BaseCrossValidator):
+    """K-fold over H3 parent blocks with a ring buffer around each test fold.
+
+    Parameters
+    ----------
+    n_splits : int
+        Number of folds (>= 2).
+    parent_res : int
+        H3 resolution of the blocks (parents of the unit cells); must not exceed the unit
+        resolution. Res 6 (~36 km2) is a few km across, beyond most break clustering.
+    cell_col : str
+        Column of ``X`` with the unit's H3 cell (hex string or integer) at the unit
+        resolution; ``"unit_id"`` for H3-cell units.
+    buffer_rings : int
+        Training rows whose cell is within this many H3 rings (unit resolution) of a test
+        row's cell are dropped from that fold's training set; 0 disables the buffer.
+    stratify : bool
+        Balance the share of rows with ``y > 0`` across folds
+        (``StratifiedGroupKFold``) when ``y`` is given and each class has at least
+        ``n_splits`` rows; otherwise shuffled ``GroupKFold``.
+    random_state : int or None
+        Seed of the block-to-fold assignment (``None``: not reproducible). With
+        stratification scikit-learn only uses it to break ties between blocks, so
+        different seeds often give the same folds.
+
+    Notes
+    -----
+    Every row is in exactly one test fold; blocks (hence units) are never split between
+    train and test. Training sets are smaller than ``n - n_test`` by the buffer; see
+    :meth:`split_report`.
+    """
+
+    def __init__(
+        self,
+        n_splits: int = 5,
+        parent_res: int = 6,
+        cell_col: str = "cell",
+        buffer_rings: int = 1,
+        stratify: bool = True,
+        random_state: int | None = 42,
+    ) -> None:
+        self._init_spatial(n_splits, parent_res, cell_col, buffer_rings, stratify, random_state)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Number of folds."""
+        return self.n_splits
+
+    def _iter(self, X: Any, y: Any) -> Iterator[tuple[int, np.ndarray, np.ndarray, int]]:
+        X = _frame(X, [self.cell_col], type(self).__name__)
+        yv = _y_array(y, len(X))
+        cells, fold = self._folds(X, yv)
+        for k in range(self.n_splits):
+            test = fold == k
+            train = ~test
+            drop = cells.buffered(test, train, self.buffer_rings)
+            yield k, np.flatnonzero(train & ~drop), np.flatnonzero(test), int(drop.sum())
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[_Split]:
+        """Yield ``(train_idx, test_idx)`` row positions for each fold."""
+        for _, tr, te, _ in self._iter(X, y):
+            yield tr, te
+
+    def split_report(self, X: Any, y: Any = None) -> pd.DataFrame:
+        """One row per fold: fold, n_train, n_test, n_dropped_by_buffer, test_positive_rate.
+
+        ``test_positive_rate`` is the share of test rows with ``y > 0`` (NaN without y).
+        """
+        yv = None if y is None else np.asarray(y, dtype=float).ravel()
+        rows = []
+        for k, tr, te, dropped in self._iter(X, y):
+            rate = float(np.mean(yv[te] > 0)) if yv is not None and te.size else np.nan
+            rows.append(
+                {
+                    "fold": k,
+                    "n_train": tr.size,
+                    "n_test": te.size,
+                    "n_dropped_by_buffer": dropped,
+                    "test_positive_rate": rate,
+                }
+            )
+        return _report(rows)
+
+
+class ForwardSplit(BaseCrossValidator):
+    """Walk-forward split: train on earlier years, test on one year ``T`` at a time.
+
+    Parameters
+    ----------
+    test_years : list of int or None
+        Test years ``T`` (each must be present in ``X``). ``None``: every panel year with
+        at least ``min_train_years`` distinct panel years ``<= T - 1 - gap``.
+    min_train_years : int
+        Minimum number of training years for the default ``test_years`` (>= 1).
+    year_col : str
+        Integer year column of ``X``.
+    gap : int
+        Extra years left out between train and test (>= 0).
+
+    Notes
+    -----
+    Panel rows of year ``t`` carry the target of ``t + 1``. Test = rows with
+    ``year == T`` (predicting ``T + 1``); train = rows with ``year <= T - 1 - gap``, whose
+    targets lie in years ``<= T - gap``. No training target is from ``T + 1``, and no
+    training features are from ``T`` or later.
+    """
+
+    def __init__(
+        self,
+        test_years: list[int] | None = None,
+        min_train_years: int = 5,
+        year_col: str = "year",
+        gap: int = 0,
+    ) -> None:
+        self.test_years = _check_years(test_years)
+        self.min_train_years = _check_int(min_train_years, "min_train_years", 1)
+        self.year_col = _check_col(year_col, "year_col")
+        self.gap = _check_int(gap, "gap", 0)
+
+    def _resolve_years(self, years: np.ndarray) -> list[int]:
+        present = np.unique(years)
+        if self.test_years is None:
+            out = [
+                int(T)
+                for T in present
+                if np.count_nonzero(present <= T - 1 - self.gap) >= self.min_train_years
+            ]
+            if not out:
+                raise InputDataError(
+                    f"no year of {self.year_col!r} (years {present.min() if present.size else '-'}"
+                    f"..{present.max() if present.size else '-'}) has min_train_years="
+                    f"{self.min_train_years} earlier training years with gap={self.gap}"
+                )
+            return out
+        absent = [T for T in self.test_years if T not in set(present.tolist())]
+        if absent:
+            raise InputDataError(f"test year(s) {absent} absent from column {self.year_col!r}")
+        empty = [T for T in self.test_years if not (present <= T - 1 - self.gap).any()]
+        if empty:
+            raise InputDataError(
+                f"test year(s) {empty} have no training rows (year <= T - 1 - gap, gap={self.gap})"
+            )
+        return list(self.test_years)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Number of test years (needs ``X`` when ``test_years`` is None)."""
+        if self.test_years is not None:
+            return len(self.test_years)
+        if X is None:
+            raise ConfigError("ForwardSplit.get_n_splits needs X when test_years is None")
+        X = _frame(X, [self.year_col], type(self).__name__)
+        return len(self._resolve_years(_years(X, self.year_col)))
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[_Split]:
+        """Yield ``(train_idx, test_idx)`` for each test year in ascending order."""
+        X = _frame(X, [self.year_col], type(self).__name__)
+        years = _years(X, self.year_col)
+        for T in self._resolve_years(years):
+            yield np.flatnonzero(years <= T - 1 - self.gap), np.flatnonzero(years == T)
+
+
+class SpatioTemporalSplit(_SpatialMixin, ForwardSplit):
+    """Forward in time and across spatial blocks: one split per (test year, block fold).
+
+    For test year ``T`` and spatial fold ``k``: test = rows with ``year == T`` in fold
+    ``k``; train = rows with ``year <= T - 1 - gap`` outside fold ``k`` and outside the
+    ``buffer_rings`` buffer around the test rows' cells. Blocks are assigned to folds once
+    over all rows (stratified on ``y > 0`` of all rows), so a unit keeps its fold in every
+    year. Splits are ordered by year, then fold. Parameters as in :class:`ForwardSplit`
+    and :class:`SpatialBlockKFold`.
+
+    Raises
+    ------
+    InputDataError
+        From ``split`` if a (year, fold) has no test rows.
+    """
+
+    def __init__(
+        self,
+        test_years: list[int] | None = None,
+        n_splits: int = 5,
+        parent_res: int = 6,
+        cell_col: str = "cell",
+        buffer_rings: int = 1,
+        stratify: bool = True,
+        random_state: int | None = 42,
+        min_train_years: int = 5,
+        year_col: str = "year",
+        gap: int = 0,
+    ) -> None:
+        ForwardSplit.__init__(self, test_years, min_train_years, year_col, gap)
+        self._init_spatial(n_splits, parent_res, cell_col, buffer_rings, stratify, random_state)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Number of test years times ``n_splits``."""
+        return ForwardSplit.get_n_splits(self, X, y, groups) * self.n_splits
+
+    def _iter(self, X: Any, y: Any) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, int]]:
+        X = _frame(X, [self.year_col, self.cell_col], type(self).__name__)
+        years = _years(X, self.year_col)
+        test_years = self._resolve_years(years)
+        cells, fold = self._folds(X, _y_array(y, len(X)))
+        for T in test_years:
+            past = years <= T - 1 - self.gap
+            now = years == T
+            for k in range(self.n_splits):
+                test = now & (fold == k)
+                if not test.any():
+                    raise InputDataError(
+                        f"spatial fold {k} has no rows in test year {T}; use fewer folds or "
+                        "a coarser parent_res"
+                    )
+                train = past & (fold != k)
+                drop = cells.buffered(test, train, self.buffer_rings)
+                yield T, k, np.flatnonzero(train & ~drop), np.flatnonzero(test), int(drop.sum())
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[_Split]:
+        """Yield ``(train_idx, test_idx)`` per (test year, fold)."""
+        for _, _, tr, te, _ in self._iter(X, y):
+            yield tr, te
+
+    def split_report(self, X: Any, y: Any = None) -> pd.DataFrame:
+        """One row per split: year, fold, n_train, n_test, n_dropped_by_buffer, test_positive_rate."""
+        yv = None if y is None else np.asarray(y, dtype=float).ravel()
+        rows = []
+        for T, k, tr, te, dropped in self._iter(X, y):
+            rate = float(np.mean(yv[te] > 0)) if yv is not None else np.nan
+            rows.append(
+                {
+                    "year": T,
+                    "fold": k,
+                    "n_train": tr.size,
+                    "n_test": te.size,
+                    "n_dropped_by_buffer": dropped,
+                    "test_positive_rate": rate,
+                }
+            )
+        return _report(rows)
+
+
+class RandomKFold(BaseCrossValidator):
+    """Shuffled K-fold over rows, ignoring space, time and units.
+
+    Overstates skill (neighbouring cells, and a unit's other years, leak into training);
+    for comparison with the spatial and temporal splitters only.
+    """
+
+    def __init__(self, n_splits: int = 5, random_state: int | None = 42) -> None:
+        self.n_splits = _check_int(n_splits, "n_splits", 2)
+        self.random_state = _check_seed(random_state)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Number of folds."""
+        return self.n_splits
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[_Split]:
+        """Yield ``(train_idx, test_idx)`` for each fold."""
+        n = len(X)
+        if n < self.n_splits:
+            raise InputDataError(f"X has {n} rows, fewer than n_splits={self.n_splits}")
+        kf = KFold(self.n_splits, shuffle=True, random_state=self.random_state)
+        yield from kf.split(np.zeros((n, 1)))
