@@ -171,14 +171,16 @@ json_option = click.option(
 def main(
     ctx: click.Context, config_path: Path | None, out: Path | None, quiet: bool, verbose: bool
 ) -> None:
-    """Toronto Water Main Break analytics: ingest, validate and store break data.
+    """Toronto Water Main Break analytics: validated data, spatial units, features, hot spots.
 
     \b
     Typical session:
       twmb init                 write twmb.toml (sources, profiles, settings)
       twmb fetch toronto        download the City's current open data
       twmb ingest               validate sources into the DuckDB store
+      twmb features             units, break links, unit-year panel, lags, hot spots
       twmb run                  the whole job on the configured (default: bundled) data
+      twmb run --example synthetic   the same on a generated city with pipes and streets
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose cannot be used together")
