@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twmb_geo.features.history import HISTORY_FEATURES
 from twmb_geo.model.baselines import EmpiricalBayesRateBaseline, PastBreaksBaseline
 from twmb_geo.model.estimators import BreakRiskModel
 from twmb_geo.model.metrics import capture_at
@@ -40,17 +41,7 @@ TEST_YEARS = list(range(2008, 2016))
 FRACS = (0.05, 0.10)
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
-HISTORY = [
-    "breaks",
-    "breaks_last3",
-    "breaks_last5",
-    "breaks_last10",
-    "breaks_to_date",
-    "years_since_last",
-    "decayed",
-    "trend5",
-    "density_last5_per_km2",
-]
+HISTORY = [*HISTORY_FEATURES, "density_last5_per_km2"]
 LAGS_ADJ = [
     "lag1_breaks_last5_adj",
     "lag2_breaks_last5_adj",

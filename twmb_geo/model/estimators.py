@@ -61,19 +61,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from ..features.history import HISTORY_FEATURES
+
 __all__ = ["DEFAULT_FEATURES", "FORBIDDEN_FEATURES", "BreakRiskModel"]
 
 #: Default feature columns (panel history, spatial lags, exposure/size).
 DEFAULT_FEATURES: tuple[str, ...] = (
     # break history of the unit up to year t
-    "breaks",
-    "breaks_last3",
-    "breaks_last5",
-    "breaks_last10",
-    "breaks_to_date",
-    "years_since_last",
-    "decayed",
-    "trend5",
+    *HISTORY_FEATURES,
     "rate_last5_per_km",
     "density_last5_per_km2",
     # spatial lags (adjacency rings, distance graph, neighbourhood, nearby breaks)
