@@ -476,8 +476,6 @@ def synthetic_example(
     with_features: bool = True,
 ) -> dict[str, Any]:
     """Generate a synthetic city under ``out/synthetic-city``, run the job on it, score matching."""
-    from dataclasses import replace
-
     from .config import load_config
     from .synth import make_city, write_city
 
@@ -492,7 +490,6 @@ def synthetic_example(
     folder = Path(out) / "synthetic-city"
     paths = write_city(city, folder)
     cfg = load_config(paths["config"], out=Path(out))
-    cfg = replace(cfg, name=cfg.name)
     summary = run(cfg, progress=progress, with_features=with_features)
     summary["synthetic_city"] = {"folder": str(folder), **city.figures()}
     if with_features:

@@ -264,8 +264,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     # One transaction for every feature table; each panel is written as soon as it is built
     # and then freed, so memory holds one unit type's panel at a time.
     with Store(cfg.store_path) as store, store.transaction():
-        store.ensure_table("panel")
-        store.con.execute('DELETE FROM "panel"')
+        store.clear("panel")
         nbhd = build_panel(
             "neighbourhood",
             org.units["neighbourhood"],
@@ -289,7 +288,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             ) -> None:
                 nonlocal n_panel
                 n_panel += len(chunk)
-                store._insert("panel", chunk)
+                store.insert("panel", chunk)
                 if ut == "cell":
                     keep.append(chunk[["unit_id", "year", "breaks", "exposure_km", "area_km2"]])
 
@@ -307,7 +306,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             )
             if ut == "cell":
                 cell_panel = pd.concat(cell_parts, ignore_index=True)
-        store._insert("panel", nbhd)
+        store.insert("panel", nbhd)
         del nbhd
         tick("panel", 3)
         glob, lisa, pers = run_esda(
@@ -322,9 +321,8 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         counts = {k: len(v) for k, v in tables.items()}
         counts["panel"] = n_panel
         for name, df in tables.items():
-            store.ensure_table(name)
-            store.con.execute(f'DELETE FROM "{name}"')
-            store._insert(name, df)
+            store.clear(name)
+            store.insert(name, df)
     tick("store", 5)
     hot = pers["class"].value_counts()
     report = FeatureReport(

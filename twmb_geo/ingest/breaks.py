@@ -78,17 +78,22 @@ def _numeric(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return num, bad
 
 
-def _inside(
-    area: shapely.Geometry | None, x: np.ndarray, y: np.ndarray, bounds: tuple
+def _in_box(x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float]) -> np.ndarray:
+    minx, miny, maxx, maxy = bounds
+    with np.errstate(invalid="ignore"):
+        return (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+
+
+def _located(
+    area: shapely.Geometry | None, x: np.ndarray, y: np.ndarray, raw: tuple, aou: tuple | None
 ) -> np.ndarray:
+    """Finite target coordinates inside the service area, or (without one) raw values inside the CRS area of use."""
     ok = np.isfinite(x) & np.isfinite(y)
     out = np.zeros(len(x), dtype=bool)
     if area is not None:
         out[ok] = shapely.contains_xy(area, x[ok], y[ok])
-    else:
-        minx, miny, maxx, maxy = bounds
-        out[ok] = (x[ok] >= minx) & (x[ok] <= maxx) & (y[ok] >= miny) & (y[ok] <= maxy)
-    return out
+        return out
+    return ok & _in_box(raw[0], raw[1], aou)
 
 
 def _reference_bounds(area: shapely.Geometry | None, crs: str) -> tuple[float, float, float, float]:
@@ -134,21 +139,15 @@ def _check_pair(pair: CoordinatePair, chunk: RawChunk, ctx: IngestContext) -> _P
         np.where(invalid | missing, np.nan, rx), np.where(invalid | missing, np.nan, ry), crs
     )
     area = ctx.service_area
-    bounds = _reference_bounds(area, crs) if area is None else area.bounds
-    inside = _inside(area, tx, ty, bounds if area is not None else (-np.inf,) * 2 + (np.inf,) * 2)
-    if area is None:
-        inside = inside & _inside(None, rx, ry, _reference_bounds(None, crs))
+    aou = _reference_bounds(None, crs) if area is None else None
+    inside = _located(area, tx, ty, (rx, ry), aou)
     sx, sy, _ = transform_xy(ry, rx, crs)
     swap_inside = (
-        ~missing
-        & np.isfinite(rx)
-        & np.isfinite(ry)
-        & _inside(area, sx, sy, bounds)
-        & (_inside(None, ry, rx, _reference_bounds(None, crs)) if area is None else True)
+        ~missing & np.isfinite(rx) & np.isfinite(ry) & _located(area, sx, sy, (ry, rx), aou)
     )
     # A coordinate in the other axis' range (an easting that looks like a northing, or the
     # reverse) is a swapped pair even when swapping back does not land inside the area.
-    rminx, rminy, rmaxx, rmaxy = _reference_bounds(area, crs)
+    rminx, rminy, rmaxx, rmaxy = aou if aou is not None else _reference_bounds(area, crs)
     pad_x, pad_y = 0.1 * (rmaxx - rminx), 0.1 * (rmaxy - rminy)
     x_like_y = (
         (rx >= rminy - pad_y)

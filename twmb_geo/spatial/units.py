@@ -304,12 +304,12 @@ def organise(
     # -- neighbourhoods -----------------------------------------------------------------
     units["neighbourhood"] = _neighbourhood_units(
         neighbourhoods,
-        None if pu is None else pu.assign(neighbourhood=pu["neighbourhood"]),
+        pu,
         su,
     )
 
     # -- break links --------------------------------------------------------------------
-    links = _link_breaks(breaks, units, grid, res, st, nb_ids, nb_geoms, pipes)
+    links = _link_breaks(breaks, units, grid, res, st, nb_ids, nb_geoms)
     return Organised(
         units=units,
         links=links,
@@ -470,7 +470,6 @@ def _link_breaks(
     st: SpatialSettings,
     nb_ids: np.ndarray,
     nb_geoms: np.ndarray,
-    pipes: pd.DataFrame | None,
 ) -> pd.DataFrame:
     b = breaks[["break_id", "x", "y", "year", "lon", "lat"]].copy()
     for c in ("asset_id", "material", "diameter_mm"):

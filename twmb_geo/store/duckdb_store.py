@@ -202,6 +202,18 @@ class Store:
             self.con.execute('DELETE FROM "quarantine" WHERE source_id = ?', [source_id])
             self._insert("quarantine", quarantine)
 
+    def clear(self, name: str) -> None:
+        """Delete every row of ``name`` (creating it from its contract if missing).
+
+        Use inside :meth:`transaction` to replace a table with :meth:`insert` calls.
+        """
+        self.ensure_table(name)
+        self.con.execute(f'DELETE FROM "{name}"')
+
+    def insert(self, name: str, df: pd.DataFrame) -> None:
+        """Validate ``df`` against the table's contract and append it (no transaction of its own)."""
+        self._insert(name, df)
+
     def replace_rows(
         self, name: str, df: pd.DataFrame, where: str = "", params: list | None = None
     ) -> None:
