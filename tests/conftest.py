@@ -9,7 +9,7 @@ import pytest
 import shapely
 
 import twmb_geo as tw
-from twmb_geo.config import Config
+from twmb_geo.config import Config, ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "toronto"
@@ -28,6 +28,19 @@ CURATED = (
 )
 
 
+#: a cheap model stage for tests: every scheme, fewer folds and boosting iterations
+FAST_MODEL = ModelConfig(
+    forward_years=3,
+    spatiotemporal_years=1,
+    spatial_folds=3,
+    random_folds=3,
+    max_iter=30,
+    importance_repeats=1,
+    importance_max_rows=3000,
+    n_sims=200,
+)
+
+
 @pytest.fixture(scope="session")
 def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
     """The default config writing to a session temp folder, with a pinned date."""
@@ -35,7 +48,12 @@ def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
     out = tmp_path_factory.mktemp("bundled")
     cfg = tw.default_config(out)
-    return replace(cfg, today=TODAY, features=replace(cfg.features, esda_permutations=99))
+    return replace(
+        cfg,
+        today=TODAY,
+        features=replace(cfg.features, esda_permutations=99),
+        model=FAST_MODEL,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ BUILTIN_PROFILES = {
     "toronto_neighbourhoods_140",
     "toronto_neighbourhoods_158",
 }
-COMMANDS = ("init", "ingest", "run", "fetch", "profiles")
+COMMANDS = ("init", "ingest", "run", "fetch", "profiles", "train", "score", "simulate", "models")
 # A stable, wide-enough terminal; TWMB_CONFIG from the caller's shell must not leak in.
 
 
@@ -89,7 +89,7 @@ def fetch_args(out: Path) -> list[object]:
 def bundled_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
     """``twmb --out OUT run`` on the bundled Toronto data (human output)."""
     out = tmp_path_factory.mktemp("bundled") / "out"
-    r = twmb("--out", out, "run")
+    r = twmb("--out", out, "run", "--no-model")
     assert r.exit_code == 0, show(r)
     return out, r
 
@@ -98,7 +98,7 @@ def bundled_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]
 def bundled_json(bundled_run: tuple[Path, Result]) -> tuple[Path, Result]:
     """``twmb --out OUT run --json`` again on the same folder (a re-run must be idempotent)."""
     out, _ = bundled_run
-    r = twmb("--out", out, "run", "--json")
+    r = twmb("--out", out, "run", "--no-model", "--json")
     assert r.exit_code == 0, show(r)
     return out, r
 
@@ -126,7 +126,19 @@ def test_help_lists_commands_and_exit_codes() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [["init"], ["ingest"], ["run"], ["fetch"], ["fetch", "toronto"], ["profiles"]],
+    [
+        ["init"],
+        ["ingest"],
+        ["run"],
+        ["fetch"],
+        ["fetch", "toronto"],
+        ["profiles"],
+        ["train"],
+        ["score"],
+        ["simulate"],
+        ["models", "list"],
+        ["models", "show"],
+    ],
     ids=lambda c: "-".join(c),
 )
 def test_command_help(command: list[str]) -> None:

@@ -28,6 +28,7 @@ def synthetic(tmp_path_factory) -> tuple[dict, object]:
             "1500",
             "--seed",
             "3",
+            "--no-model",
             "--json",
         )
     )

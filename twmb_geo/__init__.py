@@ -24,7 +24,18 @@ from .errors import (
 )
 from .io.ckan import fetch_toronto
 from .io.profiles import Profile, builtin_profiles, get_profile, load_profile_file
-from .pipeline import IngestReport, SourceReport, features, ingest, read_source, run, summarize
+from .pipeline import (
+    IngestReport,
+    SourceReport,
+    features,
+    ingest,
+    read_source,
+    run,
+    score,
+    simulate,
+    summarize,
+    train,
+)
 from .store.duckdb_store import Store, open_store
 
 __all__ = [
@@ -55,7 +66,10 @@ __all__ = [
     "open_store",
     "read_source",
     "run",
+    "score",
+    "simulate",
     "summarize",
+    "train",
     "validate_frame",
     "write_config",
 ]

@@ -179,6 +179,9 @@ def main(
       twmb fetch toronto        download the City's current open data
       twmb ingest               validate sources into the DuckDB store
       twmb features             units, break links, unit-year panel, lags, hot spots
+      twmb train                validate and fit risk models (cards under <out>/models)
+      twmb score                rank every unit for next year (risk_scores)
+      twmb simulate             Monte Carlo of the next years and a renewal scenario
       twmb run                  the whole job on the configured (default: bundled) data
       twmb run --example synthetic   the same on a generated city with pipes and streets
     """
@@ -264,8 +267,11 @@ def _print_sources(sources: list[dict[str, Any]], store: str) -> None:
 )
 @click.option("--seed", type=int, default=None, help="Synthetic example: random seed (default 42).")
 @click.option(
-    "--no-features", is_flag=True, help="Only ingest and summarise (skip the feature stage)."
+    "--no-features",
+    is_flag=True,
+    help="Only ingest and summarise (skip the feature and model stages).",
 )
+@click.option("--no-model", is_flag=True, help="Skip training, scoring and simulation.")
 @json_option
 @click.pass_context
 def run(
@@ -274,12 +280,14 @@ def run(
     n_pipes: int | None,
     seed: int | None,
     no_features: bool,
+    no_model: bool,
     as_json: bool,
 ) -> None:
     """Run the main job on the configured sources (default: the bundled Toronto data).
 
     Ingests every source, builds the spatial features (units, break links, panel, lags,
-    hot spots), prints a summary and writes <out>/summary.json.
+    hot spots), trains and validates the risk models with defaults, scores the latest
+    year, simulates the next years, prints a summary and writes <out>/summary.json.
     """
     from .pipeline import run as do_run
 
@@ -290,14 +298,21 @@ def run(
         out_dir = (root["out"] or Path("out")).resolve()
         with _progress(not root["quiet"] and not as_json) as prog:
             summary = synthetic_example(
-                out_dir, n_pipes=n_pipes, seed=seed, progress=prog, with_features=not no_features
+                out_dir,
+                n_pipes=n_pipes,
+                seed=seed,
+                progress=prog,
+                with_features=not no_features,
+                with_model=not no_model,
             )
     else:
         if n_pipes is not None or seed is not None:
             raise click.UsageError("--pipes and --seed only apply to --example synthetic")
         cfg = default_config(root["out"] or "out") if example == "toronto" else _cfg(ctx)
         with _progress(not root["quiet"] and not as_json) as prog:
-            summary = do_run(cfg, progress=prog, with_features=not no_features)
+            summary = do_run(
+                cfg, progress=prog, with_features=not no_features, with_model=not no_model
+            )
     _emit({"command": "run", **summary}, as_json, lambda: _print_summary(summary))
 
 
@@ -382,6 +397,10 @@ def _print_summary(s: dict[str, Any]) -> None:
         out.print(t)
     if s.get("features"):
         _print_features(s["features"])
+    if s.get("model"):
+        _print_models(s["model"]["models"])
+        _print_scores(s["model"]["scores"])
+        _print_simulations(s["model"]["simulations"])
     if s.get("warnings"):
         err.print(f"[yellow]{len(s['warnings'])} warnings[/] (see manifest.json)", markup=True)
     out.print(f"summary: {s['summary_path']}")
@@ -448,6 +467,256 @@ def _print_features(f: dict[str, Any]) -> None:
             "Hot-spot persistence (cells): "
             + ", ".join(f"{k} {v:,}" for k, v in f["hotspots"].items())
         )
+
+
+# --------------------------------------------------------------------------- models
+
+unit_type_option = click.option(
+    "--unit-type",
+    "unit_types",
+    multiple=True,
+    type=click.Choice(["pipe", "street", "cell", "neighbourhood"]),
+    help="Only these unit types (repeatable). Default: [model] unit_types present in the panel.",
+)
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _print_models(models: list[dict[str, Any]]) -> None:
+    t = Table(title="Risk models (mean over validation folds)", title_justify="left")
+    for col in (
+        "unit type",
+        "version",
+        "forward @5%",
+        "forward @10%",
+        "spatial @5%",
+        "random @5%",
+        "best baseline @5%",
+    ):
+        t.add_column(col, justify="left" if col in ("unit type", "version") else "right")
+    for m in models:
+        base = m.get("best_baseline")
+        t.add_row(
+            m["unit_type"],
+            m["model_version"],
+            _pct(m.get("forward_capture_5pct")),
+            _pct(m.get("forward_capture_10pct")),
+            _pct(m.get("spatial_capture_5pct")),
+            _pct(m.get("random_capture_5pct")),
+            f"{_pct(m.get('best_baseline_capture_5pct'))} ({base})" if base else "-",
+        )
+    out.print(t)
+    for m in models:
+        for w in m.get("warnings", []):
+            err.print(f"[yellow]leakage guard ({m['unit_type']}):[/] {w}", markup=True)
+        out.print(f"card: {m['card']}")
+
+
+def _print_scores(scores: list[dict[str, Any]]) -> None:
+    for s in scores:
+        t = Table(
+            title=f"Riskiest {s['unit_type']} units for {s['target_year']} "
+            f"(expected {s['expected_breaks']:,.0f} breaks in all {s['units']:,} units)",
+            title_justify="left",
+        )
+        for col in ("rank", "unit", "expected", "P(break)", "tier", "drivers"):
+            t.add_column(
+                col, justify="right" if col in ("rank", "expected", "P(break)") else "left"
+            )
+        for r in s["top"]:
+            t.add_row(
+                str(r["rank"]),
+                str(r["unit_id"]),
+                f"{r['expected_breaks']:.2f}",
+                f"{r['probability']:.2f}",
+                r["tier"],
+                r["drivers"],
+            )
+        out.print(t)
+
+
+def _print_simulations(sims: list[dict[str, Any]]) -> None:
+    for s in sims:
+        key = f"breaks_over_{s['horizon']}_years"
+        b = s[key]
+        r = s["renewal"]
+        what = (
+            f"{r['km_replaced']:.1f} km"
+            if r.get("km_replaced") is not None
+            else f"{r['units_replaced']} units"
+        )
+        out.print(
+            f"{s['unit_type']}: breaks over the next {s['horizon']} years: expected "
+            f"{b['expected']:,.0f} (P10 {b['p10']:,.0f}, P50 {b['p50']:,.0f}, P90 {b['p90']:,.0f}); "
+            f"renewing the riskiest {what} avoids {r['expected_breaks_avoided']:,.0f} "
+            f"(P10 {r['avoided_p10']:,.0f}, P90 {r['avoided_p90']:,.0f})"
+        )
+
+
+@main.command("train")
+@unit_type_option
+@json_option
+@click.pass_context
+def train_cmd(ctx: click.Context, unit_types: tuple[str, ...], as_json: bool) -> None:
+    """Validate and fit the break-risk model per unit type (after `twmb features`).
+
+    Forward, spatial-block, spatial+temporal and random K-fold validation of the model and
+    the baselines; the final model and its card go to <out>/models/<version>/.
+    """
+    from .pipeline import train
+
+    cfg = _cfg(ctx)
+    with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
+        res = train(cfg, unit_types=list(unit_types) or None, progress=prog)
+    _emit({"command": "train", **res}, as_json, lambda: _print_models(res["models"]))
+
+
+@main.command("score")
+@unit_type_option
+@click.option("--model", "model_version", default=None, help="Model version (default: newest).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Riskiest units to print.",
+)
+@json_option
+@click.pass_context
+def score_cmd(
+    ctx: click.Context,
+    unit_types: tuple[str, ...],
+    model_version: str | None,
+    top: int,
+    as_json: bool,
+) -> None:
+    """Score the latest year of every unit: probability, expected breaks, rank, tier, drivers.
+
+    Rows are appended to the store's risk_scores with the model version and run id; the new
+    rows are flagged current, earlier ones kept.
+    """
+    from .pipeline import score
+
+    res = score(
+        _cfg(ctx), unit_types=list(unit_types) or None, model_version=model_version, top=top
+    )
+    _emit({"command": "score", **res}, as_json, lambda: _print_scores(res["scores"]))
+
+
+@main.command("simulate")
+@unit_type_option
+@click.option(
+    "--horizon",
+    type=click.IntRange(1, 50),
+    default=None,
+    help="Years ahead (default [model] horizon, 10).",
+)
+@click.option(
+    "--sims",
+    "n_sims",
+    type=click.IntRange(min=10),
+    default=None,
+    help="Monte Carlo runs (default [model] n_sims, 1000).",
+)
+@click.option(
+    "--replace-km",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Renewal scenario: replace the riskiest N km (default [model] renewal_km).",
+)
+@click.option(
+    "--replace-units",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Renewal scenario for units without length: replace the riskiest N units.",
+)
+@click.option("--seed", type=int, default=None, help="Random seed (default [model] seed).")
+@json_option
+@click.pass_context
+def simulate_cmd(
+    ctx: click.Context,
+    unit_types: tuple[str, ...],
+    horizon: int | None,
+    n_sims: int | None,
+    replace_km: float | None,
+    replace_units: int | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    """Monte Carlo of breaks over the next years (P10/P50/P90/P95) and a renewal scenario."""
+    from .pipeline import simulate
+
+    res = simulate(
+        _cfg(ctx),
+        unit_types=list(unit_types) or None,
+        horizon=horizon,
+        n_sims=n_sims,
+        replace_km=replace_km,
+        replace_units=replace_units,
+        seed=seed,
+    )
+    _emit({"command": "simulate", **res}, as_json, lambda: _print_simulations(res["simulations"]))
+
+
+@main.group()
+def models() -> None:
+    """The model registry: trained models and their cards."""
+
+
+@models.command("list")
+@json_option
+@click.pass_context
+def models_list(ctx: click.Context, as_json: bool) -> None:
+    """List trained models (newest first per unit type)."""
+    from .model.stage import list_models
+
+    df = list_models(_cfg(ctx))
+    cols = [
+        "model_version",
+        "unit_type",
+        "kind",
+        "created_at",
+        "train_start",
+        "train_end",
+        "forward_capture_5pct",
+        "best_baseline_capture_5pct",
+        "path",
+    ]
+    rows = df[[c for c in cols if c in df.columns]].to_dict(orient="records")
+
+    def human() -> None:
+        if not rows:
+            out.print("no trained models; run `twmb train`")
+            return
+        t = Table(title="Models", title_justify="left")
+        for col in ("version", "unit type", "trained", "years", "forward @5%", "best baseline"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(
+                r["model_version"],
+                r["unit_type"],
+                str(r["created_at"]),
+                f"{r['train_start']}-{r['train_end']}",
+                _pct(r["forward_capture_5pct"]),
+                _pct(r["best_baseline_capture_5pct"]),
+            )
+        out.print(t)
+
+    _emit({"command": "models list", "models": rows}, as_json, human)
+
+
+@models.command("show")
+@click.argument("version")
+@json_option
+@click.pass_context
+def models_show(ctx: click.Context, version: str, as_json: bool) -> None:
+    """Print the card of model VERSION (Markdown; --json for card.json)."""
+    from .model.registry import load_card, render_card
+
+    card = load_card(_cfg(ctx).out_dir / "models", version)
+    _emit({"command": "models show", "card": card}, as_json, lambda: click.echo(render_card(card)))
 
 
 @main.group()

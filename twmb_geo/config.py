@@ -22,6 +22,7 @@ from .io.profiles import Profile, get_profile, load_profile_file
 __all__ = [
     "Config",
     "FeatureConfig",
+    "ModelConfig",
     "SourceConfig",
     "default_config",
     "load_config",
@@ -81,6 +82,143 @@ class FeatureConfig:
 
 _FEATURE_KEYS = {f for f in FeatureConfig.__dataclass_fields__}
 
+#: default risk tiers: name and minimum risk percentile (share of the network less risky)
+DEFAULT_TIERS: tuple[tuple[str, float], ...] = (
+    ("very_high", 99.0),
+    ("high", 95.0),
+    ("elevated", 80.0),
+    ("low", 0.0),
+)
+MODEL_KINDS = ("poisson", "hgb", "logistic", "lightgbm")
+CV_SCHEMES = ("forward", "spatial", "spatiotemporal", "random")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Settings of the risk-model stage (``[model]``): validation, model, scoring, simulation."""
+
+    unit_types: tuple[str, ...] = ("pipe", "street", "cell")
+    kind: str = "poisson"
+    schemes: tuple[str, ...] = CV_SCHEMES
+    forward_years: int = 8
+    spatial_folds: int = 5
+    block_resolution: int = 6
+    buffer_rings: int = 1
+    spatiotemporal_years: int = 3
+    random_folds: int = 5
+    max_iter: int = 100
+    learning_rate: float = 0.1
+    calibrate: bool = True
+    importance_repeats: int = 3
+    importance_max_rows: int = 50_000
+    tiers: tuple[tuple[str, float], ...] = DEFAULT_TIERS
+    horizon: int = 10
+    n_sims: int = 1000
+    unit_horizons: tuple[int, ...] = (1, 5, 10)
+    annual_growth: float = 0.0
+    renewal_km: float = 100.0
+    renewal_units: int = 100
+    renewal_residual: float = 0.1
+    seed: int = 42
+
+    def to_toml(self) -> dict[str, Any]:
+        """TOML-ready form (tiers as a table name -> minimum percentile)."""
+        doc = dict(self.__dict__)
+        doc["unit_types"] = list(self.unit_types)
+        doc["schemes"] = list(self.schemes)
+        doc["unit_horizons"] = list(self.unit_horizons)
+        doc["tiers"] = {name: pct for name, pct in self.tiers}
+        return doc
+
+
+_MODEL_KEYS = {f for f in ModelConfig.__dataclass_fields__}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _parse_model(doc: dict[str, Any], problems: list[str]) -> ModelConfig:
+    """``[model]`` as a :class:`ModelConfig`, appending every problem found to ``problems``."""
+    bad = sorted(set(doc) - _MODEL_KEYS)
+    if bad:
+        problems.append(f"[model] has unknown keys {bad}; allowed: {sorted(_MODEL_KEYS)}")
+    kw = {k: v for k, v in doc.items() if k in _MODEL_KEYS}
+    before = len(problems)
+    for k in ("unit_types", "schemes", "unit_horizons"):
+        if k in kw:
+            if not isinstance(kw[k], list | tuple) or not kw[k]:
+                problems.append(f"[model] {k} must be a non-empty list, got {kw[k]!r}")
+            else:
+                kw[k] = tuple(kw[k])
+    if "tiers" in kw:
+        t = kw["tiers"]
+        if not isinstance(t, dict) or not t:
+            problems.append(f"[model] tiers must be a table name = minimum percentile, got {t!r}")
+        elif not all(_is_num(v) and 0 <= v <= 100 for v in t.values()):
+            problems.append(f"[model] tiers percentiles must be numbers in 0..100, got {t!r}")
+        else:
+            tiers = sorted(((str(n), float(v)) for n, v in t.items()), key=lambda x: -x[1])
+            if tiers[-1][1] != 0:
+                problems.append("[model] tiers need one tier starting at 0 so every unit gets one")
+            if len({v for _, v in tiers}) != len(tiers):
+                problems.append(f"[model] tiers percentiles must differ, got {t!r}")
+            kw["tiers"] = tuple(tiers)
+    if len(problems) > before:
+        return ModelConfig()
+    m = ModelConfig(**kw)
+    for u in m.unit_types:
+        if u not in ("pipe", "street", "cell", "neighbourhood"):
+            problems.append(
+                f"[model] unit_types: {u!r} is not a unit type (pipe, street, cell, neighbourhood)"
+            )
+    if m.kind not in MODEL_KINDS:
+        problems.append(f"[model] kind must be one of {list(MODEL_KINDS)}, got {m.kind!r}")
+    for s in m.schemes:
+        if s not in CV_SCHEMES:
+            problems.append(f"[model] schemes: {s!r} is not one of {list(CV_SCHEMES)}")
+    ints = {
+        "forward_years": 1,
+        "spatial_folds": 2,
+        "buffer_rings": 0,
+        "spatiotemporal_years": 1,
+        "random_folds": 2,
+        "max_iter": 1,
+        "importance_repeats": 0,
+        "importance_max_rows": 100,
+        "horizon": 1,
+        "n_sims": 10,
+        "renewal_units": 0,
+        "seed": 0,
+    }
+    for k, lo in ints.items():
+        v = getattr(m, k)
+        if not _is_int(v) or v < lo:
+            problems.append(f"[model] {k} must be an integer >= {lo}, got {v!r}")
+    if _is_int(m.horizon) and m.horizon > 50:
+        problems.append(f"[model] horizon must be at most 50 years, got {m.horizon}")
+    br = m.block_resolution
+    if not _is_int(br) or not 0 <= br <= 15:
+        problems.append(f"[model] block_resolution must be an integer 0..15, got {br!r}")
+    for h in m.unit_horizons:
+        if not _is_int(h) or not 1 <= h <= (m.horizon if _is_int(m.horizon) else 50):
+            problems.append(f"[model] unit_horizons must be integers in 1..horizon, got {h!r}")
+    if not _is_num(m.learning_rate) or not 0 < m.learning_rate <= 1:
+        problems.append(f"[model] learning_rate must be in (0, 1], got {m.learning_rate!r}")
+    if not isinstance(m.calibrate, bool):
+        problems.append(f"[model] calibrate must be true or false, got {m.calibrate!r}")
+    if not _is_num(m.annual_growth) or m.annual_growth <= -1:
+        problems.append(f"[model] annual_growth must be a number > -1, got {m.annual_growth!r}")
+    if not _is_num(m.renewal_km) or m.renewal_km < 0:
+        problems.append(f"[model] renewal_km must be a number >= 0, got {m.renewal_km!r}")
+    if not _is_num(m.renewal_residual) or not 0 <= m.renewal_residual <= 1:
+        problems.append(f"[model] renewal_residual must be in 0..1, got {m.renewal_residual!r}")
+    return m
+
 
 @dataclass(frozen=True)
 class Config:
@@ -95,6 +233,7 @@ class Config:
     weather_coverage_threshold: float = 0.9
     today: dt.date | None = None
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig())
+    model: ModelConfig = field(default_factory=lambda: ModelConfig())
     sources: tuple[SourceConfig, ...] = ()
     profile_files: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
@@ -160,6 +299,7 @@ class Config:
         doc: dict[str, Any] = {"project": project}
         feats = {k: v for k, v in self.features.__dict__.items() if v is not None}
         doc["features"] = feats
+        doc["model"] = self.model.to_toml()
         if self.profile_files:
             doc["profiles"] = {"files": list(self.profile_files)}
         doc["sources"] = [
@@ -211,11 +351,12 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
     unknown = sorted(set(proj) - _PROJECT_KEYS)
     if unknown:
         problems.append(f"[project] has unknown keys {unknown}; allowed: {sorted(_PROJECT_KEYS)}")
-    unknown_top = sorted(set(doc) - {"project", "sources", "profiles", "features"})
+    unknown_top = sorted(set(doc) - {"project", "sources", "profiles", "features", "model"})
     if unknown_top:
         problems.append(
-            f"unknown sections {unknown_top}; allowed: project, sources, profiles, features"
+            f"unknown sections {unknown_top}; allowed: project, sources, profiles, features, model"
         )
+    model = _parse_model(doc.get("model", {}), problems)
     feats_doc = doc.get("features", {})
     bad_feat = sorted(set(feats_doc) - _FEATURE_KEYS)
     if bad_feat:
@@ -326,6 +467,7 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
         weather_coverage_threshold=float(thr),
         today=today,
         features=features,
+        model=model,
         sources=tuple(sources),
         profile_files=profile_files,
         root=path.resolve().parent,

@@ -35,8 +35,11 @@ __all__ = [
     "ingest",
     "read_source",
     "run",
+    "score",
+    "simulate",
     "summarize",
     "synthetic_example",
+    "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -414,22 +417,100 @@ def features(cfg: Config, *, progress: Progress | None = None) -> dict[str, Any]
     return build_features(cfg, progress=progress).to_dict()
 
 
-def run(
-    cfg: Config, *, progress: Progress | None = None, with_features: bool = True
+def train(
+    cfg: Config, *, unit_types: Sequence[str] | None = None, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """The main job: ingest every source, build features, summarise, write ``<out>/summary.json``."""
+    """The model stage: cross-validate, fit and register one model per unit type."""
+    from .model.stage import train_models
+
+    return train_models(cfg, unit_types=unit_types, progress=progress)
+
+
+def score(
+    cfg: Config,
+    *,
+    unit_types: Sequence[str] | None = None,
+    model_version: str | None = None,
+    top: int = 10,
+) -> dict[str, Any]:
+    """Score the latest year of every unit (newest or given model) into ``risk_scores``."""
+    from .model.stage import score_latest
+
+    return score_latest(cfg, unit_types=unit_types, model_version=model_version, top=top)
+
+
+def simulate(
+    cfg: Config,
+    *,
+    unit_types: Sequence[str] | None = None,
+    horizon: int | None = None,
+    n_sims: int | None = None,
+    replace_km: float | None = None,
+    replace_units: int | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Monte Carlo of breaks over 1..horizon years and the renewal scenario (current scores)."""
+    from .model.stage import run_simulation
+
+    return run_simulation(
+        cfg,
+        unit_types=unit_types,
+        horizon=horizon,
+        n_sims=n_sims,
+        replace_km=replace_km,
+        replace_units=replace_units,
+        seed=seed,
+    )
+
+
+def _model_summary(cfg: Config, progress: Progress | None) -> dict[str, Any]:
+    try:
+        trained = train(cfg, progress=progress)
+    except InputDataError as exc:  # too little history to validate a model: say so, go on
+        msg = f"model stage skipped: {exc}"
+        log.warning(msg)
+        return {"skipped": msg, "models": [], "scores": [], "simulations": []}
+    if progress:
+        progress("score", 0, 2)
+    scored = score(cfg)
+    if progress:
+        progress("simulate", 1, 2)
+    sims = simulate(cfg)
+    return {
+        "models": trained["models"],
+        "scores": scored["scores"],
+        "simulations": [{k: v for k, v in s.items() if k != "city"} for s in sims["simulations"]],
+    }
+
+
+def run(
+    cfg: Config,
+    *,
+    progress: Progress | None = None,
+    with_features: bool = True,
+    with_model: bool = True,
+) -> dict[str, Any]:
+    """The main job: ingest, features, models (train, score, simulate), summary.
+
+    Writes ``<out>/summary.json``; ``with_model`` needs ``with_features``.
+    """
     report = ingest(cfg, progress=progress, command="run")
     feats = features(cfg, progress=progress) if with_features else None
+    model = _model_summary(cfg, progress) if (with_features and with_model) else None
     with Store(cfg.store_path) as store:
         summary = {
             "run_id": report.run_id,
             "store": str(cfg.store_path),
             "sources": [s.to_dict() for s in report.sources],
             **summarize(store),
-            "warnings": report.manifest.warnings + (feats["warnings"] if feats else []),
+            "warnings": report.manifest.warnings
+            + (feats["warnings"] if feats else [])
+            + ([model["skipped"]] if model and model.get("skipped") else []),
         }
     if feats is not None:
         summary["features"] = {k: v for k, v in feats.items() if k != "warnings"}
+    if model is not None:
+        summary["model"] = model
     path = cfg.out_dir / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     summary["summary_path"] = str(path)
@@ -474,6 +555,7 @@ def synthetic_example(
     seed: int | None = None,
     progress: Progress | None = None,
     with_features: bool = True,
+    with_model: bool = True,
 ) -> dict[str, Any]:
     """Generate a synthetic city under ``out/synthetic-city``, run the job on it, score matching."""
     from .config import load_config
@@ -490,7 +572,7 @@ def synthetic_example(
     folder = Path(out) / "synthetic-city"
     paths = write_city(city, folder)
     cfg = load_config(paths["config"], out=Path(out))
-    summary = run(cfg, progress=progress, with_features=with_features)
+    summary = run(cfg, progress=progress, with_features=with_features, with_model=with_model)
     summary["synthetic_city"] = {"folder": str(folder), **city.figures()}
     if with_features:
         with Store(cfg.store_path) as store:

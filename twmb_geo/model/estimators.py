@@ -18,6 +18,9 @@ Kinds
     ranking is the model's own); ``predict_proba`` = ``1 - exp(-mu)`` or, with
     ``calibrate``, an isotonic map of ``mu`` to ``y > 0`` fitted on 3-fold out-of-fold
     predictions of the training rows.
+``"lightgbm"``
+    ``lightgbm.LGBMRegressor`` with the Poisson objective, used like ``"poisson"``, when
+    the optional ``lightgbm`` package is installed (``ImportError`` with advice otherwise).
 ``"logistic"``
     Median imputation (with missing indicators), ``log1p`` of the non-negative
     features, standardisation and :class:`~sklearn.linear_model.LogisticRegression`
@@ -93,7 +96,8 @@ FORBIDDEN_FEATURES: frozenset[str] = frozenset(
     {"target_count", "target_any", "unit_type", "unit_id", "cell", "year", "history_years"}
 )
 
-Kind = Literal["hgb", "poisson", "logistic"]
+Kind = Literal["hgb", "poisson", "logistic", "lightgbm"]
+_COUNT_KINDS = ("poisson", "lightgbm")
 
 
 def _forbidden(name: str) -> bool:
@@ -116,7 +120,7 @@ class BreakRiskModel(BaseEstimator):
 
     Parameters
     ----------
-    kind : {"hgb", "poisson", "logistic"}, default "hgb"
+    kind : {"hgb", "poisson", "logistic", "lightgbm"}, default "hgb"
         Model family (see the module docstring).
     features : list of str or None, default None
         Feature columns; ``None``: :data:`DEFAULT_FEATURES` present and not all-null in
@@ -215,6 +219,26 @@ class BreakRiskModel(BaseEstimator):
             return HistGradientBoostingClassifier(class_weight="balanced", **self._hgb_kwargs())
         if self.kind == "poisson":
             return HistGradientBoostingRegressor(loss="poisson", **self._hgb_kwargs())
+        if self.kind == "lightgbm":
+            try:
+                from lightgbm import LGBMRegressor
+            except ImportError:
+                raise ImportError(
+                    "kind='lightgbm' needs the optional lightgbm package "
+                    "(pip install lightgbm); or use kind='poisson' (HistGradientBoosting)"
+                ) from None
+            return LGBMRegressor(
+                objective="poisson",
+                n_estimators=self.max_iter,
+                learning_rate=self.learning_rate,
+                num_leaves=self.max_leaf_nodes,
+                min_child_samples=self.min_samples_leaf,
+                reg_lambda=self.l2_regularization,
+                random_state=self.random_state,
+                deterministic=True,
+                n_jobs=2,
+                verbose=-1,
+            )
         if self.kind == "logistic":
             return make_pipeline(
                 SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
@@ -224,7 +248,9 @@ class BreakRiskModel(BaseEstimator):
                     C=self.C, class_weight="balanced", max_iter=1000, random_state=self.random_state
                 ),
             )
-        raise ValueError(f"kind must be 'hgb', 'poisson' or 'logistic', got {self.kind!r}")
+        raise ValueError(
+            f"kind must be 'hgb', 'poisson', 'logistic' or 'lightgbm', got {self.kind!r}"
+        )
 
     def _cv(self) -> KFold:
         return KFold(3, shuffle=True, random_state=self.random_state)
@@ -248,11 +274,11 @@ class BreakRiskModel(BaseEstimator):
         cols = self._resolve_features(Xt)
         A = _numeric(Xt, cols)
         hit = (yt > 0).astype(np.int64)
-        if self.kind != "poisson" and np.unique(hit).size < 2:
+        if self.kind not in _COUNT_KINDS and np.unique(hit).size < 2:
             raise ValueError("y needs both rows with and without breaks to fit a classifier")
         base = self._base()
         self.calibrator_: IsotonicRegression | None = None
-        if self.kind == "poisson":
+        if self.kind in _COUNT_KINDS:
             self.model_ = clone(base).fit(A, yt)
             if self.calibrate:
                 oof = np.empty(len(yt), dtype=np.float64)
@@ -278,16 +304,32 @@ class BreakRiskModel(BaseEstimator):
             raise KeyError(f"X lacks feature column(s) {missing}")
         return _numeric(X, cols)
 
-    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        """Risk score per row: expected breaks next year (``"poisson"``) or ``P(break)``."""
-        A = self._matrix(X)
-        if self.kind == "poisson":
+    @property
+    def predicts_counts(self) -> bool:
+        """True when :meth:`predict` gives expected break counts (Poisson kinds)."""
+        return self.kind in _COUNT_KINDS
+
+    def predict_matrix(self, A: NDArray[np.float64]) -> NDArray[np.float64]:
+        """:meth:`predict` on a ready feature matrix (columns = ``feature_names_in_``)."""
+        check_is_fitted(self)
+        if self.kind in _COUNT_KINDS:
             return np.asarray(self.model_.predict(A), dtype=np.float64)
         return np.asarray(self.model_.predict_proba(A)[:, 1], dtype=np.float64)
 
+    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Risk score per row: expected breaks next year (Poisson kinds) or ``P(break)``."""
+        return self.predict_matrix(self._matrix(X))
+
+    def expected_breaks(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Expected breaks next year: the Poisson mean, or ``-log(1 - p)`` for classifiers."""
+        if self.predicts_counts:
+            return np.maximum(self.predict(X), 0.0)
+        p = np.clip(self.predict_proba(X)[:, 1], 0.0, 1.0 - 1e-9)
+        return -np.log1p(-p)
+
     def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """``(n, 2)`` array ``[1 - p, p]`` with ``p`` = probability of a break next year."""
-        if self.kind == "poisson":
+        if self.kind in _COUNT_KINDS:
             mu = self.predict(X)
             if self.calibrator_ is not None:
                 p = self.calibrator_.predict(mu)

@@ -62,6 +62,13 @@ TABLES: dict[str, str] = {
     "moran_global": "features/moran_global",
     "lisa": "features/lisa",
     "hotspot_persistence": "features/hotspot_persistence",
+    "models": "model/models",
+    "cv_metrics": "model/cv_metrics",
+    "feature_importance": "model/feature_importance",
+    "risk_scores": "model/risk_scores",
+    "simulation_city": "model/simulation_city",
+    "simulation_unit": "model/simulation_unit",
+    "renewal": "model/renewal",
     "runs": "store/runs",
     "run_inputs": "store/run_inputs",
 }
@@ -209,6 +216,21 @@ class Store:
         """
         self.ensure_table(name)
         self.con.execute(f'DELETE FROM "{name}"')
+
+    def delete(self, name: str, where: str, params: list | None = None) -> int:
+        """Delete rows matching ``where`` (creating the table if missing); returns the count.
+
+        No transaction of its own: use inside :meth:`transaction` with :meth:`insert`.
+        """
+        self.ensure_table(name)
+        n = self.con.execute(f'SELECT count(*) FROM "{name}" WHERE {where}', params or [])
+        count = int(n.fetchall()[0][0])
+        self.con.execute(f'DELETE FROM "{name}" WHERE {where}', params or [])
+        return count
+
+    def execute(self, sql: str, params: list | None = None) -> None:
+        """Run a write statement (e.g. an UPDATE of a flag) with bound parameters."""
+        self.con.execute(sql, params or [])
 
     def insert(self, name: str, df: pd.DataFrame) -> None:
         """Validate ``df`` against the table's contract and append it (no transaction of its own)."""

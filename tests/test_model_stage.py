@@ -1,0 +1,196 @@
+"""The model stage on real Toronto cells: train, registry and card, score, simulate, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_helpers import error_text, ok_json, twmb
+from conftest import FAST_MODEL
+
+import twmb_geo as tw
+from twmb_geo.config import Config, write_config
+from twmb_geo.contracts import validate_frame
+from twmb_geo.store.duckdb_store import TABLES
+
+MODEL_TABLES = (
+    "models",
+    "cv_metrics",
+    "feature_importance",
+    "risk_scores",
+    "simulation_city",
+    "simulation_unit",
+    "renewal",
+)
+
+
+@pytest.fixture
+def copy_cfg(bundled_run: dict, bundled_cfg: Config, tmp_path: Path) -> Config:
+    """A private copy of the bundled run's output folder (tests here write to it)."""
+    out = tmp_path / "out"
+    shutil.copytree(bundled_cfg.out_dir, out)
+    return replace(bundled_cfg, out=out, store=None)
+
+
+@pytest.fixture
+def config_file(copy_cfg: Config, tmp_path: Path) -> Path:
+    """A TOML config for the CLI with the cheap test model settings."""
+    return write_config(copy_cfg, tmp_path / "twmb.toml")
+
+
+def test_run_trains_scores_and_simulates_toronto_cells(
+    bundled_run: dict, bundled_cfg: Config
+) -> None:
+    m = bundled_run["model"]
+    assert [x["unit_type"] for x in m["models"]] == ["cell"]
+    head = m["models"][0]
+    for k in ("forward_capture_5pct", "spatial_capture_5pct", "random_capture_5pct"):
+        assert 0.05 < head[k] < 0.6, (k, head[k])
+    assert head["best_baseline"] in ("past_breaks_5y", "empirical_bayes")
+    assert head["random_cv_optimism_5pct"] == pytest.approx(
+        head["random_capture_5pct"] - head["spatial_capture_5pct"]
+    )
+    sc = m["scores"][0]
+    assert sc["units"] == 6024 and sc["feature_year"] == 2016 and sc["target_year"] == 2017
+    assert sum(t["units"] for t in sc["tiers"].values()) == 6024
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as store:
+        frames = {t: store.read(t) for t in MODEL_TABLES}
+    for t, df in frames.items():
+        assert len(df), t
+        validate_frame(df, TABLES[t])
+    rs = frames["risk_scores"]
+    assert rs["is_current"].all() and rs["unit_id"].is_unique
+    assert sorted(rs["rank"]) == list(range(1, 6025))
+    assert rs.sort_values("rank")["risk_score"].is_monotonic_decreasing
+    # the default tiers hold ~1 / 4 / 15 / 80 % of the cells
+    shares = rs["tier"].value_counts(normalize=True)
+    assert shares["very_high"] == pytest.approx(0.01, abs=0.002)
+    assert shares["low"] == pytest.approx(0.80, abs=0.01)
+    assert rs["drivers"].str.len().gt(0).all()
+    cv = frames["cv_metrics"]
+    assert set(cv["scheme"]) == {"forward", "spatial", "spatiotemporal", "random"}
+    assert {"model", "past_breaks_5y", "empirical_bayes"} <= set(cv["model"])
+    fw = cv[(cv["scheme"] == "forward") & (cv["metric"] == "capture_5pct")]
+    assert sorted(fw["test_year"].unique()) == [2013, 2014, 2015]
+    sim = frames["simulation_city"]
+    base = sim[sim["scenario"] == "baseline"].sort_values("horizon")
+    assert list(base["horizon"]) == list(range(1, 11))
+    assert (base["p10"] <= base["p50"]).all() and (base["p50"] <= base["p90"]).all()
+    assert base["expected"].iloc[0] == pytest.approx(rs["expected_breaks"].sum(), rel=1e-6)
+    ren = frames["renewal"].iloc[0]
+    assert ren["replace_km"] is None or np.isnan(ren["replace_km"])  # cells: no length
+    assert ren["units_replaced"] == FAST_MODEL.renewal_units
+    assert 0 < ren["expected_breaks_avoided"] <= ren["expected_breaks_baseline"]
+
+
+def test_card_records_data_hashes_schemes_and_limits(
+    bundled_run: dict, bundled_cfg: Config
+) -> None:
+    head = bundled_run["model"]["models"][0]
+    folder = Path(head["path"])
+    card = json.loads((folder / "card.json").read_text())
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as store:
+        inputs = store.query("SELECT sha256 FROM run_inputs")
+    assert {i["sha256"] for i in card["data"]["inputs"]} <= set(inputs["sha256"])
+    assert card["data"]["inputs"], "data hashes missing"
+    assert card["training_window"]["feature_years"] == [1990, 2015]
+    assert card["training_window"]["target_years"] == [1991, 2016]
+    assert set(card["validation"]) == {"forward", "spatial", "spatiotemporal", "random"}
+    for block in card["validation"].values():
+        m = block["models"]["model"]["capture_5pct"]
+        assert m["n_folds"] == block["folds"] and m["std"] >= 0
+    assert {"random_minus_spatial", "random_minus_forward"} <= set(
+        card["random_cv_optimism"]["capture_5pct"]
+    )
+    assert "past_breaks_5y" in card["lift"]["forward"]
+    assert card["importance"] and {r["metric"] for r in card["importance"]} >= {"capture_5pct"}
+    assert card["forward"]["capture_curves"]["model"][0] == 0.0
+    assert card["forward"]["calibration"]
+    assert len(card["limitations"]) >= 4
+    md = (folder / "card.md").read_text()
+    for section in (
+        "# Model card",
+        "Leakage guard",
+        "Random-CV optimism",
+        "Validation schemes",
+        "Permutation importance",
+        "## Data",
+        "## Limitations",
+    ):
+        assert section in md, section
+    assert (folder / "model.joblib").stat().st_size > 0
+
+
+def test_retraining_the_same_data_gives_the_same_version(copy_cfg: Config) -> None:
+    before = tw.open_store(copy_cfg.store_path, read_only=True)
+    n_cv = before.count("cv_metrics")
+    version = before.read("models")["model_version"].iloc[0]
+    before.close()
+    res = tw.train(copy_cfg)
+    assert res["models"][0]["model_version"] == version
+    with tw.open_store(copy_cfg.store_path, read_only=True) as store:
+        assert store.count("models") == 1
+        assert store.count("cv_metrics") == n_cv  # replaced, not appended
+
+
+def test_rescoring_keeps_history_and_flags_the_current_run(copy_cfg: Config) -> None:
+    first = tw.score(copy_cfg)
+    with tw.open_store(copy_cfg.store_path, read_only=True) as store:
+        rs = store.read("risk_scores")
+    assert rs["run_id"].nunique() == 2
+    cur = rs[rs["is_current"]]
+    assert set(cur["run_id"]) == {first["run_id"]} and len(cur) == 6024
+    old = rs[~rs["is_current"]].sort_values("unit_id").reset_index(drop=True)
+    new = cur.sort_values("unit_id").reset_index(drop=True)
+    pd.testing.assert_series_equal(old["risk_score"], new["risk_score"])  # deterministic
+
+
+def test_simulation_is_seeded(copy_cfg: Config) -> None:
+    a = tw.simulate(copy_cfg, horizon=3, n_sims=100, seed=7)
+    b = tw.simulate(copy_cfg, horizon=3, n_sims=100, seed=7)
+    assert a["simulations"][0]["city"] == b["simulations"][0]["city"]
+    with tw.open_store(copy_cfg.store_path, read_only=True) as store:
+        sim = store.read("simulation_city")
+    assert sim.groupby("run_id")["is_current"].first().sum() == 1
+
+
+def test_cli_train_score_simulate_models(config_file: Path, copy_cfg: Config) -> None:
+    c = ["-q", "--config", config_file, "--out", copy_cfg.out_dir]
+    doc = ok_json(twmb(*c, "train", "--json"))
+    version = doc["models"][0]["model_version"]
+    listed = ok_json(twmb(*c, "models", "list", "--json"))["models"]
+    assert [m["model_version"] for m in listed] == [version]
+    card = ok_json(twmb(*c, "models", "show", version, "--json"))["card"]
+    assert card["model_version"] == version
+    md = twmb(*c, "models", "show", version)
+    assert md.exit_code == 0 and md.stdout.startswith(f"# Model card: {version}")
+    sc = ok_json(twmb(*c, "score", "--top", "3", "--json"))["scores"][0]
+    assert len(sc["top"]) == 3 and sc["top"][0]["rank"] == 1
+    sim = ok_json(
+        twmb(*c, "simulate", "--horizon", "4", "--sims", "50", "--replace-units", "25", "--json")
+    )["simulations"][0]
+    assert sim["horizon"] == 4 and len(sim["city"]) == 4
+    assert sim["renewal"]["units_replaced"] == 25
+    human = twmb(*c, "simulate", "--horizon", "2", "--sims", "20")
+    assert human.exit_code == 0 and "breaks over the next 2 years" in human.stdout
+
+
+def test_cli_model_errors_are_clean(config_file: Path, copy_cfg: Config, tmp_path: Path) -> None:
+    c = ["-q", "--config", config_file, "--out", copy_cfg.out_dir]
+    msg = error_text(twmb(*c, "models", "show", "cell-poisson-nope"), 3)
+    assert "cell-poisson-nope" in msg and "twmb models list" in msg
+    msg = error_text(twmb(*c, "simulate", "--replace-km", "10"), 3)
+    assert "no length" in msg and "--replace-units" in msg
+    msg = error_text(twmb(*c, "score", "--model", "nope"), 3)
+    assert "nope" in msg
+    empty = ["-q", "--out", tmp_path / "empty"]
+    tw.ingest(tw.default_config(tmp_path / "empty"), ["neighbourhoods"])
+    msg = error_text(twmb(*empty, "train"), 5)
+    assert "twmb features" in msg
+    msg = error_text(twmb(*empty, "score"), 5)
+    assert "panel" in msg

@@ -1,0 +1,172 @@
+"""Model data, cross-validation, leakage guard and the ``[model]`` config section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h3.api.basic_int as h3i
+import numpy as np
+import pandas as pd
+import pytest
+
+from twmb_geo.config import ModelConfig, default_config, load_config, write_config
+from twmb_geo.errors import ConfigError, InputDataError
+from twmb_geo.model.training import (
+    ModelData,
+    cross_validate,
+    fit_final,
+    headline,
+    model_data,
+    summarise_cv,
+)
+
+CHEAP = ModelConfig(
+    forward_years=3,
+    spatiotemporal_years=1,
+    spatial_folds=3,
+    random_folds=3,
+    max_iter=20,
+    importance_repeats=1,
+    importance_max_rows=2000,
+)
+
+
+def _cells(n: int) -> list[str]:
+    centre = h3i.latlng_to_cell(43.7, -79.4, 9)
+    ring = sorted(h3i.grid_disk(centre, 20))[:n]
+    return [h3i.int_to_str(c) for c in ring]
+
+
+def _panel(n_units: int = 400, years: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Cells whose break rate is a fixed per-cell level: history predicts the future."""
+    rng = np.random.default_rng(seed)
+    cells = _cells(n_units)
+    level = rng.gamma(0.6, 0.4, n_units)
+    counts = rng.poisson(level[:, None], (n_units, years + 1)).astype(float)
+    rows = []
+    for i, c in enumerate(cells):
+        for t in range(years):
+            past = counts[i, : t + 1]
+            rows.append(
+                {
+                    "unit_type": "cell",
+                    "unit_id": c,
+                    "year": 2000 + t,
+                    "history_years": t + 1,
+                    "breaks": past[-1],
+                    "breaks_last5": past[-5:].sum(),
+                    "breaks_to_date": past.sum(),
+                    "decayed": float((past * 0.7 ** np.arange(t, -1, -1)).sum()),
+                    "exposure_km": np.nan,
+                    "age_mean": np.nan,
+                    "target_count": counts[i, t + 1] if t < years - 1 else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _units(panel: pd.DataFrame) -> pd.DataFrame:
+    ids = panel["unit_id"].unique()
+    u = pd.DataFrame({"unit_id": ids})
+    for c in (
+        "pipe_km",
+        "street_km",
+        "mean_install_year",
+        *(f"pipe_km_{g}" for g in ("ci", "di", "pvc", "ac", "steel", "concrete")),
+    ):
+        u[c] = np.nan
+    return u
+
+
+@pytest.fixture(scope="module")
+def md() -> ModelData:
+    p = _panel()
+    return model_data(p, _units(p), "cell", h3_resolution=9)
+
+
+def test_model_data_picks_features_and_baselines(md: ModelData) -> None:
+    assert {"breaks_last5", "decayed", "breaks_to_date"} <= set(md.features)
+    assert "exposure_km" not in md.features  # all null
+    assert "year" not in md.features and "target_count" not in md.features
+    assert set(md.baselines) == {"past_breaks_5y", "empirical_bayes"}  # no ages for cells
+    assert any("age baseline" in n for n in md.notes)
+    assert md.weight_col is None
+    assert md.latest_year == 2009 and len(md.latest) == 400
+    assert md.labelled["target_count"].notna().all()
+
+
+def test_cross_validation_covers_every_scheme_and_model(md: ModelData) -> None:
+    cv = cross_validate(md, CHEAP, h3_resolution=9)
+    m = cv.metrics
+    assert set(m["scheme"]) == {"forward", "spatial", "spatiotemporal", "random"}
+    assert set(m["model"]) == {"model", "past_breaks_5y", "empirical_bayes"}
+    fw = m[(m["scheme"] == "forward") & (m["model"] == "model") & (m["metric"] == "capture_5pct")]
+    assert sorted(fw["test_year"]) == [2006, 2007, 2008]  # the last 3 labelled years
+    # forward training rows are strictly earlier years
+    assert (fw.sort_values("test_year")["n_train"].diff().dropna() > 0).all()
+    summary = summarise_cv(m)
+    h = headline(summary)
+    assert h["forward_capture_5pct"] > 0.1  # history predicts the fixed levels
+    assert cv.warnings == []  # an honest model raises no leakage warning
+    assert len(cv.forward_totals) == 3
+    assert set(cv.importance["metric"]) <= {"roc_auc", "capture_5pct"}
+    assert cv.importance.groupby("metric")["rank"].min().eq(1).all()
+
+
+def test_leaky_feature_trips_the_guard() -> None:
+    p = _panel(seed=1)
+    p["decayed"] = p["target_count"].fillna(0) * 10 + p["breaks"]  # the future, leaked
+    md = model_data(p, _units(p), "cell", h3_resolution=9)
+    cv = cross_validate(
+        md,
+        ModelConfig(schemes=("forward",), forward_years=2, max_iter=20, importance_repeats=0),
+        h3_resolution=9,
+    )
+    assert cv.warnings, "a leaked target must warn"
+    assert all(w.startswith("forward: possible leakage") for w in cv.warnings)
+    assert any("ROC AUC" in w for w in cv.warnings)
+
+
+def test_too_few_years_is_a_clear_error() -> None:
+    p = _panel(years=3)
+    md = model_data(p, _units(p), "cell", h3_resolution=9)
+    with pytest.raises(InputDataError, match="at least 3 labelled years"):
+        cross_validate(md, CHEAP, h3_resolution=9)
+
+
+def test_fit_final_uses_every_labelled_row(md: ModelData) -> None:
+    m = fit_final(md, CHEAP)
+    assert list(m.feature_names_in_) == md.features
+    p = m.predict_proba(md.latest)[:, 1]
+    assert ((p >= 0) & (p <= 1)).all()
+
+
+def test_model_config_round_trips_through_toml(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    cfg = default_config(tmp_path / "out")
+    mc = ModelConfig(
+        kind="hgb", tiers=(("top", 90.0), ("rest", 0.0)), unit_horizons=(1, 3), horizon=3
+    )
+    path = write_config(replace(cfg, model=mc), tmp_path / "twmb.toml")
+    assert load_config(path).model == mc
+
+
+def test_bad_model_section_lists_every_problem(tmp_path: Path) -> None:
+    cfg = default_config(tmp_path / "out")
+    path = write_config(cfg, tmp_path / "twmb.toml")
+    text = path.read_text().replace('kind = "poisson"', 'kind = "xgboost"')
+    text = text.replace("spatial_folds = 5", "spatial_folds = 1")
+    text = text.replace("horizon = 10", "horizon = 80")
+    text = text.replace("[model]", "[model]\nbogus = 1")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value) + " ".join(exc.value.problems)
+    for needle in (
+        "kind must be one of",
+        "spatial_folds must be an integer >= 2",
+        "horizon must be at most 50",
+        "unknown keys ['bogus']",
+    ):
+        assert needle in msg, needle

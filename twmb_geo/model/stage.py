@@ -1,0 +1,536 @@
+"""The model stage on the store: ``train``, ``score``, ``simulate`` (``twmb train|score|simulate``).
+
+``train`` cross-validates the configured model and the baselines under every scheme,
+fits the final model on all labelled years, saves it with its card under
+``<out>/models/<version>/`` and writes ``models``, ``cv_metrics`` and
+``feature_importance``. ``score`` ranks every unit for the year after the latest data
+year with the newest (or a named) model and appends to ``risk_scores`` (the new rows
+flagged current). ``simulate`` runs the Monte Carlo and the renewal scenario from the
+current scores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+
+from .._version import __version__
+from ..config import Config
+from ..contracts import conform
+from ..errors import InputDataError, StoreError
+from ..manifest import new_run_id
+from ..store.duckdb_store import Store
+from .registry import load_model, save_model
+from .scoring import score_units
+from .simulate import renewal_scenario, simulate, year_factor_cv
+from .training import (
+    SCHEME_TEXT,
+    ModelData,
+    cross_validate,
+    curves,
+    fit_final,
+    headline,
+    lifts,
+    model_data,
+    optimism,
+    summarise_cv,
+)
+
+__all__ = ["list_models", "run_simulation", "score_latest", "train_models"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+_UNIT_TABLE = {
+    "pipe": "unit_pipe",
+    "street": "unit_street",
+    "cell": "unit_cell",
+    "neighbourhood": "unit_neighbourhood",
+}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+
+
+def _unit_types(store: Store, wanted: Sequence[str]) -> list[str]:
+    if not store.has_table("panel") or store.count("panel") == 0:
+        raise StoreError(
+            f"store {store.path} has no panel; run `twmb features` (or `twmb run`) first"
+        )
+    present = set(store.query("SELECT DISTINCT unit_type FROM panel")["unit_type"])
+    types = [u for u in wanted if u in present]
+    if not types:
+        raise InputDataError(
+            f"none of the unit types {list(wanted)} is in the panel (it has {sorted(present)}); "
+            "set [model] unit_types"
+        )
+    return types
+
+
+def _load_data(store: Store, cfg: Config, unit_type: str) -> ModelData:
+    panel = store.read("panel", "unit_type = ?", [unit_type])
+    units = store.read(_UNIT_TABLE[unit_type])
+    return model_data(panel, units, unit_type, h3_resolution=cfg.h3_resolution)
+
+
+def _data_inputs(store: Store) -> tuple[str | None, list[dict[str, Any]]]:
+    if store.count("runs") == 0:
+        return None, []
+    runs = store.query(
+        "SELECT run_id FROM runs WHERE status = 'ok' AND command IN ('ingest', 'run') "
+        "ORDER BY started_at DESC, run_id DESC LIMIT 1"
+    )
+    if runs.empty:
+        return None, []
+    rid = str(runs["run_id"].iloc[0])
+    inp = store.query(
+        "SELECT source_id, file, sha256, rows_in FROM run_inputs WHERE run_id = ? ORDER BY source_id, file",
+        [rid],
+    )
+    return rid, [
+        {"source_id": r.source_id, "path": r.file, "sha256": r.sha256, "rows": int(r.rows_in)}
+        for r in inp.itertuples(index=False)
+    ]
+
+
+def _version(md: ModelData, cfg: Config, inputs: list[dict[str, Any]]) -> str:
+    """Content-addressed version: same data, features and settings give the same version."""
+    lab = md.labelled
+    cols = ["unit_id", "year", *md.features, "target_count"]
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(lab[cols], index=False).to_numpy().tobytes())
+    h.update(json.dumps(cfg.model.to_toml(), sort_keys=True, default=str).encode())
+    h.update(json.dumps([i["sha256"] for i in inputs]).encode())
+    h.update(__version__.encode())
+    return f"{md.unit_type}-{cfg.model.kind}-{h.hexdigest()[:12]}"
+
+
+def _validation_block(summary: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for scheme in summary["scheme"].unique():
+        s = summary[summary["scheme"] == scheme]
+        models: dict[str, dict[str, Any]] = {}
+        for r in s.itertuples(index=False):
+            models.setdefault(str(r.model), {})[str(r.metric)] = {
+                "mean": None if pd.isna(r.mean) else float(r.mean),
+                "std": None if pd.isna(r.std) else float(r.std),
+                "n_folds": int(r.n_folds),
+            }
+        folds = metrics[metrics["scheme"] == scheme]["fold"].nunique()
+        out[str(scheme)] = {
+            "description": SCHEME_TEXT[str(scheme)],
+            "folds": int(folds),
+            "models": models,
+        }
+    return out
+
+
+def _limitations(md: ModelData, year_cv: float) -> list[str]:
+    out = [
+        "Learns from breaks the utility recorded; unrecorded breaks and changes in recording "
+        "practice over the years bias both the history features and the targets.",
+        "Ranks units for one year ahead assuming it resembles the training years; weather "
+        f"swings city-wide totals (estimated extra year-to-year variation {year_cv:.2f}), which "
+        "moves counts far more than the ranking.",
+        "Probabilities are calibrated by isotonic regression inside the training folds; the "
+        "ranking uses the model's own expected counts.",
+        "Random K-fold is reported only to show how much ignoring space and time overstates "
+        "skill; trust the forward and spatial schemes.",
+    ]
+    if md.unit_type == "cell":
+        out.append(
+            "Cells are ranked by count of cells, not length: a cell with more pipe carries more "
+            "risk; without pipe data the exposure of a cell is unknown."
+        )
+    if md.unit_type == "pipe":
+        out.append(
+            "Pipe-level histories are short and sparse; breaks that could not be linked to a pipe "
+            "within the tolerance are missing from pipe histories (see break_links)."
+        )
+    return out
+
+
+def _train_one(
+    store: Store,
+    cfg: Config,
+    unit_type: str,
+    run_id: str,
+    data_run: str | None,
+    inputs: list[dict[str, Any]],
+    tick: Callable[[str], None],
+) -> dict[str, Any]:
+    mc = cfg.model
+    md = _load_data(store, cfg, unit_type)
+    cv = cross_validate(md, mc, h3_resolution=cfg.h3_resolution, progress=tick)
+    tick(f"{unit_type}: final fit")
+    final = fit_final(md, mc)
+    summary = summarise_cv(cv.metrics)
+    ft = cv.forward_totals
+    year_cv = float(year_factor_cv(ft["observed"], ft["expected"])) if len(ft) >= 3 else 0.0
+    version = _version(md, cfg, inputs)
+    lab = md.labelled
+    head = headline(summary)
+    created = _now()
+    card: dict[str, Any] = {
+        "model_version": version,
+        "unit_type": unit_type,
+        "kind": mc.kind,
+        "created_at": created.isoformat() + "Z",
+        "run_id": run_id,
+        "package_version": __version__,
+        "sklearn_version": sklearn.__version__,
+        "data": {"run_id": data_run, "store": str(store.path), "inputs": inputs},
+        "training_window": {
+            "feature_years": [int(lab["year"].min()), int(lab["year"].max())],
+            "target_years": [int(lab["year"].min()) + 1, int(lab["year"].max()) + 1],
+            "rows": len(lab),
+            "units": int(lab["unit_id"].nunique()),
+            "breaks": float(lab["target_count"].sum()),
+        },
+        "scoring": {"feature_year": md.latest_year, "target_year": md.latest_year + 1},
+        "weight": md.weight_col,
+        "features": list(final.feature_names_in_),
+        "feature_notes": md.notes,
+        "params": final.get_params(),
+        "config": mc.to_toml(),
+        "headline": head,
+        "leakage_warnings": cv.warnings,
+        "random_cv_optimism": optimism(summary),
+        "lift": lifts(summary),
+        "validation": _validation_block(summary, cv.metrics),
+        "importance": cv.importance.drop(columns="unit_type").to_dict(orient="records"),
+        "forward": {
+            **curves(cv.forward_predictions, md),
+            "totals": ft.to_dict(orient="records"),
+            "year_cv": year_cv,
+        },
+        "limitations": _limitations(md, year_cv),
+    }
+    folder = save_model(cfg.out_dir / "models", version, final, card)
+    reg = pd.DataFrame(
+        [
+            {
+                "model_version": version,
+                "unit_type": unit_type,
+                "kind": mc.kind,
+                "run_id": run_id,
+                "created_at": created,
+                "data_run_id": data_run,
+                "train_start": card["training_window"]["feature_years"][0],
+                "train_end": card["training_window"]["feature_years"][1],
+                "n_train_rows": len(lab),
+                "n_units": int(md.rows["unit_id"].nunique()),
+                "features": json.dumps(card["features"]),
+                "params": json.dumps(card["params"], sort_keys=True, default=str),
+                **{
+                    k: head[k]
+                    for k in (
+                        "forward_capture_5pct",
+                        "forward_capture_10pct",
+                        "forward_roc_auc",
+                        "spatial_capture_5pct",
+                        "random_capture_5pct",
+                        "random_cv_optimism_5pct",
+                        "best_baseline",
+                        "best_baseline_capture_5pct",
+                    )
+                },
+                "year_cv": year_cv,
+                "warnings": json.dumps(cv.warnings),
+                "path": str(folder),
+            }
+        ]
+    )
+    metrics = cv.metrics.assign(model_version=version, unit_type=unit_type)
+    imp = cv.importance.assign(model_version=version)
+    with store.transaction():
+        for name, df in (("models", reg), ("cv_metrics", metrics), ("feature_importance", imp)):
+            store.delete(name, "model_version = ?", [version])
+            store.insert(name, conform(df, f"model/{name}"))
+    return {
+        "model_version": version,
+        "unit_type": unit_type,
+        "path": str(folder),
+        "card": str(folder / "card.md"),
+        **head,
+        "year_cv": year_cv,
+        "warnings": cv.warnings,
+        "notes": md.notes,
+    }
+
+
+def train_models(
+    cfg: Config, *, unit_types: Sequence[str] | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Cross-validate, fit and register one model per unit type (see the module docstring)."""
+    run_id = new_run_id()
+    with Store(cfg.store_path) as store:
+        types = _unit_types(store, unit_types or cfg.model.unit_types)
+        data_run, inputs = _data_inputs(store)
+        out = []
+        for i, ut in enumerate(types):
+
+            def tick(msg: str, i: int = i) -> None:
+                if progress:
+                    progress(f"train {msg}", i, len(types))
+
+            out.append(_train_one(store, cfg, ut, run_id, data_run, inputs, tick))
+    if progress:
+        progress("train", len(types), len(types))
+    return {"run_id": run_id, "models": out}
+
+
+def list_models(cfg: Config) -> pd.DataFrame:
+    """The registry table (newest first within each unit type)."""
+    with Store(cfg.store_path, read_only=True) as store:
+        if store.count("models") == 0:
+            return pd.DataFrame(columns=["model_version", "unit_type", "kind", "created_at"])
+        return store.query(
+            "SELECT * FROM models ORDER BY unit_type, created_at DESC, model_version"
+        )
+
+
+def _model_row(store: Store, unit_type: str, version: str | None) -> pd.Series:
+    if version:
+        df = store.query("SELECT * FROM models WHERE model_version = ?", [version])
+        if df.empty:
+            raise InputDataError(
+                f"model {version!r} is not in the registry; see `twmb models list`"
+            )
+        return df.iloc[0]
+    df = (
+        store.query(
+            "SELECT * FROM models WHERE unit_type = ? ORDER BY created_at DESC, model_version LIMIT 1",
+            [unit_type],
+        )
+        if store.count("models")
+        else pd.DataFrame()
+    )
+    if df.empty:
+        raise InputDataError(
+            f"no trained {unit_type} model in the registry; run `twmb train` first"
+        )
+    return df.iloc[0]
+
+
+def score_latest(
+    cfg: Config,
+    *,
+    unit_types: Sequence[str] | None = None,
+    model_version: str | None = None,
+    top: int = 10,
+) -> dict[str, Any]:
+    """Score the latest year of every unit with the newest (or given) model per unit type."""
+    run_id = new_run_id()
+    out = []
+    with Store(cfg.store_path) as store:
+        if model_version:
+            row = _model_row(store, "", model_version)
+            types = [str(row["unit_type"])]
+        else:
+            types = _unit_types(store, unit_types or cfg.model.unit_types)
+        for ut in types:
+            row = _model_row(store, ut, model_version)
+            version = str(row["model_version"])
+            model = load_model(cfg.out_dir / "models", version)
+            md = _load_data(store, cfg, ut)
+            latest = md.latest
+            scores = score_units(model, latest, weight=md.weight(latest), tiers=cfg.model.tiers)
+            length = latest.set_index("unit_id")["length_km"]
+            scores = scores.assign(
+                run_id=run_id,
+                model_version=version,
+                unit_type=ut,
+                feature_year=md.latest_year,
+                target_year=md.latest_year + 1,
+                length_km=scores["unit_id"].map(length).to_numpy(dtype=float),
+                is_current=True,
+                scored_at=_now(),
+            )
+            with store.transaction():
+                store.ensure_table("risk_scores")
+                store.execute("UPDATE risk_scores SET is_current = false WHERE unit_type = ?", [ut])
+                store.insert("risk_scores", conform(scores, "model/risk_scores"))
+            tiers = scores.groupby("tier", sort=False).agg(
+                units=("unit_id", "size"),
+                km=("length_km", "sum"),
+                expected=("expected_breaks", "sum"),
+            )
+            out.append(
+                {
+                    "unit_type": ut,
+                    "model_version": version,
+                    "units": len(scores),
+                    "feature_year": md.latest_year,
+                    "target_year": md.latest_year + 1,
+                    "expected_breaks": round(float(scores["expected_breaks"].sum()), 1),
+                    "tiers": {
+                        str(k): {
+                            "units": int(v.units),
+                            "km": round(float(v.km), 1),
+                            "expected_breaks": round(float(v.expected), 1),
+                        }
+                        for k, v in tiers.iterrows()
+                    },
+                    "top": scores.head(top)[
+                        ["rank", "unit_id", "expected_breaks", "probability", "tier", "drivers"]
+                    ].to_dict(orient="records"),
+                }
+            )
+    return {"run_id": run_id, "scores": out}
+
+
+def _current_scores(store: Store, unit_type: str) -> pd.DataFrame:
+    if store.count("risk_scores") == 0:
+        raise InputDataError("no risk scores in the store; run `twmb score` first")
+    df = store.query(
+        "SELECT * FROM risk_scores WHERE unit_type = ? AND is_current ORDER BY rank", [unit_type]
+    )
+    if df.empty:
+        raise InputDataError(f"no current {unit_type} scores; run `twmb score` first")
+    return df
+
+
+def run_simulation(
+    cfg: Config,
+    *,
+    unit_types: Sequence[str] | None = None,
+    horizon: int | None = None,
+    n_sims: int | None = None,
+    replace_km: float | None = None,
+    replace_units: int | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Monte Carlo of breaks over 1..horizon years and the renewal scenario, from current scores."""
+    mc = cfg.model
+    horizon = horizon or mc.horizon
+    n_sims = n_sims or mc.n_sims
+    seed = mc.seed if seed is None else seed
+    if not 1 <= horizon <= 50:
+        raise InputDataError(f"horizon must be 1..50 years, got {horizon}")
+    unit_h = sorted({h for h in mc.unit_horizons if h <= horizon} | {horizon})
+    run_id = new_run_id()
+    out = []
+    with Store(cfg.store_path) as store:
+        if store.count("risk_scores") == 0:
+            raise InputDataError("no risk scores in the store; run `twmb score` first")
+        have = set(
+            store.query("SELECT DISTINCT unit_type FROM risk_scores WHERE is_current")["unit_type"]
+        )
+        types = [u for u in (unit_types or mc.unit_types) if u in have]
+        if not types:
+            raise InputDataError(
+                f"no current scores for {list(unit_types or mc.unit_types)}; run `twmb score`"
+            )
+        for ut in types:
+            sc = _current_scores(store, ut)
+            version = str(sc["model_version"].iloc[0])
+            reg = store.query("SELECT year_cv FROM models WHERE model_version = ?", [version])
+            year_cv = (
+                float(reg["year_cv"].iloc[0])
+                if not reg.empty and pd.notna(reg["year_cv"].iloc[0])
+                else 0.0
+            )
+            mu = sc["expected_breaks"].to_numpy(dtype=float)
+            ids = sc["unit_id"].astype(str).tolist()
+            kw = {
+                "horizon": horizon,
+                "n_sims": n_sims,
+                "seed": seed,
+                "year_cv": year_cv,
+                "annual_growth": mc.annual_growth,
+            }
+            base = simulate(mu, unit_ids=ids, unit_horizons=unit_h, **kw)
+            length = sc["length_km"].to_numpy(dtype=float)
+            has_len = bool(np.isfinite(length).all() and (length > 0).any())
+            rk = replace_km if replace_km is not None else (mc.renewal_km if has_len else None)
+            ru = (
+                None
+                if rk is not None
+                else (replace_units if replace_units is not None else mc.renewal_units)
+            )
+            if rk is not None and not has_len:
+                raise InputDataError(
+                    f"{ut} units have no length, so 'replace the riskiest N km' is undefined; "
+                    "use --replace-units"
+                )
+            ren, selected = renewal_scenario(
+                mu,
+                sc["risk_score"].to_numpy(dtype=float),
+                length_km=length if has_len else None,
+                replace_km=rk,
+                replace_units=ru,
+                residual=mc.renewal_residual,
+                **kw,
+            )
+            renewed = np.where(selected, mu * mc.renewal_residual, mu)
+            after = simulate(renewed, unit_ids=ids, unit_horizons=[horizon], **kw)
+            common = {"run_id": run_id, "model_version": version, "unit_type": ut}
+            city = pd.concat(
+                [base.city.assign(scenario="baseline"), after.city.assign(scenario="renewal")],
+                ignore_index=True,
+            ).assign(**common, n_sims=n_sims, seed=seed, is_current=True)
+            units = base.units.assign(**common, is_current=True)
+            renewal_row = pd.DataFrame(
+                [
+                    {
+                        **common,
+                        "horizon": horizon,
+                        "replace_km": rk,
+                        "replace_units": ru,
+                        "units_replaced": ren["units_replaced"],
+                        "km_replaced": ren["km_replaced"],
+                        "share_replaced": (
+                            ren["share_of_length"]
+                            if ren.get("share_of_length") is not None
+                            else ren["share_of_units"]
+                        ),
+                        "residual": mc.renewal_residual,
+                        "expected_breaks_baseline": ren["expected_breaks_baseline"],
+                        "expected_breaks_after": ren["expected_breaks_after"],
+                        "expected_breaks_avoided": ren["expected_breaks_avoided"],
+                        "avoided_p10": ren["avoided_p10"],
+                        "avoided_p50": ren["avoided_p50"],
+                        "avoided_p90": ren["avoided_p90"],
+                        "breaks_avoided_per_km": ren["breaks_avoided_per_km"],
+                        "is_current": True,
+                    }
+                ]
+            )
+            with store.transaction():
+                for name, df in (
+                    ("simulation_city", city),
+                    ("simulation_unit", units),
+                    ("renewal", renewal_row),
+                ):
+                    store.ensure_table(name)
+                    store.execute(
+                        f'UPDATE "{name}" SET is_current = false WHERE unit_type = ?', [ut]
+                    )
+                    store.insert(name, conform(df, f"model/{name}"))
+            last = base.city.iloc[-1]
+            out.append(
+                {
+                    "unit_type": ut,
+                    "model_version": version,
+                    "horizon": horizon,
+                    "n_sims": n_sims,
+                    "year_cv": year_cv,
+                    "city": base.city.to_dict(orient="records"),
+                    f"breaks_over_{horizon}_years": {
+                        k: round(float(last[k]), 1)
+                        for k in ("expected", "p10", "p50", "p90", "p95")
+                    },
+                    "renewal": ren,
+                }
+            )
+    return {"run_id": run_id, "simulations": out}

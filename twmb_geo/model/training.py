@@ -1,0 +1,602 @@
+"""Model data, cross-validation under every scheme, permutation importance and the final fit.
+
+One unit type at a time: :func:`model_data` joins the panel with the unit attributes
+(material, diameter, lengths) and decides the feature columns, the length weights and the
+H3 cell used for spatial blocks; :func:`cross_validate` runs the model and every baseline
+through the same splitters and returns long-format metrics; :func:`permutation_importance`
+measures each feature on held-out spatial folds; :func:`fit_final` fits on every labelled
+row. Nothing here touches the store or the disk (see :mod:`twmb_geo.model.stage`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import h3.api.basic_int as h3i
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from ..config import ModelConfig
+from ..errors import InputDataError
+from ..spatial.units import MATERIAL_GROUPS
+from .baselines import (
+    AgeBaseline,
+    EmpiricalBayesRateBaseline,
+    MaterialDecadeBaseline,
+    PastBreaksBaseline,
+)
+from .estimators import DEFAULT_FEATURES, BreakRiskModel
+from .metrics import calibration_table, capture_curve, evaluate, leakage_warnings, lift
+from .splitters import ForwardSplit, RandomKFold, SpatialBlockKFold, SpatioTemporalSplit
+
+__all__ = [
+    "FRACS",
+    "SCHEME_TEXT",
+    "CVResult",
+    "ModelData",
+    "cross_validate",
+    "fit_final",
+    "make_model",
+    "model_data",
+    "permutation_importance",
+    "summarise_cv",
+]
+
+log = logging.getLogger(__name__)
+
+#: shares of the network at which capture and precision are reported
+FRACS = (0.01, 0.05, 0.10)
+#: model name of the trained model in the metric tables (baselines use their own names)
+MODEL = "model"
+SCHEME_TEXT = {
+    "forward": "train on years < T, test on year T (targets T + 1), T walking forward",
+    "spatial": "K-fold over H3 parent blocks, training rows within the ring buffer dropped",
+    "spatiotemporal": "test block and test year held out at once (forward x spatial folds)",
+    "random": "random K-fold over unit-years: ignores space and time, overstates skill",
+}
+_MATERIAL_EXTRA = ("other",)
+
+
+@dataclass
+class ModelData:
+    """Labelled and latest-year rows of one unit type, ready for the models.
+
+    Attributes
+    ----------
+    unit_type : str
+    rows : pandas.DataFrame
+        Panel rows (pipes: in service only) joined with unit attributes, sorted by
+        ``unit_id, year``; ``target_count`` is null in the latest year.
+    features : list of str
+        Model feature columns (defaults present and not all null).
+    weight_col : str or None
+        ``length_km`` for pipes and streets (capture by share of length), else None.
+    baselines : dict of name -> factory
+    notes : list of str
+        Why a baseline or feature was left out.
+    """
+
+    unit_type: str
+    rows: pd.DataFrame
+    features: list[str]
+    weight_col: str | None
+    baselines: dict[str, Callable[[], BaseEstimator]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> pd.DataFrame:
+        """Rows whose next-year target is known."""
+        return self.rows[self.rows["target_count"].notna()].reset_index(drop=True)
+
+    @property
+    def latest_year(self) -> int:
+        """Latest panel year (the year scored)."""
+        return int(self.rows["year"].max())
+
+    @property
+    def latest(self) -> pd.DataFrame:
+        """Rows of the latest panel year (what batch scoring ranks)."""
+        return self.rows[self.rows["year"] == self.latest_year].reset_index(drop=True)
+
+    def weight(self, df: pd.DataFrame) -> np.ndarray | None:
+        """Length weights of ``df`` rows, or None for count-weighted units."""
+        return None if self.weight_col is None else df[self.weight_col].to_numpy(dtype=float)
+
+
+def _material_onehots(material: pd.Series) -> pd.DataFrame:
+    codes = material.fillna("").astype(str).str.upper().str.strip()
+    out = {}
+    known: set[str] = set()
+    for group, members in MATERIAL_GROUPS.items():
+        out[f"mat_{group}"] = codes.isin(members).astype(float)
+        known.update(members)
+    out["mat_other"] = (~codes.isin(known)).astype(float)
+    return pd.DataFrame(out, index=material.index)
+
+
+def _unit_attributes(units: pd.DataFrame, unit_type: str, h3_res: int) -> pd.DataFrame:
+    """Per-unit columns joined to the panel: weights, block cell and extra features."""
+    a = pd.DataFrame({"unit_id": units["unit_id"].astype(str)})
+    if unit_type == "cell":
+        a["block_cell"] = units["unit_id"].astype(str).to_numpy()
+        for c in ("pipe_km", "street_km", "mean_install_year"):
+            a[c] = units[c].to_numpy(dtype=float)
+        pk = units["pipe_km"].to_numpy(dtype=float)
+        for g in MATERIAL_GROUPS:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                a[f"share_{g}"] = np.where(
+                    pk > 0, units[f"pipe_km_{g}"].to_numpy(float) / pk, np.nan
+                )
+        a["length_km"] = pk
+        return a
+    lat = units["centroid_lat"].to_numpy(dtype=float)
+    lon = units["centroid_lon"].to_numpy(dtype=float)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    cells = np.full(len(units), None, dtype=object)
+    cells[ok] = [
+        h3i.int_to_str(h3i.latlng_to_cell(la, lo, h3_res))
+        for la, lo in zip(lat[ok], lon[ok], strict=True)
+    ]
+    a["block_cell"] = cells
+    if unit_type == "pipe":
+        a["length_km"] = units["length_m"].to_numpy(dtype=float) / 1000.0
+        a["material"] = units["material"].astype("string").to_numpy()
+        a["install_year"] = units["install_year"].to_numpy(dtype=float)
+        a["diameter_mm"] = units["diameter_mm"].to_numpy(dtype=float)
+        a["lined"] = units["lined"].astype("float").to_numpy()
+        a = pd.concat([a, _material_onehots(units["material"]).set_axis(a.index)], axis=1)
+    elif unit_type == "street":
+        a["length_km"] = units["length_m"].to_numpy(dtype=float) / 1000.0
+        a["pipe_km"] = units["pipe_km"].to_numpy(dtype=float)
+    else:
+        a["length_km"] = units["pipe_km"].to_numpy(dtype=float)
+        a["street_km"] = units["street_km"].to_numpy(dtype=float)
+    return a
+
+
+_EXTRA_FEATURES = {
+    "pipe": ("diameter_mm", "lined", *(f"mat_{g}" for g in (*MATERIAL_GROUPS, *_MATERIAL_EXTRA))),
+    "street": ("length_km", "pipe_km"),
+    "cell": ("pipe_km", "street_km", "mean_install_year", *(f"share_{g}" for g in MATERIAL_GROUPS)),
+    "neighbourhood": ("street_km",),
+}
+
+
+def model_data(
+    panel: pd.DataFrame, units: pd.DataFrame, unit_type: str, *, h3_resolution: int
+) -> ModelData:
+    """Join panel rows of ``unit_type`` with their unit table and choose features.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Panel rows of this unit type (``schemas/features/panel.json``).
+    units : pandas.DataFrame
+        The unit table (``unit_pipe``, ``unit_street``, ``unit_cell`` or
+        ``unit_neighbourhood``).
+    unit_type : str
+    h3_resolution : int
+        Resolution of the block cells of non-cell units (their centroid's cell).
+    """
+    if panel.empty:
+        raise InputDataError(f"the panel has no {unit_type} rows; run `twmb features` first")
+    attrs = _unit_attributes(units, unit_type, h3_resolution)
+    rows = panel.merge(attrs, on="unit_id", how="left", validate="many_to_one")
+    notes: list[str] = []
+    if unit_type == "pipe":
+        in_service = rows["exposure_km"].fillna(0) > 0
+        if (~in_service).any():
+            notes.append(f"{int((~in_service).sum())} pipe-years out of service left out")
+        rows = rows[in_service]
+    no_cell = rows["block_cell"].isna()
+    if no_cell.any():
+        bad = rows.loc[no_cell, "unit_id"].unique()
+        notes.append(f"{len(bad)} {unit_type} units without a location left out: {list(bad[:5])}")
+        rows = rows[~no_cell]
+    rows = rows.sort_values(["unit_id", "year"], kind="stable").reset_index(drop=True)
+    cands = [*DEFAULT_FEATURES, *_EXTRA_FEATURES[unit_type]]
+    lab = rows["target_count"].notna()
+    feats = []
+    for c in dict.fromkeys(cands):
+        if c not in rows.columns:
+            continue
+        v = pd.to_numeric(rows.loc[lab, c], errors="coerce")
+        if v.notna().any() and v.nunique(dropna=True) > 1:
+            feats.append(c)
+        else:
+            notes.append(f"feature {c} left out: no variation in the labelled rows")
+    weight_col = "length_km" if unit_type in ("pipe", "street") else None
+    if weight_col and not (rows[weight_col].fillna(0) > 0).any():
+        weight_col = None
+        notes.append(f"{unit_type} lengths unknown: capture is by share of units")
+    base: dict[str, Callable[[], BaseEstimator]] = {
+        "past_breaks_5y": lambda: PastBreaksBaseline("breaks_last5"),
+        "empirical_bayes": lambda: EmpiricalBayesRateBaseline(),
+    }
+    if rows.loc[lab, "age_mean"].notna().any():
+        base["age"] = lambda: AgeBaseline()
+    else:
+        notes.append("age baseline left out: no install years")
+    if unit_type == "pipe" and rows.loc[lab, "material"].notna().any():
+        base["material_decade"] = lambda: MaterialDecadeBaseline()
+    return ModelData(unit_type, rows, feats, weight_col, base, notes)
+
+
+def make_model(md: ModelData, mc: ModelConfig) -> BreakRiskModel:
+    """The configured estimator on ``md``'s features."""
+    return BreakRiskModel(
+        kind=mc.kind,  # type: ignore[arg-type]
+        features=md.features,
+        calibrate=mc.calibrate,
+        random_state=mc.seed,
+        learning_rate=mc.learning_rate,
+        max_iter=mc.max_iter,
+    )
+
+
+def _labelled_years(df: pd.DataFrame) -> list[int]:
+    return sorted(int(y) for y in df["year"].unique())
+
+
+def _splitter(scheme: str, md: ModelData, mc: ModelConfig, lab: pd.DataFrame, res: int) -> Any:
+    years = _labelled_years(lab)
+    block = min(mc.block_resolution, res)
+    spatial_kw = {
+        "parent_res": block,
+        "cell_col": "block_cell",
+        "buffer_rings": mc.buffer_rings,
+        "random_state": mc.seed,
+    }
+    if scheme == "forward":
+        return ForwardSplit(test_years=_test_years(years, mc.forward_years))
+    if scheme == "spatial":
+        return SpatialBlockKFold(n_splits=mc.spatial_folds, **spatial_kw)
+    if scheme == "spatiotemporal":
+        return SpatioTemporalSplit(
+            test_years=_test_years(years, mc.spatiotemporal_years),
+            n_splits=mc.spatial_folds,
+            **spatial_kw,
+        )
+    return RandomKFold(n_splits=mc.random_folds, random_state=mc.seed)
+
+
+def _test_years(years: list[int], n: int) -> list[int]:
+    """The last ``n`` labelled years that leave at least two earlier training years."""
+    usable = years[2:]
+    if not usable:
+        raise InputDataError(
+            f"forward validation needs at least 3 labelled years, the panel has {years}"
+        )
+    return usable[-n:]
+
+
+def _fold_iter(
+    scheme: str, splitter: Any, lab: pd.DataFrame
+) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray]]:
+    y = lab["target_count"].to_numpy(dtype=float)
+    for k, (tr, te) in enumerate(splitter.split(lab, y)):
+        years = lab["year"].to_numpy()[te]
+        ty = int(years[0]) if scheme in ("forward", "spatiotemporal") and len(te) else None
+        yield k, ty, tr, te
+
+
+def _metric_rows(
+    md: ModelData,
+    scheme: str,
+    name: str,
+    fold: int,
+    year: int | None,
+    ntr: int,
+    te: pd.DataFrame,
+    score: np.ndarray,
+    prob: np.ndarray,
+) -> list[dict[str, Any]]:
+    m = evaluate(
+        te["target_count"].to_numpy(dtype=float),
+        score,
+        prob,
+        weight=md.weight(te),
+        fracs=FRACS,
+        new_mask=te["breaks_to_date"].fillna(0).to_numpy() == 0,
+    )
+    out = []
+    for metric, value in m.items():
+        if metric == "notes":
+            continue
+        v = float(value)  # type: ignore[arg-type]
+        out.append(
+            {
+                "scheme": scheme,
+                "model": name,
+                "fold": fold,
+                "test_year": year,
+                "n_train": ntr,
+                "n_test": len(te),
+                "metric": metric,
+                "value": v if math.isfinite(v) else None,
+            }
+        )
+    return out
+
+
+@dataclass
+class CVResult:
+    """Everything cross-validation measured for one unit type."""
+
+    metrics: pd.DataFrame
+    forward_totals: pd.DataFrame
+    forward_predictions: pd.DataFrame
+    importance: pd.DataFrame
+    warnings: list[str]
+
+
+def cross_validate(
+    md: ModelData,
+    mc: ModelConfig,
+    *,
+    h3_resolution: int,
+    progress: Callable[[str], None] | None = None,
+) -> CVResult:
+    """Run the model and every baseline through each configured validation scheme.
+
+    Returns long-format metrics (one row per scheme, model, fold and metric), the
+    forward folds' observed and expected city totals (for the simulation's year-to-year
+    spread), the pooled forward predictions (capture curves, calibration) and the
+    permutation importance on the spatial folds.
+    """
+    lab = md.labelled
+    rows: list[dict[str, Any]] = []
+    totals: list[dict[str, Any]] = []
+    preds: list[pd.DataFrame] = []
+    imp: list[pd.DataFrame] = []
+    rng = np.random.default_rng(mc.seed)
+    for scheme in mc.schemes:
+        splitter = _splitter(scheme, md, mc, lab, h3_resolution)
+        for k, year, tr, te in _fold_iter(scheme, splitter, lab):
+            if progress:
+                progress(f"{md.unit_type}: {scheme} fold {k + 1}")
+            trd, ted = lab.iloc[tr], lab.iloc[te]
+            ytr = trd["target_count"].to_numpy(dtype=float)
+            if (ytr > 0).sum() == 0 or len(ted) == 0:
+                log.warning(
+                    "%s %s fold %d skipped: no breaks in training rows", md.unit_type, scheme, k
+                )
+                continue
+            model = make_model(md, mc).fit(trd, ytr)
+            score = model.predict(ted)
+            prob = model.predict_proba(ted)[:, 1]
+            rows += _metric_rows(md, scheme, MODEL, k, year, len(tr), ted, score, prob)
+            fold_preds = {MODEL: score}
+            for name, make in md.baselines.items():
+                b = make().fit(trd, ytr)
+                bs = b.predict(ted)
+                rows += _metric_rows(
+                    md, scheme, name, k, year, len(tr), ted, bs, b.predict_proba(ted)[:, 1]
+                )
+                fold_preds[name] = bs
+            if scheme == "forward":
+                totals.append(
+                    {
+                        "test_year": year,
+                        "observed": float(ted["target_count"].sum()),
+                        "expected": float(model.expected_breaks(ted).sum()),
+                    }
+                )
+                preds.append(
+                    pd.DataFrame(
+                        {
+                            "test_year": year,
+                            "y": ted["target_count"].to_numpy(dtype=float),
+                            "prob": prob,
+                            "weight": md.weight(ted) if md.weight_col else 1.0,
+                            **fold_preds,
+                        }
+                    )
+                )
+            if scheme == "spatial" and mc.importance_repeats > 0:
+                n_take = max(100, mc.importance_max_rows // max(mc.spatial_folds, 1))
+                take = (
+                    np.sort(rng.permutation(len(ted))[:n_take])
+                    if len(ted) > n_take
+                    else np.arange(len(ted))
+                )
+                imp.append(
+                    permutation_importance(model, ted.iloc[take], md, mc.importance_repeats, rng)
+                )
+    metrics = pd.DataFrame(rows)
+    warns = _leakage(metrics)
+    importance = _importance_summary(imp, md.unit_type)
+    return CVResult(
+        metrics=metrics,
+        forward_totals=pd.DataFrame(totals, columns=["test_year", "observed", "expected"]),
+        forward_predictions=pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(),
+        importance=importance,
+        warnings=warns,
+    )
+
+
+def _score_drop(
+    y: np.ndarray, w: np.ndarray | None, base: np.ndarray, perm: np.ndarray
+) -> dict[str, float]:
+    from .metrics import capture_at, roc_auc
+
+    out = {}
+    yb = (y > 0).astype(float)
+    if yb.min() != yb.max():
+        out["roc_auc"] = roc_auc(yb, base) - roc_auc(yb, perm)
+    if y.sum() > 0:
+        out["capture_5pct"] = capture_at(y, base, 0.05, w, ties="average") - capture_at(
+            y, perm, 0.05, w, ties="average"
+        )
+    return out
+
+
+def permutation_importance(
+    model: BreakRiskModel,
+    test: pd.DataFrame,
+    md: ModelData,
+    repeats: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Drop in held-out ROC AUC and capture at 5 % when each feature is shuffled.
+
+    One row per feature, metric and repeat; feature columns are permuted across the
+    test rows with ``rng`` while the others stay fixed.
+    """
+    A = model._matrix(test)
+    y = test["target_count"].to_numpy(dtype=float)
+    w = md.weight(test)
+    base = model.predict_matrix(A)
+    rows = []
+    for j, feat in enumerate(model.feature_names_in_):
+        for r in range(repeats):
+            B = A.copy()
+            B[:, j] = A[rng.permutation(len(A)), j]
+            for metric, drop in _score_drop(y, w, base, model.predict_matrix(B)).items():
+                rows.append({"feature": str(feat), "metric": metric, "repeat": r, "drop": drop})
+    return pd.DataFrame(rows, columns=["feature", "metric", "repeat", "drop"])
+
+
+def _importance_summary(parts: list[pd.DataFrame], unit_type: str) -> pd.DataFrame:
+    cols = ["unit_type", "feature", "metric", "importance_mean", "importance_std", "rank"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    df = pd.concat(parts, ignore_index=True)
+    g = df.groupby(["metric", "feature"], sort=True)["drop"]
+    s = pd.DataFrame({"importance_mean": g.mean(), "importance_std": g.std(ddof=0)}).reset_index()
+    s = s.sort_values(
+        ["metric", "importance_mean", "feature"], ascending=[True, False, True], kind="stable"
+    )
+    s["rank"] = s.groupby("metric").cumcount() + 1
+    s["unit_type"] = unit_type
+    return s[cols].reset_index(drop=True)
+
+
+def summarise_cv(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation and fold count per scheme, model and metric."""
+    if metrics.empty:
+        return pd.DataFrame(columns=["scheme", "model", "metric", "mean", "std", "n_folds"])
+    g = metrics.groupby(["scheme", "model", "metric"], sort=True)["value"]
+    return pd.DataFrame(
+        {"mean": g.mean(), "std": g.std(ddof=1), "n_folds": g.count()}
+    ).reset_index()
+
+
+def _means(summary: pd.DataFrame, scheme: str) -> dict[str, dict[str, float]]:
+    s = summary[summary["scheme"] == scheme]
+    out: dict[str, dict[str, float]] = {}
+    for r in s.itertuples(index=False):
+        out.setdefault(str(r.model), {})[str(r.metric)] = float(r.mean)
+    return out
+
+
+def _leakage(metrics: pd.DataFrame) -> list[str]:
+    """Leakage guard per non-random scheme (random K-fold is optimistic by design)."""
+    summary = summarise_cv(metrics)
+    out = []
+    for scheme in summary["scheme"].unique():
+        if scheme == "random":
+            continue
+        # units that never broke tie at zero under every history baseline, so their
+        # capture is the random share: comparing against it would always "warn"
+        means = {
+            name: {k: v for k, v in m.items() if "_new_" not in k}
+            for name, m in _means(summary, scheme).items()
+        }
+        model = means.pop(MODEL, {})
+        for w in leakage_warnings(model, means):
+            out.append(f"{scheme}: {w}")
+    return out
+
+
+def headline(summary: pd.DataFrame) -> dict[str, Any]:
+    """The figures a registry row and a dashboard need, from :func:`summarise_cv`."""
+
+    def get(scheme: str, model: str, metric: str) -> float | None:
+        s = summary[
+            (summary["scheme"] == scheme)
+            & (summary["model"] == model)
+            & (summary["metric"] == metric)
+        ]
+        if s.empty or not np.isfinite(s["mean"].iloc[0]):
+            return None
+        return float(s["mean"].iloc[0])
+
+    fw = _means(summary, "forward")
+    base = {k: v.get("capture_5pct", math.nan) for k, v in fw.items() if k != MODEL}
+    base = {k: v for k, v in base.items() if math.isfinite(v)}
+    best = max(base, key=base.__getitem__) if base else None
+    rnd, spa = get("random", MODEL, "capture_5pct"), get("spatial", MODEL, "capture_5pct")
+    return {
+        "forward_capture_5pct": get("forward", MODEL, "capture_5pct"),
+        "forward_capture_10pct": get("forward", MODEL, "capture_10pct"),
+        "forward_roc_auc": get("forward", MODEL, "roc_auc"),
+        "spatial_capture_5pct": spa,
+        "random_capture_5pct": rnd,
+        "random_cv_optimism_5pct": None if rnd is None or spa is None else rnd - spa,
+        "best_baseline": best,
+        "best_baseline_capture_5pct": base.get(best) if best else None,
+    }
+
+
+def lifts(summary: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """Model / baseline capture ratios per scheme and baseline."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for scheme in summary["scheme"].unique():
+        means = _means(summary, scheme)
+        model = means.pop(MODEL, {})
+        out[str(scheme)] = {b: lift(model, m) for b, m in means.items()}
+    return out
+
+
+def optimism(summary: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """How much random K-fold overstates skill against spatial and forward validation."""
+    out: dict[str, dict[str, float | None]] = {}
+    means = {s: _means(summary, s).get(MODEL, {}) for s in ("random", "spatial", "forward")}
+    for metric in ("capture_5pct", "capture_10pct", "roc_auc", "pr_auc"):
+        r = means["random"].get(metric)
+        row: dict[str, float | None] = {}
+        for other in ("spatial", "forward"):
+            o = means[other].get(metric)
+            ok = r is not None and o is not None and math.isfinite(r) and math.isfinite(o)
+            row[f"random_minus_{other}"] = (r - o) if ok else None  # type: ignore[operator]
+            row[f"random_over_{other}"] = (r / o) if ok and o else None  # type: ignore[operator]
+        out[metric] = row
+    return out
+
+
+def curves(preds: pd.DataFrame, md: ModelData) -> dict[str, Any]:
+    """Pooled forward-validation capture curves (model and baselines) and calibration."""
+    if preds.empty:
+        return {"capture_curves": {}, "calibration": []}
+    fr = np.round(np.linspace(0, 1, 51), 4)
+    w = preds["weight"].to_numpy(dtype=float) if md.weight_col else None
+    names = [MODEL, *md.baselines]
+    cc = {
+        n: [
+            round(float(v), 6)
+            for v in capture_curve(preds["y"], preds[n], w, fr, ties="average")["capture"]
+        ]
+        for n in names
+        if n in preds
+    }
+    cal = calibration_table((preds["y"] > 0).astype(float), preds["prob"], n_bins=10)
+    return {
+        "fracs": fr.tolist(),
+        "capture_curves": cc,
+        "calibration": cal.to_dict(orient="records"),
+    }
+
+
+def fit_final(md: ModelData, mc: ModelConfig) -> BreakRiskModel:
+    """Fit the configured model on every labelled row."""
+    lab = md.labelled
+    y = lab["target_count"].to_numpy(dtype=float)
+    if (y > 0).sum() == 0:
+        raise InputDataError(f"no {md.unit_type} breaks in the labelled years: nothing to learn")
+    return make_model(md, mc).fit(lab, y)
