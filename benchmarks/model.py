@@ -309,6 +309,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         },
         "store": str(store_path),
         "city": str(city),
@@ -403,6 +405,7 @@ def main() -> None:
         out["acceptance"] = acc
     sampler.stop()
     out["process_maxrss_gb"] = _maxrss_gb()
+    out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out["total_s"] = round(time.perf_counter() - t_all, 2)
     out["summary"] = {
         "A_spatial_cv_pass": targets["A_spatial_cv"]["pass"],

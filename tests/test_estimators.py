@@ -121,3 +121,26 @@ def test_null_targets_ignored_and_unfitted(panel: pd.DataFrame) -> None:
     assert panel["target_any"].isna().any()
     m.fit(panel, panel["target_any"])
     assert np.all(np.isfinite(m.predict(panel)))
+
+
+@pytest.mark.parametrize("kind", ["hgb", "poisson", "logistic"])
+def test_feature_without_any_value_in_training_rows(panel: pd.DataFrame, kind: str) -> None:
+    """A small training fold may lack a feature entirely: fit anyway, predict finite."""
+    tr, te = panel[panel.year <= 2007].copy(), panel[panel.year == 2008].copy()
+    tr["exposure_km"] = np.nan
+    te["exposure_km"] = 1.0
+    m = BreakRiskModel(kind, features=["breaks_last5", "exposure_km"], max_iter=20)
+    m.fit(tr, tr["target_count"])
+    p = m.predict_proba(te)[:, 1]
+    assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+
+
+def test_lightgbm_kind_explains_the_missing_package(panel: pd.DataFrame) -> None:
+    try:
+        import lightgbm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install lightgbm"):
+            BreakRiskModel("lightgbm").fit(panel, panel["target_count"])
+    else:  # pragma: no cover - only where lightgbm is installed
+        m = BreakRiskModel("lightgbm", max_iter=20).fit(panel, panel["target_count"])
+        assert m.predicts_counts and np.isfinite(m.predict(panel)).all()

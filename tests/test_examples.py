@@ -22,3 +22,23 @@ def test_quickstart_runs(tmp_path) -> None:
     assert "Severe winters" in proc.stdout
     assert "'swapped_xy': 1" in proc.stdout  # the xlsx release, read in memory
     assert (tmp_path / "qs" / "twmb.duckdb").exists()
+
+
+def test_risk_model_example_runs(bundled_run: dict, bundled_cfg) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "risk_model.py"),
+            str(bundled_cfg.store_path),
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("test year") and lines[1].split()[:2] == ["2015", "2016"]
+    model, base = map(float, lines[1].split()[2:4])
+    assert 0 < model <= 1 and 0 < base <= 1

@@ -8,6 +8,7 @@ import h3.api.basic_int as h3i
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FAST_MODEL
 
 from twmb_geo.config import ModelConfig, default_config, load_config, write_config
 from twmb_geo.errors import ConfigError, InputDataError
@@ -20,15 +21,7 @@ from twmb_geo.model.training import (
     summarise_cv,
 )
 
-CHEAP = ModelConfig(
-    forward_years=3,
-    spatiotemporal_years=1,
-    spatial_folds=3,
-    random_folds=3,
-    max_iter=20,
-    importance_repeats=1,
-    importance_max_rows=2000,
-)
+CHEAP = FAST_MODEL
 
 
 def _cells(n: int) -> list[str]:

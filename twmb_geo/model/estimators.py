@@ -273,6 +273,9 @@ class BreakRiskModel(BaseEstimator):
         Xt, yt = X.loc[keep], yy[keep]
         cols = self._resolve_features(Xt)
         A = _numeric(Xt, cols)
+        # a feature with no value in these rows (e.g. one small training fold) carries no
+        # information; binning an all-missing column fails, so it becomes a constant
+        A[:, np.isnan(A).all(axis=0)] = 0.0
         hit = (yt > 0).astype(np.int64)
         if self.kind not in _COUNT_KINDS and np.unique(hit).size < 2:
             raise ValueError("y needs both rows with and without breaks to fit a classifier")

@@ -137,7 +137,7 @@ def render_card(card: dict[str, Any]) -> str:
         f"- **Trained:** {card['created_at']} (run {card['run_id']})  ",
         f"- **Training window:** feature years {tw['feature_years'][0]}–{tw['feature_years'][1]}, "
         f"targets {tw['target_years'][0]}–{tw['target_years'][1]}; {tw['rows']:,} unit-years, "
-        f"{tw['units']:,} units, {_fmt(tw['breaks'], 0)} breaks  ",
+        f"{tw['units']:,} units, {tw['breaks']:,.0f} breaks  ",
         f"- **Scores year:** {card['scoring']['target_year']} "
         f"(features of {card['scoring']['feature_year']})",
         "",
@@ -154,6 +154,7 @@ def render_card(card: dict[str, Any]) -> str:
         "No warning: no scheme shows an AUC above "
         "0.95 or a capture more than twice the best baseline's."
     ]
+    lines += [f"- **Skipped:** {m}" for m in card.get("skipped_schemes", [])]
     lines += [
         "",
         "## Random-CV optimism",

@@ -204,6 +204,7 @@ def _train_one(
         "config": mc.to_toml(),
         "headline": head,
         "leakage_warnings": cv.warnings,
+        "skipped_schemes": cv.skipped,
         "random_cv_optimism": optimism(summary),
         "lift": lifts(summary),
         "validation": _validation_block(summary, cv.metrics),
@@ -264,7 +265,7 @@ def _train_one(
         **head,
         "year_cv": year_cv,
         "warnings": cv.warnings,
-        "notes": md.notes,
+        "notes": md.notes + cv.skipped,
     }
 
 

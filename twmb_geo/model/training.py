@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
-from ..errors import InputDataError
+from ..errors import ConfigError, InputDataError
 from ..spatial.units import MATERIAL_GROUPS
 from .baselines import (
     AgeBaseline,
@@ -333,6 +333,7 @@ class CVResult:
     forward_predictions: pd.DataFrame
     importance: pd.DataFrame
     warnings: list[str]
+    skipped: list[str] = field(default_factory=list)
 
 
 def cross_validate(
@@ -355,9 +356,21 @@ def cross_validate(
     preds: list[pd.DataFrame] = []
     imp: list[pd.DataFrame] = []
     rng = np.random.default_rng(mc.seed)
+    skipped: list[str] = []
     for scheme in mc.schemes:
-        splitter = _splitter(scheme, md, mc, lab, h3_resolution)
-        for k, year, tr, te in _fold_iter(scheme, splitter, lab):
+        try:
+            folds = list(_fold_iter(scheme, _splitter(scheme, md, mc, lab, h3_resolution), lab))
+        except (InputDataError, ConfigError) as exc:
+            if scheme == "forward":
+                raise
+            msg = (
+                f"{md.unit_type}: {scheme} validation skipped: {exc} "
+                "([model] block_resolution and spatial_folds set the spatial blocks)"
+            )
+            log.warning(msg)
+            skipped.append(msg)
+            continue
+        for k, year, tr, te in folds:
             if progress:
                 progress(f"{md.unit_type}: {scheme} fold {k + 1}")
             trd, ted = lab.iloc[tr], lab.iloc[te]
@@ -417,6 +430,7 @@ def cross_validate(
         forward_predictions=pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(),
         importance=importance,
         warnings=warns,
+        skipped=skipped,
     )
 
 
