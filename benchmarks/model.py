@@ -92,6 +92,30 @@ def phase(sampler: RssSampler, out: dict[str, Any]) -> Iterator[None]:
     out["peak_rss_gb"] = round(sampler.peak / 2**30, 3)
 
 
+class FoldClock:
+    """``progress`` callback of ``cross_validate``: per-fold seconds (and a line on stderr)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.t0 = time.perf_counter()
+        self.marks: list[tuple[str, float]] = []
+
+    def __call__(self, msg: str) -> None:
+        now = time.perf_counter() - self.t0
+        self.marks.append((msg, now))
+        print(f"[{self.label} {now:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds from each fold's start to the next (the last one to now)."""
+        if not self.marks:
+            return {}
+        ends = [t for _, t in self.marks[1:]] + [time.perf_counter() - self.t0]
+        return {
+            m.split(": ", 1)[-1]: round(e - t, 2)
+            for (m, t), e in zip(self.marks, ends, strict=True)
+        }
+
+
 # --------------------------------------------------------------------------- setup
 
 
@@ -175,6 +199,15 @@ def _cv_figures(metrics: Any, scheme: str) -> dict[str, Any]:
     return out
 
 
+def _fold_sizes(metrics: Any) -> list[dict[str, int]]:
+    """n_train / n_test per fold of the model (rows after the ring buffer)."""
+    m = metrics[metrics["model"] == "model"].drop_duplicates("fold").sort_values("fold")
+    return [
+        {"fold": int(r.fold), "n_train": int(r.n_train), "n_test": int(r.n_test)}
+        for r in m.itertuples(index=False)
+    ]
+
+
 def _spearman(a: Any, b: Any) -> float | None:
     import numpy as np
     from scipy.stats import spearmanr
@@ -212,10 +245,15 @@ def _acceptance(md: Any, cfg: Any, scores: Any, asset_map: Any, city: Path) -> d
 
     res: dict[str, Any] = {}
     t = time.perf_counter()
+    clock = FoldClock("forward cv")
     cv = cross_validate(
-        md, ModelConfig(schemes=("forward",), importance_repeats=0), h3_resolution=cfg.h3_resolution
+        md,
+        ModelConfig(schemes=("forward",), importance_repeats=0),
+        h3_resolution=cfg.h3_resolution,
+        progress=clock,
     )
     res["forward_cv_s"] = round(time.perf_counter() - t, 2)
+    res["forward_fold_seconds"] = clock.seconds()
     fw = _cv_figures(cv.metrics, "forward")
     res["forward_test_years"] = sorted(int(y) for y in cv.metrics["test_year"].dropna().unique())
     res["forward"] = fw
@@ -351,12 +389,16 @@ def main() -> None:
         "threshold_seconds": TARGET_A_S,
         "threshold_peak_rss_gb": TARGET_A_GB,
     }
+    clock = FoldClock("spatial cv")
     with phase(sampler, a):
         cv = cross_validate(
             md,
             ModelConfig(schemes=("spatial",), spatial_folds=5, importance_repeats=0),
             h3_resolution=cfg.h3_resolution,
+            progress=clock,
         )
+    a["fold_seconds"] = clock.seconds()
+    a["fold_sizes"] = _fold_sizes(cv.metrics)
     a["process_maxrss_gb"] = _maxrss_gb()
     a["pass_seconds"] = a["seconds"] < TARGET_A_S
     a["pass_memory"] = a["peak_rss_gb"] < TARGET_A_GB
@@ -366,12 +408,15 @@ def main() -> None:
     targets["A_spatial_cv"] = a
     if args.with_importance:
         ai: dict[str, Any] = {"what": "same with importance_repeats=3 (the default)"}
+        clock = FoldClock("spatial cv + importance")
         with phase(sampler, ai):
             cvi = cross_validate(
                 md,
                 ModelConfig(schemes=("spatial",), spatial_folds=5),
                 h3_resolution=cfg.h3_resolution,
+                progress=clock,
             )
+        ai["fold_seconds"] = clock.seconds()
         ai["pass_seconds"] = ai["seconds"] < TARGET_A_S
         ai["pass_memory"] = ai["peak_rss_gb"] < TARGET_A_GB
         imp = cvi.importance
@@ -384,6 +429,7 @@ def main() -> None:
 
     # Target B: fit_final, then score the latest year
     fit: dict[str, Any] = {}
+    print("fit_final ...", file=sys.stderr, flush=True)
     with phase(sampler, fit):
         model = fit_final(md, ModelConfig())
     latest = md.latest

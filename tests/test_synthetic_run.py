@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -93,3 +94,65 @@ def test_pipe_panel_uses_service_lives(synthetic) -> None:
     assert (p["removal_year"].isna() | (p["year"] < p["removal_year"])).all()
     assert (p["exposure_km"] > 0).all()
     assert pd.api.types.is_float_dtype(p["age_mean"])
+
+
+@pytest.fixture(scope="module")
+def synthetic_model(synthetic) -> tuple[dict, dict, object]:
+    """Train, score and simulate on the synthetic store (cheap model settings)."""
+    from dataclasses import replace
+
+    from conftest import FAST_MODEL
+
+    _, out = synthetic
+    cfg = tw.load_config(out / "synthetic-city" / "twmb.toml", out=out)
+    cfg = replace(cfg, model=FAST_MODEL)
+    trained = tw.train(cfg)
+    tw.score(cfg)
+    sims = tw.simulate(cfg, horizon=5, n_sims=100, replace_km=10.0, unit_types=["pipe"])
+    return trained, sims, cfg
+
+
+def test_pipe_street_and_cell_models_are_trained(synthetic_model) -> None:
+    trained, _, cfg = synthetic_model
+    by_type = {m["unit_type"]: m for m in trained["models"]}
+    assert set(by_type) == {"pipe", "street", "cell"}
+    card = json.loads((Path(by_type["pipe"]["path"]) / "card.json").read_text())
+    assert card["weight"] == "length_km"  # capture by share of pipe length
+    assert {"past_breaks_5y", "age", "material_decade", "empirical_bayes"} <= set(
+        card["validation"]["forward"]["models"]
+    )
+    assert {"diameter_mm", "age_mean"} <= set(card["features"])
+    with tw.open_store(cfg.store_path, read_only=True) as store:
+        rs = store.read("risk_scores", "unit_type = 'pipe' AND is_current")
+        n_pipes = store.query(
+            "SELECT count(DISTINCT unit_id) AS n FROM panel WHERE unit_type = 'pipe' "
+            "AND year = (SELECT max(year) FROM panel) AND exposure_km > 0"
+        )["n"].iloc[0]
+    assert len(rs) == n_pipes and rs["length_km"].gt(0).all()
+    top = rs[rs["tier"] == "very_high"]["length_km"].sum() / rs["length_km"].sum()
+    assert top == pytest.approx(0.01, abs=0.01)  # tiers by share of length
+
+
+def test_pipe_scores_agree_with_the_true_hazard(synthetic_model, synthetic) -> None:
+    from scipy.stats import spearmanr
+
+    _, out = synthetic
+    _, _, cfg = synthetic_model
+    hazard = pd.read_parquet(out / "synthetic-city" / "truth" / "pipe_hazard.parquet")
+    with tw.open_store(cfg.store_path, read_only=True) as store:
+        rs = store.read("risk_scores", "unit_type = 'pipe' AND is_current")
+        units = store.read("unit_pipe")[["unit_id", "asset_id"]]
+    year = int(rs["feature_year"].iloc[0])
+    h = hazard[hazard["year"] == year].astype({"asset_id": str})  # the latest simulated year
+    df = rs.merge(units, on="unit_id").merge(h, on="asset_id")
+    assert len(df) > 0.9 * len(rs)
+    rho = spearmanr(df["expected_breaks"] / df["length_km"], df["rate"]).statistic
+    assert rho > 0.3, rho
+
+
+def test_renewal_by_km_on_pipes(synthetic_model) -> None:
+    _, sims, _ = synthetic_model
+    ren = sims["simulations"][0]["renewal"]
+    assert 0 < ren["km_replaced"] <= 10.0
+    assert 0 < ren["expected_breaks_avoided"] < ren["expected_breaks_baseline"]
+    assert ren["breaks_avoided_per_km"] > 0

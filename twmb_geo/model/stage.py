@@ -377,7 +377,7 @@ def score_latest(
                     "tiers": {
                         str(k): {
                             "units": int(v.units),
-                            "km": round(float(v.km), 1),
+                            "km": round(float(v.km), 1) if md.weight_col else None,
                             "expected_breaks": round(float(v.expected), 1),
                         }
                         for k, v in tiers.iterrows()
