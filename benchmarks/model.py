@@ -84,12 +84,20 @@ def phase(sampler: RssSampler, out: dict[str, Any]) -> Iterator[None]:
     """Time the block into ``out['seconds']`` and its peak RSS into ``out['peak_rss_gb']``."""
     sampler.reset()
     start_gb = _rss_bytes() / 2**30
+    cpu0 = _cpu_s()
     t = time.perf_counter()
     yield
     out["seconds"] = round(time.perf_counter() - t, 2)
+    out["cpu_seconds"] = round(_cpu_s() - cpu0, 2)
+    out["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     sampler.peak = max(sampler.peak, _rss_bytes())
     out["rss_at_start_gb"] = round(start_gb, 3)
     out["peak_rss_gb"] = round(sampler.peak / 2**30, 3)
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 class FoldClock:
@@ -289,6 +297,14 @@ def _acceptance(md: Any, cfg: Any, scores: Any, asset_map: Any, city: Path) -> d
     }
     if note:
         sp["note"] = note
+    if not have.all():
+        miss = units.loc[~have, "unit_id"]
+        inst = md.latest.set_index("unit_id")["install_year"].reindex(miss)
+        sp["pipes_without_truth"] = (
+            f"{len(miss)} latest-year pipes have no truth row in {used} "
+            f"({int(inst.isna().sum())} of them with an unknown published install year, "
+            "which the panel counts as in service); left out of the correlations"
+        )
     tr, trk = units["true_rate"].to_numpy(float), units["true_rate_per_km"].to_numpy(float)
     sp[MODEL] = {
         "risk_score_vs_true_rate": _spearman(model_score, tr),
@@ -320,8 +336,13 @@ def main() -> None:
     ap.add_argument(
         "--with-importance", action="store_true", help="also time spatial CV with importance"
     )
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="time target A this many times (fastest counts)"
+    )
     ap.add_argument("--setup-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
     if args.setup_child:
         _setup_child(args.pipes, args.work)
         return
@@ -389,15 +410,25 @@ def main() -> None:
         "threshold_seconds": TARGET_A_S,
         "threshold_peak_rss_gb": TARGET_A_GB,
     }
-    clock = FoldClock("spatial cv")
-    with phase(sampler, a):
-        cv = cross_validate(
-            md,
-            ModelConfig(schemes=("spatial",), spatial_folds=5, importance_repeats=0),
-            h3_resolution=cfg.h3_resolution,
-            progress=clock,
-        )
-    a["fold_seconds"] = clock.seconds()
+    runs = []
+    for i in range(args.repeats):
+        clock = FoldClock(f"spatial cv run {i + 1}")
+        run_i: dict[str, Any] = {}
+        with phase(sampler, run_i):
+            cv = cross_validate(
+                md,
+                ModelConfig(schemes=("spatial",), spatial_folds=5, importance_repeats=0),
+                h3_resolution=cfg.h3_resolution,
+                progress=clock,
+            )
+        run_i["fold_seconds"] = clock.seconds()
+        runs.append(run_i)
+    best = min(runs, key=lambda r: r["seconds"])
+    a.update({k: best[k] for k in ("seconds", "cpu_seconds", "peak_rss_gb")})
+    a["peak_rss_gb"] = max(r["peak_rss_gb"] for r in runs)
+    if len(runs) > 1:
+        a["seconds_is"] = f"fastest of {len(runs)} runs"
+    a["runs"] = runs
     a["fold_sizes"] = _fold_sizes(cv.metrics)
     a["process_maxrss_gb"] = _maxrss_gb()
     a["pass_seconds"] = a["seconds"] < TARGET_A_S
