@@ -19,6 +19,17 @@ def _snapshot(path) -> dict[str, pd.DataFrame]:
         return {t: s.read(t) for t in CURATED}
 
 
+MODEL_TABLES = (
+    "models",
+    "cv_metrics",
+    "feature_importance",
+    "risk_scores",
+    "simulation_city",
+    "simulation_unit",
+    "renewal",
+)
+
+
 def test_running_twice_gives_identical_tables(bundled_run, bundled_cfg) -> None:
     first = _snapshot(bundled_cfg.store_path)
     tw.run(bundled_cfg)
@@ -39,6 +50,22 @@ def test_identical_tables_in_a_fresh_store(bundled_run, bundled_cfg, tmp_path) -
     a, b = _snapshot(bundled_cfg.store_path), _snapshot(other.store_path)
     for t in CURATED:
         pd.testing.assert_frame_equal(a[t], b[t], obj=t)
+    # the model stage too: same version, metrics, scores and simulations (seeded)
+    run_cols = ["run_id", "data_run_id", "created_at", "scored_at", "path"]
+    for t in MODEL_TABLES:
+        where = (
+            "is_current"
+            if t in ("risk_scores", "simulation_city", "simulation_unit", "renewal")
+            else ""
+        )
+        with tw.open_store(bundled_cfg.store_path, read_only=True) as sa:
+            x = sa.read(t, where)
+        with tw.open_store(other.store_path, read_only=True) as sb:
+            y = sb.read(t, where)
+        x = x.drop(columns=[c for c in run_cols if c in x.columns]).reset_index(drop=True)
+        y = y.drop(columns=[c for c in run_cols if c in y.columns]).reset_index(drop=True)
+        assert len(x) > 0, t
+        pd.testing.assert_frame_equal(x, y, obj=t)
 
 
 def test_manifest_records_inputs_steps_versions_and_crs(bundled_run, bundled_cfg) -> None:
