@@ -1,0 +1,215 @@
+"""Tests of the Power BI star schema (twmb_geo.publish.star) on the bundled Toronto run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+import twmb_geo as tw
+from twmb_geo.contracts import load_schema, validate_frame
+from twmb_geo.publish import STAR_TABLES, build_star, check_keys
+from twmb_geo.publish.star import DIMENSIONS, FACTS, KEY_DIMENSIONS, _dim_pipe, _fact_unit_year
+
+#: Toronto's bounding box, WGS84 (lon, lat)
+LON_RANGE = (-79.7, -79.1)
+LAT_RANGE = (43.55, 43.9)
+
+
+@pytest.fixture(scope="module")
+def star(bundled_run, bundled_cfg) -> dict[str, pd.DataFrame]:
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        return build_star(s)
+
+
+@pytest.fixture(scope="module")
+def store_counts(bundled_run, bundled_cfg) -> dict[str, int]:
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        return {t: s.count(t) for t in ("breaks", "unit_cell", "panel", "risk_scores")}
+
+
+def test_every_table_is_built_and_validates(star) -> None:
+    assert tuple(star) == STAR_TABLES
+    assert STAR_TABLES[: len(DIMENSIONS)] == DIMENSIONS
+    for name, df in star.items():
+        sch = load_schema(f"star/{name}")
+        assert sch.layer == "star"
+        assert validate_frame(df, sch, raise_=False) == [], name
+
+
+def test_row_counts(star, store_counts) -> None:
+    assert len(star["fact_break"]) == store_counts["breaks"] == 35_439
+    assert len(star["dim_h3_cell"]) == store_counts["unit_cell"] + 1 == 6_024 + 1
+    assert len(star["fact_unit_year"]) == store_counts["panel"]
+    assert len(star["fact_risk_score"]) == store_counts["risk_scores"]
+    # no pipes or streets in the bundled data: only the unknown rows
+    assert star["dim_pipe"]["pipe_key"].tolist() == [0]
+    assert star["dim_street_segment"]["street_key"].tolist() == [0]
+    assert len(star["dim_neighbourhood"]) == 140 + 1
+    assert len(star["dim_model"]) >= 2
+    for fact in ("fact_hotspot", "fact_cv_metric", "fact_simulation"):
+        assert len(star[fact]) > 0, fact
+
+
+def test_every_fact_key_resolves(star) -> None:
+    assert check_keys(star) == []
+    for fact in FACTS:
+        for key in KEY_DIMENSIONS:
+            if key in star[fact].columns:
+                assert star[fact][key].notna().all()
+    fb = star["fact_break"]
+    assert (fb["cell_key"] > 0).all() and (fb["neighbourhood_key"] > 0).all()
+    assert (fb["pipe_key"] == 0).all() and (fb["street_key"] == 0).all()
+
+
+def test_check_keys_reports_dangling_keys(star) -> None:
+    broken = dict(star)
+    fb = star["fact_break"].copy()
+    fb.loc[0, "cell_key"] = 10**9
+    broken["fact_break"] = fb
+    problems = check_keys(broken)
+    assert len(problems) == 1 and "fact_break.cell_key" in problems[0]
+
+
+def test_surrogate_keys(star) -> None:
+    for dim in DIMENSIONS:
+        key = next(k for k, d in KEY_DIMENSIONS.items() if d == dim)
+        keys = star[dim][key]
+        assert keys.is_unique and str(keys.dtype) == "int64"
+        if dim == "dim_date":
+            continue
+        assert keys.tolist() == list(range(len(keys)))  # 0 unknown, then 1..n
+    cells = star["dim_h3_cell"]
+    assert cells.loc[0, "h3_index"] == "unknown"
+    assert cells["h3_index"].iloc[1:].is_monotonic_increasing
+    assert cells["h3_index"].iloc[1:].str.fullmatch("[0-9a-f]{15}").all()
+    assert star["fact_break"]["break_id"].is_monotonic_increasing
+
+
+def test_build_is_deterministic(star, bundled_cfg) -> None:
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        again = build_star(s)
+    for name in STAR_TABLES:
+        pd.testing.assert_frame_equal(star[name], again[name], check_exact=True)
+        h1 = pd.util.hash_pandas_object(star[name], index=True).to_numpy()
+        h2 = pd.util.hash_pandas_object(again[name], index=True).to_numpy()
+        assert np.array_equal(h1, h2), name
+
+
+def test_dim_date_covers_the_breaks(star, bundled_cfg) -> None:
+    dd = star["dim_date"]
+    dates = pd.to_datetime(dd["date"])
+    assert (dates.diff().dropna() == pd.Timedelta(days=1)).all()
+    assert (dates.iloc[0].month, dates.iloc[0].day) == (1, 1)
+    assert (dates.iloc[-1].month, dates.iloc[-1].day) == (12, 31)
+    assert (dd["date_key"] == dates.dt.strftime("%Y%m%d").astype(np.int64)).all()
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        breaks = s.query("SELECT DISTINCT break_date FROM breaks")
+    keys = pd.to_datetime(breaks["break_date"]).dt.strftime("%Y%m%d").astype(np.int64)
+    assert keys.isin(dd["date_key"]).all()
+    row = dd.set_index("date_key")
+    assert row.loc[20160131, "winter_season"] == "2015-16"
+    assert row.loc[20151130, "winter_season"] == "2015-16"
+    assert row.loc[20150715, "winter_season"] == "none"
+    assert row.loc[20160131, "month_name"] == "January"
+    assert row.loc[20160131, "day_name"] == "Sunday" and row.loc[20160131, "day_of_week"] == 7
+
+
+def test_map_columns_are_wgs84_in_toronto(star) -> None:
+    for name in ("dim_h3_cell", "dim_neighbourhood"):
+        df = star[name].iloc[1:]  # skip the unknown row
+        geoms = shapely.from_wkt(df["wkt"].to_numpy())
+        assert shapely.is_valid_input(geoms).all() and not shapely.is_missing(geoms).any()
+        b = shapely.bounds(geoms)
+        assert (b[:, 0] >= LON_RANGE[0]).all() and (b[:, 2] <= LON_RANGE[1]).all(), name
+        assert (b[:, 1] >= LAT_RANGE[0]).all() and (b[:, 3] <= LAT_RANGE[1]).all(), name
+        assert df["centroid_lon"].between(*LON_RANGE).all()
+        assert df["centroid_lat"].between(*LAT_RANGE).all()
+    fb = star["fact_break"]
+    assert fb["lon"].between(*LON_RANGE).all() and fb["lat"].between(*LAT_RANGE).all()
+
+
+def test_unit_year_rate(star) -> None:
+    fy = star["fact_unit_year"]
+    has = fy["exposure_km"].notna() & (fy["exposure_km"] > 0)
+    expected = fy.loc[has, "breaks"] / fy.loc[has, "exposure_km"] * 100
+    np.testing.assert_allclose(fy.loc[has, "rate_per_100km"], expected)
+    assert fy.loc[~has, "rate_per_100km"].isna().all()
+    # one unit key per row, matching unit_type
+    for unit_type, key in (("cell", "cell_key"), ("neighbourhood", "neighbourhood_key")):
+        sub = fy[fy["unit_type"] == unit_type]
+        assert (sub[key] > 0).all()
+        others = [
+            k for k in ("cell_key", "pipe_key", "street_key", "neighbourhood_key") if k != key
+        ]
+        assert (sub[others] == 0).all().all()
+    assert fy["breaks"].sum() == len(star["fact_break"]) * fy["unit_type"].nunique()
+
+
+def test_unit_year_rate_with_exposure() -> None:
+    dims = {
+        "dim_h3_cell": pd.DataFrame({"cell_key": [0], "h3_index": ["unknown"]}),
+        "dim_pipe": pd.DataFrame({"pipe_key": [0, 1, 2], "unit_id": ["unknown", "P1", "P2"]}),
+        "dim_street_segment": pd.DataFrame({"street_key": [0], "unit_id": ["unknown"]}),
+        "dim_neighbourhood": pd.DataFrame({"neighbourhood_key": [0], "neighbourhood_code": ["x"]}),
+    }
+    panel = pd.DataFrame(
+        {
+            "unit_type": ["pipe"] * 3,
+            "unit_id": ["P1", "P2", "P2"],
+            "year": [2000, 2000, 2001],
+            "breaks": [2.0, 1.0, 0.0],
+            "exposure_km": [0.5, 0.0, np.nan],
+        }
+    )
+    out = _fact_unit_year(panel, dims)
+    assert out["pipe_key"].tolist() == [1, 2, 2]
+    assert out["rate_per_100km"].iloc[0] == pytest.approx(400.0)
+    assert out["rate_per_100km"].iloc[1:].isna().all()
+
+
+def test_dim_pipe_labels() -> None:
+    pipes = pd.DataFrame(
+        {
+            "unit_id": ["b", "a", "c"],
+            "asset_id": ["2", "1", "3"],
+            "material": ["CI", None, "XYZ"],
+            "diameter_mm": [150.0, 200.0, np.nan],
+            "install_year": [1956.0, np.nan, 2001.0],
+            "removal_year": [np.nan, 2010.0, np.nan],
+            "lined": [False, True, False],
+            "length_m": [10.0, 20.0, 30.0],
+            "neighbourhood": ["001", None, "002"],
+            "cell": [None, None, None],
+            "centroid_lat": [43.7, 43.7, 43.7],
+            "centroid_lon": [-79.4, -79.4, -79.4],
+            "geometry": [shapely.to_wkb(shapely.LineString([(313000, 4835000), (313100, 4835000)]))]
+            * 3,
+        }
+    )
+    dim = _dim_pipe(pipes).set_index("unit_id")
+    assert dim.loc["unknown", "pipe_key"] == 0
+    assert dim.loc[["a", "b", "c"], "pipe_key"].tolist() == [1, 2, 3]
+    assert dim.loc["b", "material_desc"] == "Cast Iron"
+    assert dim.loc["a", "material_desc"] == "Unknown" and dim.loc["a", "material"] == "UNK"
+    assert dim.loc["c", "material_desc"] == "XYZ"
+    assert dim.loc["b", "install_decade"] == "1950s" and dim.loc["a", "install_decade"] == "unknown"
+    assert dim.loc["a", "status"] == "abandoned" and dim.loc["b", "status"] == "active"
+    line = shapely.from_wkt(dim.loc["b", "wkt"])
+    assert LON_RANGE[0] < line.bounds[0] < LON_RANGE[1]
+
+
+def test_empty_store_gives_unknown_rows_and_empty_facts(tmp_path: Path) -> None:
+    with tw.open_store(tmp_path / "empty.duckdb") as s:
+        tables = build_star(s)
+    assert tuple(tables) == STAR_TABLES
+    assert tables["dim_date"].empty
+    for dim in DIMENSIONS[1:]:
+        assert len(tables[dim]) == 1, dim
+    for fact in FACTS:
+        assert tables[fact].empty, fact
+        assert list(tables[fact].columns) == load_schema(f"star/{fact}").columns
+    assert check_keys(tables) == []

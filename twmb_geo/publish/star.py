@@ -1,0 +1,511 @@
+"""The Power BI star schema: dimensions and facts built from the DuckDB store.
+
+Every table has a contract under ``schemas/star/``. Conventions:
+
+* surrogate keys are ``<dim>_key`` int64, ``1..n`` in the stable (mergesort) order of the
+  dimension's natural key; key ``0`` is the "unknown / not applicable" row every dimension
+  except ``dim_date`` carries, so fact keys are never null (a break not linked to a pipe has
+  ``pipe_key = 0``);
+* unit facts (``fact_unit_year``, ``fact_risk_score``, ``fact_hotspot``) carry one key column
+  per unit type; the keys of the other types are ``0``;
+* map columns are WGS84: ``centroid_lat``/``centroid_lon`` and ``wkt`` (EPSG:4326,
+  transformed from the store's EPSG:2952 WKB); H3 indexes are hex strings;
+* ``dim_date`` spans whole calendar years of the break dates; ``winter_season`` labels
+  November..March as e.g. ``"2015-16"`` and is ``"none"`` for April..October.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from ..contracts import conform, load_schema, validate_frame
+from ..ingest.assets import MATERIALS
+from ..store.duckdb_store import TABLES, Store
+
+__all__ = ["DIMENSIONS", "FACTS", "KEY_DIMENSIONS", "STAR_TABLES", "build_star", "check_keys"]
+
+#: dimension tables, in build order
+DIMENSIONS: tuple[str, ...] = (
+    "dim_date",
+    "dim_h3_cell",
+    "dim_pipe",
+    "dim_street_segment",
+    "dim_neighbourhood",
+    "dim_model",
+)
+#: fact tables
+FACTS: tuple[str, ...] = (
+    "fact_break",
+    "fact_unit_year",
+    "fact_risk_score",
+    "fact_hotspot",
+    "fact_cv_metric",
+    "fact_simulation",
+)
+#: every star table, dimensions first
+STAR_TABLES: tuple[str, ...] = DIMENSIONS + FACTS
+
+#: fact key column -> the dimension it points into (the column has the same name there)
+KEY_DIMENSIONS: dict[str, str] = {
+    "date_key": "dim_date",
+    "cell_key": "dim_h3_cell",
+    "pipe_key": "dim_pipe",
+    "street_key": "dim_street_segment",
+    "neighbourhood_key": "dim_neighbourhood",
+    "model_key": "dim_model",
+}
+
+#: unit type -> (key column, dimension, natural-key column of the dimension)
+_UNITS: dict[str, tuple[str, str, str]] = {
+    "cell": ("cell_key", "dim_h3_cell", "h3_index"),
+    "pipe": ("pipe_key", "dim_pipe", "unit_id"),
+    "street": ("street_key", "dim_street_segment", "unit_id"),
+    "neighbourhood": ("neighbourhood_key", "dim_neighbourhood", "neighbourhood_code"),
+}
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_STATISTICS = ("expected", "mean", "p10", "p50", "p90", "p95")
+_UNKNOWN = "unknown"
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _read(store: Store, name: str) -> pd.DataFrame:
+    """Read a store table; an empty frame with the contract's columns when it is absent."""
+    if store.has_table(name):
+        return store.read(name)
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in load_schema(TABLES[name]).columns})
+
+
+@cache
+def _transformer() -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs("EPSG:2952", "EPSG:4326", always_xy=True)
+
+
+def _wkt(wkb: pd.Series) -> np.ndarray:
+    """WKB (EPSG:2952) -> WKT in WGS84 (lon lat, 6 decimals); None where the blob is null."""
+    out = np.full(len(wkb), None, dtype=object)
+    mask = wkb.notna().to_numpy()
+    if mask.any():
+        tr = _transformer()
+        geoms = shapely.from_wkb(wkb.to_numpy()[mask])
+        geoms = shapely.transform(geoms, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
+        out[mask] = shapely.to_wkt(geoms, rounding_precision=6, trim=True)
+    return out
+
+
+def _with_keys(
+    df: pd.DataFrame, natural: str, key: str, unknown: Mapping[str, object]
+) -> pd.DataFrame:
+    """Sort by the natural key (stable), number rows 1..n and prepend the key-0 unknown row."""
+    df = df.sort_values(natural, kind="mergesort").reset_index(drop=True)
+    df.insert(0, key, np.arange(1, len(df) + 1, dtype=np.int64))
+    unk = pd.DataFrame({c: [unknown.get(c)] for c in df.columns}).astype(object)
+    unk[key] = np.int64(0)
+    if df.empty:
+        return unk
+    return pd.concat([unk, df.astype(object)], ignore_index=True)
+
+
+def _key_map(dim: pd.DataFrame, natural: str, key: str) -> pd.Series:
+    """Natural key -> surrogate key, without the unknown row."""
+    real = dim[dim[key] != 0]
+    return pd.Series(real[key].to_numpy(dtype=np.int64), index=real[natural].to_numpy())
+
+
+def _map_keys(ids: pd.Series, mapping: pd.Series) -> np.ndarray:
+    """Surrogate keys of ``ids``; 0 where the id is null or not in the dimension."""
+    return ids.map(mapping).fillna(0).to_numpy(dtype=np.int64)
+
+
+def _unit_keys(df: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Add the four unit key columns from ``unit_type``/``unit_id`` (0 for other types)."""
+    df = df.copy()
+    for unit_type, (key, dim_name, natural) in _UNITS.items():
+        keys = _map_keys(df["unit_id"], _key_map(dims[dim_name], natural, key))
+        df[key] = np.where(df["unit_type"].to_numpy() == unit_type, keys, 0).astype(np.int64)
+    return df
+
+
+def _model_keys(df: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> np.ndarray:
+    return _map_keys(df["model_version"], _key_map(dims["dim_model"], "model_version", "model_key"))
+
+
+def _finish(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Conform to ``star/<name>``, sort by the contract's ``sort_by`` (stable) and validate."""
+    sch = load_schema(f"star/{name}")
+    out = conform(df, sch)
+    if sch.sort_by and len(out):
+        out = out.sort_values(list(sch.sort_by), kind="mergesort").reset_index(drop=True)
+    validate_frame(out, sch)
+    return out
+
+
+# -- dimensions ---------------------------------------------------------------------------
+def _dim_date(breaks: pd.DataFrame) -> pd.DataFrame:
+    """Daily calendar over the whole years spanned by the break dates."""
+    if len(breaks):
+        dates = pd.to_datetime(breaks["break_date"])
+        days = pd.date_range(f"{dates.min().year}-01-01", f"{dates.max().year}-12-31", freq="D")
+    else:
+        days = pd.DatetimeIndex([], dtype="datetime64[ns]")
+    y = days.year.to_numpy(dtype=np.int64)
+    m = days.month.to_numpy(dtype=np.int64)
+    d = days.day.to_numpy(dtype=np.int64)
+    dow = days.day_of_week.to_numpy(dtype=np.int64) + 1
+    winter = (m >= 11) | (m <= 3)
+    start = pd.Series(np.where(m >= 11, y, y - 1))
+    season = start.astype(str) + "-" + ((start + 1) % 100).astype(str).str.zfill(2)
+    months = np.array(_MONTHS, dtype=object)
+    q = (m - 1) // 3 + 1
+    return pd.DataFrame(
+        {
+            "date_key": y * 10000 + m * 100 + d,
+            "date": days,
+            "year": y,
+            "month": m,
+            "month_name": months[m - 1] if len(m) else [],
+            "month_short": [s[:3] for s in months[m - 1]] if len(m) else [],
+            "quarter": q,
+            "quarter_label": ["Q" + str(v) for v in q],
+            "year_month": pd.Series(y).astype(str) + "-" + pd.Series(m).astype(str).str.zfill(2),
+            "day_of_month": d,
+            "day_of_year": days.day_of_year.to_numpy(dtype=np.int64),
+            "day_of_week": dow,
+            "day_name": np.array(_DAYS, dtype=object)[dow - 1] if len(dow) else [],
+            "is_weekend": dow >= 6,
+            "winter_season": np.where(winter, season.to_numpy(dtype=object), "none"),
+            "is_winter": winter,
+        }
+    )
+
+
+def _neighbourhood_names(nbhd: pd.DataFrame) -> pd.Series:
+    return pd.Series(nbhd["area_name"].to_numpy(), index=nbhd["area_code"].to_numpy())
+
+
+def _dim_h3_cell(cells: pd.DataFrame, nbhd: pd.DataFrame) -> pd.DataFrame:
+    """H3 cells with WGS84 centroid and boundary and their neighbourhood."""
+    code = cells["neighbourhood"]
+    df = pd.DataFrame(
+        {
+            "h3_index": cells["unit_id"].astype(object),
+            "resolution": cells["resolution"],
+            "parent_cell": cells["parent_cell"],
+            "area_km2": cells["area_km2"],
+            "centroid_lat": cells["centroid_lat"],
+            "centroid_lon": cells["centroid_lon"],
+            "wkt": _wkt(cells["geometry"]),
+            "neighbourhood_code": code.fillna(_UNKNOWN),
+            "neighbourhood_name": code.map(_neighbourhood_names(nbhd)).fillna("Unknown"),
+        }
+    )
+    unknown = {
+        "h3_index": _UNKNOWN,
+        "neighbourhood_code": _UNKNOWN,
+        "neighbourhood_name": "Unknown",
+    }
+    return _with_keys(df, "h3_index", "cell_key", unknown)
+
+
+def _decade(year: pd.Series) -> pd.Series:
+    y = pd.to_numeric(year, errors="coerce")
+    label = ((y // 10) * 10).astype("Int64").astype(str) + "s"
+    return label.where(y.notna(), _UNKNOWN).astype(object)
+
+
+def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
+    """Pipes with material meaning, install decade, status and WGS84 geometry."""
+    material = pipes["material"].astype(object).where(pipes["material"].notna(), "UNK")
+    desc = material.map(lambda c: MATERIALS.get(c) or ("Unknown" if c == "UNK" else c))
+    removal = pd.to_numeric(pipes["removal_year"], errors="coerce")
+    df = pd.DataFrame(
+        {
+            "unit_id": pipes["unit_id"].astype(object),
+            "asset_id": pipes["asset_id"],
+            "material": material,
+            "material_desc": desc.astype(object),
+            "diameter_mm": pipes["diameter_mm"],
+            "install_year": pd.to_numeric(pipes["install_year"], errors="coerce").astype("Int32"),
+            "install_decade": _decade(pipes["install_year"]),
+            "removal_year": removal.astype("Int32"),
+            "status": np.where(removal.notna(), "abandoned", "active").astype(object),
+            "lined": pipes["lined"],
+            "length_m": pipes["length_m"],
+            "neighbourhood_code": pipes["neighbourhood"].fillna(_UNKNOWN),
+            "h3_index": pipes["cell"].fillna(_UNKNOWN),
+            "centroid_lat": pipes["centroid_lat"],
+            "centroid_lon": pipes["centroid_lon"],
+            "wkt": _wkt(pipes["geometry"]),
+        }
+    )
+    unknown = {
+        "unit_id": _UNKNOWN,
+        "material": "UNK",
+        "material_desc": "Unknown",
+        "install_decade": _UNKNOWN,
+        "status": _UNKNOWN,
+        "neighbourhood_code": _UNKNOWN,
+        "h3_index": _UNKNOWN,
+    }
+    return _with_keys(df, "unit_id", "pipe_key", unknown)
+
+
+def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
+    """Street segments with class, WGS84 mid-point and geometry."""
+    df = pd.DataFrame(
+        {
+            "unit_id": streets["unit_id"].astype(object),
+            "name": streets["name"].fillna("Unnamed"),
+            "feature_class": streets["feature_code_desc"].fillna("Unknown"),
+            "is_street": streets["is_street"],
+            "length_m": streets["length_m"],
+            "neighbourhood_code": streets["neighbourhood"].fillna(_UNKNOWN),
+            "h3_index": streets["cell"].fillna(_UNKNOWN),
+            "centroid_lat": streets["centroid_lat"],
+            "centroid_lon": streets["centroid_lon"],
+            "wkt": _wkt(streets["geometry"]),
+        }
+    )
+    unknown = {
+        "unit_id": _UNKNOWN,
+        "name": "Unknown",
+        "feature_class": "Unknown",
+        "neighbourhood_code": _UNKNOWN,
+        "h3_index": _UNKNOWN,
+    }
+    return _with_keys(df, "unit_id", "street_key", unknown)
+
+
+def _dim_neighbourhood(nbhd: pd.DataFrame) -> pd.DataFrame:
+    """Neighbourhood polygons with a slicer label and WGS84 geometry."""
+    code = nbhd["area_code"].astype(object)
+    name = nbhd["area_name"].astype(object)
+    df = pd.DataFrame(
+        {
+            "neighbourhood_code": code,
+            "neighbourhood_name": name,
+            "neighbourhood_label": name + " (" + code + ")",
+            "area_km2": nbhd["area_km2"],
+            "centroid_lat": nbhd["centroid_lat"],
+            "centroid_lon": nbhd["centroid_lon"],
+            "wkt": _wkt(nbhd["geometry"]),
+        }
+    )
+    unknown = {
+        "neighbourhood_code": _UNKNOWN,
+        "neighbourhood_name": "Unknown",
+        "neighbourhood_label": "Unknown",
+    }
+    return _with_keys(df, "neighbourhood_code", "neighbourhood_key", unknown)
+
+
+def _dim_model(models: pd.DataFrame) -> pd.DataFrame:
+    """The model registry with its validation summary."""
+    cols = load_schema("star/dim_model").columns[1:]
+    df = models[cols].copy()
+    unknown = {"model_version": _UNKNOWN, "unit_type": _UNKNOWN, "kind": _UNKNOWN}
+    return _with_keys(df, "model_version", "model_key", unknown)
+
+
+# -- facts --------------------------------------------------------------------------------
+def _fact_break(
+    breaks: pd.DataFrame, links: pd.DataFrame, dims: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """One row per break with its date key and linked unit keys (0 when unlinked)."""
+    df = breaks.sort_values("break_id", kind="mergesort").reset_index(drop=True)
+    dates = pd.to_datetime(df["break_date"])
+    out = pd.DataFrame(
+        {
+            "break_key": np.arange(1, len(df) + 1, dtype=np.int64),
+            "break_id": df["break_id"],
+            "date_key": (
+                dates.dt.year * 10000 + dates.dt.month * 100 + dates.dt.day
+                if len(df)
+                else pd.Series(dtype=np.int64)
+            ),
+            "year": df["year"],
+            "lat": df["lat"],
+            "lon": df["lon"],
+            "breaks": np.ones(len(df), dtype=np.int64),
+        }
+    )
+    matched = links[links["status"] == "matched"]
+    for unit_type, (key, dim_name, natural) in _UNITS.items():
+        sub = matched[matched["unit_type"] == unit_type]
+        unit_of = pd.Series(sub["unit_id"].to_numpy(), index=sub["break_id"].to_numpy())
+        out[key] = _map_keys(out["break_id"].map(unit_of), _key_map(dims[dim_name], natural, key))
+    return out
+
+
+def _fact_unit_year(panel: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Breaks, exposure and rate per 100 km per unit and year."""
+    df = _unit_keys(panel[["unit_type", "unit_id", "year", "breaks", "exposure_km"]], dims)
+    exposure = pd.to_numeric(df["exposure_km"], errors="coerce").to_numpy(dtype=float)
+    breaks = pd.to_numeric(df["breaks"]).to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df["rate_per_100km"] = np.where(exposure > 0, breaks / exposure * 100.0, np.nan)
+    df["breaks"] = np.rint(breaks).astype(np.int64)
+    return df
+
+
+def _fact_risk_score(
+    scores: pd.DataFrame, sims: pd.DataFrame, dims: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """Risk scores with unit keys, model key and the horizon-1 simulated p90.
+
+    The p90 comes from the simulation run with the scoring run's ``run_id`` when there is
+    one, else from the latest simulation run (largest ``run_id``) of the same model version.
+    """
+    one = sims.loc[sims["horizon"] == 1, ["run_id", "model_version", "unit_type", "unit_id", "p90"]]
+    sim_runs = one[["run_id", "model_version", "unit_type"]].drop_duplicates()
+    latest = (
+        sim_runs.sort_values("run_id", kind="mergesort")
+        .drop_duplicates(["model_version", "unit_type"], keep="last")
+        .rename(columns={"run_id": "sim_run_id"})
+    )
+    runs = scores[["run_id", "model_version", "unit_type"]].drop_duplicates()
+    runs = runs.merge(latest, on=["model_version", "unit_type"], how="left")
+    exact = runs.set_index(["run_id", "unit_type"]).index.isin(
+        sim_runs.set_index(["run_id", "unit_type"]).index
+    )
+    runs.loc[exact, "sim_run_id"] = runs.loc[exact, "run_id"]
+    df = scores.merge(runs, on=["run_id", "model_version", "unit_type"], how="left")
+    p90 = one.rename(columns={"run_id": "sim_run_id"}).drop(columns="model_version")
+    df = df.merge(p90, on=["sim_run_id", "unit_type", "unit_id"], how="left", validate="m:1")
+    df = _unit_keys(df, dims)
+    df["model_key"] = _model_keys(df, dims)
+    return df
+
+
+def _fact_hotspot(lisa: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """LISA classes per unit, year and variable."""
+    return _unit_keys(lisa, dims)
+
+
+def _fact_cv_metric(cv: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Validation metrics with the model key."""
+    df = cv.copy()
+    df["model_key"] = _model_keys(df, dims)
+    return df
+
+
+def _fact_simulation(city: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """City simulation in long format: one row per statistic."""
+    ids = ["run_id", "model_version", "unit_type", "scenario", "horizon", "is_current"]
+    df = city.melt(
+        id_vars=ids,
+        value_vars=list(_STATISTICS),
+        var_name="statistic",
+        value_name="cumulative_breaks",
+    )
+    df["statistic_order"] = df["statistic"].map({s: i + 1 for i, s in enumerate(_STATISTICS)})
+    df["model_key"] = _model_keys(df, dims)
+    return df
+
+
+# -- public -------------------------------------------------------------------------------
+def build_star(store: Store) -> dict[str, pd.DataFrame]:
+    """Build every star table from ``store``, each conformed and validated against its contract.
+
+    Parameters
+    ----------
+    store
+        An open store (read-only is enough).
+
+    Returns
+    -------
+    dict
+        Table name -> frame, in :data:`STAR_TABLES` order. A dimension without source rows
+        holds only its unknown row; a fact without source rows is empty.
+    """
+    src: dict[str, pd.DataFrame] = {}
+
+    def get(name: str) -> pd.DataFrame:
+        if name not in src:
+            src[name] = _read(store, name)
+        return src[name]
+
+    builders: dict[str, Callable[[], pd.DataFrame]] = {
+        "dim_date": lambda: _dim_date(get("breaks")),
+        "dim_h3_cell": lambda: _dim_h3_cell(get("unit_cell"), get("neighbourhoods")),
+        "dim_pipe": lambda: _dim_pipe(get("unit_pipe")),
+        "dim_street_segment": lambda: _dim_street_segment(get("unit_street")),
+        "dim_neighbourhood": lambda: _dim_neighbourhood(get("neighbourhoods")),
+        "dim_model": lambda: _dim_model(get("models")),
+    }
+    out: dict[str, pd.DataFrame] = {}
+    for name in DIMENSIONS:
+        out[name] = _finish(name, builders[name]())
+    facts: dict[str, Callable[[], pd.DataFrame]] = {
+        "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), out),
+        "fact_unit_year": lambda: _fact_unit_year(get("panel"), out),
+        "fact_risk_score": lambda: _fact_risk_score(
+            get("risk_scores"), get("simulation_unit"), out
+        ),
+        "fact_hotspot": lambda: _fact_hotspot(get("lisa"), out),
+        "fact_cv_metric": lambda: _fact_cv_metric(get("cv_metrics"), out),
+        "fact_simulation": lambda: _fact_simulation(get("simulation_city"), out),
+    }
+    for name in FACTS:
+        out[name] = _finish(name, facts[name]())
+    return out
+
+
+def check_keys(tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Referential integrity: every key of every fact exists in its dimension.
+
+    Parameters
+    ----------
+    tables
+        Star tables by name (e.g. from :func:`build_star`).
+
+    Returns
+    -------
+    list of str
+        One message per broken fact key column (empty when all resolve), plus duplicate or
+        missing dimension keys.
+    """
+    problems: list[str] = []
+    for dim_name in DIMENSIONS:
+        if dim_name not in tables:
+            continue
+        key = next(k for k, d in KEY_DIMENSIONS.items() if d == dim_name)
+        dup = tables[dim_name][key].duplicated()
+        if dup.any():
+            problems.append(f"{dim_name}.{key}: {int(dup.sum())} duplicate keys")
+    for fact in FACTS:
+        if fact not in tables:
+            continue
+        df = tables[fact]
+        for key, dim_name in KEY_DIMENSIONS.items():
+            if key not in df.columns:
+                continue
+            if dim_name not in tables:
+                problems.append(f"{fact}.{key}: dimension {dim_name} is missing")
+                continue
+            bad = ~df[key].isin(tables[dim_name][key])
+            if bad.any():
+                ex = df.loc[bad, key].drop_duplicates().head(5).tolist()
+                problems.append(
+                    f"{fact}.{key}: {int(bad.sum())} rows without a {dim_name} row, e.g. {ex}"
+                )
+    return problems
