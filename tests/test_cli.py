@@ -39,7 +39,18 @@ BUILTIN_PROFILES = {
     "toronto_neighbourhoods_140",
     "toronto_neighbourhoods_158",
 }
-COMMANDS = ("init", "ingest", "run", "fetch", "profiles", "train", "score", "simulate", "models")
+COMMANDS = (
+    "init",
+    "ingest",
+    "run",
+    "fetch",
+    "profiles",
+    "train",
+    "score",
+    "simulate",
+    "models",
+    "publish",
+)
 # A stable, wide-enough terminal; TWMB_CONFIG from the caller's shell must not leak in.
 
 
@@ -138,6 +149,7 @@ def test_help_lists_commands_and_exit_codes() -> None:
         ["simulate"],
         ["models", "list"],
         ["models", "show"],
+        ["publish"],
     ],
     ids=lambda c: "-".join(c),
 )

@@ -213,3 +213,37 @@ def test_empty_store_gives_unknown_rows_and_empty_facts(tmp_path: Path) -> None:
         assert tables[fact].empty, fact
         assert list(tables[fact].columns) == load_schema(f"star/{fact}").columns
     assert check_keys(tables) == []
+
+
+def test_publish_folder_is_complete_deterministic_and_swapped(
+    bundled_run, bundled_cfg, tmp_path
+) -> None:
+    import hashlib
+
+    import pyarrow.parquet as pq
+    from cli_helpers import ok_json, twmb
+
+    from twmb_geo.publish.star import STAR_TABLES
+
+    target = tmp_path / "star"
+    (tmp_path / ".star.staging" / "parquet").mkdir(parents=True)  # a dead publish's leftovers
+    doc = ok_json(twmb("-q", "--out", bundled_cfg.out_dir, "publish", "--folder", target, "--json"))
+    assert set(doc["rows"]) == set(STAR_TABLES)
+    assert not (tmp_path / ".star.staging").exists()
+
+    def digest() -> dict[str, str]:
+        return {
+            p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(target.rglob("*.*"))
+            if p.name != "manifest.json"
+        }
+
+    first = digest()
+    assert len(first) == 2 * len(STAR_TABLES)
+    for t in STAR_TABLES:
+        assert pq.read_metadata(target / "parquet" / f"{t}.parquet").num_rows == doc["rows"][t]
+        csv = pd.read_csv(target / "csv" / f"{t}.csv")
+        assert len(csv) == doc["rows"][t], t
+    assert doc["rows"]["fact_break"] == 35_439
+    tw.publish_star(bundled_cfg, folder=target)
+    assert digest() == first  # same store, byte-identical files

@@ -182,6 +182,7 @@ def main(
       twmb train                validate and fit risk models (cards under <out>/models)
       twmb score                rank every unit for next year (risk_scores)
       twmb simulate             Monte Carlo of the next years and a renewal scenario
+      twmb publish              Power BI star schema as Parquet/CSV files
       twmb run                  the whole job on the configured (default: bundled) data
       twmb run --example synthetic   the same on a generated city with pipes and streets
     """
@@ -658,6 +659,46 @@ def simulate_cmd(
         seed=seed,
     )
     _emit({"command": "simulate", **res}, as_json, lambda: _print_simulations(res["simulations"]))
+
+
+@main.command("publish")
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Target folder (default <out>/star); swapped in atomically.",
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["parquet", "csv"]),
+    multiple=True,
+    help="File formats (repeatable; default both).",
+)
+@json_option
+@click.pass_context
+def publish_cmd(
+    ctx: click.Context, folder: Path | None, formats: tuple[str, ...], as_json: bool
+) -> None:
+    """Build the Power BI star schema from the store and write it as Parquet/CSV files.
+
+    Dimensions (date, H3 cell, pipe, street segment, neighbourhood, model) and facts
+    (breaks, unit-years, risk scores, hot spots, CV metrics, simulations) with integer
+    surrogate keys, WGS84 lat/lon and WKT; every fact key is checked before writing.
+    """
+    from .pipeline import publish_star
+
+    res = publish_star(_cfg(ctx), folder=folder, formats=formats or ("parquet", "csv"))
+
+    def human() -> None:
+        t = Table(title=f"Star schema in {res['folder']}", title_justify="left")
+        t.add_column("table")
+        t.add_column("rows", justify="right")
+        for name, n in res["rows"].items():
+            t.add_row(name, f"{n:,}")
+        out.print(t)
+
+    _emit({"command": "publish", **res}, as_json, human)
 
 
 @main.group()

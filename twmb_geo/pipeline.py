@@ -33,6 +33,7 @@ __all__ = [
     "evaluate_matching",
     "features",
     "ingest",
+    "publish_star",
     "read_source",
     "run",
     "score",
@@ -461,6 +462,28 @@ def simulate(
         replace_units=replace_units,
         seed=seed,
     )
+
+
+def publish_star(
+    cfg: Config, *, folder: Path | str | None = None, formats: Sequence[str] = ("parquet", "csv")
+) -> dict[str, Any]:
+    """Build the Power BI star schema from the store and write it as a Parquet/CSV folder.
+
+    Every fact key is checked against its dimension first; a broken key fails the publish
+    (nothing is written) with a :class:`ContractError` naming the problems.
+    """
+    from .errors import ContractError
+    from .manifest import new_run_id
+    from .publish.files import write_star_folder
+    from .publish.star import build_star, check_keys
+
+    with Store(cfg.store_path, read_only=True) as store:
+        tables = build_star(store)
+    problems = check_keys(tables)
+    if problems:
+        raise ContractError("star schema keys do not resolve; nothing published", problems)
+    target = Path(folder) if folder else cfg.out_dir / "star"
+    return write_star_folder(tables, target, formats=formats, run_id=new_run_id())
 
 
 def _model_summary(cfg: Config, progress: Progress | None) -> dict[str, Any]:

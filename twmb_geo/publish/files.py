@@ -1,0 +1,73 @@
+"""Publish the star schema as a folder of Parquet and/or CSV files (Power BI "Folder" source).
+
+The folder is written next to its final place and swapped in with renames, so a reader
+sees either the previous complete set or the new one, never a mix; a publish that dies
+half-way leaves the previous folder untouched and its leftovers are cleared by the next
+publish. The same store gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import InputDataError
+from .star import STAR_TABLES
+
+__all__ = ["FORMATS", "write_star_folder"]
+
+FORMATS = ("parquet", "csv")
+
+
+def _write_one(df: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        pq.write_table(table, path, compression="zstd")
+    else:
+        df.to_csv(path, index=False, lineterminator="\n", encoding="utf-8", date_format="%Y-%m-%d")
+
+
+def write_star_folder(
+    tables: Mapping[str, pd.DataFrame],
+    folder: Path | str,
+    *,
+    formats: Sequence[str] = FORMATS,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Write every star table to ``folder/<format>/<table>.<ext>`` and swap it in atomically.
+
+    Returns the folder, formats and rows per table (also written to ``manifest.json``).
+    """
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise InputDataError(f"formats must be among {list(FORMATS)}, got {list(formats)}")
+    missing = [t for t in STAR_TABLES if t not in tables]
+    if missing:
+        raise InputDataError(f"star tables missing from the publish: {missing}")
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f".{folder.name}.staging")
+    old = folder.with_name(f".{folder.name}.old")
+    for leftover in (staging, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    rows = {t: len(tables[t]) for t in STAR_TABLES}
+    for fmt in formats:
+        (staging / fmt).mkdir(parents=True)
+        for t in STAR_TABLES:
+            _write_one(tables[t], staging / fmt / f"{t}.{fmt}", fmt)
+    manifest = {"run_id": run_id, "formats": list(formats), "rows": rows}
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+    return {"folder": str(folder), **manifest}
