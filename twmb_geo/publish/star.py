@@ -232,6 +232,17 @@ def _decade(year: pd.Series) -> pd.Series:
     return label.where(y.notna(), _UNKNOWN).astype(object)
 
 
+def _location(units: pd.DataFrame) -> dict[str, object]:
+    """Neighbourhood, H3 cell, WGS84 centroid and WKT columns of a line-unit table."""
+    return {
+        "neighbourhood_code": units["neighbourhood"].fillna(_UNKNOWN),
+        "h3_index": units["cell"].fillna(_UNKNOWN),
+        "centroid_lat": units["centroid_lat"],
+        "centroid_lon": units["centroid_lon"],
+        "wkt": _wkt(units["geometry"]),
+    }
+
+
 def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
     """Pipes with material meaning, install decade, status and WGS84 geometry."""
     material = pipes["material"].astype(object).where(pipes["material"].notna(), "UNK")
@@ -250,11 +261,7 @@ def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
             "status": np.where(removal.notna(), "abandoned", "active").astype(object),
             "lined": pipes["lined"],
             "length_m": pipes["length_m"],
-            "neighbourhood_code": pipes["neighbourhood"].fillna(_UNKNOWN),
-            "h3_index": pipes["cell"].fillna(_UNKNOWN),
-            "centroid_lat": pipes["centroid_lat"],
-            "centroid_lon": pipes["centroid_lon"],
-            "wkt": _wkt(pipes["geometry"]),
+            **_location(pipes),
         }
     )
     unknown = {
@@ -278,11 +285,7 @@ def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
             "feature_class": streets["feature_code_desc"].fillna("Unknown"),
             "is_street": streets["is_street"],
             "length_m": streets["length_m"],
-            "neighbourhood_code": streets["neighbourhood"].fillna(_UNKNOWN),
-            "h3_index": streets["cell"].fillna(_UNKNOWN),
-            "centroid_lat": streets["centroid_lat"],
-            "centroid_lon": streets["centroid_lon"],
-            "wkt": _wkt(streets["geometry"]),
+            **_location(streets),
         }
     )
     unknown = {
