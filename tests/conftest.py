@@ -28,6 +28,17 @@ CURATED = (
 )
 
 
+#: the store tables the model stage writes
+MODEL_TABLES = (
+    "models",
+    "cv_metrics",
+    "feature_importance",
+    "risk_scores",
+    "simulation_city",
+    "simulation_unit",
+    "renewal",
+)
+
 #: a cheap model stage for tests: every scheme, fewer folds and boosting iterations
 FAST_MODEL = ModelConfig(
     forward_years=3,

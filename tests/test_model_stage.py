@@ -11,22 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import error_text, ok_json, twmb
-from conftest import FAST_MODEL
+from conftest import FAST_MODEL, MODEL_TABLES
 
 import twmb_geo as tw
 from twmb_geo.config import Config, write_config
 from twmb_geo.contracts import validate_frame
 from twmb_geo.store.duckdb_store import TABLES
-
-MODEL_TABLES = (
-    "models",
-    "cv_metrics",
-    "feature_importance",
-    "risk_scores",
-    "simulation_city",
-    "simulation_unit",
-    "renewal",
-)
 
 
 @pytest.fixture

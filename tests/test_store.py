@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-from conftest import CURATED, TODAY
+from conftest import CURATED, MODEL_TABLES, TODAY
 
 import twmb_geo as tw
 from twmb_geo.errors import StoreError
@@ -17,17 +17,6 @@ from twmb_geo.store.duckdb_store import Store
 def _snapshot(path) -> dict[str, pd.DataFrame]:
     with tw.open_store(path, read_only=True) as s:
         return {t: s.read(t) for t in CURATED}
-
-
-MODEL_TABLES = (
-    "models",
-    "cv_metrics",
-    "feature_importance",
-    "risk_scores",
-    "simulation_city",
-    "simulation_unit",
-    "renewal",
-)
 
 
 def test_running_twice_gives_identical_tables(bundled_run, bundled_cfg) -> None:

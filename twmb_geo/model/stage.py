@@ -335,12 +335,11 @@ def score_latest(
     out = []
     with Store(cfg.store_path) as store:
         if model_version:
-            row = _model_row(store, "", model_version)
-            types = [str(row["unit_type"])]
+            rows = {str(r["unit_type"]): r for r in [_model_row(store, "", model_version)]}
         else:
             types = _unit_types(store, unit_types or cfg.model.unit_types)
-        for ut in types:
-            row = _model_row(store, ut, model_version)
+            rows = {ut: _model_row(store, ut, None) for ut in types}
+        for ut, row in rows.items():
             version = str(row["model_version"])
             model = load_model(cfg.out_dir / "models", version)
             md = _load_data(store, cfg, ut)

@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import h3.api.basic_int as h3i
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
 from ..errors import ConfigError, InputDataError
+from ..spatial.hexgrid import cell_str, points_to_cells
 from ..spatial.units import MATERIAL_GROUPS
 from .baselines import (
     AgeBaseline,
@@ -31,7 +31,15 @@ from .baselines import (
     PastBreaksBaseline,
 )
 from .estimators import DEFAULT_FEATURES, BreakRiskModel
-from .metrics import calibration_table, capture_curve, evaluate, leakage_warnings, lift
+from .metrics import (
+    calibration_table,
+    capture_at,
+    capture_curve,
+    evaluate,
+    leakage_warnings,
+    lift,
+    roc_auc,
+)
 from .splitters import ForwardSplit, RandomKFold, SpatialBlockKFold, SpatioTemporalSplit
 
 __all__ = [
@@ -134,15 +142,12 @@ def _unit_attributes(units: pd.DataFrame, unit_type: str, h3_res: int) -> pd.Dat
                 )
         a["length_km"] = pk
         return a
-    lat = units["centroid_lat"].to_numpy(dtype=float)
-    lon = units["centroid_lon"].to_numpy(dtype=float)
-    ok = np.isfinite(lat) & np.isfinite(lon)
-    cells = np.full(len(units), None, dtype=object)
-    cells[ok] = [
-        h3i.int_to_str(h3i.latlng_to_cell(la, lo, h3_res))
-        for la, lo in zip(lat[ok], lon[ok], strict=True)
-    ]
-    a["block_cell"] = cells
+    cells = cell_str(
+        points_to_cells(
+            units["centroid_lon"].to_numpy(float), units["centroid_lat"].to_numpy(float), h3_res
+        )
+    )
+    a["block_cell"] = np.where(cells == "", None, cells)
     if unit_type == "pipe":
         a["length_km"] = units["length_m"].to_numpy(dtype=float) / 1000.0
         a["material"] = units["material"].astype("string").to_numpy()
@@ -437,8 +442,6 @@ def cross_validate(
 def _score_drop(
     y: np.ndarray, w: np.ndarray | None, base: np.ndarray, perm: np.ndarray
 ) -> dict[str, float]:
-    from .metrics import capture_at, roc_auc
-
     out = {}
     yb = (y > 0).astype(float)
     if yb.min() != yb.max():

@@ -217,16 +217,13 @@ class Store:
         self.ensure_table(name)
         self.con.execute(f'DELETE FROM "{name}"')
 
-    def delete(self, name: str, where: str, params: list | None = None) -> int:
-        """Delete rows matching ``where`` (creating the table if missing); returns the count.
+    def delete(self, name: str, where: str, params: list | None = None) -> None:
+        """Delete rows matching ``where`` (creating the table if missing).
 
         No transaction of its own: use inside :meth:`transaction` with :meth:`insert`.
         """
         self.ensure_table(name)
-        n = self.con.execute(f'SELECT count(*) FROM "{name}" WHERE {where}', params or [])
-        count = int(n.fetchall()[0][0])
         self.con.execute(f'DELETE FROM "{name}" WHERE {where}', params or [])
-        return count
 
     def execute(self, sql: str, params: list | None = None) -> None:
         """Run a write statement (e.g. an UPDATE of a flag) with bound parameters."""
