@@ -6,6 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.twmb-installed
 OUT    ?= out
+# the Turso CLI (npm package "turso", pinned): a local Turso server for the publish tests
+TURSO_VERSION := 0.6.0
+TURSO_STAMP   := .tools/.turso-$(TURSO_VERSION)
 
 .PHONY: run test install lint bench clean
 
@@ -22,7 +25,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/twmb --out $(OUT) run
 
-test: $(STAMP)
+$(TURSO_STAMP):
+	mkdir -p .tools
+	npm install --prefix .tools --no-audit --no-fund --silent --save-exact turso@$(TURSO_VERSION)
+	.tools/node_modules/.bin/turso --version
+	touch $(TURSO_STAMP)
+
+test: $(STAMP) $(TURSO_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -83,3 +83,12 @@ def service_area() -> shapely.Geometry:
     area = shapely.from_wkb(sa["geometry_buffered"].iloc[0])
     shapely.prepare(area)
     return area
+
+
+@pytest.fixture
+def turso_server(tmp_path: Path):
+    """A real local Turso server (``turso --sync-server``) on a fresh database file."""
+    from turso_server import TursoServer
+
+    with TursoServer(tmp_path / "server.db") as srv:
+        yield srv

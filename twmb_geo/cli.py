@@ -37,6 +37,7 @@ Exit codes:
   4  contract or reconciliation failure
   5  store error (DuckDB file)
   6  download failed (twmb fetch)
+  7  publish failed (target unreachable, token refused, write failed, newer schema)
 """
 
 
@@ -182,7 +183,8 @@ def main(
       twmb train                validate and fit risk models (cards under <out>/models)
       twmb score                rank every unit for next year (risk_scores)
       twmb simulate             Monte Carlo of the next years and a renewal scenario
-      twmb publish              Power BI star schema as Parquet/CSV files
+      twmb publish              Power BI star schema: Parquet/CSV, DuckDB, Turso
+      twmb powerbi              Power BI kit: Power Query scripts and a PBIP model
       twmb run                  the whole job on the configured (default: bundled) data
       twmb run --example synthetic   the same on a generated city with pipes and streets
     """
@@ -402,6 +404,9 @@ def _print_summary(s: dict[str, Any]) -> None:
         _print_models(s["model"]["models"])
         _print_scores(s["model"]["scores"])
         _print_simulations(s["model"]["simulations"])
+    if s.get("publish"):
+        pub = s["publish"]
+        out.print(f"published {pub['publish_id']}: " + ", ".join(pub["targets"].values()))
     if s.get("warnings"):
         err.print(f"[yellow]{len(s['warnings'])} warnings[/] (see manifest.json)", markup=True)
     out.print(f"summary: {s['summary_path']}")
@@ -663,42 +668,136 @@ def simulate_cmd(
 
 @main.command("publish")
 @click.option(
+    "--to",
+    "targets",
+    type=click.Choice(["folder", "duckdb", "turso-file", "turso"]),
+    multiple=True,
+    help="Targets (repeatable). Default: folder, duckdb and turso-file, plus turso with --turso-url.",
+)
+@click.option(
     "--folder",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Target folder (default <out>/star); swapped in atomically.",
+    help="Parquet/CSV folder (default <out>/star); swapped in atomically.",
 )
 @click.option(
     "--format",
     "formats",
     type=click.Choice(["parquet", "csv"]),
     multiple=True,
-    help="File formats (repeatable; default both).",
+    help="File formats of the folder (repeatable; default both).",
+)
+@click.option(
+    "--duckdb-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="DuckDB target file (default <out>/star.duckdb).",
+)
+@click.option(
+    "--turso-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Local Turso database file (default <out>/turso/twmb_star.db).",
+)
+@click.option(
+    "--turso-url",
+    default=None,
+    help="Remote Turso database (libsql://<db>.turso.io or https://...); "
+    "the token comes from TURSO_AUTH_TOKEN.",
+)
+@click.option(
+    "--turso-mode",
+    type=click.Choice(["sync", "http"]),
+    default="sync",
+    show_default=True,
+    help="sync: write a local replica and push (turso.sync); http: write over /v2/pipeline.",
 )
 @json_option
 @click.pass_context
 def publish_cmd(
-    ctx: click.Context, folder: Path | None, formats: tuple[str, ...], as_json: bool
+    ctx: click.Context,
+    targets: tuple[str, ...],
+    folder: Path | None,
+    formats: tuple[str, ...],
+    duckdb_file: Path | None,
+    turso_file: Path | None,
+    turso_url: str | None,
+    turso_mode: str,
+    as_json: bool,
 ) -> None:
-    """Build the Power BI star schema from the store and write it as Parquet/CSV files.
+    """Build the Power BI star schema from the store and publish it.
 
     Dimensions (date, H3 cell, pipe, street segment, neighbourhood, model) and facts
     (breaks, unit-years, risk scores, hot spots, CV metrics, simulations) with integer
     surrogate keys, WGS84 lat/lon and WKT; every fact key is checked before writing.
+    Each target is written atomically; publishing the same content again changes nothing.
     """
     from .pipeline import publish_star
 
-    res = publish_star(_cfg(ctx), folder=folder, formats=formats or ("parquet", "csv"))
+    with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
+        res = publish_star(
+            _cfg(ctx),
+            targets=targets or None,
+            folder=folder,
+            formats=formats or ("parquet", "csv"),
+            duckdb_path=duckdb_file,
+            turso_file=turso_file,
+            turso_url=turso_url,
+            turso_mode=turso_mode,
+            progress=prog,
+        )
+    res.pop("checksums", None)
 
     def human() -> None:
-        t = Table(title=f"Star schema in {res['folder']}", title_justify="left")
+        t = Table(title=f"Star schema {res['publish_id']}", title_justify="left")
         t.add_column("table")
         t.add_column("rows", justify="right")
         for name, n in res["rows"].items():
             t.add_row(name, f"{n:,}")
         out.print(t)
+        for tgt in res["targets"]:
+            state = "unchanged" if tgt.get("changed") is False else "written"
+            out.print(f"{tgt['target']}: {tgt['location']} ({state})")
 
     _emit({"command": "publish", **res}, as_json, human)
+
+
+@main.command("powerbi")
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Kit folder (default <out>/powerbi).",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["turso", "parquet"]),
+    default="turso",
+    show_default=True,
+    help="What the model's tables read: the Turso database over HTTP or the Parquet folder.",
+)
+@json_option
+@click.pass_context
+def powerbi_cmd(ctx: click.Context, folder: Path | None, source: str, as_json: bool) -> None:
+    """Write the Power BI kit: Power Query (M) scripts and a PBIP semantic model (TMDL).
+
+    Generated from the star-schema contracts alone (no store needed): one Turso and one
+    Parquet query per star table, the parameters TursoUrl, TursoToken and StarFolder, the
+    TMDL model with relationships and DAX measures, and TWMB.pbip to open in Power BI
+    Desktop (see docs/powerbi.md).
+    """
+    from .pipeline import powerbi_kit
+
+    res = powerbi_kit(_cfg(ctx), folder=folder, source=source)
+
+    def human() -> None:
+        out.print(
+            f"Power BI kit in {res['folder']}: {res['tables']} tables, "
+            f"{res['relationships']} relationships, {res['measures']} measures "
+            f"(source {res['source']}, {len(res['files'])} files); open TWMB.pbip"
+        )
+
+    _emit({"command": "powerbi", **res}, as_json, human)
 
 
 @main.group()

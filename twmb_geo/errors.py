@@ -15,6 +15,7 @@ EXIT_BAD_INPUT = 3
 EXIT_CONTRACT = 4
 EXIT_STORE = 5
 EXIT_FETCH = 6
+EXIT_PUBLISH = 7
 
 
 class TwmbError(Exception):
@@ -63,3 +64,16 @@ class FetchError(TwmbError):
     """A download from an open-data portal failed after all retries (exit 6)."""
 
     exit_code = EXIT_FETCH
+
+
+class PublishError(TwmbError):
+    """A publish target cannot be reached, refuses the credentials or the write (exit 7).
+
+    Messages name the target (URL without credentials, or file) and never contain a token.
+    """
+
+    exit_code = EXIT_PUBLISH
+
+
+class SchemaVersionError(PublishError):
+    """The target holds a star schema newer than this version of twmb_geo knows (exit 7)."""

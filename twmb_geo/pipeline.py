@@ -33,6 +33,7 @@ __all__ = [
     "evaluate_matching",
     "features",
     "ingest",
+    "powerbi_kit",
     "publish_star",
     "read_source",
     "run",
@@ -465,25 +466,43 @@ def simulate(
 
 
 def publish_star(
-    cfg: Config, *, folder: Path | str | None = None, formats: Sequence[str] = ("parquet", "csv")
+    cfg: Config,
+    *,
+    targets: Sequence[str] | None = None,
+    folder: Path | str | None = None,
+    formats: Sequence[str] = ("parquet", "csv"),
+    duckdb_path: Path | str | None = None,
+    turso_file: Path | str | None = None,
+    turso_url: str | None = None,
+    turso_mode: str = "sync",
+    token: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Build the Power BI star schema from the store and write it as a Parquet/CSV folder.
+    """Build the Power BI star schema from the store and publish it to ``targets``.
 
-    Every fact key is checked against its dimension first; a broken key fails the publish
-    (nothing is written) with a :class:`ContractError` naming the problems.
+    Targets: ``folder`` (Parquet/CSV), ``duckdb``, ``turso-file`` (local Turso database) and
+    ``turso`` (remote, ``turso_url``; token from ``TURSO_AUTH_TOKEN``). Default: the local
+    three, plus ``turso`` when a URL is given. Every fact key is checked first; a broken key
+    fails the publish (nothing written) with a :class:`ContractError`. See
+    :func:`twmb_geo.publish.stage.publish`.
     """
-    from .errors import ContractError
-    from .manifest import new_run_id
-    from .publish.files import write_star_folder
-    from .publish.star import build_star, check_keys
+    from .publish.stage import LOCAL_TARGETS
+    from .publish.stage import publish as do_publish
 
-    with Store(cfg.store_path, read_only=True) as store:
-        tables = build_star(store)
-    problems = check_keys(tables)
-    if problems:
-        raise ContractError("star schema keys do not resolve; nothing published", problems)
-    target = Path(folder) if folder else cfg.out_dir / "star"
-    return write_star_folder(tables, target, formats=formats, run_id=new_run_id())
+    if targets is None:
+        targets = (*LOCAL_TARGETS, "turso") if turso_url else LOCAL_TARGETS
+    return do_publish(
+        cfg,
+        targets=targets,
+        folder=folder,
+        formats=formats,
+        duckdb_path=duckdb_path,
+        turso_file=turso_file,
+        turso_url=turso_url,
+        turso_mode=turso_mode,
+        token=token,
+        progress=progress,
+    )
 
 
 def _model_summary(cfg: Config, progress: Progress | None) -> dict[str, Any]:
@@ -512,14 +531,17 @@ def run(
     progress: Progress | None = None,
     with_features: bool = True,
     with_model: bool = True,
+    with_publish: bool = True,
 ) -> dict[str, Any]:
-    """The main job: ingest, features, models (train, score, simulate), summary.
+    """The main job: ingest, features, models (train, score, simulate), publish, summary.
 
-    Writes ``<out>/summary.json``; ``with_model`` needs ``with_features``.
+    Writes ``<out>/summary.json``; ``with_model`` needs ``with_features``. The publish goes
+    to the local targets (Parquet/CSV folder, DuckDB file, local Turso database file).
     """
     report = ingest(cfg, progress=progress, command="run")
     feats = features(cfg, progress=progress) if with_features else None
     model = _model_summary(cfg, progress) if (with_features and with_model) else None
+    published = publish_star(cfg, progress=progress) if with_publish else None
     with Store(cfg.store_path) as store:
         summary = {
             "run_id": report.run_id,
@@ -534,6 +556,12 @@ def run(
         summary["features"] = {k: v for k, v in feats.items() if k != "warnings"}
     if model is not None:
         summary["model"] = model
+    if published is not None:
+        summary["publish"] = {
+            "publish_id": published["publish_id"],
+            "rows": published["rows"],
+            "targets": {t["target"]: t["location"] for t in published["targets"]},
+        }
     path = cfg.out_dir / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     summary["summary_path"] = str(path)
@@ -604,3 +632,24 @@ def synthetic_example(
             json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
         )
     return summary
+
+
+def powerbi_kit(
+    cfg: Config, *, folder: Path | str | None = None, source: str = "turso"
+) -> dict[str, Any]:
+    """Write the Power BI kit (Power Query scripts, PBIP/TMDL model) for the star schema.
+
+    Generated from the star contracts alone (no store needed), into ``folder`` (default
+    ``<out>/powerbi``). ``source`` picks what the model's tables read: ``"turso"`` (the
+    Turso database over HTTP) or ``"parquet"`` (the folder of :func:`publish_star`, the
+    default of the ``StarFolder`` parameter being ``<out>/star``). The risk tiers counted as
+    "high" are the two riskiest of the config's ``[model] tiers``.
+    """
+    from .publish.powerbi import write_powerbi_kit
+
+    return write_powerbi_kit(
+        Path(folder) if folder else cfg.out_dir / "powerbi",
+        source=source,
+        star_folder=str((cfg.out_dir / "star").resolve()),
+        tiers=cfg.model.tiers,
+    )

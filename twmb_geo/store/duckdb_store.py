@@ -20,7 +20,7 @@ import pyarrow as pa
 from ..contracts import TableSchema, load_schema, validate_frame
 from ..errors import StoreError
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "arrow_table", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ TABLES: dict[str, str] = {
 }
 
 
-def _arrow_table(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
+def arrow_table(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
+    """A frame as an Arrow table with the contract's column types (dates as date32)."""
     fields = [pa.field(f.name, _ARROW[f.type], nullable=f.nullable) for f in schema.fields]
     arrays = []
     for f in schema.fields:
@@ -177,7 +178,7 @@ class Store:
         if df.empty:
             return
         for start in range(0, len(df), _INSERT_CHUNK):  # bounded memory for big tables
-            tbl = _arrow_table(df.iloc[start : start + _INSERT_CHUNK], sch)
+            tbl = arrow_table(df.iloc[start : start + _INSERT_CHUNK], sch)
             self.con.register("_incoming", tbl)
             try:
                 self.con.execute(f'INSERT INTO "{name}" SELECT * FROM _incoming')

@@ -1,0 +1,442 @@
+"""Publishing the star schema to Turso: a local file, and a real Turso server on loopback.
+
+The server is the Turso CLI (npm package ``turso``, installed by ``make test``) run as
+``turso --sync-server``; tables are read back over ``POST /v2/pipeline`` with the very SQL
+the generated Power Query scripts send, and compared with the DuckDB target.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import turso
+from cli_helpers import error_text, ok_json, twmb
+from turso_server import (
+    KillingProxy,
+    TursoServer,
+    current_publish,
+    free_port,
+    m_sql,
+    query,
+    read_current,
+)
+
+import twmb_geo as tw
+from twmb_geo.errors import InputDataError, PublishError, SchemaVersionError
+from twmb_geo.publish.sql import reader_sql, safe_identifier, star_schema
+from twmb_geo.publish.star import STAR_TABLES, build_star
+from twmb_geo.publish.turso import (
+    SCHEMA_VERSION,
+    TursoTarget,
+    connect,
+    migrate,
+    publish_tables,
+)
+from twmb_geo.publish.values import frame_rows, table_checksum
+from twmb_geo.store.duckdb_store import Store
+
+TWMB = str(Path(sys.executable).with_name("twmb"))
+HTTP = ("--turso-mode", "http", "--turso-url")
+TO_TURSO = ("--to", "turso", "--turso-url")
+
+
+# -- helpers -------------------------------------------------------------------------------
+def duck_rows(path: Path, table: str) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        df = con.execute(f'SELECT * FROM "{table}"').df()
+    finally:
+        con.close()
+    return frame_rows(df, star_schema(table))
+
+
+def file_rows(path: Path, table: str) -> list[tuple]:
+    conn = turso.connect(str(path))
+    try:
+        return [tuple(r) for r in conn.execute(reader_sql(table)).fetchall()]
+    finally:
+        conn.close()
+
+
+def checksums(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
+    return {t: table_checksum(frame_rows(tables[t], star_schema(t))) for t in STAR_TABLES}
+
+
+@pytest.fixture(scope="module")
+def empty_star(tmp_path_factory) -> dict[str, pd.DataFrame]:
+    """The star schema of an empty store: unknown rows only (a small, different publish)."""
+    with Store(tmp_path_factory.mktemp("empty") / "e.duckdb") as store:
+        return build_star(store)
+
+
+def _variant(star: dict[str, pd.DataFrame], label: str) -> dict[str, pd.DataFrame]:
+    out = dict(star)
+    dim = star["dim_neighbourhood"].copy()
+    dim["neighbourhood_name"] = label
+    out["dim_neighbourhood"] = dim
+    return out
+
+
+def _publish_file(path: Path, tables: dict[str, pd.DataFrame]) -> dict:
+    session = connect(TursoTarget(mode="file", path=path))
+    try:
+        return publish_tables(session, tables)
+    finally:
+        session.close()
+
+
+def _publish_http(url: str, tables: dict[str, pd.DataFrame]) -> dict:
+    session = connect(TursoTarget(mode="http", url=url))
+    try:
+        return publish_tables(session, tables)
+    finally:
+        session.close()
+
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([TWMB, *map(str, args)], capture_output=True, text=True, **kw)
+
+
+# -- the bundled Toronto run ---------------------------------------------------------------
+def test_run_publishes_the_star_to_a_local_turso_file(bundled_run, bundled_cfg) -> None:
+    pub = bundled_run["publish"]
+    duck = Path(pub["targets"]["duckdb"])
+    path = Path(pub["targets"]["turso-file"])
+    assert path.exists() and duck.exists() and Path(pub["targets"]["folder"]).is_dir()
+    assert pub["rows"]["fact_break"] == 35_439
+    for t in STAR_TABLES:
+        got, want = file_rows(path, t), duck_rows(duck, t)
+        assert len(got) == len(want) == pub["rows"][t], t
+        assert table_checksum(got) == table_checksum(want), t
+    # an ordinary SQLite reader (ODBC) can open the file, and sees the same current publish
+    with sqlite3.connect(path) as con:
+        (pid,) = con.execute('SELECT "publish_id" FROM "twmb_current"').fetchone()
+        assert pid == pub["publish_id"]
+        n = con.execute(reader_sql("fact_break").replace("SELECT ", "SELECT count(*), ", 1))
+        assert n.fetchone()[0] == 35_439
+
+
+def test_bundled_star_on_a_turso_server_equals_duckdb(
+    bundled_run, bundled_cfg, turso_server, tmp_path
+) -> None:
+    kit = Path(tw.powerbi_kit(bundled_cfg, folder=tmp_path / "kit")["folder"])
+    res = tw.publish_star(
+        bundled_cfg, targets=["turso"], turso_url=turso_server.url, turso_mode="http"
+    )
+    (target,) = res["targets"]
+    assert target["changed"] and target["previous"] is None
+    duck = Path(bundled_run["publish"]["targets"]["duckdb"])
+    assert (
+        current_publish(turso_server.url)
+        == res["publish_id"]
+        == bundled_run["publish"]["publish_id"]
+    )
+    for t in STAR_TABLES:
+        got = read_current(turso_server.url, t, sql=m_sql(kit, t))  # what Power Query sends
+        want = duck_rows(duck, t)
+        assert len(got) == len(want) == res["rows"][t], t
+        assert table_checksum(got) == table_checksum(want) == res["checksums"][t], t
+    star = star_schema("fact_break")
+    ordered = duck_rows(duck, "fact_break")
+    ordered.sort(key=lambda r: r[star.columns.index("break_key")])
+    assert read_current(turso_server.url, "fact_break", page=10_000) == ordered  # row for row
+
+    # the same content again, through turso.sync this time: nothing changes, no duplicates
+    again = tw.publish_star(
+        bundled_cfg, targets=["turso"], turso_url=turso_server.url, turso_mode="sync"
+    )
+    assert again["targets"][0]["changed"] is False
+    assert query(turso_server.url, 'SELECT count(*) FROM "fact_break"') == [(35_439,)]
+    assert query(turso_server.url, 'SELECT "status" FROM "twmb_publish_run"') == [("complete",)]
+
+
+# -- publishing semantics ------------------------------------------------------------------
+def test_republish_replaces_keeps_one_previous_and_never_duplicates(empty_star, tmp_path) -> None:
+    path = tmp_path / "star.db"
+    a, b = _variant(empty_star, "A"), _variant(empty_star, "B")
+    ra = _publish_file(path, a)
+    assert ra["changed"] and ra["previous"] is None
+    assert _publish_file(path, a)["changed"] is False  # idempotent
+    rb = _publish_file(path, b)
+    assert rb["previous"] == ra["publish_id"] != rb["publish_id"]
+    ra2 = _publish_file(path, a)  # back to A: the kept copy of A is rewritten, not duplicated
+    assert ra2["publish_id"] == ra["publish_id"] and ra2["previous"] == rb["publish_id"]
+    conn = turso.connect(str(path))
+    try:
+        for t in STAR_TABLES:
+            n = dict(
+                conn.execute(f'SELECT "publish_id", count(*) FROM "{t}" GROUP BY 1').fetchall()
+            )
+            want = {ra["publish_id"]: len(a[t]), rb["publish_id"]: len(b[t])}
+            assert n == {k: v for k, v in want.items() if v}, t
+        names = conn.execute(reader_sql("dim_neighbourhood")).fetchall()
+        assert {r[2] for r in names} == {"A"}
+        status = dict(
+            conn.execute('SELECT "publish_id", "status" FROM "twmb_publish_run"').fetchall()
+        )
+        assert status == {ra["publish_id"]: "complete", rb["publish_id"]: "superseded"}
+        # a third publish drops the oldest
+        rc = _publish_file(path, _variant(empty_star, "C"))
+        ids = {r[0] for r in conn.execute('SELECT DISTINCT "publish_id" FROM "dim_model"')}
+        assert ids == {rc["publish_id"], ra["publish_id"]}
+    finally:
+        conn.close()
+
+
+def test_migrations_are_versioned_and_idempotent(tmp_path) -> None:
+    session = connect(TursoTarget(mode="file", path=tmp_path / "m.db"))
+    try:
+        assert migrate(session) == SCHEMA_VERSION
+        assert migrate(session) == SCHEMA_VERSION
+        rows = session.query('SELECT "version" FROM "twmb_schema_version"')
+        assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+        session.finish()
+    finally:
+        session.close()
+
+
+def test_publisher_killed_mid_publish_leaves_the_previous_publish(
+    bundled_run, bundled_cfg, empty_star, turso_server
+) -> None:
+    url = turso_server.url
+    prev = _publish_http(url, empty_star)
+    proc = subprocess.Popen(
+        [TWMB, "-q", "--out", str(bundled_cfg.out_dir), "publish", "--to", "turso", *HTTP, url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    new_id = bundled_run["publish"]["publish_id"]
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            n = query(url, 'SELECT count(*) FROM "dim_h3_cell" WHERE "publish_id" = ?', [new_id])
+            if n[0][0] > 0:
+                break
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL, "the publish finished before it could be killed"
+    # readers still see the previous complete publish, whole
+    assert current_publish(url) == prev["publish_id"]
+    for t in STAR_TABLES:
+        assert table_checksum(read_current(url, t)) == prev["checksums"][t], t
+    assert query(
+        url, 'SELECT "status" FROM "twmb_publish_run" WHERE "publish_id" = ?', [new_id]
+    ) == [("loading",)]
+    # the next publish redoes it: complete, and no leftovers of the dead attempt
+    res = tw.publish_star(bundled_cfg, targets=["turso"], turso_url=url, turso_mode="http")
+    assert res["targets"][0]["previous"] == prev["publish_id"]
+    assert current_publish(url) == new_id
+    for t in ("dim_h3_cell", "fact_unit_year", "fact_hotspot"):
+        counts = dict(query(url, f'SELECT "publish_id", count(*) FROM "{t}" GROUP BY 1'))
+        assert counts == {new_id: res["rows"][t], prev["publish_id"]: len(empty_star[t])}, t
+
+
+def test_server_killed_mid_push_keeps_the_previous_publish_and_the_push_resumes(
+    bundled_run, bundled_cfg, empty_star, turso_server, tmp_path
+) -> None:
+    proxy = KillingProxy(turso_server)
+    try:
+        cfg = bundled_cfg
+        replica = tmp_path / "replica.db"
+
+        def publish(tables: dict[str, pd.DataFrame]) -> dict:
+            session = connect(TursoTarget(mode="sync", url=proxy.url, replica=replica))
+            try:
+                return publish_tables(session, tables)
+            finally:
+                session.close()
+
+        prev = publish(empty_star)
+        assert current_publish(turso_server.url) == prev["publish_id"]
+        with Store(cfg.store_path, read_only=True) as store:
+            star = build_star(store)
+        proxy.kill_after = proxy.sent + 2_000_000  # dies 2 MB into the push
+        with pytest.raises(PublishError, match=r"pushing to .* failed"):
+            publish(star)
+        assert proxy.killed
+        TursoServer(turso_server.db, port=turso_server.port).start()  # same file, same port
+        turso_server.proc = None
+        assert current_publish(turso_server.url) == prev["publish_id"]
+        for t in STAR_TABLES:
+            assert table_checksum(read_current(turso_server.url, t)) == prev["checksums"][t], t
+        proxy.kill_after = float("inf")
+        res = publish(star)  # resumes the push
+        assert current_publish(turso_server.url) == res["publish_id"]
+        for t in ("fact_break", "dim_h3_cell", "fact_cv_metric"):
+            got = read_current(turso_server.url, t)
+            assert len(got) == len(star[t]) and table_checksum(got) == res["checksums"][t], t
+    finally:
+        proxy.close()
+        subprocess.run(["pkill", "-f", f"127.0.0.1:{turso_server.port}"], check=False)
+
+
+# -- bad input and faults ------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["http", "sync"])
+def test_unreachable_url_is_a_clear_error(bundled_run, bundled_cfg, mode) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    res = _run(
+        ["-q", "--out", bundled_cfg.out_dir, "publish", "--turso-mode", mode, *TO_TURSO, url]
+    )
+    assert res.returncode == 7, res.stderr
+    assert "cannot" in res.stderr and url in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[str]:
+    """A loopback HTTP server answering 401 to everything, like Turso with a wrong token."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(401)
+            self.end_headers()
+            self.wfile.write(b"Unauthorized")
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["http", "sync"])
+def test_wrong_token_is_refused_and_never_echoed(
+    bundled_run, bundled_cfg, refusing_server, mode
+) -> None:
+    secret = "tok-SECRET-3f9a7c1e"
+    env = {**os.environ, "TURSO_AUTH_TOKEN": secret}
+    for before, after in (([], []), ([], ["--json"]), (["--verbose"], [])):
+        res = _run(
+            [
+                "--out",
+                bundled_cfg.out_dir,
+                *before,
+                "publish",
+                "--turso-mode",
+                mode,
+                *after,
+                *TO_TURSO,
+                refusing_server,
+            ],
+            env=env,
+        )
+        assert res.returncode == 7
+        assert "refused the token" in res.stderr + res.stdout
+        assert secret not in res.stderr + res.stdout
+
+
+@pytest.mark.parametrize("name", ["fact_break", "a_1", "_x", "value", "date"])
+def test_safe_identifiers_pass(name) -> None:
+    assert safe_identifier(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ['x"; DROP TABLE dim_date; --', "Name", "1abc", "select", "a b", "", "é", "x" * 64]
+)
+def test_unsafe_identifiers_are_rejected(name) -> None:
+    with pytest.raises(InputDataError, match="not a safe SQL identifier"):
+        safe_identifier(name)
+
+
+def test_an_unsafe_column_is_rejected_and_values_are_bound(empty_star, tmp_path) -> None:
+    bad = dict(empty_star)
+    bad["dim_model"] = empty_star["dim_model"].rename(columns={"kind": 'kind"; DROP TABLE x; --'})
+    with pytest.raises(InputDataError, match="not a safe SQL identifier"):
+        _publish_file(tmp_path / "bad.db", bad)
+    with sqlite3.connect(tmp_path / "bad.db") as con:  # checked before anything is written
+        assert con.execute("SELECT count(*) FROM sqlite_schema").fetchone() == (0,)
+    evil = 'Robert\'); DROP TABLE "fact_break"; --'
+    res = _publish_file(tmp_path / "ok.db", _variant(empty_star, evil))
+    names = {r[2] for r in file_rows(tmp_path / "ok.db", "dim_neighbourhood")}
+    assert names == {evil} and file_rows(tmp_path / "ok.db", "fact_break") == []
+    assert res["rows"]["fact_break"] == 0
+
+
+def test_a_newer_schema_version_is_refused(bundled_run, bundled_cfg, empty_star, tmp_path) -> None:
+    path = tmp_path / "newer.db"
+    _publish_file(path, empty_star)
+    conn = turso.connect(str(path))
+    conn.execute(
+        "INSERT INTO \"twmb_schema_version\" VALUES (?, 'from the future', '2030-01-01')",
+        (SCHEMA_VERSION + 1,),
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaVersionError, match="upgrade twmb_geo"):
+        _publish_file(path, _variant(empty_star, "new"))
+    res = twmb(
+        "-q", "--out", bundled_cfg.out_dir, "publish", "--to", "turso-file", "--turso-file", path
+    )
+    assert "upgrade twmb_geo" in error_text(res, 7)
+    duck = tmp_path / "newer.duckdb"
+    ok_json(
+        twmb(
+            "-q",
+            "--out",
+            bundled_cfg.out_dir,
+            "publish",
+            "--to",
+            "duckdb",
+            "--duckdb-file",
+            duck,
+            "--json",
+        )
+    )
+    con = duckdb.connect(str(duck))
+    con.execute('UPDATE "twmb_publish" SET "schema_version" = ?', [SCHEMA_VERSION + 1])
+    con.close()
+    res = twmb(
+        "-q", "--out", bundled_cfg.out_dir, "publish", "--to", "duckdb", "--duckdb-file", duck
+    )
+    assert "upgrade twmb_geo" in error_text(res, 7)
+
+
+def test_disk_full_on_the_local_file_keeps_the_previous_publish(
+    bundled_run, bundled_cfg, empty_star, tmp_path
+) -> None:
+    path = tmp_path / "full.db"
+    prev = _publish_file(path, empty_star)
+    size = sum(p.stat().st_size for p in tmp_path.glob("full.db*"))
+
+    def limit() -> None:  # the child may not grow any file past 4 MB: a nearly full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 4_000_000, size + 4_000_000))
+
+    res = _run(
+        ["-q", "--out", bundled_cfg.out_dir, "publish", "--to", "turso-file", "--turso-file", path],
+        preexec_fn=limit,
+    )
+    assert res.returncode == 7, res.stderr
+    assert "disk full" in res.stderr and str(path) in res.stderr and "Traceback" not in res.stderr
+    for t in STAR_TABLES:
+        assert table_checksum(file_rows(path, t)) == prev["checksums"][t], t
+    again = _publish_file(path, empty_star)
+    assert again["changed"] is False
+
+
+def test_remote_target_needs_a_url(bundled_run, bundled_cfg) -> None:
+    res = twmb("-q", "--out", bundled_cfg.out_dir, "publish", "--to", "turso")
+    assert "--turso-url" in error_text(res, 3)
+    res = twmb("-q", "--out", bundled_cfg.out_dir, "publish", "--turso-url", "ftp://x.example")
+    assert "not valid" in error_text(res, 3)

@@ -1,0 +1,77 @@
+"""Star-table values as plain Python rows for SQL targets, and a checksum readers can recompute.
+
+SQLite-dialect targets (Turso) have no date, timestamp or boolean type: dates travel as
+``YYYY-MM-DD`` text, timestamps as ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` text, booleans as 0/1
+and missing values as NULL (never NaN). :func:`table_checksum` hashes those canonical values,
+so a table read back from any target (Turso over HTTP, DuckDB, Parquet) can be compared
+with what was published without comparing frames dtype by dtype.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..contracts import TableSchema
+
+__all__ = ["column_values", "frame_rows", "table_checksum"]
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v))
+
+
+def column_values(s: pd.Series, type_name: str) -> list[Any]:
+    """One column as canonical Python values (int, float, str or None) for its contract type."""
+    if type_name in ("int32", "int64", "bool"):
+        if s.dtype.kind in "iub" and not s.hasnans:
+            return s.to_numpy(dtype=np.int64).tolist()
+        return [None if _is_missing(v) else int(v) for v in s.tolist()]
+    if type_name == "float64":
+        arr = pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        out = arr.tolist()
+        if np.isnan(arr).any():
+            out = [None if math.isnan(v) else v for v in out]
+        return out
+    if type_name == "date":
+        d = pd.to_datetime(s)
+        return [None if _is_missing(v) else v.strftime("%Y-%m-%d") for v in d.tolist()]
+    if type_name == "timestamp":
+        d = pd.to_datetime(s)
+        return [None if _is_missing(v) else v.isoformat() for v in d.tolist()]
+    return [None if _is_missing(v) else str(v) for v in s.tolist()]
+
+
+def frame_rows(df: pd.DataFrame, schema: TableSchema) -> list[tuple[Any, ...]]:
+    """Rows of ``df`` in contract column order as tuples of canonical values."""
+    cols = [column_values(df[f.name], f.type) for f in schema.fields]
+    return list(zip(*cols, strict=True)) if cols else []
+
+
+def _token(v: Any) -> str:
+    if v is None:
+        return "\\N"
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else repr(v)
+    return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def table_checksum(rows: Iterable[Sequence[Any]]) -> str:
+    """sha256 over canonical rows, independent of row order (rows are sorted first).
+
+    Integral floats and ints hash alike only when they are the same type, so a column that
+    changes type on its way through a target changes the checksum.
+    """
+    lines = sorted("\t".join(_token(v) for v in row) for row in rows)
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
