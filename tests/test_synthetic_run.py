@@ -156,3 +156,32 @@ def test_renewal_by_km_on_pipes(synthetic_model) -> None:
     assert 0 < ren["km_replaced"] <= 10.0
     assert 0 < ren["expected_breaks_avoided"] < ren["expected_breaks_baseline"]
     assert ren["breaks_avoided_per_km"] > 0
+
+
+def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp_path) -> None:
+    """The synthetic city's star schema (pipes, streets, models) published through turso.sync."""
+    from turso_server import read_current
+
+    from twmb_geo.publish.sql import star_schema
+    from twmb_geo.publish.star import STAR_TABLES
+    from twmb_geo.publish.values import frame_rows, table_checksum
+
+    _, _, cfg = synthetic_model
+    duck = tmp_path / "star.duckdb"
+    res = tw.publish_star(
+        cfg, targets=["duckdb", "turso"], duckdb_path=duck, turso_url=turso_server.url
+    )
+    assert [t["target"] for t in res["targets"]] == ["duckdb", "turso"]
+    assert res["rows"]["dim_pipe"] > 1000 and res["rows"]["dim_street_segment"] > 1000
+    assert res["rows"]["fact_risk_score"] > 0 and res["rows"]["dim_model"] == 4  # 3 + unknown
+    import duckdb
+
+    con = duckdb.connect(str(duck), read_only=True)
+    try:
+        for t in STAR_TABLES:
+            want = frame_rows(con.execute(f'SELECT * FROM "{t}"').df(), star_schema(t))
+            got = read_current(turso_server.url, t)
+            assert len(got) == len(want) == res["rows"][t], t
+            assert table_checksum(got) == table_checksum(want) == res["checksums"][t], t
+    finally:
+        con.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -57,6 +58,7 @@ class TursoServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # the npm launcher runs the server as its child
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -70,9 +72,12 @@ class TursoServer:
         raise RuntimeError("turso server did not answer within 20 s")
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+        """Kill the server at once (SIGKILL to its process group: launcher and server)."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+            self.proc = None
 
     def __enter__(self) -> TursoServer:
         return self.start()
@@ -218,6 +223,12 @@ class KillingProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.close()
+
+    def arm(self, more_bytes: float) -> None:
+        """Kill the server once ``more_bytes`` more bytes have gone to it (inf: never)."""
+        with self._lock:
+            self.kill_after = self.sent + more_bytes
+            self.killed = False
 
     def close(self) -> None:
         self._sock.close()

@@ -1,8 +1,10 @@
 """Star-table values as plain Python rows for SQL targets, and a checksum readers can recompute.
 
 SQLite-dialect targets (Turso) have no date, timestamp or boolean type: dates travel as
-``YYYY-MM-DD`` text, timestamps as ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` text, booleans as 0/1
-and missing values as NULL (never NaN). :func:`table_checksum` hashes those canonical values,
+``YYYY-MM-DD`` text, timestamps as ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` text, booleans as 0/1,
+missing values as NULL (never NaN), and floats with 15 significant digits: ``turso.sync``
+sends REAL values as 15-digit text, and a 15-digit value survives that unchanged, so every
+transport delivers the same bits. :func:`table_checksum` hashes those canonical values,
 so a table read back from any target (Turso over HTTP, DuckDB, Parquet) can be compared
 with what was published without comparing frames dtype by dtype.
 """
@@ -34,10 +36,7 @@ def column_values(s: pd.Series, type_name: str) -> list[Any]:
         return [None if _is_missing(v) else int(v) for v in s.tolist()]
     if type_name == "float64":
         arr = pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
-        out = arr.tolist()
-        if np.isnan(arr).any():
-            out = [None if math.isnan(v) else v for v in out]
-        return out
+        return [None if math.isnan(v) else float(f"{v:.15g}") for v in arr.tolist()]
     if type_name == "date":
         d = pd.to_datetime(s)
         return [None if _is_missing(v) else v.strftime("%Y-%m-%d") for v in d.tolist()]
