@@ -169,7 +169,11 @@ def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp
     _, _, cfg = synthetic_model
     duck = tmp_path / "star.duckdb"
     res = tw.publish_star(
-        cfg, targets=["duckdb", "turso"], duckdb_path=duck, turso_url=turso_server.url
+        cfg,
+        targets=["duckdb", "turso"],
+        duckdb_path=duck,
+        turso_url=turso_server.url,
+        turso_mode="sync",
     )
     assert [t["target"] for t in res["targets"]] == ["duckdb", "turso"]
     assert res["rows"]["dim_pipe"] > 1000 and res["rows"]["dim_street_segment"] > 1000

@@ -708,9 +708,10 @@ def simulate_cmd(
 @click.option(
     "--turso-mode",
     type=click.Choice(["sync", "http"]),
-    default="sync",
+    default="http",
     show_default=True,
-    help="sync: write a local replica and push (turso.sync); http: write over /v2/pipeline.",
+    help="http: write over /v2/pipeline (fast, bounded memory); sync: write a local replica "
+    "and push it with turso.sync (resumable, slower, holds the whole publish in memory).",
 )
 @json_option
 @click.pass_context

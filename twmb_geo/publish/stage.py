@@ -59,7 +59,7 @@ def publish(
     duckdb_path: Path | str | None = None,
     turso_file: Path | str | None = None,
     turso_url: str | None = None,
-    turso_mode: str = "sync",
+    turso_mode: str = "http",
     token: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
