@@ -89,20 +89,20 @@ def _variant(star: dict[str, pd.DataFrame], label: str) -> dict[str, pd.DataFram
     return out
 
 
-def _publish_file(path: Path, tables: dict[str, pd.DataFrame]) -> dict:
-    session = connect(TursoTarget(mode="file", path=path))
+def _publish(target: TursoTarget, tables: dict[str, pd.DataFrame]) -> dict:
+    session = connect(target)
     try:
         return publish_tables(session, tables)
     finally:
         session.close()
+
+
+def _publish_file(path: Path, tables: dict[str, pd.DataFrame]) -> dict:
+    return _publish(TursoTarget(mode="file", path=path), tables)
 
 
 def _publish_http(url: str, tables: dict[str, pd.DataFrame]) -> dict:
-    session = connect(TursoTarget(mode="http", url=url))
-    try:
-        return publish_tables(session, tables)
-    finally:
-        session.close()
+    return _publish(TursoTarget(mode="http", url=url), tables)
 
 
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -255,11 +255,7 @@ def test_server_killed_mid_push_keeps_the_previous_publish_and_the_push_resumes(
         replica = tmp_path / "replica.db"
 
         def publish(tables: dict[str, pd.DataFrame]) -> dict:
-            session = connect(TursoTarget(mode="sync", url=proxy.url, replica=replica))
-            try:
-                return publish_tables(session, tables)
-            finally:
-                session.close()
+            return _publish(TursoTarget(mode="sync", url=proxy.url, replica=replica), tables)
 
         prev = publish(empty_star)
         assert current_publish(turso_server.url) == prev["publish_id"]

@@ -502,6 +502,9 @@ def publish_id_for(checksums: Mapping[str, str]) -> str:
     return f"star-{h.hexdigest()[:16]}"
 
 
+_UNFINISHED = ("loading", "complete")
+
+
 def _delete_publish(pid: str) -> list[Stmt]:
     stmts: list[Stmt] = [
         (f"DELETE FROM {quote(t)} WHERE {quote(PUBLISH_COLUMN)} = ?", [pid]) for t in STAR_TABLES
@@ -574,7 +577,8 @@ def publish_tables(
         f'SELECT {quote(PUBLISH_COLUMN)}, "status", "started_at" FROM {quote(RUNS_TABLE)} '
         'ORDER BY "started_at", ' + quote(PUBLISH_COLUMN)
     )
-    stale = [r[0] for r in runs if r[0] != current_id and (r[1] != "superseded" or r[0] == pid)]
+    # interrupted publishes, and this one if it is kept from before (or current but damaged)
+    stale = [r[0] for r in runs if r[0] == pid or (r[0] != current_id and r[1] in _UNFINISHED)]
     for old in stale:
         session.transaction(_delete_publish(old))
     session.transaction(
