@@ -36,7 +36,8 @@ def column_values(s: pd.Series, type_name: str) -> list[Any]:
         return [None if _is_missing(v) else int(v) for v in s.tolist()]
     if type_name == "float64":
         arr = pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
-        return [None if math.isnan(v) else float(f"{v:.15g}") for v in arr.tolist()]
+        # + 0.0 turns -0.0 into 0.0: SQLite stores an integral REAL as an integer, losing the sign
+        return [None if math.isnan(v) else float(f"{v:.15g}") + 0.0 for v in arr.tolist()]
     if type_name == "date":
         d = pd.to_datetime(s)
         return [None if _is_missing(v) else v.strftime("%Y-%m-%d") for v in d.tolist()]
