@@ -50,6 +50,7 @@ COMMANDS = (
     "simulate",
     "models",
     "publish",
+    "powerbi",
 )
 # A stable, wide-enough terminal; TWMB_CONFIG from the caller's shell must not leak in.
 
@@ -109,9 +110,16 @@ def bundled_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]
 def bundled_json(bundled_run: tuple[Path, Result]) -> tuple[Path, Result]:
     """``twmb --out OUT run --json`` again on the same folder (a re-run must be idempotent)."""
     out, _ = bundled_run
-    r = twmb("--out", out, "run", "--no-model", "--json")
+    r = twmb("--out", out, "run", "--no-model", "--no-publish", "--json")
     assert r.exit_code == 0, show(r)
     return out, r
+
+
+def test_run_ends_with_a_publish_to_the_local_targets(bundled_run) -> None:
+    out, r = bundled_run
+    assert "published star-" in r.stdout
+    for path in ("star/parquet/fact_break.parquet", "star.duckdb", "turso/twmb_star.db"):
+        assert (out / path).exists(), path
 
 
 def test_help_lists_commands_and_exit_codes() -> None:

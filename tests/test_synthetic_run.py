@@ -30,6 +30,7 @@ def synthetic(tmp_path_factory) -> tuple[dict, object]:
             "--seed",
             "3",
             "--no-model",
+            "--no-publish",
             "--json",
         )
     )

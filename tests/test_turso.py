@@ -441,3 +441,16 @@ def test_remote_target_needs_a_url(bundled_run, bundled_cfg) -> None:
     assert "--turso-url" in error_text(res, 3)
     res = twmb("-q", "--out", bundled_cfg.out_dir, "publish", "--turso-url", "ftp://x.example")
     assert "not valid" in error_text(res, 3)
+
+
+def test_infinite_values_are_refused_before_writing(empty_star, tmp_path) -> None:
+    from twmb_geo.errors import ContractError
+
+    bad = dict(empty_star)
+    dim = empty_star["dim_neighbourhood"].copy()
+    dim["area_km2"] = float("inf")
+    bad["dim_neighbourhood"] = dim
+    with pytest.raises(
+        ContractError, match=r"dim_neighbourhood has infinite values in \['area_km2'\]"
+    ):
+        _publish_file(tmp_path / "inf.db", bad)

@@ -275,6 +275,11 @@ def _print_sources(sources: list[dict[str, Any]], store: str) -> None:
     help="Only ingest and summarise (skip the feature and model stages).",
 )
 @click.option("--no-model", is_flag=True, help="Skip training, scoring and simulation.")
+@click.option(
+    "--no-publish",
+    is_flag=True,
+    help="Skip the publish of the star schema to the local targets (folder, DuckDB, Turso file).",
+)
 @json_option
 @click.pass_context
 def run(
@@ -284,13 +289,16 @@ def run(
     seed: int | None,
     no_features: bool,
     no_model: bool,
+    no_publish: bool,
     as_json: bool,
 ) -> None:
     """Run the main job on the configured sources (default: the bundled Toronto data).
 
     Ingests every source, builds the spatial features (units, break links, panel, lags,
     hot spots), trains and validates the risk models with defaults, scores the latest
-    year, simulates the next years, prints a summary and writes <out>/summary.json.
+    year, simulates the next years, publishes the Power BI star schema to the local
+    targets (<out>/star/, <out>/star.duckdb, <out>/turso/twmb_star.db), prints a summary and
+    writes <out>/summary.json.
     """
     from .pipeline import run as do_run
 
@@ -307,6 +315,7 @@ def run(
                 progress=prog,
                 with_features=not no_features,
                 with_model=not no_model,
+                with_publish=not no_publish,
             )
     else:
         if n_pipes is not None or seed is not None:
@@ -314,7 +323,11 @@ def run(
         cfg = default_config(root["out"] or "out") if example == "toronto" else _cfg(ctx)
         with _progress(not root["quiet"] and not as_json) as prog:
             summary = do_run(
-                cfg, progress=prog, with_features=not no_features, with_model=not no_model
+                cfg,
+                progress=prog,
+                with_features=not no_features,
+                with_model=not no_model,
+                with_publish=not no_publish,
             )
     _emit({"command": "run", **summary}, as_json, lambda: _print_summary(summary))
 

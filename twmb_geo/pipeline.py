@@ -607,6 +607,7 @@ def synthetic_example(
     progress: Progress | None = None,
     with_features: bool = True,
     with_model: bool = True,
+    with_publish: bool = True,
 ) -> dict[str, Any]:
     """Generate a synthetic city under ``out/synthetic-city``, run the job on it, score matching."""
     from .config import load_config
@@ -623,7 +624,13 @@ def synthetic_example(
     folder = Path(out) / "synthetic-city"
     paths = write_city(city, folder)
     cfg = load_config(paths["config"], out=Path(out))
-    summary = run(cfg, progress=progress, with_features=with_features, with_model=with_model)
+    summary = run(
+        cfg,
+        progress=progress,
+        with_features=with_features,
+        with_model=with_model,
+        with_publish=with_publish,
+    )
     summary["synthetic_city"] = {"folder": str(folder), **city.figures()}
     if with_features:
         with Store(cfg.store_path) as store:

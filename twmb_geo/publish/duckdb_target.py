@@ -21,7 +21,7 @@ from ..store.duckdb_store import arrow_table
 from .sql import quote, star_schema
 from .star import STAR_TABLES
 
-__all__ = ["write_star_duckdb"]
+__all__ = ["check_star_duckdb", "write_star_duckdb"]
 
 _META = "twmb_publish"
 
@@ -33,6 +33,29 @@ def _current(con: duckdb.DuckDBPyConnection) -> tuple[str, int] | None:
         return None
     got = con.execute(f'SELECT "publish_id", "schema_version" FROM "{_META}"').fetchall()
     return (str(got[0][0]), int(got[0][1])) if got else None
+
+
+def _check(current: tuple[str, int] | None, path: Path, schema_version: int) -> None:
+    if current and current[1] > schema_version:
+        raise SchemaVersionError(
+            f"{path} holds star schema version {current[1]}; this twmb_geo writes version "
+            f"{schema_version}: upgrade twmb_geo before publishing to it"
+        )
+
+
+def check_star_duckdb(path: Path | str, schema_version: int) -> None:
+    """Refuse early a DuckDB star file written by a newer schema (nothing to check if absent)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise PublishError(f"cannot open the DuckDB file {path}: {exc}") from exc
+    try:
+        _check(_current(con), path, schema_version)
+    finally:
+        con.close()
 
 
 def write_star_duckdb(
@@ -55,11 +78,7 @@ def write_star_duckdb(
         raise PublishError(f"cannot open the DuckDB file {path}: {exc}") from exc
     try:
         current = _current(con)
-        if current and current[1] > schema_version:
-            raise SchemaVersionError(
-                f"{path} holds star schema version {current[1]}; this twmb_geo writes version "
-                f"{schema_version}: upgrade twmb_geo before publishing to it"
-            )
+        _check(current, path, schema_version)
         if current and current[0] == publish_id:
             return {**result, "changed": False}
         con.execute("BEGIN TRANSACTION")

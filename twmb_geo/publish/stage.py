@@ -17,11 +17,19 @@ from typing import Any
 from ..config import Config
 from ..errors import ContractError, InputDataError
 from ..store.duckdb_store import Store
-from .duckdb_target import write_star_duckdb
+from .duckdb_target import check_star_duckdb, write_star_duckdb
 from .files import FORMATS, write_star_folder
 from .sql import star_schema
 from .star import STAR_TABLES, build_star, check_keys
-from .turso import SCHEMA_VERSION, TursoTarget, connect, publish_id_for, publish_tables
+from .turso import (
+    SCHEMA_VERSION,
+    Session,
+    TursoTarget,
+    check_version,
+    connect,
+    publish_id_for,
+    publish_tables,
+)
 from .values import frame_rows, table_checksum
 
 __all__ = ["LOCAL_TARGETS", "TARGETS", "TOKEN_ENV", "publish"]
@@ -77,6 +85,53 @@ def publish(
         raise InputDataError("the turso target needs --turso-url (libsql://... or https://...)")
     if turso_mode not in ("sync", "http"):
         raise InputDataError(f"--turso-mode must be sync or http, got {turso_mode!r}")
+    paths = default_paths(cfg)
+    specs: dict[str, TursoTarget] = {}
+    if "turso-file" in targets:
+        specs["turso-file"] = TursoTarget(mode="file", path=Path(turso_file or paths["turso-file"]))
+    if "turso" in targets:
+        specs["turso"] = TursoTarget(
+            mode=turso_mode,
+            url=turso_url,
+            token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
+            replica=_replica(cfg, turso_url or ""),
+        )
+    duck = Path(duckdb_path) if duckdb_path else paths["duckdb"]
+    sessions: dict[str, Session] = {}
+    try:
+        # fail fast, before the star is built: unreachable, token refused, newer schema
+        for name, spec in specs.items():
+            sessions[name] = connect(spec)
+            check_version(sessions[name])
+        if "duckdb" in targets:
+            check_star_duckdb(duck, SCHEMA_VERSION)
+        tables, checksums, written = _build_and_write(
+            cfg, targets, sessions, folder or paths["folder"], formats, duck, progress
+        )
+    finally:
+        for session in sessions.values():
+            session.close()
+    for w in written:
+        if w["target"] in specs:
+            w["mode"] = specs[w["target"]].mode
+    return {
+        "publish_id": publish_id_for(checksums),
+        "schema_version": SCHEMA_VERSION,
+        "rows": {t: len(tables[t]) for t in STAR_TABLES},
+        "checksums": checksums,
+        "targets": written,
+    }
+
+
+def _build_and_write(
+    cfg: Config,
+    targets: Sequence[str],
+    sessions: dict[str, Session],
+    folder: Path | str,
+    formats: Sequence[str],
+    duck: Path,
+    progress: Progress | None,
+) -> tuple[dict[str, Any], dict[str, str], list[dict[str, Any]]]:
     with Store(cfg.store_path, read_only=True) as store:
         tables = build_star(store)
     problems = check_keys(tables)
@@ -84,19 +139,16 @@ def publish(
         raise ContractError("star schema keys do not resolve; nothing published", problems)
     checksums = {t: table_checksum(frame_rows(tables[t], star_schema(t))) for t in STAR_TABLES}
     pid = publish_id_for(checksums)
-    paths = default_paths(cfg)
     source = str(cfg.store_path)
     written: list[dict[str, Any]] = []
     for target in (t for t in TARGETS if t in targets):
         if target == "folder":
-            res = write_star_folder(
-                tables, Path(folder) if folder else paths["folder"], formats=formats, run_id=pid
-            )
+            res = write_star_folder(tables, Path(folder), formats=formats, run_id=pid)
             res = {"location": res.pop("folder"), **res}
         elif target == "duckdb":
             res = write_star_duckdb(
                 tables,
-                Path(duckdb_path) if duckdb_path else paths["duckdb"],
+                duck,
                 publish_id=pid,
                 schema_version=SCHEMA_VERSION,
                 checksums=checksums,
@@ -104,27 +156,9 @@ def publish(
             )
             res = {"location": res.pop("target"), **res}
         else:
-            if target == "turso-file":
-                spec = TursoTarget(mode="file", path=Path(turso_file or paths["turso-file"]))
-            else:
-                spec = TursoTarget(
-                    mode=turso_mode,
-                    url=turso_url,
-                    token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
-                    replica=_replica(cfg, turso_url or ""),
-                )
-            session = connect(spec)
-            try:
-                res = publish_tables(session, tables, source=source, progress=progress)
-            finally:
-                session.close()
-            res = {"location": res.pop("target"), "mode": spec.mode, **res}
+            session = sessions[target]
+            res = publish_tables(session, tables, source=source, progress=progress)
+            res = {"location": res.pop("target"), **res}
             res.pop("checksums", None)
         written.append({"target": target, **res})
-    return {
-        "publish_id": pid,
-        "schema_version": SCHEMA_VERSION,
-        "rows": {t: len(tables[t]) for t in STAR_TABLES},
-        "checksums": checksums,
-        "targets": written,
-    }
+    return tables, checksums, written

@@ -62,6 +62,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Migration",
     "TursoTarget",
+    "check_version",
     "connect",
     "publish_id_for",
     "publish_tables",
@@ -471,8 +472,12 @@ def _schema_version(session: Session) -> int:
     return int(got or 0)
 
 
-def migrate(session: Session) -> int:
-    """Apply pending migrations (idempotently); refuse a database newer than this code."""
+def check_version(session: Session) -> int:
+    """The database's star schema version; :class:`SchemaVersionError` if newer than this code.
+
+    Also a cheap first request: an unreachable server or a refused token fails here,
+    before any work is done.
+    """
     version = _schema_version(session)
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(
@@ -480,6 +485,12 @@ def migrate(session: Session) -> int:
             f"version {SCHEMA_VERSION}: upgrade twmb_geo (pip install -U twmb_geo) before "
             "publishing to it"
         )
+    return version
+
+
+def migrate(session: Session) -> int:
+    """Apply pending migrations (idempotently); refuse a database newer than this code."""
+    version = check_version(session)
     for m in MIGRATIONS:
         if m.version <= version:
             continue

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..contracts import TableSchema
+from ..errors import ContractError
 
 __all__ = ["column_values", "frame_rows", "table_checksum"]
 
@@ -48,7 +49,19 @@ def column_values(s: pd.Series, type_name: str) -> list[Any]:
 
 
 def frame_rows(df: pd.DataFrame, schema: TableSchema) -> list[tuple[Any, ...]]:
-    """Rows of ``df`` in contract column order as tuples of canonical values."""
+    """Rows of ``df`` in contract column order as tuples of canonical values.
+
+    Infinite floats have no place in a published table (JSON and Power BI cannot carry them):
+    they raise a :class:`ContractError` naming the column.
+    """
+    bad = [
+        f.name
+        for f in schema.fields
+        if f.type == "float64"
+        and np.isinf(pd.to_numeric(df[f.name]).to_numpy(float, na_value=np.nan)).any()
+    ]
+    if bad:
+        raise ContractError(f"star table {schema.name} has infinite values in {bad}")
     cols = [column_values(df[f.name], f.type) for f in schema.fields]
     return list(zip(*cols, strict=True)) if cols else []
 
