@@ -1,0 +1,264 @@
+"""Map layers: every unit type and the breaks as GeoDataFrames in WGS84, with results attached.
+
+One function, :func:`map_layers`, reads the store once and returns the layers every map
+output uses (file exports, static PNG maps, the interactive HTML map, the report):
+
+* ``cells``, ``pipes``, ``streets``, ``neighbourhoods`` (those present in the store): the unit
+  geometry with its labels, breaks (all years and the latest year), the current risk score
+  (risk, probability, expected breaks, rank, percentile, tier, drivers, model version), the
+  LISA class of the latest year and the hot-spot persistence class;
+* ``breaks``: one point per curated break with its date, material and linked units.
+
+Columns are fixed per layer (:data:`LAYER_COLUMNS`), rows sorted by ``unit_id`` (breaks by
+``break_id``), so the same store gives identical layers. Units without a score keep null
+score columns and tier ``"unscored"``; row counts equal the store's unit tables.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..ingest.assets import MATERIALS
+from ..store.duckdb_store import Store
+
+__all__ = ["LAYERS", "LAYER_COLUMNS", "STORE_CRS", "UNIT_LAYERS", "map_layers"]
+
+#: the store's projected CRS (NAD83(CSRS) / MTM zone 10, metres)
+STORE_CRS = "EPSG:2952"
+#: unit type -> (layer name, store table)
+UNIT_LAYERS: dict[str, tuple[str, str]] = {
+    "cell": ("cells", "unit_cell"),
+    "pipe": ("pipes", "unit_pipe"),
+    "street": ("streets", "unit_street"),
+    "neighbourhood": ("neighbourhoods", "neighbourhoods"),
+}
+#: every layer, in drawing order (areas first, points last)
+LAYERS: tuple[str, ...] = ("neighbourhoods", "cells", "streets", "pipes", "breaks")
+
+_RESULTS = [
+    "breaks_total",
+    "breaks_last_year",
+    "last_year",
+    "risk_score",
+    "probability",
+    "expected_breaks",
+    "rank",
+    "percentile",
+    "tier",
+    "drivers",
+    "model_version",
+    "score_year",
+    "lisa_cluster",
+    "lisa_year",
+    "hotspot_class",
+    "years_hot",
+]
+_UNIT = ["unit_type", "unit_id", "label", "neighbourhood_code", "neighbourhood_name"]
+#: layer -> its columns (``geometry`` last)
+LAYER_COLUMNS: dict[str, list[str]] = {
+    "cells": [*_UNIT, "area_km2", "pipe_km", *_RESULTS, "geometry"],
+    "pipes": [
+        *_UNIT,
+        *("asset_id", "material", "material_desc", "diameter_mm", "install_year", "status"),
+        *("length_m", *_RESULTS, "geometry"),
+    ],
+    "streets": [*_UNIT, "name", "feature_class", "length_m", *_RESULTS, "geometry"],
+    "neighbourhoods": [*_UNIT, "area_km2", *_RESULTS, "geometry"],
+    "breaks": [
+        *("break_id", "date", "year", "month", "material", "material_desc", "diameter_mm"),
+        *("cell", "pipe", "street", "neighbourhood_code", "neighbourhood_name", "geometry"),
+    ],
+}
+
+
+def _read(store: Store, name: str) -> pd.DataFrame | None:
+    return store.read(name) if store.has_table(name) else None
+
+
+def _geoms(df: pd.DataFrame) -> gpd.GeoSeries:
+    geom = shapely.from_wkb(df["geometry"].to_numpy())
+    return gpd.GeoSeries(geom, index=df.index, crs=STORE_CRS).to_crs("EPSG:4326")
+
+
+def _break_counts(links: pd.DataFrame | None, breaks: pd.DataFrame) -> pd.DataFrame:
+    """Breaks per (unit_type, unit_id): all years and the latest data year."""
+    cols = ["unit_type", "unit_id", "breaks_total", "breaks_last_year", "last_year"]
+    if links is None or links.empty or breaks.empty:
+        return pd.DataFrame(columns=cols)
+    last = int(breaks["year"].max())
+    ok = links[links["status"] == "matched"][["break_id", "unit_type", "unit_id"]]
+    df = ok.merge(breaks[["break_id", "year"]], on="break_id", how="left")
+    df["recent"] = (df["year"] == last).astype(np.int64)
+    out = (
+        df.groupby(["unit_type", "unit_id"], sort=True)
+        .agg(breaks_total=("break_id", "size"), breaks_last_year=("recent", "sum"))
+        .reset_index()
+    )
+    out["last_year"] = last
+    return out
+
+
+def _scores(store: Store) -> pd.DataFrame:
+    rs = _read(store, "risk_scores")
+    cols = ["unit_type", "unit_id", "risk_score", "probability", "expected_breaks", "rank"]
+    cols += ["percentile", "tier", "drivers", "model_version", "target_year"]
+    if rs is None or rs.empty:
+        return pd.DataFrame(columns=cols)
+    rs = rs[rs["is_current"]][cols].rename(columns={"target_year": "score_year"})
+    return rs.sort_values(["unit_type", "unit_id"], kind="mergesort")
+
+
+def _lisa(store: Store) -> pd.DataFrame:
+    lisa = _read(store, "lisa")
+    cols = ["unit_type", "unit_id", "lisa_cluster", "lisa_year"]
+    if lisa is None or lisa.empty:
+        return pd.DataFrame(columns=cols)
+    lisa = lisa[lisa["variable"] == "breaks"]
+    latest = lisa.groupby("unit_type")["year"].transform("max")
+    lisa = lisa[lisa["year"] == latest]
+    return lisa.rename(columns={"cluster": "lisa_cluster", "year": "lisa_year"})[cols]
+
+
+def _persistence(store: Store) -> pd.DataFrame:
+    hp = _read(store, "hotspot_persistence")
+    cols = ["unit_type", "unit_id", "hotspot_class", "years_hot"]
+    if hp is None or hp.empty:
+        return pd.DataFrame(columns=cols)
+    hp = hp[hp["variable"] == "breaks"]
+    return hp.rename(columns={"class": "hotspot_class"})[cols]
+
+
+def _attach(
+    base: pd.DataFrame, unit_type: str, results: list[pd.DataFrame], last_year: int | None
+) -> pd.DataFrame:
+    out = base
+    for res in results:
+        part = res[res["unit_type"] == unit_type].drop(columns="unit_type")
+        out = out.merge(part, on="unit_id", how="left")
+    out["breaks_total"] = out["breaks_total"].fillna(0).astype(np.int64)
+    out["breaks_last_year"] = out["breaks_last_year"].fillna(0).astype(np.int64)
+    out["last_year"] = pd.array([last_year] * len(out), dtype="Int32")
+    for col, dtype in (("rank", "Int64"), ("score_year", "Int32"), ("lisa_year", "Int32")):
+        out[col] = pd.array(out[col], dtype=dtype) if len(out) else out[col]
+    out["years_hot"] = pd.array(out["years_hot"], dtype="Int64") if len(out) else out["years_hot"]
+    out["tier"] = out["tier"].fillna("unscored")
+    out["lisa_cluster"] = out["lisa_cluster"].fillna("not computed")
+    out["hotspot_class"] = out["hotspot_class"].fillna("not computed")
+    return out
+
+
+def _unit_base(unit_type: str, units: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
+    """The unit columns of one layer before results are attached."""
+    if unit_type == "neighbourhood":
+        code = units["area_code"].astype(object)
+        df = pd.DataFrame(
+            {
+                "unit_id": code,
+                "label": units["area_name"] + " (" + code + ")",
+                "neighbourhood_code": code,
+                "neighbourhood_name": units["area_name"],
+                "area_km2": units["area_km2"],
+            }
+        )
+    else:
+        code = units["neighbourhood"].astype(object)
+        df = pd.DataFrame(
+            {
+                "unit_id": units["unit_id"].astype(object),
+                "neighbourhood_code": code,
+                "neighbourhood_name": code.map(names),
+            }
+        )
+        if unit_type == "cell":
+            df["label"] = "H3 " + df["unit_id"]
+            df["area_km2"] = units["area_km2"]
+            df["pipe_km"] = units["pipe_km"]
+        elif unit_type == "pipe":
+            material = units["material"].astype(object)
+            df["asset_id"] = units["asset_id"]
+            df["material"] = material
+            df["material_desc"] = material.map(lambda c: MATERIALS.get(c, c) if c else None)
+            df["diameter_mm"] = units["diameter_mm"]
+            df["install_year"] = pd.to_numeric(units["install_year"]).astype("Int32")
+            removed = pd.to_numeric(units["removal_year"]).notna()
+            df["status"] = np.where(removed, "abandoned", "active")
+            df["length_m"] = units["length_m"]
+            size = df["diameter_mm"].map(lambda d: f"{d:.0f} mm " if pd.notna(d) else "")
+            df["label"] = "Pipe " + df["asset_id"].fillna(df["unit_id"]) + " (" + size
+            df["label"] = df["label"] + df["material_desc"].fillna("unknown material") + ")"
+        else:
+            df["name"] = units["name"].fillna("Unnamed")
+            df["feature_class"] = units["feature_code_desc"].fillna("Unknown")
+            df["length_m"] = units["length_m"]
+            df["label"] = df["name"] + " (" + df["unit_id"] + ")"
+    df.insert(0, "unit_type", unit_type)
+    df["geometry"] = _geoms(units).to_numpy()
+    return df
+
+
+def _breaks_layer(
+    breaks: pd.DataFrame, links: pd.DataFrame | None, names: pd.Series
+) -> pd.DataFrame:
+    linked = {}
+    if links is not None and not links.empty:
+        ok = links[links["status"] == "matched"]
+        for unit_type in ("cell", "pipe", "street", "neighbourhood"):
+            part = ok[ok["unit_type"] == unit_type]
+            linked[unit_type] = pd.Series(
+                part["unit_id"].to_numpy(), index=part["break_id"].to_numpy()
+            )
+    ids = breaks["break_id"]
+    material = breaks["material"].astype(object)
+    code = ids.map(linked["neighbourhood"]) if "neighbourhood" in linked else None
+    df = pd.DataFrame(
+        {
+            "break_id": ids.astype(object),
+            "date": pd.to_datetime(breaks["break_date"]).dt.strftime("%Y-%m-%d"),
+            "year": breaks["year"],
+            "month": breaks["month"],
+            "material": material,
+            "material_desc": material.map(lambda c: MATERIALS.get(c, c) if c else None),
+            "diameter_mm": breaks["diameter_mm"],
+            "cell": ids.map(linked["cell"]) if "cell" in linked else None,
+            "pipe": ids.map(linked["pipe"]) if "pipe" in linked else None,
+            "street": ids.map(linked["street"]) if "street" in linked else None,
+            "neighbourhood_code": code,
+            "neighbourhood_name": code.map(names) if code is not None else None,
+        }
+    )
+    df["geometry"] = _geoms(breaks).to_numpy()
+    return df.sort_values("break_id", kind="mergesort").reset_index(drop=True)
+
+
+def map_layers(store: Store) -> dict[str, gpd.GeoDataFrame]:
+    """Every map layer present in the store, in WGS84 (EPSG:4326); see the module doc."""
+    breaks = _read(store, "breaks")
+    breaks = breaks if breaks is not None else pd.DataFrame(columns=["break_id", "year"])
+    links = _read(store, "break_links")
+    nbhd = _read(store, "neighbourhoods")
+    names = (
+        pd.Series(nbhd["area_name"].to_numpy(), index=nbhd["area_code"].to_numpy())
+        if nbhd is not None
+        else pd.Series(dtype=object)
+    )
+    last_year = int(breaks["year"].max()) if not breaks.empty else None
+    results = [_break_counts(links, breaks), _scores(store), _lisa(store), _persistence(store)]
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    for unit_type, (layer, table) in UNIT_LAYERS.items():
+        units = _read(store, table)
+        if units is None or units.empty:
+            continue
+        df = _attach(_unit_base(unit_type, units, names), unit_type, results, last_year)
+        df = df.sort_values("unit_id", kind="mergesort").reset_index(drop=True)
+        layers[layer] = gpd.GeoDataFrame(
+            df[LAYER_COLUMNS[layer]], geometry="geometry", crs="EPSG:4326"
+        )
+    if not breaks.empty:
+        df = _breaks_layer(breaks, links, names)
+        layers["breaks"] = gpd.GeoDataFrame(
+            df[LAYER_COLUMNS["breaks"]], geometry="geometry", crs="EPSG:4326"
+        )
+    return {name: layers[name] for name in LAYERS if name in layers}
