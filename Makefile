@@ -9,8 +9,9 @@ OUT    ?= out
 # the Turso CLI (npm package "turso", pinned): a local Turso server for the publish tests
 TURSO_VERSION := 0.6.0
 TURSO_STAMP   := .tools/.turso-$(TURSO_VERSION)
+# Debian Chromium (headless): the offline HTML map browser test
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +32,13 @@ $(TURSO_STAMP):
 	.tools/node_modules/.bin/turso --version
 	touch $(TURSO_STAMP)
 
-test: $(STAMP) $(TURSO_STAMP)
-	$(BIN)/python -m pytest -q
+# Debian chromium for the browser test of the HTML map; checked on every run (cheap)
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+	@chromium --version
+
+test: $(STAMP) $(TURSO_STAMP) chromium
+	$(BIN)/python -m pytest -q --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check twmb_geo tests benchmarks examples

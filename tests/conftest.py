@@ -69,8 +69,9 @@ def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 @pytest.fixture(scope="session")
 def bundled_run(bundled_cfg: Config) -> dict:
-    """One full run on the bundled data (shared by read-only tests)."""
-    return tw.run(bundled_cfg)
+    """One full run on the bundled data (shared by read-only tests); maps and report are
+    tested on their own (and end to end by test_cli's run)."""
+    return tw.run(bundled_cfg, with_report=False)
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,8 @@ COMMANDS = (
     "models",
     "publish",
     "powerbi",
+    "map",
+    "report",
 )
 # A stable, wide-enough terminal; TWMB_CONFIG from the caller's shell must not leak in.
 
@@ -110,15 +112,26 @@ def bundled_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]
 def bundled_json(bundled_run: tuple[Path, Result]) -> tuple[Path, Result]:
     """``twmb --out OUT run --json`` again on the same folder (a re-run must be idempotent)."""
     out, _ = bundled_run
-    r = twmb("--out", out, "run", "--no-model", "--no-publish", "--json")
+    r = twmb("--out", out, "run", "--no-model", "--no-publish", "--no-report", "--json")
     assert r.exit_code == 0, show(r)
     return out, r
 
 
-def test_run_ends_with_a_publish_to_the_local_targets(bundled_run) -> None:
+def test_run_ends_with_a_publish_the_maps_and_the_report(bundled_run) -> None:
     out, r = bundled_run
     assert "published star-" in r.stdout
-    for path in ("star/parquet/fact_break.parquet", "star.duckdb", "turso/twmb_star.db"):
+    assert f"report: {(out / 'report' / 'report.html').resolve()}" in flat(r.stdout)
+    for path in (
+        "star/parquet/fact_break.parquet",
+        "star.duckdb",
+        "turso/twmb_star.db",
+        "maps/geojson/cells.geojson",
+        "maps/twmb_layers.gpkg",
+        "maps/png/break_density.png",
+        "maps/twmb_map.html",
+        "report/report.html",
+        "report/report.md",
+    ):
         assert (out / path).exists(), path
 
 

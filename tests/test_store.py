@@ -21,7 +21,7 @@ def _snapshot(path) -> dict[str, pd.DataFrame]:
 
 def test_running_twice_gives_identical_tables(bundled_run, bundled_cfg) -> None:
     first = _snapshot(bundled_cfg.store_path)
-    tw.run(bundled_cfg, with_publish=False)
+    tw.run(bundled_cfg, with_publish=False, with_report=False)
     second = _snapshot(bundled_cfg.store_path)
     for t in CURATED:
         assert len(first[t]) > 0, t
@@ -35,7 +35,7 @@ def test_running_twice_gives_identical_tables(bundled_run, bundled_cfg) -> None:
 def test_identical_tables_in_a_fresh_store(bundled_run, bundled_cfg, tmp_path) -> None:
     """Same inputs, new store: byte-identical curated tables (determinism, not just idempotence)."""
     other = replace(bundled_cfg, out=tmp_path / "again", store=None)
-    tw.run(other, with_publish=False)
+    tw.run(other, with_publish=False, with_report=False)
     a, b = _snapshot(bundled_cfg.store_path), _snapshot(other.store_path)
     for t in CURATED:
         pd.testing.assert_frame_equal(a[t], b[t], obj=t)

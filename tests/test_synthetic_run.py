@@ -31,6 +31,7 @@ def synthetic(tmp_path_factory) -> tuple[dict, object]:
             "3",
             "--no-model",
             "--no-publish",
+            "--no-report",
             "--json",
         )
     )

@@ -185,6 +185,8 @@ def main(
       twmb simulate             Monte Carlo of the next years and a renewal scenario
       twmb publish              Power BI star schema: Parquet/CSV, DuckDB, Turso
       twmb powerbi              Power BI kit: Power Query scripts and a PBIP model
+      twmb map                  map exports, static PNG maps, offline HTML map
+      twmb report               the run report (HTML and Markdown)
       twmb run                  the whole job on the configured (default: bundled) data
       twmb run --example synthetic   the same on a generated city with pipes and streets
     """
@@ -280,6 +282,7 @@ def _print_sources(sources: list[dict[str, Any]], store: str) -> None:
     is_flag=True,
     help="Skip the publish of the star schema to the local targets (folder, DuckDB, Turso file).",
 )
+@click.option("--no-report", is_flag=True, help="Skip the maps and the run report.")
 @json_option
 @click.pass_context
 def run(
@@ -290,6 +293,7 @@ def run(
     no_features: bool,
     no_model: bool,
     no_publish: bool,
+    no_report: bool,
     as_json: bool,
 ) -> None:
     """Run the main job on the configured sources (default: the bundled Toronto data).
@@ -297,8 +301,9 @@ def run(
     Ingests every source, builds the spatial features (units, break links, panel, lags,
     hot spots), trains and validates the risk models with defaults, scores the latest
     year, simulates the next years, publishes the Power BI star schema to the local
-    targets (<out>/star/, <out>/star.duckdb, <out>/turso/twmb_star.db), prints a summary and
-    writes <out>/summary.json.
+    targets (<out>/star/, <out>/star.duckdb, <out>/turso/twmb_star.db), writes the maps
+    (<out>/maps/) and the report (<out>/report/report.html), prints a summary and writes
+    <out>/summary.json.
     """
     from .pipeline import run as do_run
 
@@ -316,6 +321,7 @@ def run(
                 with_features=not no_features,
                 with_model=not no_model,
                 with_publish=not no_publish,
+                with_report=not no_report,
             )
     else:
         if n_pipes is not None or seed is not None:
@@ -328,6 +334,7 @@ def run(
                 with_features=not no_features,
                 with_model=not no_model,
                 with_publish=not no_publish,
+                with_report=not no_report,
             )
     _emit({"command": "run", **summary}, as_json, lambda: _print_summary(summary))
 
@@ -420,6 +427,9 @@ def _print_summary(s: dict[str, Any]) -> None:
     if s.get("publish"):
         pub = s["publish"]
         out.print(f"published {pub['publish_id']}: " + ", ".join(pub["targets"].values()))
+    if s.get("report"):
+        out.print(f"maps: {s['maps']['folder']}")
+        out.print(f"report: {s['report']['html']}")
     if s.get("warnings"):
         err.print(f"[yellow]{len(s['warnings'])} warnings[/] (see manifest.json)", markup=True)
     out.print(f"summary: {s['summary_path']}")
@@ -774,6 +784,85 @@ def publish_cmd(
             out.print(f"{tgt['target']}: {tgt['location']} ({state})")
 
     _emit({"command": "publish", **res}, as_json, human)
+
+
+@main.command("map")
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default <out>/maps).",
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["geojson", "gpkg", "geoparquet"]),
+    multiple=True,
+    help="Data export formats (repeatable; default all three).",
+)
+@click.option("--no-png", is_flag=True, help="Skip the static PNG maps.")
+@click.option("--no-html", is_flag=True, help="Skip the interactive HTML map.")
+@json_option
+@click.pass_context
+def map_cmd(
+    ctx: click.Context,
+    folder: Path | None,
+    formats: tuple[str, ...],
+    no_png: bool,
+    no_html: bool,
+    as_json: bool,
+) -> None:
+    """Map exports from the store: GeoJSON (RFC 7946), GeoPackage and GeoParquet per unit
+    type, static PNG maps (risk, tiers, hot spots, break density) and one offline HTML map.
+    """
+    from .pipeline import make_maps
+
+    with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
+        res = make_maps(
+            _cfg(ctx),
+            folder=folder,
+            formats=formats or ("geojson", "gpkg", "geoparquet"),
+            png=not no_png,
+            html=not no_html,
+            progress=prog,
+        )
+
+    def human() -> None:
+        t = Table(title=f"Map layers in {res['folder']}", title_justify="left")
+        t.add_column("layer")
+        t.add_column("features", justify="right")
+        for name, n in res["rows"].items():
+            t.add_row(name, f"{n:,}")
+        out.print(t)
+        for name, path in res.get("png", {}).items():
+            out.print(f"{name}: {path}")
+        if res.get("html"):
+            out.print(f"html map: {res['html']['path']}")
+
+    _emit({"command": "map", **res}, as_json, human)
+
+
+@main.command("report")
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default <out>/report).",
+)
+@json_option
+@click.pass_context
+def report_cmd(ctx: click.Context, folder: Path | None, as_json: bool) -> None:
+    """The run report: data summary, breaks by year and month, maps, hot spots, model card,
+    riskiest units, Monte Carlo bands and the renewal scenario (report.html and report.md).
+    """
+    from .pipeline import make_maps, make_report
+
+    cfg = _cfg(ctx)
+    with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
+        maps = make_maps(cfg, formats=(), progress=prog)
+        res = make_report(cfg, folder=folder, maps=maps)
+    res = {k: str(v) if isinstance(v, Path) else v for k, v in res.items()}
+    _emit({"command": "report", **res}, as_json, lambda: out.print(f"report: {res['html']}"))
 
 
 @main.command("powerbi")

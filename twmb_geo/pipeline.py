@@ -505,6 +505,39 @@ def publish_star(
     )
 
 
+def make_maps(
+    cfg: Config,
+    *,
+    folder: Path | str | None = None,
+    formats: Sequence[str] = ("geojson", "gpkg", "geoparquet"),
+    png: bool = True,
+    html: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Map outputs from the store: GeoJSON/GeoPackage/GeoParquet, PNG maps, the HTML map.
+
+    Default folder ``<out>/maps``. See :func:`twmb_geo.maps.stage.make_maps`.
+    """
+    from .maps.stage import make_maps as do_maps
+
+    return do_maps(cfg, folder=folder, formats=formats, png=png, html=html, progress=progress)
+
+
+def make_report(
+    cfg: Config, *, folder: Path | str | None = None, maps: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The run report (``report.html`` self-contained, ``report.md``), default ``<out>/report``.
+
+    ``maps`` is the result of :func:`make_maps` (its PNG maps are embedded); without it the
+    maps are rendered first.
+    """
+    from .maps.stage import make_report as do_report
+
+    if maps is None:
+        maps = make_maps(cfg, formats=())
+    return do_report(cfg, folder=folder, maps=maps)
+
+
 def _model_summary(cfg: Config, progress: Progress | None) -> dict[str, Any]:
     try:
         trained = train(cfg, progress=progress)
@@ -532,16 +565,20 @@ def run(
     with_features: bool = True,
     with_model: bool = True,
     with_publish: bool = True,
+    with_report: bool = True,
 ) -> dict[str, Any]:
-    """The main job: ingest, features, models (train, score, simulate), publish, summary.
+    """The main job: ingest, features, models (train, score, simulate), publish, maps, report.
 
-    Writes ``<out>/summary.json``; ``with_model`` needs ``with_features``. The publish goes
-    to the local targets (Parquet/CSV folder, DuckDB file, local Turso database file).
+    Writes ``<out>/summary.json``; ``with_model`` and ``with_report`` need ``with_features``.
+    The publish goes to the local targets (Parquet/CSV folder, DuckDB file, local Turso
+    database file); maps go to ``<out>/maps/`` and the report to ``<out>/report/``.
     """
     report = ingest(cfg, progress=progress, command="run")
     feats = features(cfg, progress=progress) if with_features else None
     model = _model_summary(cfg, progress) if (with_features and with_model) else None
     published = publish_star(cfg, progress=progress) if with_publish else None
+    maps = make_maps(cfg, progress=progress) if (with_features and with_report) else None
+    rep = make_report(cfg, maps=maps) if maps is not None else None
     with Store(cfg.store_path) as store:
         summary = {
             "run_id": report.run_id,
@@ -562,6 +599,9 @@ def run(
             "rows": published["rows"],
             "targets": {t["target"]: t["location"] for t in published["targets"]},
         }
+    if maps is not None and rep is not None:
+        summary["maps"] = {k: maps[k] for k in ("folder", "png", "html") if k in maps}
+        summary["report"] = {"html": str(rep["html"]), "markdown": str(rep["markdown"])}
     path = cfg.out_dir / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     summary["summary_path"] = str(path)
@@ -608,6 +648,7 @@ def synthetic_example(
     with_features: bool = True,
     with_model: bool = True,
     with_publish: bool = True,
+    with_report: bool = True,
 ) -> dict[str, Any]:
     """Generate a synthetic city under ``out/synthetic-city``, run the job on it, score matching."""
     from .config import load_config
@@ -630,6 +671,7 @@ def synthetic_example(
         with_features=with_features,
         with_model=with_model,
         with_publish=with_publish,
+        with_report=with_report,
     )
     summary["synthetic_city"] = {"folder": str(folder), **city.figures()}
     if with_features:

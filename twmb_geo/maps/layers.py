@@ -106,7 +106,7 @@ def _scores(store: Store) -> pd.DataFrame:
     cols = ["unit_type", "unit_id", "risk_score", "probability", "expected_breaks", "rank"]
     cols += ["percentile", "tier", "drivers", "model_version", "target_year"]
     if rs is None or rs.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=[c.replace("target_year", "score_year") for c in cols])
     rs = rs[rs["is_current"]][cols].rename(columns={"target_year": "score_year"})
     return rs.sort_values(["unit_type", "unit_id"], kind="mergesort")
 

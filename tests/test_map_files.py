@@ -1,0 +1,367 @@
+"""Map files: GeoJSON (RFC 7946), GeoPackage and GeoParquet exports, and the static PNG maps.
+
+Toronto layers come from the shared bundled run (read-only); pipe and street layers from a
+small synthetic city generated once for this module without a model, with tiers added
+here so the tier maps can be drawn without training anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+from cli_helpers import ok_json, twmb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import twmb_geo as tw
+from twmb_geo.errors import InputDataError
+from twmb_geo.maps.exports import EXPORT_FORMATS, GPKG_NAME, export_layers, orient_rfc7946
+from twmb_geo.maps.layers import map_layers
+from twmb_geo.maps.static import MAP_NAMES, PAGE_PX, render_maps
+
+#: generous lon/lat box around Toronto
+LON = (-79.75, -79.0)
+LAT = (43.5, 43.95)
+#: layer -> store table holding one row per feature
+TABLES = {
+    "neighbourhoods": "neighbourhoods",
+    "cells": "unit_cell",
+    "streets": "unit_street",
+    "pipes": "unit_pipe",
+    "breaks": "breaks",
+}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+VERY_HIGH_RGB = (0x44, 0x01, 0x54)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _store_rows(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> dict[str, int]:
+    with tw.open_store(path, read_only=True) as store:
+        return {
+            name: int(store.query(f"SELECT count(*) AS n FROM {TABLES[name]}")["n"].iloc[0])
+            for name in layers
+        }
+
+
+@pytest.fixture(scope="module")
+def toronto(bundled_run, bundled_cfg) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, int]]:
+    """The map layers of the bundled Toronto run and the store's row counts."""
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as store:
+        layers = map_layers(store)
+    return layers, _store_rows(bundled_cfg.store_path, layers)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, int]]:
+    """Layers of a small generated city with pipes and streets (no model: all unscored)."""
+    out = tmp_path_factory.mktemp("map_synthetic")
+    ok_json(
+        twmb(
+            "-q", "--out", out, "run", "--example", "synthetic", "--pipes", "600",
+            "--seed", "5", "--no-model", "--no-publish", "--no-report", "--json",
+        )
+    )  # fmt: skip
+    with tw.open_store(out / "twmb.duckdb", read_only=True) as store:
+        layers = map_layers(store)
+    return layers, _store_rows(out / "twmb.duckdb", layers)
+
+
+@pytest.fixture(scope="module")
+def toronto_export(toronto, tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("toronto_export")
+    return folder, export_layers(toronto[0], folder)
+
+
+@pytest.fixture(scope="module")
+def toronto_maps(toronto, tmp_path_factory) -> dict[str, Path]:
+    return render_maps(toronto[0], tmp_path_factory.mktemp("toronto_png"))
+
+
+def _with_fake_tiers(gdf: gpd.GeoDataFrame, seed: int) -> gpd.GeoDataFrame:
+    """A copy with tiers drawn at random (about 3% very high) and a score year."""
+    rng = np.random.default_rng(seed)
+    out = gdf.copy()
+    tiers = np.array(["very_high", "high", "elevated", "low", "unscored"])
+    out["tier"] = rng.choice(tiers, size=len(out), p=[0.03, 0.07, 0.2, 0.6, 0.1])
+    out["score_year"] = 2017
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _signed_area(ring: np.ndarray) -> float:
+    """Shoelace area: positive for a counter-clockwise ring (x east, y north)."""
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))
+
+
+def _polygons(geometry: dict) -> list[list]:
+    if geometry["type"] == "Polygon":
+        return [geometry["coordinates"]]
+    if geometry["type"] == "MultiPolygon":
+        return geometry["coordinates"]
+    return []
+
+
+def _positions(coords: list) -> list[list[float]]:
+    """Every [lon, lat] position of a GeoJSON coordinates member, flattened."""
+    if coords and isinstance(coords[0], (int, float)):
+        return [coords]
+    return [pos for part in coords for pos in _positions(part)]
+
+
+def _reject_constant(token: str) -> None:
+    raise AssertionError(f"non-JSON number {token} in GeoJSON")
+
+
+def _check_geojson(path: Path, layer: gpd.GeoDataFrame, rows: int) -> None:
+    data = path.read_bytes()
+    doc = json.loads(data, parse_constant=_reject_constant)
+    assert doc["type"] == "FeatureCollection"
+    assert "crs" not in doc, "RFC 7946 has no crs member"
+    feats = doc["features"]
+    assert len(feats) == rows == len(layer)
+    assert set(feats[0]["properties"]) == set(layer.columns.drop("geometry"))
+    coords = np.array([p for f in feats for p in _positions(f["geometry"]["coordinates"])])
+    assert coords.shape[1] == 2
+    assert LON[0] < coords[:, 0].min() and coords[:, 0].max() < LON[1], path.name
+    assert LAT[0] < coords[:, 1].min() and coords[:, 1].max() < LAT[1], path.name
+    scaled = coords * 1e7
+    assert np.abs(scaled - np.round(scaled)).max() < 1e-3, "coordinates not at 7 decimals"
+    rings = holes = 0
+    for f in feats:
+        for poly in _polygons(f["geometry"]):
+            assert _signed_area(np.asarray(poly[0])) > 0, "exterior ring must be CCW"
+            rings += 1
+            for hole in poly[1:]:
+                assert _signed_area(np.asarray(hole)) < 0, "hole must be CW"
+                holes += 1
+    if layer.geom_type.isin(["Polygon", "MultiPolygon"]).any():
+        assert rings >= len(layer)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def test_geojson_follows_rfc7946(toronto, toronto_export) -> None:
+    layers, rows = toronto
+    folder, result = toronto_export
+    assert set(layers) == {"neighbourhoods", "cells", "breaks"}
+    assert result["files"]["geojson"] == [f"geojson/{n}.geojson" for n in layers]
+    for name, layer in layers.items():
+        _check_geojson(folder / "geojson" / f"{name}.geojson", layer, rows[name])
+    # nulls are JSON null: Toronto breaks are not linked to pipes
+    doc = json.loads((folder / "geojson" / "breaks.geojson").read_text())
+    assert doc["features"][0]["properties"]["pipe"] is None
+    assert doc["features"][0]["properties"]["break_id"] == layers["breaks"]["break_id"].iloc[0]
+
+
+def test_geojson_is_deterministic(toronto, toronto_export, tmp_path) -> None:
+    folder, _ = toronto_export
+    again = export_layers(toronto[0], tmp_path, formats=["geojson"])
+    assert set(again["files"]) == {"geojson"}
+    for rel in again["files"]["geojson"]:
+        assert (tmp_path / rel).read_bytes() == (folder / rel).read_bytes(), rel
+
+
+def test_gpkg_and_geoparquet_read_back(toronto, toronto_export) -> None:
+    layers, rows = toronto
+    folder, result = toronto_export
+    assert result["rows"] == rows
+    assert result["files"]["gpkg"] == [GPKG_NAME]
+    gpkg = folder / GPKG_NAME
+    assert [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]] == list(layers)
+    for name, layer in layers.items():
+        info = pyogrio.read_info(gpkg, layer=name)
+        assert info["crs"] == "EPSG:4326"
+        assert info["features"] == rows[name]
+        pq = gpd.read_parquet(folder / "geoparquet" / f"{name}.parquet")
+        assert pq.crs.to_epsg() == 4326
+        assert len(pq) == rows[name]
+        assert list(pq.columns) == list(layer.columns)
+        np.testing.assert_allclose(pq.total_bounds, layer.total_bounds, atol=1e-9)
+    # no temporary files left behind
+    assert not [p for p in folder.rglob("*") if ".tmp" in p.name]
+
+
+def test_line_layers_export(synthetic, tmp_path) -> None:
+    layers, rows = synthetic
+    assert {"pipes", "streets"} <= set(layers)
+    result = export_layers(layers, tmp_path, formats=("geojson", "geoparquet"))
+    assert "gpkg" not in result["files"] and not (tmp_path / GPKG_NAME).exists()
+    for name in ("pipes", "streets"):
+        _check_geojson(tmp_path / "geojson" / f"{name}.geojson", layers[name], rows[name])
+        assert len(gpd.read_parquet(tmp_path / "geoparquet" / f"{name}.parquet")) == rows[name]
+    # a later export without pipes removes the stale pipe files, keeps the rest
+    fewer = {k: v for k, v in layers.items() if k != "pipes"}
+    export_layers(fewer, tmp_path, formats=("geojson", "geoparquet"))
+    assert not (tmp_path / "geojson" / "pipes.geojson").exists()
+    assert not (tmp_path / "geoparquet" / "pipes.parquet").exists()
+    assert (tmp_path / "geojson" / "streets.geojson").exists()
+
+
+@pytest.mark.parametrize("formats", [["shapefile"], ["geojson", "kml"], []])
+def test_unknown_formats_are_rejected(formats, tmp_path) -> None:
+    with pytest.raises(InputDataError) as err:
+        export_layers({}, tmp_path, formats=formats)
+    for fmt in EXPORT_FORMATS:
+        assert fmt in str(err.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_layer_without_crs_is_rejected(tmp_path) -> None:
+    layer = gpd.GeoDataFrame({"a": [1]}, geometry=[shapely.Point(0, 0)])
+    with pytest.raises(InputDataError, match="no CRS"):
+        export_layers({"cells": layer}, tmp_path)
+
+
+# --------------------------------------------------------------------------- ring orientation
+
+
+@st.composite
+def star_rings(
+    draw, r_min: float, r_max: float, centre: tuple[float, float], n_min: int = 3
+) -> np.ndarray:
+    """A simple closed ring: vertices at increasing angles, random radii; either winding.
+
+    With at least 5 vertices and jitter below half a step, no gap between vertex angles
+    exceeds 108 degrees, so every edge stays at least ``0.58 * r_min`` from the centre.
+    """
+    n = draw(st.integers(n_min, 12))
+    jitter = draw(st.lists(st.floats(0.0, 0.5), min_size=n, max_size=n))
+    radii = draw(st.lists(st.floats(r_min, r_max), min_size=n, max_size=n))
+    angle = 2 * math.pi * (np.arange(n) + np.asarray(jitter)) / n
+    ring = np.c_[np.asarray(radii) * np.cos(angle), np.asarray(radii) * np.sin(angle)]
+    ring = ring + np.asarray(centre)
+    if draw(st.booleans()):
+        ring = ring[::-1]
+    return np.vstack([ring, ring[:1]])
+
+
+@st.composite
+def polygons(draw) -> shapely.Geometry:
+    """A polygon (maybe with a hole) or a multipolygon of two, with random ring windings."""
+    parts = []
+    for k in range(draw(st.integers(1, 2))):
+        centre = (-79.4 + 0.1 * k, 43.7)
+        shell = draw(star_rings(0.02, 0.03, centre, n_min=5))
+        holes = [draw(star_rings(0.002, 0.011, centre))] if draw(st.booleans()) else []
+        parts.append(shapely.Polygon(shell, holes))
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(polygons())
+def test_orientation_is_right_hand_and_keeps_the_shape(geom: shapely.Geometry) -> None:
+    from twmb_geo.maps.exports import _orient_fallback
+
+    assert geom.is_valid
+    out = orient_rfc7946([geom])[0]
+    assert out.geom_type == geom.geom_type
+    assert shapely.equals(out, geom)
+    assert math.isclose(out.area, geom.area, rel_tol=1e-12)
+    for poly in shapely.get_parts(out):
+        assert _signed_area(shapely.get_coordinates(poly.exterior)) > 0
+        for hole in poly.interiors:
+            assert _signed_area(shapely.get_coordinates(hole)) < 0
+    # the shapely < 2.1 fallback gives the same rings
+    assert shapely.equals_exact(_orient_fallback(np.array([geom], dtype=object))[0], out)
+
+
+def test_orientation_passes_other_geometries_through() -> None:
+    line = shapely.LineString([(0, 0), (1, 1)])
+    point = shapely.Point(1, 2)
+    out = orient_rfc7946(np.array([line, None, point], dtype=object))
+    assert out[0].equals_exact(line, 0) and out[1] is None and out[2].equals_exact(point, 0)
+
+
+# --------------------------------------------------------------------------- PNG maps
+
+
+def _image(path: Path) -> np.ndarray:
+    """RGB pixels of a PNG checked for signature, format and page size."""
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        assert im.size == PAGE_PX
+        return np.asarray(im.convert("RGB"), dtype=np.int16)
+
+
+def _map_area(rgb: np.ndarray) -> np.ndarray:
+    """The middle of the map frame, where the city is."""
+    h, w = rgb.shape[:2]
+    return rgb[int(0.25 * h) : int(0.75 * h), int(0.1 * w) : int(0.6 * w)]
+
+
+def _coloured_share(rgb: np.ndarray) -> float:
+    """Share of pixels that are clearly coloured (not white, grey or black)."""
+    chroma = rgb.max(axis=2) - rgb.min(axis=2)
+    return float((chroma > 40).mean())
+
+
+def _near(rgb: np.ndarray, colour: tuple[int, int, int], tol: int = 30) -> int:
+    return int((np.abs(rgb - np.asarray(colour)).max(axis=2) <= tol).sum())
+
+
+def test_toronto_maps_are_drawn(toronto_maps) -> None:
+    assert list(toronto_maps) == ["risk_cells", "hotspots", "break_density"]
+    for name, path in toronto_maps.items():
+        assert path.name == f"{name}.png"
+        rgb = _image(path)
+        assert rgb.std() > 20, f"{name} looks blank"
+        share = _coloured_share(_map_area(rgb))
+        assert share > 0.25, f"{name}: only {share:.0%} coloured pixels where the city is"
+    # the very-high tier colour is on the risk map
+    assert _near(_map_area(_image(toronto_maps["risk_cells"])), VERY_HIGH_RGB) > 50
+
+
+def test_maps_are_deterministic(toronto, toronto_maps, tmp_path) -> None:
+    again = render_maps(toronto[0], tmp_path)
+    assert list(again) == list(toronto_maps)
+    for name, path in again.items():
+        assert path.read_bytes() == toronto_maps[name].read_bytes(), name
+
+
+def test_maps_without_data_are_skipped(toronto, tmp_path, caplog) -> None:
+    layers = dict(toronto[0])
+    cells = layers["cells"].copy()
+    cells["tier"] = "unscored"
+    cells["hotspot_class"] = "not computed"
+    layers["cells"] = cells
+    stale = tmp_path / "risk_cells.png"
+    stale.write_bytes(b"old")
+    with caplog.at_level(logging.INFO, logger="twmb_geo.maps.static"):
+        maps = render_maps(layers, tmp_path)
+    assert list(maps) == ["break_density"]
+    assert not stale.exists(), "a stale map of a skipped name must be removed"
+    assert "risk_cells skipped" in caplog.text and "risk score" in caplog.text
+    assert "hotspots skipped" in caplog.text and "tier_pipes skipped" in caplog.text
+    assert render_maps({}, tmp_path / "none") == {}
+
+
+def test_tier_maps_of_pipes_and_streets(synthetic, tmp_path) -> None:
+    layers = dict(synthetic[0])
+    # without a model the lines are unscored: no tier maps
+    unscored = render_maps(layers, tmp_path / "unscored")
+    assert "tier_pipes" not in unscored and "tier_streets" not in unscored
+    layers["pipes"] = _with_fake_tiers(layers["pipes"], 1)
+    layers["streets"] = _with_fake_tiers(layers["streets"], 2)
+    maps = render_maps(layers, tmp_path / "scored", place="Testville")
+    assert {"tier_pipes", "tier_streets", "break_density"} <= set(maps)
+    assert set(maps) <= set(MAP_NAMES)
+    for name in ("tier_pipes", "tier_streets"):
+        rgb = _image(maps[name])
+        assert rgb.std() > 20
+        assert _near(_map_area(rgb), VERY_HIGH_RGB) > 50, f"{name}: very high lines missing"

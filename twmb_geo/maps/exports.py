@@ -1,0 +1,217 @@
+"""Export the map layers as files GIS tools read: GeoJSON (RFC 7946), GeoPackage, GeoParquet.
+
+:func:`export_layers` writes every layer of :func:`twmb_geo.maps.layers.map_layers` under one
+folder with stable names, so a GIS project or a web map can point at them once::
+
+    folder/geojson/<layer>.geojson      one FeatureCollection per layer (RFC 7946)
+    folder/twmb_layers.gpkg             one GeoPackage, one table per layer
+    folder/geoparquet/<layer>.parquet   one GeoParquet file per layer
+
+All files are in WGS84 (EPSG:4326) with rows in the layer's order. The GeoJSON follows
+RFC 7946: longitude/latitude, no ``crs`` member, coordinates rounded to 7 decimals (about
+1 cm), polygon exteriors counter-clockwise and holes clockwise, nulls as JSON ``null``; the
+same layers give byte-identical files. Each file is written under a temporary name and
+renamed into place, so a reader never sees half a file. Files of known layers that are no
+longer present (e.g. ``pipes`` after a run without pipes) are removed so the folder
+always mirrors the layers given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import shapely
+from numpy.typing import ArrayLike
+
+from ..errors import InputDataError
+from .layers import LAYERS
+
+__all__ = ["EXPORT_FORMATS", "GPKG_NAME", "export_layers", "orient_rfc7946"]
+
+log = logging.getLogger(__name__)
+
+#: every export format, in the order files are written
+EXPORT_FORMATS: Final[tuple[str, ...]] = ("geojson", "gpkg", "geoparquet")
+#: file name of the GeoPackage holding every layer
+GPKG_NAME: Final[str] = "twmb_layers.gpkg"
+_WGS84: Final[str] = "EPSG:4326"
+#: GDAL GeoJSON layer creation options giving RFC 7946 output
+_GEOJSON_OPTIONS: Final[dict[str, str]] = {
+    "RFC7946": "YES",
+    "COORDINATE_PRECISION": "7",
+    "WRITE_BBOX": "NO",
+}
+_LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _orient_fallback(geoms: np.ndarray) -> np.ndarray:
+    """Per-geometry orientation for shapely < 2.1 (no ``shapely.orient_polygons``)."""
+    from shapely.geometry.polygon import orient
+
+    out = geoms.copy()
+    types = shapely.get_type_id(geoms)
+    for i in np.flatnonzero(types == shapely.GeometryType.POLYGON):
+        out[i] = orient(geoms[i], 1.0)
+    for i in np.flatnonzero(types == shapely.GeometryType.MULTIPOLYGON):
+        out[i] = shapely.MultiPolygon([orient(p, 1.0) for p in geoms[i].geoms])
+    return out
+
+
+def orient_rfc7946(geoms: ArrayLike) -> np.ndarray:
+    """Polygon rings in RFC 7946 order: exteriors counter-clockwise, holes clockwise.
+
+    Polygons and multipolygons are re-oriented (same shape, same area); other geometries
+    and missing values pass through unchanged. The right-hand rule lets strict GeoJSON
+    consumers (d3, some web-map libraries) tell the inside of a ring from the outside.
+    """
+    arr = np.asarray(geoms, dtype=object)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if hasattr(shapely, "orient_polygons"):
+        return np.asarray(shapely.orient_polygons(arr, exterior_cw=False), dtype=object)
+    return _orient_fallback(arr)
+
+
+def _check_formats(formats: Sequence[str]) -> list[str]:
+    """The requested formats, validated and de-duplicated, in :data:`EXPORT_FORMATS` order."""
+    if isinstance(formats, str):
+        formats = [formats]
+    allowed = ", ".join(EXPORT_FORMATS)
+    wanted = {str(f).strip().lower() for f in formats}
+    bad = sorted(wanted - set(EXPORT_FORMATS))
+    if bad:
+        raise InputDataError(
+            f"unknown map export format(s): {', '.join(repr(b) for b in bad)}; "
+            f"allowed formats are: {allowed}"
+        )
+    if not wanted:
+        raise InputDataError(f"no map export format given; allowed formats are: {allowed}")
+    return [f for f in EXPORT_FORMATS if f in wanted]
+
+
+def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One layer ready to write: checked name, WGS84, RFC 7946 ring order, plain index."""
+    if not _LAYER_NAME.match(name):
+        raise InputDataError(
+            f"map layer name {name!r} cannot be used as a file name; "
+            "use letters, digits and underscores, starting with a letter"
+        )
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise InputDataError(f"map layer {name!r} is not a GeoDataFrame")
+    if gdf.crs is None:
+        raise InputDataError(f"map layer {name!r} has no CRS; set one before exporting")
+    out = gdf.to_crs(_WGS84) if not gdf.crs.equals(_WGS84) else gdf.copy()
+    out = out.reset_index(drop=True)
+    geom = out.geometry
+    out[geom.name] = gpd.GeoSeries(orient_rfc7946(geom.to_numpy()), crs=_WGS84)
+    return out
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it when the block succeeds."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_geojson(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
+    with _atomic(path) as tmp:
+        pyogrio.write_dataframe(
+            gdf, tmp, layer=name, driver="GeoJSON", layer_options=_GEOJSON_OPTIONS
+        )
+
+
+def _write_parquet(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
+    with _atomic(path) as tmp:
+        gdf.to_parquet(tmp, index=False)
+
+
+def _write_gpkg(layers: Mapping[str, gpd.GeoDataFrame], path: Path) -> None:
+    with _atomic(path) as tmp:
+        for name, gdf in layers.items():
+            pyogrio.write_dataframe(gdf, tmp, layer=name, driver="GPKG")
+
+
+def _per_layer(
+    folder: Path,
+    sub: str,
+    suffix: str,
+    layers: Mapping[str, gpd.GeoDataFrame],
+    write: Callable[[str, gpd.GeoDataFrame, Path], None],
+) -> list[str]:
+    """Write one file per layer under ``folder/sub``; drop stale files of known layers."""
+    (folder / sub).mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, gdf in layers.items():
+        rel = f"{sub}/{name}{suffix}"
+        write(name, gdf, folder / rel)
+        files.append(rel)
+    for name in sorted(set(LAYERS) - set(layers)):
+        stale = folder / sub / f"{name}{suffix}"
+        if stale.exists():
+            stale.unlink()
+            log.info("removed %s: layer %r is no longer present", stale, name)
+    return files
+
+
+def export_layers(
+    layers: Mapping[str, gpd.GeoDataFrame],
+    folder: Path | str,
+    formats: Sequence[str] = EXPORT_FORMATS,
+) -> dict[str, Any]:
+    """Write the map layers as GeoJSON, GeoPackage and/or GeoParquet under ``folder``.
+
+    Parameters
+    ----------
+    layers
+        Layer name -> GeoDataFrame (any CRS; written in EPSG:4326), e.g. from
+        :func:`~twmb_geo.maps.layers.map_layers`. Names become file and table names.
+    folder
+        Output folder (created if missing); see the module doc for the layout.
+    formats
+        Any of ``"geojson"``, ``"gpkg"``, ``"geoparquet"``.
+
+    Returns
+    -------
+    dict
+        ``{"folder": str, "files": {format: [paths relative to folder]},
+        "rows": {layer: number of features}}``.
+
+    Raises
+    ------
+    InputDataError
+        An unknown format, a layer without CRS or a name unfit for a file name.
+    """
+    wanted = _check_formats(formats)
+    folder = Path(folder)
+    prepared = {name: _prepare(name, gdf) for name, gdf in layers.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, list[str]] = {}
+    for fmt in wanted:
+        if fmt == "geojson":
+            files[fmt] = _per_layer(folder, "geojson", ".geojson", prepared, _write_geojson)
+        elif fmt == "geoparquet":
+            files[fmt] = _per_layer(folder, "geoparquet", ".parquet", prepared, _write_parquet)
+        elif prepared:
+            _write_gpkg(prepared, folder / GPKG_NAME)
+            files[fmt] = [GPKG_NAME]
+        else:
+            (folder / GPKG_NAME).unlink(missing_ok=True)
+            files[fmt] = []
+    rows = {name: len(gdf) for name, gdf in prepared.items()}
+    log.info("exported %d map layer(s) as %s to %s", len(rows), ", ".join(wanted), folder)
+    return {"folder": str(folder), "files": files, "rows": rows}
