@@ -161,7 +161,7 @@ def test_renewal_by_km_on_pipes(synthetic_model) -> None:
 
 
 def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp_path) -> None:
-    """The synthetic city's star schema (pipes, streets, models) published through turso.sync."""
+    """The synthetic city's star schema (pipes, streets, models) on a Turso server (HTTP)."""
     from turso_server import read_current
 
     from twmb_geo.publish.sql import star_schema
@@ -175,7 +175,6 @@ def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp
         targets=["duckdb", "turso"],
         duckdb_path=duck,
         turso_url=turso_server.url,
-        turso_mode="sync",
     )
     assert [t["target"] for t in res["targets"]] == ["duckdb", "turso"]
     assert res["rows"]["dim_pipe"] > 1000 and res["rows"]["dim_street_segment"] > 1000

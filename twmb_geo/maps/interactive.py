@@ -37,6 +37,8 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
+from .layers import HOTSPOT_ORDER, TIER_ORDER
+
 __all__ = [
     "EARTH_RADIUS",
     "OSM_TILE_URL",
@@ -57,19 +59,6 @@ OSM_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_TITLE = "Toronto water main breaks"
 DEFAULT_SOURCE = "Contains information licensed under the Open Government Licence – Toronto."
 
-#: tiers and hot-spot classes in legend order (others follow alphabetically)
-_TIER_ORDER = ("very_high", "high", "elevated", "low")
-_HOTSPOT_ORDER = (
-    "persistent hot spot",
-    "emerging hot spot",
-    "intermittent hot spot",
-    "transient hot spot",
-    "persistent cold spot",
-    "other significant",
-    "never significant",
-    "not assessed",
-    "not computed",
-)
 #: kind of value per column: text, category, float (4 significant digits), int
 _UNIT_COLUMNS: dict[str, str] = {
     "label": "text",
@@ -243,7 +232,7 @@ def _text(v: Any) -> str | None:
 
 
 def _category_order(values: list[str], column: str) -> list[str]:
-    order = {"tier": _TIER_ORDER, "hotspot_class": _HOTSPOT_ORDER}.get(column, ())
+    order = {"tier": TIER_ORDER, "hotspot_class": HOTSPOT_ORDER}.get(column, ())
     known = [v for v in order if v in values]
     rest = sorted(v for v in set(values) if v not in order and v != "unscored")
     return known + rest + (["unscored"] if "unscored" in values else [])

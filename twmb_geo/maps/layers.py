@@ -24,7 +24,15 @@ import shapely
 from ..ingest.assets import MATERIALS
 from ..store.duckdb_store import Store
 
-__all__ = ["LAYERS", "LAYER_COLUMNS", "STORE_CRS", "UNIT_LAYERS", "map_layers"]
+__all__ = [
+    "HOTSPOT_ORDER",
+    "LAYERS",
+    "LAYER_COLUMNS",
+    "STORE_CRS",
+    "TIER_ORDER",
+    "UNIT_LAYERS",
+    "map_layers",
+]
 
 #: the store's projected CRS (NAD83(CSRS) / MTM zone 10, metres)
 STORE_CRS = "EPSG:2952"
@@ -35,6 +43,21 @@ UNIT_LAYERS: dict[str, tuple[str, str]] = {
     "street": ("streets", "unit_street"),
     "neighbourhood": ("neighbourhoods", "neighbourhoods"),
 }
+#: risk tiers from the riskiest (``unscored``: no current score)
+TIER_ORDER: tuple[str, ...] = ("very_high", "high", "elevated", "low", "unscored")
+#: hot-spot persistence classes in legend order (``features.esda.PERSISTENCE_CLASSES`` is
+#: the same set in rule order; not imported, so maps do not load the ESDA stack)
+HOTSPOT_ORDER: tuple[str, ...] = (
+    "persistent hot spot",
+    "emerging hot spot",
+    "intermittent hot spot",
+    "transient hot spot",
+    "persistent cold spot",
+    "other significant",
+    "never significant",
+    "not assessed",
+    "not computed",
+)
 #: every layer, in drawing order (areas first, points last)
 LAYERS: tuple[str, ...] = ("neighbourhoods", "cells", "streets", "pipes", "breaks")
 

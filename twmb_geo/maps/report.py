@@ -18,6 +18,7 @@ metadata, and the only times shown are those the store recorded.
 from __future__ import annotations
 
 import base64
+import calendar
 import html
 import io
 import json
@@ -42,6 +43,7 @@ from ..errors import InputDataError
 from ..ingest.assets import MATERIALS
 from ..pipeline import summarize
 from ..store.duckdb_store import Store
+from .layers import HOTSPOT_ORDER
 
 __all__ = ["SECTIONS", "write_report"]
 
@@ -89,18 +91,6 @@ _UNIT_STYLE = {
     "neighbourhood": (_OI["purple"], "D"),
 }
 _SCHEME_ORDER = ("forward", "spatial", "spatiotemporal", "random")
-#: hot-spot persistence classes in precedence order (as ``features.esda.PERSISTENCE_CLASSES``,
-#: copied so the report does not import the ESDA stack)
-_PERSISTENCE_ORDER = (
-    "persistent hot spot",
-    "emerging hot spot",
-    "intermittent hot spot",
-    "transient hot spot",
-    "persistent cold spot",
-    "other significant",
-    "never significant",
-    "not assessed",
-)
 _MAP_ORDER = ("risk_cells", "tier_pipes", "tier_streets", "hotspots", "break_density")
 _MAP_CAPTIONS = {
     "risk_cells": "Expected breaks next year per H3 cell (current risk scores)",
@@ -109,20 +99,7 @@ _MAP_CAPTIONS = {
     "hotspots": "Hot-spot persistence class of breaks per unit",
     "break_density": "Density of recorded breaks",
 }
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+_MONTHS = tuple(calendar.month_name[1:])
 _TOP_UNITS = 50
 _DPI = 110
 _RC: dict[str, Any] = {
@@ -780,8 +757,8 @@ def _persistence_blocks(ctx: _Ctx) -> list[_Block]:
         return [*blocks, _note("No hot-spot persistence of breaks in the store.")]
     table = hp.pivot(index="cls", columns="unit_type", values="n").fillna(0).astype(int)
     units = sorted(table.columns, key=_unit_key)
-    order = [c for c in _PERSISTENCE_ORDER if c in table.index]
-    order += sorted(c for c in table.index if c not in _PERSISTENCE_ORDER)
+    order = [c for c in HOTSPOT_ORDER if c in table.index]
+    order += sorted(c for c in table.index if c not in HOTSPOT_ORDER)
     rows = [(cls, *(_int(table.at[cls, u]) for u in units)) for cls in order]
     rows.append(("total", *(_int(table[u].sum()) for u in units)))
     blocks.append(
@@ -1554,7 +1531,8 @@ def write_report(
         ctx = _Ctx(cfg, store, folder, dict(map_images or {}), html_map)
         sections = [build(ctx) for build in _BUILDERS]
         meta = _meta(ctx)
-    title = f"Water-main break report: {cfg.name}"
+    name = cfg.name[:1].upper() + cfg.name[1:]  # "toronto" -> "Toronto", "GTA-west" kept
+    title = f"Water-main break report: {name}"
     figs = _figures(sections)
     _write_figures(folder, figs)
     html_path, md_path = folder / "report.html", folder / "report.md"

@@ -16,6 +16,7 @@ Every table has a contract under ``schemas/star/``. Conventions:
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Callable, Mapping
 from functools import cache
 
@@ -68,20 +69,7 @@ _UNITS: dict[str, tuple[str, str, str]] = {
     "street": ("street_key", "dim_street_segment", "unit_id"),
     "neighbourhood": ("neighbourhood_key", "dim_neighbourhood", "neighbourhood_code"),
 }
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+_MONTHS = list(calendar.month_name[1:])
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _STATISTICS = ("expected", "mean", "p10", "p50", "p90", "p95")
 _UNKNOWN = "unknown"
