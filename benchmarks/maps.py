@@ -1,0 +1,72 @@
+"""Maps and report benchmark: timings of every map output and the report, as JSON.
+
+On an existing output folder (a store written by ``twmb run``; default: run the bundled
+job into ``--work`` first, which is timed separately) it times ``map_layers``, each export
+format, the PNG maps, the HTML map and the report, and reports sizes and the peak RSS.
+Outputs go to a scratch folder, never into the run's own ``maps/`` or ``report/``.
+
+Usage::
+
+    python benchmarks/maps.py [--out OUT_WITH_STORE] [--work /tmp/twmb-bench-maps]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _timed(fn: Any, *args: Any, **kw: Any) -> tuple[Any, float]:
+    t = time.perf_counter()
+    res = fn(*args, **kw)
+    return res, round(time.perf_counter() - t, 3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", type=Path, default=None, help="a twmb output folder with a store")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/twmb-bench-maps"))
+    args = ap.parse_args()
+
+    import twmb_geo as tw
+    from twmb_geo.maps.exports import export_layers
+    from twmb_geo.maps.interactive import write_html_map
+    from twmb_geo.maps.layers import map_layers
+    from twmb_geo.maps.report import write_report
+    from twmb_geo.maps.static import render_maps
+    from twmb_geo.store.duckdb_store import Store
+
+    result: dict[str, Any] = {"benchmark": "maps", "python": platform.python_version()}
+    out = args.out
+    if out is None:
+        out = args.work / "run"
+        if not (out / "twmb.duckdb").exists():
+            _, result["setup_run_s"] = _timed(tw.run, tw.default_config(out), with_report=False)
+    cfg = tw.default_config(out)
+    scratch = args.work / "outputs"
+    shutil.rmtree(scratch, ignore_errors=True)
+    with Store(cfg.store_path, read_only=True) as store:
+        layers, result["map_layers_s"] = _timed(map_layers, store)
+    result["features"] = {k: len(v) for k, v in layers.items()}
+    for fmt in ("geojson", "gpkg", "geoparquet"):
+        _, result[f"export_{fmt}_s"] = _timed(export_layers, layers, scratch / "maps", [fmt])
+    pngs, result["png_maps_s"] = _timed(render_maps, layers, scratch / "maps" / "png")
+    result["png_maps"] = sorted(pngs)
+    html, result["html_map_s"] = _timed(write_html_map, layers, scratch / "maps" / "map.html")
+    result["html_map_mb"] = round(html["bytes"] / 2**20, 2)
+    rep, result["report_s"] = _timed(
+        write_report, cfg, scratch / "report", map_images=pngs, html_map=Path(html["path"])
+    )
+    result["report_html_mb"] = round(Path(rep["html"]).stat().st_size / 2**20, 2)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
