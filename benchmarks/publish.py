@@ -32,47 +32,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 REPO = Path(__file__).resolve().parents[1]
 TARGET_ROWS_S = 50_000
 TURSO_BIN = REPO / ".tools" / "node_modules" / ".bin" / "turso"
 
 
-def star_with_fact(rows: int) -> dict[str, pd.DataFrame]:
-    """An empty store's star schema with ``fact_unit_year`` grown to ``rows`` cell-years."""
-    from twmb_geo.publish.star import build_star
-    from twmb_geo.store.duckdb_store import Store
-
-    with tempfile.TemporaryDirectory() as d, Store(Path(d) / "e.duckdb") as store:
-        star = build_star(store)
-    rng = np.random.default_rng(42)
-    years = 27
-    cells = -(-rows // years)
-    key = np.repeat(np.arange(1, cells + 1, dtype=np.int64), years)[:rows]
-    year = np.tile(np.arange(1990, 1990 + years, dtype=np.int32), cells)[:rows]
-    breaks = rng.poisson(0.2, rows).astype(np.int64)
-    exposure = np.round(rng.gamma(2.0, 0.6, rows), 4)
-    fact = pd.DataFrame(
-        {
-            "unit_type": "cell",
-            "cell_key": key,
-            "pipe_key": np.zeros(rows, np.int64),
-            "street_key": np.zeros(rows, np.int64),
-            "neighbourhood_key": np.zeros(rows, np.int64),
-            "year": year,
-            "breaks": breaks,
-            "exposure_km": exposure,
-            "rate_per_100km": np.round(breaks / exposure * 100, 4),
-        }
-    )
-    star["fact_unit_year"] = fact
-    return star
-
-
 def child(mode: str, rows: int, url: str, work: Path) -> dict[str, Any]:
     """Publish once with ``mode``; timings and this process's peak RSS."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from turso_server import star_with_fact
+
     from twmb_geo.publish.turso import TursoTarget, connect, publish_tables
 
     t0 = time.perf_counter()

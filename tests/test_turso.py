@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 import turso
@@ -31,6 +30,7 @@ from turso_server import (
     m_sql,
     query,
     read_current,
+    star_with_fact,
 )
 
 import twmb_geo as tw
@@ -70,10 +70,6 @@ def file_rows(path: Path, table: str) -> list[tuple]:
         conn.close()
 
 
-def checksums(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
-    return {t: table_checksum(frame_rows(tables[t], star_schema(t))) for t in STAR_TABLES}
-
-
 @pytest.fixture(scope="module")
 def empty_star(tmp_path_factory) -> dict[str, pd.DataFrame]:
     """The star schema of an empty store: unknown rows only (a small, different publish)."""
@@ -103,28 +99,6 @@ def _publish_file(path: Path, tables: dict[str, pd.DataFrame]) -> dict:
 
 def _publish_http(url: str, tables: dict[str, pd.DataFrame]) -> dict:
     return _publish(TursoTarget(mode="http", url=url), tables)
-
-
-def _big_star(empty: dict[str, pd.DataFrame], rows: int = 60_000) -> dict[str, pd.DataFrame]:
-    """``empty`` with a generated ``fact_unit_year`` of ``rows`` cell-years (a push of MBs)."""
-    rng = np.random.default_rng(7)
-    breaks = rng.poisson(0.3, rows).astype(np.int64)
-    exposure = np.round(rng.gamma(2.0, 0.6, rows), 4)
-    out = dict(empty)
-    out["fact_unit_year"] = pd.DataFrame(
-        {
-            "unit_type": "cell",
-            "cell_key": np.arange(rows, dtype=np.int64) // 27 + 1,
-            "pipe_key": 0,
-            "street_key": 0,
-            "neighbourhood_key": 0,
-            "year": (1990 + np.arange(rows) % 27).astype(np.int32),
-            "breaks": breaks,
-            "exposure_km": exposure,
-            "rate_per_100km": np.round(breaks / exposure * 100, 4),
-        }
-    )
-    return out
 
 
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -287,7 +261,7 @@ def test_server_killed_mid_push_keeps_the_previous_publish_and_the_push_resumes(
 
         prev = publish(empty_star)
         assert current_publish(turso_server.url) == prev["publish_id"]
-        star = _big_star(empty_star)
+        star = star_with_fact(60_000)
         proxy.arm(2_000_000)  # the server dies 2 MB into the push
         with pytest.raises(PublishError, match=r"pushing to .* failed"):
             publish(star)

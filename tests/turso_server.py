@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from conftest import REPO
 
 from twmb_geo.publish.sql import CURRENT_SQL, reader_sql
@@ -153,6 +155,37 @@ def read_current(url: str, table: str, page: int = 50_000, sql: str | None = Non
         if len(rows) < page:
             return out
         offset += page
+
+
+def star_with_fact(rows: int, seed: int = 42) -> dict[str, pd.DataFrame]:
+    """An empty store's star schema with ``fact_unit_year`` grown to ``rows`` cell-years
+    (a big publish without a big run; the publish tests and ``benchmarks/publish.py``)."""
+    import tempfile
+
+    from twmb_geo.publish.star import build_star
+    from twmb_geo.store.duckdb_store import Store
+
+    with tempfile.TemporaryDirectory() as d, Store(Path(d) / "e.duckdb") as store:
+        star = build_star(store)
+    rng = np.random.default_rng(seed)
+    years = 27
+    cells = -(-rows // years)
+    breaks = rng.poisson(0.2, rows).astype(np.int64)
+    exposure = np.round(rng.gamma(2.0, 0.6, rows), 4)
+    star["fact_unit_year"] = pd.DataFrame(
+        {
+            "unit_type": "cell",
+            "cell_key": np.repeat(np.arange(1, cells + 1, dtype=np.int64), years)[:rows],
+            "pipe_key": np.zeros(rows, np.int64),
+            "street_key": np.zeros(rows, np.int64),
+            "neighbourhood_key": np.zeros(rows, np.int64),
+            "year": np.tile(np.arange(1990, 1990 + years, dtype=np.int32), cells)[:rows],
+            "breaks": breaks,
+            "exposure_km": exposure,
+            "rate_per_100km": np.round(breaks / exposure * 100, 4),
+        }
+    )
+    return star
 
 
 def m_sql(kit: Path, table: str) -> str:

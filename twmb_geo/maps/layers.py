@@ -97,6 +97,11 @@ LAYER_COLUMNS: dict[str, list[str]] = {
 }
 
 
+def _material_desc(material: pd.Series) -> pd.Series:
+    """Material code -> description (the code itself when unknown; null stays null)."""
+    return material.map(lambda c: MATERIALS.get(c, c) if c else None)
+
+
 def _read(store: Store, name: str) -> pd.DataFrame | None:
     return store.read(name) if store.has_table(name) else None
 
@@ -203,7 +208,7 @@ def _unit_base(unit_type: str, units: pd.DataFrame, names: pd.Series) -> pd.Data
             material = units["material"].astype(object)
             df["asset_id"] = units["asset_id"]
             df["material"] = material
-            df["material_desc"] = material.map(lambda c: MATERIALS.get(c, c) if c else None)
+            df["material_desc"] = _material_desc(material)
             df["diameter_mm"] = units["diameter_mm"]
             df["install_year"] = pd.to_numeric(units["install_year"]).astype("Int32")
             removed = pd.to_numeric(units["removal_year"]).notna()
@@ -243,7 +248,7 @@ def _breaks_layer(
             "year": breaks["year"],
             "month": breaks["month"],
             "material": material,
-            "material_desc": material.map(lambda c: MATERIALS.get(c, c) if c else None),
+            "material_desc": _material_desc(material),
             "diameter_mm": breaks["diameter_mm"],
             "cell": ids.map(linked["cell"]) if "cell" in linked else None,
             "pipe": ids.map(linked["pipe"]) if "pipe" in linked else None,

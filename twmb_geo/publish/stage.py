@@ -19,18 +19,17 @@ from ..errors import ContractError, InputDataError
 from ..store.duckdb_store import Store
 from .duckdb_target import check_star_duckdb, write_star_duckdb
 from .files import FORMATS, write_star_folder
-from .sql import star_schema
 from .star import STAR_TABLES, build_star, check_keys
 from .turso import (
     SCHEMA_VERSION,
+    PreparedStar,
     Session,
     TursoTarget,
     check_version,
     connect,
-    publish_id_for,
+    prepare_star,
     publish_tables,
 )
-from .values import frame_rows, table_checksum
 
 __all__ = ["LOCAL_TARGETS", "TARGETS", "TOKEN_ENV", "publish"]
 
@@ -105,7 +104,7 @@ def publish(
             check_version(sessions[name])
         if "duckdb" in targets:
             check_star_duckdb(duck, SCHEMA_VERSION)
-        tables, checksums, written = _build_and_write(
+        tables, star, written = _build_and_write(
             cfg, targets, sessions, folder or paths["folder"], formats, duck, progress
         )
     finally:
@@ -115,10 +114,10 @@ def publish(
         if w["target"] in specs:
             w["mode"] = specs[w["target"]].mode
     return {
-        "publish_id": publish_id_for(checksums),
+        "publish_id": star.publish_id,
         "schema_version": SCHEMA_VERSION,
         "rows": {t: len(tables[t]) for t in STAR_TABLES},
-        "checksums": checksums,
+        "checksums": star.checksums,
         "targets": written,
     }
 
@@ -131,14 +130,14 @@ def _build_and_write(
     formats: Sequence[str],
     duck: Path,
     progress: Progress | None,
-) -> tuple[dict[str, Any], dict[str, str], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], PreparedStar, list[dict[str, Any]]]:
     with Store(cfg.store_path, read_only=True) as store:
         tables = build_star(store)
     problems = check_keys(tables)
     if problems:
         raise ContractError("star schema keys do not resolve; nothing published", problems)
-    checksums = {t: table_checksum(frame_rows(tables[t], star_schema(t))) for t in STAR_TABLES}
-    pid = publish_id_for(checksums)
+    star = prepare_star(tables)
+    pid, checksums = star.publish_id, star.checksums
     source = str(cfg.store_path)
     written: list[dict[str, Any]] = []
     for target in (t for t in TARGETS if t in targets):
@@ -157,8 +156,8 @@ def _build_and_write(
             res = {"location": res.pop("target"), **res}
         else:
             session = sessions[target]
-            res = publish_tables(session, tables, source=source, progress=progress)
+            res = publish_tables(session, tables, prepared=star, source=source, progress=progress)
             res = {"location": res.pop("target"), **res}
             res.pop("checksums", None)
         written.append({"target": target, **res})
-    return tables, checksums, written
+    return tables, star, written

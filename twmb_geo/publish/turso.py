@@ -61,9 +61,11 @@ __all__ = [
     "MODES",
     "SCHEMA_VERSION",
     "Migration",
+    "PreparedStar",
     "TursoTarget",
     "check_version",
     "connect",
+    "prepare_star",
     "publish_id_for",
     "publish_tables",
     "remote_label",
@@ -539,19 +541,22 @@ def _counts(session: Session, pid: str) -> dict[str, int]:
     return {str(name): int(n) for name, n in session.query(parts, params)}
 
 
-def publish_tables(
-    session: Session,
-    tables: Mapping[str, pd.DataFrame],
-    *,
-    source: str = "",
-    keep_previous: int = 1,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Publish every star table through ``session`` with the pointer protocol (module doc).
+@dataclass(frozen=True)
+class PreparedStar:
+    """Star tables as checked, canonical rows with their checksums and publish id.
 
-    Returns the publish id, whether anything changed, rows and checksums per table, and the
-    schema version. Raises :class:`PublishError` (the previous publish stays readable).
+    Built once per publish (:func:`prepare_star`) and shared by every target.
     """
+
+    rows: dict[str, list[tuple[Any, ...]]]
+    columns: dict[str, list[str]]
+    checksums: dict[str, str]
+    publish_id: str
+
+
+def prepare_star(tables: Mapping[str, pd.DataFrame]) -> PreparedStar:
+    """Check every star table against its contract (safe identifiers, column order) and turn
+    it into canonical rows; :class:`InputDataError` names the table or column at fault."""
     missing = [t for t in STAR_TABLES if t not in tables]
     if missing:
         raise InputDataError(f"star tables missing from the publish: {missing}")
@@ -568,8 +573,27 @@ def publish_tables(
         rows[t] = frame_rows(tables[t], schema)
         columns[t] = cols
     checksums = {t: table_checksum(rows[t]) for t in STAR_TABLES}
+    return PreparedStar(rows, columns, checksums, publish_id_for(checksums))
+
+
+def publish_tables(
+    session: Session,
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    prepared: PreparedStar | None = None,
+    source: str = "",
+    keep_previous: int = 1,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Publish every star table through ``session`` with the pointer protocol (module doc).
+
+    ``prepared`` is :func:`prepare_star` of ``tables`` when the caller has it already.
+    Returns the publish id, whether anything changed, rows and checksums per table, and the
+    schema version. Raises :class:`PublishError` (the previous publish stays readable).
+    """
+    star = prepared or prepare_star(tables)
+    rows, columns, checksums, pid = star.rows, star.columns, star.checksums, star.publish_id
     counts = {t: len(rows[t]) for t in STAR_TABLES}
-    pid = publish_id_for(checksums)
     version = migrate(session)
     result = {
         "publish_id": pid,
