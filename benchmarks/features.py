@@ -28,8 +28,8 @@ def _child(n_pipes: int, out: str, permutations: int, gps_sigma: float | None) -
     logging.disable(logging.WARNING)
     import twmb_geo as tw
     from twmb_geo.features.build import build_features
-    from twmb_geo.pipeline import evaluate_matching
     from twmb_geo.synth import make_city, write_city
+    from twmb_geo.synth.evaluation import evaluate_matching
 
     res: dict = {"n_pipes": n_pipes}
     t = time.perf_counter()
@@ -48,7 +48,7 @@ def _child(n_pipes: int, out: str, permutations: int, gps_sigma: float | None) -
         features=replace(cfg.features, esda_permutations=permutations),
     )
     t = time.perf_counter()
-    tw.ingest(cfg)
+    tw.ingest_sources(cfg)
     res["ingest_s"] = round(time.perf_counter() - t, 2)
     rep = build_features(cfg)
     res["feature_steps_s"] = rep.timings

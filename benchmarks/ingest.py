@@ -26,7 +26,7 @@ def _case_bundled(out: str) -> dict:
 
     cfg = tw.default_config(out)
     t0 = time.perf_counter()
-    report = tw.ingest(cfg)
+    report = tw.ingest_sources(cfg)
     secs = time.perf_counter() - t0
     return {
         "seconds": round(secs, 3),
@@ -73,9 +73,9 @@ def _case_replica(out: str, csv: str) -> dict:
             SourceConfig("breaks", "toronto_breaks_csv", csv),
         ),
     )
-    tw.ingest(cfg, ["neighbourhoods"])
+    tw.ingest_sources(cfg, ["neighbourhoods"])
     t0 = time.perf_counter()
-    report = tw.ingest(cfg, ["breaks"])
+    report = tw.ingest_sources(cfg, ["breaks"])
     secs = time.perf_counter() - t0
     s = report.sources[0]
     return {

@@ -2,7 +2,7 @@
 
 Setup (timed on its own, in a child process so its memory does not count against the
 targets): generate the synthetic city, write it, ingest it and build the features
-(``twmb_geo.pipeline.run(cfg, with_model=False)``). Then, on the pipe panel:
+(``twmb_geo.run(cfg, with_model=False)``). Then, on the pipe panel:
 
 * Target A: 5-fold spatial CV of the model and every baseline (``importance_repeats=0``;
   with ``--with-importance`` also with the default 3 repeats) < 180 s, peak RSS < 6 GB.
@@ -132,8 +132,8 @@ def _setup_child(n_pipes: int, work: str) -> None:
     import logging
 
     logging.disable(logging.WARNING)
+    from twmb_geo.api import run
     from twmb_geo.config import load_config
-    from twmb_geo.pipeline import run
     from twmb_geo.synth import make_city, write_city
 
     res: dict[str, Any] = {"n_pipes": n_pipes}

@@ -16,7 +16,7 @@ def main(out: Path) -> None:
     cfg = tw.default_config(out)
 
     # 2. Validate every source into the DuckDB store; rows in = accepted + quarantined.
-    report = tw.ingest(cfg)
+    report = tw.ingest_sources(cfg)
     for s in report.sources:
         print(
             f"{s.source_id:15s} {s.rows_in:>7,} in {s.accepted:>7,} accepted "

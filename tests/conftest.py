@@ -71,7 +71,7 @@ def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 def bundled_run(bundled_cfg: Config) -> dict:
     """One full run on the bundled data (shared by read-only tests); maps and report are
     tested on their own (and end to end by test_cli's run)."""
-    return tw.run(bundled_cfg, with_report=False)
+    return tw.run(bundled_cfg, with_report=False).summary
 
 
 @pytest.fixture(scope="session")

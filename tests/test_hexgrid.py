@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import twmb_geo as tw
+from twmb_geo.core.crs import transform_xy
 from twmb_geo.errors import ConfigError, InputDataError
-from twmb_geo.ingest.crs import transform_xy
 from twmb_geo.spatial import hexgrid as hg
 
 X0, Y0 = 313_000.0, 4_840_000.0  # downtown Toronto, EPSG:2952

@@ -121,29 +121,29 @@ def test_retraining_the_same_data_gives_the_same_version(copy_cfg: Config) -> No
     n_cv = before.count("cv_metrics")
     version = before.read("models")["model_version"].iloc[0]
     before.close()
-    res = tw.train(copy_cfg)
-    assert res["models"][0]["model_version"] == version
+    res = tw.train_models(copy_cfg)
+    assert res.models[0]["model_version"] == version
     with tw.open_store(copy_cfg.store_path, read_only=True) as store:
         assert store.count("models") == 1
         assert store.count("cv_metrics") == n_cv  # replaced, not appended
 
 
 def test_rescoring_keeps_history_and_flags_the_current_run(copy_cfg: Config) -> None:
-    first = tw.score(copy_cfg)
+    first = tw.score_units(copy_cfg)
     with tw.open_store(copy_cfg.store_path, read_only=True) as store:
         rs = store.read("risk_scores")
     assert rs["run_id"].nunique() == 2
     cur = rs[rs["is_current"]]
-    assert set(cur["run_id"]) == {first["run_id"]} and len(cur) == 6024
+    assert set(cur["run_id"]) == {first.run_id} and len(cur) == 6024
     old = rs[~rs["is_current"]].sort_values("unit_id").reset_index(drop=True)
     new = cur.sort_values("unit_id").reset_index(drop=True)
     pd.testing.assert_series_equal(old["risk_score"], new["risk_score"])  # deterministic
 
 
 def test_simulation_is_seeded(copy_cfg: Config) -> None:
-    a = tw.simulate(copy_cfg, horizon=3, n_sims=100, seed=7)
-    b = tw.simulate(copy_cfg, horizon=3, n_sims=100, seed=7)
-    assert a["simulations"][0]["city"] == b["simulations"][0]["city"]
+    a = tw.simulate_breaks(copy_cfg, horizon=3, n_sims=100, seed=7)
+    b = tw.simulate_breaks(copy_cfg, horizon=3, n_sims=100, seed=7)
+    assert a.simulations[0]["city"] == b.simulations[0]["city"]
     with tw.open_store(copy_cfg.store_path, read_only=True) as store:
         sim = store.read("simulation_city")
     assert sim.groupby("run_id")["is_current"].first().sum() == 1
@@ -179,7 +179,7 @@ def test_cli_model_errors_are_clean(config_file: Path, copy_cfg: Config, tmp_pat
     msg = error_text(twmb(*c, "score", "--model", "nope"), 3)
     assert "nope" in msg
     empty = ["-q", "--out", tmp_path / "empty"]
-    tw.ingest(tw.default_config(tmp_path / "empty"), ["neighbourhoods"])
+    tw.ingest_sources(tw.default_config(tmp_path / "empty"), ["neighbourhoods"])
     msg = error_text(twmb(*empty, "train"), 5)
     assert "twmb features" in msg
     msg = error_text(twmb(*empty, "score"), 5)

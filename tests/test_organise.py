@@ -76,7 +76,7 @@ def network():
             "y": [Y0 + 5, Y0 + 5, Y0 + 150, Y0 + 700, Y0 + 3],
         }
     )
-    from twmb_geo.ingest.crs import transform_xy
+    from twmb_geo.core.crs import transform_xy
 
     breaks["lon"], breaks["lat"], _ = transform_xy(
         breaks["x"], breaks["y"], "EPSG:2952", "EPSG:4326"
@@ -222,7 +222,7 @@ def test_h3_resolution_out_of_range(res) -> None:
 
 def test_panel_rows_of_year_t_ignore_later_breaks(network) -> None:
     """Add breaks after year t (on every unit type's geometry): no feature of years <= t moves."""
-    from twmb_geo.ingest.crs import transform_xy
+    from twmb_geo.core.crs import transform_xy
 
     n = network
     t = 1998

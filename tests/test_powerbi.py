@@ -509,6 +509,6 @@ def test_cli_broken_contract_exit_4(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_public_api(tmp_path: Path) -> None:
     cfg = tw.default_config(tmp_path)
-    res = tw.powerbi_kit(cfg)
-    assert res["folder"] == str(tmp_path / "powerbi")
-    assert "powerbi_kit" in tw.__all__
+    res = tw.write_powerbi_kit(cfg)
+    assert res.folder == tmp_path / "powerbi"
+    assert "write_powerbi_kit" in tw.__all__

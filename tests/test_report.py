@@ -159,7 +159,7 @@ def test_data_summary_matches_the_store(bundled_cfg: Config, texts: tuple[str, s
 def test_breaks_and_neighbourhoods_match_the_store(
     bundled_cfg: Config, texts: tuple[str, str]
 ) -> None:
-    from twmb_geo.pipeline import summarize
+    from twmb_geo.store.summary import summarize
 
     html, md = texts
     with Store(bundled_cfg.store_path, read_only=True) as store:

@@ -95,7 +95,7 @@ def test_failed_source_leaves_the_store_as_it_was(bundled_run, bundled_cfg, monk
 
     monkeypatch.setattr(Store, "_insert", failing)
     with pytest.raises(StoreError, match="simulated"):
-        tw.ingest(bundled_cfg, ["breaks"])
+        tw.ingest_sources(bundled_cfg, ["breaks"])
     monkeypatch.undo()
     after = _snapshot(bundled_cfg.store_path)
     for t in CURATED:
@@ -149,7 +149,7 @@ def test_pipes_and_streets_go_through_the_store(tmp_path) -> None:
             ),
         ),
     )
-    report = tw.ingest(cfg)
+    report = tw.ingest_sources(cfg)
     by = {s.source_id: s for s in report.sources}
     for s in by.values():
         assert s.rows_in == s.accepted + s.quarantined
@@ -162,6 +162,6 @@ def test_pipes_and_streets_go_through_the_store(tmp_path) -> None:
     assert len(pipes) == by["distribution"].accepted + by["transmission"].accepted
     assert len(streets) == by["centreline"].accepted > 0
     # re-ingesting one source replaces only its rows
-    tw.ingest(cfg, ["transmission"])
+    tw.ingest_sources(cfg, ["transmission"])
     with tw.open_store(cfg.store_path, read_only=True) as store:
         pd.testing.assert_frame_equal(store.read("pipes"), pipes)

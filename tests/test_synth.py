@@ -268,7 +268,7 @@ def test_winter_severity_comes_from_the_bundled_weather(small: SynthCity) -> Non
 # ------------------------------------------------------------------------ written files
 
 
-def _check_read(path: Path, profile: str) -> tw.pipeline.IngestResult:
+def _check_read(path: Path, profile: str) -> tw.IngestResult:
     res = tw.read_source(path, profile, today=TODAY)
     accepted = sum(len(t) for k, t in res.tables.items() if k != "quarantine")
     assert res.rows_in == accepted + len(res.quarantine)
@@ -349,7 +349,7 @@ def test_written_config_ingests_end_to_end(
         if "removal_year" not in str(exc):
             raise
         ids.remove("pipes_abandoned")
-    report = tw.ingest(cfg, ids)
+    report = tw.ingest_sources(cfg, ids)
     assert report.ok
     by_id = {s.source_id: s for s in report.sources}
     assert by_id["neighbourhoods"].accepted == 140

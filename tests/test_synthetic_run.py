@@ -108,15 +108,15 @@ def synthetic_model(synthetic) -> tuple[dict, dict, object]:
     _, out = synthetic
     cfg = tw.load_config(out / "synthetic-city" / "twmb.toml", out=out)
     cfg = replace(cfg, model=FAST_MODEL)
-    trained = tw.train(cfg)
-    tw.score(cfg)
-    sims = tw.simulate(cfg, horizon=5, n_sims=100, replace_km=10.0, unit_types=["pipe"])
+    trained = tw.train_models(cfg)
+    tw.score_units(cfg)
+    sims = tw.simulate_breaks(cfg, horizon=5, n_sims=100, replace_km=10.0, unit_types=["pipe"])
     return trained, sims, cfg
 
 
 def test_pipe_street_and_cell_models_are_trained(synthetic_model) -> None:
     trained, _, cfg = synthetic_model
-    by_type = {m["unit_type"]: m for m in trained["models"]}
+    by_type = {m["unit_type"]: m for m in trained.models}
     assert set(by_type) == {"pipe", "street", "cell"}
     card = json.loads((Path(by_type["pipe"]["path"]) / "card.json").read_text())
     assert card["weight"] == "length_km"  # capture by share of pipe length
@@ -154,7 +154,7 @@ def test_pipe_scores_agree_with_the_true_hazard(synthetic_model, synthetic) -> N
 
 def test_renewal_by_km_on_pipes(synthetic_model) -> None:
     _, sims, _ = synthetic_model
-    ren = sims["simulations"][0]["renewal"]
+    ren = sims.simulations[0]["renewal"]
     assert 0 < ren["km_replaced"] <= 10.0
     assert 0 < ren["expected_breaks_avoided"] < ren["expected_breaks_baseline"]
     assert ren["breaks_avoided_per_km"] > 0
@@ -176,9 +176,9 @@ def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp
         duckdb_path=duck,
         turso_url=turso_server.url,
     )
-    assert [t["target"] for t in res["targets"]] == ["duckdb", "turso"]
-    assert res["rows"]["dim_pipe"] > 1000 and res["rows"]["dim_street_segment"] > 1000
-    assert res["rows"]["fact_risk_score"] > 0 and res["rows"]["dim_model"] == 4  # 3 + unknown
+    assert [t["target"] for t in res.targets] == ["duckdb", "turso"]
+    assert res.rows["dim_pipe"] > 1000 and res.rows["dim_street_segment"] > 1000
+    assert res.rows["fact_risk_score"] > 0 and res.rows["dim_model"] == 4  # 3 + unknown
     import duckdb
 
     con = duckdb.connect(str(duck), read_only=True)
@@ -186,7 +186,7 @@ def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp
         for t in STAR_TABLES:
             want = frame_rows(con.execute(f'SELECT * FROM "{t}"').df(), star_schema(t))
             got = read_current(turso_server.url, t)
-            assert len(got) == len(want) == res["rows"][t], t
+            assert len(got) == len(want) == res.rows[t], t
             assert table_checksum(got) == table_checksum(want) == res["checksums"][t], t
     finally:
         con.close()

@@ -120,12 +120,12 @@ def test_run_publishes_the_star_to_a_local_turso_file(bundled_run, bundled_cfg, 
     )
     for t in STAR_TABLES:
         got, want = file_rows(tmp_path / "s.db", t), duck_rows(tmp_path / "s.duckdb", t)
-        assert len(got) == len(want) == res["rows"][t], t
-        assert table_checksum(got) == table_checksum(want) == res["checksums"][t], t
+        assert len(got) == len(want) == res.rows[t], t
+        assert table_checksum(got) == table_checksum(want) == res.checksums[t], t
     # an ordinary SQLite reader (ODBC) can open the file, and sees the same current publish
     with sqlite3.connect(tmp_path / "s.db") as con:
         (pid,) = con.execute('SELECT "publish_id" FROM "twmb_current"').fetchone()
-        assert pid == res["publish_id"]
+        assert pid == res.publish_id
         n = con.execute(reader_sql("fact_break").replace("SELECT ", "SELECT count(*), ", 1))
         assert n.fetchone()[0] == 35_439
 
@@ -133,19 +133,19 @@ def test_run_publishes_the_star_to_a_local_turso_file(bundled_run, bundled_cfg, 
 def test_bundled_star_on_a_turso_server_equals_duckdb(
     bundled_run, bundled_cfg, turso_server, tmp_path
 ) -> None:
-    kit = Path(tw.powerbi_kit(bundled_cfg, folder=tmp_path / "kit")["folder"])
+    kit = tw.write_powerbi_kit(bundled_cfg, folder=tmp_path / "kit").folder
     duck = tmp_path / "star.duckdb"
     res = tw.publish_star(
         bundled_cfg, targets=["duckdb", "turso"], duckdb_path=duck, turso_url=turso_server.url
     )
-    target = res["targets"][1]
+    target = res.targets[1]
     assert target["changed"] and target["previous"] is None
-    assert current_publish(turso_server.url) == res["publish_id"]
+    assert current_publish(turso_server.url) == res.publish_id
     for t in STAR_TABLES:
         got = read_current(turso_server.url, t, sql=m_sql(kit, t))  # what Power Query sends
         want = duck_rows(duck, t)
-        assert len(got) == len(want) == res["rows"][t], t
-        assert table_checksum(got) == table_checksum(want) == res["checksums"][t], t
+        assert len(got) == len(want) == res.rows[t], t
+        assert table_checksum(got) == table_checksum(want) == res.checksums[t], t
     star = star_schema("fact_break")
     ordered = duck_rows(duck, "fact_break")
     ordered.sort(key=lambda r: r[star.columns.index("break_key")])
@@ -155,7 +155,7 @@ def test_bundled_star_on_a_turso_server_equals_duckdb(
     again = tw.publish_star(
         bundled_cfg, targets=["turso"], turso_url=turso_server.url, turso_mode="sync"
     )
-    assert again["targets"][0]["changed"] is False
+    assert again.targets[0]["changed"] is False
     assert query(turso_server.url, 'SELECT count(*) FROM "fact_break"') == [(35_439,)]
     assert query(turso_server.url, 'SELECT "status" FROM "twmb_publish_run"') == [("complete",)]
 
@@ -241,11 +241,11 @@ def test_publisher_killed_mid_publish_leaves_the_previous_publish(
     new_id = loading[0][0]
     # the next publish redoes it: complete, and no leftovers of the dead attempt
     res = tw.publish_star(bundled_cfg, targets=["turso"], turso_url=url, turso_mode="http")
-    assert res["targets"][0]["previous"] == prev["publish_id"]
+    assert res.targets[0]["previous"] == prev["publish_id"]
     assert current_publish(url) == new_id
     for t in ("dim_h3_cell", "fact_unit_year", "fact_hotspot"):
         counts = dict(query(url, f'SELECT "publish_id", count(*) FROM "{t}" GROUP BY 1'))
-        want = {new_id: res["rows"][t], prev["publish_id"]: len(empty_star[t])}
+        want = {new_id: res.rows[t], prev["publish_id"]: len(empty_star[t])}
         assert counts == {k: v for k, v in want.items() if v}, t
 
 
@@ -272,10 +272,10 @@ def test_server_killed_mid_push_keeps_the_previous_publish_and_the_push_resumes(
             assert table_checksum(read_current(turso_server.url, t)) == prev["checksums"][t], t
         proxy.arm(float("inf"))
         res = publish(star)  # resumes the push
-        assert current_publish(turso_server.url) == res["publish_id"]
+        assert current_publish(turso_server.url) == res.publish_id
         for t in STAR_TABLES:
             got = read_current(turso_server.url, t)
-            assert len(got) == len(star[t]) and table_checksum(got) == res["checksums"][t], t
+            assert len(got) == len(star[t]) and table_checksum(got) == res.checksums[t], t
     finally:
         proxy.close()
 
@@ -354,7 +354,7 @@ def test_an_unsafe_column_is_rejected_and_values_are_bound(empty_star, tmp_path)
     res = _publish_file(tmp_path / "ok.db", _variant(empty_star, evil))
     names = {r[2] for r in file_rows(tmp_path / "ok.db", "dim_neighbourhood")}
     assert names == {evil} and file_rows(tmp_path / "ok.db", "fact_break") == []
-    assert res["rows"]["fact_break"] == 0
+    assert res.rows["fact_break"] == 0
 
 
 def test_a_newer_schema_version_is_refused(bundled_run, bundled_cfg, empty_star, tmp_path) -> None:

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
+from . import __version__, api
 from .config import Config, default_config, load_config, write_config
 from .errors import EXIT_FAILURE, TwmbError
 
@@ -226,11 +226,9 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
 
     Each source is one transaction: rows in = accepted + quarantined, or nothing is written.
     """
-    from .pipeline import ingest as do_ingest
-
     cfg = _cfg(ctx)
     with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
-        report = do_ingest(cfg, list(sources) or None, progress=prog)
+        report = api.ingest_sources(cfg, list(sources) or None, progress=prog)
     data = {"command": "ingest", **report.to_dict(), "manifest": str(cfg.out_dir / "manifest.json")}
     _emit(data, as_json, lambda: _print_sources(data["sources"], data["store"]))
 
@@ -305,15 +303,11 @@ def run(
     (<out>/maps/) and the report (<out>/report/report.html), prints a summary and writes
     <out>/summary.json.
     """
-    from .pipeline import run as do_run
-
     root = ctx.find_root().obj
     if example == "synthetic":
-        from .pipeline import synthetic_example
-
         out_dir = (root["out"] or Path("out")).resolve()
         with _progress(not root["quiet"] and not as_json) as prog:
-            summary = synthetic_example(
+            summary = api.synthetic_example(
                 out_dir,
                 n_pipes=n_pipes,
                 seed=seed,
@@ -322,20 +316,20 @@ def run(
                 with_model=not no_model,
                 with_publish=not no_publish,
                 with_report=not no_report,
-            )
+            ).to_dict()
     else:
         if n_pipes is not None or seed is not None:
             raise click.UsageError("--pipes and --seed only apply to --example synthetic")
         cfg = default_config(root["out"] or "out") if example == "toronto" else _cfg(ctx)
         with _progress(not root["quiet"] and not as_json) as prog:
-            summary = do_run(
+            summary = api.run(
                 cfg,
                 progress=prog,
                 with_features=not no_features,
                 with_model=not no_model,
                 with_publish=not no_publish,
                 with_report=not no_report,
-            )
+            ).to_dict()
     _emit({"command": "run", **summary}, as_json, lambda: _print_summary(summary))
 
 
@@ -445,11 +439,9 @@ def features_cmd(ctx: click.Context, as_json: bool) -> None:
     each; spatial graphs, the unit-year panel (history up to each year, next-year targets),
     spatial lags, global Moran's I and LISA hot spots are written to the store.
     """
-    from .pipeline import features as do_features
-
     cfg = _cfg(ctx)
     with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
-        rep = do_features(cfg, progress=prog)
+        rep = api.build_features(cfg, progress=prog)
     _emit({"command": "features", **rep}, as_json, lambda: _print_features(rep))
 
 
@@ -594,11 +586,9 @@ def train_cmd(ctx: click.Context, unit_types: tuple[str, ...], as_json: bool) ->
     Forward, spatial-block, spatial+temporal and random K-fold validation of the model and
     the baselines; the final model and its card go to <out>/models/<version>/.
     """
-    from .pipeline import train
-
     cfg = _cfg(ctx)
     with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
-        res = train(cfg, unit_types=list(unit_types) or None, progress=prog)
+        res = api.train_models(cfg, unit_types=list(unit_types) or None, progress=prog).to_dict()
     _emit({"command": "train", **res}, as_json, lambda: _print_models(res["models"]))
 
 
@@ -626,11 +616,9 @@ def score_cmd(
     Rows are appended to the store's risk_scores with the model version and run id; the new
     rows are flagged current, earlier ones kept.
     """
-    from .pipeline import score
-
-    res = score(
+    res = api.score_units(
         _cfg(ctx), unit_types=list(unit_types) or None, model_version=model_version, top=top
-    )
+    ).to_dict()
     _emit({"command": "score", **res}, as_json, lambda: _print_scores(res["scores"]))
 
 
@@ -675,9 +663,7 @@ def simulate_cmd(
     as_json: bool,
 ) -> None:
     """Monte Carlo of breaks over the next years (P10/P50/P90/P95) and a renewal scenario."""
-    from .pipeline import simulate
-
-    res = simulate(
+    res = api.simulate_breaks(
         _cfg(ctx),
         unit_types=list(unit_types) or None,
         horizon=horizon,
@@ -685,7 +671,7 @@ def simulate_cmd(
         replace_km=replace_km,
         replace_units=replace_units,
         seed=seed,
-    )
+    ).to_dict()
     _emit({"command": "simulate", **res}, as_json, lambda: _print_simulations(res["simulations"]))
 
 
@@ -756,10 +742,8 @@ def publish_cmd(
     surrogate keys, WGS84 lat/lon and WKT; every fact key is checked before writing.
     Each target is written atomically; publishing the same content again changes nothing.
     """
-    from .pipeline import publish_star
-
     with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
-        res = publish_star(
+        res = api.publish_star(
             _cfg(ctx),
             targets=targets or None,
             folder=folder,
@@ -769,7 +753,7 @@ def publish_cmd(
             turso_url=turso_url,
             turso_mode=turso_mode,
             progress=prog,
-        )
+        ).to_dict()
     res.pop("checksums", None)
 
     def human() -> None:
@@ -815,17 +799,15 @@ def map_cmd(
     """Map exports from the store: GeoJSON (RFC 7946), GeoPackage and GeoParquet per unit
     type, static PNG maps (risk, tiers, hot spots, break density) and one offline HTML map.
     """
-    from .pipeline import make_maps
-
     with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
-        res = make_maps(
+        res = api.render_maps(
             _cfg(ctx),
             folder=folder,
             formats=formats or ("geojson", "gpkg", "geoparquet"),
             png=not no_png,
             html=not no_html,
             progress=prog,
-        )
+        ).to_dict()
 
     def human() -> None:
         t = Table(title=f"Map layers in {res['folder']}", title_justify="left")
@@ -855,12 +837,10 @@ def report_cmd(ctx: click.Context, folder: Path | None, as_json: bool) -> None:
     """The run report: data summary, breaks by year and month, maps, hot spots, model card,
     riskiest units, Monte Carlo bands and the renewal scenario (report.html and report.md).
     """
-    from .pipeline import make_maps, make_report
-
     cfg = _cfg(ctx)
     with _progress(not ctx.find_root().obj["quiet"] and not as_json) as prog:
-        maps = make_maps(cfg, formats=(), progress=prog)
-        res = make_report(cfg, folder=folder, maps=maps)
+        maps = api.render_maps(cfg, formats=(), progress=prog)
+        res = api.write_report(cfg, folder=folder, maps=maps).to_dict()
     res = {k: str(v) if isinstance(v, Path) else v for k, v in res.items()}
     _emit({"command": "report", **res}, as_json, lambda: out.print(f"report: {res['html']}"))
 
@@ -889,9 +869,7 @@ def powerbi_cmd(ctx: click.Context, folder: Path | None, source: str, as_json: b
     TMDL model with relationships and DAX measures, and TWMB.pbip to open in Power BI
     Desktop (see docs/powerbi.md).
     """
-    from .pipeline import powerbi_kit
-
-    res = powerbi_kit(_cfg(ctx), folder=folder, source=source)
+    res = api.write_powerbi_kit(_cfg(ctx), folder=folder, source=source).to_dict()
 
     def human() -> None:
         out.print(

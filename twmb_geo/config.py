@@ -16,6 +16,8 @@ from typing import Any
 import tomli_w
 
 from ._paths import data_dir
+from .core.units import UNIT_TYPES, unit_type_names
+from .core.vocab import DEFAULT_TIERS
 from .errors import ConfigError
 from .io.profiles import Profile, get_profile, load_profile_file
 
@@ -82,13 +84,6 @@ class FeatureConfig:
 
 _FEATURE_KEYS = {f for f in FeatureConfig.__dataclass_fields__}
 
-#: default risk tiers: name and minimum risk percentile (share of the network less risky)
-DEFAULT_TIERS: tuple[tuple[str, float], ...] = (
-    ("very_high", 99.0),
-    ("high", 95.0),
-    ("elevated", 80.0),
-    ("low", 0.0),
-)
 MODEL_KINDS = ("poisson", "hgb", "logistic", "lightgbm")
 CV_SCHEMES = ("forward", "spatial", "spatiotemporal", "random")
 
@@ -97,7 +92,7 @@ CV_SCHEMES = ("forward", "spatial", "spatiotemporal", "random")
 class ModelConfig:
     """Settings of the risk-model stage (``[model]``): validation, model, scoring, simulation."""
 
-    unit_types: tuple[str, ...] = ("pipe", "street", "cell")
+    unit_types: tuple[str, ...] = field(default_factory=lambda: unit_type_names(modelled=True))
     kind: str = "poisson"
     schemes: tuple[str, ...] = CV_SCHEMES
     forward_years: int = 8
@@ -172,9 +167,9 @@ def _parse_model(doc: dict[str, Any], problems: list[str]) -> ModelConfig:
         return ModelConfig()
     m = ModelConfig(**kw)
     for u in m.unit_types:
-        if u not in ("pipe", "street", "cell", "neighbourhood"):
+        if u not in UNIT_TYPES:
             problems.append(
-                f"[model] unit_types: {u!r} is not a unit type (pipe, street, cell, neighbourhood)"
+                f"[model] unit_types: {u!r} is not a unit type ({', '.join(UNIT_TYPES)})"
             )
     if m.kind not in MODEL_KINDS:
         problems.append(f"[model] kind must be one of {list(MODEL_KINDS)}, got {m.kind!r}")

@@ -26,11 +26,11 @@ QUARANTINE_COLUMNS = [
 
 @dataclass
 class IngestContext:
-    """What a transform needs besides the rows: the day, and the service area if known."""
+    """What a transform needs besides the rows: the day, the service area if known, settings."""
 
     today: date
     service_area: shapely.Geometry | None = None  # buffered boundary, EPSG:2952
-    target_crs: str = "EPSG:2952"
+    weather_coverage_threshold: float = 0.9
 
 
 @dataclass

@@ -55,6 +55,15 @@ import pandas as pd
 import shapely
 
 from ..contracts import conform, validate_frame
+from ..core.crs import (
+    TARGET_CRS,
+    WGS84,
+    TransformInfo,
+    area_of_use_bounds,
+    transform_geometries,
+    transform_xy,
+)
+from ..core.vocab import LINED_MATERIALS, MATERIALS, MISSING_MATERIAL_CODES
 from ..errors import InputDataError
 from ..io.profiles import Profile
 from ..io.readers import RawChunk
@@ -66,19 +75,9 @@ from ._common import (
     empty_quarantine,
     finish_result,
 )
-from .crs import (
-    TARGET_CRS,
-    WGS84,
-    TransformInfo,
-    area_of_use_bounds,
-    transform_geometries,
-    transform_xy,
-)
 from .dates import parse_dates
 
 __all__ = [
-    "LINED_MATERIALS",
-    "MATERIALS",
     "NON_STREET_CLASSES",
     "STREET_CLASSES",
     "WATERMAIN_TYPES",
@@ -87,32 +86,6 @@ __all__ = [
     "transform_streets",
 ]
 
-#: Material code -> meaning, from the City's watermains codebook
-#: (``data/toronto/watermains_codebook.csv``). ``CP`` occurs in the City's files but the
-#: codebook gives it no meaning, so its ``material_desc`` is null. ``UNK`` and the string
-#: ``None`` are not materials: they become a null ``material``.
-MATERIALS: dict[str, str | None] = {
-    "AC": "Asbestos Cement",
-    "CI": "Cast Iron",
-    "CICL": "Cast Iron, Cement Lined",
-    "COP": "Copper",
-    "CP": None,
-    "CPP": "Concrete Pressure Pipe",
-    "CONC": "Concrete",
-    "CONP": "Concrete Pipe",
-    "DICL": "Ductile Iron, Cement Lined",
-    "DIP": "Ductile Iron Pipe",
-    "HDPE": "High-Density Polyethylene",
-    "PE": "Polyethylene",
-    "PCPP": "Prestressed Concrete Cylinder Pipe",
-    "PVC": "Polyvinyl Chloride",
-    "PVCO": "Oriented PVC",
-    "SP": "Steel Pipe",
-    "SPCL": "Steel Pipe, Cement Lined",
-}
-_MISSING_MATERIALS = ("UNK", "NONE", "NULL", "")
-#: Cement-lined materials (``lined`` is True).
-LINED_MATERIALS = frozenset({"CICL", "DICL", "SPCL"})
 #: Watermain Type code -> meaning, from the codebook (the City publishes no definitions).
 WATERMAIN_TYPES: dict[int, str] = {
     0: "Distribution",
@@ -598,7 +571,7 @@ def _pipe_attributes(
     raw, _ = _raw(f, profile, "material")
     material_raw = _text(raw)
     code = pd.Series(material_raw, dtype=object).map(str.upper, na_action="ignore")
-    mat_missing = (code.isna() | code.isin(_MISSING_MATERIALS)).to_numpy()
+    mat_missing = (code.isna() | code.isin(MISSING_MATERIAL_CODES)).to_numpy()
     known = code.isin(list(MATERIALS)).to_numpy()
     material = np.where(known, code.to_numpy(dtype=object), None)
     material_desc = np.array([MATERIALS.get(m) if m else None for m in material], dtype=object)

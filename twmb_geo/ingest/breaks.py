@@ -18,6 +18,8 @@ import pandas as pd
 import shapely
 
 from ..contracts import conform, validate_frame
+from ..core.crs import TARGET_CRS, WGS84, TransformInfo, area_of_use_bounds, crs_label, transform_xy
+from ..errors import InputDataError
 from ..io.profiles import CoordinatePair, Profile
 from ..io.readers import RawChunk
 from ._common import (
@@ -28,7 +30,6 @@ from ._common import (
     empty_quarantine,
     finish_result,
 )
-from .crs import TARGET_CRS, WGS84, TransformInfo, crs_label, transform_xy
 from .dates import parse_dates
 
 __all__ = ["transform_breaks"]
@@ -98,8 +99,6 @@ def _located(
 
 def _reference_bounds(area: shapely.Geometry | None, crs: str) -> tuple[float, float, float, float]:
     """The service area's bounding box expressed in ``crs`` (or the CRS area of use)."""
-    from .crs import area_of_use_bounds
-
     if area is None:
         b = area_of_use_bounds(crs)
         return b if b is not None else (-np.inf, -np.inf, np.inf, np.inf)
@@ -440,8 +439,6 @@ def transform_breaks(
         )
         accepted.append(out)
     if rows_in == 0:
-        from ..errors import InputDataError
-
         raise InputDataError(f"source {source_id!r}: no rows were read")
     df = pd.concat(accepted, ignore_index=True) if accepted else pd.DataFrame()
     lon, lat, _ = transform_xy(df["x"].to_numpy(), df["y"].to_numpy(), TARGET_CRS, WGS84)

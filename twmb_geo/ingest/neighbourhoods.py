@@ -9,11 +9,11 @@ import pandas as pd
 import shapely
 
 from ..contracts import conform, validate_frame
+from ..core.crs import TARGET_CRS, WGS84, crs_label, transform_geometries, transform_xy
 from ..errors import InputDataError
 from ..io.profiles import Profile
 from ..io.readers import RawChunk
 from ._common import IngestContext, IngestResult, RowChecks, build_quarantine, empty_quarantine
-from .crs import TARGET_CRS, WGS84, crs_label, transform_geometries, transform_xy
 
 __all__ = ["service_area_table", "transform_neighbourhoods"]
 

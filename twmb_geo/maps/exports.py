@@ -19,10 +19,8 @@ always mirrors the layers given.
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +30,7 @@ import pyogrio
 import shapely
 from numpy.typing import ArrayLike
 
+from ..core.files import atomic_path
 from ..errors import InputDataError
 from .layers import LAYERS
 
@@ -116,32 +115,20 @@ def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path``, renamed onto it when the block succeeds."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    tmp.unlink(missing_ok=True)
-    try:
-        yield tmp
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_geojson(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         pyogrio.write_dataframe(
             gdf, tmp, layer=name, driver="GeoJSON", layer_options=_GEOJSON_OPTIONS
         )
 
 
 def _write_parquet(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         gdf.to_parquet(tmp, index=False)
 
 
 def _write_gpkg(layers: Mapping[str, gpd.GeoDataFrame], path: Path) -> None:
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         for name, gdf in layers.items():
             pyogrio.write_dataframe(gdf, tmp, layer=name, driver="GPKG")
 

@@ -37,7 +37,7 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from .layers import HOTSPOT_ORDER, TIER_ORDER
+from ..core.vocab import HOTSPOT_ORDER, TIER_ORDER, UNSCORED
 
 __all__ = [
     "EARTH_RADIUS",
@@ -234,8 +234,8 @@ def _text(v: Any) -> str | None:
 def _category_order(values: list[str], column: str) -> list[str]:
     order = {"tier": TIER_ORDER, "hotspot_class": HOTSPOT_ORDER}.get(column, ())
     known = [v for v in order if v in values]
-    rest = sorted(v for v in set(values) if v not in order and v != "unscored")
-    return known + rest + (["unscored"] if "unscored" in values else [])
+    rest = sorted(v for v in set(values) if v not in order and v != UNSCORED)
+    return known + rest + ([UNSCORED] if UNSCORED in values else [])
 
 
 def _encode_column(series: pd.Series, kind: str, column: str) -> Any:

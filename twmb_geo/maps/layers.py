@@ -21,15 +21,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..ingest.assets import MATERIALS
+from ..core.vocab import MATERIALS, NOT_COMPUTED, UNSCORED
 from ..store.duckdb_store import Store
 
 __all__ = [
-    "HOTSPOT_ORDER",
     "LAYERS",
     "LAYER_COLUMNS",
     "STORE_CRS",
-    "TIER_ORDER",
     "UNIT_LAYERS",
     "map_layers",
 ]
@@ -43,21 +41,6 @@ UNIT_LAYERS: dict[str, tuple[str, str]] = {
     "street": ("streets", "unit_street"),
     "neighbourhood": ("neighbourhoods", "neighbourhoods"),
 }
-#: risk tiers from the riskiest (``unscored``: no current score)
-TIER_ORDER: tuple[str, ...] = ("very_high", "high", "elevated", "low", "unscored")
-#: hot-spot persistence classes in legend order (``features.esda.PERSISTENCE_CLASSES`` is
-#: the same set in rule order; not imported, so maps do not load the ESDA stack)
-HOTSPOT_ORDER: tuple[str, ...] = (
-    "persistent hot spot",
-    "emerging hot spot",
-    "intermittent hot spot",
-    "transient hot spot",
-    "persistent cold spot",
-    "other significant",
-    "never significant",
-    "not assessed",
-    "not computed",
-)
 #: every layer, in drawing order (areas first, points last)
 LAYERS: tuple[str, ...] = ("neighbourhoods", "cells", "streets", "pipes", "breaks")
 
@@ -172,9 +155,9 @@ def _attach(
     for col, dtype in (("rank", "Int64"), ("score_year", "Int32"), ("lisa_year", "Int32")):
         out[col] = pd.array(out[col], dtype=dtype) if len(out) else out[col]
     out["years_hot"] = pd.array(out["years_hot"], dtype="Int64") if len(out) else out["years_hot"]
-    out["tier"] = out["tier"].fillna("unscored")
-    out["lisa_cluster"] = out["lisa_cluster"].fillna("not computed")
-    out["hotspot_class"] = out["hotspot_class"].fillna("not computed")
+    out["tier"] = out["tier"].fillna(UNSCORED)
+    out["lisa_cluster"] = out["lisa_cluster"].fillna(NOT_COMPUTED)
+    out["hotspot_class"] = out["hotspot_class"].fillna(NOT_COMPUTED)
     return out
 
 

@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,11 +38,11 @@ from matplotlib.figure import Figure
 
 from .._version import __version__
 from ..config import Config
+from ..core.files import atomic_write
+from ..core.vocab import HOTSPOT_ORDER, MATERIALS
 from ..errors import InputDataError
-from ..ingest.assets import MATERIALS
-from ..pipeline import summarize
 from ..store.duckdb_store import Store
-from .layers import HOTSPOT_ORDER
+from ..store.summary import summarize
 
 __all__ = ["SECTIONS", "write_report"]
 
@@ -1453,19 +1452,6 @@ def _md_document(title: str, meta: Sequence[_Inline], sections: Sequence[_Sectio
 
 
 # -- writing ----------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).chmod(0o644)  # mkstemp makes 0600; a report is meant to be shared
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _figures(sections: Sequence[_Section]) -> list[_Figure]:
     """Every figure block, in report order (names must be unique)."""
     figs = [b for s in sections for b in s.blocks if isinstance(b, _Figure)]
@@ -1485,7 +1471,7 @@ def _write_figures(folder: Path, figs: Sequence[_Figure]) -> None:
         if old.name not in keep:
             old.unlink()
     for f in figs:
-        _atomic_write(fig_dir / f.name, f.png)
+        atomic_write(fig_dir / f.name, f.png)
 
 
 def _meta(ctx: _Ctx) -> tuple[_Inline, ...]:
@@ -1536,8 +1522,8 @@ def write_report(
     figs = _figures(sections)
     _write_figures(folder, figs)
     html_path, md_path = folder / "report.html", folder / "report.md"
-    _atomic_write(html_path, _html_document(title, meta, sections).encode("utf-8"))
-    _atomic_write(md_path, _md_document(title, meta, sections).encode("utf-8"))
+    atomic_write(html_path, _html_document(title, meta, sections).encode("utf-8"))
+    atomic_write(md_path, _md_document(title, meta, sections).encode("utf-8"))
     return {
         "html": html_path,
         "markdown": md_path,

@@ -6,20 +6,21 @@ Outputs under ``<out>/maps/`` (file exports, ``png/*.png``, ``twmb_map.html``) a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..core.types import Progress
 from ..errors import InputDataError
 from ..store.duckdb_store import Store
-from .exports import EXPORT_FORMATS
+from .exports import EXPORT_FORMATS, export_layers
+from .interactive import write_html_map
 from .layers import map_layers
+from .report import write_report
+from .static import render_maps
 
 __all__ = ["EXPORT_FORMATS", "make_maps", "make_report"]
-
-
-Progress = Callable[[str, int, int], None]
 
 
 def make_maps(
@@ -32,10 +33,6 @@ def make_maps(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Map layers from the store, exported as files, static PNG maps and the HTML map."""
-    from .exports import export_layers
-    from .interactive import write_html_map
-    from .static import render_maps
-
     folder = Path(folder) if folder else cfg.out_dir / "maps"
     with Store(cfg.store_path, read_only=True) as store:
         layers = map_layers(store)
@@ -65,8 +62,6 @@ def make_report(
     maps: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run report (HTML and Markdown), embedding the static maps of ``maps`` when given."""
-    from .report import write_report
-
     images = {k: Path(v) for k, v in (maps or {}).get("png", {}).items()}
     html = (maps or {}).get("html", {}).get("path")
     return write_report(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -45,6 +44,8 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ..core.files import atomic_path
+from ..core.vocab import NOT_COMPUTED, UNSCORED
 from .exports import orient_rfc7946
 from .layers import STORE_CRS
 
@@ -92,7 +93,7 @@ _TIER_COLOURS: Final[dict[str, str]] = {
     "low": "#dcec9a",
 }
 _LOW_LINE = "#b5de2b"
-_UNSCORED = "unscored"
+_UNSCORED = UNSCORED
 _UNSCORED_COLOUR = "#cccccc"
 #: line width (points) of tiers, highest first; unscored lines are thinnest
 _TIER_WIDTHS: Final[tuple[float, ...]] = (2.4, 1.6, 1.0, 0.6)
@@ -108,7 +109,7 @@ _HOTSPOT_COLOURS: Final[dict[str, str]] = {
     "other significant": "#c6e3f6",
     "never significant": "#e6e6e6",
     "not assessed": "#f7f7f7",
-    "not computed": "#bdbdbd",
+    NOT_COMPUTED: "#bdbdbd",
 }
 _OUTLINE = "#404040"
 #: candidate widths (m) of the hexagons of the density map
@@ -305,12 +306,8 @@ def _extent(data: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None) -> np.ndar
 
 def _save(fig: Figure, path: Path) -> Path:
     """PNG with fixed metadata (no software version), written via a temporary name."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -373,7 +370,7 @@ def _has_hotspots(gdf: gpd.GeoDataFrame | None) -> bool:
     if gdf is None or gdf.empty or "hotspot_class" not in gdf:
         return False
     cls = gdf["hotspot_class"]
-    return bool((cls.notna() & (cls != "not computed")).any())
+    return bool((cls.notna() & (cls != NOT_COMPUTED)).any())
 
 
 def _count_label(name: str, n: int, unit: str) -> str:
@@ -479,7 +476,7 @@ def _tier_lines(
 def _hotspots(
     cells: gpd.GeoDataFrame, nbhd: gpd.GeoDataFrame | None, place: str, source: str
 ) -> Figure:
-    cls = cells["hotspot_class"].fillna("not computed").astype(str)
+    cls = cells["hotspot_class"].fillna(NOT_COMPUTED).astype(str)
     extra = sorted(set(cls) - set(_HOTSPOT_COLOURS))
     colours = dict(_HOTSPOT_COLOURS)
     cmap = mpl.colormaps["cividis"]

@@ -26,8 +26,8 @@ from .._version import __version__
 from ..config import Config
 from ..contracts import conform
 from ..errors import InputDataError, StoreError
-from ..manifest import new_run_id
 from ..store.duckdb_store import Store
+from ..store.manifest import new_run_id
 from .registry import load_model, save_model
 from .scoring import score_units
 from .simulate import renewal_scenario, simulate, year_factor_cv

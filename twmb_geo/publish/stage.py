@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..core.types import Progress
 from ..errors import ContractError, InputDataError
 from ..store.duckdb_store import Store
 from .duckdb_target import check_star_duckdb, write_star_duckdb
@@ -40,7 +41,7 @@ LOCAL_TARGETS = ("folder", "duckdb", "turso-file")
 #: environment variable holding the remote Turso token (never a CLI option: shells log those)
 TOKEN_ENV = "TURSO_AUTH_TOKEN"
 
-Progress = Callable[[str, int, int], None]
+
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:

@@ -26,7 +26,7 @@ import pyproj
 import shapely
 
 from ..contracts import conform, load_schema, validate_frame
-from ..ingest.assets import MATERIALS
+from ..core.vocab import material_description
 from ..store.duckdb_store import TABLES, Store
 
 __all__ = ["DIMENSIONS", "FACTS", "KEY_DIMENSIONS", "STAR_TABLES", "build_star", "check_keys"]
@@ -234,7 +234,7 @@ def _location(units: pd.DataFrame) -> dict[str, object]:
 def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
     """Pipes with material meaning, install decade, status and WGS84 geometry."""
     material = pipes["material"].astype(object).where(pipes["material"].notna(), "UNK")
-    desc = material.map(lambda c: MATERIALS.get(c) or ("Unknown" if c == "UNK" else c))
+    desc = material.map(material_description)
     removal = pd.to_numeric(pipes["removal_year"], errors="coerce")
     df = pd.DataFrame(
         {

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..core.crs import TARGET_CRS, WGS84, crs_label, transform_geometries, transform_xy
 from ..errors import ConfigError, InputDataError
-from ..ingest.crs import TARGET_CRS, WGS84, crs_label, transform_geometries, transform_xy
 
 __all__ = [
     "cell_centroids",

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .hexgrid import cell_str
+
 __all__ = [
     "LINK_COLUMNS",
     "link_breaks_to_cells",
@@ -204,8 +206,6 @@ def link_breaks_to_cells(
     breaks: pd.DataFrame, cells: np.ndarray, grid: set[int] | None = None
 ) -> pd.DataFrame:
     """The H3 cell of each break (``cells`` from :func:`hexgrid.points_to_cells`)."""
-    from .hexgrid import cell_str
-
     out = _links(breaks["break_id"].to_numpy(dtype=object), "cell")
     cells = np.asarray(cells, dtype=np.uint64)
     ok = cells != 0

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..core.crs import TARGET_CRS, WGS84, transform_xy
 from ..errors import ConfigError, InputDataError
-from ..ingest.crs import TARGET_CRS, WGS84, transform_xy
 from . import hexgrid
 from .snapping import (
     link_breaks_to_cells,

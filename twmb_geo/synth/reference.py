@@ -22,8 +22,12 @@ from functools import cache
 
 import numpy as np
 import shapely
+from pyproj import Transformer
 
 from .._paths import data_dir
+from ..ingest.neighbourhoods import service_area_table
+from ..ingest.sources import read_source
+from ..ingest.weather import read_eccc_daily, transform_weather
 from .params import MATERIAL_CODES, SynthParams
 
 __all__ = [
@@ -174,9 +178,6 @@ def _codebook() -> list[dict[str, str]]:
 @cache
 def _footprint() -> tuple[shapely.Geometry, np.ndarray, np.ndarray, np.ndarray]:
     """The dissolved service area and the neighbourhood polygons with their centroids."""
-    from ..ingest.neighbourhoods import service_area_table
-    from ..pipeline import read_source
-
     path = data_dir() / "toronto" / "neighbourhood_planning_areas_utm6.zip"
     res = read_source(path, "toronto_neighbourhoods_140", today=dt.date(2026, 1, 1))
     nb = res.tables["neighbourhoods"].sort_values("area_code", kind="stable")
@@ -191,8 +192,6 @@ def _footprint() -> tuple[shapely.Geometry, np.ndarray, np.ndarray, np.ndarray]:
 @cache
 def load_reference() -> Reference:
     """Load the City's aggregates and the bundled footprint (cached per process)."""
-    from pyproj import Transformer
-
     s = _summary()
     cb = _codebook()
     material_share = {r["code"]: float(r["count"]) for r in cb if r["code_type"] == "material"}
@@ -353,7 +352,6 @@ def fit_decades(ward_counts: np.ndarray, snapshot_year: int, iters: int = 60) ->
 @cache
 def _bundled_winters() -> tuple[tuple[int, float, bool], ...]:
     """(winter, freezing degree-days, fully observed) from the bundled ECCC files."""
-    from ..ingest.weather import read_eccc_daily, transform_weather
 
     files = sorted((data_dir() / "toronto" / "weather_daily_6158350").glob("eng-daily-*.csv"))
     raw = read_eccc_daily(files)

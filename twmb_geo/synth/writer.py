@@ -34,7 +34,7 @@ import shapely
 
 from .._paths import data_dir
 from ..config import Config, SourceConfig, write_config
-from ..ingest.crs import transform_geometries, transform_xy
+from ..core.crs import transform_geometries, transform_xy
 from .city import SynthCity
 from .streets import join_names
 

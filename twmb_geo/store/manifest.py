@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from ._version import __version__
+import pyogrio
+import pyproj
+
+from .._version import __version__
 
 __all__ = ["RunManifest", "library_versions", "new_run_id"]
 
@@ -45,18 +48,8 @@ def library_versions() -> dict[str, str]:
             out[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             out[lib] = "not installed"
-    try:
-        import pyproj
-
-        out["proj"] = pyproj.proj_version_str
-    except Exception:  # pragma: no cover - informative only
-        pass
-    try:
-        import pyogrio
-
-        out["gdal"] = pyogrio.__gdal_version_string__
-    except Exception:  # pragma: no cover
-        pass
+    out["proj"] = pyproj.proj_version_str
+    out["gdal"] = pyogrio.__gdal_version_string__
     return out
 
 

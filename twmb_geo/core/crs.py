@@ -66,10 +66,7 @@ def _describe(src: str, dst: str, x: float, y: float) -> TransformInfo:
         warnings.simplefilter("ignore")
         tr = Transformer.from_crs(src, dst, always_xy=True)
         tr.transform(x, y)
-        try:
-            op = tr.get_last_used_operation()
-        except Exception:  # older PROJ
-            op = tr
+        op = tr.get_last_used_operation()
         group = TransformerGroup(src, dst, always_xy=True)
     desc = op.description or ""
     ballpark = "ballpark" in desc.lower()
@@ -101,15 +98,6 @@ def _sample_point(x: np.ndarray, y: np.ndarray, src: str) -> tuple[float, float]
     aou = CRS.from_user_input(src).area_of_use
     lon, lat = ((aou.west + aou.east) / 2, (aou.south + aou.north) / 2) if aou else (-79.4, 43.7)
     return Transformer.from_crs("EPSG:4326", src, always_xy=True).transform(lon, lat)
-
-
-def transform_info(
-    src: CRS | str, dst: CRS | str = TARGET_CRS, at: tuple[float, float] | None = None
-) -> TransformInfo:
-    """Describe the transformation PROJ uses from ``src`` to ``dst`` (at a point in ``src``)."""
-    s, d = crs_label(src), crs_label(dst)
-    x, y = at if at is not None else _sample_point(np.array([]), np.array([]), s)
-    return _describe(s, d, float(x), float(y))
 
 
 def transform_xy(

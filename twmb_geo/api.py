@@ -1,0 +1,374 @@
+"""The public API: one verb per stage, each reading and writing the store, each returning a result.
+
+Verbs are named so that they cannot collide with a subpackage (``build_features``, not
+``features``). Each stage writes the files it owns (the store and ``manifest.json`` for the
+ingest, ``<out>/models/`` for training, the star targets, the maps, the report,
+``summary.json`` for :func:`run`) and returns a typed result (:mod:`twmb_geo.results`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import Config, load_config
+from .core.files import atomic_write
+from .core.types import Progress
+from .errors import InputDataError
+from .features.build import FeatureReport
+from .features.build import build_features as _build_features
+from .maps.stage import make_maps as _make_maps
+from .maps.stage import make_report as _make_report
+from .model.stage import list_models as _list_models
+from .model.stage import run_simulation, score_latest
+from .model.stage import train_models as _train_models
+from .publish.powerbi import write_powerbi_kit as _write_powerbi_kit
+from .publish.stage import LOCAL_TARGETS
+from .publish.stage import publish as _publish
+from .results import (
+    MapsResult,
+    PowerBIKitResult,
+    PublishResult,
+    ReportResult,
+    RunResult,
+    ScoreResult,
+    SimulationResult,
+    TrainResult,
+)
+from .store.duckdb_store import Store
+from .store.load import ingest_sources
+from .store.summary import summarize
+from .synth import make_city, write_city
+from .synth.evaluation import evaluate_matching
+
+__all__ = [
+    "build_features",
+    "ingest_sources",
+    "list_models",
+    "publish_star",
+    "render_maps",
+    "run",
+    "score_units",
+    "simulate_breaks",
+    "summarize",
+    "synthetic_example",
+    "train_models",
+    "write_powerbi_kit",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+
+def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureReport:
+    """Build units, break links, graphs, the unit-year panel, spatial lags and hot spots.
+
+    Parameters
+    ----------
+    cfg
+        The project config; the store must hold the ingested sources.
+    progress
+        Optional callback ``progress(description, completed, total)``.
+
+    Returns
+    -------
+    FeatureReport
+        Rows per table, graph summaries, Moran's I and warnings.
+
+    Examples
+    --------
+    >>> import twmb_geo as tw
+    >>> cfg = tw.default_config("out")  # doctest: +SKIP
+    >>> tw.ingest_sources(cfg)  # doctest: +SKIP
+    >>> tw.build_features(cfg).tables["panel"]  # doctest: +SKIP
+    """
+    return _build_features(cfg, progress=progress)
+
+
+def train_models(
+    cfg: Config, *, unit_types: Sequence[str] | None = None, progress: Progress | None = None
+) -> TrainResult:
+    """Cross-validate, fit and register one risk model per unit type (``[model]`` settings).
+
+    Cards go to ``<out>/models/<version>/``; the registry and CV metrics to the store.
+    """
+    res = _train_models(cfg, unit_types=unit_types, progress=progress)
+    return TrainResult(run_id=res["run_id"], models=res["models"])
+
+
+def list_models(cfg: Config) -> pd.DataFrame:
+    """The model registry as a DataFrame (newest first within each unit type)."""
+    return _list_models(cfg)
+
+
+def score_units(
+    cfg: Config,
+    *,
+    unit_types: Sequence[str] | None = None,
+    model_version: str | None = None,
+    top: int = 10,
+) -> ScoreResult:
+    """Score the latest year of every unit (newest or given model) into ``risk_scores``."""
+    res = score_latest(cfg, unit_types=unit_types, model_version=model_version, top=top)
+    return ScoreResult(run_id=res["run_id"], scores=res["scores"])
+
+
+def simulate_breaks(
+    cfg: Config,
+    *,
+    unit_types: Sequence[str] | None = None,
+    horizon: int | None = None,
+    n_sims: int | None = None,
+    replace_km: float | None = None,
+    replace_units: int | None = None,
+    seed: int | None = None,
+) -> SimulationResult:
+    """Monte Carlo of breaks over 1..horizon years and the renewal scenario (current scores)."""
+    res = run_simulation(
+        cfg,
+        unit_types=unit_types,
+        horizon=horizon,
+        n_sims=n_sims,
+        replace_km=replace_km,
+        replace_units=replace_units,
+        seed=seed,
+    )
+    return SimulationResult(run_id=res["run_id"], simulations=res["simulations"])
+
+
+def publish_star(
+    cfg: Config,
+    *,
+    targets: Sequence[str] | None = None,
+    folder: Path | str | None = None,
+    formats: Sequence[str] = ("parquet", "csv"),
+    duckdb_path: Path | str | None = None,
+    turso_file: Path | str | None = None,
+    turso_url: str | None = None,
+    turso_mode: str = "http",
+    token: str | None = None,
+    progress: Progress | None = None,
+) -> PublishResult:
+    """Build the Power BI star schema from the store and publish it to ``targets``.
+
+    Targets: ``folder`` (Parquet/CSV), ``duckdb``, ``turso-file`` (local Turso database) and
+    ``turso`` (remote, ``turso_url``; token from ``TURSO_AUTH_TOKEN``). Default: the local
+    three, plus ``turso`` when a URL is given. Every fact key is checked first; a broken key
+    fails the publish (nothing written) with a :class:`~twmb_geo.errors.ContractError`.
+
+    Examples
+    --------
+    >>> res = tw.publish_star(cfg, targets=["folder"])  # doctest: +SKIP
+    >>> res.rows["fact_break"]  # doctest: +SKIP
+    """
+    if targets is None:
+        targets = (*LOCAL_TARGETS, "turso") if turso_url else LOCAL_TARGETS
+    res = _publish(
+        cfg,
+        targets=targets,
+        folder=folder,
+        formats=formats,
+        duckdb_path=duckdb_path,
+        turso_file=turso_file,
+        turso_url=turso_url,
+        turso_mode=turso_mode,
+        token=token,
+        progress=progress,
+    )
+    return PublishResult(
+        publish_id=res["publish_id"],
+        schema_version=res["schema_version"],
+        rows=res["rows"],
+        checksums=res["checksums"],
+        targets=res["targets"],
+    )
+
+
+def render_maps(
+    cfg: Config,
+    *,
+    folder: Path | str | None = None,
+    formats: Sequence[str] = ("geojson", "gpkg", "geoparquet"),
+    png: bool = True,
+    html: bool = True,
+    progress: Progress | None = None,
+) -> MapsResult:
+    """Map outputs from the store: GeoJSON/GeoPackage/GeoParquet, PNG maps, the HTML map.
+
+    Default folder ``<out>/maps``.
+    """
+    res = _make_maps(cfg, folder=folder, formats=formats, png=png, html=html, progress=progress)
+    return MapsResult(
+        folder=Path(res["folder"]),
+        rows=res["rows"],
+        exports=res.get("exports", {}),
+        png=res.get("png", {}),
+        html=res.get("html", {}),
+    )
+
+
+def write_report(
+    cfg: Config, *, folder: Path | str | None = None, maps: MapsResult | None = None
+) -> ReportResult:
+    """The run report (``report.html`` self-contained, ``report.md``), default ``<out>/report``.
+
+    ``maps`` is the result of :func:`render_maps` (its PNG maps are embedded); without it the
+    PNG maps are rendered first.
+    """
+    if maps is None:
+        maps = render_maps(cfg, formats=())
+    res = _make_report(cfg, folder=folder, maps=maps.to_dict())
+    return ReportResult(
+        html=Path(res["html"]),
+        markdown=Path(res["markdown"]),
+        figures=list(res["figures"]),
+        sections=list(res["sections"]),
+    )
+
+
+def write_powerbi_kit(
+    cfg: Config, *, folder: Path | str | None = None, source: str = "turso"
+) -> PowerBIKitResult:
+    """Write the Power BI kit (Power Query scripts, PBIP/TMDL model) for the star schema.
+
+    Generated from the star contracts alone (no store needed), into ``folder`` (default
+    ``<out>/powerbi``). ``source`` picks what the model's tables read: ``"turso"`` (the
+    Turso database over HTTP) or ``"parquet"`` (the folder of :func:`publish_star`). The
+    risk tiers counted as "high" are the two riskiest of the config's ``[model] tiers``.
+    """
+    res = _write_powerbi_kit(
+        Path(folder) if folder else cfg.out_dir / "powerbi",
+        source=source,
+        star_folder=str((cfg.out_dir / "star").resolve()),
+        tiers=cfg.model.tiers,
+    )
+    return PowerBIKitResult(
+        folder=Path(res["folder"]),
+        source=res["source"],
+        files=list(res["files"]),
+        tables=res["tables"],
+        relationships=res["relationships"],
+        measures=res["measures"],
+    )
+
+
+def _model_summary(cfg: Config, progress: Progress | None) -> dict[str, Any]:
+    try:
+        trained = train_models(cfg, progress=progress)
+    except InputDataError as exc:  # too little history to validate a model: say so, go on
+        msg = f"model stage skipped: {exc}"
+        log.warning(msg)
+        return {"skipped": msg, "models": [], "scores": [], "simulations": []}
+    if progress:
+        progress("score", 0, 2)
+    scored = score_units(cfg)
+    if progress:
+        progress("simulate", 1, 2)
+    sims = simulate_breaks(cfg)
+    return {
+        "models": trained.models,
+        "scores": scored.scores,
+        "simulations": [{k: v for k, v in s.items() if k != "city"} for s in sims.simulations],
+    }
+
+
+def _write_summary(cfg: Config, summary: dict[str, Any]) -> Path:
+    path = cfg.out_dir / "summary.json"
+    atomic_write(path, (json.dumps(summary, indent=2, default=str) + "\n").encode("utf-8"))
+    return path
+
+
+def run(
+    cfg: Config,
+    *,
+    progress: Progress | None = None,
+    with_features: bool = True,
+    with_model: bool = True,
+    with_publish: bool = True,
+    with_report: bool = True,
+) -> RunResult:
+    """The main job: ingest, features, models (train, score, simulate), publish, maps, report.
+
+    Writes ``<out>/summary.json``; ``with_model`` and ``with_report`` need ``with_features``.
+    The publish goes to the local targets (Parquet/CSV folder, DuckDB file, local Turso
+    database file); maps go to ``<out>/maps/`` and the report to ``<out>/report/``.
+
+    Examples
+    --------
+    >>> import twmb_geo as tw
+    >>> res = tw.run(tw.default_config("out"))  # doctest: +SKIP
+    >>> res.summary["breaks_total"]  # doctest: +SKIP
+    """
+    report = ingest_sources(cfg, progress=progress, command="run")
+    feats = build_features(cfg, progress=progress).to_dict() if with_features else None
+    model = _model_summary(cfg, progress) if (with_features and with_model) else None
+    published = publish_star(cfg, progress=progress) if with_publish else None
+    maps = render_maps(cfg, progress=progress) if (with_features and with_report) else None
+    rep = write_report(cfg, maps=maps) if maps is not None else None
+    with Store(cfg.store_path) as store:
+        summary = {
+            "run_id": report.run_id,
+            "store": str(cfg.store_path),
+            "sources": [s.to_dict() for s in report.sources],
+            **summarize(store),
+            "warnings": report.manifest.warnings
+            + (feats["warnings"] if feats else [])
+            + ([model["skipped"]] if model and model.get("skipped") else []),
+        }
+    if feats is not None:
+        summary["features"] = {k: v for k, v in feats.items() if k != "warnings"}
+    if model is not None:
+        summary["model"] = model
+    if published is not None:
+        summary["publish"] = {
+            "publish_id": published.publish_id,
+            "rows": published.rows,
+            "targets": {t["target"]: t["location"] for t in published.targets},
+        }
+    if maps is not None and rep is not None:
+        summary["maps"] = {"folder": str(maps.folder), "png": maps.png, "html": maps.html}
+        summary["report"] = {"html": str(rep.html), "markdown": str(rep.markdown)}
+    return RunResult(summary=summary, summary_path=_write_summary(cfg, summary))
+
+
+def synthetic_example(
+    out: Path,
+    *,
+    n_pipes: int | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    with_features: bool = True,
+    with_model: bool = True,
+    with_publish: bool = True,
+    with_report: bool = True,
+) -> RunResult:
+    """Generate a synthetic city under ``out/synthetic-city``, run the job on it, score matching."""
+    if progress:
+        progress("synthetic city: generating", 0, 1)
+    kwargs: dict[str, Any] = {}
+    if n_pipes is not None:
+        kwargs["n_pipes"] = n_pipes
+    if seed is not None:
+        kwargs["seed"] = seed
+    city = make_city(**kwargs)
+    folder = Path(out) / "synthetic-city"
+    paths = write_city(city, folder)
+    cfg = load_config(paths["config"], out=Path(out))
+    result = run(
+        cfg,
+        progress=progress,
+        with_features=with_features,
+        with_model=with_model,
+        with_publish=with_publish,
+        with_report=with_report,
+    )
+    summary = {**result.summary, "synthetic_city": {"folder": str(folder), **city.figures()}}
+    if with_features:
+        with Store(cfg.store_path) as store:
+            summary["match_accuracy"] = evaluate_matching(store, paths["break_truth"])
+    return RunResult(summary=summary, summary_path=_write_summary(cfg, summary))

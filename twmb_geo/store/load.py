@@ -1,0 +1,270 @@
+"""Load sources into the store: ingest every source, reconcile it, record the run.
+
+Each source is read with its profile, validated into curated tables plus quarantine, and
+written to the store in one transaction. The run manifest (``<out>/manifest.json`` and the
+``runs``/``run_inputs`` tables) records inputs with their sha256, timings, CRS
+transformations and warnings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..config import Config, SourceConfig
+from ..core.files import atomic_write
+from ..core.types import Progress
+from ..errors import InputDataError, TwmbError
+from ..ingest._common import IngestContext
+from ..ingest.neighbourhoods import service_area_table
+from ..ingest.sources import transform_source
+from ..io.readers import sha256_file
+from .duckdb_store import Store
+from .manifest import RunManifest
+
+__all__ = ["IngestReport", "SourceReport", "ingest_sources"]
+
+log = logging.getLogger(__name__)
+
+_KIND_ORDER = {"neighbourhoods": 0, "weather_daily": 1, "pipes": 2, "streets": 3, "breaks": 4}
+
+
+@dataclass
+class SourceReport:
+    """What happened to one source."""
+
+    source_id: str
+    profile: str
+    kind: str
+    files: list[str]
+    rows_in: int
+    accepted: int
+    quarantined: int
+    quarantined_by_reason: dict[str, int]
+    flags: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class IngestReport:
+    """The outcome of an ingest: per-source reconciliation and the run manifest."""
+
+    run_id: str
+    store: Path
+    sources: list[SourceReport]
+    manifest: RunManifest
+
+    @property
+    def ok(self) -> bool:
+        """True when the run finished."""
+        return self.manifest.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "run_id": self.run_id,
+            "store": str(self.store),
+            "status": self.manifest.status,
+            "sources": [s.to_dict() for s in self.sources],
+            "warnings": self.manifest.warnings,
+        }
+
+
+def _load_service_area(store: Store, source_id: str | None) -> shapely.Geometry | None:
+    if not source_id or not store.has_table("service_area"):
+        return None
+    df = store.read("service_area", "source_id = ?", [source_id])
+    if df.empty:
+        return None
+    area = shapely.from_wkb(bytes(df["geometry_buffered"].iloc[0]))
+    shapely.prepare(area)
+    return area
+
+
+def ingest_sources(
+    cfg: Config,
+    source_ids: Sequence[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    command: str = "ingest",
+) -> IngestReport:
+    """Ingest the config's sources (or ``source_ids``) into the store.
+
+    Neighbourhood sources go first so the service area exists for the other checks. Each
+    source is one transaction. Raises the first :class:`~twmb_geo.errors.TwmbError` after
+    recording the failed run.
+    """
+    wanted = (
+        [s for s in cfg.sources if s.enabled]
+        if not source_ids
+        else [cfg.source(i) for i in source_ids]
+    )
+    wanted.sort(key=lambda s: _KIND_ORDER.get(cfg.profile(s).kind, 9))
+    manifest = RunManifest(command=command)
+    manifest.config = cfg.to_toml()
+    reports: list[SourceReport] = []
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    with Store(cfg.store_path) as store:
+        try:
+            for i, src in enumerate(wanted):
+                if progress:
+                    progress(f"ingest {src.id}", i, len(wanted))
+                reports.append(_ingest_one(store, cfg, src, manifest))
+            if progress:
+                progress("ingest done", len(wanted), len(wanted))
+            manifest.finish("ok")
+        except TwmbError as exc:
+            manifest.finish("failed", str(exc))
+            _record_run(store, manifest, reports)
+            _write_manifest(cfg, manifest)
+            raise
+        _record_run(store, manifest, reports)
+    _write_manifest(cfg, manifest)
+    return IngestReport(manifest.run_id, cfg.store_path, reports, manifest)
+
+
+def _ingest_one(
+    store: Store, cfg: Config, src: SourceConfig, manifest: RunManifest
+) -> SourceReport:
+    profile = cfg.profile(src)
+    files = src.files(cfg.root)
+    if not files:
+        raise InputDataError(f"source {src.id!r}: no files match {src.path}")
+    for f in files:
+        if not f.exists():
+            raise InputDataError(f"source {src.id!r}: {f}: file not found")
+    with manifest.step(f"hash:{src.id}"):
+        inputs = [
+            {
+                "source_id": src.id,
+                "profile": profile.id,
+                "file": str(f),
+                "sha256": sha256_file(f),
+                "bytes": f.stat().st_size,
+            }
+            for f in files
+        ]
+    manifest.inputs.extend(inputs)
+    sa = (
+        None
+        if profile.kind == "neighbourhoods"
+        else _load_service_area(store, cfg.service_area_source)
+    )
+    if sa is None and profile.kind in ("breaks", "pipes", "streets"):
+        manifest.warnings.append(
+            f"source {src.id!r}: no service area in the store (source {cfg.service_area_source!r}); "
+            "the outside-area check falls back to the CRS area of use"
+        )
+    ctx = IngestContext(
+        today=cfg.run_date,
+        service_area=sa,
+        weather_coverage_threshold=cfg.weather_coverage_threshold,
+    )
+    with manifest.step(f"transform:{src.id}"):
+        result = transform_source(files, src.id, profile, ctx)
+    if result.rows_in and result.accepted == 0:
+        q = result.quarantine
+        examples = [
+            f"{r.source_file} row {r.source_row}: {r.reason}: {r.detail}"
+            for r in q.head(3).itertuples()
+        ]
+        raise InputDataError(
+            f"source {src.id!r}: every one of its {result.rows_in:,} rows failed validation "
+            f"({', '.join(f'{k} {v:,}' for k, v in result.quarantined_by_reason.items())}); "
+            f"nothing was written. Check the profile {profile.id!r} (columns, date_format, CRS) against the file",
+            examples,
+        )
+    with manifest.step(f"store:{src.id}"):
+        store.replace_source(src.id, result.tables, result.quarantine)
+        if profile.kind == "neighbourhoods" and src.id == cfg.service_area_source:
+            sa_df = service_area_table(
+                result.tables["neighbourhoods"], src.id, cfg.service_area_buffer_m
+            )
+            store.replace_rows("service_area", sa_df, "source_id = ?", [src.id])
+    manifest.warnings.extend(result.warnings)
+    for w in result.warnings:
+        log.warning("%s", w)
+    manifest.crs.extend(result.crs)
+    rep = SourceReport(
+        source_id=src.id,
+        profile=profile.id,
+        kind=profile.kind,
+        files=[str(f) for f in files],
+        rows_in=result.rows_in,
+        accepted=result.accepted,
+        quarantined=len(result.quarantine),
+        quarantined_by_reason=result.quarantined_by_reason,
+        flags=result.flags,
+        tables={k: len(v) for k, v in result.tables.items()},
+        warnings=result.warnings,
+    )
+    manifest.sources.append(rep.to_dict())
+    log.info(
+        "%s: %d rows in, %d accepted, %d quarantined",
+        src.id,
+        rep.rows_in,
+        rep.accepted,
+        rep.quarantined,
+    )
+    return rep
+
+
+def _record_run(store: Store, manifest: RunManifest, reports: list[SourceReport]) -> None:
+    runs = pd.DataFrame(
+        [
+            {
+                "run_id": manifest.run_id,
+                "command": manifest.command,
+                "status": manifest.status,
+                "started_at": pd.Timestamp(manifest.started_at).tz_convert(None),
+                "finished_at": pd.Timestamp(manifest.finished_at).tz_convert(None)
+                if manifest.finished_at
+                else pd.NaT,
+                "package_version": manifest.to_dict()["versions"]["twmb_geo"],
+                "manifest": manifest.to_json(),
+            }
+        ]
+    )
+    runs["started_at"] = runs["started_at"].astype("datetime64[us]")
+    runs["finished_at"] = runs["finished_at"].astype("datetime64[us]")
+    store.append("runs", runs)
+    by_source = {r.source_id: r for r in reports}
+    rows = []
+    for inp in manifest.inputs:
+        r = by_source.get(inp["source_id"])
+        if r is None:
+            continue
+        rows.append(
+            {
+                "run_id": manifest.run_id,
+                "source_id": r.source_id,
+                "profile": r.profile,
+                "file": inp["file"],
+                "sha256": inp["sha256"],
+                "bytes": np.int64(inp["bytes"]),
+                "rows_in": np.int64(r.rows_in),
+                "accepted": np.int64(r.accepted),
+                "quarantined": np.int64(r.quarantined),
+                "quarantined_by_reason": json.dumps(r.quarantined_by_reason, sort_keys=True),
+            }
+        )
+    if rows:
+        store.append("run_inputs", pd.DataFrame(rows))
+
+
+def _write_manifest(cfg: Config, manifest: RunManifest) -> None:
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(cfg.out_dir / "manifest.json", (manifest.to_json() + "\n").encode("utf-8"))
