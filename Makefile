@@ -42,6 +42,7 @@ test: $(STAMP) $(TURSO_STAMP) chromium
 
 lint: $(STAMP)
 	$(BIN)/ruff check twmb_geo tests benchmarks examples
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
