@@ -214,8 +214,6 @@ def _empty_winters() -> pd.DataFrame:
     )  # fmt: skip
 
 
-
-
 def _coverage_warnings(monthly: pd.DataFrame, threshold: float) -> list[str]:
     low = monthly.loc[~monthly["coverage_ok"], ["station_id", "year", "month"]]
     out: list[str] = []
