@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj import CRS
 
 from ..core.crs import (
     TARGET_CRS,
@@ -177,12 +178,8 @@ class _Lines:
     info: TransformInfo | None
 
 
-def _check_lines(
-    chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: RowChecks
-) -> _Lines:
-    """Geometry checks, repairs, reprojection to EPSG:2952 and the mid-line point."""
-    f = chunk.frame
-    n = len(f)
+def _geometry_of(chunk: RawChunk, profile: Profile) -> np.ndarray:
+    """The chunk's raw geometry; a profile that reads none, or without a CRS, is an error."""
     if chunk.geometry is None:
         hint = " (set geometry_column for a CSV)" if profile.format == "csv" else ""
         raise InputDataError(f"{chunk.path}: profile {profile.id!r} reads no line geometry{hint}")
@@ -191,11 +188,17 @@ def _check_lines(
             f"{chunk.path}: profile {profile.id!r} declares no CRS for the geometry; "
             "add crs = 'EPSG:....' to the profile"
         )
-    raw = np.asarray(chunk.geometry, dtype=object)
+    return np.asarray(chunk.geometry, dtype=object)
+
+
+def _check_missing(
+    raw: np.ndarray, f: pd.DataFrame, profile: Profile, checks: RowChecks
+) -> np.ndarray:
+    """Checks of null, empty and unreadable geometry; returns the missing mask."""
     null = shapely.is_missing(raw)
     missing = null | shapely.is_empty(raw)
     gcol = profile.geometry_column
-    unreadable = np.zeros(n, dtype=bool)
+    unreadable = np.zeros(len(f), dtype=bool)
     if gcol and gcol in f:
         unreadable = null & f[gcol].notna().to_numpy()
         checks.add(
@@ -206,6 +209,14 @@ def _check_lines(
     checks.add(
         "geometry_missing", missing & ~unreadable, f"{gcol} is empty" if gcol else "no geometry"
     )
+    return missing
+
+
+def _repair_lines(
+    raw: np.ndarray, missing: np.ndarray, checks: RowChecks
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """2D lines, repaired where possible; returns geometry, candidate and repaired masks."""
+    n = len(raw)
     tid = shapely.get_type_id(raw)
     present = ~missing
     linear = present & np.isin(tid, _LINE_TYPES)
@@ -242,68 +253,95 @@ def _check_lines(
     checks.add(
         "geometry_invalid", not_line, "geometry is a " + names.astype(object) + ", not a line"
     )
-    cand = (linear & valid) | repaired
+    return flat, (linear & valid) | repaired, repaired
 
-    geometry = np.full(n, None, dtype=object)
-    length = np.full(n, np.nan)
-    lon = np.full(n, np.nan)
-    lat = np.full(n, np.nan)
+
+def _check_outside(
+    multi: np.ndarray, good: np.ndarray, idx: np.ndarray, n: int, ctx: IngestContext,
+    checks: RowChecks,
+) -> np.ndarray:  # fmt: skip
+    """Check that good lines touch the service area; returns the inside mask over ``idx``."""
+    area = ctx.service_area if ctx.service_area is not None else _crs_area()
+    where = (
+        "the service area" if ctx.service_area is not None else f"the area of use of {TARGET_CRS}"
+    )
+    inside = np.zeros(idx.size, dtype=bool)
+    inside[good] = shapely.intersects(area, multi[good])
+    outside = np.zeros(n, dtype=bool)
+    outside[idx[good & ~inside]] = True
+    if outside.any():
+        mid = shapely.line_interpolate_point(multi[good & ~inside], 0.5, normalized=True)
+        ox, oy, _ = transform_xy(shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84)
+        detail = np.full(n, "", dtype=object)
+        detail[outside] = [
+            f"line lies entirely outside {where} (midpoint lon {x:.4f}, lat {y:.4f})"
+            for x, y in zip(ox, oy, strict=True)
+        ]
+        checks.add("outside_service_area", outside, detail)
+    return inside
+
+
+def _project(
+    flat: np.ndarray, cand: np.ndarray, crs: CRS, ctx: IngestContext, checks: RowChecks
+) -> tuple[_Lines, np.ndarray, np.ndarray]:
+    """Reproject candidate lines and keep those with a length inside the area.
+
+    Returns the lines (without flags) and the multipart and self-intersecting masks.
+    """
+    n = len(flat)
+    lines = _Lines(
+        np.full(n, None, dtype=object), np.full(n, np.nan), np.full(n, np.nan),
+        np.full(n, np.nan), [], None,
+    )  # fmt: skip
     multipart = np.zeros(n, dtype=bool)
     self_x = np.zeros(n, dtype=bool)
-    info: TransformInfo | None = None
     idx = np.flatnonzero(cand)
-    if idx.size:
-        moved, info = transform_geometries(flat[idx], chunk.crs)
-        parts, part_of = shapely.get_parts(moved, return_index=True)
-        multi = shapely.multilinestrings(parts, indices=part_of)
-        coords, coord_of = shapely.get_coordinates(multi, return_index=True)
-        nonfinite = np.bincount(coord_of[~np.isfinite(coords).all(axis=1)], minlength=idx.size) > 0
-        lengths = np.where(nonfinite, np.nan, shapely.length(multi))
-        zero = ~nonfinite & ~(lengths > 0)
-        bad_tr = np.zeros(n, dtype=bool)
-        bad_tr[idx[nonfinite]] = True
-        checks.add("geometry_invalid", bad_tr, f"coordinates cannot be transformed to {TARGET_CRS}")
-        zero_len = np.zeros(n, dtype=bool)
-        zero_len[idx[zero]] = True
-        checks.add("geometry_invalid", zero_len, f"line has zero length in {TARGET_CRS}")
-        good = ~nonfinite & ~zero
-        area = ctx.service_area if ctx.service_area is not None else _crs_area()
-        where = (
-            "the service area"
-            if ctx.service_area is not None
-            else f"the area of use of {TARGET_CRS}"
-        )
-        inside = np.zeros(idx.size, dtype=bool)
-        inside[good] = shapely.intersects(area, multi[good])
-        outside = np.zeros(n, dtype=bool)
-        outside[idx[good & ~inside]] = True
-        if outside.any():
-            mid = shapely.line_interpolate_point(multi[good & ~inside], 0.5, normalized=True)
-            ox, oy, _ = transform_xy(shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84)
-            detail = np.full(n, "", dtype=object)
-            detail[outside] = [
-                f"line lies entirely outside {where} (midpoint lon {x:.4f}, lat {y:.4f})"
-                for x, y in zip(ox, oy, strict=True)
-            ]
-            checks.add("outside_service_area", outside, detail)
-        ok = good & inside
-        sel = idx[ok]
-        geometry[sel] = multi[ok]
-        length[sel] = lengths[ok]
-        mid = shapely.line_interpolate_point(multi[ok], 0.5, normalized=True)
-        lon[sel], lat[sel], _ = transform_xy(
-            shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84
-        )
-        multipart[sel] = shapely.get_num_geometries(multi[ok]) > 1
-        self_x[sel] = ~shapely.is_simple(multi[ok])
-    flags = [
+    if not idx.size:
+        return lines, multipart, self_x
+    moved, lines.info = transform_geometries(flat[idx], crs)
+    parts, part_of = shapely.get_parts(moved, return_index=True)
+    multi = shapely.multilinestrings(parts, indices=part_of)
+    coords, coord_of = shapely.get_coordinates(multi, return_index=True)
+    nonfinite = np.bincount(coord_of[~np.isfinite(coords).all(axis=1)], minlength=idx.size) > 0
+    lengths = np.where(nonfinite, np.nan, shapely.length(multi))
+    zero = ~nonfinite & ~(lengths > 0)
+    bad_tr = np.zeros(n, dtype=bool)
+    bad_tr[idx[nonfinite]] = True
+    checks.add("geometry_invalid", bad_tr, f"coordinates cannot be transformed to {TARGET_CRS}")
+    zero_len = np.zeros(n, dtype=bool)
+    zero_len[idx[zero]] = True
+    checks.add("geometry_invalid", zero_len, f"line has zero length in {TARGET_CRS}")
+    good = ~nonfinite & ~zero
+    inside = _check_outside(multi, good, idx, n, ctx, checks)
+    ok = good & inside
+    sel = idx[ok]
+    lines.geometry[sel] = multi[ok]
+    lines.length[sel] = lengths[ok]
+    mid = shapely.line_interpolate_point(multi[ok], 0.5, normalized=True)
+    lines.lon[sel], lines.lat[sel], _ = transform_xy(
+        shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84
+    )
+    multipart[sel] = shapely.get_num_geometries(multi[ok]) > 1
+    self_x[sel] = ~shapely.is_simple(multi[ok])
+    return lines, multipart, self_x
+
+
+def _check_lines(
+    chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: RowChecks
+) -> _Lines:
+    """Geometry checks, repairs, reprojection to EPSG:2952 and the mid-line point."""
+    raw = _geometry_of(chunk, profile)
+    missing = _check_missing(raw, chunk.frame, profile, checks)
+    flat, cand, repaired = _repair_lines(raw, missing, checks)
+    lines, multipart, self_x = _project(flat, cand, chunk.crs, ctx, checks)
+    lines.flags = [
         ("multipart", multipart),
-        ("geometry_repaired", repaired & ~np.isnan(length)),
+        ("geometry_repaired", repaired & ~np.isnan(lines.length)),
         ("self_intersecting", self_x),
     ]
-    if info is not None and info.ballpark:
-        flags.append(("crs_ballpark", ~np.isnan(length)))
-    return _Lines(geometry, length, lon, lat, flags, info)
+    if lines.info is not None and lines.info.ballpark:
+        lines.flags.append(("crs_ballpark", ~np.isnan(lines.length)))
+    return lines
 
 
 def _duplicates(

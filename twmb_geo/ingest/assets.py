@@ -44,7 +44,7 @@ Streets: ``is_street`` comes from FEATURE_CODE_DESC (:data:`STREET_CLASSES` /
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,7 +65,15 @@ from ._common import (
     empty_quarantine,
     finish_result,
 )
-from ._lines import _Attributes, _check_lines, _duplicates, _flag_text, _Problems, _text
+from ._lines import (
+    _Attributes,
+    _check_lines,
+    _duplicates,
+    _flag_text,
+    _Lines,
+    _Problems,
+    _text,
+)
 from .pipes import WATERMAIN_TYPES, _pipe_attributes, parse_install_dates
 from .streets import NON_STREET_CLASSES, STREET_CLASSES, _street_attributes
 
@@ -103,90 +111,107 @@ _PIPES = _Spec("pipes", "pipes", "asset_id", "pipe_id", _pipe_attributes)
 _STREETS = _Spec("streets", "street_segments", "centreline_id", "segment_id", _street_attributes)
 
 
-def _transform_lines(
-    chunks: Iterable[RawChunk], source_id: str, profile: Profile, ctx: IngestContext, spec: _Spec
-) -> IngestResult:
-    if profile.kind != spec.kind:
-        raise InputDataError(
-            f"profile {profile.id!r} is of kind {profile.kind!r}, not {spec.kind!r}"
-        )
-    schema = f"curated/{spec.table}"
+@dataclass
+class _Run:
+    """What :func:`_transform_lines` carries from one chunk to the next."""
+
+    seen: dict[str, tuple[int, shapely.Geometry]] = field(default_factory=dict)
+    infos: dict[str, TransformInfo] = field(default_factory=dict)
+    flag_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _quarantined(
+    chunk: RawChunk, profile: Profile, source_id: str, checks: RowChecks, bad: np.ndarray
+) -> pd.DataFrame:
+    """Quarantine rows of the failing rows of a chunk."""
+    f = chunk.frame
+    reasons, details = checks.lists()
+    # a CSV keeps its geometry text in the frame: quarantine it as published
+    raw_geom = (
+        None if (profile.geometry_column and profile.geometry_column in f) else chunk.geometry
+    )
+    return build_quarantine(
+        source_id, f.loc[bad], reasons, details, None if raw_geom is None else raw_geom[bad]
+    )
+
+
+def _accepted(
+    f: pd.DataFrame,
+    keep: np.ndarray,
+    spec: _Spec,
+    ids: np.ndarray,
+    cols: dict[str, Any],
+    lines: _Lines,
+    flags: list[tuple[str, np.ndarray]],
+    source_id: str,
+) -> pd.DataFrame:
+    """The kept rows of a chunk, in curated column names."""
+    acc = np.nan
+    if lines.info is not None and lines.info.accuracy_m is not None:
+        acc = lines.info.accuracy_m
+    out = {spec.key: ids[keep]}
+    out.update({k: np.asarray(v)[keep] for k, v in cols.items()})
+    out.update(
+        {
+            "length_m": lines.length[keep],
+            "centroid_lon": lines.lon[keep],
+            "centroid_lat": lines.lat[keep],
+            "coord_accuracy_m": np.full(int(keep.sum()), acc, dtype=float),
+            "flags": _flag_text(flags, len(f))[keep],
+            "source_id": np.full(int(keep.sum()), source_id, dtype=object),
+            "source_file": f["source_file"].to_numpy(dtype=object)[keep],
+            "source_row": f["source_row"].to_numpy(dtype=np.int64)[keep],
+            "geometry": shapely.to_wkb(lines.geometry[keep]),
+        }
+    )
+    return pd.DataFrame(out)
+
+
+def _transform_chunk(
+    chunk: RawChunk,
+    source_id: str,
+    profile: Profile,
+    ctx: IngestContext,
+    spec: _Spec,
+    run: _Run,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Accepted rows and quarantined rows (or ``None``) of one non-empty chunk."""
+    f = chunk.frame
+    n = len(f)
     id_col = profile.columns[spec.id_field]
-    frames: list[pd.DataFrame] = []
-    quarantined: list[pd.DataFrame] = []
-    rows_in = 0
-    seen: dict[str, tuple[int, shapely.Geometry]] = {}
-    infos: dict[str, TransformInfo] = {}
-    flag_counts: dict[str, int] = {}
-    for chunk in chunks:
-        f = chunk.frame
-        n = len(f)
-        rows_in += n
-        if n == 0:
-            continue
-        checks = RowChecks(n)
-        ids = _text(f[id_col]) if id_col in f else np.full(n, None, dtype=object)
-        checks.add("id_missing", pd.isna(ids), f"{id_col} is empty")
-        lines = _check_lines(chunk, profile, ctx, checks)
-        if lines.info is not None:
-            infos.setdefault(lines.info.source_crs, lines.info)
-        probs = _Problems(n)
-        cols, attr_flags = spec.attributes(f, profile, ctx, probs, lines.length)
-        probs.flush(checks)
-        rows = f["source_row"].to_numpy(dtype=np.int64)
-        dup, dup_detail = _duplicates(ids, lines.geometry, ~checks.failed, rows, id_col, seen)
-        checks.add("id_duplicate", dup, dup_detail)
-        checks.order(_PRIORITY)
-        bad = checks.failed
-        if bad.any():
-            reasons, details = checks.lists()
-            # a CSV keeps its geometry text in the frame: quarantine it as published
-            raw_geom = (
-                None
-                if (profile.geometry_column and profile.geometry_column in f)
-                else chunk.geometry
-            )
-            quarantined.append(
-                build_quarantine(
-                    source_id,
-                    f.loc[bad],
-                    reasons,
-                    details,
-                    None if raw_geom is None else raw_geom[bad],
-                )
-            )
-        keep = ~bad
-        flags = [*lines.flags, *attr_flags]
-        for name, m in flags:
-            c = int(np.count_nonzero(m & keep))
-            if c:
-                flag_counts[name] = flag_counts.get(name, 0) + c
-        acc = np.nan
-        if lines.info is not None and lines.info.accuracy_m is not None:
-            acc = lines.info.accuracy_m
-        out = {spec.key: ids[keep]}
-        out.update({k: np.asarray(v)[keep] for k, v in cols.items()})
-        out.update(
-            {
-                "length_m": lines.length[keep],
-                "centroid_lon": lines.lon[keep],
-                "centroid_lat": lines.lat[keep],
-                "coord_accuracy_m": np.full(int(keep.sum()), acc, dtype=float),
-                "flags": _flag_text(flags, n)[keep],
-                "source_id": np.full(int(keep.sum()), source_id, dtype=object),
-                "source_file": f["source_file"].to_numpy(dtype=object)[keep],
-                "source_row": rows[keep],
-                "geometry": shapely.to_wkb(lines.geometry[keep]),
-            }
-        )
-        frames.append(pd.DataFrame(out))
-    if rows_in == 0:
-        raise InputDataError(f"source {source_id!r}: no rows were read (profile {profile.id!r})")
-    df = pd.concat(frames, ignore_index=True)
-    df = df.sort_values([spec.key, "source_file", "source_row"], kind="stable")
-    df = conform(df, schema)
-    validate_frame(df, schema)
-    quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
+    checks = RowChecks(n)
+    ids = _text(f[id_col]) if id_col in f else np.full(n, None, dtype=object)
+    checks.add("id_missing", pd.isna(ids), f"{id_col} is empty")
+    lines = _check_lines(chunk, profile, ctx, checks)
+    if lines.info is not None:
+        run.infos.setdefault(lines.info.source_crs, lines.info)
+    probs = _Problems(n)
+    cols, attr_flags = spec.attributes(f, profile, ctx, probs, lines.length)
+    probs.flush(checks)
+    rows = f["source_row"].to_numpy(dtype=np.int64)
+    dup, dup_detail = _duplicates(ids, lines.geometry, ~checks.failed, rows, id_col, run.seen)
+    checks.add("id_duplicate", dup, dup_detail)
+    checks.order(_PRIORITY)
+    bad = checks.failed
+    quarantined = _quarantined(chunk, profile, source_id, checks, bad) if bad.any() else None
+    keep = ~bad
+    flags = [*lines.flags, *attr_flags]
+    for name, m in flags:
+        c = int(np.count_nonzero(m & keep))
+        if c:
+            run.flag_counts[name] = run.flag_counts.get(name, 0) + c
+    return _accepted(f, keep, spec, ids, cols, lines, flags, source_id), quarantined
+
+
+def _line_warnings(
+    source_id: str,
+    spec: _Spec,
+    infos: dict[str, TransformInfo],
+    df: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    rows_in: int,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """CRS records and warnings (imprecise transformations, nothing accepted, quarantine)."""
     crs_records: list[dict[str, Any]] = []
     warnings: list[str] = []
     for info in infos.values():
@@ -206,6 +231,38 @@ def _transform_lines(
             f"source {source_id!r}: {len(quarantine)} of {rows_in} rows quarantined: "
             + ", ".join(f"{k}={int(counts[k])}" for k in sorted(counts.index))
         )
+    return crs_records, warnings
+
+
+def _transform_lines(
+    chunks: Iterable[RawChunk], source_id: str, profile: Profile, ctx: IngestContext, spec: _Spec
+) -> IngestResult:
+    """Validate the chunks of a line layer into the curated table of ``spec``."""
+    if profile.kind != spec.kind:
+        raise InputDataError(
+            f"profile {profile.id!r} is of kind {profile.kind!r}, not {spec.kind!r}"
+        )
+    schema = f"curated/{spec.table}"
+    frames: list[pd.DataFrame] = []
+    quarantined: list[pd.DataFrame] = []
+    rows_in = 0
+    run = _Run()
+    for chunk in chunks:
+        rows_in += len(chunk.frame)
+        if len(chunk.frame) == 0:
+            continue
+        out, bad = _transform_chunk(chunk, source_id, profile, ctx, spec, run)
+        if bad is not None:
+            quarantined.append(bad)
+        frames.append(out)
+    if rows_in == 0:
+        raise InputDataError(f"source {source_id!r}: no rows were read (profile {profile.id!r})")
+    df = pd.concat(frames, ignore_index=True)
+    df = df.sort_values([spec.key, "source_file", "source_row"], kind="stable")
+    df = conform(df, schema)
+    validate_frame(df, schema)
+    quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
+    crs_records, warnings = _line_warnings(source_id, spec, run.infos, df, quarantine, rows_in)
     return finish_result(
         source_id,
         spec.kind,
@@ -214,7 +271,7 @@ def _transform_lines(
         rows_in,
         warnings,
         crs_records,
-        flag_counts,
+        run.flag_counts,
     )
 
 

@@ -58,11 +58,10 @@ def parse_install_dates(
     return dates, missing, bad
 
 
-def _pipe_attributes(
-    f: pd.DataFrame, profile: Profile, ctx: IngestContext, probs: _Problems, length: np.ndarray
-) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
-    this_year = ctx.today.year
-
+def _type_and_diameter(
+    f: pd.DataFrame, profile: Profile, probs: _Problems
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Watermain type code, diameter and the missing-diameter mask."""
     raw, name = _raw(f, profile, "watermain_type")
     wtype, bad = _numeric(raw)
     bad = _whole(wtype, bad)
@@ -85,8 +84,14 @@ def _pipe_attributes(
         raw,
         f"is not in (0, {MAX_DIAMETER_MM:g}] mm",
     )
-    dia_missing = np.isnan(dia) & ~bad
+    return wtype, dia, np.isnan(dia) & ~bad
 
+
+def _install(
+    f: pd.DataFrame, profile: Profile, ctx: IngestContext, probs: _Problems
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Install date, install year (construction year, else the date's year) and its source."""
+    this_year = ctx.today.year
     raw, name = _raw(f, profile, "construction_year")
     cyear, bad = _numeric(raw)
     bad = _whole(cyear, bad)
@@ -114,20 +119,6 @@ def _pipe_attributes(
         raw,
         "is " + shown + f", not between {MIN_YEAR}-01-01 and today ({ctx.today})",
     )
-
-    raw, name = _raw(f, profile, "measured_length_m")
-    measured, bad = _numeric(raw)
-    probs.add("value_unparseable", bad, name, raw, "is not a number")
-    probs.add("value_out_of_range", measured < 0, name, raw, "is negative")
-
-    raw, _ = _raw(f, profile, "material")
-    material_raw = _text(raw)
-    code = pd.Series(material_raw, dtype=object).map(str.upper, na_action="ignore")
-    mat_missing = (code.isna() | code.isin(MISSING_MATERIAL_CODES)).to_numpy()
-    known = code.isin(list(MATERIALS)).to_numpy()
-    material = np.where(known, code.to_numpy(dtype=object), None)
-    material_desc = np.array([MATERIALS.get(m) if m else None for m in material], dtype=object)
-
     date_year = dates.dt.year.to_numpy(dtype=float, na_value=np.nan)
     has_cyear = ~np.isnan(cyear)
     install_year = np.where(has_cyear, cyear, date_year)
@@ -135,7 +126,35 @@ def _pipe_attributes(
         has_cyear, "construction_year", np.where(np.isnan(date_year), None, "install_date")
     ).astype(object)
     year_source[pd.isna(year_source)] = None
+    return dates, install_year, year_source
 
+
+def _material(f: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
+    """Material code, published code, description and the missing/known masks."""
+    raw, _ = _raw(f, profile, "material")
+    material_raw = _text(raw)
+    code = pd.Series(material_raw, dtype=object).map(str.upper, na_action="ignore")
+    material = np.where(code.isin(list(MATERIALS)).to_numpy(), code.to_numpy(dtype=object), None)
+    return {
+        "material": material,
+        "material_raw": material_raw,
+        "material_desc": np.array(
+            [MATERIALS.get(m) if m else None for m in material], dtype=object
+        ),
+        "missing": (code.isna() | code.isin(MISSING_MATERIAL_CODES)).to_numpy(),
+        "known": code.isin(list(MATERIALS)).to_numpy(),
+    }
+
+
+def _removal_year(
+    f: pd.DataFrame,
+    profile: Profile,
+    ctx: IngestContext,
+    probs: _Problems,
+    install_year: np.ndarray,
+) -> np.ndarray:
+    """Removal year, checked against today and the install year."""
+    this_year = ctx.today.year
     raw, name = _raw(f, profile, "removal_year")
     ryear, bad = _numeric(raw)
     bad = _whole(ryear, bad)
@@ -148,6 +167,21 @@ def _pipe_attributes(
             raw,
             f"is after {this_year} or before the install year",
         )
+    return ryear
+
+
+def _pipe_attributes(
+    f: pd.DataFrame, profile: Profile, ctx: IngestContext, probs: _Problems, length: np.ndarray
+) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
+    """Curated watermain columns and quality flags; value problems go to ``probs``."""
+    wtype, dia, dia_missing = _type_and_diameter(f, profile, probs)
+    dates, install_year, year_source = _install(f, profile, ctx, probs)
+    raw, name = _raw(f, profile, "measured_length_m")
+    measured, bad = _numeric(raw)
+    probs.add("value_unparseable", bad, name, raw, "is not a number")
+    probs.add("value_out_of_range", measured < 0, name, raw, "is negative")
+    mat = _material(f, profile)
+    ryear = _removal_year(f, profile, ctx, probs, install_year)
 
     with np.errstate(invalid="ignore"):
         diff = np.abs(measured - length)
@@ -159,10 +193,10 @@ def _pipe_attributes(
         "watermain_type_desc": np.array(
             [WATERMAIN_TYPES.get(int(t)) if not np.isnan(t) else None for t in wt], dtype=object
         ),
-        "material": material,
-        "material_raw": material_raw,
-        "material_desc": material_desc,
-        "lined": np.isin(material.astype(str), list(LINED_MATERIALS)),
+        "material": mat["material"],
+        "material_raw": mat["material_raw"],
+        "material_desc": mat["material_desc"],
+        "lined": np.isin(mat["material"].astype(str), list(LINED_MATERIALS)),
         "diameter_mm": dia,
         "install_date": dates.to_numpy(),
         "install_year": install_year,
@@ -173,8 +207,8 @@ def _pipe_attributes(
         "status": np.where(np.isnan(ryear), "active", "abandoned").astype(object),
     }
     flags = [
-        ("material_missing", mat_missing),
-        ("material_unrecognised", ~mat_missing & ~known),
+        ("material_missing", mat["missing"]),
+        ("material_unrecognised", ~mat["missing"] & ~mat["known"]),
         ("diameter_missing", dia_missing),
         ("install_year_missing", np.isnan(install_year)),
         ("length_mismatch", mismatch),
