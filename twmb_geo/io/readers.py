@@ -29,7 +29,6 @@ from .profiles import Profile
 __all__ = ["RawChunk", "detect_encoding", "iter_raw", "sha256_file"]
 
 
-
 @dataclass
 class RawChunk:
     """A block of raw rows from one file.
