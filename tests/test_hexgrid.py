@@ -18,6 +18,7 @@ import twmb_geo as tw
 from twmb_geo.core.crs import transform_xy
 from twmb_geo.errors import ConfigError, InputDataError
 from twmb_geo.spatial import hexgrid as hg
+from twmb_geo.spatial import hexlines
 
 X0, Y0 = 313_000.0, 4_840_000.0  # downtown Toronto, EPSG:2952
 
@@ -233,8 +234,8 @@ def test_many_random_lines_sum_to_length(monkeypatch):
     assert coarse[["line", "cell"]].equals(fine[["line", "cell"]])
     np.testing.assert_allclose(coarse["length_m"], fine["length_m"], rtol=1e-9, atol=1e-7)
     # chunking (by pieces, then by pairs) does not change the result
-    monkeypatch.setattr(hg, "_SUBS_PER_CHUNK", 300)
-    monkeypatch.setattr(hg, "_PAIRS_PER_CHUNK", 77)
+    monkeypatch.setattr(hexlines, "_SUBS_PER_CHUNK", 300)
+    monkeypatch.setattr(hexlines, "_PAIRS_PER_CHUNK", 77)
     chunked = hg.lines_to_cells(lines[:500], 9, ids=ids[:500])
     assert chunked[["line", "cell"]].equals(fine[["line", "cell"]])
     np.testing.assert_allclose(chunked["length_m"], fine["length_m"], rtol=1e-12)

@@ -18,9 +18,9 @@ import pandas as pd
 import shapely
 
 from ..contracts import conform, validate_frame
-from ..core.crs import TARGET_CRS, WGS84, TransformInfo, area_of_use_bounds, crs_label, transform_xy
+from ..core.crs import TARGET_CRS, WGS84, TransformInfo, transform_xy
 from ..errors import InputDataError
-from ..io.profiles import CoordinatePair, Profile
+from ..io.profiles import Profile
 from ..io.readers import RawChunk
 from ._common import (
     IngestContext,
@@ -30,13 +30,25 @@ from ._common import (
     empty_quarantine,
     finish_result,
 )
+from ._pairs import (
+    _INVALID,
+    _MISSING,
+    _OK,
+    _OUTSIDE,
+    _STATUS_NAME,
+    _SWAPPED,
+    _check_pair,
+    _crs_report,
+    _numeric,
+    _pair_details,
+    _PairResult,
+)
 from .dates import parse_dates
 
 __all__ = ["transform_breaks"]
 
 log = logging.getLogger(__name__)
 
-_OK, _MISSING, _INVALID, _SWAPPED, _OUTSIDE = 0, 1, 2, 3, 4
 _PRIORITY = (
     "date_missing",
     "date_unparseable",
@@ -50,120 +62,6 @@ _PRIORITY = (
     "value_unparseable",
     "year_mismatch",
 )
-_STATUS_NAME = {
-    _MISSING: "missing",
-    _INVALID: "invalid",
-    _SWAPPED: "swapped_xy",
-    _OUTSIDE: "outside",
-}
-
-
-@dataclass
-class _PairResult:
-    pair: CoordinatePair
-    raw_x: np.ndarray
-    raw_y: np.ndarray
-    x: np.ndarray  # EPSG:2952
-    y: np.ndarray
-    status: np.ndarray
-    info: TransformInfo | None
-    swap_x: np.ndarray  # EPSG:2952 position of the swapped-back pair
-    swap_y: np.ndarray
-    swap_inside: np.ndarray
-
-
-def _numeric(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Float array and a mask of non-null values that are not numbers."""
-    num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = values.notna().to_numpy() & np.isnan(num)
-    return num, bad
-
-
-def _in_box(x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float]) -> np.ndarray:
-    minx, miny, maxx, maxy = bounds
-    with np.errstate(invalid="ignore"):
-        return (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
-
-
-def _located(
-    area: shapely.Geometry | None, x: np.ndarray, y: np.ndarray, raw: tuple, aou: tuple | None
-) -> np.ndarray:
-    """Finite target coordinates inside the service area, or (without one) raw values inside the CRS area of use."""
-    ok = np.isfinite(x) & np.isfinite(y)
-    out = np.zeros(len(x), dtype=bool)
-    if area is not None:
-        out[ok] = shapely.contains_xy(area, x[ok], y[ok])
-        return out
-    return ok & _in_box(raw[0], raw[1], aou)
-
-
-def _reference_bounds(area: shapely.Geometry | None, crs: str) -> tuple[float, float, float, float]:
-    """The service area's bounding box expressed in ``crs`` (or the CRS area of use)."""
-    if area is None:
-        b = area_of_use_bounds(crs)
-        return b if b is not None else (-np.inf, -np.inf, np.inf, np.inf)
-    minx, miny, maxx, maxy = area.bounds
-    xs = np.array([minx, maxx, minx, maxx])
-    ys = np.array([miny, miny, maxy, maxy])
-    bx, by, _ = transform_xy(xs, ys, TARGET_CRS, crs)
-    return float(bx.min()), float(by.min()), float(bx.max()), float(by.max())
-
-
-def _check_pair(pair: CoordinatePair, chunk: RawChunk, ctx: IngestContext) -> _PairResult:
-    n = len(chunk.frame)
-    if pair.geometry:
-        geoms = chunk.geometry if chunk.geometry is not None else np.full(n, None, dtype=object)
-        is_point = shapely.get_type_id(geoms) == 0
-        empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-        rx = np.where(is_point & ~empty, shapely.get_x(geoms), np.nan)
-        ry = np.where(is_point & ~empty, shapely.get_y(geoms), np.nan)
-        bad_num = ~empty & ~is_point
-        crs = crs_label(chunk.crs) if chunk.crs is not None else pair.crs or WGS84
-    else:
-        rx, bad_x = (
-            _numeric(chunk.frame[pair.x])
-            if pair.x in chunk.frame
-            else (np.full(n, np.nan), np.zeros(n, bool))
-        )
-        ry, bad_y = (
-            _numeric(chunk.frame[pair.y])
-            if pair.y in chunk.frame
-            else (np.full(n, np.nan), np.zeros(n, bool))
-        )
-        bad_num = bad_x | bad_y
-        crs = crs_label(pair.crs)
-    missing = (np.isnan(rx) & np.isnan(ry) & ~bad_num) | ((rx == 0) & (ry == 0))
-    invalid = ~missing & (bad_num | ~np.isfinite(rx) | ~np.isfinite(ry) | (rx == ry))
-    tx, ty, info = transform_xy(
-        np.where(invalid | missing, np.nan, rx), np.where(invalid | missing, np.nan, ry), crs
-    )
-    area = ctx.service_area
-    aou = _reference_bounds(None, crs) if area is None else None
-    inside = _located(area, tx, ty, (rx, ry), aou)
-    sx, sy, _ = transform_xy(ry, rx, crs)
-    swap_inside = (
-        ~missing & np.isfinite(rx) & np.isfinite(ry) & _located(area, sx, sy, (ry, rx), aou)
-    )
-    # A coordinate in the other axis' range (an easting that looks like a northing, or the
-    # reverse) is a swapped pair even when swapping back does not land inside the area.
-    rminx, rminy, rmaxx, rmaxy = aou if aou is not None else _reference_bounds(area, crs)
-    pad_x, pad_y = 0.1 * (rmaxx - rminx), 0.1 * (rmaxy - rminy)
-    x_like_y = (
-        (rx >= rminy - pad_y)
-        & (rx <= rmaxy + pad_y)
-        & ~((rx >= rminx - pad_x) & (rx <= rmaxx + pad_x))
-    )
-    y_like_x = (
-        (ry >= rminx - pad_x)
-        & (ry <= rmaxx + pad_x)
-        & ~((ry >= rminy - pad_y) & (ry <= rmaxy + pad_y))
-    )
-    status = np.full(n, _OK, dtype=np.int8)
-    status[~inside] = _OUTSIDE
-    status[~inside & (swap_inside | x_like_y | y_like_x)] = _SWAPPED
-    status[invalid] = _INVALID
-    status[missing] = _MISSING
-    return _PairResult(pair, rx, ry, tx, ty, status, info, sx, sy, swap_inside)
 
 
 class _Flags:
@@ -264,182 +162,272 @@ def _break_ids(dates: pd.Series, lon: np.ndarray, lat: np.ndarray) -> list[str]:
     return ["B" + hashlib.sha256(k.encode()).hexdigest()[:16] for k in keys]
 
 
-def transform_breaks(
-    chunks: Iterable[RawChunk], source_id: str, profile: Profile, ctx: IngestContext
-) -> IngestResult:
-    """Validate raw break chunks into the curated ``breaks`` table and quarantine rows."""
-    accepted: list[pd.DataFrame] = []
-    quarantined: list[pd.DataFrame] = []
-    rows_in = 0
-    seen = pd.DataFrame(
-        {"row": np.array([], np.int64), "x": np.array([]), "y": np.array([])},
-        index=pd.Index(np.array([], dtype=np.uint64), name="h"),
-    )
-    infos: dict[str, TransformInfo] = {}
-    measured: dict[str, list[np.ndarray]] = {}
-    flag_counts: dict[str, int] = {}
-    today = pd.Timestamp(ctx.today)
-    min_date = pd.Timestamp(profile.min_date)
+@dataclass
+class _Location:
+    """The coordinates chosen for each row of a chunk."""
+
+    pairs: dict[str, _PairResult]
+    chosen: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    src: np.ndarray
+    acc: np.ndarray
+
+    @property
+    def located(self) -> np.ndarray:
+        """Rows some pair could locate."""
+        return self.chosen >= 0
+
+
+@dataclass
+class _Run:
+    """What :func:`transform_breaks` carries from one chunk to the next."""
+
+    seen: pd.DataFrame
+    infos: dict[str, TransformInfo]
+    measured: dict[str, list[np.ndarray]]
+
+    @classmethod
+    def start(cls) -> _Run:
+        """Empty state before the first chunk."""
+        seen = pd.DataFrame(
+            {"row": np.array([], np.int64), "x": np.array([]), "y": np.array([])},
+            index=pd.Index(np.array([], dtype=np.uint64), name="h"),
+        )
+        return cls(seen, {}, {})
+
+
+def _check_dates(
+    f: pd.DataFrame, profile: Profile, ctx: IngestContext, checks: RowChecks
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Parse the break dates; returns the dates and the missing and unparseable masks."""
     col = profile.columns
-    for chunk in chunks:
-        f = chunk.frame
-        n = len(f)
-        rows_in += n
-        checks = RowChecks(n)
-        dates, date_missing, date_bad = parse_dates(f[col["break_date"]], profile.date_format)
-        checks.add("date_missing", date_missing, f"{col['break_date']} is empty")
-        checks.add(
-            "date_unparseable",
-            date_bad,
-            "'" + f[col["break_date"]].astype(str) + f"' in {col['break_date']} is not a date",
-        )
-        checks.add(
-            "date_out_of_range",
-            ~date_bad & ~date_missing & (dates < min_date),
-            f"{col['break_date']} is before {profile.min_date}",
-        )
-        checks.add(
-            "date_future",
-            ~date_bad & ~date_missing & (dates > today),
-            f"{col['break_date']} is after today ({ctx.today})",
-        )
+    dates, date_missing, date_bad = parse_dates(f[col["break_date"]], profile.date_format)
+    checks.add("date_missing", date_missing, f"{col['break_date']} is empty")
+    checks.add(
+        "date_unparseable",
+        date_bad,
+        "'" + f[col["break_date"]].astype(str) + f"' in {col['break_date']} is not a date",
+    )
+    checks.add(
+        "date_out_of_range",
+        ~date_bad & ~date_missing & (dates < pd.Timestamp(profile.min_date)),
+        f"{col['break_date']} is before {profile.min_date}",
+    )
+    checks.add(
+        "date_future",
+        ~date_bad & ~date_missing & (dates > pd.Timestamp(ctx.today)),
+        f"{col['break_date']} is after today ({ctx.today})",
+    )
+    return dates, date_missing, date_bad
 
-        pairs = {p.name: _check_pair(p, chunk, ctx) for p in profile.coordinates}
-        for name, pr in pairs.items():
-            if pr.info is not None:
-                infos.setdefault(name, pr.info)
-        status = np.stack([pr.status for pr in pairs.values()])  # pairs x rows
-        ok = status == _OK
-        chosen = np.where(ok.any(axis=0), ok.argmax(axis=0), -1)
-        names = list(pairs)
-        x = np.full(n, np.nan)
-        y = np.full(n, np.nan)
-        src = np.full(n, "", dtype=object)
-        acc = np.full(n, np.nan)
-        for k, name in enumerate(names):
-            m = chosen == k
-            x[m], y[m] = pairs[name].x[m], pairs[name].y[m]
-            src[m] = name
-            info = pairs[name].info
-            acc[m] = np.nan if info is None or info.accuracy_m is None else info.accuracy_m
-        flags = _Flags(n)
-        # No good pair: repair a swapped pair by swapping it back when that lands inside.
-        for k, name in enumerate(names):
-            pr = pairs[name]
-            m = (chosen == -1) & (pr.status == _SWAPPED) & pr.swap_inside
-            if m.any():
-                x[m], y[m], src[m] = pr.swap_x[m], pr.swap_y[m], name
-                chosen[m] = k
-                flags.add(f"{name}_swapped_xy_repaired", m)
-        located = chosen >= 0
-        for name, pr in pairs.items():
-            for code, label in _STATUS_NAME.items():
-                if code == _MISSING:
-                    continue
-                flags.add(f"{name}_{label}", located & (pr.status == code) & (src != name))
-        # Conflicts between good pairs, and the measured error of ballpark pairs.
-        for name, pr in pairs.items():
-            both = located & (pr.status == _OK) & (src != name)
-            if not both.any():
+
+def _choose_pairs(pairs: dict[str, _PairResult], n: int, flags: _Flags) -> _Location:
+    """Take the first good pair per row, else a swapped pair that lands inside once repaired."""
+    status = np.stack([pr.status for pr in pairs.values()])  # pairs x rows
+    ok = status == _OK
+    chosen = np.where(ok.any(axis=0), ok.argmax(axis=0), -1)
+    x = np.full(n, np.nan)
+    y = np.full(n, np.nan)
+    src = np.full(n, "", dtype=object)
+    acc = np.full(n, np.nan)
+    for k, name in enumerate(pairs):
+        m = chosen == k
+        x[m], y[m] = pairs[name].x[m], pairs[name].y[m]
+        src[m] = name
+        info = pairs[name].info
+        acc[m] = np.nan if info is None or info.accuracy_m is None else info.accuracy_m
+    for k, (name, pr) in enumerate(pairs.items()):
+        m = (chosen == -1) & (pr.status == _SWAPPED) & pr.swap_inside
+        if m.any():
+            x[m], y[m], src[m] = pr.swap_x[m], pr.swap_y[m], name
+            chosen[m] = k
+            flags.add(f"{name}_swapped_xy_repaired", m)
+    return _Location(pairs, chosen, x, y, src, acc)
+
+
+def _flag_other_pairs(loc: _Location, profile: Profile, run: _Run, flags: _Flags) -> None:
+    """Flag the bad pairs of located rows, conflicting good pairs and ballpark errors."""
+    located = loc.located
+    for name, pr in loc.pairs.items():
+        for code, label in _STATUS_NAME.items():
+            if code == _MISSING:
                 continue
-            d = np.hypot(pr.x - x, pr.y - y)
-            if pr.info is not None and pr.info.ballpark:
-                measured.setdefault(name, []).append(d[both])
-            flags.add("coord_conflict", both & (d > profile.conflict_tolerance_m))
-        st = status
-        any_swapped = (st == _SWAPPED).any(axis=0)
-        any_outside = (st == _OUTSIDE).any(axis=0)
-        any_invalid = (st == _INVALID).any(axis=0)
-        all_missing = (st == _MISSING).all(axis=0)
+            flags.add(f"{name}_{label}", located & (pr.status == code) & (loc.src != name))
+    for name, pr in loc.pairs.items():
+        both = located & (pr.status == _OK) & (loc.src != name)
+        if not both.any():
+            continue
+        d = np.hypot(pr.x - loc.x, pr.y - loc.y)
+        if pr.info is not None and pr.info.ballpark:
+            run.measured.setdefault(name, []).append(d[both])
+        flags.add("coord_conflict", both & (d > profile.conflict_tolerance_m))
+
+
+def _check_location(loc: _Location, n: int, checks: RowChecks) -> None:
+    """Quarantine checks for rows no pair could locate."""
+    st = np.stack([pr.status for pr in loc.pairs.values()])
+    unlocated = ~loc.located
+    any_swapped = (st == _SWAPPED).any(axis=0)
+    any_outside = (st == _OUTSIDE).any(axis=0)
+    any_invalid = (st == _INVALID).any(axis=0)
+    all_missing = (st == _MISSING).all(axis=0)
+    checks.add(
+        "coords_missing", unlocated & all_missing, "no coordinates in " + ", ".join(loc.pairs)
+    )
+    pair_desc = _pair_details(loc.pairs, n, unlocated)
+    checks.add(
+        "coords_invalid",
+        unlocated & ~all_missing & any_invalid & ~any_swapped & ~any_outside,
+        pair_desc,
+    )
+    checks.add("swapped_xy", unlocated & any_swapped, pair_desc)
+    checks.add("outside_service_area", unlocated & ~any_swapped & any_outside, pair_desc)
+
+
+def _locate(
+    chunk: RawChunk,
+    profile: Profile,
+    ctx: IngestContext,
+    run: _Run,
+    checks: RowChecks,
+    flags: _Flags,
+) -> _Location:
+    """Check every coordinate pair of a chunk and choose one per row."""
+    pairs = {p.name: _check_pair(p, chunk, ctx) for p in profile.coordinates}
+    for name, pr in pairs.items():
+        if pr.info is not None:
+            run.infos.setdefault(name, pr.info)
+    n = len(chunk.frame)
+    loc = _choose_pairs(pairs, n, flags)
+    _flag_other_pairs(loc, profile, run, flags)
+    _check_location(loc, n, checks)
+    return loc
+
+
+def _check_duplicates(
+    f: pd.DataFrame,
+    dates: pd.Series,
+    date_invalid: np.ndarray,
+    profile: Profile,
+    loc: _Location,
+    run: _Run,
+    checks: RowChecks,
+    flags: _Flags,
+) -> None:
+    """Quarantine repeats of the profile's duplicate key (across chunks)."""
+    keys = _dedupe_keys(f, dates, profile, loc.pairs)
+    if keys is None:
+        return
+    valid_key = keys.notna().all(axis=1).to_numpy() & ~date_invalid
+    h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+    run.seen, dup, conflict, detail = _find_duplicates(
+        run.seen, h, valid_key, f["source_row"].to_numpy(), loc.x, loc.y, profile
+    )
+    flags.add("duplicate_key_conflict", conflict)
+    checks.add("duplicate", dup, detail)
+
+
+def _check_year(
+    f: pd.DataFrame,
+    dates: pd.Series,
+    date_invalid: np.ndarray,
+    profile: Profile,
+    checks: RowChecks,
+    flags: _Flags,
+) -> None:
+    """Check the optional year column against the break date."""
+    col = profile.columns
+    if "break_year" not in col or col["break_year"] not in f:
+        return
+    year, year_bad = _numeric(f[col["break_year"]])
+    checks.add(
+        "value_unparseable",
+        year_bad,
+        "'" + f[col["break_year"]].astype(str) + f"' in {col['break_year']} is not a year",
+    )
+    mismatch = (
+        ~year_bad
+        & ~np.isnan(year)
+        & ~date_invalid
+        & (year != dates.dt.year.to_numpy(dtype=float, na_value=np.nan))
+    )
+    if profile.year_mismatch == "quarantine":
         checks.add(
-            "coords_missing", ~located & all_missing, "no coordinates in " + ", ".join(names)
+            "year_mismatch",
+            mismatch,
+            f"{col['break_year']}="
+            + pd.Series(year).map("{:.0f}".format)
+            + " but the date is "
+            + dates.dt.strftime("%Y-%m-%d").fillna(""),
         )
-        pair_desc = _pair_details(pairs, n, ~located)
-        checks.add(
-            "coords_invalid",
-            ~located & ~all_missing & any_invalid & ~any_swapped & ~any_outside,
-            pair_desc,
+    else:
+        flags.add("year_mismatch", mismatch)
+
+
+def _accepted_rows(
+    f: pd.DataFrame,
+    keep: np.ndarray,
+    dates: pd.Series,
+    loc: _Location,
+    flags: _Flags,
+    profile: Profile,
+    source_id: str,
+) -> pd.DataFrame:
+    """The kept rows of a chunk, in curated column names."""
+    col = profile.columns
+    return pd.DataFrame(
+        {
+            "break_date": dates[keep].to_numpy(),
+            "x": loc.x[keep],
+            "y": loc.y[keep],
+            "coord_source": loc.src[keep],
+            "coord_accuracy_m": loc.acc[keep],
+            "material": f[col["material"]][keep].to_numpy()
+            if "material" in col and col["material"] in f
+            else None,
+            "diameter_mm": _numeric(f[col["diameter_mm"]])[0][keep]
+            if "diameter_mm" in col and col["diameter_mm"] in f
+            else np.nan,
+            "asset_id": f[col["asset_id"]][keep].astype(str).to_numpy()
+            if "asset_id" in col and col["asset_id"] in f
+            else None,
+            "flags": flags.text[keep],
+            "source_id": source_id,
+            "source_file": f["source_file"][keep].to_numpy(),
+            "source_row": f["source_row"][keep].to_numpy(),
+        }
+    )
+
+
+def _transform_chunk(
+    chunk: RawChunk, source_id: str, profile: Profile, ctx: IngestContext, run: _Run
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Accepted rows and quarantined rows (or ``None``) of one chunk."""
+    f = chunk.frame
+    checks = RowChecks(len(f))
+    flags = _Flags(len(f))
+    dates, date_missing, date_bad = _check_dates(f, profile, ctx, checks)
+    loc = _locate(chunk, profile, ctx, run, checks, flags)
+    _check_duplicates(f, dates, date_missing | date_bad, profile, loc, run, checks, flags)
+    _check_year(f, dates, date_bad | date_missing, profile, checks, flags)
+    checks.order(_PRIORITY)
+    bad = checks.failed
+    quarantined = None
+    if bad.any():
+        reasons, details = checks.lists()
+        quarantined = build_quarantine(
+            source_id,
+            f.loc[bad],
+            reasons,
+            details,
+            None if chunk.geometry is None else chunk.geometry[bad],
         )
-        checks.add("swapped_xy", ~located & any_swapped, pair_desc)
-        checks.add("outside_service_area", ~located & ~any_swapped & any_outside, pair_desc)
+    return _accepted_rows(f, ~bad, dates, loc, flags, profile, source_id), quarantined
 
-        keys = _dedupe_keys(f, dates, profile, pairs)
-        if keys is not None:
-            valid_key = keys.notna().all(axis=1).to_numpy() & ~(date_missing | date_bad)
-            h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-            seen, dup, conflict, detail = _find_duplicates(
-                seen, h, valid_key, f["source_row"].to_numpy(), x, y, profile
-            )
-            flags.add("duplicate_key_conflict", conflict)
-            checks.add("duplicate", dup, detail)
 
-        year = None
-        if "break_year" in col and col["break_year"] in f:
-            year, year_bad = _numeric(f[col["break_year"]])
-            checks.add(
-                "value_unparseable",
-                year_bad,
-                "'" + f[col["break_year"]].astype(str) + f"' in {col['break_year']} is not a year",
-            )
-            mismatch = (
-                ~year_bad
-                & ~np.isnan(year)
-                & ~date_bad
-                & ~date_missing
-                & (year != dates.dt.year.to_numpy(dtype=float, na_value=np.nan))
-            )
-            if profile.year_mismatch == "quarantine":
-                checks.add(
-                    "year_mismatch",
-                    mismatch,
-                    f"{col['break_year']}="
-                    + pd.Series(year).map("{:.0f}".format)
-                    + " but the date is "
-                    + dates.dt.strftime("%Y-%m-%d").fillna(""),
-                )
-            else:
-                flags.add("year_mismatch", mismatch)
-
-        checks.order(_PRIORITY)
-        bad = checks.failed
-        if bad.any():
-            reasons, details = checks.lists()
-            quarantined.append(
-                build_quarantine(
-                    source_id,
-                    f.loc[bad],
-                    reasons,
-                    details,
-                    None if chunk.geometry is None else chunk.geometry[bad],
-                )
-            )
-        keep = ~bad
-        flag_txt = flags.text
-        out = pd.DataFrame(
-            {
-                "break_date": dates[keep].to_numpy(),
-                "x": x[keep],
-                "y": y[keep],
-                "coord_source": src[keep],
-                "coord_accuracy_m": acc[keep],
-                "material": f[col["material"]][keep].to_numpy()
-                if "material" in col and col["material"] in f
-                else None,
-                "diameter_mm": _numeric(f[col["diameter_mm"]])[0][keep]
-                if "diameter_mm" in col and col["diameter_mm"] in f
-                else np.nan,
-                "asset_id": f[col["asset_id"]][keep].astype(str).to_numpy()
-                if "asset_id" in col and col["asset_id"] in f
-                else None,
-                "flags": flag_txt[keep],
-                "source_id": source_id,
-                "source_file": f["source_file"][keep].to_numpy(),
-                "source_row": f["source_row"][keep].to_numpy(),
-            }
-        )
-        accepted.append(out)
-    if rows_in == 0:
-        raise InputDataError(f"source {source_id!r}: no rows were read")
+def _assemble(accepted: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate accepted rows and derive lon/lat, year, month, ids and geometry."""
     df = pd.concat(accepted, ignore_index=True) if accepted else pd.DataFrame()
     lon, lat, _ = transform_xy(df["x"].to_numpy(), df["y"].to_numpy(), TARGET_CRS, WGS84)
     df["lon"], df["lat"] = lon, lat
@@ -452,83 +440,32 @@ def transform_breaks(
     )
     df = conform(df.sort_values(["source_file", "source_row"], kind="stable"), "curated/breaks")
     validate_frame(df, "curated/breaks")
+    return df
+
+
+def transform_breaks(
+    chunks: Iterable[RawChunk], source_id: str, profile: Profile, ctx: IngestContext
+) -> IngestResult:
+    """Validate raw break chunks into the curated ``breaks`` table and quarantine rows."""
+    accepted: list[pd.DataFrame] = []
+    quarantined: list[pd.DataFrame] = []
+    rows_in = 0
+    run = _Run.start()
+    for chunk in chunks:
+        rows_in += len(chunk.frame)
+        out, bad = _transform_chunk(chunk, source_id, profile, ctx, run)
+        if bad is not None:
+            quarantined.append(bad)
+        accepted.append(out)
+    if rows_in == 0:
+        raise InputDataError(f"source {source_id!r}: no rows were read")
+    df = _assemble(accepted)
     quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
+    flag_counts: dict[str, int] = {}
     for fl in df["flags"]:
         for name in filter(None, fl.split(";")):
             flag_counts[name] = flag_counts.get(name, 0) + 1
-    crs_records, warnings = _crs_report(source_id, infos, measured)
+    crs_records, warnings = _crs_report(source_id, run.infos, run.measured)
     return finish_result(
         source_id, "breaks", {"breaks": df}, quarantine, rows_in, warnings, crs_records, flag_counts
     )
-
-
-def _pair_details(pairs: dict[str, _PairResult], n: int, rows: np.ndarray) -> np.ndarray:
-    """Per-row text describing every pair's values and status (only for ``rows``)."""
-    out = np.full(n, "", dtype=object)
-    idx = np.flatnonzero(rows)
-    if not idx.size:
-        return out
-    out[idx] = _pair_text({k: _subset(v, idx) for k, v in pairs.items()}, idx.size)
-    return out
-
-
-def _subset(pr: _PairResult, idx: np.ndarray) -> _PairResult:
-    return _PairResult(
-        pr.pair,
-        pr.raw_x[idx],
-        pr.raw_y[idx],
-        pr.x[idx],
-        pr.y[idx],
-        pr.status[idx],
-        pr.info,
-        pr.swap_x[idx],
-        pr.swap_y[idx],
-        pr.swap_inside[idx],
-    )
-
-
-def _pair_text(pairs: dict[str, _PairResult], n: int) -> np.ndarray:
-    out = np.full(n, "", dtype=object)
-    for name, pr in pairs.items():
-        label = np.array(
-            ["ok", "missing", "invalid", "swapped X/Y", "outside the service area"], dtype=object
-        )[pr.status]
-        txt = (
-            f"{name} ({pr.pair.x or 'geometry'}, {pr.pair.y or ''})=("
-            + pd.Series(pr.raw_x).map("{:.6g}".format).to_numpy(dtype=object)
-            + ", "
-            + pd.Series(pr.raw_y).map("{:.6g}".format).to_numpy(dtype=object)
-            + ") "
-            + label
-        )
-        out = np.where(out == "", txt, out + "; " + txt)
-    return out
-
-
-def _crs_report(
-    source_id: str, infos: dict[str, TransformInfo], measured: dict[str, list[np.ndarray]]
-) -> tuple[list[dict], list[str]]:
-    records: list[dict] = []
-    warnings: list[str] = []
-    for name, info in infos.items():
-        rec = {"source_id": source_id, "pair": name, **info.to_dict()}
-        if name in measured:
-            d = np.concatenate(measured[name])
-            if d.size:
-                rec["measured_error_m"] = {
-                    "n": int(d.size),
-                    "median": round(float(np.median(d)), 2),
-                    "p95": round(float(np.percentile(d, 95)), 2),
-                }
-        if info.ballpark:
-            extra = ""
-            if "measured_error_m" in rec:
-                me = rec["measured_error_m"]
-                extra = f"; measured against the record's better pair: median {me['median']} m, p95 {me['p95']} m over {me['n']} records"
-            warnings.append(
-                f"source {source_id!r}: coordinate pair {name!r} ({info.source_crs}) has only a ballpark "
-                f"transformation to {info.target_crs} ({'missing datum grid ' + ', '.join(info.missing_grids) if info.missing_grids else 'no grid-based transformation is known'}){extra}; "
-                "it is used only when no better pair is valid"
-            )
-        records.append(rec)
-    return records, warnings

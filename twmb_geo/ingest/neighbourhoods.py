@@ -20,6 +20,84 @@ __all__ = ["service_area_table", "transform_neighbourhoods"]
 _POLYGONAL = (3, 6)  # shapely type ids of Polygon, MultiPolygon
 
 
+def _check_chunk(
+    chunk: RawChunk, profile: Profile, seen: set[str]
+) -> tuple[RowChecks, pd.Series, pd.Series, np.ndarray, np.ndarray]:
+    """Row checks of one chunk; returns checks, codes, names, repaired geometry and its mask."""
+    f = chunk.frame
+    code_col, name_col = profile.columns["area_code"], profile.columns["area_name"]
+    geoms = np.asarray(chunk.geometry, dtype=object)
+    checks = RowChecks(len(f))
+    codes = f[code_col].map(lambda v: None if v is None else str(v).strip())
+    names = f[name_col].map(lambda v: None if v is None else str(v).strip())
+    checks.add("id_missing", codes.isna() | names.isna(), f"{code_col} or {name_col} is empty")
+    dup = codes.duplicated() | codes.isin(seen)
+    checks.add(
+        "id_duplicate",
+        codes.notna() & dup,
+        f"{code_col}=" + codes.astype(str) + " appears more than once",
+    )
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    checks.add("geometry_missing", missing, "no geometry")
+    poly = np.isin(shapely.get_type_id(geoms), _POLYGONAL)
+    checks.add("geometry_invalid", ~missing & ~poly, "geometry is not a polygon")
+    seen.update(c for c in codes.dropna())
+    invalid = ~missing & poly & ~shapely.is_valid(geoms)
+    fixed = geoms.copy()
+    if invalid.any():
+        fixed[invalid] = [_polygonal(g) for g in shapely.make_valid(geoms[invalid])]
+    return checks, codes, names, fixed, invalid
+
+
+def _accepted(
+    chunk: RawChunk,
+    keep: np.ndarray,
+    codes: pd.Series,
+    names: pd.Series,
+    fixed: np.ndarray,
+    invalid: np.ndarray,
+    source_id: str,
+    crs_records: list[dict],
+    warnings: list[str],
+) -> pd.DataFrame:
+    """The kept rows of a chunk in EPSG:2952; appends the chunk's CRS record and warnings."""
+    f = chunk.frame
+    g2952, info = transform_geometries(fixed[keep], chunk.crs)
+    crs_records.append({"source_id": source_id, "pair": "geometry", **info.to_dict()})
+    if info.ballpark or (info.accuracy_m or 0) > 1:
+        warnings.append(
+            f"source {source_id!r}: {crs_label(chunk.crs)} -> {TARGET_CRS} uses {info.description!r} "
+            f"(accuracy {info.accuracy_m if info.accuracy_m is not None else 'unknown'} m; "
+            f"missing datum grids: {', '.join(info.missing_grids) or 'none'})"
+        )
+    g2952 = shapely.force_2d(g2952)
+    multi = np.array(
+        [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in g2952],
+        dtype=object,
+    )
+    rep = shapely.point_on_surface(multi)
+    lon, lat, _ = transform_xy(shapely.get_x(rep), shapely.get_y(rep), TARGET_CRS, WGS84)
+    flags = np.where(invalid[keep], "geometry_repaired", "")
+    if info.ballpark:
+        flags = np.where(flags == "", "crs_ballpark", flags + ";crs_ballpark")
+    area_names = names[keep].str.replace(r"\s*\(\d+\)\s*$", "", regex=True)
+    return pd.DataFrame(
+        {
+            "area_code": codes[keep].to_numpy(),
+            "area_name": area_names.to_numpy(),
+            "area_km2": shapely.area(multi) / 1e6,
+            "centroid_lon": lon,
+            "centroid_lat": lat,
+            "coord_accuracy_m": np.nan if info.accuracy_m is None else info.accuracy_m,
+            "flags": flags,
+            "source_id": source_id,
+            "source_file": f["source_file"][keep].to_numpy(),
+            "source_row": f["source_row"][keep].to_numpy(),
+            "geometry": shapely.to_wkb(multi),
+        }
+    )
+
+
 def transform_neighbourhoods(
     chunks: Iterable[RawChunk], source_id: str, profile: Profile, ctx: IngestContext
 ) -> IngestResult:
@@ -30,75 +108,21 @@ def transform_neighbourhoods(
     crs_records: list[dict] = []
     warnings: list[str] = []
     seen: set[str] = set()
-    code_col, name_col = profile.columns["area_code"], profile.columns["area_name"]
     for chunk in chunks:
         f = chunk.frame
-        n = len(f)
-        rows_in += n
+        rows_in += len(f)
         if chunk.geometry is None or chunk.crs is None:
             raise InputDataError(f"{chunk.path}: neighbourhoods need polygon geometry with a CRS")
-        geoms = np.asarray(chunk.geometry, dtype=object)
-        checks = RowChecks(n)
-        codes = f[code_col].map(lambda v: None if v is None else str(v).strip())
-        names = f[name_col].map(lambda v: None if v is None else str(v).strip())
-        checks.add("id_missing", codes.isna() | names.isna(), f"{code_col} or {name_col} is empty")
-        dup = codes.duplicated() | codes.isin(seen)
-        checks.add(
-            "id_duplicate",
-            codes.notna() & dup,
-            f"{code_col}=" + codes.astype(str) + " appears more than once",
-        )
-        missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-        checks.add("geometry_missing", missing, "no geometry")
-        poly = np.isin(shapely.get_type_id(geoms), _POLYGONAL)
-        checks.add("geometry_invalid", ~missing & ~poly, "geometry is not a polygon")
-        seen.update(c for c in codes.dropna())
-        invalid = ~missing & poly & ~shapely.is_valid(geoms)
-        fixed = geoms.copy()
-        if invalid.any():
-            fixed[invalid] = [_polygonal(g) for g in shapely.make_valid(geoms[invalid])]
+        checks, codes, names, fixed, invalid = _check_chunk(chunk, profile, seen)
         bad = checks.failed
         if bad.any():
             reasons, details = checks.lists()
+            geoms = np.asarray(chunk.geometry, dtype=object)
             quarantined.append(
                 build_quarantine(source_id, f.loc[bad], reasons, details, geoms[bad])
             )
-        keep = ~bad
-        g2952, info = transform_geometries(fixed[keep], chunk.crs)
-        crs_records.append({"source_id": source_id, "pair": "geometry", **info.to_dict()})
-        if info.ballpark or (info.accuracy_m or 0) > 1:
-            warnings.append(
-                f"source {source_id!r}: {crs_label(chunk.crs)} -> {TARGET_CRS} uses {info.description!r} "
-                f"(accuracy {info.accuracy_m if info.accuracy_m is not None else 'unknown'} m; "
-                f"missing datum grids: {', '.join(info.missing_grids) or 'none'})"
-            )
-        g2952 = shapely.force_2d(g2952)
-        multi = np.array(
-            [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in g2952],
-            dtype=object,
-        )
-        rep = shapely.point_on_surface(multi)
-        lon, lat, _ = transform_xy(shapely.get_x(rep), shapely.get_y(rep), TARGET_CRS, WGS84)
-        flags = np.where(invalid[keep], "geometry_repaired", "")
-        if info.ballpark:
-            flags = np.where(flags == "", "crs_ballpark", flags + ";crs_ballpark")
-        area_names = names[keep].str.replace(r"\s*\(\d+\)\s*$", "", regex=True)
         frames.append(
-            pd.DataFrame(
-                {
-                    "area_code": codes[keep].to_numpy(),
-                    "area_name": area_names.to_numpy(),
-                    "area_km2": shapely.area(multi) / 1e6,
-                    "centroid_lon": lon,
-                    "centroid_lat": lat,
-                    "coord_accuracy_m": np.nan if info.accuracy_m is None else info.accuracy_m,
-                    "flags": flags,
-                    "source_id": source_id,
-                    "source_file": f["source_file"][keep].to_numpy(),
-                    "source_row": f["source_row"][keep].to_numpy(),
-                    "geometry": shapely.to_wkb(multi),
-                }
-            )
+            _accepted(chunk, ~bad, codes, names, fixed, invalid, source_id, crs_records, warnings)
         )
     df = pd.concat(frames, ignore_index=True).sort_values("area_code", kind="stable")
     df = conform(df, "curated/neighbourhoods")

@@ -35,7 +35,9 @@ def _chunks(files: Sequence[Path], profile: Profile) -> Iterator[RawChunk]:
         yield from iter_raw(f, profile)
 
 
-def _breaks(files: list[Path], source_id: str, profile: Profile, ctx: IngestContext) -> IngestResult:
+def _breaks(
+    files: list[Path], source_id: str, profile: Profile, ctx: IngestContext
+) -> IngestResult:
     return transform_breaks(_chunks(files, profile), source_id, profile, ctx)
 
 
@@ -49,11 +51,15 @@ def _pipes(files: list[Path], source_id: str, profile: Profile, ctx: IngestConte
     return transform_pipes(_chunks(files, profile), source_id, profile, ctx)
 
 
-def _streets(files: list[Path], source_id: str, profile: Profile, ctx: IngestContext) -> IngestResult:
+def _streets(
+    files: list[Path], source_id: str, profile: Profile, ctx: IngestContext
+) -> IngestResult:
     return transform_streets(_chunks(files, profile), source_id, profile, ctx)
 
 
-def _weather(files: list[Path], source_id: str, profile: Profile, ctx: IngestContext) -> IngestResult:
+def _weather(
+    files: list[Path], source_id: str, profile: Profile, ctx: IngestContext
+) -> IngestResult:
     raw = read_eccc_daily(files)
     w = transform_weather(
         raw, source_id, today=ctx.today, coverage_threshold=ctx.weather_coverage_threshold

@@ -168,33 +168,23 @@ def _check_crs(value: str, where: str, problems: list[str]) -> None:
         problems.append(f"{where}: unknown CRS {value!r} (use an EPSG code such as 'EPSG:2952')")
 
 
-def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
-    """Build a :class:`Profile` from a parsed TOML table; every problem is reported at once."""
-    problems: list[str] = []
-    pid = str(doc.get("id", "")).strip()
-    label = f"profile {pid or '(no id)'} ({origin})"
-    unknown = sorted(set(doc) - _KEYS)
-    if unknown:
-        problems.append(f"unknown keys {unknown}; allowed: {sorted(_KEYS)}")
-    if not pid:
-        problems.append("missing 'id'")
-    kind = doc.get("kind")
+def _check_columns(columns: dict[str, Any], kind: Any, fmt: Any, problems: list[str]) -> None:
+    """The ``[columns]`` table must map known fields, and every required one."""
     if kind not in KINDS:
-        problems.append(f"'kind' must be one of {sorted(KINDS)}, got {kind!r}")
-    fmt = doc.get("format")
-    if fmt not in FORMATS:
-        problems.append(f"'format' must be one of {list(FORMATS)}, got {fmt!r}")
-    columns = dict(doc.get("columns", {}))
-    if kind in KINDS:
-        allowed = KINDS[kind]
-        bad = sorted(set(columns) - set(allowed))
-        if bad:
-            problems.append(
-                f"[columns] has fields {bad} that kind {kind!r} does not know; known: {sorted(allowed)}"
-            )
-        missing = sorted(k for k, req in allowed.items() if req and k not in columns)
-        if missing and fmt != "eccc_daily_csv":
-            problems.append(f"[columns] must map the required fields {missing}")
+        return
+    allowed = KINDS[kind]
+    bad = sorted(set(columns) - set(allowed))
+    if bad:
+        problems.append(
+            f"[columns] has fields {bad} that kind {kind!r} does not know; known: {sorted(allowed)}"
+        )
+    missing = sorted(k for k, req in allowed.items() if req and k not in columns)
+    if missing and fmt != "eccc_daily_csv":
+        problems.append(f"[columns] must map the required fields {missing}")
+
+
+def _parse_pairs(doc: Mapping[str, Any], kind: Any, problems: list[str]) -> list[CoordinatePair]:
+    """The ``[[coordinates]]`` pairs, and the profile's own ``crs``."""
     pairs: list[CoordinatePair] = []
     for i, c in enumerate(doc.get("coordinates", [])):
         name = c.get("name") or f"pair{i + 1}"
@@ -213,7 +203,16 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         problems.append("a breaks profile needs at least one [[coordinates]] entry")
     if doc.get("crs"):
         _check_crs(doc["crs"], "'crs'", problems)
-    checks = dict(doc.get("checks", {}))
+    return pairs
+
+
+def _parse_checks(
+    checks: dict[str, Any],
+    columns: dict[str, Any],
+    pairs: list[CoordinatePair],
+    problems: list[str],
+) -> tuple[tuple[str, ...], Any]:
+    """The ``[checks]`` table; returns the duplicate key and the year-mismatch action."""
     bad_checks = sorted(set(checks) - _CHECK_KEYS)
     if bad_checks:
         problems.append(f"[checks] has unknown keys {bad_checks}; allowed: {sorted(_CHECK_KEYS)}")
@@ -227,20 +226,50 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
             problems.append(
                 f"[checks] duplicate_key entry {k!r} is neither a mapped field nor a coordinate pair"
             )
+    return dup, ym
+
+
+def _check_raw_schema(
+    raw_schema: Any, columns: dict[str, Any], pairs: list[CoordinatePair], problems: list[str]
+) -> None:
+    """Every column the profile reads must be declared in its raw schema."""
+    if not raw_schema:
+        return
+    try:
+        sch = load_schema(raw_schema)
+    except ContractError as exc:
+        problems.append(str(exc))
+        return
+    declared = set(sch.columns)
+    used = [c for c in [*columns.values(), *(p.x for p in pairs), *(p.y for p in pairs)] if c]
+    undeclared = sorted({c for c in used if c not in declared})
+    if undeclared:
+        problems.append(f"columns {undeclared} are not declared in raw schema {raw_schema}")
+
+
+def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
+    """Build a :class:`Profile` from a parsed TOML table; every problem is reported at once."""
+    problems: list[str] = []
+    pid = str(doc.get("id", "")).strip()
+    label = f"profile {pid or '(no id)'} ({origin})"
+    unknown = sorted(set(doc) - _KEYS)
+    if unknown:
+        problems.append(f"unknown keys {unknown}; allowed: {sorted(_KEYS)}")
+    if not pid:
+        problems.append("missing 'id'")
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        problems.append(f"'kind' must be one of {sorted(KINDS)}, got {kind!r}")
+    fmt = doc.get("format")
+    if fmt not in FORMATS:
+        problems.append(f"'format' must be one of {list(FORMATS)}, got {fmt!r}")
+    columns = dict(doc.get("columns", {}))
+    _check_columns(columns, kind, fmt, problems)
+    pairs = _parse_pairs(doc, kind, problems)
+    checks = dict(doc.get("checks", {}))
+    dup, ym = _parse_checks(checks, columns, pairs, problems)
     raw_schema = doc.get("raw_schema")
-    if raw_schema:
-        try:
-            sch = load_schema(raw_schema)
-        except ContractError as exc:
-            problems.append(str(exc))
-        else:
-            declared = set(sch.columns)
-            used = [
-                c for c in [*columns.values(), *(p.x for p in pairs), *(p.y for p in pairs)] if c
-            ]
-            undeclared = sorted({c for c in used if c not in declared})
-            if undeclared:
-                problems.append(f"columns {undeclared} are not declared in raw schema {raw_schema}")
+    _check_raw_schema(raw_schema, columns, pairs, problems)
     if problems:
         raise ConfigError(f"{label} is invalid", problems)
     return Profile(

@@ -28,8 +28,6 @@ from .profiles import Profile
 
 __all__ = ["RawChunk", "detect_encoding", "iter_raw", "sha256_file"]
 
-_GEO_SUFFIX = {".shp", ".geojson", ".json", ".gpkg"}
-
 
 @dataclass
 class RawChunk:

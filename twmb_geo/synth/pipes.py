@@ -138,17 +138,17 @@ def _years_from_u(
     return years[d, y]
 
 
-def build_pipes(
-    params: SynthParams, layout: Layout, net: StreetNet, fields: dict[str, GridField]
-) -> PipeSet:
-    """Lay ``params.n_pipes`` active pipes under ``net`` and derive their predecessors."""
-    ref = load_reference()
-    rng = np.random.default_rng(np.random.SeedSequence([params.seed, 21]))
+def _cut_streets(
+    net: StreetNet, layout: Layout, n_pipes: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the streets that carry mains into pipes; returns each pipe's street and geometry.
+
+    Piece m of k starts at (m + j) / k of the street, j uniform in +-0.2 (0 for m = 0),
+    and ends where piece m + 1 starts (1 for the last piece).
+    """
     seg = np.flatnonzero(net.carries)
     seg_len = net.length[seg]
-    k = _pieces_per_segment(seg_len, layout.ward_length_m[net.ward[seg]], params.n_pipes, rng)
-    # piece m of k starts at (m + j) / k of the street, j uniform in +-0.2 (0 for m = 0),
-    # and ends where piece m + 1 starts (1 for the last piece)
+    k = _pieces_per_segment(seg_len, layout.ward_length_m[net.ward[seg]], n_pipes, rng)
     street = np.repeat(seg, k)
     grp = np.repeat(np.arange(len(seg)), k)
     m = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
@@ -162,17 +162,24 @@ def build_pipes(
     coords, offsets = ragged(net.geometry)
     cum = ragged_cumlen(coords, offsets)
     pc, po = ragged_substrings(coords, offsets, street, start_frac * L, end_frac * L, cum)
-    n_act = len(street)
-    geom = shapely.linestrings(pc, indices=np.repeat(np.arange(n_act), np.diff(po)))
-    length = shapely.length(geom)
-    mid = shapely.get_coordinates(shapely.line_interpolate_point(geom, 0.5, normalized=True))
-    ward = ward_at(mid[:, 0], mid[:, 1]).astype(np.int64)
-    soil = fields["soil"].at(mid[:, 0], mid[:, 1])
-    zage = fields["age"].at(mid[:, 0], mid[:, 1])
+    geom = shapely.linestrings(pc, indices=np.repeat(np.arange(len(street)), np.diff(po)))
+    return street, geom
 
-    # ---- construction years: ward decade mix through a spatial copula
-    n_w = len(ref.ward_codes)
-    p_ward = fit_decades(np.bincount(ward, minlength=n_w), params.snapshot_year)
+
+def _construction_years(
+    params: SynthParams,
+    ward: np.ndarray,
+    soil: np.ndarray,
+    zage: np.ndarray,
+    n_wards: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Construction years (ward decade mix through a spatial copula) and predecessors.
+
+    Returns the year, whether the pipe replaced an older one, and that one's year.
+    """
+    n_act = len(ward)
+    p_ward = fit_decades(np.bincount(ward, minlength=n_wards), params.snapshot_year)
     # younger (replaced) pipes are a little more likely where the soil is corrosive
     rest = np.sqrt(1 - AGE_CORRELATION**2 - SOIL_REPLACEMENT**2)
     latent = AGE_CORRELATION * zage + SOIL_REPLACEMENT * soil + rest * rng.standard_normal(n_act)
@@ -182,30 +189,27 @@ def build_pipes(
     dev_year = _years_from_u(p_ward, ward, ndtr(zage), params.snapshot_year)
     replaced = (year - dev_year) >= REPLACEMENT_GAP
     pred_year = np.minimum(dev_year + rng.integers(-3, 6, n_act), year - 20)
+    return year, replaced, pred_year
 
-    # ---- predecessors (abandoned records): same street and geometry, older era
-    src = np.flatnonzero(replaced)
-    n_ab = len(src)
-    all_year = np.concatenate([year, pred_year[src]])
-    all_mat = _sample(
-        material_given_era(params.snapshot_year)[era_of(all_year)], rng.random(n_act + n_ab)
-    )
-    dia_idx = _sample(diameter_given_material()[all_mat[:n_act]], rng.random(n_act))
+
+def _diameters(cls: np.ndarray, mat_a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Diameters given the material; larger ones to higher road classes, per material."""
+    n_act = len(cls)
+    dia_idx = _sample(diameter_given_material()[mat_a], rng.random(n_act))
     dia = np.array(DIAMETERS)[dia_idx]
-    # larger diameters to higher road classes, within each material
-    cls = net.cls[street]
     level = np.select([cls == MAJOR, cls == MINOR, cls == COLLECTOR, cls == LOCAL], [3, 2, 1, 0], 0)
     score = level + rng.normal(0.0, 0.7, n_act)
-    mat_a = all_mat[:n_act]
     order_p = np.lexsort((score, mat_a))
     order_d = np.lexsort((dia, mat_a))
     dia_sorted = np.empty_like(dia)
     dia_sorted[order_p] = dia[order_d]
-    dia = dia_sorted
+    return dia_sorted
 
-    # ---- pressure districts: 2.5 km bands up from the lakeshore (grid frame)
+
+def _pressure_zones(layout: Layout, area: shapely.Geometry, mid: np.ndarray) -> np.ndarray:
+    """Pressure districts: 2.5 km bands up from the lakeshore (grid frame)."""
     fr = layout.frame
-    bx, by = shapely.get_coordinates(ref.area).T
+    bx, by = shapely.get_coordinates(area).T
     bu, bv = fr.to_frame(bx, by)
     bins = np.floor(bu / 1000.0).astype(np.int64)
     b0 = bins.min()
@@ -214,10 +218,14 @@ def build_pipes(
     shore = np.where(np.isfinite(shore), shore, bv.min())
     pu, pv = fr.to_frame(mid[:, 0], mid[:, 1])
     pb = np.clip(np.floor(pu / 1000.0).astype(np.int64) - b0, 0, len(shore) - 1)
-    zone = np.clip(1 + np.floor((pv - shore[pb]) / PRESSURE_BAND_M), 1, 7).astype(np.int8)
+    return np.clip(1 + np.floor((pv - shore[pb]) / PRESSURE_BAND_M), 1, 7).astype(np.int8)
 
-    # ---- published defects
-    n_all = n_act + n_ab
+
+def _published(
+    params: SynthParams, all_mat: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Published defects: material codes with UNK/None, and whether the year is published."""
+    n_all = len(all_mat)
     r = rng.random(n_all)
     codes = np.array(MATERIAL_CODES, dtype=object)
     pub = codes[all_mat].copy()
@@ -226,7 +234,36 @@ def build_pipes(
         (r >= params.unknown_material_share)
         & (r < params.unknown_material_share + params.none_material_share)
     ] = "None"
-    year_pub = rng.random(n_all) >= params.missing_year_share
+    return pub, rng.random(n_all) >= params.missing_year_share
+
+
+def build_pipes(
+    params: SynthParams, layout: Layout, net: StreetNet, fields: dict[str, GridField]
+) -> PipeSet:
+    """Lay ``params.n_pipes`` active pipes under ``net`` and derive their predecessors."""
+    ref = load_reference()
+    rng = np.random.default_rng(np.random.SeedSequence([params.seed, 21]))
+    street, geom = _cut_streets(net, layout, params.n_pipes, rng)
+    n_act = len(street)
+    length = shapely.length(geom)
+    mid = shapely.get_coordinates(shapely.line_interpolate_point(geom, 0.5, normalized=True))
+    ward = ward_at(mid[:, 0], mid[:, 1]).astype(np.int64)
+    soil = fields["soil"].at(mid[:, 0], mid[:, 1])
+    zage = fields["age"].at(mid[:, 0], mid[:, 1])
+    year, replaced, pred_year = _construction_years(
+        params, ward, soil, zage, len(ref.ward_codes), rng
+    )
+
+    # predecessors (abandoned records): same street and geometry, older era
+    src = np.flatnonzero(replaced)
+    n_ab = len(src)
+    all_year = np.concatenate([year, pred_year[src]])
+    all_mat = _sample(
+        material_given_era(params.snapshot_year)[era_of(all_year)], rng.random(n_act + n_ab)
+    )
+    dia = _diameters(net.cls[street], all_mat[:n_act], rng)
+    zone = _pressure_zones(layout, ref.area, mid)
+    pub, year_pub = _published(params, all_mat, rng)
 
     return PipeSet(
         geometry=np.concatenate([geom, geom[src]]),
