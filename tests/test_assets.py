@@ -40,10 +40,10 @@ from hypothesis import strategies as st
 from pyproj import CRS, Transformer
 
 from twmb_geo.contracts import conform, load_schema, validate_frame
+from twmb_geo.core.vocab import MATERIALS
 from twmb_geo.errors import InputDataError
 from twmb_geo.ingest._common import IngestContext, IngestResult
 from twmb_geo.ingest.assets import (
-    MATERIALS,
     NON_STREET_CLASSES,
     STREET_CLASSES,
     parse_install_dates,
@@ -289,23 +289,12 @@ def test_street_class_lists_are_disjoint_and_lower_case() -> None:
 def test_material_dictionary_matches_codebook_and_contract() -> None:
     enum = load_schema("curated/pipes").field("material").enum
     assert set(MATERIALS) == set(enum)
-    for path in (
-        HERE.parent / "data" / "toronto" / "watermains_codebook.csv",
-        Path("/work/shared/data/toronto/watermains_codebook.csv"),
-    ):
-        if path.exists():
-            with path.open(encoding="utf-8") as fh:
-                book = {
-                    r["code"]: r["meaning"]
-                    for r in csv.DictReader(fh)
-                    if r["code_type"] == "material"
-                }
-            for code, meaning in MATERIALS.items():
-                assert meaning == book.get(code), code
-            assert set(book) - set(MATERIALS) == {"UNK", "None"}
-            break
-    else:
-        pytest.skip("watermains codebook not available")
+    path = HERE.parent / "data" / "toronto" / "watermains_codebook.csv"
+    with path.open(encoding="utf-8") as fh:
+        book = {r["code"]: r["meaning"] for r in csv.DictReader(fh) if r["code_type"] == "material"}
+    for code, meaning in MATERIALS.items():
+        assert meaning == book.get(code), code
+    assert set(book) - set(MATERIALS) == {"UNK", "None"}
 
 
 # --------------------------------------------------------------------- install dates

@@ -41,11 +41,9 @@ SCHEMAS = {
 
 
 def _real_files() -> list[Path]:
-    for base in (REPO / "data", REPO.parent / "shared" / "data"):
-        files = sorted((base / REAL_SUBDIR).glob("eng-daily-*.csv"))
-        if files:
-            return files
-    pytest.skip("real ECCC Toronto daily files not found (data/ or ../shared/data/)")
+    files = sorted((REPO / "data" / REAL_SUBDIR).glob("eng-daily-*.csv"))
+    assert files, f"the bundled ECCC Toronto daily files are missing from data/{REAL_SUBDIR}"
+    return files
 
 
 def _check_contracts(res: WeatherResult, source_id: str = "src") -> None:
