@@ -218,7 +218,7 @@ def _read_vector(path: Path, profile: Profile) -> Iterator[RawChunk]:
     except InputDataError:
         raise
     except Exception as exc:
-        raise InputDataError(f"{path}: cannot be read as {profile.format} ({exc})") from None
+        raise InputDataError(f"{path}: cannot be read as {profile.format} ({exc})") from exc
     frame = pd.DataFrame({name: arr for name, arr in zip(meta["fields"], data, strict=True)})
     n = len(frame)
     if n == 0:
@@ -234,7 +234,7 @@ def _read_xlsx(path: Path, profile: Profile) -> Iterator[RawChunk]:
     try:
         df = pd.read_excel(path, sheet_name=profile.sheet, dtype=object, engine="openpyxl")
     except Exception as exc:
-        raise InputDataError(f"{path}: cannot be read as an Excel workbook ({exc})") from None
+        raise InputDataError(f"{path}: cannot be read as an Excel workbook ({exc})") from exc
     df.columns = [str(c).strip() for c in df.columns]
     _check_columns(list(df.columns), profile, path)
     if df.empty:
@@ -297,7 +297,7 @@ def _read_csv(path: Path, profile: Profile) -> Iterator[RawChunk]:
                 except Exception as exc:
                     raise InputDataError(
                         f"{path}: geometry column {profile.geometry_column!r} is unreadable ({exc})"
-                    ) from None
+                    ) from exc
             frame = _object_frame(chunk.reset_index(drop=True), profile)
             frame["source_file"] = path.name
             frame["source_row"] = np.arange(start, start + len(frame), dtype=np.int64)
