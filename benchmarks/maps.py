@@ -21,6 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import twmb_geo as tw
+from twmb_geo.maps.exports import export_layers
+from twmb_geo.maps.interactive import write_html_map
+from twmb_geo.maps.layers import map_layers
+from twmb_geo.maps.report import write_report
+from twmb_geo.maps.static import render_maps
+from twmb_geo.store.duckdb_store import Store
+
 
 def _timed(fn: Any, *args: Any, **kw: Any) -> tuple[Any, float]:
     t = time.perf_counter()
@@ -33,14 +41,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="a twmb output folder with a store")
     ap.add_argument("--work", type=Path, default=Path("/tmp/twmb-bench-maps"))
     args = ap.parse_args()
-
-    import twmb_geo as tw
-    from twmb_geo.maps.exports import export_layers
-    from twmb_geo.maps.interactive import write_html_map
-    from twmb_geo.maps.layers import map_layers
-    from twmb_geo.maps.report import write_report
-    from twmb_geo.maps.static import render_maps
-    from twmb_geo.store.duckdb_store import Store
 
     result: dict[str, Any] = {"benchmark": "maps", "python": platform.python_version()}
     out = args.out

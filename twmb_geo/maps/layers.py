@@ -16,11 +16,14 @@ score columns and tier ``"unscored"``; row counts equal the store's unit tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from ..core.units import UNIT_TYPES
 from ..core.vocab import MATERIALS, NOT_COMPUTED, UNSCORED
 from ..store.duckdb_store import Store
 
@@ -34,12 +37,9 @@ __all__ = [
 
 #: the store's projected CRS (NAD83(CSRS) / MTM zone 10, metres)
 STORE_CRS = "EPSG:2952"
-#: unit type -> (layer name, store table)
+#: unit type -> (layer name, store table), from the unit-type registry
 UNIT_LAYERS: dict[str, tuple[str, str]] = {
-    "cell": ("cells", "unit_cell"),
-    "pipe": ("pipes", "unit_pipe"),
-    "street": ("streets", "unit_street"),
-    "neighbourhood": ("neighbourhoods", "neighbourhoods"),
+    name: (spec.layer, spec.table) for name, spec in UNIT_TYPES.items()
 }
 #: every layer, in drawing order (areas first, points last)
 LAYERS: tuple[str, ...] = ("neighbourhoods", "cells", "streets", "pipes", "breaks")
@@ -161,19 +161,63 @@ def _attach(
     return out
 
 
+def _cell_columns(df: pd.DataFrame, units: pd.DataFrame) -> None:
+    """Label, area and pipe length of H3 cells."""
+    df["label"] = "H3 " + df["unit_id"]
+    df["area_km2"] = units["area_km2"]
+    df["pipe_km"] = units["pipe_km"]
+
+
+def _pipe_columns(df: pd.DataFrame, units: pd.DataFrame) -> None:
+    """Asset, material, size, age, status, length and label of pipes."""
+    material = units["material"].astype(object)
+    df["asset_id"] = units["asset_id"]
+    df["material"] = material
+    df["material_desc"] = _material_desc(material)
+    df["diameter_mm"] = units["diameter_mm"]
+    df["install_year"] = pd.to_numeric(units["install_year"]).astype("Int32")
+    removed = pd.to_numeric(units["removal_year"]).notna()
+    df["status"] = np.where(removed, "abandoned", "active")
+    df["length_m"] = units["length_m"]
+    size = df["diameter_mm"].map(lambda d: f"{d:.0f} mm " if pd.notna(d) else "")
+    df["label"] = "Pipe " + df["asset_id"].fillna(df["unit_id"]) + " (" + size
+    df["label"] = df["label"] + df["material_desc"].fillna("unknown material") + ")"
+
+
+def _street_columns(df: pd.DataFrame, units: pd.DataFrame) -> None:
+    """Name, feature class, length and label of street segments."""
+    df["name"] = units["name"].fillna("Unnamed")
+    df["feature_class"] = units["feature_code_desc"].fillna("Unknown")
+    df["length_m"] = units["length_m"]
+    df["label"] = df["name"] + " (" + df["unit_id"] + ")"
+
+
+#: unit type -> the layer columns particular to it (added in place to the shared ones)
+_UNIT_COLUMNS: dict[str, Callable[[pd.DataFrame, pd.DataFrame], None]] = {
+    "cell": _cell_columns,
+    "pipe": _pipe_columns,
+    "street": _street_columns,
+}
+
+
+def _area_base(units: pd.DataFrame) -> pd.DataFrame:
+    """The unit columns of the neighbourhoods, whose code is their id."""
+    code = units["area_code"].astype(object)
+    return pd.DataFrame(
+        {
+            "unit_id": code,
+            "label": units["area_name"] + " (" + code + ")",
+            "neighbourhood_code": code,
+            "neighbourhood_name": units["area_name"],
+            "area_km2": units["area_km2"],
+        }
+    )
+
+
 def _unit_base(unit_type: str, units: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
     """The unit columns of one layer before results are attached."""
-    if unit_type == "neighbourhood":
-        code = units["area_code"].astype(object)
-        df = pd.DataFrame(
-            {
-                "unit_id": code,
-                "label": units["area_name"] + " (" + code + ")",
-                "neighbourhood_code": code,
-                "neighbourhood_name": units["area_name"],
-                "area_km2": units["area_km2"],
-            }
-        )
+    if UNIT_TYPES[unit_type].table == "neighbourhoods":
+        df = _area_base(units)
     else:
         code = units["neighbourhood"].astype(object)
         df = pd.DataFrame(
@@ -183,28 +227,7 @@ def _unit_base(unit_type: str, units: pd.DataFrame, names: pd.Series) -> pd.Data
                 "neighbourhood_name": code.map(names),
             }
         )
-        if unit_type == "cell":
-            df["label"] = "H3 " + df["unit_id"]
-            df["area_km2"] = units["area_km2"]
-            df["pipe_km"] = units["pipe_km"]
-        elif unit_type == "pipe":
-            material = units["material"].astype(object)
-            df["asset_id"] = units["asset_id"]
-            df["material"] = material
-            df["material_desc"] = _material_desc(material)
-            df["diameter_mm"] = units["diameter_mm"]
-            df["install_year"] = pd.to_numeric(units["install_year"]).astype("Int32")
-            removed = pd.to_numeric(units["removal_year"]).notna()
-            df["status"] = np.where(removed, "abandoned", "active")
-            df["length_m"] = units["length_m"]
-            size = df["diameter_mm"].map(lambda d: f"{d:.0f} mm " if pd.notna(d) else "")
-            df["label"] = "Pipe " + df["asset_id"].fillna(df["unit_id"]) + " (" + size
-            df["label"] = df["label"] + df["material_desc"].fillna("unknown material") + ")"
-        else:
-            df["name"] = units["name"].fillna("Unnamed")
-            df["feature_class"] = units["feature_code_desc"].fillna("Unknown")
-            df["length_m"] = units["length_m"]
-            df["label"] = df["name"] + " (" + df["unit_id"] + ")"
+        _UNIT_COLUMNS[unit_type](df, units)
     df.insert(0, "unit_type", unit_type)
     df["geometry"] = _geoms(units).to_numpy()
     return df
@@ -216,7 +239,7 @@ def _breaks_layer(
     linked = {}
     if links is not None and not links.empty:
         ok = links[links["status"] == "matched"]
-        for unit_type in ("cell", "pipe", "street", "neighbourhood"):
+        for unit_type in UNIT_TYPES:
             part = ok[ok["unit_type"] == unit_type]
             linked[unit_type] = pd.Series(
                 part["unit_id"].to_numpy(), index=part["break_id"].to_numpy()
