@@ -61,7 +61,7 @@ def small_city(tmp_path_factory: pytest.TempPathFactory) -> tw.Config:
     cfg = tw.load_config(paths["config"], out=root / "out")
     return replace(
         cfg,
-        features=replace(cfg.features, esda_permutations=19),
+        features=replace(cfg.features, esda_permutations=9),
         model=replace(FAST_MODEL, unit_types=("cell",), n_sims=50),
     )
 

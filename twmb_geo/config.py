@@ -391,9 +391,13 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
         problems.append(
             f"[features] distance_knn must be an integer >= 1, got {features.distance_knn!r}"
         )
-    if not isinstance(features.esda_permutations, int) or features.esda_permutations < 0:
+    if (
+        not isinstance(features.esda_permutations, int)
+        or isinstance(features.esda_permutations, bool)
+        or features.esda_permutations < 1
+    ):
         problems.append(
-            f"[features] esda_permutations must be an integer >= 0, got {features.esda_permutations!r}"
+            f"[features] esda_permutations must be an integer >= 1, got {features.esda_permutations!r}"
         )
     for k in ("study_start", "study_end"):
         v = getattr(features, k)
