@@ -80,6 +80,15 @@ MATERIALS: Final[dict[str, str | None]] = {
 }
 #: Codes that mean "no material" (they become a null material).
 MISSING_MATERIAL_CODES: Final[tuple[str, ...]] = ("UNK", "NONE", "NULL", "")
+#: Canonical material classes: class -> the material codes in it.
+MATERIAL_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "ci": ("CI", "CICL"),
+    "di": ("DIP", "DICL"),
+    "pvc": ("PVC", "PVCO", "PE", "HDPE"),
+    "ac": ("AC",),
+    "steel": ("SP", "SPCL"),
+    "concrete": ("CPP", "PCPP", "CONC", "CONP", "CP"),
+}
 #: Cement-lined materials.
 LINED_MATERIALS: Final[frozenset[str]] = frozenset({"CICL", "DICL", "SPCL"})
 

@@ -9,13 +9,15 @@ type; unmatched breaks keep a link row with the reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import shapely
 
-from ..core.crs import TARGET_CRS, WGS84, transform_xy
+from ..core.units import UNIT_TYPES
+from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
 from . import hexgrid
 from .snapping import (
@@ -25,20 +27,26 @@ from .snapping import (
     link_breaks_to_streets,
     pipes_to_streets,
 )
+from .unit_tables import (
+    cell_units,
+    from_wkb,
+    neighbourhood_units,
+    pipe_units,
+    street_units,
+)
 
-__all__ = ["UNIT_TYPES", "Organised", "SpatialSettings", "organise"]
+__all__ = [
+    "MATERIAL_GROUPS",
+    "UNIT_BUILDERS",
+    "BuildContext",
+    "Organised",
+    "SpatialSettings",
+    "UnitBuilderSpec",
+    "organise",
+    "register_unit_builder",
+]
 
 log = logging.getLogger(__name__)
-
-UNIT_TYPES = ("pipe", "street", "cell", "neighbourhood")
-MATERIAL_GROUPS = {
-    "ci": ("CI", "CICL"),
-    "di": ("DIP", "DICL"),
-    "pvc": ("PVC", "PVCO", "PE", "HDPE"),
-    "ac": ("AC",),
-    "steel": ("SP", "SPCL"),
-    "concrete": ("CPP", "PCPP", "CONC", "CONP", "CP"),
-}
 
 
 @dataclass(frozen=True)
@@ -106,101 +114,88 @@ class Organised:
         return out
 
 
-def _from_wkb(col: pd.Series) -> np.ndarray:
-    return shapely.from_wkb(col.to_numpy(dtype=object))
+@dataclass
+class BuildContext:
+    """What unit builders and break linkers read, and what they leave for the next builders.
+
+    Builders run in the registry's order (:data:`twmb_geo.core.units.UNIT_TYPES`); a builder
+    may read the units built before it (cells read the pipes' apportionment).
+    """
+
+    breaks: pd.DataFrame
+    neighbourhoods: pd.DataFrame
+    service_area: shapely.Geometry
+    pipes: pd.DataFrame | None
+    streets: pd.DataFrame | None
+    settings: SpatialSettings
+    nb_ids: np.ndarray
+    nb_geoms: np.ndarray
+    units: dict[str, pd.DataFrame] = field(default_factory=dict)
+    pipe_cells: pd.DataFrame = field(default_factory=lambda: _empty_pipe_cells())
+    pipe_streets: pd.DataFrame = field(default_factory=lambda: _empty_pipe_streets())
+    grid: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.uint64))
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def res(self) -> int:
+        """The H3 resolution of the cell units."""
+        return self.settings.h3_resolution
 
 
-def _lonlat(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lon, lat, _ = transform_xy(x, y, TARGET_CRS, WGS84)
-    return lon, lat
+#: builds one unit table (None when the project has no such units)
+UnitBuilder = Callable[[BuildContext], pd.DataFrame | None]
+#: links the breaks (``break_id``, ``x``, ``y``, ``year``, ``lon``, ``lat``, ...) to the units
+BreakLinker = Callable[[BuildContext, pd.DataFrame], pd.DataFrame | None]
 
 
-def _assign_polygons(
-    x: np.ndarray, y: np.ndarray, ids: np.ndarray, polys: np.ndarray
-) -> np.ndarray:
-    """The polygon id containing each point (lowest id on shared edges; None outside)."""
-    out = np.full(len(x), None, dtype=object)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if not ok.any() or len(polys) == 0:
-        return out
-    pts = shapely.points(x[ok], y[ok])
-    tree = shapely.STRtree(polys)
-    pi, pj = tree.query(pts, predicate="intersects")
-    cand = pd.DataFrame({"p": pi, "id": np.asarray(ids, dtype=object)[pj].astype(str)})
-    best = cand.sort_values(["p", "id"], kind="stable").drop_duplicates("p")
-    idx = np.flatnonzero(ok)[best["p"].to_numpy()]
-    out[idx] = best["id"].to_numpy(dtype=object)
-    return out
+@dataclass(frozen=True)
+class UnitBuilderSpec:
+    """How the units of one type are built from the curated tables and how breaks link to them."""
+
+    build: UnitBuilder
+    link: BreakLinker
 
 
-def _cell_of(x: np.ndarray, y: np.ndarray, res: int) -> np.ndarray:
-    lon, lat = _lonlat(x, y)
-    cells = hexgrid.points_to_cells(lon, lat, res)
-    out = np.full(len(x), None, dtype=object)
-    ok = cells != 0
-    out[ok] = hexgrid.cell_str(cells[ok])
-    return out
+#: unit type name -> builder and linker; every registered unit type needs one
+UNIT_BUILDERS: dict[str, UnitBuilderSpec] = {}
 
 
-def _neighbourhood_units(
-    nb: pd.DataFrame, pipes: pd.DataFrame | None, streets: pd.DataFrame | None
-) -> pd.DataFrame:
-    geoms = _from_wkb(nb["geometry"])
-    rep = shapely.point_on_surface(geoms)
-    x, y = shapely.get_x(rep), shapely.get_y(rep)
-    df = pd.DataFrame(
+def register_unit_builder(name: str, build: UnitBuilder, link: BreakLinker) -> None:
+    """Register how units of the registered unit type ``name`` are built and linked."""
+    if name not in UNIT_TYPES:
+        raise ValueError(f"register the unit type {name!r} first (twmb_geo.core.units)")
+    if name in UNIT_BUILDERS:
+        raise ValueError(f"unit type {name!r} already has a builder")
+    UNIT_BUILDERS[name] = UnitBuilderSpec(build, link)
+
+
+def _empty_pipe_cells() -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "unit_id": nb["area_code"].astype(str).to_numpy(dtype=object),
-            "name": nb["area_name"].to_numpy(dtype=object),
-            "area_km2": nb["area_km2"].to_numpy(dtype=float),
-            "x": x,
-            "y": y,
-            "centroid_lon": nb["centroid_lon"].to_numpy(dtype=float),
-            "centroid_lat": nb["centroid_lat"].to_numpy(dtype=float),
-            "geometry": nb["geometry"].to_numpy(dtype=object),
+            "pipe_id": pd.Series(dtype=object),
+            "cell": pd.Series(dtype=object),
+            "length_m": pd.Series(dtype=float),
         }
     )
-    df["pipe_km"] = (
-        _sum_by(pipes, "neighbourhood", "length_m", df["unit_id"]) / 1000.0
-        if pipes is not None
-        else np.nan
+
+
+def _empty_pipe_streets() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "pipe_id": pd.Series(dtype=object),
+            "segment_id": pd.Series(dtype=object),
+            "overlap_m": pd.Series(dtype=float),
+            "overlap_share": pd.Series(dtype=float),
+        }
     )
-    df["street_km"] = (
-        _sum_by(streets, "neighbourhood", "length_m", df["unit_id"]) / 1000.0
-        if streets is not None
-        else np.nan
-    )
-    return df.sort_values("unit_id", kind="stable").reset_index(drop=True)
 
 
-def _sum_by(df: pd.DataFrame, key: str, value: str, ids: pd.Series) -> np.ndarray:
-    s = df.groupby(key)[value].sum()
-    return s.reindex(ids.to_numpy()).fillna(0.0).to_numpy(dtype=float)
-
-
-def organise(
+def _check_unique_ids(
     breaks: pd.DataFrame,
     neighbourhoods: pd.DataFrame,
-    service_area: shapely.Geometry,
-    *,
-    pipes: pd.DataFrame | None = None,
-    streets: pd.DataFrame | None = None,
-    settings: SpatialSettings | None = None,
-) -> Organised:
-    """Build the unit tables and break links from curated tables (as read from the store).
-
-    Parameters
-    ----------
-    breaks, neighbourhoods
-        Curated ``breaks`` and ``neighbourhoods`` tables (WKB geometry, EPSG:2952).
-    service_area
-        The unbuffered service-area boundary (EPSG:2952): every H3 cell touching it is a unit.
-    pipes, streets
-        Curated ``pipes`` and ``street_segments`` tables, when the project has them. Pipes
-        without geometry are kept as units; location-based work skips them with a warning.
-    """
-    st = settings or SpatialSettings()
-    warnings: list[str] = []
+    pipes: pd.DataFrame | None,
+    streets: pd.DataFrame | None,
+) -> None:
     problems = []
     for name, df, key in (
         ("pipes", pipes, "pipe_id"),
@@ -217,300 +212,207 @@ def organise(
         raise InputDataError(
             "unit ids must be unique; fix the sources (or their profiles' id fields)", problems
         )
-    res = st.h3_resolution
-    nb_geoms = _from_wkb(neighbourhoods["geometry"])
-    nb_ids = neighbourhoods["area_code"].astype(str).to_numpy(dtype=object)
-    units: dict[str, pd.DataFrame] = {}
-    pipe_cells = pd.DataFrame(
-        {
-            "pipe_id": pd.Series(dtype=object),
-            "cell": pd.Series(dtype=object),
-            "length_m": pd.Series(dtype=float),
-        }
-    )
-    pipe_streets = pd.DataFrame(
-        {
-            "pipe_id": pd.Series(dtype=object),
-            "segment_id": pd.Series(dtype=object),
-            "overlap_m": pd.Series(dtype=float),
-            "overlap_share": pd.Series(dtype=float),
-        }
-    )
-
-    # -- pipes --------------------------------------------------------------------------
-    pu = None
-    if pipes is not None and len(pipes):
-        pu = _pipe_units(pipes, nb_ids, nb_geoms, res, warnings)
-        located = pu["geometry"].notna().to_numpy()
-        if located.any():
-            g = shapely.from_wkb(pu.loc[located, "geometry"].to_numpy(dtype=object))
-            pc = hexgrid.lines_to_cells(
-                g, res, ids=pu.loc[located, "unit_id"].to_numpy(dtype=object)
-            )
-            pipe_cells = (
-                pd.DataFrame(
-                    {
-                        "pipe_id": pc["line"].to_numpy(dtype=object),
-                        "cell": hexgrid.cell_str(pc["cell"].to_numpy(dtype=np.uint64)),
-                        "length_m": pc["length_m"].to_numpy(dtype=float),
-                    }
-                )
-                .sort_values(["pipe_id", "cell"], kind="stable")
-                .reset_index(drop=True)
-            )
-
-    # -- streets ------------------------------------------------------------------------
-    su = None
-    if streets is not None and len(streets):
-        su = _street_units(streets, nb_ids, nb_geoms, res)
-        if pu is not None and pu["geometry"].notna().any():
-            ps = pipes_to_streets(
-                pd.DataFrame(
-                    {
-                        "pipe_id": pu["unit_id"],
-                        "geometry": shapely.from_wkb(pu["geometry"].to_numpy(dtype=object)),
-                    }
-                ),
-                pd.DataFrame(
-                    {
-                        "segment_id": su["unit_id"],
-                        "is_street": su["is_street"],
-                        "geometry": shapely.from_wkb(su["geometry"].to_numpy(dtype=object)),
-                    }
-                ),
-                half_width_m=st.street_half_width_m,
-            )
-            pipe_streets = ps.sort_values("pipe_id", kind="stable").reset_index(drop=True)
-            pu["segment_id"] = pd.Series(ps["segment_id"].to_numpy(dtype=object), index=pu.index)
-            km = (
-                pd.Series(pu["length_m"].to_numpy(), index=pu.index).groupby(pu["segment_id"]).sum()
-            )
-            su["pipe_km"] = km.reindex(su["unit_id"].to_numpy()).fillna(0.0).to_numpy() / 1000.0
-            nostreet = int(pu["segment_id"].isna().sum() - (~pu["geometry"].notna()).sum())
-            if nostreet > 0:
-                warnings.append(
-                    f"{nostreet} pipes run under no street segment within {st.street_half_width_m:g} m"
-                )
-        units["street"] = su
-    if pu is not None:
-        units["pipe"] = pu
-
-    # -- cells --------------------------------------------------------------------------
-    grid = hexgrid.grid_cover(service_area, res)
-    units["cell"] = _cell_units(
-        grid, res, st.parent_resolution, nb_ids, nb_geoms, pu, pipe_cells, su
-    )
-
-    # -- neighbourhoods -----------------------------------------------------------------
-    units["neighbourhood"] = _neighbourhood_units(
-        neighbourhoods,
-        pu,
-        su,
-    )
-
-    # -- break links --------------------------------------------------------------------
-    links = _link_breaks(breaks, units, grid, res, st, nb_ids, nb_geoms)
-    return Organised(
-        units=units,
-        links=links,
-        pipe_cells=pipe_cells,
-        pipe_streets=pipe_streets,
-        warnings=warnings,
-    )
 
 
-def _pipe_units(
-    pipes: pd.DataFrame, nb_ids: np.ndarray, nb_geoms: np.ndarray, res: int, warnings: list[str]
-) -> pd.DataFrame:
-    geoms = pipes["geometry"].map(lambda v: None if v is None else bytes(v)).to_numpy(dtype=object)
-    g = shapely.from_wkb(geoms)
-    located = ~(shapely.is_missing(g) | shapely.is_empty(g))
-    x = np.full(len(g), np.nan)
-    y = np.full(len(g), np.nan)
-    if located.any():
-        mid = shapely.line_interpolate_point(g[located], 0.5, normalized=True)
-        x[located], y[located] = shapely.get_x(mid), shapely.get_y(mid)
-    lon, lat = _lonlat(x, y)
-    if not located.all():
-        warnings.append(
-            f"{int((~located).sum())} pipes have no geometry: they are pipe units without location; "
-            "skipped for: H3 cells, street segments, neighbourhoods, spatial graphs and lags, break-to-pipe spatial matching"
-        )
-    length = pipes["length_m"].to_numpy(dtype=float, na_value=np.nan)
-    if "measured_length_m" in pipes:
-        length = np.where(
-            np.isnan(length),
-            pipes["measured_length_m"].to_numpy(dtype=float, na_value=np.nan),
-            length,
-        )
-    df = pd.DataFrame(
-        {
-            "unit_id": pipes["pipe_id"].astype(str).to_numpy(dtype=object),
-            "asset_id": pipes["asset_id"].to_numpy(dtype=object)
-            if "asset_id" in pipes
-            else pipes["pipe_id"].to_numpy(dtype=object),
-            "material": pipes["material"].to_numpy(dtype=object),
-            "diameter_mm": pipes["diameter_mm"].to_numpy(dtype=float, na_value=np.nan),
-            "install_year": pipes["install_year"].to_numpy(dtype=float, na_value=np.nan),
-            "removal_year": pipes["removal_year"].to_numpy(dtype=float, na_value=np.nan),
-            "lined": pipes["lined"].to_numpy(dtype=bool) if "lined" in pipes else False,
-            "length_m": length,
-            "x": x,
-            "y": y,
-            "centroid_lon": lon,
-            "centroid_lat": lat,
-            "neighbourhood": _assign_polygons(x, y, nb_ids, nb_geoms),
-            "cell": _cell_of(x, y, res),
-            "segment_id": np.full(len(g), None, dtype=object),
-            "geometry": np.where(located, geoms, None),
-        }
-    )
-    return df.sort_values("unit_id", kind="stable").reset_index(drop=True)
-
-
-def _street_units(
-    streets: pd.DataFrame, nb_ids: np.ndarray, nb_geoms: np.ndarray, res: int
-) -> pd.DataFrame:
-    g = _from_wkb(streets["geometry"])
-    mid = shapely.line_interpolate_point(g, 0.5, normalized=True)
-    x, y = shapely.get_x(mid), shapely.get_y(mid)
-    lon, lat = _lonlat(x, y)
-    df = pd.DataFrame(
-        {
-            "unit_id": streets["segment_id"].astype(str).to_numpy(dtype=object),
-            "name": streets["linear_name_full"].to_numpy(dtype=object),
-            "feature_code_desc": streets["feature_code_desc"].to_numpy(dtype=object),
-            "is_street": streets["is_street"].to_numpy(dtype=bool),
-            "from_node": streets["from_node"].to_numpy(dtype=object),
-            "to_node": streets["to_node"].to_numpy(dtype=object),
-            "length_m": streets["length_m"].to_numpy(dtype=float),
-            "x": x,
-            "y": y,
-            "centroid_lon": lon,
-            "centroid_lat": lat,
-            "neighbourhood": _assign_polygons(x, y, nb_ids, nb_geoms),
-            "cell": _cell_of(x, y, res),
-            "pipe_km": np.nan,
-            "geometry": streets["geometry"].to_numpy(dtype=object),
-        }
-    )
-    return df.sort_values("unit_id", kind="stable").reset_index(drop=True)
-
-
-def _cell_units(
-    grid: np.ndarray,
-    res: int,
-    parent_res: int,
-    nb_ids: np.ndarray,
-    nb_geoms: np.ndarray,
-    pu: pd.DataFrame | None,
-    pipe_cells: pd.DataFrame,
-    su: pd.DataFrame | None,
-) -> pd.DataFrame:
-    polys = hexgrid.cell_polygons(grid)
-    lon, lat = hexgrid.cell_centroids(grid)
-    x, y, _ = transform_xy(lon, lat, WGS84, TARGET_CRS)
-    ids = hexgrid.cell_str(grid)
-    df = pd.DataFrame(
-        {
-            "unit_id": ids,
-            "h3_index": grid.astype(np.int64),
-            "resolution": np.int32(res),
-            "parent_cell": hexgrid.cell_str(hexgrid.cell_parents(grid, parent_res)),
-            "area_km2": shapely.area(polys) / 1e6,
-            "x": x,
-            "y": y,
-            "centroid_lon": lon,
-            "centroid_lat": lat,
-            "neighbourhood": _assign_polygons(x, y, nb_ids, nb_geoms),
-            "geometry": shapely.to_wkb(polys),
-        }
-    )
-    if pu is not None and len(pipe_cells):
-        pc = pipe_cells.merge(
-            pu[["unit_id", "material", "install_year"]],
-            left_on="pipe_id",
-            right_on="unit_id",
-            how="left",
-        )
-        by = pc.groupby("cell")["length_m"]
-        df["pipe_km"] = by.sum().reindex(ids).fillna(0.0).to_numpy() / 1000.0
-        df["n_pipes"] = (
-            pc.groupby("cell")["pipe_id"].nunique().reindex(ids).fillna(0).to_numpy(dtype=np.int32)
-        )
-        mat = pc["material"].astype(object)
-        for group, codes in MATERIAL_GROUPS.items():
-            km = pc["length_m"].where(mat.isin(codes), 0.0).groupby(pc["cell"]).sum()
-            df[f"pipe_km_{group}"] = km.reindex(ids).fillna(0.0).to_numpy() / 1000.0
-        yr = pc["install_year"].astype(float)
-        w = pc["length_m"].where(yr.notna(), 0.0)
-        num = (yr.fillna(0.0) * w).groupby(pc["cell"]).sum()
-        den = w.groupby(pc["cell"]).sum()
-        mean_year = (num / den.where(den > 0)).reindex(ids)
-        df["mean_install_year"] = mean_year.to_numpy(dtype=float)
-    else:
-        df["pipe_km"] = np.nan
-        df["n_pipes"] = 0
-        for group in MATERIAL_GROUPS:
-            df[f"pipe_km_{group}"] = np.nan
-        df["mean_install_year"] = np.nan
-    if su is not None:
-        km = su.groupby("cell")["length_m"].sum() / 1000.0
-        df["street_km"] = km.reindex(ids).fillna(0.0).to_numpy()
-    else:
-        df["street_km"] = np.nan
-    return df.sort_values("unit_id", kind="stable").reset_index(drop=True)
-
-
-def _link_breaks(
+def organise(
     breaks: pd.DataFrame,
-    units: dict[str, pd.DataFrame],
-    grid: np.ndarray,
-    res: int,
-    st: SpatialSettings,
-    nb_ids: np.ndarray,
-    nb_geoms: np.ndarray,
-) -> pd.DataFrame:
-    b = breaks[["break_id", "x", "y", "year", "lon", "lat"]].copy()
-    for c in ("asset_id", "material", "diameter_mm"):
-        if c in breaks:
-            b[c] = breaks[c].to_numpy()
-    parts = []
-    if "pipe" in units:
-        pu = units["pipe"]
-        p = pd.DataFrame(
+    neighbourhoods: pd.DataFrame,
+    service_area: shapely.Geometry,
+    *,
+    pipes: pd.DataFrame | None = None,
+    streets: pd.DataFrame | None = None,
+    settings: SpatialSettings | None = None,
+) -> Organised:
+    """Build the unit tables and break links from curated tables (as read from the store).
+
+    Every registered unit type is built by its builder, in the registry's order, then the
+    breaks are linked to each.
+
+    Parameters
+    ----------
+    breaks, neighbourhoods
+        Curated ``breaks`` and ``neighbourhoods`` tables (WKB geometry, EPSG:2952).
+    service_area
+        The unbuffered service-area boundary (EPSG:2952): every H3 cell touching it is a unit.
+    pipes, streets
+        Curated ``pipes`` and ``street_segments`` tables, when the project has them. Pipes
+        without geometry are kept as units; location-based work skips them with a warning.
+    settings
+        Resolutions and matching tolerances.
+
+    Returns
+    -------
+    Organised
+        Units per type, break links, pipe apportionments and warnings.
+    """
+    _check_unique_ids(breaks, neighbourhoods, pipes, streets)
+    ctx = BuildContext(
+        breaks=breaks,
+        neighbourhoods=neighbourhoods,
+        service_area=service_area,
+        pipes=pipes,
+        streets=streets,
+        settings=settings or SpatialSettings(),
+        nb_ids=neighbourhoods["area_code"].astype(str).to_numpy(dtype=object),
+        nb_geoms=from_wkb(neighbourhoods["geometry"]),
+    )
+    missing = [name for name in UNIT_TYPES if name not in UNIT_BUILDERS]
+    if missing:
+        raise ConfigError(f"unit types without a builder: {', '.join(missing)}")
+    for name in UNIT_TYPES:
+        table = UNIT_BUILDERS[name].build(ctx)
+        if table is not None:
+            ctx.units[name] = table
+    return Organised(
+        units=ctx.units,
+        links=_link_breaks(ctx),
+        pipe_cells=ctx.pipe_cells,
+        pipe_streets=ctx.pipe_streets,
+        warnings=ctx.warnings,
+    )
+
+
+def _build_pipes(ctx: BuildContext) -> pd.DataFrame | None:
+    if ctx.pipes is None or not len(ctx.pipes):
+        return None
+    pu = pipe_units(ctx.pipes, ctx.nb_ids, ctx.nb_geoms, ctx.res, ctx.warnings)
+    located = pu["geometry"].notna().to_numpy()
+    if located.any():
+        g = shapely.from_wkb(pu.loc[located, "geometry"].to_numpy(dtype=object))
+        pc = hexgrid.lines_to_cells(
+            g, ctx.res, ids=pu.loc[located, "unit_id"].to_numpy(dtype=object)
+        )
+        ctx.pipe_cells = (
+            pd.DataFrame(
+                {
+                    "pipe_id": pc["line"].to_numpy(dtype=object),
+                    "cell": hexgrid.cell_str(pc["cell"].to_numpy(dtype=np.uint64)),
+                    "length_m": pc["length_m"].to_numpy(dtype=float),
+                }
+            )
+            .sort_values(["pipe_id", "cell"], kind="stable")
+            .reset_index(drop=True)
+        )
+    return pu
+
+
+def _build_streets(ctx: BuildContext) -> pd.DataFrame | None:
+    if ctx.streets is None or not len(ctx.streets):
+        return None
+    su = street_units(ctx.streets, ctx.nb_ids, ctx.nb_geoms, ctx.res)
+    pu = ctx.units.get("pipe")
+    if pu is not None and pu["geometry"].notna().any():
+        _apportion_pipes_to_streets(ctx, pu, su)
+    return su
+
+
+def _apportion_pipes_to_streets(ctx: BuildContext, pu: pd.DataFrame, su: pd.DataFrame) -> None:
+    """The street segment each pipe runs under and the pipe km per segment (in place)."""
+    half_width = ctx.settings.street_half_width_m
+    ps = pipes_to_streets(
+        pd.DataFrame(
             {
                 "pipe_id": pu["unit_id"],
-                "asset_id": pu["asset_id"],
                 "geometry": shapely.from_wkb(pu["geometry"].to_numpy(dtype=object)),
-                "install_year": pu["install_year"],
-                "removal_year": pu["removal_year"],
-                "material": pu["material"],
-                "diameter_mm": pu["diameter_mm"],
             }
-        )
-        parts.append(link_breaks_to_pipes(b, p, tolerance_m=st.pipe_tolerance_m))
-    if "street" in units:
-        su = units["street"]
-        s = pd.DataFrame(
+        ),
+        pd.DataFrame(
             {
                 "segment_id": su["unit_id"],
                 "is_street": su["is_street"],
                 "geometry": shapely.from_wkb(su["geometry"].to_numpy(dtype=object)),
             }
-        )
-        parts.append(link_breaks_to_streets(b, s, tolerance_m=st.street_tolerance_m))
-    cells = hexgrid.points_to_cells(
-        b["lon"].to_numpy(dtype=float), b["lat"].to_numpy(dtype=float), res
+        ),
+        half_width_m=half_width,
     )
-    parts.append(link_breaks_to_cells(b, cells, set(grid.tolist())))
-    parts.append(link_breaks_to_polygons(b, nb_ids, nb_geoms, "neighbourhood"))
-    links = pd.concat(parts, ignore_index=True)
+    ctx.pipe_streets = ps.sort_values("pipe_id", kind="stable").reset_index(drop=True)
+    pu["segment_id"] = pd.Series(ps["segment_id"].to_numpy(dtype=object), index=pu.index)
+    km = pd.Series(pu["length_m"].to_numpy(), index=pu.index).groupby(pu["segment_id"]).sum()
+    su["pipe_km"] = km.reindex(su["unit_id"].to_numpy()).fillna(0.0).to_numpy() / 1000.0
+    nostreet = int(pu["segment_id"].isna().sum() - (~pu["geometry"].notna()).sum())
+    if nostreet > 0:
+        ctx.warnings.append(f"{nostreet} pipes run under no street segment within {half_width:g} m")
+
+
+def _build_cells(ctx: BuildContext) -> pd.DataFrame:
+    ctx.grid = hexgrid.grid_cover(ctx.service_area, ctx.res)
+    return cell_units(
+        ctx.grid,
+        ctx.res,
+        ctx.settings.parent_resolution,
+        ctx.nb_ids,
+        ctx.nb_geoms,
+        ctx.units.get("pipe"),
+        ctx.pipe_cells,
+        ctx.units.get("street"),
+    )
+
+
+def _build_neighbourhoods(ctx: BuildContext) -> pd.DataFrame:
+    return neighbourhood_units(ctx.neighbourhoods, ctx.units.get("pipe"), ctx.units.get("street"))
+
+
+def _link_pipes(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
+    pu = ctx.units.get("pipe")
+    if pu is None:
+        return None
+    p = pd.DataFrame(
+        {
+            "pipe_id": pu["unit_id"],
+            "asset_id": pu["asset_id"],
+            "geometry": shapely.from_wkb(pu["geometry"].to_numpy(dtype=object)),
+            "install_year": pu["install_year"],
+            "removal_year": pu["removal_year"],
+            "material": pu["material"],
+            "diameter_mm": pu["diameter_mm"],
+        }
+    )
+    return link_breaks_to_pipes(b, p, tolerance_m=ctx.settings.pipe_tolerance_m)
+
+
+def _link_streets(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
+    su = ctx.units.get("street")
+    if su is None:
+        return None
+    s = pd.DataFrame(
+        {
+            "segment_id": su["unit_id"],
+            "is_street": su["is_street"],
+            "geometry": shapely.from_wkb(su["geometry"].to_numpy(dtype=object)),
+        }
+    )
+    return link_breaks_to_streets(b, s, tolerance_m=ctx.settings.street_tolerance_m)
+
+
+def _link_cells(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame:
+    cells = hexgrid.points_to_cells(
+        b["lon"].to_numpy(dtype=float), b["lat"].to_numpy(dtype=float), ctx.res
+    )
+    return link_breaks_to_cells(b, cells, set(ctx.grid.tolist()))
+
+
+def _link_neighbourhoods(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame:
+    return link_breaks_to_polygons(b, ctx.nb_ids, ctx.nb_geoms, "neighbourhood")
+
+
+def _link_breaks(ctx: BuildContext) -> pd.DataFrame:
+    """Links of every break to every unit type, ordered by break then registry order."""
+    b = ctx.breaks[["break_id", "x", "y", "year", "lon", "lat"]].copy()
+    for c in ("asset_id", "material", "diameter_mm"):
+        if c in ctx.breaks:
+            b[c] = ctx.breaks[c].to_numpy()
+    parts = [UNIT_BUILDERS[name].link(ctx, b) for name in UNIT_TYPES]
+    links = pd.concat([p for p in parts if p is not None], ignore_index=True)
     order = {u: i for i, u in enumerate(UNIT_TYPES)}
     links["_o"] = links["unit_type"].map(order)
-    links = (
+    return (
         links.sort_values(["break_id", "_o"], kind="stable")
         .drop(columns="_o")
         .reset_index(drop=True)
     )
-    return links
+
+
+register_unit_builder("pipe", _build_pipes, _link_pipes)
+register_unit_builder("street", _build_streets, _link_streets)
+register_unit_builder("cell", _build_cells, _link_cells)
+register_unit_builder("neighbourhood", _build_neighbourhoods, _link_neighbourhoods)
