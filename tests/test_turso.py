@@ -272,7 +272,7 @@ def test_server_killed_mid_push_keeps_the_previous_publish_and_the_push_resumes(
             assert table_checksum(read_current(turso_server.url, t)) == prev["checksums"][t], t
         proxy.arm(float("inf"))
         res = publish(star)  # resumes the push
-        assert current_publish(turso_server.url) == res.publish_id
+        assert current_publish(turso_server.url) == res["publish_id"]
         for t in STAR_TABLES:
             got = read_current(turso_server.url, t)
             assert len(got) == len(star[t]) and table_checksum(got) == res.checksums[t], t

@@ -18,10 +18,11 @@ import pandas as pd
 
 from ..errors import PublishError, SchemaVersionError
 from ..store.duckdb_store import arrow_table
+from .base import PreparedStar, TargetResult
 from .sql import quote, star_schema
 from .star import STAR_TABLES
 
-__all__ = ["check_star_duckdb", "write_star_duckdb"]
+__all__ = ["DuckDBTarget", "check_star_duckdb", "write_star_duckdb"]
 
 _META = "twmb_publish"
 
@@ -58,6 +59,49 @@ def check_star_duckdb(path: Path | str, schema_version: int) -> None:
         con.close()
 
 
+def _replace(
+    con: duckdb.DuckDBPyConnection,
+    tables: Mapping[str, pd.DataFrame],
+    publish_id: str,
+    schema_version: int,
+    checksums: Mapping[str, str],
+    source: str,
+) -> None:
+    """Replace every star table and the publish record in one transaction."""
+    rows = {t: len(tables[t]) for t in STAR_TABLES}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for t in STAR_TABLES:
+            schema = star_schema(t)
+            con.execute(f"DROP TABLE IF EXISTS {quote(t)}")
+            con.execute(schema.ddl(t))
+            con.register("_incoming", arrow_table(tables[t], schema))
+            try:
+                con.execute(f"INSERT INTO {quote(t)} SELECT * FROM _incoming")
+            finally:
+                con.unregister("_incoming")
+        con.execute(
+            f'CREATE OR REPLACE TABLE "{_META}" ("publish_id" VARCHAR NOT NULL, '
+            '"schema_version" INTEGER NOT NULL, "published_at" TIMESTAMP NOT NULL, '
+            '"source" VARCHAR, "row_counts" VARCHAR NOT NULL, "checksums" VARCHAR NOT NULL)'
+        )
+        con.execute(
+            f'INSERT INTO "{_META}" VALUES (?, ?, ?, ?, ?, ?)',
+            [
+                publish_id,
+                schema_version,
+                dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+                source,
+                json.dumps(rows),
+                json.dumps(dict(checksums)),
+            ],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def write_star_duckdb(
     tables: Mapping[str, pd.DataFrame],
     path: Path | str,
@@ -71,7 +115,7 @@ def write_star_duckdb(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = {t: len(tables[t]) for t in STAR_TABLES}
-    result = {"target": str(path), "publish_id": publish_id, "rows": rows}
+    result: dict[str, Any] = {"target": str(path), "publish_id": publish_id, "rows": rows}
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error as exc:
@@ -79,41 +123,53 @@ def write_star_duckdb(
     try:
         current = _current(con)
         _check(current, path, schema_version)
+        result["previous"] = current[0] if current else None
         if current and current[0] == publish_id:
             return {**result, "changed": False}
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for t in STAR_TABLES:
-                schema = star_schema(t)
-                con.execute(f"DROP TABLE IF EXISTS {quote(t)}")
-                con.execute(schema.ddl(t))
-                con.register("_incoming", arrow_table(tables[t], schema))
-                try:
-                    con.execute(f"INSERT INTO {quote(t)} SELECT * FROM _incoming")
-                finally:
-                    con.unregister("_incoming")
-            con.execute(
-                f'CREATE OR REPLACE TABLE "{_META}" ("publish_id" VARCHAR NOT NULL, '
-                '"schema_version" INTEGER NOT NULL, "published_at" TIMESTAMP NOT NULL, '
-                '"source" VARCHAR, "row_counts" VARCHAR NOT NULL, "checksums" VARCHAR NOT NULL)'
-            )
-            con.execute(
-                f'INSERT INTO "{_META}" VALUES (?, ?, ?, ?, ?, ?)',
-                [
-                    publish_id,
-                    schema_version,
-                    dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
-                    source,
-                    json.dumps(rows),
-                    json.dumps(dict(checksums)),
-                ],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        _replace(con, tables, publish_id, schema_version, checksums, source)
     except duckdb.Error as exc:
         raise PublishError(f"writing the star schema to {path} failed: {exc}") from exc
     finally:
         con.close()
     return {**result, "changed": True}
+
+
+class DuckDBTarget:
+    """The ``duckdb`` publish target: one transaction replaces every star table."""
+
+    name = "duckdb"
+
+    def __init__(self, path: Path, schema_version: int, *, source: str = "") -> None:
+        self.path = Path(path)
+        self.schema_version = schema_version
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"DuckDBTarget({str(self.path)!r})"
+
+    def check(self) -> None:
+        """Refuse a file written by a newer star schema."""
+        check_star_duckdb(self.path, self.schema_version)
+
+    def write(self, tables: Mapping[str, pd.DataFrame], prepared: PreparedStar) -> TargetResult:
+        """Replace the star tables unless the file holds this publish already."""
+        res = write_star_duckdb(
+            tables,
+            self.path,
+            publish_id=prepared.publish_id,
+            schema_version=self.schema_version,
+            checksums=prepared.checksums,
+            source=self.source,
+        )
+        return TargetResult(
+            target=self.name,
+            location=res["target"],
+            publish_id=res["publish_id"],
+            rows=res["rows"],
+            schema_version=self.schema_version,
+            changed=res["changed"],
+            previous=res["previous"],
+        )
+
+    def close(self) -> None:
+        """Nothing to release (every call opens and closes its connection)."""

@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputDataError
+from .base import PreparedStar, TargetResult
 from .star import STAR_TABLES
 
-__all__ = ["FORMATS", "write_star_folder"]
+__all__ = ["FORMATS", "FolderTarget", "check_formats", "write_star_folder"]
 
 FORMATS = ("parquet", "csv")
 
@@ -32,6 +33,13 @@ def _write_one(df: pd.DataFrame, path: Path, fmt: str) -> None:
         pq.write_table(table, path, compression="zstd")
     else:
         df.to_csv(path, index=False, lineterminator="\n", encoding="utf-8", date_format="%Y-%m-%d")
+
+
+def check_formats(formats: Sequence[str]) -> None:
+    """Refuse an empty or unknown list of file formats (:class:`InputDataError`)."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise InputDataError(f"formats must be among {list(FORMATS)}, got {list(formats)}")
 
 
 def write_star_folder(
@@ -45,9 +53,7 @@ def write_star_folder(
 
     Returns the folder, formats and rows per table (also written to ``manifest.json``).
     """
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise InputDataError(f"formats must be among {list(FORMATS)}, got {list(formats)}")
+    check_formats(formats)
     missing = [t for t in STAR_TABLES if t not in tables]
     if missing:
         raise InputDataError(f"star tables missing from the publish: {missing}")
@@ -71,3 +77,37 @@ def write_star_folder(
     if old.exists():
         shutil.rmtree(old)
     return {"folder": str(folder), **manifest}
+
+
+class FolderTarget:
+    """The ``folder`` publish target: Parquet and/or CSV files swapped in atomically."""
+
+    name = "folder"
+
+    def __init__(self, folder: Path, formats: Sequence[str], schema_version: int) -> None:
+        self.folder = Path(folder)
+        self.formats = tuple(formats)
+        self.schema_version = schema_version
+
+    def __repr__(self) -> str:
+        return f"FolderTarget({str(self.folder)!r}, formats={list(self.formats)})"
+
+    def check(self) -> None:
+        """Refuse unknown formats before the star is built."""
+        check_formats(self.formats)
+
+    def write(self, tables: Mapping[str, pd.DataFrame], prepared: PreparedStar) -> TargetResult:
+        """Write every table in every format; the folder is rewritten on every publish."""
+        pid = prepared.publish_id
+        res = write_star_folder(tables, self.folder, formats=self.formats, run_id=pid)
+        return TargetResult(
+            target=self.name,
+            location=res["folder"],
+            publish_id=pid,
+            rows=res["rows"],
+            schema_version=self.schema_version,
+            extra={"run_id": res["run_id"], "formats": res["formats"]},
+        )
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,47 +1,34 @@
 """The publish stage: build the star schema once, write it to every requested target.
 
-Targets: ``folder`` (Parquet/CSV, :mod:`.files`), ``duckdb`` (:mod:`.duckdb_target`),
-``turso-file`` (a local Turso database file) and ``turso`` (a remote Turso database,
-:mod:`.turso`). Every target gets the same tables and the same ``publish_id`` (a digest of
-their content), so a reader can tell which targets hold the same publish.
+Targets come from the registry of :mod:`.targets` (``folder``, ``duckdb``, ``turso-file``,
+``turso``), each behind the :class:`~.base.PublishTarget` protocol. Every target gets the
+same tables and the same ``publish_id`` (a digest of their content), so a reader can tell
+which targets hold the same publish.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from ..config import Config
 from ..core.types import Progress
 from ..errors import ContractError, InputDataError
 from ..store.duckdb_store import Store
-from .duckdb_target import check_star_duckdb, write_star_duckdb
-from .files import FORMATS, write_star_folder
+from .base import PreparedStar, TargetOptions, prepare_star
+from .files import FORMATS
 from .star import STAR_TABLES, build_star, check_keys
-from .turso import (
-    SCHEMA_VERSION,
-    PreparedStar,
-    Session,
-    TursoTarget,
-    check_version,
-    connect,
-    prepare_star,
-    publish_tables,
-)
+from .targets import LOCAL_TARGETS, TARGETS, make_target
+from .turso import SCHEMA_VERSION
 
-__all__ = ["LOCAL_TARGETS", "TARGETS", "TOKEN_ENV", "publish"]
+__all__ = ["LOCAL_TARGETS", "TARGETS", "TOKEN_ENV", "default_paths", "publish"]
 
-#: every target, in the order they are written
-TARGETS = ("folder", "duckdb", "turso-file", "turso")
-#: the targets that need no server (what ``twmb run`` publishes to)
-LOCAL_TARGETS = ("folder", "duckdb", "turso-file")
 #: environment variable holding the remote Turso token (never a CLI option: shells log those)
 TOKEN_ENV = "TURSO_AUTH_TOKEN"
-
-
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
@@ -51,11 +38,6 @@ def default_paths(cfg: Config) -> dict[str, Path]:
         "duckdb": cfg.out_dir / "star.duckdb",
         "turso-file": cfg.out_dir / "turso" / "twmb_star.db",
     }
-
-
-def _replica(cfg: Config, url: str) -> Path:
-    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-    return cfg.out_dir / "turso" / f"replica-{digest}.db"
 
 
 def publish(
@@ -81,39 +63,30 @@ def publish(
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise InputDataError(f"publish targets must be among {list(TARGETS)}, got {list(targets)}")
-    if "turso" in targets and not turso_url:
-        raise InputDataError("the turso target needs --turso-url (libsql://... or https://...)")
     if turso_mode not in ("sync", "http"):
         raise InputDataError(f"--turso-mode must be sync or http, got {turso_mode!r}")
-    paths = default_paths(cfg)
-    specs: dict[str, TursoTarget] = {}
-    if "turso-file" in targets:
-        specs["turso-file"] = TursoTarget(mode="file", path=Path(turso_file or paths["turso-file"]))
-    if "turso" in targets:
-        specs["turso"] = TursoTarget(
-            mode=turso_mode,
-            url=turso_url,
-            token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
-            replica=_replica(cfg, turso_url or ""),
-        )
-    duck = Path(duckdb_path) if duckdb_path else paths["duckdb"]
-    sessions: dict[str, Session] = {}
+    options = TargetOptions(
+        out_dir=cfg.out_dir,
+        source=str(cfg.store_path),
+        schema_version=SCHEMA_VERSION,
+        folder=Path(folder) if folder else None,
+        formats=tuple(formats),
+        duckdb_path=Path(duckdb_path) if duckdb_path else None,
+        turso_file=Path(turso_file) if turso_file else None,
+        turso_url=turso_url,
+        turso_mode=turso_mode,
+        token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
+        progress=progress,
+    )
+    chosen = [make_target(name, options) for name in TARGETS if name in targets]
     try:
-        # fail fast, before the star is built: unreachable, token refused, newer schema
-        for name, spec in specs.items():
-            sessions[name] = connect(spec)
-            check_version(sessions[name])
-        if "duckdb" in targets:
-            check_star_duckdb(duck, SCHEMA_VERSION)
-        tables, star, written = _build_and_write(
-            cfg, targets, sessions, folder or paths["folder"], formats, duck, progress
-        )
+        for target in chosen:  # fail fast, before the star is built
+            target.check()
+        tables, star = _build(cfg)
+        written = [target.write(tables, star).to_dict() for target in chosen]
     finally:
-        for session in sessions.values():
-            session.close()
-    for w in written:
-        if w["target"] in specs:
-            w["mode"] = specs[w["target"]].mode
+        for target in chosen:
+            target.close()
     return {
         "publish_id": star.publish_id,
         "schema_version": SCHEMA_VERSION,
@@ -123,42 +96,11 @@ def publish(
     }
 
 
-def _build_and_write(
-    cfg: Config,
-    targets: Sequence[str],
-    sessions: dict[str, Session],
-    folder: Path | str,
-    formats: Sequence[str],
-    duck: Path,
-    progress: Progress | None,
-) -> tuple[dict[str, Any], PreparedStar, list[dict[str, Any]]]:
+def _build(cfg: Config) -> tuple[Mapping[str, pd.DataFrame], PreparedStar]:
+    """The star tables from the store, their keys checked, and their prepared rows."""
     with Store(cfg.store_path, read_only=True) as store:
         tables = build_star(store)
     problems = check_keys(tables)
     if problems:
         raise ContractError("star schema keys do not resolve; nothing published", problems)
-    star = prepare_star(tables)
-    pid, checksums = star.publish_id, star.checksums
-    source = str(cfg.store_path)
-    written: list[dict[str, Any]] = []
-    for target in (t for t in TARGETS if t in targets):
-        if target == "folder":
-            res = write_star_folder(tables, Path(folder), formats=formats, run_id=pid)
-            res = {"location": res.pop("folder"), **res}
-        elif target == "duckdb":
-            res = write_star_duckdb(
-                tables,
-                duck,
-                publish_id=pid,
-                schema_version=SCHEMA_VERSION,
-                checksums=checksums,
-                source=source,
-            )
-            res = {"location": res.pop("target"), **res}
-        else:
-            session = sessions[target]
-            res = publish_tables(session, tables, prepared=star, source=source, progress=progress)
-            res = {"location": res.pop("target"), **res}
-            res.pop("checksums", None)
-        written.append({"target": target, **res})
-    return tables, star, written
+    return tables, prepare_star(tables)

@@ -26,6 +26,7 @@ import pyproj
 import shapely
 
 from ..contracts import conform, load_schema, validate_frame
+from ..core.units import UNIT_TYPES
 from ..core.vocab import material_description
 from ..store.duckdb_store import TABLES, Store
 
@@ -62,13 +63,6 @@ KEY_DIMENSIONS: dict[str, str] = {
     "model_key": "dim_model",
 }
 
-#: unit type -> (key column, dimension, natural-key column of the dimension)
-_UNITS: dict[str, tuple[str, str, str]] = {
-    "cell": ("cell_key", "dim_h3_cell", "h3_index"),
-    "pipe": ("pipe_key", "dim_pipe", "unit_id"),
-    "street": ("street_key", "dim_street_segment", "unit_id"),
-    "neighbourhood": ("neighbourhood_key", "dim_neighbourhood", "neighbourhood_code"),
-}
 _MONTHS = list(calendar.month_name[1:])
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _STATISTICS = ("expected", "mean", "p10", "p50", "p90", "p95")
@@ -127,9 +121,12 @@ def _map_keys(ids: pd.Series, mapping: pd.Series) -> np.ndarray:
 def _unit_keys(df: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Add the four unit key columns from ``unit_type``/``unit_id`` (0 for other types)."""
     df = df.copy()
-    for unit_type, (key, dim_name, natural) in _UNITS.items():
-        keys = _map_keys(df["unit_id"], _key_map(dims[dim_name], natural, key))
-        df[key] = np.where(df["unit_type"].to_numpy() == unit_type, keys, 0).astype(np.int64)
+    for spec in UNIT_TYPES.values():
+        key = spec.star_key
+        keys = _map_keys(
+            df["unit_id"], _key_map(dims[spec.star_dimension], spec.star_natural_key, key)
+        )
+        df[key] = np.where(df["unit_type"].to_numpy() == spec.name, keys, 0).astype(np.int64)
     return df
 
 
@@ -340,10 +337,11 @@ def _fact_break(
         }
     )
     matched = links[links["status"] == "matched"]
-    for unit_type, (key, dim_name, natural) in _UNITS.items():
-        sub = matched[matched["unit_type"] == unit_type]
+    for spec in UNIT_TYPES.values():
+        sub = matched[matched["unit_type"] == spec.name]
         unit_of = pd.Series(sub["unit_id"].to_numpy(), index=sub["break_id"].to_numpy())
-        out[key] = _map_keys(out["break_id"].map(unit_of), _key_map(dims[dim_name], natural, key))
+        dim = _key_map(dims[spec.star_dimension], spec.star_natural_key, spec.star_key)
+        out[spec.star_key] = _map_keys(out["break_id"].map(unit_of), dim)
     return out
 
 

@@ -1,0 +1,183 @@
+"""What every publish target shares: the prepared star, the target protocol and its result.
+
+A target is built from :class:`TargetOptions` by a factory registered in
+:mod:`twmb_geo.publish.targets`; :func:`twmb_geo.publish.stage.publish` checks every
+requested target first (:meth:`PublishTarget.check`, before the star is built), then writes
+the same :class:`PreparedStar` to each (:meth:`PublishTarget.write`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from ..core.types import Progress
+from ..errors import InputDataError
+from .sql import safe_identifier, star_schema
+from .star import STAR_TABLES
+from .values import frame_rows, table_checksum
+
+__all__ = [
+    "PreparedStar",
+    "PublishTarget",
+    "TargetOptions",
+    "TargetResult",
+    "prepare_star",
+    "publish_id_for",
+]
+
+
+@dataclass(frozen=True)
+class PreparedStar:
+    """Star tables as checked, canonical rows with their checksums and publish id.
+
+    Built once per publish (:func:`prepare_star`) and shared by every target.
+    """
+
+    rows: dict[str, list[tuple[Any, ...]]]
+    columns: dict[str, list[str]]
+    checksums: dict[str, str]
+    publish_id: str
+
+
+def publish_id_for(checksums: Mapping[str, str]) -> str:
+    """The content digest naming a publish: same tables, same id."""
+    h = hashlib.sha256(json.dumps(dict(sorted(checksums.items()))).encode())
+    return f"star-{h.hexdigest()[:16]}"
+
+
+def prepare_star(tables: Mapping[str, pd.DataFrame]) -> PreparedStar:
+    """Check every star table against its contract (safe identifiers, column order) and turn
+    it into canonical rows; :class:`InputDataError` names the table or column at fault."""
+    missing = [t for t in STAR_TABLES if t not in tables]
+    if missing:
+        raise InputDataError(f"star tables missing from the publish: {missing}")
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    columns: dict[str, list[str]] = {}
+    for t in STAR_TABLES:
+        schema = star_schema(t)
+        cols = [safe_identifier(c, what=f"column of {t}") for c in tables[t].columns]
+        if cols != schema.columns:
+            raise InputDataError(
+                f"star table {t} has columns {cols}, its contract {schema.columns}: "
+                "build it with twmb_geo.publish.build_star"
+            )
+        rows[t] = frame_rows(tables[t], schema)
+        columns[t] = cols
+    checksums = {t: table_checksum(rows[t]) for t in STAR_TABLES}
+    return PreparedStar(rows, columns, checksums, publish_id_for(checksums))
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """Everything a target factory may read: where each target goes and how.
+
+    Parameters
+    ----------
+    out_dir
+        The output folder (default locations live under it).
+    source
+        What the publish is built from (recorded by the targets that keep a log).
+    schema_version
+        The star schema version this code writes.
+    folder, formats
+        The ``folder`` target: its folder and file formats.
+    duckdb_path
+        The ``duckdb`` target's file.
+    turso_file
+        The ``turso-file`` target's database file.
+    turso_url, turso_mode, token
+        The remote ``turso`` target (the token is never shown in a repr).
+    progress
+        Progress callback of the targets that report rows as they go.
+    """
+
+    out_dir: Path
+    source: str
+    schema_version: int
+    folder: Path | None = None
+    formats: Sequence[str] = ("parquet", "csv")
+    duckdb_path: Path | None = None
+    turso_file: Path | None = None
+    turso_url: str | None = None
+    turso_mode: str = "http"
+    token: str | None = field(default=None, repr=False)
+    progress: Progress | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """What a target reports after a write.
+
+    Parameters
+    ----------
+    target
+        The registry name (``"folder"``, ``"duckdb"``, ...).
+    location
+        Where it went: a folder, a file path, or a URL without credentials.
+    publish_id
+        The content digest of the publish.
+    rows
+        Rows per star table.
+    schema_version
+        The star schema version written.
+    changed
+        False when the target already held this publish and nothing was written.
+    previous
+        The publish id the target held before, when it records one.
+    mode
+        How the target was reached (``file``, ``http``, ``sync``), when that varies.
+    extra
+        Target-specific keys (the folder's ``formats`` and ``run_id``).
+    """
+
+    target: str
+    location: str
+    publish_id: str
+    rows: dict[str, int]
+    schema_version: int
+    changed: bool = True
+    previous: str | None = None
+    mode: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict ``publish()`` returns for this target."""
+        out: dict[str, Any] = {
+            "target": self.target,
+            "location": self.location,
+            "publish_id": self.publish_id,
+            "schema_version": self.schema_version,
+            **self.extra,
+            "rows": self.rows,
+            "changed": self.changed,
+            "previous": self.previous,
+        }
+        if self.mode is not None:
+            out["mode"] = self.mode
+        return out
+
+
+class PublishTarget(Protocol):
+    """One place the star schema is published to."""
+
+    #: the registry name
+    name: str
+
+    def check(self) -> None:
+        """Fail fast, before the star is built: unreachable, token refused, newer schema."""
+        ...
+
+    def write(self, tables: Mapping[str, pd.DataFrame], prepared: PreparedStar) -> TargetResult:
+        """Write the prepared star atomically; raise :class:`~twmb_geo.errors.PublishError`."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (called whatever happened)."""
+        ...

@@ -1,0 +1,283 @@
+"""The publishing protocol on a Turso session: numbered migrations, then the pointer switch.
+
+See :mod:`twmb_geo.publish.turso` for how it keeps every publish atomic and idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ...core.types import Progress
+from ...errors import PublishError, SchemaVersionError
+from ..base import PreparedStar, prepare_star
+from ..sql import (
+    CURRENT_TABLE,
+    PUBLISH_COLUMN,
+    RUNS_TABLE,
+    SCHEMA_TABLE,
+    quote,
+    star_schema,
+    table_ddl,
+)
+from ..star import STAR_TABLES
+from .http_session import Stmt
+from .session import Session
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "check_version",
+    "migrate",
+    "publish_tables",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered, idempotent schema step."""
+
+    version: int
+    description: str
+    statements: Callable[[], list[str]]
+
+
+def _v1() -> list[str]:
+    stmts = [
+        f"CREATE TABLE IF NOT EXISTS {quote(SCHEMA_TABLE)} ("
+        '"version" INTEGER PRIMARY KEY, "description" TEXT NOT NULL, "applied_at" TEXT NOT NULL)',
+        f"CREATE TABLE IF NOT EXISTS {quote(RUNS_TABLE)} ("
+        f'{quote(PUBLISH_COLUMN)} TEXT PRIMARY KEY, "status" TEXT NOT NULL, '
+        '"started_at" TEXT NOT NULL, "finished_at" TEXT, "source" TEXT, '
+        '"row_counts" TEXT NOT NULL, "checksums" TEXT NOT NULL)',
+        f"CREATE TABLE IF NOT EXISTS {quote(CURRENT_TABLE)} ("
+        '"id" INTEGER PRIMARY KEY CHECK ("id" = 1), '
+        f'{quote(PUBLISH_COLUMN)} TEXT NOT NULL, "published_at" TEXT NOT NULL)',
+    ]
+    for t in STAR_TABLES:
+        stmts += table_ddl(star_schema(t))
+    return stmts
+
+
+#: every schema step, in order; a new contract version adds one (never edit an applied one)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "star schema 1.0: 12 star tables, publish pointer, publish log", _v1),
+)
+#: the newest schema version this code writes
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _schema_version(session: Session) -> int:
+    exists = session.query(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", [SCHEMA_TABLE]
+    )[0][0]
+    if not exists:
+        return 0
+    got = session.query(f'SELECT max("version") FROM {quote(SCHEMA_TABLE)}')[0][0]
+    return int(got or 0)
+
+
+def check_version(session: Session) -> int:
+    """The database's star schema version; :class:`SchemaVersionError` if newer than this code.
+
+    Also a cheap first request: an unreachable server or a refused token fails here,
+    before any work is done.
+    """
+    version = _schema_version(session)
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{session.label} holds star schema version {version}; this twmb_geo writes "
+            f"version {SCHEMA_VERSION}: upgrade twmb_geo (pip install -U twmb_geo) before "
+            "publishing to it"
+        )
+    return version
+
+
+def migrate(session: Session) -> int:
+    """Apply pending migrations (idempotently); refuse a database newer than this code."""
+    version = check_version(session)
+    for m in MIGRATIONS:
+        if m.version <= version:
+            continue
+        stmts: list[Stmt] = [(s, []) for s in m.statements()]
+        stmts.append(
+            (
+                f"INSERT INTO {quote(SCHEMA_TABLE)} "
+                '("version", "description", "applied_at") VALUES (?, ?, ?)',
+                [m.version, m.description, _now()],
+            )
+        )
+        session.transaction(stmts)
+        log.info("migrated %s to star schema version %d", session.label, m.version)
+    return max(version, SCHEMA_VERSION)
+
+
+_UNFINISHED = ("loading", "complete")
+
+
+def _delete_publish(pid: str) -> list[Stmt]:
+    stmts: list[Stmt] = [
+        (f"DELETE FROM {quote(t)} WHERE {quote(PUBLISH_COLUMN)} = ?", [pid]) for t in STAR_TABLES
+    ]
+    stmts.append(
+        (
+            f'UPDATE {quote(RUNS_TABLE)} SET "status" = ? WHERE {quote(PUBLISH_COLUMN)} = ?',
+            ["removed", pid],
+        )
+    )
+    return stmts
+
+
+def _counts(session: Session, pid: str) -> dict[str, int]:
+    parts = " UNION ALL ".join(
+        f"SELECT ?, count(*) FROM {quote(t)} WHERE {quote(PUBLISH_COLUMN)} = ?" for t in STAR_TABLES
+    )
+    params: list[Any] = []
+    for t in STAR_TABLES:
+        params += [t, pid]
+    return {str(name): int(n) for name, n in session.query(parts, params)}
+
+
+def publish_tables(
+    session: Session,
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    prepared: PreparedStar | None = None,
+    source: str = "",
+    keep_previous: int = 1,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Publish every star table through ``session`` with the pointer protocol (module doc).
+
+    ``prepared`` is :func:`prepare_star` of ``tables`` when the caller has it already.
+    Returns the publish id, whether anything changed, rows and checksums per table, and the
+    schema version. Raises :class:`PublishError` (the previous publish stays readable).
+    """
+    star = prepared or prepare_star(tables)
+    pid = star.publish_id
+    counts = {t: len(star.rows[t]) for t in STAR_TABLES}
+    version = migrate(session)
+    result = {
+        "publish_id": pid,
+        "target": session.label,
+        "schema_version": version,
+        "rows": counts,
+        "checksums": star.checksums,
+    }
+    current = session.query(f"SELECT {quote(PUBLISH_COLUMN)} FROM {quote(CURRENT_TABLE)}")
+    current_id = current[0][0] if current else None
+    if current_id == pid and _counts(session, pid) == counts:
+        session.finish()  # a sync replica may still hold an interrupted push: send it
+        return {**result, "changed": False, "previous": current_id}
+    _start(session, star, current_id, counts, source)
+    _load(session, star, counts, progress)
+    _switch(session, pid, keep_previous)
+    session.finish()
+    if progress:
+        total = sum(counts.values())
+        progress("published", total, total)
+    return {**result, "changed": True, "previous": current_id}
+
+
+def _start(
+    session: Session,
+    star: PreparedStar,
+    current_id: str | None,
+    counts: Mapping[str, int],
+    source: str,
+) -> None:
+    """Clear interrupted publishes (and this one if kept or damaged) and log this one as loading."""
+    pid = star.publish_id
+    runs = session.query(
+        f'SELECT {quote(PUBLISH_COLUMN)}, "status", "started_at" FROM {quote(RUNS_TABLE)} '
+        'ORDER BY "started_at", ' + quote(PUBLISH_COLUMN)
+    )
+    stale = [r[0] for r in runs if r[0] == pid or (r[0] != current_id and r[1] in _UNFINISHED)]
+    for old in stale:
+        session.transaction(_delete_publish(old))
+    session.transaction(
+        [
+            (f"DELETE FROM {quote(RUNS_TABLE)} WHERE {quote(PUBLISH_COLUMN)} = ?", [pid]),
+            (
+                f"INSERT INTO {quote(RUNS_TABLE)} ({quote(PUBLISH_COLUMN)}, "
+                '"status", "started_at", "finished_at", "source", "row_counts", "checksums") '
+                "VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                [
+                    pid,
+                    "loading",
+                    _now(),
+                    source,
+                    json.dumps(dict(counts)),
+                    json.dumps(star.checksums),
+                ],
+            ),
+        ]
+    )
+
+
+def _load(
+    session: Session, star: PreparedStar, counts: Mapping[str, int], progress: Progress | None
+) -> None:
+    """Insert every table tagged with the publish id, then check the row counts."""
+    pid = star.publish_id
+    total = sum(counts.values())
+    done = 0
+    for t in STAR_TABLES:
+        if progress:
+            progress(f"publish {t}", done, total)
+        tagged = [(*r, pid) for r in star.rows[t]]
+        session.insert(t, [*star.columns[t], PUBLISH_COLUMN], tagged)
+        done += len(tagged)
+    got = _counts(session, pid)
+    if got != counts:
+        bad = [
+            f"{t}: wrote {counts[t]}, found {got.get(t)}"
+            for t in STAR_TABLES
+            if got.get(t) != counts[t]
+        ]
+        raise PublishError(f"row counts on {session.label} do not match; not switched", bad)
+
+
+def _switch(session: Session, pid: str, keep_previous: int) -> None:
+    """Mark the publish complete, point ``twmb_current`` at it and drop old superseded ones."""
+    now = _now()
+    session.transaction(
+        [
+            (
+                f'UPDATE {quote(RUNS_TABLE)} SET "status" = ? WHERE "status" = ? '
+                f"AND {quote(PUBLISH_COLUMN)} <> ?",
+                ["superseded", "complete", pid],
+            ),
+            (
+                f'UPDATE {quote(RUNS_TABLE)} SET "status" = ?, "finished_at" = ? '
+                f"WHERE {quote(PUBLISH_COLUMN)} = ?",
+                ["complete", now, pid],
+            ),
+            (f"DELETE FROM {quote(CURRENT_TABLE)}", []),
+            (
+                f"INSERT INTO {quote(CURRENT_TABLE)} "
+                f'("id", {quote(PUBLISH_COLUMN)}, "published_at") VALUES (1, ?, ?)',
+                [pid, now],
+            ),
+        ]
+    )
+    superseded = session.query(
+        f'SELECT {quote(PUBLISH_COLUMN)} FROM {quote(RUNS_TABLE)} WHERE "status" = ? '
+        f'ORDER BY "finished_at" DESC, {quote(PUBLISH_COLUMN)}',
+        ["superseded"],
+    )
+    for (old,) in superseded[keep_previous:]:
+        session.transaction(_delete_publish(old))
