@@ -23,6 +23,9 @@ __all__ = ["MODES", "LocalSession", "Session", "TursoTarget", "connect"]
 
 log = logging.getLogger(__name__)
 
+#: what pyturso raises: its DB-API errors, I/O errors and errors from its Rust core
+_TURSO_ERRORS = (turso.Error, OSError, RuntimeError, ValueError)
+
 MODES = ("file", "sync", "http")
 
 
@@ -109,7 +112,7 @@ class LocalSession:
         try:
             if self.conn.in_transaction:
                 self.conn.rollback()
-        except Exception as exc:  # the write already failed; closing drops the transaction
+        except _TURSO_ERRORS as exc:  # the write already failed; closing drops the transaction
             log.debug("rollback on %s failed: %s", self.label, self.scrub(str(exc)))
         finally:
             self.conn.close()
@@ -160,7 +163,7 @@ def _connect_sync(target: TursoTarget) -> Session:
     try:
         conn = turso.sync.connect(str(replica), remote_url=url, auth_token=target.token)
         conn.pull()
-    except Exception as exc:
+    except _TURSO_ERRORS as exc:
         text = scrub(str(exc))
         if "401" in text or "403" in text or "unauthor" in text.lower():
             raise PublishError(
