@@ -59,10 +59,18 @@ def small_city(tmp_path_factory: pytest.TempPathFactory) -> tw.Config:
     root = tmp_path_factory.mktemp("api")
     paths = write_city(make_city(n_pipes=600, seed=11), root / "city")
     cfg = tw.load_config(paths["config"], out=root / "out")
+    keep = {"breaks", "neighbourhoods"}  # cells and neighbourhoods only: the verbs, not the city
     return replace(
         cfg,
+        sources=tuple(replace(s, enabled=s.id in keep) for s in cfg.sources),
         features=replace(cfg.features, esda_permutations=9),
-        model=replace(FAST_MODEL, unit_types=("cell",), n_sims=50),
+        model=replace(
+            FAST_MODEL,
+            unit_types=("cell",),
+            schemes=("forward",),
+            forward_years=2,
+            n_sims=50,
+        ),
     )
 
 
