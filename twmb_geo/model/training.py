@@ -30,7 +30,7 @@ from .baselines import (
     MaterialDecadeBaseline,
     PastBreaksBaseline,
 )
-from .estimators import DEFAULT_FEATURES, BreakRiskModel
+from .estimators import DEFAULT_FEATURES, RiskEstimator, make_estimator
 from .metrics import (
     calibration_table,
     capture_at,
@@ -49,6 +49,7 @@ __all__ = [
     "ModelData",
     "cross_validate",
     "fit_final",
+    "fit_model",
     "make_model",
     "model_data",
     "permutation_importance",
@@ -232,10 +233,10 @@ def model_data(
     return ModelData(unit_type, rows, feats, weight_col, base, notes)
 
 
-def make_model(md: ModelData, mc: ModelConfig) -> BreakRiskModel:
+def make_model(md: ModelData, mc: ModelConfig) -> RiskEstimator:
     """The configured estimator on ``md``'s features."""
-    return BreakRiskModel(
-        kind=mc.kind,  # type: ignore[arg-type]
+    return make_estimator(
+        mc.kind,
         features=md.features,
         calibrate=mc.calibrate,
         random_state=mc.seed,
@@ -385,16 +386,16 @@ def cross_validate(
                     "%s %s fold %d skipped: no breaks in training rows", md.unit_type, scheme, k
                 )
                 continue
-            model = make_model(md, mc).fit(trd, ytr)
-            score = model.predict(ted)
-            prob = model.predict_proba(ted)[:, 1]
+            model = fit_model(make_model(md, mc), trd, ytr)
+            score = model.risk_score(ted)
+            prob = model.break_probability(ted)
             rows += _metric_rows(md, scheme, MODEL, k, year, len(tr), ted, score, prob)
             fold_preds = {MODEL: score}
             for name, make in md.baselines.items():
                 b = make().fit(trd, ytr)
-                bs = b.predict(ted)
+                bs = b.risk_score(ted)
                 rows += _metric_rows(
-                    md, scheme, name, k, year, len(tr), ted, bs, b.predict_proba(ted)[:, 1]
+                    md, scheme, name, k, year, len(tr), ted, bs, b.break_probability(ted)
                 )
                 fold_preds[name] = bs
             if scheme == "forward":
@@ -454,7 +455,7 @@ def _score_drop(
 
 
 def permutation_importance(
-    model: BreakRiskModel,
+    model: RiskEstimator,
     test: pd.DataFrame,
     md: ModelData,
     repeats: int,
@@ -465,16 +466,16 @@ def permutation_importance(
     One row per feature, metric and repeat; feature columns are permuted across the
     test rows with ``rng`` while the others stay fixed.
     """
-    A = model._matrix(test)
+    A = model.feature_matrix(test)
     y = test["target_count"].to_numpy(dtype=float)
     w = md.weight(test)
-    base = model.predict_matrix(A)
+    base = model.risk_score_matrix(A)
     rows = []
     for j, feat in enumerate(model.feature_names_in_):
         for r in range(repeats):
             B = A.copy()
             B[:, j] = A[rng.permutation(len(A)), j]
-            for metric, drop in _score_drop(y, w, base, model.predict_matrix(B)).items():
+            for metric, drop in _score_drop(y, w, base, model.risk_score_matrix(B)).items():
                 rows.append({"feature": str(feat), "metric": metric, "repeat": r, "drop": drop})
     return pd.DataFrame(rows, columns=["feature", "metric", "repeat", "drop"])
 
@@ -610,10 +611,17 @@ def curves(preds: pd.DataFrame, md: ModelData) -> dict[str, Any]:
     }
 
 
-def fit_final(md: ModelData, mc: ModelConfig) -> BreakRiskModel:
+def fit_final(md: ModelData, mc: ModelConfig) -> RiskEstimator:
     """Fit the configured model on every labelled row."""
     lab = md.labelled
     y = lab["target_count"].to_numpy(dtype=float)
     if (y > 0).sum() == 0:
         raise InputDataError(f"no {md.unit_type} breaks in the labelled years: nothing to learn")
-    return make_model(md, mc).fit(lab, y)
+    return fit_model(make_model(md, mc), lab, y)
+
+
+def fit_model(model: RiskEstimator, X: pd.DataFrame, y_count: np.ndarray) -> RiskEstimator:
+    """Fit ``model`` on break counts: the count itself, or ``y > 0`` for a classifier."""
+    if model.predicts_counts:
+        return model.fit(X, y_count)
+    return model.fit(X, np.where(np.isnan(y_count), np.nan, y_count > 0))
