@@ -126,6 +126,26 @@ def _validation_md(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _importance_md(card: dict[str, Any]) -> list[str]:
+    """The permutation-importance table of the card (empty without importance)."""
+    lines: list[str] = []
+    imp = [r for r in card.get("importance", []) if r["metric"] == "capture_5pct"][:15]
+    if imp:
+        lines += [
+            "## Permutation importance (held-out spatial folds, drop in capture at 5 %)",
+            "",
+            "| rank | feature | mean drop | sd |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['rank']} | {r['feature']} | {_fmt(r['importance_mean'], 4)} | "
+            f"{_fmt(r['importance_std'], 4)} |"
+            for r in imp
+        ]
+        lines.append("")
+    return lines
+
+
 def render_card(card: dict[str, Any]) -> str:
     """The card as Markdown: what the model is, how well it validates and its limits."""
     h = card.get("headline", {})
@@ -178,20 +198,7 @@ def render_card(card: dict[str, Any]) -> str:
         "",
     ]
     lines += _validation_md(card)
-    imp = [r for r in card.get("importance", []) if r["metric"] == "capture_5pct"][:15]
-    if imp:
-        lines += [
-            "## Permutation importance (held-out spatial folds, drop in capture at 5 %)",
-            "",
-            "| rank | feature | mean drop | sd |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['rank']} | {r['feature']} | {_fmt(r['importance_mean'], 4)} | "
-            f"{_fmt(r['importance_std'], 4)} |"
-            for r in imp
-        ]
-        lines.append("")
+    lines += _importance_md(card)
     lines += ["## Data", "", f"Ingest run {card['data'].get('run_id') or '–'}; inputs:", ""]
     lines += [
         f"- `{i['path']}` sha256 `{i['sha256'][:16]}…` ({i['rows']:,} rows)"
