@@ -207,23 +207,12 @@ def renewal_scenario(
     ValueError
         Listing every invalid argument.
     """
-    raw = {
-        "horizon": horizon,
-        "n_sims": n_sims,
-        "seed": seed,
-        "year_cv": year_cv,
-        "annual_growth": annual_growth,
-    }
+    raw = {"horizon": horizon, "n_sims": n_sims, "seed": seed}
+    raw |= {"year_cv": year_cv, "annual_growth": annual_growth}
     mu, sc, length = _check_inputs(
         expected, score, length_km, replace_km, replace_units, residual, raw
     )
-    kw: dict[str, Any] = {
-        "horizon": int(horizon),
-        "n_sims": int(n_sims),
-        "seed": int(seed),
-        "year_cv": float(year_cv),
-        "annual_growth": float(annual_growth),
-    }
+    kw = {k: float(v) if k in ("year_cv", "annual_growth") else int(v) for k, v in raw.items()}
     selected = _select(
         rank_order(sc),
         length,
