@@ -137,7 +137,7 @@ def _n_iter(model: Any, default: int) -> int:
         est = est.calibrated_classifiers_[0].estimator
     if isinstance(est, Pipeline):
         est = est[-1]
-    n = getattr(est, "n_iter_", None)
+    n: Any = getattr(est, "n_iter_", None)
     if n is None:
         n = getattr(est, "n_estimators_", default)
     return int(np.max(n))

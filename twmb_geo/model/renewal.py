@@ -207,12 +207,14 @@ def renewal_scenario(
     ValueError
         Listing every invalid argument.
     """
-    raw = {"horizon": horizon, "n_sims": n_sims, "seed": seed}
+    raw: dict[str, Any] = {"horizon": horizon, "n_sims": n_sims, "seed": seed}
     raw |= {"year_cv": year_cv, "annual_growth": annual_growth}
     mu, sc, length = _check_inputs(
         expected, score, length_km, replace_km, replace_units, residual, raw
     )
-    kw = {k: float(v) if k in ("year_cv", "annual_growth") else int(v) for k, v in raw.items()}
+    kw: dict[str, Any] = {
+        k: float(v) if k in ("year_cv", "annual_growth") else int(v) for k, v in raw.items()
+    }
     selected = _select(
         rank_order(sc),
         length,

@@ -249,7 +249,7 @@ def _labelled_years(df: pd.DataFrame) -> list[int]:
 def _splitter(scheme: str, md: ModelData, mc: ModelConfig, lab: pd.DataFrame, res: int) -> Any:
     years = _labelled_years(lab)
     block = min(mc.block_resolution, res)
-    spatial_kw = {
+    spatial_kw: dict[str, Any] = {
         "parent_res": block,
         "cell_col": "block_cell",
         "buffer_rings": mc.buffer_rings,
