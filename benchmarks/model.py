@@ -193,7 +193,7 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
 
 
 def _cv_figures(metrics: Any, scheme: str) -> dict[str, Any]:
-    from twmb_geo.model.training import summarise_cv
+    from twmb_geo.model.reporting import summarise_cv
 
     s = summarise_cv(metrics)
     s = s[(s["scheme"] == scheme) & (s["metric"].isin(["capture_5pct", "capture_10pct"]))]
@@ -249,7 +249,8 @@ def _acceptance(md: Any, cfg: Any, scores: Any, asset_map: Any, city: Path) -> d
     import numpy as np
 
     from twmb_geo.config import ModelConfig
-    from twmb_geo.model.training import MODEL, cross_validate
+    from twmb_geo.model.reporting import MODEL
+    from twmb_geo.model.training import cross_validate
 
     res: dict[str, Any] = {}
     t = time.perf_counter()
@@ -356,8 +357,9 @@ def main() -> None:
     import pandas as pd
 
     from twmb_geo.config import ModelConfig, load_config
+    from twmb_geo.model.reporting import MODEL
     from twmb_geo.model.scoring import score_units
-    from twmb_geo.model.training import MODEL, cross_validate, fit_final, model_data
+    from twmb_geo.model.training import cross_validate, fit_final, model_data
     from twmb_geo.store.duckdb_store import open_store
 
     cfg = load_config(city / "twmb.toml", out=store_path.parent)

@@ -15,7 +15,7 @@ import sys
 
 import twmb_geo as tw
 from twmb_geo.model.baselines import PastBreaksBaseline
-from twmb_geo.model.estimators import BreakRiskModel
+from twmb_geo.model.estimators import BreakCountRegressor
 from twmb_geo.model.metrics import capture_at
 from twmb_geo.model.splitters import ForwardSplit
 
@@ -29,7 +29,7 @@ def main(store_path: str, n_years: int = 3) -> None:
     for train_idx, test_idx in ForwardSplit(test_years=[int(y) for y in years]).split(labelled):
         train, test = labelled.iloc[train_idx], labelled.iloc[test_idx]
         y_train, y_test = train["target_count"], test["target_count"]
-        model = BreakRiskModel(kind="poisson", calibrate=False, max_iter=100, learning_rate=0.1)
+        model = BreakCountRegressor(calibrate=False, max_iter=100, learning_rate=0.1)
         model.fit(train, y_train)
         base = PastBreaksBaseline("breaks_last5").fit(train, y_train)
         t = int(test["year"].iloc[0])

@@ -52,25 +52,25 @@ ESTIMATORS = [
     B.AgeBaseline(),
     B.MaterialDecadeBaseline(),
     B.EmpiricalBayesRateBaseline(),
-    B.EmpiricalBayesRateBaseline(score="expected"),
+    B.EmpiricalBayesRateBaseline(output="expected"),
 ]
 
 
 @pytest.mark.parametrize("est", ESTIMATORS, ids=lambda e: repr(e))
-def test_fit_predict_proba(est, panel: pd.DataFrame) -> None:
+def test_fit_predict_probability(est, panel: pd.DataFrame) -> None:
     train, test = panel[panel.year < 2014], panel[panel.year >= 2014]
     with pytest.raises(NotFittedError):
         clone(est).predict(test)
     fitted = clone(est).fit(train, train["target_count"])
     s = fitted.predict(test)
     assert s.shape == (len(test),) and s.dtype == np.float64
-    proba = fitted.predict_proba(test)
-    assert proba.shape == (len(test), 2)
+    proba = fitted.break_probability(test)
+    assert proba.shape == (len(test),)
     assert np.all((proba >= 0) & (proba <= 1))
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(fitted.risk_score(test), s)
     finite = np.isfinite(s)
     order = np.argsort(s[finite], kind="stable")
-    assert np.all(np.diff(proba[finite, 1][order]) >= -1e-12)  # monotone in the score
+    assert np.all(np.diff(proba[finite][order]) >= -1e-12)  # monotone in the score
     # better than nothing on this panel (random capture ~ 0.2)
     cap = capture_at(test["target_count"], s, 0.2, weight=test["exposure_km"], ties="average")
     assert cap > 0.2 or isinstance(fitted, B.AgeBaseline)
@@ -102,8 +102,8 @@ def test_past_breaks_and_age_scores_are_columns() -> None:
     s = age.predict(X)
     assert s[0] == 10 and np.isnan(s[1]) and s[2] == 80
     # NaN score -> observed share of NaN-score training rows
-    assert age.predict_proba(X)[1, 1] == 1.0
-    with pytest.raises(KeyError):
+    assert age.break_probability(X)[1] == 1.0
+    with pytest.raises(ValueError, match="nope"):
         B.AgeBaseline(column="nope").fit(X, y)
 
 
@@ -129,7 +129,7 @@ def test_material_decade_rates_hand_checked() -> None:
         }
     )
     np.testing.assert_allclose(est.predict(new), [0.5, 5 / 10.5, 5 / 10.5])
-    expected = B.MaterialDecadeBaseline(score="expected").fit(X, y)
+    expected = B.MaterialDecadeBaseline(output="expected").fit(X, y)
     np.testing.assert_allclose(expected.predict(new), [1.0, 5 / 10.5, 5 / 10.5])
 
 
@@ -175,8 +175,12 @@ def test_eb_shrinks_small_exposure_more(eb_fitted, rate, small, factor) -> None:
     assert np.all((s - rate) * (s - pooled) <= 1e-12)
 
 
-def test_rejects_non_frame_and_missing_y() -> None:
-    with pytest.raises(TypeError):
-        B.PastBreaksBaseline().fit(np.zeros((3, 1)), [0, 1, 0])
+def test_arrays_by_position_and_missing_y() -> None:
+    A = np.array([[0.0, 9.0], [2.0, 9.0], [1.0, 9.0]])
+    fitted = B.PastBreaksBaseline().fit(A, [0, 1, 0])
+    np.testing.assert_array_equal(fitted.predict(A), [0.0, 2.0, 1.0])
+    assert fitted.n_features_in_ == 2 and not hasattr(fitted, "feature_names_in_")
+    with pytest.raises(ValueError, match="reads 3 columns"):
+        B.EmpiricalBayesRateBaseline().fit(A, [0, 1, 0])
     with pytest.raises(ValueError):
         B.PastBreaksBaseline().fit(pd.DataFrame({"breaks_last5": [1, 2]}), None)

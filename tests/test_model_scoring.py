@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from twmb_geo.model import scoring
-from twmb_geo.model.estimators import BreakRiskModel
+from twmb_geo.model.estimators import BreakCountRegressor, RiskEstimator, make_estimator
 from twmb_geo.model.scoring import (
     DEFAULT_TIERS,
     assign_tiers,
@@ -22,6 +22,7 @@ from twmb_geo.model.scoring import (
     score_units,
     top_drivers,
 )
+from twmb_geo.model.training import fit_model
 
 FEATURES = ["breaks_last5", "decayed", "age_mean"]
 COLUMNS = [
@@ -67,11 +68,15 @@ def panel() -> pd.DataFrame:
     return _panel()
 
 
+def _fit(kind: str, panel: pd.DataFrame, **params: object) -> RiskEstimator:
+    """The estimator of ``kind`` fitted on break counts (binarised for classifiers)."""
+    est = make_estimator(kind, learning_rate=0.05, **params)
+    return fit_model(est, panel, panel["target_count"].to_numpy(dtype=float))
+
+
 @pytest.fixture(scope="module", params=["poisson", "hgb"])
-def model(request: pytest.FixtureRequest, panel: pd.DataFrame) -> BreakRiskModel:
-    return BreakRiskModel(request.param, calibrate=False, max_iter=50).fit(
-        panel, panel["target_count"]
-    )
+def model(request: pytest.FixtureRequest, panel: pd.DataFrame) -> RiskEstimator:
+    return _fit(request.param, panel, calibrate=False, max_iter=50)
 
 
 # --------------------------------------------------------------------------- rank_units
@@ -222,15 +227,15 @@ def test_assign_tiers_bad_percentile(pct: list[float]) -> None:
 # --------------------------------------------------------------------------- contributions
 
 
-def _link(model: BreakRiskModel, X: pd.DataFrame) -> np.ndarray:
-    r = model.predict(X)
+def _link(model: RiskEstimator, X: pd.DataFrame) -> np.ndarray:
+    r = model.risk_score(X)
     if model.kind == "poisson":
         return np.log(np.maximum(r, 1e-9))
     p = np.clip(r, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 
 
-def test_contributions_match_naive(model: BreakRiskModel, panel: pd.DataFrame) -> None:
+def test_contributions_match_naive(model: RiskEstimator, panel: pd.DataFrame) -> None:
     X = panel.iloc[:40]
     ref = X[FEATURES].median()  # the default reference: medians over X
     c = contributions(model, X)
@@ -247,7 +252,7 @@ def test_contributions_match_naive(model: BreakRiskModel, panel: pd.DataFrame) -
     ("kind", "calibrate"), [("logistic", False), ("hgb", True), ("poisson", True)]
 )
 def test_contributions_other_models(panel: pd.DataFrame, kind: str, calibrate: bool) -> None:
-    m = BreakRiskModel(kind, calibrate=calibrate, max_iter=20).fit(panel, panel["target_count"])
+    m = _fit(kind, panel, calibrate=calibrate, max_iter=20)
     X = panel.iloc[:30]
     c = contributions(m, X)
     ref = X[FEATURES].median()
@@ -261,7 +266,7 @@ def test_contributions_other_models(panel: pd.DataFrame, kind: str, calibrate: b
         np.testing.assert_allclose(-np.expm1(-out["expected_breaks"]), out["probability"])
 
 
-def test_contributions_zero_at_reference(model: BreakRiskModel, panel: pd.DataFrame) -> None:
+def test_contributions_zero_at_reference(model: RiskEstimator, panel: pd.DataFrame) -> None:
     X = panel.iloc[:200]
     ref = X[FEATURES].iloc[7]  # unit 7 is the reference: all its contributions vanish
     c = contributions(model, X, reference=ref)
@@ -274,7 +279,7 @@ def test_contributions_zero_at_reference(model: BreakRiskModel, panel: pd.DataFr
     assert (c[at_ref] == 0.0).sum().sum() == at_ref.sum().sum()
 
 
-def test_contributions_sign_of_main_driver(model: BreakRiskModel, panel: pd.DataFrame) -> None:
+def test_contributions_sign_of_main_driver(model: RiskEstimator, panel: pd.DataFrame) -> None:
     X = panel.iloc[:50].copy()
     X.loc[X.index[0], "breaks_last5"] = 6.0
     X.loc[X.index[1], "decayed"] = 3.0
@@ -288,7 +293,9 @@ def test_contributions_sign_of_main_driver(model: BreakRiskModel, panel: pd.Data
 def test_contributions_nan(panel: pd.DataFrame) -> None:
     X = panel.iloc[:300].copy()
     X["age_mean"] = np.nan
-    m = BreakRiskModel("poisson", features=FEATURES, calibrate=False, max_iter=20).fit(
+    m = BreakCountRegressor(
+        features=FEATURES, calibrate=False, max_iter=20, learning_rate=0.05
+    ).fit(
         panel.assign(age_mean=np.where(np.arange(len(panel)) % 3 == 0, np.nan, panel.age_mean)),
         panel["target_count"],
     )
@@ -302,7 +309,7 @@ def test_contributions_nan(panel: pd.DataFrame) -> None:
 
 
 def test_contributions_chunking(
-    model: BreakRiskModel, panel: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    model: RiskEstimator, panel: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     X = panel.iloc[:300]
     whole = contributions(model, X)
@@ -310,7 +317,7 @@ def test_contributions_chunking(
     pd.testing.assert_frame_equal(contributions(model, X), whole)
 
 
-def test_contributions_reference_and_empty(model: BreakRiskModel, panel: pd.DataFrame) -> None:
+def test_contributions_reference_and_empty(model: RiskEstimator, panel: pd.DataFrame) -> None:
     with pytest.raises(
         ValueError, match=r"reference lacks a value for feature\(s\) \['age_mean'\]"
     ):
@@ -381,7 +388,7 @@ def test_top_drivers_many_units() -> None:
 # --------------------------------------------------------------------------- score_units
 
 
-def test_score_units(model: BreakRiskModel, panel: pd.DataFrame) -> None:
+def test_score_units(model: RiskEstimator, panel: pd.DataFrame) -> None:
     X = panel.sample(frac=1.0, random_state=3)
     out = score_units(model, X)
     assert list(out.columns) == COLUMNS
@@ -396,8 +403,8 @@ def test_score_units(model: BreakRiskModel, panel: pd.DataFrame) -> None:
     assert set(out["unit_id"]) == set(X["unit_id"])
 
     by_id = out.set_index("unit_id").loc[X["unit_id"]]
-    np.testing.assert_array_equal(by_id["risk_score"], model.predict(X))
-    np.testing.assert_array_equal(by_id["probability"], model.predict_proba(X)[:, 1])
+    np.testing.assert_array_equal(by_id["risk_score"], model.risk_score(X))
+    np.testing.assert_array_equal(by_id["probability"], model.break_probability(X))
     if model.kind == "poisson":
         np.testing.assert_array_equal(out["expected_breaks"], out["risk_score"])
     else:
@@ -411,17 +418,17 @@ def test_score_units(model: BreakRiskModel, panel: pd.DataFrame) -> None:
     assert out["drivers"].iloc[:20].str.contains("breaks_last5|decayed").all()
 
 
-def test_score_units_deterministic(model: BreakRiskModel, panel: pd.DataFrame) -> None:
+def test_score_units_deterministic(model: RiskEstimator, panel: pd.DataFrame) -> None:
     a = score_units(model, panel)
     b = score_units(model, panel.copy())
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_score_units_options(model: BreakRiskModel, panel: pd.DataFrame) -> None:
+def test_score_units_options(model: RiskEstimator, panel: pd.DataFrame) -> None:
     X = panel.iloc[:500]
     w = np.linspace(0.1, 2.0, len(X))
     out = score_units(model, X, weight=w, tiers=[("top", 90.0), ("rest", 0.0)], n_drivers=1)
-    rank, pct = rank_units(model.predict(X), w)
+    rank, pct = rank_units(model.risk_score(X), w)
     by_id = out.set_index("unit_id").loc[X["unit_id"]]
     np.testing.assert_array_equal(by_id["rank"], rank)
     np.testing.assert_array_equal(by_id["percentile"], pct)
@@ -434,7 +441,7 @@ def test_score_units_options(model: BreakRiskModel, panel: pd.DataFrame) -> None
     )
 
 
-def test_score_units_errors(model: BreakRiskModel, panel: pd.DataFrame) -> None:
+def test_score_units_errors(model: RiskEstimator, panel: pd.DataFrame) -> None:
     X = panel.iloc[:20].copy()
     with pytest.raises(ValueError, match="no rows"):
         score_units(model, X.iloc[:0])
@@ -456,7 +463,7 @@ def test_score_units_large(panel: pd.DataFrame) -> None:
     # speed sanity: 50k units with the classifier (not timed)
     big = pd.concat([panel] * 25, ignore_index=True)
     big["unit_id"] = [f"u{i}" for i in range(len(big))]
-    m = BreakRiskModel("hgb", calibrate=False, max_iter=50).fit(panel, panel["target_count"])
+    m = _fit("hgb", panel, calibrate=False, max_iter=50)
     out = score_units(m, big)
     assert len(out) == 50_000
     assert out["rank"].is_monotonic_increasing

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from twmb_geo.model import simulate as sm
+from twmb_geo.model import _simcore as sm
 from twmb_geo.model.simulate import (
     DEFAULT_QUANTILES,
     SimulationResult,

@@ -12,14 +12,8 @@ from conftest import FAST_MODEL
 
 from twmb_geo.config import ModelConfig, default_config, load_config, write_config
 from twmb_geo.errors import ConfigError, InputDataError
-from twmb_geo.model.training import (
-    ModelData,
-    cross_validate,
-    fit_final,
-    headline,
-    model_data,
-    summarise_cv,
-)
+from twmb_geo.model.reporting import headline, summarise_cv
+from twmb_geo.model.training import ModelData, cross_validate, fit_final, model_data
 
 CHEAP = FAST_MODEL
 
@@ -130,7 +124,7 @@ def test_too_few_years_is_a_clear_error() -> None:
 def test_fit_final_uses_every_labelled_row(md: ModelData) -> None:
     m = fit_final(md, CHEAP)
     assert list(m.feature_names_in_) == md.features
-    p = m.predict_proba(md.latest)[:, 1]
+    p = m.break_probability(md.latest)
     assert ((p >= 0) & (p <= 1)).all()
 
 

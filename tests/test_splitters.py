@@ -19,6 +19,8 @@ from twmb_geo.model.splitters import (
     RandomKFold,
     SpatialBlockKFold,
     SpatioTemporalSplit,
+    SplitInputError,
+    SplitParameterError,
 )
 
 YEARS = list(range(2010, 2018))  # 8 years
@@ -268,6 +270,82 @@ def test_bad_parameters_and_inputs(panel):
         list(_sbk().split(panel, panel["target_any"].iloc[:10]))
     with pytest.raises(InputDataError, match="DataFrame"):
         list(_sbk().split(panel.to_numpy()))
+
+
+# --------------------------------------------------------------------------- groups
+
+
+def _as_lists(splits) -> list[tuple[list[int], list[int]]]:
+    return [(tr.tolist(), te.tolist()) for tr, te in splits]
+
+
+def test_groups_give_the_cells_and_years(panel):
+    y = panel["target_any"]
+    X = panel[["f1", "f2"]].to_numpy()
+    by_col = _as_lists(_sbk().split(panel, y))
+    assert _as_lists(_sbk().split(X, y, groups=panel["unit_id"])) == by_col
+    assert _as_lists(_sbk().split(X, y, groups=panel[["unit_id"]])) == by_col
+    fw = ForwardSplit(min_train_years=5)
+    assert _as_lists(fw.split(X, groups=panel["year"])) == _as_lists(fw.split(panel))
+    assert fw.get_n_splits(X, groups=panel["year"]) == fw.get_n_splits(panel) == 3
+    st_kw = {"test_years": [2016], "n_splits": 3, "parent_res": 7, "cell_col": "unit_id"}
+    st = SpatioTemporalSplit(**st_kw)
+    frame = _as_lists(st.split(panel, y))
+    assert _as_lists(st.split(panel[["year"]], y, groups=panel["unit_id"])) == frame
+    assert _as_lists(st.split(X, y, groups=panel[["year", "unit_id"]])) == frame
+
+
+def test_groups_are_not_ignored(panel):
+    """Groups that differ from the columns of X change the folds."""
+    y = panel["target_any"]
+    moved = panel.assign(year=panel["year"] + 1)
+    fw = ForwardSplit(test_years=[2016])
+    ((_tr_x, te_x),) = fw.split(panel)
+    ((_tr_g, te_g),) = fw.split(panel, groups=moved["year"])
+    assert te_g.size == te_x.size and not np.array_equal(te_g, te_x)
+    shuffled = panel["unit_id"].sample(frac=1.0, random_state=3).to_numpy()
+    assert _as_lists(_sbk(stratify=False).split(panel, y, groups=shuffled)) != _as_lists(
+        _sbk(stratify=False).split(panel, y)
+    )
+    units = panel["unit_id"].to_numpy()
+    for tr, te in RandomKFold(4).split(panel, groups=units):
+        assert not set(units[tr]) & set(units[te])
+    plain = _as_lists(RandomKFold(4).split(panel))
+    assert _as_lists(RandomKFold(4).split(panel, groups=units)) != plain
+
+
+def test_cross_val_score_passes_groups(panel):
+    model = LogisticRegression()
+    X = panel[["f1", "f2"]].to_numpy()
+    y = panel["target_any"].to_numpy()
+    scores = cross_val_score(
+        model, X, y, groups=panel["unit_id"].to_numpy(), cv=_sbk(n_splits=3), scoring="roc_auc"
+    )
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+def test_every_input_problem_is_a_value_error(panel):
+    X = panel[["f1", "f2"]].to_numpy()
+    cases = [
+        lambda: list(_sbk().split(X)),
+        lambda: list(_sbk().split(X, groups=panel["unit_id"].iloc[:5])),
+        lambda: list(_sbk().split(X, groups=np.zeros((len(X), 2)))),
+        lambda: list(ForwardSplit().split(X)),
+        lambda: list(ForwardSplit().split(X, groups=["x"] * len(X))),
+        lambda: ForwardSplit().get_n_splits(),
+        lambda: list(SpatioTemporalSplit(cell_col="unit_id").split(X, groups=panel["unit_id"])),
+        lambda: list(RandomKFold(3).split(X, groups=["a", "b"] * (len(X) // 2))),
+        lambda: list(RandomKFold(3).split(X[:2])),
+        lambda: list(_sbk().split(panel, panel["target_any"].iloc[:10])),
+        lambda: SpatialBlockKFold(n_splits=1),
+        lambda: ForwardSplit(test_years=[2015.5]),
+        lambda: RandomKFold(random_state=-1),
+    ]
+    for case in cases:
+        with pytest.raises(ValueError) as info:
+            case()
+        assert isinstance(info.value, SplitInputError | SplitParameterError)
+        assert str(info.value)
 
 
 # --------------------------------------------------------------------------- property

@@ -1,38 +1,45 @@
-"""Simple, transparent baselines for next-year break risk, as scikit-learn estimators.
+"""Simple, transparent baselines for next-year break risk, as scikit-learn regressors.
 
 Every baseline takes ``X`` = a pandas DataFrame of panel rows (``schemas/features/
 panel.json``; pipe rows joined with ``material``/``install_year`` from
-``unit_pipe`` where needed) and follows the same contract:
+``unit_pipe`` where needed), or a numeric array whose first columns are, in order, the
+columns the baseline reads (``feature_names_in_`` after a fit on a frame). All follow
+the same contract:
 
 * ``fit(X, y)`` learns only from the training rows; rows with a null ``y`` (the last
   panel year, out-of-service pipes) are ignored.
-* ``predict(X)`` returns a float risk score per row (higher = riskier; NaN where the
-  score's inputs are missing, which :mod:`twmb_geo.model.metrics` ranks last).
-* ``predict_proba(X)`` returns ``(n, 2)`` probabilities ``[P(no break), P(break)]``
-  from a monotone map of the score fitted on the training rows: an isotonic
-  regression (non-decreasing, clipped outside the training range) of
-  ``y > 0`` on the training scores. Rows with a NaN score get the observed break
-  share of NaN-score training rows (or the overall share if there were none).
+* ``predict(X)`` (= ``risk_score(X)``) returns a float risk score per row (higher =
+  riskier; NaN where the score's inputs are missing, which
+  :mod:`twmb_geo.model.metrics` ranks last). ``score`` is scikit-learn's R² of that
+  score against ``y``; rank them with :func:`twmb_geo.model.metrics.capture_scorer`.
+* ``break_probability(X)`` returns ``P(break)`` from a monotone map of the score fitted
+  on the training rows: an isotonic regression (non-decreasing, clipped outside the
+  training range) of ``y > 0`` on the training scores. Rows with a NaN score get the
+  observed break share of NaN-score training rows (or the overall share if there were
+  none).
 * Parameters are stored verbatim by ``__init__`` (``get_params``/``clone`` work);
   everything learned lives in attributes ending in ``_``.
 
 Which ``y``: the score-only baselines (:class:`PastBreaksBaseline`,
 :class:`AgeBaseline`) and :class:`EmpiricalBayesRateBaseline` use ``y`` only for
-``predict_proba`` and accept ``target_any`` or ``target_count`` (``y > 0`` is
+``break_probability`` and accept ``target_any`` or ``target_count`` (``y > 0`` is
 used). :class:`MaterialDecadeBaseline` estimates break *rates* from ``y`` and
 should be given ``target_count`` (``target_any`` gives the rate of break-years).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.isotonic import IsotonicRegression
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import Tags
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
+
+from ._arrays import count_target, is_frame, missing_columns_error
 
 __all__ = [
     "AgeBaseline",
@@ -44,33 +51,20 @@ __all__ = [
 UNKNOWN = "UNKNOWN"
 
 
-def _frame(X: object, columns: list[str]) -> pd.DataFrame:
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"X must be a pandas DataFrame of panel rows, got {type(X).__name__}")
-    missing = [c for c in columns if c not in X.columns]
-    if missing:
-        raise KeyError(f"X lacks required column(s) {missing}")
-    return X
-
-
 def _num(X: pd.DataFrame, col: str) -> NDArray[np.float64]:
     return pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _target(X: pd.DataFrame, y: ArrayLike | None) -> tuple[NDArray[np.float64], NDArray]:
-    if y is None:
-        raise ValueError("y is required (target_any or target_count of the training rows)")
-    yy = np.asarray(pd.to_numeric(pd.Series(np.asarray(y)), errors="coerce"), dtype=np.float64)
-    if yy.shape != (len(X),):
-        raise ValueError(f"y has shape {yy.shape}, expected ({len(X)},)")
-    keep = np.isfinite(yy)
-    if np.any(yy[keep] < 0):
-        raise ValueError("y must be non-negative")
-    return yy, keep
+class _ScoreBaseline(RegressorMixin, BaseEstimator):
+    """Shared input handling, ``fit`` and ``break_probability``; subclasses give the score."""
 
-
-class _ScoreBaseline(BaseEstimator):
-    """Shared ``fit``/``predict_proba`` logic; subclasses implement the score."""
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.target_tags.positive_only = True
+        assert tags.regressor_tags is not None
+        tags.regressor_tags.poor_score = True  # a ranking rule, not a fitted mean of y
+        return tags
 
     def _required(self) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -81,12 +75,31 @@ class _ScoreBaseline(BaseEstimator):
     def _score(self, X: pd.DataFrame) -> NDArray[np.float64]:  # pragma: no cover
         raise NotImplementedError
 
-    def fit(self, X: pd.DataFrame, y: ArrayLike) -> _ScoreBaseline:
-        """Fit on panel rows ``X`` and targets ``y`` (rows with null ``y`` ignored).
+    def _frame(self, X: Any, *, reset: bool) -> pd.DataFrame:
+        """The required columns of ``X`` as a frame (by name, or by position for arrays)."""
+        cols = self._required()
+        if is_frame(X) and (reset or hasattr(self, "feature_names_in_")):
+            missing = [c for c in cols if c not in X.columns]
+            if missing:
+                raise missing_columns_error(type(self).__name__, missing)
+            if reset:
+                self.feature_names_in_ = np.asarray(cols, dtype=object)
+                self.n_features_in_ = len(cols)
+            return X
+        A = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan")
+        if A.shape[1] < len(cols):
+            raise ValueError(
+                f"X has {A.shape[1]} feature(s), but {type(self).__name__} reads {len(cols)} "
+                f"columns {cols} (pass a DataFrame, or an array with them first)"
+            )
+        return pd.DataFrame(A[:, : len(cols)], columns=cols)
+
+    def fit(self, X: Any, y: ArrayLike) -> _ScoreBaseline:
+        """Fit on rows ``X`` and targets ``y`` (rows with null ``y`` ignored).
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or array of shape (n, k)
             Panel rows with the columns named by the parameters.
         y : array-like of shape (n,)
             ``target_count`` or ``target_any`` (see the module docstring).
@@ -95,11 +108,13 @@ class _ScoreBaseline(BaseEstimator):
         -------
         self
         """
-        X = _frame(X, self._required())
-        yy, keep = _target(X, y)
-        Xt, yt = X.loc[keep], yy[keep]
-        self.feature_names_in_ = np.asarray(self._required(), dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
+        yy = count_target(y, type(self).__name__)
+        Xf = self._frame(X, reset=True)
+        check_consistent_length(Xf, yy)
+        keep = ~np.isnan(yy)
+        if not keep.any():
+            raise ValueError("no row with a known target (y is null in every row)")
+        Xt, yt = Xf.loc[keep], yy[keep]
         self._fit_score(Xt, yt)
         s = self._score(Xt)
         hit = (yt > 0).astype(np.float64)
@@ -111,16 +126,19 @@ class _ScoreBaseline(BaseEstimator):
             self.calibrator_: IsotonicRegression | None = iso.fit(s[finite], hit[finite])
         else:
             self.calibrator_ = None
-        self.classes_ = np.array([0, 1])
         return self
 
-    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
+    def predict(self, X: Any) -> NDArray[np.float64]:
         """Risk score per row (higher = riskier; NaN where inputs are missing)."""
         check_is_fitted(self)
-        return self._score(_frame(X, self._required()))
+        return self._score(self._frame(X, reset=False))
 
-    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        """``(n, 2)`` array ``[1 - p, p]``, ``p`` = isotonic map of the score."""
+    def risk_score(self, X: Any) -> NDArray[np.float64]:
+        """Same as :meth:`predict`."""
+        return self.predict(X)
+
+    def break_probability(self, X: Any) -> NDArray[np.float64]:
+        """``P(break)`` per row: the isotonic map of the score."""
         s = self.predict(X)
         p = np.full(len(s), self.nan_rate_, dtype=np.float64)
         finite = np.isfinite(s)
@@ -128,8 +146,7 @@ class _ScoreBaseline(BaseEstimator):
             p[finite] = self.calibrator_.predict(s[finite])
         elif np.any(finite):
             p[finite] = self.base_rate_
-        p = np.clip(p, 0.0, 1.0)
-        return np.column_stack([1.0 - p, p])
+        return np.clip(p, 0.0, 1.0)
 
 
 class PastBreaksBaseline(_ScoreBaseline):
@@ -196,7 +213,7 @@ class MaterialDecadeBaseline(_ScoreBaseline):
     ----------
     material_col, year_col, exposure_col : str
         Columns of ``X`` (join ``material``/``install_year`` from ``unit_pipe``).
-    score : {"rate", "expected"}, default "rate"
+    output : {"rate", "expected"}, default "rate"
         ``"rate"``: breaks per km-year (rank by density: best for length-weighted
         capture). ``"expected"``: rate x ``exposure_km`` = expected breaks of the
         unit next year (for unit-weighted rankings); NaN without exposure.
@@ -213,19 +230,19 @@ class MaterialDecadeBaseline(_ScoreBaseline):
         material_col: str = "material",
         year_col: str = "install_year",
         exposure_col: str = "exposure_km",
-        score: Literal["rate", "expected"] = "rate",
+        output: Literal["rate", "expected"] = "rate",
     ) -> None:
         self.material_col = material_col
         self.year_col = year_col
         self.exposure_col = exposure_col
-        self.score = score
+        self.output = output
 
     def _required(self) -> list[str]:
         return [self.material_col, self.year_col, self.exposure_col]
 
     def _fit_score(self, X: pd.DataFrame, y: NDArray[np.float64]) -> None:
-        if self.score not in ("rate", "expected"):
-            raise ValueError(f"score must be 'rate' or 'expected', got {self.score!r}")
+        if self.output not in ("rate", "expected"):
+            raise ValueError(f"output must be 'rate' or 'expected', got {self.output!r}")
         exp = _num(X, self.exposure_col)
         ok = np.isfinite(exp) & (exp > 0)
         if not np.any(ok):
@@ -242,7 +259,7 @@ class MaterialDecadeBaseline(_ScoreBaseline):
         keys = _decade_keys(X, self.material_col, self.year_col)
         rate = keys.map(self.rates_).to_numpy(dtype=np.float64, na_value=np.nan)
         rate = np.where(np.isnan(rate), self.global_rate_, rate)
-        if self.score == "expected":
+        if self.output == "expected":
             return rate * _num(X, self.exposure_col)
         return rate
 
@@ -282,7 +299,7 @@ class EmpiricalBayesRateBaseline(_ScoreBaseline):
     ----------
     count_col, exposure_col, years_col : str
         Columns of ``X``.
-    score : {"rate", "expected"}, default "rate"
+    output : {"rate", "expected"}, default "rate"
         ``"rate"``: posterior rate (per km-year, or per year without exposure).
         ``"expected"``: posterior rate x ``exposure_km`` (expected breaks next year).
 
@@ -299,12 +316,12 @@ class EmpiricalBayesRateBaseline(_ScoreBaseline):
         count_col: str = "breaks_to_date",
         exposure_col: str = "exposure_km",
         years_col: str = "history_years",
-        score: Literal["rate", "expected"] = "rate",
+        output: Literal["rate", "expected"] = "rate",
     ) -> None:
         self.count_col = count_col
         self.exposure_col = exposure_col
         self.years_col = years_col
-        self.score = score
+        self.output = output
 
     def _required(self) -> list[str]:
         return [self.count_col, self.exposure_col, self.years_col]
@@ -317,8 +334,8 @@ class EmpiricalBayesRateBaseline(_ScoreBaseline):
         return c, km, yrs, has_km
 
     def _fit_score(self, X: pd.DataFrame, y: NDArray[np.float64]) -> None:
-        if self.score not in ("rate", "expected"):
-            raise ValueError(f"score must be 'rate' or 'expected', got {self.score!r}")
+        if self.output not in ("rate", "expected"):
+            raise ValueError(f"output must be 'rate' or 'expected', got {self.output!r}")
         c, km, yrs, has_km = self._basis(X)
         self.alpha_km_, self.beta_km_ = _mom_prior(c[has_km], (km * yrs)[has_km])
         self.alpha_yr_, self.beta_yr_ = _mom_prior(c, yrs)
@@ -329,6 +346,6 @@ class EmpiricalBayesRateBaseline(_ScoreBaseline):
             rate_km = (self.alpha_km_ + c) / (self.beta_km_ + km * yrs)
             rate_yr = (self.alpha_yr_ + c) / (self.beta_yr_ + yrs)
         rate = np.where(has_km, rate_km, rate_yr)
-        if self.score == "expected":
+        if self.output == "expected":
             return np.where(has_km, rate * km, rate)
         return rate

@@ -1,72 +1,93 @@
-"""Learned next-year break-risk models on the unit-year panel (issue 4).
+"""Learned next-year break-risk models on the unit-year panel, as scikit-learn estimators.
 
-:class:`BreakRiskModel` is a scikit-learn estimator over panel rows
-(``schemas/features/panel.json``): ``fit(X, y)`` with ``X`` a :class:`pandas.DataFrame`
-of panel rows and ``y`` = ``target_count`` or ``target_any`` (breaks in year ``t + 1``);
-``predict(X)`` returns a risk score (higher = riskier); ``predict_proba(X)`` returns
-``(n, 2)`` probabilities ``[P(no break), P(break)]`` in year ``t + 1``.
+Two estimators share one private base:
 
-Kinds
------
-``"hgb"``
-    :class:`~sklearn.ensemble.HistGradientBoostingClassifier` on ``y > 0`` with
-    ``class_weight="balanced"``. ``predict`` = ``P(break)`` (calibrated when
-    ``calibrate``).
-``"poisson"``
+:class:`BreakCountRegressor` (``RegressorMixin``)
+    Expected breaks next year. ``kind="poisson"``:
     :class:`~sklearn.ensemble.HistGradientBoostingRegressor` with ``loss="poisson"`` on
-    the break count. ``predict`` = expected breaks next year (never calibrated, so the
-    ranking is the model's own); ``predict_proba`` = ``1 - exp(-mu)`` or, with
-    ``calibrate``, an isotonic map of ``mu`` to ``y > 0`` fitted on 3-fold out-of-fold
-    predictions of the training rows.
-``"lightgbm"``
-    ``lightgbm.LGBMRegressor`` with the Poisson objective, used like ``"poisson"``, when
-    the optional ``lightgbm`` package is installed (``ImportError`` with advice otherwise).
-``"logistic"``
-    Median imputation (with missing indicators), ``log1p`` of the non-negative
-    features, standardisation and :class:`~sklearn.linear_model.LogisticRegression`
-    with ``class_weight="balanced"``; a transparent linear reference.
+    the break count; ``kind="lightgbm"``: ``lightgbm.LGBMRegressor`` with the Poisson
+    objective when the optional package is installed (``ImportError`` with advice
+    otherwise). ``predict`` = expected breaks (never calibrated, so the ranking is the
+    model's own); ``break_probability`` = ``1 - exp(-mu)`` or, with ``calibrate``, an
+    isotonic map of ``mu`` to ``y > 0`` fitted on 3-fold out-of-fold predictions of the
+    training rows.
+:class:`BreakRiskClassifier` (``ClassifierMixin``)
+    Binary labels (``target_any``; counts must be binarised first). ``kind="hgb"``:
+    :class:`~sklearn.ensemble.HistGradientBoostingClassifier` with
+    ``class_weight="balanced"``; ``kind="logistic"``: median imputation (with missing
+    indicators), signed ``log1p``, standardisation and
+    :class:`~sklearn.linear_model.LogisticRegression` with ``class_weight="balanced"``.
+    ``predict_proba`` is calibrated by :class:`~sklearn.calibration.CalibratedClassifierCV`
+    (isotonic, ``cv=3``) on the training rows when ``calibrate``.
 
-Calibration (``calibrate=True``, classifiers) uses
-:class:`~sklearn.calibration.CalibratedClassifierCV` (isotonic, ``cv=3``) on the training
-rows only; nothing is ever fitted on the rows being scored. Early stopping is disabled
-(it would carve a validation set at random out of the training rows; the number of
-iterations is a fixed parameter). With a fixed ``random_state`` results are
-deterministic.
+Both give ``risk_score`` (higher = riskier: expected breaks, or ``P(break)``),
+``break_probability`` (``P(any break next year)``) and ``expected_breaks``.
+:func:`make_estimator` returns the estimator of a configured ``kind``. Nothing is ever
+fitted on the rows being scored; early stopping is disabled (the number of iterations is
+a fixed parameter); with a fixed ``random_state`` results are deterministic.
 
-Features
---------
-``features=None`` uses :data:`DEFAULT_FEATURES` present in ``X`` at fit time, minus
-the columns that are entirely null in the training rows (e.g. ``exposure_km`` and
-``age_mean`` for cells without pipe data): the break history, the spatial lags and the
-exposure/size columns of the panel. ``history_years`` is deliberately left out: when
-all units start together it is the calendar year in disguise, and a forward test year
-always lies outside its training range. Targets (``target_*``), identifiers
-(``unit_type``, ``unit_id``, ``cell``) and ``year``/``history_years`` are refused with
-a :class:`ValueError` if requested explicitly.
+Inputs
+------
+``X`` is a :class:`pandas.DataFrame` of panel rows (``schemas/features/panel.json``) or a
+plain numeric array. With a frame the feature columns are ``features`` or, when ``None``,
+the :data:`DEFAULT_FEATURES` present and not entirely null in the training rows (a frame
+with none of them uses all its columns); they are read by name at predict time, so
+extra columns (ids, targets) may come along. ``history_years`` is deliberately left out
+of the defaults: when all units start together it is the calendar year in disguise.
+Targets (``target_*``), identifiers (``unit_type``, ``unit_id``, ``cell``) and
+``year``/``history_years`` are refused with a :class:`ValueError`. With an array every
+column is a feature. Rows whose target is null (the last panel year) are ignored by
+``fit``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import Tags
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
 from ..features.history import HISTORY_FEATURES
+from ._arrays import count_target, frame_numeric, is_frame, label_target, missing_columns_error
 
-__all__ = ["DEFAULT_FEATURES", "FORBIDDEN_FEATURES", "BreakRiskModel"]
+__all__ = [
+    "CLASSIFIER_KINDS",
+    "DEFAULT_FEATURES",
+    "DEFAULT_KIND",
+    "DEFAULT_LEARNING_RATE",
+    "DEFAULT_MAX_ITER",
+    "FORBIDDEN_FEATURES",
+    "REGRESSOR_KINDS",
+    "BreakCountRegressor",
+    "BreakRiskClassifier",
+    "RiskEstimator",
+    "make_estimator",
+]
+
+#: Default model kind (``[model] kind``).
+DEFAULT_KIND: Final[str] = "poisson"
+#: Default boosting iterations (``[model] max_iter``).
+DEFAULT_MAX_ITER: Final[int] = 100
+#: Default boosting learning rate (``[model] learning_rate``).
+DEFAULT_LEARNING_RATE: Final[float] = 0.1
+#: Kinds of :class:`BreakCountRegressor`.
+REGRESSOR_KINDS: Final[tuple[str, ...]] = ("poisson", "lightgbm")
+#: Kinds of :class:`BreakRiskClassifier`.
+CLASSIFIER_KINDS: Final[tuple[str, ...]] = ("hgb", "logistic")
 
 #: Default feature columns (panel history, spatial lags, exposure/size).
 DEFAULT_FEATURES: tuple[str, ...] = (
@@ -96,93 +117,59 @@ FORBIDDEN_FEATURES: frozenset[str] = frozenset(
     {"target_count", "target_any", "unit_type", "unit_id", "cell", "year", "history_years"}
 )
 
-Kind = Literal["hgb", "poisson", "logistic", "lightgbm"]
-_COUNT_KINDS = ("poisson", "lightgbm")
+RegressorKind = Literal["poisson", "lightgbm"]
+ClassifierKind = Literal["hgb", "logistic"]
+_P_MAX_EXPECTED = 1.0 - 1e-9
 
 
 def _forbidden(name: str) -> bool:
     return name in FORBIDDEN_FEATURES or name.startswith("target")
 
 
-def _numeric(X: pd.DataFrame, cols: Sequence[str]) -> NDArray[np.float64]:
-    out = np.empty((len(X), len(cols)), dtype=np.float64)
-    for j, c in enumerate(cols):
-        out[:, j] = pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return out
-
-
 def _signed_log1p(a: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.sign(a) * np.log1p(np.abs(a))
 
 
-class BreakRiskModel(BaseEstimator):
-    """Next-year break-risk model over panel rows.
+def _n_iter(model: Any, default: int) -> int:
+    """Boosting (or solver) iterations of a fitted scikit-learn or LightGBM model."""
+    est = model
+    if isinstance(est, CalibratedClassifierCV):
+        est = est.calibrated_classifiers_[0].estimator
+    if isinstance(est, Pipeline):
+        est = est[-1]
+    n: Any = getattr(est, "n_iter_", None)
+    if n is None:
+        n = getattr(est, "n_estimators_", default)
+    return int(np.max(n))
 
-    Parameters
-    ----------
-    kind : {"hgb", "poisson", "logistic", "lightgbm"}, default "hgb"
-        Model family (see the module docstring).
-    features : list of str or None, default None
-        Feature columns; ``None``: :data:`DEFAULT_FEATURES` present and not all-null in
-        the training rows. Targets, ids and year columns raise ``ValueError``.
-    calibrate : bool, default True
-        Isotonic probability calibration on the training rows (``cv=3``).
-    random_state : int or None, default 42
-        Seed of the boosting and calibration folds.
-    learning_rate, max_iter, max_leaf_nodes, min_samples_leaf, l2_regularization : \
-        HistGradientBoosting parameters (``kind`` "hgb"/"poisson").
-    hgb_params : dict or None
-        Further keyword arguments for the HistGradientBoosting estimator
-        (e.g. ``{"max_depth": 4}``); ``early_stopping`` is always ``False``.
-    C : float, default 1.0
-        Inverse regularisation of the logistic model.
 
-    Attributes
-    ----------
-    feature_names_in_ : ndarray of str
-        Feature columns used.
-    model_ : estimator
-        The fitted (possibly calibrated) scikit-learn estimator.
-    classes_ : ndarray ``[0, 1]``
-    """
+class _PanelModel(BaseEstimator):
+    """Feature selection, input handling and shared boosting parameters."""
 
-    def __init__(
-        self,
-        kind: Kind = "hgb",
-        features: Sequence[str] | None = None,
-        calibrate: bool = True,
-        random_state: int | None = 42,
-        learning_rate: float = 0.05,
-        max_iter: int = 200,
-        max_leaf_nodes: int = 15,
-        min_samples_leaf: int = 200,
-        l2_regularization: float = 1.0,
-        hgb_params: dict[str, Any] | None = None,
-        C: float = 1.0,
-    ) -> None:
-        self.kind = kind
-        self.features = features
-        self.calibrate = calibrate
-        self.random_state = random_state
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.max_leaf_nodes = max_leaf_nodes
-        self.min_samples_leaf = min_samples_leaf
-        self.l2_regularization = l2_regularization
-        self.hgb_params = hgb_params
-        self.C = C
+    predicts_counts: ClassVar[bool]
+    features: Sequence[str] | None
+    calibrate: bool
+    random_state: int | None
+    learning_rate: float
+    max_iter: int
+    max_leaf_nodes: int
+    min_samples_leaf: int
+    l2_regularization: float
+    hgb_params: dict[str, Any] | None
 
-    # ------------------------------------------------------------------ helpers
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
-    def _check_frame(self, X: object) -> pd.DataFrame:
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"X must be a pandas DataFrame of panel rows, got {type(X).__name__}")
-        return X
+    # ------------------------------------------------------------------ features
 
     def _resolve_features(self, X: pd.DataFrame) -> list[str]:
         if self.features is None:
-            cols = [c for c in DEFAULT_FEATURES if c in X.columns]
-            cols = [c for c in cols if pd.to_numeric(X[c], errors="coerce").notna().any()]
+            present = [c for c in DEFAULT_FEATURES if c in X.columns]
+            if not present:
+                return self._all_columns(X)
+            cols = [c for c in present if pd.to_numeric(X[c], errors="coerce").notna().any()]
             if not cols:
                 raise ValueError("X has none of the default feature columns with data")
             return cols
@@ -196,10 +183,63 @@ class BreakRiskModel(BaseEstimator):
             raise ValueError(f"columns {bad} cannot be features (targets, ids or year)")
         missing = [c for c in cols if c not in X.columns]
         if missing:
-            raise KeyError(f"X lacks feature column(s) {missing}")
+            raise ValueError(f"X lacks feature column(s) {missing}")
         if len(set(cols)) != len(cols):
             raise ValueError(f"duplicate feature names in {cols}")
         return cols
+
+    def _all_columns(self, X: pd.DataFrame) -> list[str]:
+        cols = [str(c) for c in X.columns]
+        if len(cols) == 0:
+            raise ValueError("X has 0 feature(s); at least one column is required")
+        bad = [c for c in cols if _forbidden(c)]
+        if bad:
+            raise ValueError(
+                f"X has none of the default panel features and columns {bad} that cannot be "
+                "features (targets, ids or year); pass features=[...]"
+            )
+        return cols
+
+    # ------------------------------------------------------------------ inputs
+
+    def _fit_matrix(
+        self, X: Any, y: NDArray[Any], known: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.float64], NDArray[Any]]:
+        """Feature matrix and target of the rows with a known target; sets the feature names."""
+        if is_frame(X):
+            check_consistent_length(X, y)
+            Xt = X.loc[known]
+            cols = self._resolve_features(Xt)
+            A = frame_numeric(Xt, cols)
+            self.feature_names_in_ = np.asarray(cols, dtype=object)
+            self.n_features_in_ = len(cols)
+        else:
+            if self.features is not None:
+                raise ValueError("features names DataFrame columns; X is an array")
+            A = validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
+            check_consistent_length(A, y)
+            A = A[known]
+        if len(A) == 0:
+            raise ValueError("no row with a known target (y is null in every row)")
+        # a feature with no value in these rows (e.g. one small training fold) carries no
+        # information; binning an all-missing column fails, so it becomes a constant
+        A[:, np.isnan(A).all(axis=0)] = 0.0
+        return A, y[known]
+
+    def feature_matrix(self, X: Any) -> NDArray[np.float64]:
+        """The float matrix of the model's features (columns = ``feature_names_in_``)."""
+        check_is_fitted(self)
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and is_frame(X):
+            missing = [c for c in names if c not in X.columns]
+            if missing:
+                raise missing_columns_error(type(self).__name__, missing)
+            return frame_numeric(X, list(names))
+        return np.asarray(
+            validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+        )
+
+    # ------------------------------------------------------------------ boosting
 
     def _hgb_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -214,9 +254,91 @@ class BreakRiskModel(BaseEstimator):
         kw["early_stopping"] = False
         return kw
 
-    def _base(self) -> BaseEstimator:
-        if self.kind == "hgb":
-            return HistGradientBoostingClassifier(class_weight="balanced", **self._hgb_kwargs())
+    def _cv(self) -> KFold:
+        return KFold(3, shuffle=True, random_state=self.random_state)
+
+    # ------------------------------------------------------------------ risk API
+
+    def risk_score_matrix(self, A: NDArray[np.float64]) -> NDArray[np.float64]:
+        """:meth:`risk_score` on a ready feature matrix (from :meth:`feature_matrix`)."""
+        raise NotImplementedError
+
+    def risk_score(self, X: Any) -> NDArray[np.float64]:
+        """Ranking score per row, higher = riskier."""
+        return self.risk_score_matrix(self.feature_matrix(X))
+
+    def break_probability(self, X: Any) -> NDArray[np.float64]:
+        """Probability of at least one break next year, per row."""
+        raise NotImplementedError
+
+    def expected_breaks(self, X: Any) -> NDArray[np.float64]:
+        """Expected breaks next year per row."""
+        raise NotImplementedError
+
+
+class BreakCountRegressor(RegressorMixin, _PanelModel):
+    """Expected breaks next year by Poisson gradient boosting.
+
+    Parameters
+    ----------
+    kind : {"poisson", "lightgbm"}, default "poisson"
+        Booster (see the module docstring).
+    features : list of str or None, default None
+        Feature columns of a DataFrame ``X`` (see the module docstring).
+    calibrate : bool, default True
+        Fit the isotonic map of ``break_probability`` on 3-fold out-of-fold predictions.
+    random_state : int or None, default 42
+        Seed of the boosting and the calibration folds.
+    learning_rate, max_iter, max_leaf_nodes, min_samples_leaf, l2_regularization : \
+        Boosting parameters.
+    hgb_params : dict or None
+        Further keyword arguments of the HistGradientBoosting estimator
+        (e.g. ``{"max_depth": 4}``); ``early_stopping`` is always ``False``.
+
+    Attributes
+    ----------
+    feature_names_in_ : ndarray of str
+        Feature columns used (only when fitted on a DataFrame).
+    n_features_in_ : int
+    model_ : estimator
+        The fitted booster.
+    calibrator_ : IsotonicRegression or None
+    n_iter_ : int
+        Boosting iterations.
+    """
+
+    predicts_counts: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        kind: RegressorKind = "poisson",
+        features: Sequence[str] | None = None,
+        calibrate: bool = True,
+        random_state: int | None = 42,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+        max_iter: int = DEFAULT_MAX_ITER,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 200,
+        l2_regularization: float = 1.0,
+        hgb_params: dict[str, Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.features = features
+        self.calibrate = calibrate
+        self.random_state = random_state
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.hgb_params = hgb_params
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        return tags
+
+    def _booster(self) -> BaseEstimator:
         if self.kind == "poisson":
             return HistGradientBoostingRegressor(loss="poisson", **self._hgb_kwargs())
         if self.kind == "lightgbm":
@@ -239,6 +361,112 @@ class BreakRiskModel(BaseEstimator):
                 n_jobs=2,
                 verbose=-1,
             )
+        raise ValueError(f"kind must be one of {REGRESSOR_KINDS}, got {self.kind!r}")
+
+    def fit(self, X: Any, y: ArrayLike) -> BreakCountRegressor:
+        """Fit on rows ``X`` and break counts ``y`` (``target_count``; null rows ignored)."""
+        yy = count_target(y, type(self).__name__)
+        A, yt = self._fit_matrix(X, yy, ~np.isnan(yy))
+        base = self._booster()
+        self.model_ = clone(base).fit(A, yt)
+        self.calibrator_: IsotonicRegression | None = None
+        if self.calibrate:
+            hit = (yt > 0).astype(np.int64)
+            oof = np.empty(len(yt), dtype=np.float64)
+            for tr, te in self._cv().split(A):
+                oof[te] = clone(base).fit(A[tr], yt[tr]).predict(A[te])
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            self.calibrator_ = iso.fit(oof, hit)
+        self.n_iter_ = _n_iter(self.model_, self.max_iter)
+        return self
+
+    def risk_score_matrix(self, A: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Expected breaks of a ready feature matrix."""
+        check_is_fitted(self)
+        return np.asarray(self.model_.predict(A), dtype=np.float64)
+
+    def predict(self, X: Any) -> NDArray[np.float64]:
+        """Expected breaks next year per row (the Poisson mean)."""
+        return self.risk_score(X)
+
+    def expected_breaks(self, X: Any) -> NDArray[np.float64]:
+        """Expected breaks next year, floored at 0."""
+        return np.maximum(self.predict(X), 0.0)
+
+    def break_probability(self, X: Any) -> NDArray[np.float64]:
+        """``P(any break next year)``: the isotonic map of ``mu``, or ``1 - exp(-mu)``."""
+        mu = self.predict(X)
+        if self.calibrator_ is not None:
+            p = self.calibrator_.predict(mu)
+        else:
+            p = -np.expm1(-np.maximum(mu, 0.0))
+        return np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+
+
+class BreakRiskClassifier(ClassifierMixin, _PanelModel):
+    """Probability of any break next year (binary classifier).
+
+    Parameters
+    ----------
+    kind : {"hgb", "logistic"}, default "hgb"
+        Model family (see the module docstring).
+    features, random_state, learning_rate, max_iter, max_leaf_nodes, min_samples_leaf, \
+    l2_regularization, hgb_params
+        As in :class:`BreakCountRegressor` (boosting parameters for ``kind="hgb"``).
+    calibrate : bool, default True
+        Isotonic probability calibration on the training rows (``cv=3``).
+    C : float, default 1.0
+        Inverse regularisation of the logistic model.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two labels; the second is the break class.
+    feature_names_in_ : ndarray of str
+        Feature columns used (only when fitted on a DataFrame).
+    n_features_in_ : int
+    model_ : estimator
+        The fitted (possibly calibrated) scikit-learn estimator.
+    n_iter_ : int
+    """
+
+    predicts_counts: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        kind: ClassifierKind = "hgb",
+        features: Sequence[str] | None = None,
+        calibrate: bool = True,
+        random_state: int | None = 42,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+        max_iter: int = DEFAULT_MAX_ITER,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 200,
+        l2_regularization: float = 1.0,
+        hgb_params: dict[str, Any] | None = None,
+        C: float = 1.0,
+    ) -> None:
+        self.kind = kind
+        self.features = features
+        self.calibrate = calibrate
+        self.random_state = random_state
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.hgb_params = hgb_params
+        self.C = C
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        assert tags.classifier_tags is not None
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _base(self) -> BaseEstimator:
+        if self.kind == "hgb":
+            return HistGradientBoostingClassifier(class_weight="balanced", **self._hgb_kwargs())
         if self.kind == "logistic":
             return make_pipeline(
                 SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
@@ -248,97 +476,70 @@ class BreakRiskModel(BaseEstimator):
                     C=self.C, class_weight="balanced", max_iter=1000, random_state=self.random_state
                 ),
             )
-        raise ValueError(
-            f"kind must be 'hgb', 'poisson', 'logistic' or 'lightgbm', got {self.kind!r}"
-        )
+        raise ValueError(f"kind must be one of {CLASSIFIER_KINDS}, got {self.kind!r}")
 
-    def _cv(self) -> KFold:
-        return KFold(3, shuffle=True, random_state=self.random_state)
+    def _binary(self, labels: NDArray[Any]) -> NDArray[np.int64]:
+        y_type = type_of_target(labels, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            if y_type.startswith("continuous"):
+                raise ValueError(f"Unknown label type: {y_type}; y must hold class labels")
+            raise ValueError(
+                "Only binary classification is supported. The type of the target is "
+                f"{y_type}; binarise break counts first (target_any, or y > 0)"
+            )
+        self.classes_ = np.unique(labels)
+        if self.classes_.size < 2:
+            raise ValueError(
+                "y has one class only; a classifier needs rows with and without breaks"
+            )
+        return (labels == self.classes_[1]).astype(np.int64)
 
-    # ------------------------------------------------------------------ API
-
-    def fit(self, X: pd.DataFrame, y: ArrayLike) -> BreakRiskModel:
-        """Fit on panel rows ``X`` and ``y`` (rows with a null ``y`` are ignored).
-
-        ``y`` is ``target_count`` (any non-negative count; ``kind="poisson"`` models the
-        count, the classifiers use ``y > 0``) or ``target_any``.
-        """
-        X = self._check_frame(X)
-        yy = np.asarray(pd.to_numeric(pd.Series(np.asarray(y)), errors="coerce"), dtype=float)
-        if yy.shape != (len(X),):
-            raise ValueError(f"y has shape {yy.shape}, expected ({len(X)},)")
-        keep = np.isfinite(yy)
-        if np.any(yy[keep] < 0):
-            raise ValueError("y must be non-negative")
-        Xt, yt = X.loc[keep], yy[keep]
-        cols = self._resolve_features(Xt)
-        A = _numeric(Xt, cols)
-        # a feature with no value in these rows (e.g. one small training fold) carries no
-        # information; binning an all-missing column fails, so it becomes a constant
-        A[:, np.isnan(A).all(axis=0)] = 0.0
-        hit = (yt > 0).astype(np.int64)
-        if self.kind not in _COUNT_KINDS and np.unique(hit).size < 2:
-            raise ValueError("y needs both rows with and without breaks to fit a classifier")
+    def fit(self, X: Any, y: ArrayLike) -> BreakRiskClassifier:
+        """Fit on rows ``X`` and binary labels ``y`` (``target_any``; null rows ignored)."""
+        labels, known = label_target(y, type(self).__name__)
+        A, yt = self._fit_matrix(X, labels, known)
+        hit = self._binary(yt)
         base = self._base()
-        self.calibrator_: IsotonicRegression | None = None
-        if self.kind in _COUNT_KINDS:
-            self.model_ = clone(base).fit(A, yt)
-            if self.calibrate:
-                oof = np.empty(len(yt), dtype=np.float64)
-                for tr, te in self._cv().split(A):
-                    oof[te] = clone(base).fit(A[tr], yt[tr]).predict(A[te])
-                iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-                self.calibrator_ = iso.fit(oof, hit)
-        elif self.calibrate:
+        if self.calibrate:
             self.model_ = CalibratedClassifierCV(base, method="isotonic", cv=self._cv()).fit(A, hit)
         else:
             self.model_ = clone(base).fit(A, hit)
-        self.feature_names_in_ = np.asarray(cols, dtype=object)
-        self.n_features_in_ = len(cols)
-        self.classes_ = np.array([0, 1])
+        self.n_iter_ = _n_iter(self.model_, self.max_iter)
         return self
 
-    def _matrix(self, X: pd.DataFrame) -> NDArray[np.float64]:
+    def risk_score_matrix(self, A: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``P(break)`` of a ready feature matrix."""
         check_is_fitted(self)
-        X = self._check_frame(X)
-        cols = list(self.feature_names_in_)
-        missing = [c for c in cols if c not in X.columns]
-        if missing:
-            raise KeyError(f"X lacks feature column(s) {missing}")
-        return _numeric(X, cols)
-
-    @property
-    def predicts_counts(self) -> bool:
-        """True when :meth:`predict` gives expected break counts (Poisson kinds)."""
-        return self.kind in _COUNT_KINDS
-
-    def predict_matrix(self, A: NDArray[np.float64]) -> NDArray[np.float64]:
-        """:meth:`predict` on a ready feature matrix (columns = ``feature_names_in_``)."""
-        check_is_fitted(self)
-        if self.kind in _COUNT_KINDS:
-            return np.asarray(self.model_.predict(A), dtype=np.float64)
         return np.asarray(self.model_.predict_proba(A)[:, 1], dtype=np.float64)
 
-    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        """Risk score per row: expected breaks next year (Poisson kinds) or ``P(break)``."""
-        return self.predict_matrix(self._matrix(X))
+    def break_probability(self, X: Any) -> NDArray[np.float64]:
+        """``P(any break next year)`` per row."""
+        return np.clip(self.risk_score(X), 0.0, 1.0)
 
-    def expected_breaks(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        """Expected breaks next year: the Poisson mean, or ``-log(1 - p)`` for classifiers."""
-        if self.predicts_counts:
-            return np.maximum(self.predict(X), 0.0)
-        p = np.clip(self.predict_proba(X)[:, 1], 0.0, 1.0 - 1e-9)
+    def predict_proba(self, X: Any) -> NDArray[np.float64]:
+        """``(n, 2)`` array ``[1 - p, p]``, ``p`` = probability of the break class."""
+        p = self.break_probability(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> NDArray[Any]:
+        """The more probable label of each row."""
+        check_is_fitted(self)
+        return self.classes_[(self.break_probability(X) > 0.5).astype(np.intp)]
+
+    def expected_breaks(self, X: Any) -> NDArray[np.float64]:
+        """``-log(1 - p)``: the Poisson mean with ``P(any break) = p``."""
+        p = np.clip(self.break_probability(X), 0.0, _P_MAX_EXPECTED)
         return -np.log1p(-p)
 
-    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        """``(n, 2)`` array ``[1 - p, p]`` with ``p`` = probability of a break next year."""
-        if self.kind in _COUNT_KINDS:
-            mu = self.predict(X)
-            if self.calibrator_ is not None:
-                p = self.calibrator_.predict(mu)
-            else:
-                p = -np.expm1(-np.maximum(mu, 0.0))
-        else:
-            p = self.predict(X)
-        p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
-        return np.column_stack([1.0 - p, p])
+
+#: Either fitted risk model (what training, scoring and the registry handle).
+RiskEstimator = BreakCountRegressor | BreakRiskClassifier
+
+
+def make_estimator(kind: str = DEFAULT_KIND, **params: Any) -> RiskEstimator:
+    """The estimator of ``kind`` (see :data:`REGRESSOR_KINDS`, :data:`CLASSIFIER_KINDS`)."""
+    if kind in REGRESSOR_KINDS:
+        return BreakCountRegressor(kind=kind, **params)  # type: ignore[arg-type]
+    if kind in CLASSIFIER_KINDS:
+        return BreakRiskClassifier(kind=kind, **params)  # type: ignore[arg-type]
+    raise ValueError(f"kind must be one of {REGRESSOR_KINDS + CLASSIFIER_KINDS}, got {kind!r}")

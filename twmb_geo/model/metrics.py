@@ -38,6 +38,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from sklearn import metrics as skm
 
+from ._arrays import as_1d, rank_order
+
 __all__ = [
     "MetricWarning",
     "brier",
@@ -64,13 +66,6 @@ class MetricWarning(UserWarning):
 # --------------------------------------------------------------------------- helpers
 
 
-def _as_1d(x: ArrayLike, name: str) -> NDArray[np.float64]:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    return arr
-
-
 def _check_same_length(**arrays: NDArray[np.float64]) -> int:
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) > 1:
@@ -88,20 +83,12 @@ def _check_counts(y: NDArray[np.float64], name: str) -> None:
 def _weights(weight: ArrayLike | None, n: int) -> NDArray[np.float64]:
     if weight is None:
         return np.ones(n, dtype=np.float64)
-    w = _as_1d(weight, "weight")
+    w = as_1d(weight, "weight")
     if len(w) != n:
         raise ValueError(f"weight has length {len(w)}, expected {n}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("weight must be finite and non-negative (fill null lengths first)")
     return w
-
-
-def _rank_order(score: NDArray[np.float64]) -> NDArray[np.intp]:
-    """Indices ranking ``score`` descending, NaN last, ties in input order (stable)."""
-    isnan = np.isnan(score)
-    key = np.where(isnan, 0.0, -score)
-    # lexsort is stable; the last key is the primary one.
-    return np.lexsort((key, isnan))
 
 
 def _group_ends(sorted_score: NDArray[np.float64], ties: Ties) -> NDArray[np.intp]:
@@ -120,7 +107,7 @@ def _cumulative(
     y: NDArray[np.float64], score: NDArray[np.float64], w: NDArray[np.float64], ties: Ties
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Knots (cumulative weight, cumulative y) at tie-group ends, starting at (0, 0)."""
-    order = _rank_order(score)
+    order = rank_order(score)
     ends = _group_ends(score[order], ties)
     cw = np.cumsum(w[order])[ends]
     cy = np.cumsum(y[order])[ends]
@@ -153,8 +140,8 @@ def _capture_many(
     weight: ArrayLike | None,
     ties: Ties,
 ) -> NDArray[np.float64]:
-    y = _as_1d(y_count, "y_count")
-    s = _as_1d(score, "score")
+    y = as_1d(y_count, "y_count")
+    s = as_1d(score, "score")
     n = _check_same_length(y_count=y, score=s)
     _check_counts(y, "y_count")
     w = _weights(weight, n)
@@ -247,7 +234,7 @@ def capture_curve(
         Columns ``frac``, ``capture`` and ``random`` (the expected capture of a
         random ranking, equal to ``frac``), one row per ``frac``.
     """
-    f = np.linspace(0.0, 1.0, 101) if fracs is None else _as_1d(fracs, "fracs")
+    f = np.linspace(0.0, 1.0, 101) if fracs is None else as_1d(fracs, "fracs")
     cap = _capture_many(y_count, score, f, weight, ties)
     return pd.DataFrame({"frac": f, "capture": cap, "random": f})
 
@@ -272,8 +259,8 @@ def precision_at_k(y_any: ArrayLike, score: ArrayLike, k: int, *, ties: Ties = "
     float
         Precision in [0, 1]; NaN when there are no units.
     """
-    y = (_as_1d(y_any, "y_any") > 0).astype(np.float64)
-    s = _as_1d(score, "score")
+    y = (as_1d(y_any, "y_any") > 0).astype(np.float64)
+    s = as_1d(score, "score")
     n = _check_same_length(y_any=y, score=s)
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -290,8 +277,8 @@ def precision_at_k(y_any: ArrayLike, score: ArrayLike, k: int, *, ties: Ties = "
 def _binary_inputs(
     y_any: ArrayLike, score: ArrayLike, name: str
 ) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
-    y = _as_1d(y_any, "y_any")
-    s = _as_1d(score, name)
+    y = as_1d(y_any, "y_any")
+    s = as_1d(score, name)
     _check_same_length(y_any=y, **{name: s})
     if np.any(np.isnan(y)):
         raise ValueError("y_any contains NaN; drop rows with a null target first")
@@ -433,6 +420,29 @@ def calibration_table(
 # --------------------------------------------------------------------------- summary
 
 
+def _new_unit_metrics(
+    y: NDArray[np.float64],
+    s: NDArray[np.float64],
+    w: NDArray[np.float64] | None,
+    f: NDArray[np.float64],
+    m: NDArray[np.bool_],
+    ties: Ties,
+) -> dict[str, float | int]:
+    """Capture and precision ranked within the units that never broke before (mask ``m``)."""
+    if m.shape != y.shape:
+        raise ValueError(f"new_mask has shape {m.shape}, expected {y.shape}")
+    out: dict[str, float | int] = {"n_new": int(m.sum()), "n_breaks_new": float(y[m].sum())}
+    caps_new = _capture_many(y[m], s[m], f, None if w is None else w[m], ties)
+    for fr, c in zip(f, caps_new, strict=True):
+        out[f"capture_new_{frac_label(fr)}"] = float(c)
+    n_new = int(m.sum())
+    y_any = (y[m] > 0).astype(np.float64)
+    for fr in f:
+        k = max(1, round(fr * n_new))
+        out[f"precision_new_{frac_label(fr)}"] = precision_at_k(y_any, s[m], k, ties=ties)
+    return out
+
+
 def evaluate(
     y_count: ArrayLike,
     score: ArrayLike,
@@ -475,8 +485,8 @@ def evaluate(
         ``capture_new_<p>``, ``precision_new_<p>``, and ``notes``: the
         reasons for any NaN.
     """
-    y = _as_1d(y_count, "y_count")
-    s = _as_1d(score, "score")
+    y = as_1d(y_count, "y_count")
+    s = as_1d(score, "score")
     n = _check_same_length(y_count=y, score=s)
     _check_counts(y, "y_count")
     w = None if weight is None else _weights(weight, n)
@@ -497,25 +507,12 @@ def evaluate(
         out["roc_auc"] = roc_auc(y_any, s)
         out["pr_auc"] = pr_auc(y_any, s)
         if prob is not None:
-            p = _as_1d(prob, "prob")
+            p = as_1d(prob, "prob")
             _check_same_length(y_count=y, prob=p)
             out["brier"] = brier(y_any, p)
             out["log_loss"] = log_loss(y_any, p)
         if new_mask is not None:
-            m = np.asarray(new_mask, dtype=bool)
-            if m.shape != y.shape:
-                raise ValueError(f"new_mask has shape {m.shape}, expected {y.shape}")
-            out["n_new"] = int(m.sum())
-            out["n_breaks_new"] = float(y[m].sum())
-            caps_new = _capture_many(y[m], s[m], f, None if w is None else w[m], ties)
-            for fr, c in zip(f, caps_new, strict=True):
-                out[f"capture_new_{frac_label(fr)}"] = float(c)
-            n_new = int(m.sum())
-            for fr in f:
-                k = max(1, round(fr * n_new))
-                out[f"precision_new_{frac_label(fr)}"] = precision_at_k(
-                    y_any[m], s[m], k, ties=ties
-                )
+            out.update(_new_unit_metrics(y, s, w, f, np.asarray(new_mask, dtype=bool), ties))
     out["notes"] = sorted({str(wm.message) for wm in caught if wm.category is MetricWarning})
     return out
 

@@ -1,7 +1,8 @@
 """The model registry on disk: ``<out>/models/<version>/`` with the model and its card.
 
 Each trained model is a folder holding ``model.joblib`` (the fitted
-:class:`~twmb_geo.model.estimators.BreakRiskModel`), ``card.json`` (everything needed to
+:class:`~twmb_geo.model.estimators.BreakCountRegressor` or
+:class:`~twmb_geo.model.estimators.BreakRiskClassifier`), ``card.json`` (everything needed to
 judge it: data hashes, training window, features, parameters, every validation scheme's
 metrics, baselines, importance, limitations) and ``card.md`` (the same for people). The
 store's ``models`` table indexes the folders.
@@ -19,7 +20,7 @@ from typing import Any
 import joblib
 
 from ..errors import InputDataError
-from .estimators import BreakRiskModel
+from .estimators import BreakCountRegressor, BreakRiskClassifier, RiskEstimator
 
 __all__ = ["load_card", "load_model", "render_card", "save_model"]
 
@@ -37,7 +38,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def save_model(root: Path, version: str, model: BreakRiskModel, card: dict[str, Any]) -> Path:
+def save_model(root: Path, version: str, model: RiskEstimator, card: dict[str, Any]) -> Path:
     """Write the model, ``card.json`` and ``card.md`` under ``root/version`` (atomically per file)."""
     folder = Path(root) / version
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,10 +74,10 @@ def _folder(root: Path, version: str) -> Path:
     return folder
 
 
-def load_model(root: Path, version: str) -> BreakRiskModel:
+def load_model(root: Path, version: str) -> RiskEstimator:
     """The fitted model of ``version`` (only load registries you wrote yourself)."""
     model = joblib.load(_folder(root, version) / "model.joblib")
-    if not isinstance(model, BreakRiskModel):
+    if not isinstance(model, BreakCountRegressor | BreakRiskClassifier):
         raise InputDataError(f"{root / version / 'model.joblib'} is not a twmb_geo model")
     return model
 
@@ -121,6 +122,26 @@ def _validation_md(card: dict[str, Any]) -> list[str]:
                 m = models.get(n, {}).get(metric)
                 cells.append("–" if m is None else f"{_fmt(m['mean'])} ± {_fmt(m['std'])}")
             lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _importance_md(card: dict[str, Any]) -> list[str]:
+    """The permutation-importance table of the card (empty without importance)."""
+    lines: list[str] = []
+    imp = [r for r in card.get("importance", []) if r["metric"] == "capture_5pct"][:15]
+    if imp:
+        lines += [
+            "## Permutation importance (held-out spatial folds, drop in capture at 5 %)",
+            "",
+            "| rank | feature | mean drop | sd |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['rank']} | {r['feature']} | {_fmt(r['importance_mean'], 4)} | "
+            f"{_fmt(r['importance_std'], 4)} |"
+            for r in imp
+        ]
         lines.append("")
     return lines
 
@@ -177,20 +198,7 @@ def render_card(card: dict[str, Any]) -> str:
         "",
     ]
     lines += _validation_md(card)
-    imp = [r for r in card.get("importance", []) if r["metric"] == "capture_5pct"][:15]
-    if imp:
-        lines += [
-            "## Permutation importance (held-out spatial folds, drop in capture at 5 %)",
-            "",
-            "| rank | feature | mean drop | sd |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['rank']} | {r['feature']} | {_fmt(r['importance_mean'], 4)} | "
-            f"{_fmt(r['importance_std'], 4)} |"
-            for r in imp
-        ]
-        lines.append("")
+    lines += _importance_md(card)
     lines += ["## Data", "", f"Ingest run {card['data'].get('run_id') or '–'}; inputs:", ""]
     lines += [
         f"- `{i['path']}` sha256 `{i['sha256'][:16]}…` ({i['rows']:,} rows)"

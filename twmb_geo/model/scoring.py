@@ -1,7 +1,7 @@
 """Score the latest panel year: ranks, percentiles, risk tiers and per-unit drivers.
 
-:func:`score_units` turns a fitted :class:`~twmb_geo.model.estimators.BreakRiskModel`
-and the latest-year panel rows into one row per unit, sorted riskiest first, with the
+:func:`score_units` turns a fitted :class:`~twmb_geo.model.estimators.BreakCountRegressor`
+or :class:`~twmb_geo.model.estimators.BreakRiskClassifier` and the latest-year panel rows into one row per unit, sorted riskiest first, with the
 risk score, probability and expected breaks next year, the rank, the network percentile,
 a named tier and a short text naming the features that push the unit's risk up.
 
@@ -23,16 +23,15 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ..config import DEFAULT_TIERS
-
-if TYPE_CHECKING:
-    from .estimators import BreakRiskModel
+from ._arrays import as_1d, rank_order
+from .estimators import RiskEstimator
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -60,16 +59,6 @@ _CHUNK_BYTES = 32 * 2**20
 # --------------------------------------------------------------------------- ranking
 
 
-def _as_1d(x: ArrayLike, name: str) -> NDArray[np.float64]:
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric: {exc}") from exc
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    return arr
-
-
 def rank_units(
     score: ArrayLike, weight: ArrayLike | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -90,12 +79,12 @@ def rank_units(
     percentile : ndarray of float64
         ``100 ×`` share of the total weight ranked strictly after the unit, in [0, 100].
     """
-    s = _as_1d(score, "score")
+    s = as_1d(score, "score")
     n = len(s)
     if weight is None:
         w = np.ones(n, dtype=np.float64)
     else:
-        w = _as_1d(weight, "weight")
+        w = as_1d(weight, "weight")
         if len(w) != n:
             raise ValueError(f"weight has length {len(w)} but score has length {n}")
         if not np.all(np.isfinite(w)):
@@ -107,8 +96,7 @@ def rank_units(
     total = float(w.sum())
     if total <= 0:
         raise ValueError("weight is zero for every unit; percentiles are undefined")
-    isnan = np.isnan(s)
-    order = np.lexsort((np.where(isnan, 0.0, -s), isnan))  # stable; last key is primary
+    order = rank_order(s)
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1, dtype=np.int64)
     w_sorted = w[order]
@@ -198,7 +186,7 @@ def assign_tiers(
         Listing every problem of ``tiers``, or if a percentile is NaN or outside [0, 100].
     """
     _check_tiers(tiers)
-    p = _as_1d(percentile, "percentile")
+    p = as_1d(percentile, "percentile")
     bad = ~((p >= 0.0) & (p <= 100.0))
     if np.any(bad):
         raise ValueError(
@@ -215,14 +203,9 @@ def assign_tiers(
 # --------------------------------------------------------------------------- contributions
 
 
-def _predicts_counts(model: BreakRiskModel) -> bool:
-    """True when ``model.predict`` gives expected break counts (Poisson kinds)."""
-    return model.predicts_counts
-
-
-def _link(model: BreakRiskModel, A: NDArray[np.float64]) -> NDArray[np.float64]:
+def _link(model: RiskEstimator, A: NDArray[np.float64]) -> NDArray[np.float64]:
     """``log(mu)`` (Poisson kinds) or ``logit(p)`` (classifiers) of feature rows ``A``."""
-    if _predicts_counts(model):
+    if model.predicts_counts:
         mu = np.asarray(model.model_.predict(A), dtype=np.float64)
         return np.log(np.maximum(mu, _MU_FLOOR))
     p = np.asarray(model.model_.predict_proba(A)[:, 1], dtype=np.float64)
@@ -248,7 +231,7 @@ def _reference(
 
 
 def contributions(
-    model: BreakRiskModel, X: pd.DataFrame, reference: pd.Series | None = None
+    model: RiskEstimator, X: pd.DataFrame, reference: pd.Series | None = None
 ) -> pd.DataFrame:
     """Per-unit feature contributions by baseline substitution.
 
@@ -264,7 +247,7 @@ def contributions(
 
     Parameters
     ----------
-    model : BreakRiskModel
+    model : RiskEstimator
         Fitted model.
     X : DataFrame
         Panel rows with every column of ``model.feature_names_in_``.
@@ -285,7 +268,7 @@ def contributions(
     call per chunk.
     """
     cols = [str(c) for c in model.feature_names_in_]
-    A = model._matrix(X)
+    A = model.feature_matrix(X)
     n, n_feat = A.shape
     ref = _reference(A, cols, reference)
     out = np.zeros((n, n_feat), dtype=np.float64)
@@ -371,7 +354,7 @@ def top_drivers(contrib: pd.DataFrame, X: pd.DataFrame, k: int = 3) -> list[str]
 
 
 def score_units(
-    model: BreakRiskModel,
+    model: RiskEstimator,
     X: pd.DataFrame,
     *,
     weight: ArrayLike | None = None,
@@ -383,7 +366,7 @@ def score_units(
 
     Parameters
     ----------
-    model : BreakRiskModel
+    model : RiskEstimator
         Fitted model.
     X : DataFrame
         One panel row per unit (the latest year), with ``unit_id`` and the features.
@@ -401,7 +384,7 @@ def score_units(
     -------
     DataFrame
         Sorted by ``rank`` with a fresh index; columns ``unit_id`` (str),
-        ``risk_score`` (``model.predict``), ``probability`` (P(any break next year)),
+        ``risk_score`` (``model.risk_score``), ``probability`` (P(any break next year)),
         ``expected_breaks`` (``mu`` for Poisson kinds; ``-log(1 - p)`` for classifiers, the
         Poisson mean with ``P(any) = p``), ``rank`` (int64), ``percentile``, ``tier``,
         ``drivers``. Deterministic.
@@ -425,9 +408,9 @@ def score_units(
     if isinstance(n_drivers, bool) or not isinstance(n_drivers, int | np.integer) or n_drivers < 1:
         raise ValueError(f"n_drivers must be a positive integer, got {n_drivers!r}")
 
-    risk = np.asarray(model.predict(X), dtype=np.float64)
-    prob = np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
-    if _predicts_counts(model):
+    risk = np.asarray(model.risk_score(X), dtype=np.float64)
+    prob = np.asarray(model.break_probability(X), dtype=np.float64)
+    if model.predicts_counts:
         expected = risk.copy()
     else:
         expected = -np.log1p(-np.minimum(prob, _P_MAX_EXPECTED))

@@ -2,11 +2,21 @@
 
 All splitters follow scikit-learn's protocol (``split(X, y=None, groups=None)`` yields
 ``(train_idx, test_idx)`` integer arrays of row positions; ``get_n_splits``); they work
-with :func:`sklearn.model_selection.cross_val_score` and ``GridSearchCV``. ``groups`` is
-accepted and ignored: the groups come from the columns of ``X``.
+with :func:`sklearn.model_selection.cross_val_score` and ``GridSearchCV``. Every input
+problem raises a :class:`ValueError` (:class:`SplitInputError` or
+:class:`SplitParameterError`, also :class:`~twmb_geo.errors.InputDataError` /
+:class:`~twmb_geo.errors.ConfigError`) naming what to fix.
 
-``X`` is a :class:`pandas.DataFrame` of panel rows (``schemas/features/panel.json``)
-carrying the columns each splitter needs:
+The rows' cells and years come from ``groups`` when it is given, else from the columns
+of ``X``:
+
+* ``groups`` as a 1-D array-like of one value per row: the H3 cells for
+  :class:`SpatialBlockKFold` and :class:`SpatioTemporalSplit` (whose years still come
+  from ``X``), the years for :class:`ForwardSplit`, and units kept whole across folds
+  for :class:`RandomKFold`;
+* ``groups`` as a DataFrame: its ``cell_col`` / ``year_col`` columns;
+* without ``groups``, ``X`` is a :class:`pandas.DataFrame` of panel rows
+  (``schemas/features/panel.json``) carrying the columns each splitter needs:
 
 * spatial splitters: ``cell_col`` (default ``"cell"``), the H3 cell of the unit at the
   unit resolution, as hex string or integer; all rows must share one resolution. For
@@ -48,84 +58,30 @@ from sklearn.model_selection import (
     StratifiedGroupKFold,
 )
 
-from ..errors import ConfigError, InputDataError
 from ..spatial.hexgrid import cell_parents, cells_from_str, check_resolution
+from ._splitinput import (
+    SplitInputError,
+    SplitParameterError,
+    _check_col,
+    _check_int,
+    _check_seed,
+    _check_years,
+    _n_rows,
+    _source,
+    _y_array,
+    _years,
+)
 
-__all__ = ["ForwardSplit", "RandomKFold", "SpatialBlockKFold", "SpatioTemporalSplit"]
+__all__ = [
+    "ForwardSplit",
+    "RandomKFold",
+    "SpatialBlockKFold",
+    "SpatioTemporalSplit",
+    "SplitInputError",
+    "SplitParameterError",
+]
 
 _Split = tuple[np.ndarray, np.ndarray]
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    if int(value) < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}; got {int(value)}")
-    return int(value)
-
-
-def _check_seed(value: Any) -> int | None:
-    if value is None:
-        return None
-    return _check_int(value, "random_state", 0)
-
-
-def _check_col(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{name} must be a column name (non-empty string); got {value!r}")
-    return value
-
-
-def _check_years(value: Any) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    vals = [value] if isinstance(value, int | np.integer) else list(value)
-    if not vals:
-        raise ConfigError("test_years must be None or a non-empty list of integer years")
-    bad = [v for v in vals if isinstance(v, bool) or not isinstance(v, int | np.integer)]
-    if bad:
-        raise ConfigError(f"test_years must be integer years; got {bad!r}")
-    out = tuple(sorted({int(v) for v in vals}))
-    if len(out) != len(vals):
-        raise ConfigError(f"test_years has duplicates: {list(vals)!r}")
-    return out
-
-
-def _frame(X: Any, cols: list[str], who: str) -> pd.DataFrame:
-    if not isinstance(X, pd.DataFrame):
-        raise InputDataError(
-            f"{who}.split needs X as a pandas DataFrame with column(s) {cols}; "
-            f"got {type(X).__name__}"
-        )
-    missing = [c for c in cols if c not in X.columns]
-    if missing:
-        raise InputDataError(
-            f"{who}: X is missing column(s) {missing} (has {list(X.columns)[:20]})"
-        )
-    return X
-
-
-def _y_array(y: Any, n: int) -> np.ndarray | None:
-    if y is None:
-        return None
-    arr = np.asarray(y, dtype=float).ravel()
-    if arr.size != n:
-        raise InputDataError(f"y has {arr.size} values but X has {n} rows")
-    return arr
-
-
-def _years(X: pd.DataFrame, col: str) -> np.ndarray:
-    v = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = ~np.isfinite(v) | (v != np.round(v))
-    if bad.any():
-        raise InputDataError(
-            f"column {col!r} must hold integer years; {int(bad.sum())} row(s) do not "
-            f"(first at position {int(np.flatnonzero(bad)[0])})"
-        )
-    return v.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- spatial core
@@ -146,16 +102,16 @@ class _Cells:
         missing = ucells == 0
         if missing.any():
             n = int(missing[inv].sum())
-            raise InputDataError(f"column {cell_col!r} has {n} row(s) without an H3 cell")
+            raise SplitInputError(f"column {cell_col!r} has {n} row(s) without an H3 cell")
         res = {h3i.get_resolution(int(c)) for c in ucells.tolist()}
         if len(res) > 1:
-            raise InputDataError(
+            raise SplitInputError(
                 f"column {cell_col!r} mixes H3 resolutions {sorted(res)}; the buffer needs "
                 "one unit resolution"
             )
         self.res = res.pop() if res else 0
         if parent_res > self.res:
-            raise ConfigError(
+            raise SplitParameterError(
                 f"parent_res must be <= the unit resolution {self.res} of column "
                 f"{cell_col!r}; got {parent_res}"
             )
@@ -177,7 +133,7 @@ class _Cells:
         )
         bad = n_cells[n_cells > 1]
         if len(bad):
-            raise InputDataError(
+            raise SplitInputError(
                 f"{len(bad)} unit(s) have more than one {cell_col!r} across years; a unit "
                 "needs one cell so its rows stay in one fold",
                 [str(k) for k in bad.index[:20]],
@@ -200,7 +156,7 @@ def _assign_folds(
 ) -> np.ndarray:
     """Fold of each row (blocks kept whole), reproducible for a given seed."""
     if cells.n_blocks < n_splits:
-        raise InputDataError(
+        raise SplitInputError(
             f"only {cells.n_blocks} spatial block(s) for n_splits={n_splits}; use a finer "
             "parent_res or fewer folds"
         )
@@ -247,7 +203,7 @@ class _SpatialMixin:
         self.cell_col = _check_col(cell_col, "cell_col")
         self.buffer_rings = _check_int(buffer_rings, "buffer_rings", 0)
         if not isinstance(stratify, bool | np.bool_):
-            raise ConfigError(f"stratify must be True or False; got {stratify!r}")
+            raise SplitParameterError(f"stratify must be True or False; got {stratify!r}")
         self.stratify = bool(stratify)
         self.random_state = _check_seed(random_state)
 
@@ -310,8 +266,10 @@ class SpatialBlockKFold(_SpatialMixin, BaseCrossValidator):
         """Number of folds."""
         return self.n_splits
 
-    def _iter(self, X: Any, y: Any) -> Iterator[tuple[int, np.ndarray, np.ndarray, int]]:
-        X = _frame(X, [self.cell_col], type(self).__name__)
+    def _iter(
+        self, X: Any, y: Any, groups: Any
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, int]]:
+        X = _source(X, groups, [self.cell_col], type(self).__name__, self.cell_col)
         yv = _y_array(y, len(X))
         cells, fold = self._folds(X, yv)
         for k in range(self.n_splits):
@@ -322,17 +280,17 @@ class SpatialBlockKFold(_SpatialMixin, BaseCrossValidator):
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[_Split]:
         """Yield ``(train_idx, test_idx)`` row positions for each fold."""
-        for _, tr, te, _ in self._iter(X, y):
+        for _, tr, te, _ in self._iter(X, y, groups):
             yield tr, te
 
-    def split_report(self, X: Any, y: Any = None) -> pd.DataFrame:
+    def split_report(self, X: Any, y: Any = None, groups: Any = None) -> pd.DataFrame:
         """One row per fold: fold, n_train, n_test, n_dropped_by_buffer, test_positive_rate.
 
         ``test_positive_rate`` is the share of test rows with ``y > 0`` (NaN without y).
         """
         yv = None if y is None else np.asarray(y, dtype=float).ravel()
         rows = []
-        for k, tr, te, dropped in self._iter(X, y):
+        for k, tr, te, dropped in self._iter(X, y, groups):
             rate = float(np.mean(yv[te] > 0)) if yv is not None and te.size else np.nan
             rows.append(
                 {
@@ -390,7 +348,7 @@ class ForwardSplit(BaseCrossValidator):
                 if np.count_nonzero(present <= T - 1 - self.gap) >= self.min_train_years
             ]
             if not out:
-                raise InputDataError(
+                raise SplitInputError(
                     f"no year of {self.year_col!r} (years {present.min() if present.size else '-'}"
                     f"..{present.max() if present.size else '-'}) has min_train_years="
                     f"{self.min_train_years} earlier training years with gap={self.gap}"
@@ -398,10 +356,10 @@ class ForwardSplit(BaseCrossValidator):
             return out
         absent = [T for T in self.test_years if T not in set(present.tolist())]
         if absent:
-            raise InputDataError(f"test year(s) {absent} absent from column {self.year_col!r}")
+            raise SplitInputError(f"test year(s) {absent} absent from column {self.year_col!r}")
         empty = [T for T in self.test_years if not (present <= T - 1 - self.gap).any()]
         if empty:
-            raise InputDataError(
+            raise SplitInputError(
                 f"test year(s) {empty} have no training rows (year <= T - 1 - gap, gap={self.gap})"
             )
         return list(self.test_years)
@@ -410,15 +368,21 @@ class ForwardSplit(BaseCrossValidator):
         """Number of test years (needs ``X`` when ``test_years`` is None)."""
         if self.test_years is not None:
             return len(self.test_years)
+        if X is None and groups is None:
+            raise SplitParameterError(
+                "ForwardSplit.get_n_splits needs X (or groups) when test_years is None"
+            )
+        return len(self._resolve_years(self._row_years(X, groups)))
+
+    def _row_years(self, X: Any, groups: Any) -> np.ndarray:
         if X is None:
-            raise ConfigError("ForwardSplit.get_n_splits needs X when test_years is None")
-        X = _frame(X, [self.year_col], type(self).__name__)
-        return len(self._resolve_years(_years(X, self.year_col)))
+            X = np.zeros(len(groups))
+        src = _source(X, groups, [self.year_col], type(self).__name__, self.year_col)
+        return _years(src, self.year_col)
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[_Split]:
         """Yield ``(train_idx, test_idx)`` for each test year in ascending order."""
-        X = _frame(X, [self.year_col], type(self).__name__)
-        years = _years(X, self.year_col)
+        years = self._row_years(X, groups)
         for T in self._resolve_years(years):
             yield np.flatnonzero(years <= T - 1 - self.gap), np.flatnonzero(years == T)
 
@@ -455,12 +419,20 @@ class SpatioTemporalSplit(_SpatialMixin, ForwardSplit):
         ForwardSplit.__init__(self, test_years, min_train_years, year_col, gap)
         self._init_spatial(n_splits, parent_res, cell_col, buffer_rings, stratify, random_state)
 
+    def _row_years(self, X: Any, groups: Any) -> np.ndarray:
+        who = type(self).__name__
+        src = _source(X, groups, [self.year_col, self.cell_col], who, self.cell_col)
+        return _years(src, self.year_col)
+
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         """Number of test years times ``n_splits``."""
         return ForwardSplit.get_n_splits(self, X, y, groups) * self.n_splits
 
-    def _iter(self, X: Any, y: Any) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, int]]:
-        X = _frame(X, [self.year_col, self.cell_col], type(self).__name__)
+    def _iter(
+        self, X: Any, y: Any, groups: Any
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, int]]:
+        who = type(self).__name__
+        X = _source(X, groups, [self.year_col, self.cell_col], who, self.cell_col)
         years = _years(X, self.year_col)
         test_years = self._resolve_years(years)
         cells, fold = self._folds(X, _y_array(y, len(X)))
@@ -470,7 +442,7 @@ class SpatioTemporalSplit(_SpatialMixin, ForwardSplit):
             for k in range(self.n_splits):
                 test = now & (fold == k)
                 if not test.any():
-                    raise InputDataError(
+                    raise SplitInputError(
                         f"spatial fold {k} has no rows in test year {T}; use fewer folds or "
                         "a coarser parent_res"
                     )
@@ -480,14 +452,14 @@ class SpatioTemporalSplit(_SpatialMixin, ForwardSplit):
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[_Split]:
         """Yield ``(train_idx, test_idx)`` per (test year, fold)."""
-        for _, _, tr, te, _ in self._iter(X, y):
+        for _, _, tr, te, _ in self._iter(X, y, groups):
             yield tr, te
 
-    def split_report(self, X: Any, y: Any = None) -> pd.DataFrame:
+    def split_report(self, X: Any, y: Any = None, groups: Any = None) -> pd.DataFrame:
         """One row per split: year, fold, n_train, n_test, n_dropped_by_buffer, test_positive_rate."""
         yv = None if y is None else np.asarray(y, dtype=float).ravel()
         rows = []
-        for T, k, tr, te, dropped in self._iter(X, y):
+        for T, k, tr, te, dropped in self._iter(X, y, groups):
             rate = float(np.mean(yv[te] > 0)) if yv is not None else np.nan
             rows.append(
                 {
@@ -506,7 +478,8 @@ class RandomKFold(BaseCrossValidator):
     """Shuffled K-fold over rows, ignoring space, time and units.
 
     Overstates skill (neighbouring cells, and a unit's other years, leak into training);
-    for comparison with the spatial and temporal splitters only.
+    for comparison with the spatial and temporal splitters only. With ``groups`` (e.g.
+    the unit ids) the rows of a group stay in one fold (shuffled ``GroupKFold``).
     """
 
     def __init__(self, n_splits: int = 5, random_state: int | None = 42) -> None:
@@ -519,8 +492,21 @@ class RandomKFold(BaseCrossValidator):
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[_Split]:
         """Yield ``(train_idx, test_idx)`` for each fold."""
-        n = len(X)
+        n = _n_rows(X)
         if n < self.n_splits:
-            raise InputDataError(f"X has {n} rows, fewer than n_splits={self.n_splits}")
-        kf = KFold(self.n_splits, shuffle=True, random_state=self.random_state)
-        yield from kf.split(np.zeros((n, 1)))
+            raise SplitInputError(f"X has {n} rows, fewer than n_splits={self.n_splits}")
+        dummy = np.zeros((n, 1))
+        if groups is None:
+            kf = KFold(self.n_splits, shuffle=True, random_state=self.random_state)
+            yield from kf.split(dummy)
+            return
+        g = _source(X, groups, ["group"], type(self).__name__, "group")["group"]
+        if g.isna().any():
+            raise SplitInputError(f"groups is null in {int(g.isna().sum())} row(s)")
+        n_groups = g.nunique()
+        if n_groups < self.n_splits:
+            raise SplitInputError(
+                f"groups has {n_groups} groups, fewer than n_splits={self.n_splits}"
+            )
+        gkf = GroupKFold(self.n_splits, shuffle=True, random_state=self.random_state)
+        yield from gkf.split(dummy, groups=g.to_numpy())

@@ -23,25 +23,24 @@ import pandas as pd
 import sklearn
 
 from .._version import __version__
-from ..config import Config
+from ..config import Config, ModelConfig
 from ..contracts import conform
 from ..errors import InputDataError, StoreError
 from ..store.duckdb_store import Store
 from ..store.manifest import new_run_id
+from .estimators import RiskEstimator
 from .registry import load_model, save_model
+from .reporting import headline, lifts, optimism, summarise_cv
 from .scoring import score_units
 from .simulate import renewal_scenario, simulate, year_factor_cv
 from .training import (
     SCHEME_TEXT,
+    CVResult,
     ModelData,
     cross_validate,
     curves,
     fit_final,
-    headline,
-    lifts,
     model_data,
-    optimism,
-    summarise_cv,
 )
 
 __all__ = ["list_models", "run_simulation", "score_latest", "train_models"]
@@ -159,28 +158,23 @@ def _limitations(md: ModelData, year_cv: float) -> list[str]:
     return out
 
 
-def _train_one(
-    store: Store,
+def _card(
+    md: ModelData,
     cfg: Config,
-    unit_type: str,
-    run_id: str,
-    data_run: str | None,
-    inputs: list[dict[str, Any]],
-    tick: Callable[[str], None],
+    cv: CVResult,
+    final: RiskEstimator,
+    summary: pd.DataFrame,
+    version: str,
+    run: dict[str, Any],
+    store_path: str,
+    year_cv: float,
 ) -> dict[str, Any]:
-    mc = cfg.model
-    md = _load_data(store, cfg, unit_type)
-    cv = cross_validate(md, mc, h3_resolution=cfg.h3_resolution, progress=tick)
-    tick(f"{unit_type}: final fit")
-    final = fit_final(md, mc)
-    summary = summarise_cv(cv.metrics)
-    ft = cv.forward_totals
-    year_cv = float(year_factor_cv(ft["observed"], ft["expected"])) if len(ft) >= 3 else 0.0
-    version = _version(md, cfg, inputs)
-    lab = md.labelled
+    """The model card (``card.json``) of a trained model."""
+    mc, lab, ft = cfg.model, md.labelled, cv.forward_totals
+    unit_type, created, run_id = md.unit_type, run["created"], run["run_id"]
+    data_run, inputs = run["data_run"], run["inputs"]
     head = headline(summary)
-    created = _now()
-    card: dict[str, Any] = {
+    return {
         "model_version": version,
         "unit_type": unit_type,
         "kind": mc.kind,
@@ -188,7 +182,7 @@ def _train_one(
         "run_id": run_id,
         "package_version": __version__,
         "sklearn_version": sklearn.__version__,
-        "data": {"run_id": data_run, "store": str(store.path), "inputs": inputs},
+        "data": {"run_id": data_run, "store": store_path, "inputs": inputs},
         "training_window": {
             "feature_years": [int(lab["year"].min()), int(lab["year"].max())],
             "target_years": [int(lab["year"].min()) + 1, int(lab["year"].max()) + 1],
@@ -216,13 +210,26 @@ def _train_one(
         },
         "limitations": _limitations(md, year_cv),
     }
-    folder = save_model(cfg.out_dir / "models", version, final, card)
-    reg = pd.DataFrame(
+
+
+def _registry_row(
+    card: dict[str, Any],
+    md: ModelData,
+    run: dict[str, Any],
+    folder: str,
+    year_cv: float,
+    cv: CVResult,
+) -> pd.DataFrame:
+    """The ``models`` table row of a trained model."""
+    mc, lab, head = card["config"], md.labelled, card["headline"]
+    version, unit_type = card["model_version"], md.unit_type
+    run_id, created, data_run = run["run_id"], run["created"], run["data_run"]
+    return pd.DataFrame(
         [
             {
                 "model_version": version,
                 "unit_type": unit_type,
-                "kind": mc.kind,
+                "kind": mc["kind"],
                 "run_id": run_id,
                 "created_at": created,
                 "data_run_id": data_run,
@@ -247,10 +254,36 @@ def _train_one(
                 },
                 "year_cv": year_cv,
                 "warnings": json.dumps(cv.warnings),
-                "path": str(folder),
+                "path": folder,
             }
         ]
     )
+
+
+def _train_one(
+    store: Store,
+    cfg: Config,
+    unit_type: str,
+    run_id: str,
+    data_run: str | None,
+    inputs: list[dict[str, Any]],
+    tick: Callable[[str], None],
+) -> dict[str, Any]:
+    mc = cfg.model
+    md = _load_data(store, cfg, unit_type)
+    cv = cross_validate(md, mc, h3_resolution=cfg.h3_resolution, progress=tick)
+    tick(f"{unit_type}: final fit")
+    final = fit_final(md, mc)
+    summary = summarise_cv(cv.metrics)
+    ft = cv.forward_totals
+    year_cv = float(year_factor_cv(ft["observed"], ft["expected"])) if len(ft) >= 3 else 0.0
+    version = _version(md, cfg, inputs)
+    head = headline(summary)
+    created = _now()
+    run = {"run_id": run_id, "created": created, "data_run": data_run, "inputs": inputs}
+    card = _card(md, cfg, cv, final, summary, version, run, str(store.path), year_cv)
+    folder = save_model(cfg.out_dir / "models", version, final, card)
+    reg = _registry_row(card, md, run, str(folder), year_cv, cv)
     metrics = cv.metrics.assign(model_version=version, unit_type=unit_type)
     imp = cv.importance.assign(model_version=version)
     with store.transaction():
@@ -400,6 +433,120 @@ def _current_scores(store: Store, unit_type: str) -> pd.DataFrame:
     return df
 
 
+def _renewal_row(
+    common: dict[str, Any],
+    horizon: int,
+    rk: float | None,
+    ru: int | None,
+    ren: dict[str, Any],
+    residual: float,
+) -> pd.DataFrame:
+    """The ``renewal`` table row of one scenario."""
+    return pd.DataFrame(
+        [
+            {
+                **common,
+                "horizon": horizon,
+                "replace_km": rk,
+                "replace_units": ru,
+                "units_replaced": ren["units_replaced"],
+                "km_replaced": ren["km_replaced"],
+                "share_replaced": (
+                    ren["share_of_length"]
+                    if ren.get("share_of_length") is not None
+                    else ren["share_of_units"]
+                ),
+                "residual": residual,
+                "expected_breaks_baseline": ren["expected_breaks_baseline"],
+                "expected_breaks_after": ren["expected_breaks_after"],
+                "expected_breaks_avoided": ren["expected_breaks_avoided"],
+                "avoided_p10": ren["avoided_p10"],
+                "avoided_p50": ren["avoided_p50"],
+                "avoided_p90": ren["avoided_p90"],
+                "breaks_avoided_per_km": ren["breaks_avoided_per_km"],
+                "is_current": True,
+            }
+        ]
+    )
+
+
+def _simulate_one(
+    store: Store, mc: ModelConfig, ut: str, run_id: str, opts: dict[str, Any]
+) -> dict[str, Any]:
+    """Simulate one unit type from its current scores and store the results."""
+    horizon, n_sims, seed, unit_h = opts["horizon"], opts["n_sims"], opts["seed"], opts["unit_h"]
+    replace_km, replace_units = opts["replace_km"], opts["replace_units"]
+    sc = _current_scores(store, ut)
+    version = str(sc["model_version"].iloc[0])
+    reg = store.query("SELECT year_cv FROM models WHERE model_version = ?", [version])
+    year_cv = (
+        float(reg["year_cv"].iloc[0]) if not reg.empty and pd.notna(reg["year_cv"].iloc[0]) else 0.0
+    )
+    mu = sc["expected_breaks"].to_numpy(dtype=float)
+    ids = sc["unit_id"].astype(str).tolist()
+    kw = {
+        "horizon": horizon,
+        "n_sims": n_sims,
+        "seed": seed,
+        "year_cv": year_cv,
+        "annual_growth": mc.annual_growth,
+    }
+    base = simulate(mu, unit_ids=ids, unit_horizons=unit_h, **kw)
+    length = sc["length_km"].to_numpy(dtype=float)
+    has_len = bool(np.isfinite(length).all() and (length > 0).any())
+    rk = replace_km if replace_km is not None else (mc.renewal_km if has_len else None)
+    ru = (
+        None
+        if rk is not None
+        else (replace_units if replace_units is not None else mc.renewal_units)
+    )
+    if rk is not None and not has_len:
+        raise InputDataError(
+            f"{ut} units have no length, so 'replace the riskiest N km' is undefined; "
+            "use --replace-units"
+        )
+    ren, selected = renewal_scenario(
+        mu,
+        sc["risk_score"].to_numpy(dtype=float),
+        length_km=length if has_len else None,
+        replace_km=rk,
+        replace_units=ru,
+        residual=mc.renewal_residual,
+        **kw,
+    )
+    renewed = np.where(selected, mu * mc.renewal_residual, mu)
+    after = simulate(renewed, unit_ids=ids, unit_horizons=[horizon], **kw)
+    common = {"run_id": run_id, "model_version": version, "unit_type": ut}
+    city = pd.concat(
+        [base.city.assign(scenario="baseline"), after.city.assign(scenario="renewal")],
+        ignore_index=True,
+    ).assign(**common, n_sims=n_sims, seed=seed, is_current=True)
+    units = base.units.assign(**common, is_current=True)
+    renewal_row = _renewal_row(common, horizon, rk, ru, ren, mc.renewal_residual)
+    with store.transaction():
+        for name, df in (
+            ("simulation_city", city),
+            ("simulation_unit", units),
+            ("renewal", renewal_row),
+        ):
+            store.ensure_table(name)
+            store.execute(f'UPDATE "{name}" SET is_current = false WHERE unit_type = ?', [ut])
+            store.insert(name, conform(df, f"model/{name}"))
+    last = base.city.iloc[-1]
+    return {
+        "unit_type": ut,
+        "model_version": version,
+        "horizon": horizon,
+        "n_sims": n_sims,
+        "year_cv": year_cv,
+        "city": base.city.to_dict(orient="records"),
+        f"breaks_over_{horizon}_years": {
+            k: round(float(last[k]), 1) for k in ("expected", "p10", "p50", "p90", "p95")
+        },
+        "renewal": ren,
+    }
+
+
 def run_simulation(
     cfg: Config,
     *,
@@ -420,6 +567,14 @@ def run_simulation(
     unit_h = sorted({h for h in mc.unit_horizons if h <= horizon} | {horizon})
     run_id = new_run_id()
     out = []
+    opts = {
+        "horizon": horizon,
+        "n_sims": n_sims,
+        "seed": seed,
+        "unit_h": unit_h,
+        "replace_km": replace_km,
+        "replace_units": replace_units,
+    }
     with Store(cfg.store_path) as store:
         if store.count("risk_scores") == 0:
             raise InputDataError("no risk scores in the store; run `twmb score` first")
@@ -432,105 +587,5 @@ def run_simulation(
                 f"no current scores for {list(unit_types or mc.unit_types)}; run `twmb score`"
             )
         for ut in types:
-            sc = _current_scores(store, ut)
-            version = str(sc["model_version"].iloc[0])
-            reg = store.query("SELECT year_cv FROM models WHERE model_version = ?", [version])
-            year_cv = (
-                float(reg["year_cv"].iloc[0])
-                if not reg.empty and pd.notna(reg["year_cv"].iloc[0])
-                else 0.0
-            )
-            mu = sc["expected_breaks"].to_numpy(dtype=float)
-            ids = sc["unit_id"].astype(str).tolist()
-            kw = {
-                "horizon": horizon,
-                "n_sims": n_sims,
-                "seed": seed,
-                "year_cv": year_cv,
-                "annual_growth": mc.annual_growth,
-            }
-            base = simulate(mu, unit_ids=ids, unit_horizons=unit_h, **kw)
-            length = sc["length_km"].to_numpy(dtype=float)
-            has_len = bool(np.isfinite(length).all() and (length > 0).any())
-            rk = replace_km if replace_km is not None else (mc.renewal_km if has_len else None)
-            ru = (
-                None
-                if rk is not None
-                else (replace_units if replace_units is not None else mc.renewal_units)
-            )
-            if rk is not None and not has_len:
-                raise InputDataError(
-                    f"{ut} units have no length, so 'replace the riskiest N km' is undefined; "
-                    "use --replace-units"
-                )
-            ren, selected = renewal_scenario(
-                mu,
-                sc["risk_score"].to_numpy(dtype=float),
-                length_km=length if has_len else None,
-                replace_km=rk,
-                replace_units=ru,
-                residual=mc.renewal_residual,
-                **kw,
-            )
-            renewed = np.where(selected, mu * mc.renewal_residual, mu)
-            after = simulate(renewed, unit_ids=ids, unit_horizons=[horizon], **kw)
-            common = {"run_id": run_id, "model_version": version, "unit_type": ut}
-            city = pd.concat(
-                [base.city.assign(scenario="baseline"), after.city.assign(scenario="renewal")],
-                ignore_index=True,
-            ).assign(**common, n_sims=n_sims, seed=seed, is_current=True)
-            units = base.units.assign(**common, is_current=True)
-            renewal_row = pd.DataFrame(
-                [
-                    {
-                        **common,
-                        "horizon": horizon,
-                        "replace_km": rk,
-                        "replace_units": ru,
-                        "units_replaced": ren["units_replaced"],
-                        "km_replaced": ren["km_replaced"],
-                        "share_replaced": (
-                            ren["share_of_length"]
-                            if ren.get("share_of_length") is not None
-                            else ren["share_of_units"]
-                        ),
-                        "residual": mc.renewal_residual,
-                        "expected_breaks_baseline": ren["expected_breaks_baseline"],
-                        "expected_breaks_after": ren["expected_breaks_after"],
-                        "expected_breaks_avoided": ren["expected_breaks_avoided"],
-                        "avoided_p10": ren["avoided_p10"],
-                        "avoided_p50": ren["avoided_p50"],
-                        "avoided_p90": ren["avoided_p90"],
-                        "breaks_avoided_per_km": ren["breaks_avoided_per_km"],
-                        "is_current": True,
-                    }
-                ]
-            )
-            with store.transaction():
-                for name, df in (
-                    ("simulation_city", city),
-                    ("simulation_unit", units),
-                    ("renewal", renewal_row),
-                ):
-                    store.ensure_table(name)
-                    store.execute(
-                        f'UPDATE "{name}" SET is_current = false WHERE unit_type = ?', [ut]
-                    )
-                    store.insert(name, conform(df, f"model/{name}"))
-            last = base.city.iloc[-1]
-            out.append(
-                {
-                    "unit_type": ut,
-                    "model_version": version,
-                    "horizon": horizon,
-                    "n_sims": n_sims,
-                    "year_cv": year_cv,
-                    "city": base.city.to_dict(orient="records"),
-                    f"breaks_over_{horizon}_years": {
-                        k: round(float(last[k]), 1)
-                        for k in ("expected", "p10", "p50", "p90", "p95")
-                    },
-                    "renewal": ren,
-                }
-            )
+            out.append(_simulate_one(store, mc, ut, run_id, opts))
     return {"run_id": run_id, "simulations": out}

@@ -30,16 +30,15 @@ from .baselines import (
     MaterialDecadeBaseline,
     PastBreaksBaseline,
 )
-from .estimators import DEFAULT_FEATURES, BreakRiskModel
+from .estimators import DEFAULT_FEATURES, RiskEstimator, make_estimator
 from .metrics import (
     calibration_table,
     capture_at,
     capture_curve,
     evaluate,
-    leakage_warnings,
-    lift,
     roc_auc,
 )
+from .reporting import MODEL, leakage
 from .splitters import ForwardSplit, RandomKFold, SpatialBlockKFold, SpatioTemporalSplit
 
 __all__ = [
@@ -48,19 +47,18 @@ __all__ = [
     "CVResult",
     "ModelData",
     "cross_validate",
+    "curves",
     "fit_final",
+    "fit_model",
     "make_model",
     "model_data",
     "permutation_importance",
-    "summarise_cv",
 ]
 
 log = logging.getLogger(__name__)
 
 #: shares of the network at which capture and precision are reported
 FRACS = (0.01, 0.05, 0.10)
-#: model name of the trained model in the metric tables (baselines use their own names)
-MODEL = "model"
 SCHEME_TEXT = {
     "forward": "train on years < T, test on year T (targets T + 1), T walking forward",
     "spatial": "K-fold over H3 parent blocks, training rows within the ring buffer dropped",
@@ -232,10 +230,10 @@ def model_data(
     return ModelData(unit_type, rows, feats, weight_col, base, notes)
 
 
-def make_model(md: ModelData, mc: ModelConfig) -> BreakRiskModel:
+def make_model(md: ModelData, mc: ModelConfig) -> RiskEstimator:
     """The configured estimator on ``md``'s features."""
-    return BreakRiskModel(
-        kind=mc.kind,  # type: ignore[arg-type]
+    return make_estimator(
+        mc.kind,
         features=md.features,
         calibrate=mc.calibrate,
         random_state=mc.seed,
@@ -251,7 +249,7 @@ def _labelled_years(df: pd.DataFrame) -> list[int]:
 def _splitter(scheme: str, md: ModelData, mc: ModelConfig, lab: pd.DataFrame, res: int) -> Any:
     years = _labelled_years(lab)
     block = min(mc.block_resolution, res)
-    spatial_kw = {
+    spatial_kw: dict[str, Any] = {
         "parent_res": block,
         "cell_col": "block_cell",
         "buffer_rings": mc.buffer_rings,
@@ -341,6 +339,81 @@ class CVResult:
     skipped: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Parts:
+    """What the folds of :func:`cross_validate` accumulate."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    totals: list[dict[str, Any]] = field(default_factory=list)
+    preds: list[pd.DataFrame] = field(default_factory=list)
+    imp: list[pd.DataFrame] = field(default_factory=list)
+
+
+@dataclass
+class _Fold:
+    """One validation fold: scheme, fold number, test year, training and test rows."""
+
+    scheme: str
+    k: int
+    year: int | None
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def _run_fold(
+    md: ModelData, mc: ModelConfig, f: _Fold, rng: np.random.Generator, parts: _Parts
+) -> None:
+    """Fit the model and every baseline on one fold and record what it measured."""
+    trd, ted = f.train, f.test
+    ytr = trd["target_count"].to_numpy(dtype=float)
+    if (ytr > 0).sum() == 0 or len(ted) == 0:
+        log.warning(
+            "%s %s fold %d skipped: no breaks in training rows", md.unit_type, f.scheme, f.k
+        )
+        return
+    model = fit_model(make_model(md, mc), trd, ytr)
+    score = model.risk_score(ted)
+    prob = model.break_probability(ted)
+    head = (md, f.scheme)
+    parts.rows += _metric_rows(*head, MODEL, f.k, f.year, len(trd), ted, score, prob)
+    fold_preds = {MODEL: score}
+    for name, make in md.baselines.items():
+        b = make().fit(trd, ytr)
+        bs = b.risk_score(ted)
+        bp = b.break_probability(ted)
+        parts.rows += _metric_rows(*head, name, f.k, f.year, len(trd), ted, bs, bp)
+        fold_preds[name] = bs
+    if f.scheme == "forward":
+        parts.totals.append(
+            {
+                "test_year": f.year,
+                "observed": float(ted["target_count"].sum()),
+                "expected": float(model.expected_breaks(ted).sum()),
+            }
+        )
+        parts.preds.append(
+            pd.DataFrame(
+                {
+                    "test_year": f.year,
+                    "y": ted["target_count"].to_numpy(dtype=float),
+                    "prob": prob,
+                    "weight": md.weight(ted) if md.weight_col else 1.0,
+                    **fold_preds,
+                }
+            )
+        )
+    if f.scheme == "spatial" and mc.importance_repeats > 0:
+        n_take = max(100, mc.importance_max_rows // max(mc.spatial_folds, 1))
+        take = (
+            np.sort(rng.permutation(len(ted))[:n_take])
+            if len(ted) > n_take
+            else np.arange(len(ted))
+        )
+        parts.imp.append(
+            permutation_importance(model, ted.iloc[take], md, mc.importance_repeats, rng)
+        )
+
+
 def cross_validate(
     md: ModelData,
     mc: ModelConfig,
@@ -356,10 +429,7 @@ def cross_validate(
     permutation importance on the spatial folds.
     """
     lab = md.labelled
-    rows: list[dict[str, Any]] = []
-    totals: list[dict[str, Any]] = []
-    preds: list[pd.DataFrame] = []
-    imp: list[pd.DataFrame] = []
+    parts = _Parts()
     rng = np.random.default_rng(mc.seed)
     skipped: list[str] = []
     for scheme in mc.schemes:
@@ -378,60 +448,14 @@ def cross_validate(
         for k, year, tr, te in folds:
             if progress:
                 progress(f"{md.unit_type}: {scheme} fold {k + 1}")
-            trd, ted = lab.iloc[tr], lab.iloc[te]
-            ytr = trd["target_count"].to_numpy(dtype=float)
-            if (ytr > 0).sum() == 0 or len(ted) == 0:
-                log.warning(
-                    "%s %s fold %d skipped: no breaks in training rows", md.unit_type, scheme, k
-                )
-                continue
-            model = make_model(md, mc).fit(trd, ytr)
-            score = model.predict(ted)
-            prob = model.predict_proba(ted)[:, 1]
-            rows += _metric_rows(md, scheme, MODEL, k, year, len(tr), ted, score, prob)
-            fold_preds = {MODEL: score}
-            for name, make in md.baselines.items():
-                b = make().fit(trd, ytr)
-                bs = b.predict(ted)
-                rows += _metric_rows(
-                    md, scheme, name, k, year, len(tr), ted, bs, b.predict_proba(ted)[:, 1]
-                )
-                fold_preds[name] = bs
-            if scheme == "forward":
-                totals.append(
-                    {
-                        "test_year": year,
-                        "observed": float(ted["target_count"].sum()),
-                        "expected": float(model.expected_breaks(ted).sum()),
-                    }
-                )
-                preds.append(
-                    pd.DataFrame(
-                        {
-                            "test_year": year,
-                            "y": ted["target_count"].to_numpy(dtype=float),
-                            "prob": prob,
-                            "weight": md.weight(ted) if md.weight_col else 1.0,
-                            **fold_preds,
-                        }
-                    )
-                )
-            if scheme == "spatial" and mc.importance_repeats > 0:
-                n_take = max(100, mc.importance_max_rows // max(mc.spatial_folds, 1))
-                take = (
-                    np.sort(rng.permutation(len(ted))[:n_take])
-                    if len(ted) > n_take
-                    else np.arange(len(ted))
-                )
-                imp.append(
-                    permutation_importance(model, ted.iloc[take], md, mc.importance_repeats, rng)
-                )
-    metrics = pd.DataFrame(rows)
-    warns = _leakage(metrics)
-    importance = _importance_summary(imp, md.unit_type)
+            _run_fold(md, mc, _Fold(scheme, k, year, lab.iloc[tr], lab.iloc[te]), rng, parts)
+    metrics = pd.DataFrame(parts.rows)
+    warns = leakage(metrics)
+    importance = _importance_summary(parts.imp, md.unit_type)
+    preds = parts.preds
     return CVResult(
         metrics=metrics,
-        forward_totals=pd.DataFrame(totals, columns=["test_year", "observed", "expected"]),
+        forward_totals=pd.DataFrame(parts.totals, columns=["test_year", "observed", "expected"]),
         forward_predictions=pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(),
         importance=importance,
         warnings=warns,
@@ -454,7 +478,7 @@ def _score_drop(
 
 
 def permutation_importance(
-    model: BreakRiskModel,
+    model: RiskEstimator,
     test: pd.DataFrame,
     md: ModelData,
     repeats: int,
@@ -465,16 +489,16 @@ def permutation_importance(
     One row per feature, metric and repeat; feature columns are permuted across the
     test rows with ``rng`` while the others stay fixed.
     """
-    A = model._matrix(test)
+    A = model.feature_matrix(test)
     y = test["target_count"].to_numpy(dtype=float)
     w = md.weight(test)
-    base = model.predict_matrix(A)
+    base = model.risk_score_matrix(A)
     rows = []
     for j, feat in enumerate(model.feature_names_in_):
         for r in range(repeats):
             B = A.copy()
             B[:, j] = A[rng.permutation(len(A)), j]
-            for metric, drop in _score_drop(y, w, base, model.predict_matrix(B)).items():
+            for metric, drop in _score_drop(y, w, base, model.risk_score_matrix(B)).items():
                 rows.append({"feature": str(feat), "metric": metric, "repeat": r, "drop": drop})
     return pd.DataFrame(rows, columns=["feature", "metric", "repeat", "drop"])
 
@@ -492,99 +516,6 @@ def _importance_summary(parts: list[pd.DataFrame], unit_type: str) -> pd.DataFra
     s["rank"] = s.groupby("metric").cumcount() + 1
     s["unit_type"] = unit_type
     return s[cols].reset_index(drop=True)
-
-
-def summarise_cv(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation and fold count per scheme, model and metric."""
-    if metrics.empty:
-        return pd.DataFrame(columns=["scheme", "model", "metric", "mean", "std", "n_folds"])
-    g = metrics.groupby(["scheme", "model", "metric"], sort=True)["value"]
-    return pd.DataFrame(
-        {"mean": g.mean(), "std": g.std(ddof=1), "n_folds": g.count()}
-    ).reset_index()
-
-
-def _means(summary: pd.DataFrame, scheme: str) -> dict[str, dict[str, float]]:
-    s = summary[summary["scheme"] == scheme]
-    out: dict[str, dict[str, float]] = {}
-    for r in s.itertuples(index=False):
-        out.setdefault(str(r.model), {})[str(r.metric)] = float(r.mean)
-    return out
-
-
-def _leakage(metrics: pd.DataFrame) -> list[str]:
-    """Leakage guard per non-random scheme (random K-fold is optimistic by design)."""
-    summary = summarise_cv(metrics)
-    out = []
-    for scheme in summary["scheme"].unique():
-        if scheme == "random":
-            continue
-        # units that never broke tie at zero under every history baseline, so their
-        # capture is the random share: comparing against it would always "warn"
-        means = {
-            name: {k: v for k, v in m.items() if "_new_" not in k}
-            for name, m in _means(summary, scheme).items()
-        }
-        model = means.pop(MODEL, {})
-        for w in leakage_warnings(model, means):
-            out.append(f"{scheme}: {w}")
-    return out
-
-
-def headline(summary: pd.DataFrame) -> dict[str, Any]:
-    """The figures a registry row and a dashboard need, from :func:`summarise_cv`."""
-
-    def get(scheme: str, model: str, metric: str) -> float | None:
-        s = summary[
-            (summary["scheme"] == scheme)
-            & (summary["model"] == model)
-            & (summary["metric"] == metric)
-        ]
-        if s.empty or not np.isfinite(s["mean"].iloc[0]):
-            return None
-        return float(s["mean"].iloc[0])
-
-    fw = _means(summary, "forward")
-    base = {k: v.get("capture_5pct", math.nan) for k, v in fw.items() if k != MODEL}
-    base = {k: v for k, v in base.items() if math.isfinite(v)}
-    best = max(base, key=base.__getitem__) if base else None
-    rnd, spa = get("random", MODEL, "capture_5pct"), get("spatial", MODEL, "capture_5pct")
-    return {
-        "forward_capture_5pct": get("forward", MODEL, "capture_5pct"),
-        "forward_capture_10pct": get("forward", MODEL, "capture_10pct"),
-        "forward_roc_auc": get("forward", MODEL, "roc_auc"),
-        "spatial_capture_5pct": spa,
-        "random_capture_5pct": rnd,
-        "random_cv_optimism_5pct": None if rnd is None or spa is None else rnd - spa,
-        "best_baseline": best,
-        "best_baseline_capture_5pct": base.get(best) if best else None,
-    }
-
-
-def lifts(summary: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-    """Model / baseline capture ratios per scheme and baseline."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for scheme in summary["scheme"].unique():
-        means = _means(summary, scheme)
-        model = means.pop(MODEL, {})
-        out[str(scheme)] = {b: lift(model, m) for b, m in means.items()}
-    return out
-
-
-def optimism(summary: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """How much random K-fold overstates skill against spatial and forward validation."""
-    out: dict[str, dict[str, float | None]] = {}
-    means = {s: _means(summary, s).get(MODEL, {}) for s in ("random", "spatial", "forward")}
-    for metric in ("capture_5pct", "capture_10pct", "roc_auc", "pr_auc"):
-        r = means["random"].get(metric)
-        row: dict[str, float | None] = {}
-        for other in ("spatial", "forward"):
-            o = means[other].get(metric)
-            ok = r is not None and o is not None and math.isfinite(r) and math.isfinite(o)
-            row[f"random_minus_{other}"] = (r - o) if ok else None  # type: ignore[operator]
-            row[f"random_over_{other}"] = (r / o) if ok and o else None  # type: ignore[operator]
-        out[metric] = row
-    return out
 
 
 def curves(preds: pd.DataFrame, md: ModelData) -> dict[str, Any]:
@@ -610,10 +541,17 @@ def curves(preds: pd.DataFrame, md: ModelData) -> dict[str, Any]:
     }
 
 
-def fit_final(md: ModelData, mc: ModelConfig) -> BreakRiskModel:
+def fit_final(md: ModelData, mc: ModelConfig) -> RiskEstimator:
     """Fit the configured model on every labelled row."""
     lab = md.labelled
     y = lab["target_count"].to_numpy(dtype=float)
     if (y > 0).sum() == 0:
         raise InputDataError(f"no {md.unit_type} breaks in the labelled years: nothing to learn")
-    return make_model(md, mc).fit(lab, y)
+    return fit_model(make_model(md, mc), lab, y)
+
+
+def fit_model(model: RiskEstimator, X: pd.DataFrame, y_count: np.ndarray) -> RiskEstimator:
+    """Fit ``model`` on break counts: the count itself, or ``y > 0`` for a classifier."""
+    if model.predicts_counts:
+        return model.fit(X, y_count)
+    return model.fit(X, np.where(np.isnan(y_count), np.nan, y_count > 0))
