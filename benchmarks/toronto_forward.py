@@ -1,4 +1,4 @@
-"""Forward validation of next-year break risk on Toronto H3 cells (issue 4 anchor).
+"""Forward validation of next-year break risk on Toronto H3 cells (the anchor figure of docs/model.md).
 
 For each test year T in 2008..2015: train on cell rows with ``year <= T - 1`` (targets
 up to T), score the rows with ``year == T`` (target = breaks in T + 1, i.e. 2009..2016).

@@ -16,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from ._paths import data_dir
+from .core.model_kinds import MODEL_KINDS
 from .core.units import UNIT_TYPES, unit_type_names
 from .core.vocab import DEFAULT_TIERS
 from .errors import ConfigError
@@ -84,7 +85,6 @@ class FeatureConfig:
 
 _FEATURE_KEYS = {f for f in FeatureConfig.__dataclass_fields__}
 
-MODEL_KINDS = ("poisson", "hgb", "logistic", "lightgbm")
 CV_SCHEMES = ("forward", "spatial", "spatiotemporal", "random")
 
 

@@ -1,1 +1,1 @@
-"""Batch ML: validation splitters, baselines, metrics, models (issue 4)."""
+"""Batch ML: validation splitters, baselines, metrics, estimators, scoring and simulation."""

@@ -42,8 +42,8 @@ column is a feature. Rows whose target is null (the last panel year) are ignored
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar, Final, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import pandas as pd
@@ -61,6 +61,7 @@ from sklearn.utils import Tags
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
+from ..core.model_kinds import MODEL_KINDS, model_kind
 from ..features.history import HISTORY_FEATURES
 from ._arrays import count_target, frame_numeric, is_frame, label_target, missing_columns_error
 
@@ -85,9 +86,13 @@ DEFAULT_MAX_ITER: Final[int] = 100
 #: Default boosting learning rate (``[model] learning_rate``).
 DEFAULT_LEARNING_RATE: Final[float] = 0.1
 #: Kinds of :class:`BreakCountRegressor`.
-REGRESSOR_KINDS: Final[tuple[str, ...]] = ("poisson", "lightgbm")
+REGRESSOR_KINDS: Final[tuple[str, ...]] = tuple(
+    n for n, k in MODEL_KINDS.items() if k.task == "count"
+)
 #: Kinds of :class:`BreakRiskClassifier`.
-CLASSIFIER_KINDS: Final[tuple[str, ...]] = ("hgb", "logistic")
+CLASSIFIER_KINDS: Final[tuple[str, ...]] = tuple(
+    n for n, k in MODEL_KINDS.items() if k.task == "probability"
+)
 
 #: Default feature columns (panel history, spatial lags, exposure/size).
 DEFAULT_FEATURES: tuple[str, ...] = (
@@ -117,8 +122,6 @@ FORBIDDEN_FEATURES: frozenset[str] = frozenset(
     {"target_count", "target_any", "unit_type", "unit_id", "cell", "year", "history_years"}
 )
 
-RegressorKind = Literal["poisson", "lightgbm"]
-ClassifierKind = Literal["hgb", "logistic"]
 _P_MAX_EXPECTED = 1.0 - 1e-9
 
 
@@ -311,7 +314,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
 
     def __init__(
         self,
-        kind: RegressorKind = "poisson",
+        kind: str = "poisson",
         features: Sequence[str] | None = None,
         calibrate: bool = True,
         random_state: int | None = 42,
@@ -339,29 +342,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         return tags
 
     def _booster(self) -> BaseEstimator:
-        if self.kind == "poisson":
-            return HistGradientBoostingRegressor(loss="poisson", **self._hgb_kwargs())
-        if self.kind == "lightgbm":
-            try:
-                from lightgbm import LGBMRegressor
-            except ImportError:
-                raise ImportError(
-                    "kind='lightgbm' needs the optional lightgbm package "
-                    "(pip install lightgbm); or use kind='poisson' (HistGradientBoosting)"
-                ) from None
-            return LGBMRegressor(
-                objective="poisson",
-                n_estimators=self.max_iter,
-                learning_rate=self.learning_rate,
-                num_leaves=self.max_leaf_nodes,
-                min_child_samples=self.min_samples_leaf,
-                reg_lambda=self.l2_regularization,
-                random_state=self.random_state,
-                deterministic=True,
-                n_jobs=2,
-                verbose=-1,
-            )
-        raise ValueError(f"kind must be one of {REGRESSOR_KINDS}, got {self.kind!r}")
+        return _learner(self, "count")
 
     def fit(self, X: Any, y: ArrayLike) -> BreakCountRegressor:
         """Fit on rows ``X`` and break counts ``y`` (``target_count``; null rows ignored)."""
@@ -434,7 +415,7 @@ class BreakRiskClassifier(ClassifierMixin, _PanelModel):
 
     def __init__(
         self,
-        kind: ClassifierKind = "hgb",
+        kind: str = "hgb",
         features: Sequence[str] | None = None,
         calibrate: bool = True,
         random_state: int | None = 42,
@@ -465,18 +446,7 @@ class BreakRiskClassifier(ClassifierMixin, _PanelModel):
         return tags
 
     def _base(self) -> BaseEstimator:
-        if self.kind == "hgb":
-            return HistGradientBoostingClassifier(class_weight="balanced", **self._hgb_kwargs())
-        if self.kind == "logistic":
-            return make_pipeline(
-                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                FunctionTransformer(_signed_log1p),
-                StandardScaler(),
-                LogisticRegression(
-                    C=self.C, class_weight="balanced", max_iter=1000, random_state=self.random_state
-                ),
-            )
-        raise ValueError(f"kind must be one of {CLASSIFIER_KINDS}, got {self.kind!r}")
+        return _learner(self, "probability")
 
     def _binary(self, labels: NDArray[Any]) -> NDArray[np.int64]:
         y_type = type_of_target(labels, input_name="y", raise_unknown=True)
@@ -532,14 +502,82 @@ class BreakRiskClassifier(ClassifierMixin, _PanelModel):
         return -np.log1p(-p)
 
 
+#: builds the learner of one model kind from the estimator's parameters
+LearnerFactory = Callable[[Any], BaseEstimator]
+
+
+def _poisson(est: Any) -> BaseEstimator:
+    return HistGradientBoostingRegressor(loss="poisson", **est._hgb_kwargs())
+
+
+def _lightgbm(est: Any) -> BaseEstimator:
+    try:
+        from lightgbm import LGBMRegressor  # an optional dependency
+    except ImportError:
+        raise ImportError(
+            "kind='lightgbm' needs the optional lightgbm package "
+            "(pip install lightgbm); or use kind='poisson' (HistGradientBoosting)"
+        ) from None
+    return LGBMRegressor(
+        objective="poisson",
+        n_estimators=est.max_iter,
+        learning_rate=est.learning_rate,
+        num_leaves=est.max_leaf_nodes,
+        min_child_samples=est.min_samples_leaf,
+        reg_lambda=est.l2_regularization,
+        random_state=est.random_state,
+        deterministic=True,
+        n_jobs=2,
+        verbose=-1,
+    )
+
+
+def _hgb(est: Any) -> BaseEstimator:
+    return HistGradientBoostingClassifier(class_weight="balanced", **est._hgb_kwargs())
+
+
+def _logistic(est: Any) -> BaseEstimator:
+    return make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        FunctionTransformer(_signed_log1p),
+        StandardScaler(),
+        LogisticRegression(
+            C=est.C, class_weight="balanced", max_iter=1000, random_state=est.random_state
+        ),
+    )
+
+
+#: model kind -> learner factory (every kind of :data:`twmb_geo.core.model_kinds.MODEL_KINDS`)
+LEARNERS: dict[str, LearnerFactory] = {
+    "poisson": _poisson,
+    "lightgbm": _lightgbm,
+    "hgb": _hgb,
+    "logistic": _logistic,
+}
+
+
+def register_learner(kind: str, factory: LearnerFactory) -> None:
+    """Register the learner of the registered model kind ``kind``."""
+    model_kind(kind)
+    if kind in LEARNERS:
+        raise ValueError(f"model kind {kind!r} already has a learner")
+    LEARNERS[kind] = factory
+
+
+def _learner(est: Any, task: str) -> BaseEstimator:
+    spec = model_kind(est.kind)
+    if spec.task != task or est.kind not in LEARNERS:
+        wanted = [n for n, k in MODEL_KINDS.items() if k.task == task and n in LEARNERS]
+        raise ValueError(f"kind must be one of {wanted}, got {est.kind!r}")
+    return LEARNERS[est.kind](est)
+
+
 #: Either fitted risk model (what training, scoring and the registry handle).
 RiskEstimator = BreakCountRegressor | BreakRiskClassifier
 
 
 def make_estimator(kind: str = DEFAULT_KIND, **params: Any) -> RiskEstimator:
-    """The estimator of ``kind`` (see :data:`REGRESSOR_KINDS`, :data:`CLASSIFIER_KINDS`)."""
-    if kind in REGRESSOR_KINDS:
-        return BreakCountRegressor(kind=kind, **params)  # type: ignore[arg-type]
-    if kind in CLASSIFIER_KINDS:
-        return BreakRiskClassifier(kind=kind, **params)  # type: ignore[arg-type]
-    raise ValueError(f"kind must be one of {REGRESSOR_KINDS + CLASSIFIER_KINDS}, got {kind!r}")
+    """The estimator of ``kind``: a regressor for count kinds, a classifier for probability kinds."""
+    if model_kind(kind).task == "count":
+        return BreakCountRegressor(kind=kind, **params)
+    return BreakRiskClassifier(kind=kind, **params)

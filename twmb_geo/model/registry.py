@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import joblib
 
+from ..core.files import atomic_path, atomic_write
 from ..errors import InputDataError
 from .estimators import BreakCountRegressor, BreakRiskClassifier, RiskEstimator
 
@@ -27,31 +26,15 @@ __all__ = ["load_card", "load_model", "render_card", "save_model"]
 _FILES = ("model.joblib", "card.json", "card.md")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(root: Path, version: str, model: RiskEstimator, card: dict[str, Any]) -> Path:
     """Write the model, ``card.json`` and ``card.md`` under ``root/version`` (atomically per file)."""
     folder = Path(root) / version
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.joblib.")
-    os.close(fd)
-    try:
+    with atomic_path(folder / "model.joblib") as tmp:
         joblib.dump(model, tmp, compress=3)
-        Path(tmp).replace(folder / "model.joblib")
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     text = json.dumps(card, indent=2, sort_keys=False, default=_json_default) + "\n"
-    _atomic_write(folder / "card.json", text.encode("utf-8"))
-    _atomic_write(folder / "card.md", render_card(card).encode("utf-8"))
+    atomic_write(folder / "card.json", text.encode("utf-8"), mode=None)
+    atomic_write(folder / "card.md", render_card(card).encode("utf-8"), mode=None)
     return folder
 
 

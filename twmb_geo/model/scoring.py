@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from ..config import DEFAULT_TIERS
+from ..core.vocab import DEFAULT_TIERS
 from ._arrays import as_1d, rank_order
 from .estimators import RiskEstimator
 

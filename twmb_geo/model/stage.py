@@ -25,6 +25,7 @@ import sklearn
 from .._version import __version__
 from ..config import Config, ModelConfig
 from ..contracts import conform
+from ..core.types import Progress
 from ..errors import InputDataError, StoreError
 from ..store.duckdb_store import Store
 from ..store.manifest import new_run_id
@@ -47,7 +48,6 @@ __all__ = ["list_models", "run_simulation", "score_latest", "train_models"]
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
 _UNIT_TABLE = {
     "pipe": "unit_pipe",
     "street": "unit_street",

@@ -21,9 +21,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
+from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
 from ..spatial.hexgrid import cell_str, points_to_cells
-from ..spatial.units import MATERIAL_GROUPS
 from .baselines import (
     AgeBaseline,
     EmpiricalBayesRateBaseline,
