@@ -189,7 +189,7 @@ def test_exposure_and_age_follow_the_service_life(network) -> None:
 
 def test_lags_on_the_street_graph(network) -> None:
     org = _org(network)
-    graphs = build_graphs(org, 250.0)
+    graphs = build_graphs(org)
     ps = PanelSettings(1990, 2002)
     panel = build_panel(
         "street",
@@ -239,7 +239,7 @@ def test_panel_rows_of_year_t_ignore_later_breaks(network) -> None:
 
     def panels(breaks: pd.DataFrame) -> dict[str, pd.DataFrame]:
         org = organise(breaks, n["nb"], n["area"], pipes=n["pipes"], streets=n["streets"])
-        graphs = build_graphs(org, 250.0)
+        graphs = build_graphs(org)
         out = {}
         for ut, of in (
             ("pipe", None),
