@@ -333,7 +333,7 @@ def test_lag_order_1_and_2_by_hand(chain):
     two = _ring_lag(chain, np.column_stack([y.to_numpy(), 2 * y.to_numpy()]), 2)
     np.testing.assert_allclose(two[:5, 1], 2 * lag2[:5])
     # input order is kept; units outside the graph get NaN
-    shuffled = gr.lag(chain, y.to_numpy()[::-1], ids=list("zedcba") + [])
+    shuffled = gr.lag(chain, y.to_numpy()[::-1], ids=list("zedcba"))
     np.testing.assert_allclose(shuffled[::-1][:5], lag1[:5])
     extra = gr.lag(chain, np.r_[y.to_numpy(), 1.0], ids=[*"abcdez", "q"])
     assert np.isnan(extra[-1]) and np.allclose(extra[:5], lag1[:5])

@@ -107,8 +107,7 @@ def higher_order(graph: Graph, k: int = 2) -> Graph:
 def relabel(graph: Graph, labels: Any) -> Graph:
     """The same graph with ``labels`` (aligned with ``graph.unique_ids``) as ids.
 
-    Positions, order and weights are kept, so ``labels`` must sort like the ids they
-    replace (e.g. H3 cells as ``uint64`` and as hex strings of one resolution).
+    Positions, order and weights are kept (e.g. H3 cells from ``uint64`` to hex strings).
     """
     new = pd.Index(np.asarray(labels))
     if len(new) != graph.n or not new.is_unique:
@@ -192,15 +191,16 @@ def graph_edges(graph: Graph, *, include_islands: bool = False) -> pd.DataFrame:
     weight 0).
     """
     adj = graph.adjacency
-    if not include_islands:
-        iso = graph.isolates
-        if len(iso):
-            adj = adj[~adj.index.get_level_values(0).isin(iso)]
+    mi = adj.index
+    focal, nb = mi.codes
+    keep = slice(None)
+    if not include_islands and len(graph.isolates):
+        keep = ~np.isin(focal, mi.levels[0].get_indexer(graph.isolates))
     return pd.DataFrame(
         {
-            "focal": adj.index.get_level_values(0).to_numpy(),
-            "neighbor": adj.index.get_level_values(1).to_numpy(),
-            "weight": adj.to_numpy(dtype=float),
+            "focal": mi.levels[0].to_numpy()[focal[keep]],
+            "neighbor": mi.levels[1].to_numpy()[nb[keep]],
+            "weight": adj.to_numpy(dtype=float)[keep],
         }
     )
 

@@ -213,6 +213,17 @@ def _check_graph(graph: Graph, panel: pd.DataFrame, unit_col: str) -> tuple[pd.I
     return connected, ids[isolated]
 
 
+def _check_inputs(
+    panel: pd.DataFrame, graph: Graph, value_cols: Sequence[str], unit_col: str, year_col: str
+) -> tuple[pd.Index, pd.Index, Graph]:
+    """Validate the panel and the graph; return (non-island ids, island ids, analysis graph)."""
+    _check_columns(panel, [unit_col, year_col, *value_cols], "panel")
+    _check_keys(panel, unit_col, year_col, "panel")
+    _check_values(panel, value_cols, unit_col)
+    connected, islands = _check_graph(graph, panel, unit_col)
+    return connected, islands, _analysis_graph(graph, connected)
+
+
 def _analysis_graph(graph: Graph, connected: pd.Index) -> Graph:
     """The graph restricted to its non-island units (the graph itself if it has none)."""
     if len(connected) == graph.n:

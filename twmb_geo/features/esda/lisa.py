@@ -14,14 +14,10 @@ from ...errors import InputDataError
 from ._common import (
     QUADRANT_LABELS,
     Alternative,
-    _analysis_graph,
     _check_alternative,
-    _check_columns,
-    _check_graph,
-    _check_keys,
+    _check_inputs,
     _check_permutations,
     _check_seed,
-    _check_values,
     _pseudo_p,
     _seeded_global_rng,
     _wide_values,
@@ -198,11 +194,7 @@ def local_moran_by_year(
     _check_seed(seed)
     if not (isinstance(alpha, float | int) and 0 < alpha < 1):
         raise InputDataError(f"alpha must be in (0, 1), got {alpha!r}")
-    _check_columns(panel, [unit_col, year_col, value_col], "panel")
-    _check_keys(panel, unit_col, year_col, "panel")
-    _check_values(panel, [value_col], unit_col)
-    connected, islands = _check_graph(graph, panel, unit_col)
-    sub = _analysis_graph(graph, connected)
+    connected, islands, sub = _check_inputs(panel, graph, [value_col], unit_col, year_col)
 
     all_ids = connected.append(islands)
     wide = _wide_values(panel, value_col, unit_col, year_col, all_ids)

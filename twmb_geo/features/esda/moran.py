@@ -14,14 +14,10 @@ from ...errors import InputDataError
 from ._common import (
     GLOBAL_COLUMNS,
     Alternative,
-    _analysis_graph,
     _check_alternative,
-    _check_columns,
-    _check_graph,
-    _check_keys,
+    _check_inputs,
     _check_permutations,
     _check_seed,
-    _check_values,
     _normal_p,
     _pseudo_p,
     _seeded_global_rng,
@@ -124,11 +120,7 @@ def global_moran_by_year(
     _check_alternative(alternative)
     _check_permutations(permutations, 0)
     _check_seed(seed)
-    _check_columns(panel, [unit_col, year_col, *value_cols], "panel")
-    _check_keys(panel, unit_col, year_col, "panel")
-    _check_values(panel, value_cols, unit_col)
-    connected, islands = _check_graph(graph, panel, unit_col)
-    sub = _analysis_graph(graph, connected)
+    connected, islands, sub = _check_inputs(panel, graph, value_cols, unit_col, year_col)
 
     rows: list[dict[str, Any]] = []
     for col in value_cols:
