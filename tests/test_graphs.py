@@ -22,20 +22,31 @@ from twmb_geo.spatial import graphs as gr
 CENTRE = h3i.latlng_to_cell(43.7, -79.4, 9)
 
 
-def _neighbours(g: gr.UnitGraph, uid) -> list:
+def _neighbours(g: Graph, uid) -> list:
     e = gr.graph_edges(g)
     return e.loc[e["focal"] == uid, "neighbor"].tolist()
 
 
-def _assert_row_standardised(g: gr.UnitGraph) -> None:
+def _ids(g: Graph) -> np.ndarray:
+    return np.asarray(g.unique_ids)
+
+
+def _islands(g: Graph) -> list:
+    return g.isolates.tolist()
+
+
+def _assert_row_standardised(g: Graph) -> None:
     sums = np.asarray(g.sparse.sum(axis=1)).ravel()
-    island = np.isin(g.ids, g.islands)
+    island = np.isin(_ids(g), g.isolates)
     np.testing.assert_allclose(sums[~island], 1.0)
     assert (sums[island] == 0).all()
-    assert g.graph.transformation == "R"
-    assert list(g.graph.unique_ids) == list(g.ids)
-    assert sorted(g.graph.isolates.tolist()) == g.islands.tolist()
-    assert g.ids.tolist() == sorted(g.ids.tolist())
+    assert g.transformation == "R"
+    assert sorted(_islands(g)) == _islands(g)
+    assert _ids(g).tolist() == sorted(_ids(g).tolist())
+    # no self-loops other than the zero-weight isolate convention
+    adj = g.adjacency
+    self_loop = adj.index.get_level_values(0) == adj.index.get_level_values(1)
+    assert (adj[self_loop] == 0).all()
 
 
 # --------------------------------------------------------------------------- h3
@@ -46,16 +57,15 @@ def test_h3_kring_patch():
     rng = np.random.default_rng(0)
     g1 = gr.h3_kring(rng.permutation(patch), k=1)
     g2 = gr.h3_kring(patch, k=2)
-    assert g1.ids.dtype == np.uint64 and g1.ids.tolist() == sorted(patch.tolist())
+    assert _ids(g1).dtype == np.uint64 and _ids(g1).tolist() == sorted(patch.tolist())
     assert len(_neighbours(g1, CENTRE)) == 6 and len(_neighbours(g2, CENTRE)) == 18
     assert set(_neighbours(g1, CENTRE)) == set(h3i.grid_ring(CENTRE, 1))
     corner = h3i.grid_ring(CENTRE, 3)[0]
     assert len(_neighbours(g1, corner)) == 3  # outside the patch does not count
     _assert_row_standardised(g1)
     _assert_row_standardised(g2)
-    s = g1.summary()
+    s = gr.graph_summary(g1)
     assert s == {
-        "kind": "h3_kring",
         "n": 37,
         "n_edges": 180,
         "mean_neighbours": pytest.approx(180 / 37),
@@ -65,9 +75,11 @@ def test_h3_kring_patch():
         "n_components": 1,
         "symmetric": True,
     }
-    # libpysal agrees on the row-standardised lag
+    # libpysal's own H3 builder agrees on the neighbour sets
+    ref = Graph.build_h3(pd.Index(h3i.int_to_str(int(c)) for c in _ids(g1)), weight="binary")
+    assert gr.relabel(g1, ref.unique_ids).transform("b").equals(ref.transform("b"))
     y = np.arange(37.0)
-    np.testing.assert_allclose(g1.lag(y), g1.graph.lag(y))
+    np.testing.assert_allclose(gr.lag(g1, y), g1.lag(y))
     # hex strings at the edge are accepted, ids stay integers
     gs = gr.h3_kring([h3i.int_to_str(int(c)) for c in patch])
     assert gr.graph_edges(gs).equals(gr.graph_edges(g1))
@@ -79,12 +91,12 @@ def test_h3_kring_islands_are_kept_and_reported(caplog):
     with caplog.at_level(logging.WARNING, logger="twmb_geo.spatial.graphs"):
         g = gr.h3_kring(cells)
     assert "1 of 8 unit(s) have no neighbours" in caplog.text
-    assert g.islands.tolist() == [far]
-    assert g.summary()["n_islands"] == 1 and g.summary()["n_components"] == 2
+    assert _islands(g) == [far]
+    assert gr.graph_summary(g)["n_islands"] == 1 and gr.graph_summary(g)["n_components"] == 2
     _assert_row_standardised(g)
-    adj = g.graph.adjacency
+    adj = g.adjacency
     assert adj.loc[(far, far)] == 0.0  # libpysal isolate convention
-    lag = pd.Series(g.lag(np.ones(8)), index=g.ids)
+    lag = pd.Series(gr.lag(g, np.ones(8)), index=_ids(g))
     assert np.isnan(lag[far]) and np.allclose(lag.drop(far), 1.0)
     edges = gr.graph_edges(g)
     assert far not in set(edges["focal"]) and len(edges) == 6 + 6 * 3
@@ -113,16 +125,16 @@ def test_knn_is_directed_unless_asked():
     ids = np.array(["c", "a", "b"], dtype=object)
     x = np.array([3.0, 0.0, 1.0])
     g = gr.knn(ids, x, np.zeros(3), k=1)
-    assert g.ids.tolist() == ["a", "b", "c"]
+    assert _ids(g).tolist() == ["a", "b", "c"]
     edges = gr.graph_edges(g)
     assert list(zip(edges["focal"], edges["neighbor"], strict=True)) == [
         ("a", "b"),
         ("b", "a"),
         ("c", "b"),
     ]
-    assert not g.summary()["symmetric"]
+    assert not gr.graph_summary(g)["symmetric"]
     s = gr.knn(ids, x, np.zeros(3), k=1, symmetric=True)
-    assert s.summary()["symmetric"] and sorted(_neighbours(s, "b")) == ["a", "c"]
+    assert gr.graph_summary(s)["symmetric"] and sorted(_neighbours(s, "b")) == ["a", "c"]
     _assert_row_standardised(s)
     assert s.sparse[1].toarray().ravel().tolist() == [0.5, 0.0, 0.5]
 
@@ -132,7 +144,7 @@ def test_knn_ties_broken_by_id_and_order_independent():
     x, y = gx.ravel() * 7.3 + 1e5, gy.ravel() * 7.3 + 4.8e6
     ids = np.arange(400) * 10
     g = gr.knn(ids, x, y, k=6)
-    assert g.summary()["min_neighbours"] == g.summary()["max_neighbours"] == 6
+    assert gr.graph_summary(g)["min_neighbours"] == gr.graph_summary(g)["max_neighbours"] == 6
     # interior point id 2100 (row 10, col 10): 4 at 7.3 m, then the two smallest ids of
     # the four diagonals at 10.3 m (1890, 1910; not 2290, 2310)
     nb = _neighbours(g, 2100)
@@ -147,11 +159,11 @@ def test_knn_small_and_coincident(caplog):
     with caplog.at_level(logging.WARNING):
         g = gr.knn([1, 2, 3], [0.0, 0.0, 5.0], [0.0, 0.0, 0.0], k=8)
     assert "capped at 2" in caplog.text
-    assert g.summary()["n_edges"] == 6
+    assert gr.graph_summary(g)["n_edges"] == 6
     g1 = gr.knn([1, 2, 3], [0.0, 0.0, 5.0], [0.0, 0.0, 0.0], k=1)
     assert _neighbours(g1, 1) == [2] and _neighbours(g1, 2) == [1]  # coincident at 0 m
     single = gr.knn(["only"], [0.0], [0.0])
-    assert single.islands.tolist() == ["only"]
+    assert _islands(single) == ["only"]
 
 
 def test_knn_matches_brute_force():
@@ -200,9 +212,9 @@ def test_distance_band_equals_brute_force(seed, thr, dup, inverse):
     expect = np.divide(expect, rs, out=np.zeros_like(expect), where=rs > 0)
     if not edge.any():
         np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-15)
-        assert g.islands.tolist() == np.sort(ids)[adj.sum(axis=1) == 0].tolist()
+        assert _islands(g) == np.sort(ids)[adj.sum(axis=1) == 0].tolist()
     _assert_row_standardised(g)
-    assert g.summary()["symmetric"]
+    assert gr.graph_summary(g)["symmetric"]
 
 
 def test_distance_band_bad_parameters():
@@ -232,11 +244,11 @@ def test_shared_nodes_tiny_street_network():
     frm = ["n6", "n2", "n1", "n2", "n3"]
     to = ["n7", "n3", "n2", "n5", "n4"]
     g = gr.shared_nodes(ids, frm, to)
-    assert g.ids.tolist() == ["A", "B", "C", "D", "E"]
+    assert _ids(g).tolist() == ["A", "B", "C", "D", "E"]
     assert _neighbours(g, "A") == ["B", "D"]
     assert _neighbours(g, "B") == ["A", "C", "D"]
     assert _neighbours(g, "C") == ["B"]
-    assert g.islands.tolist() == ["E"]
+    assert _islands(g) == ["E"]
     _assert_row_standardised(g)
     assert g.sparse[1].toarray().ravel().tolist() == pytest.approx([1 / 3, 0, 1 / 3, 1 / 3, 0])
     with pytest.raises(InputDataError, match="without a from/to node") as exc:
@@ -261,12 +273,12 @@ def test_line_network_hand_made_pipes():
     assert _neighbours(g, "P1") == ["P2"]
     assert _neighbours(g, "P2") == ["P1", "P3"]
     assert _neighbours(g, "P5") == ["P6"]
-    assert g.islands.tolist() == ["P4", "P7"]
+    assert _islands(g) == ["P4", "P7"]
     _assert_row_standardised(g)
     no_t = gr.line_network(ids, shapely.to_wkb(geoms), tol_m=1.0, t_junctions=False)
-    assert _neighbours(no_t, "P2") == ["P1"] and "P3" in no_t.islands
+    assert _neighbours(no_t, "P2") == ["P1"] and "P3" in _islands(no_t)
     tight = gr.line_network(ids, geoms, tol_m=0.1)
-    assert "P1" in tight.islands.tolist()
+    assert "P1" in _islands(tight)
     with pytest.raises(InputDataError, match="not lines"):
         gr.line_network(["a"], [shapely.Point(0, 0)])
     with pytest.raises(ConfigError, match="tol_m"):
@@ -279,54 +291,74 @@ def test_contiguity_queen_grid_and_toronto():
     ids = [f"b{i}" for i in range(10)]
     g = gr.contiguity(ids, boxes)
     assert len(_neighbours(g, "b4")) == 8 and len(_neighbours(g, "b0")) == 3
-    assert g.islands.tolist() == ["b9"]
+    assert _islands(g) == ["b9"]
     near = gr.contiguity(ids, boxes, tol_m=10.0)
-    assert near.islands.size == 0
+    assert len(near.isolates) == 0
     res = tw.read_source(NEIGHBOURHOODS_ZIP, "toronto_neighbourhoods_140")
     nb = res.tables["neighbourhoods"]
     g = gr.contiguity(nb["area_code"].to_numpy(), nb["geometry"].to_numpy())
-    assert g.summary()["n"] == 140 and g.islands.size == 0 and g.summary()["n_components"] == 1
+    s = gr.graph_summary(g)
+    assert s["n"] == 140 and s["n_islands"] == 0 and s["n_components"] == 1
     geo = gpd.GeoSeries(shapely.from_wkb(nb["geometry"]), index=nb["area_code"].to_numpy())
     ref = Graph.build_contiguity(geo, rook=False).transform("r")
-    assert ref.equals(g.graph)
+    assert ref.equals(g)
 
 
 # --------------------------------------------------------------------------- lags
 
 
 @pytest.fixture()
-def chain() -> gr.UnitGraph:
+def chain() -> Graph:
     """Street chain a-b-c-d-e plus island z."""
     return gr.shared_nodes(list("zedcba"), [9, 5, 4, 3, 2, 1], [10, 6, 5, 4, 3, 2])
 
 
+def _ring_lag(g: Graph, y, order: int):
+    return gr.lag(gr.higher_order(g, order).transform("r"), y)
+
+
 def test_lag_order_1_and_2_by_hand(chain):
-    assert chain.ids.tolist() == list("abcdez")
+    assert _ids(chain).tolist() == list("abcdez")
     y = pd.Series({"a": 1.0, "b": 2.0, "c": 4.0, "d": 8.0, "e": 16.0, "z": 32.0})
-    lag1 = chain.lag(y)
+    lag1 = gr.lag(chain, y)
+    assert lag1.index.equals(y.index)  # aligned with the input
     np.testing.assert_allclose(lag1[:5], [2, (1 + 4) / 2, (2 + 8) / 2, (4 + 16) / 2, 8])
-    assert np.isnan(lag1[5])
-    lag2 = chain.lag(y, order=2)  # ring 2 only: a->c, b->d, c->{a,e}, d->b, e->c
+    assert np.isnan(lag1.iloc[5])
+    lag2 = _ring_lag(chain, y, 2)  # ring 2 only: a->c, b->d, c->{a,e}, d->b, e->c
     np.testing.assert_allclose(lag2[:5], [4, 8, (1 + 16) / 2, 2, 4])
-    assert np.isnan(lag2[5])
-    lag4 = chain.lag(y.to_numpy(), order=4)  # only a<->e are 4 apart
+    assert np.isnan(lag2.iloc[5])
+    lag4 = _ring_lag(chain, y.to_numpy(), 4)  # only a<->e are 4 apart
     np.testing.assert_allclose(lag4[[0, 4]], [16, 1])
     assert np.isnan(lag4[1:4]).all()
-    two = chain.lag(np.column_stack([y.to_numpy(), 2 * y.to_numpy()]), order=2)
+    two = _ring_lag(chain, np.column_stack([y.to_numpy(), 2 * y.to_numpy()]), 2)
     np.testing.assert_allclose(two[:5, 1], 2 * lag2[:5])
+    # input order is kept; units outside the graph get NaN
+    shuffled = gr.lag(chain, y.to_numpy()[::-1], ids=list("zedcba"))
+    np.testing.assert_allclose(shuffled[::-1][:5], lag1[:5])
+    extra = gr.lag(chain, np.r_[y.to_numpy(), 1.0], ids=[*"abcdez", "q"])
+    assert np.isnan(extra[-1]) and np.allclose(extra[:5], lag1[:5])
+
+
+def test_higher_order_matches_libpysal(chain):
+    g = gr.knn(np.arange(60), *np.random.default_rng(3).random((2, 60)) * 100, k=3)
+    for graph in (chain, g):
+        for k in (2, 3):
+            ours = gr.higher_order(graph, k)
+            ref = graph.higher_order(k)
+            assert ours.transform("b").equals(ref.transform("b")), (graph, k)
 
 
 def test_lag_on_directed_knn_and_errors(chain):
     g = gr.knn(["c", "a", "b"], [3.0, 0.0, 1.0], [0.0, 0.0, 0.0], k=1)
-    np.testing.assert_allclose(g.lag(np.array([10.0, 20.0, 30.0])), [20, 10, 20])
-    lag2 = g.lag(np.array([10.0, 20.0, 30.0]), order=2)  # c -> b -> a
+    np.testing.assert_allclose(gr.lag(g, np.array([10.0, 20.0, 30.0])), [20, 10, 20])
+    lag2 = _ring_lag(g, np.array([10.0, 20.0, 30.0]), 2)  # c -> b -> a
     assert np.isnan(lag2[:2]).all() and lag2[2] == 10
     with pytest.raises(ConfigError, match="lag order"):
-        chain.lag(np.ones(6), order=0)
+        gr.higher_order(chain, 0)
     with pytest.raises(InputDataError, match="shape"):
-        chain.lag(np.ones(5))
+        gr.lag(chain, np.ones(5))
     with pytest.raises(InputDataError, match="no entry for 1"):
-        chain.lag(pd.Series(1.0, index=list("abcde")))
+        gr.lag(chain, pd.Series(1.0, index=list("abcde")))
 
 
 def test_graph_edges_round_trip(chain):
@@ -337,4 +369,4 @@ def test_graph_edges_round_trip(chain):
     )
     full = gr.graph_edges(chain, include_islands=True)
     back = Graph.from_arrays(*(full[c].to_numpy() for c in full.columns))
-    assert back.equals(chain.graph)
+    assert back.equals(chain)

@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from libpysal.graph import Graph
 
+from twmb_geo.config import FeatureConfig, GraphConfig
 from twmb_geo.errors import ConfigError, InputDataError
-from twmb_geo.features.build import build_graphs
+from twmb_geo.features.build import build_graphs, graph_builders
 from twmb_geo.features.panel import PanelSettings, build_panel
+from twmb_geo.spatial.graphs import graph_summary
 from twmb_geo.spatial.snapping import link_breaks_to_pipes
 from twmb_geo.spatial.units import SpatialSettings, organise
 
@@ -189,7 +192,7 @@ def test_exposure_and_age_follow_the_service_life(network) -> None:
 
 def test_lags_on_the_street_graph(network) -> None:
     org = _org(network)
-    graphs = build_graphs(org, 250.0)
+    graphs = build_graphs(org)
     ps = PanelSettings(1990, 2002)
     panel = build_panel(
         "street",
@@ -239,7 +242,7 @@ def test_panel_rows_of_year_t_ignore_later_breaks(network) -> None:
 
     def panels(breaks: pd.DataFrame) -> dict[str, pd.DataFrame]:
         org = organise(breaks, n["nb"], n["area"], pipes=n["pipes"], streets=n["streets"])
-        graphs = build_graphs(org, 250.0)
+        graphs = build_graphs(org)
         out = {}
         for ut, of in (
             ("pipe", None),
@@ -272,3 +275,29 @@ def test_panel_rows_of_year_t_ignore_later_breaks(network) -> None:
             )
             or ut == "cell"
         )
+
+
+def test_graph_settings_come_from_the_config(network) -> None:
+    org = _org(network)
+    default = build_graphs(org)
+    for gs in default.values():
+        for g in gs.values():
+            assert isinstance(g, Graph) and g.transformation == "R"
+            assert g.unique_ids.is_monotonic_increasing
+    assert set(default["cell"]["adj"].unique_ids) == set(org.units["cell"]["unit_id"])
+    n_cells = len(org.units["cell"])
+    custom = build_graphs(
+        org,
+        GraphConfig(cell_knn=1, pipe_t_junctions=False, pipe_end_tolerance_m=0.0),
+        FeatureConfig(distance_knn=1),
+    )
+    assert graph_summary(default["cell"]["dist"])["max_neighbours"] == min(8, n_cells - 1)
+    assert graph_summary(custom["cell"]["dist"])["max_neighbours"] == 1
+    assert graph_summary(custom["street"]["dist"])["max_neighbours"] == 1
+    assert len(custom["pipe"]["adj"].isolates) >= len(default["pipe"]["adj"].isolates)
+    labels = graph_builders(GraphConfig(), FeatureConfig())
+    assert labels["cell"] == {"adj": "h3_kring(k=1)", "dist": "knn(k=8, symmetric=False)"}
+    assert labels["pipe"]["adj"] == "line_network(t_junctions=True, tol_m=1.0)"
+    assert labels["neighbourhood"]["adj"] == "contiguity(rule=queen, tol_m=1.0)"
+    band = graph_builders(GraphConfig(), FeatureConfig(distance_graph="band"))
+    assert band["street"]["dist"] == "distance_band(threshold_m=250.0, weights=binary)"

@@ -25,6 +25,7 @@ from .io.profiles import Profile, get_profile, load_profile_file
 __all__ = [
     "Config",
     "FeatureConfig",
+    "GraphConfig",
     "ModelConfig",
     "SourceConfig",
     "default_config",
@@ -84,6 +85,29 @@ class FeatureConfig:
 
 
 _FEATURE_KEYS = {f for f in FeatureConfig.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Spatial graph settings of the feature stage (``[graphs]``).
+
+    The distance graph of pipes and streets keeps its keys in ``[features]``
+    (``distance_graph``, ``distance_knn``, ``distance_band_m``).
+    """
+
+    cell_order: int = 1
+    cell_knn: int = 8
+    neighbourhood_gap_m: float = 1.0
+    neighbourhood_knn: int = 5
+    pipe_end_tolerance_m: float = 1.0
+    pipe_t_junctions: bool = True
+
+    def to_toml(self) -> dict[str, Any]:
+        """TOML-ready form."""
+        return dict(self.__dict__)
+
+
+_GRAPH_KEYS = {f for f in GraphConfig.__dataclass_fields__}
 
 CV_SCHEMES = ("forward", "spatial", "spatiotemporal", "random")
 
@@ -215,6 +239,34 @@ def _parse_model(doc: dict[str, Any], problems: list[str]) -> ModelConfig:
     return m
 
 
+def _parse_graphs(doc: dict[str, Any], problems: list[str]) -> GraphConfig:
+    """``[graphs]`` as a :class:`GraphConfig`, appending every problem found to ``problems``."""
+    bad = sorted(set(doc) - _GRAPH_KEYS)
+    if bad:
+        problems.append(f"[graphs] has unknown keys {bad}; allowed: {sorted(_GRAPH_KEYS)}")
+    g = GraphConfig(**{k: v for k, v in doc.items() if k in _GRAPH_KEYS})
+    before = len(problems)
+    for k in ("cell_order", "cell_knn", "neighbourhood_knn"):
+        v = getattr(g, k)
+        if not _is_int(v) or v < 1:
+            problems.append(f"[graphs] {k} must be an integer >= 1, got {v!r}")
+    for k in ("neighbourhood_gap_m", "pipe_end_tolerance_m"):
+        v = getattr(g, k)
+        if not _is_num(v) or not 0 <= v < float("inf"):
+            problems.append(f"[graphs] {k} must be a number >= 0, got {v!r}")
+    if not isinstance(g.pipe_t_junctions, bool):
+        problems.append(
+            f"[graphs] pipe_t_junctions must be true or false, got {g.pipe_t_junctions!r}"
+        )
+    if len(problems) > before:
+        return GraphConfig()
+    return replace(
+        g,
+        neighbourhood_gap_m=float(g.neighbourhood_gap_m),
+        pipe_end_tolerance_m=float(g.pipe_end_tolerance_m),
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     """A project: sources, profiles, output folder and analysis settings."""
@@ -229,6 +281,7 @@ class Config:
     today: dt.date | None = None
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig())
     model: ModelConfig = field(default_factory=lambda: ModelConfig())
+    graphs: GraphConfig = field(default_factory=lambda: GraphConfig())
     sources: tuple[SourceConfig, ...] = ()
     profile_files: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
@@ -295,6 +348,7 @@ class Config:
         feats = {k: v for k, v in self.features.__dict__.items() if v is not None}
         doc["features"] = feats
         doc["model"] = self.model.to_toml()
+        doc["graphs"] = self.graphs.to_toml()
         if self.profile_files:
             doc["profiles"] = {"files": list(self.profile_files)}
         doc["sources"] = [
@@ -346,12 +400,16 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
     unknown = sorted(set(proj) - _PROJECT_KEYS)
     if unknown:
         problems.append(f"[project] has unknown keys {unknown}; allowed: {sorted(_PROJECT_KEYS)}")
-    unknown_top = sorted(set(doc) - {"project", "sources", "profiles", "features", "model"})
+    unknown_top = sorted(
+        set(doc) - {"project", "sources", "profiles", "features", "model", "graphs"}
+    )
     if unknown_top:
         problems.append(
-            f"unknown sections {unknown_top}; allowed: project, sources, profiles, features, model"
+            f"unknown sections {unknown_top}; allowed: project, sources, profiles, features, "
+            "model, graphs"
         )
     model = _parse_model(doc.get("model", {}), problems)
+    graphs = _parse_graphs(doc.get("graphs", {}), problems)
     feats_doc = doc.get("features", {})
     bad_feat = sorted(set(feats_doc) - _FEATURE_KEYS)
     if bad_feat:
@@ -467,6 +525,7 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
         today=today,
         features=features,
         model=model,
+        graphs=graphs,
         sources=tuple(sources),
         profile_files=profile_files,
         root=path.resolve().parent,

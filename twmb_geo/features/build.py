@@ -16,19 +16,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
+from libpysal.graph import Graph
 
-from ..config import Config
+from ..config import Config, FeatureConfig, GraphConfig
 from ..contracts import conform
 from ..errors import InputDataError
 from ..spatial import graphs as gb
 from ..spatial import hexgrid
-from ..spatial.graphs import UnitGraph, graph_edges
 from ..spatial.units import Organised, SpatialSettings, organise
 from ..store.duckdb_store import Store
 from . import esda
 from .panel import PanelSettings, build_panel
 
-__all__ = ["FeatureReport", "build_features", "build_graphs", "run_esda"]
+__all__ = [
+    "FeatureReport",
+    "GraphSet",
+    "build_features",
+    "build_graphs",
+    "graph_builders",
+    "run_esda",
+]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -54,27 +61,67 @@ class FeatureReport:
         return dict(self.__dict__)
 
 
+GraphSet = dict[str, dict[str, Graph]]
+
+
+def graph_builders(graphs: GraphConfig, features: FeatureConfig) -> dict[str, dict[str, str]]:
+    """The builder, with its parameters, of the "adj" and "dist" graph of every unit type."""
+
+    def call(kind: str, **params: Any) -> str:
+        return f"{kind}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+
+    if features.distance_graph == "band":
+        dist = call("distance_band", threshold_m=float(features.distance_band_m), weights="binary")
+    else:
+        dist = call("knn", k=features.distance_knn, symmetric=False)
+    return {
+        "cell": {
+            "adj": call("h3_kring", k=graphs.cell_order),
+            "dist": call("knn", k=graphs.cell_knn, symmetric=False),
+        },
+        "neighbourhood": {
+            "adj": call("contiguity", tol_m=graphs.neighbourhood_gap_m, rule="queen"),
+            "dist": call("knn", k=graphs.neighbourhood_knn, symmetric=False),
+        },
+        "street": {"adj": call("shared_nodes"), "dist": dist},
+        "pipe": {
+            "adj": call(
+                "line_network",
+                tol_m=graphs.pipe_end_tolerance_m,
+                t_junctions=graphs.pipe_t_junctions,
+            ),
+            "dist": dist,
+        },
+    }
+
+
 def build_graphs(
-    org: Organised, distance_band_m: float, *, distance_graph: str = "knn", k: int = 8
-) -> dict[str, dict[str, UnitGraph]]:
+    org: Organised, graphs: GraphConfig | None = None, features: FeatureConfig | None = None
+) -> GraphSet:
     """The adjacency ("adj") and distance ("dist") graph of every unit type present.
 
-    The distance graph of pipes and streets is KNN (``distance_graph="knn"``, ``k``
-    neighbours: bounded size at any network density) or a distance band of
-    ``distance_band_m`` (``"band"``: every unit within the radius; grows with density).
+    Every graph is a row-standardised ``libpysal.graph.Graph`` indexed by the units'
+    ``unit_id`` (H3 cells as hex strings). The settings come from ``graphs``
+    (:class:`~twmb_geo.config.GraphConfig`) and, for the distance graph of pipes and
+    streets, ``features``: KNN (``distance_graph="knn"``, ``distance_knn`` neighbours:
+    bounded size at any network density) or a distance band of ``distance_band_m``
+    (``"band"``: every unit within the radius; grows with density).
     """
-    out: dict[str, dict[str, UnitGraph]] = {}
+    gc = graphs or GraphConfig()
+    fc = features or FeatureConfig()
+    out: GraphSet = {}
 
-    def dist(ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> UnitGraph:
-        if distance_graph == "band":
-            return gb.distance_band(ids, x, y, distance_band_m)
-        return gb.knn(ids, x, y, k=k)
+    def dist(ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> Graph:
+        if fc.distance_graph == "band":
+            return gb.distance_band(ids, x, y, fc.distance_band_m)
+        return gb.knn(ids, x, y, k=fc.distance_knn)
 
     cells = org.units["cell"]
+    kring = gb.h3_kring(cells["h3_index"].to_numpy().astype(np.uint64), k=gc.cell_order)
     out["cell"] = {
-        "adj": gb.h3_kring(cells["h3_index"].to_numpy().astype(np.uint64), k=1),
+        "adj": gb.relabel(kring, hexgrid.cell_str(np.asarray(kring.unique_ids, dtype=np.uint64))),
         "dist": gb.knn(
-            cells["unit_id"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), k=8
+            cells["unit_id"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), k=gc.cell_knn
         ),
     }
     nb = org.units["neighbourhood"]
@@ -82,9 +129,11 @@ def build_graphs(
         "adj": gb.contiguity(
             nb["unit_id"].to_numpy(),
             shapely.from_wkb(nb["geometry"].to_numpy(dtype=object)),
-            tol_m=1.0,
+            tol_m=gc.neighbourhood_gap_m,
         ),
-        "dist": gb.knn(nb["unit_id"].to_numpy(), nb["x"].to_numpy(), nb["y"].to_numpy(), k=5),
+        "dist": gb.knn(
+            nb["unit_id"].to_numpy(), nb["x"].to_numpy(), nb["y"].to_numpy(), k=gc.neighbourhood_knn
+        ),
     }
     if "street" in org.units:
         st = org.units["street"]
@@ -101,33 +150,25 @@ def build_graphs(
             ids = pu.loc[loc, "unit_id"].to_numpy()
             out["pipe"] = {
                 "adj": gb.line_network(
-                    ids, shapely.from_wkb(pu.loc[loc, "geometry"].to_numpy(dtype=object))
+                    ids,
+                    shapely.from_wkb(pu.loc[loc, "geometry"].to_numpy(dtype=object)),
+                    tol_m=gc.pipe_end_tolerance_m,
+                    t_junctions=gc.pipe_t_junctions,
                 ),
                 "dist": dist(ids, pu.loc[loc, "x"].to_numpy(), pu.loc[loc, "y"].to_numpy()),
             }
     return out
 
 
-def _esda_graph(g: UnitGraph):
-    """The libpysal Graph with string ids (H3 cells as hex strings)."""
-    from libpysal.graph import Graph
-
-    e = graph_edges(g, include_islands=True)
-    ids = np.asarray(g.ids)
-    if ids.dtype == np.uint64:
-        e["focal"] = hexgrid.cell_str(e["focal"].to_numpy(dtype=np.uint64))
-        e["neighbor"] = hexgrid.cell_str(e["neighbor"].to_numpy(dtype=np.uint64))
-    return Graph.from_arrays(
-        e["focal"].astype(str).to_numpy(),
-        e["neighbor"].astype(str).to_numpy(),
-        e["weight"].to_numpy(),
-    )
-
-
 def run_esda(
-    panel: pd.DataFrame, g: UnitGraph, unit_type: str, *, permutations: int, seed: int
+    panel: pd.DataFrame, graph: Graph, unit_type: str, *, permutations: int, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Global Moran per year (breaks and rate), LISA per unit-year on breaks, persistence."""
+    """Global Moran per year (breaks and rate), LISA per unit-year on breaks, persistence.
+
+    ``graph`` is indexed by the panel's ``unit_id`` values (islands as isolates). Its
+    weights reach esda as original weights, which esda row-standardises itself
+    (``transformation="r"``); both tests are two-sided.
+    """
     p = panel[["unit_id", "year", "breaks"]].copy()
     exposure = panel["exposure_km"].to_numpy(dtype=float)
     area = panel["area_km2"].to_numpy(dtype=float)
@@ -136,12 +177,22 @@ def run_esda(
     p["rate"] = np.divide(
         p["breaks"].to_numpy(dtype=float), size, out=np.zeros(len(p)), where=np.nan_to_num(size) > 0
     )
-    graph = _esda_graph(g)
+    weights = Graph(graph.adjacency, transformation="O", is_sorted=True)
     glob = esda.global_moran_by_year(
-        p, graph, value_cols=("breaks", "rate"), permutations=permutations, seed=seed
+        p,
+        weights,
+        value_cols=("breaks", "rate"),
+        permutations=permutations,
+        seed=seed,
+        alternative="two-sided",
     )
     lisa = esda.local_moran_by_year(
-        p, graph, value_col="breaks", permutations=permutations, seed=seed
+        p,
+        weights,
+        value_col="breaks",
+        permutations=permutations,
+        seed=seed,
+        alternative="two-sided",
     )
     pers = esda.hotspot_persistence(lisa)
     glob.insert(0, "unit_type", unit_type)
@@ -156,18 +207,12 @@ def run_esda(
     )
 
 
-def _graph_summary(unit_type: str, name: str, g: UnitGraph) -> dict[str, Any]:
-    s = g.summary()
-    isl = [
-        str(i)
-        for i in (
-            hexgrid.cell_str(g.islands) if np.asarray(g.islands).dtype == np.uint64 else g.islands
-        )
-    ]
+def _graph_summary(unit_type: str, name: str, g: Graph, builder: str) -> dict[str, Any]:
+    s = gb.graph_summary(g)
     return {
         "unit_type": unit_type,
         "graph": name,
-        "builder": f"{g.kind}({', '.join(f'{k}={v}' for k, v in sorted(g.params.items()))})",
+        "builder": builder,
         "n": s["n"],
         "n_edges": s["n_edges"],
         "mean_neighbours": s["mean_neighbours"],
@@ -175,7 +220,7 @@ def _graph_summary(unit_type: str, name: str, g: UnitGraph) -> dict[str, Any]:
         "max_neighbours": s["max_neighbours"],
         "n_islands": s["n_islands"],
         "n_components": s["n_components"],
-        "islands": ";".join(isl[:50]),
+        "islands": ";".join(str(i) for i in g.isolates[:50]),
     }
 
 
@@ -185,6 +230,105 @@ def _study_years(cfg: Config, breaks: pd.DataFrame) -> tuple[int, int]:
     y0 = cfg.features.study_start or int(breaks["year"].min())
     y1 = cfg.features.study_end or int(breaks["year"].max())
     return int(y0), int(y1)
+
+
+def _read_inputs(
+    cfg: Config,
+) -> tuple[pd.DataFrame, pd.DataFrame, Any, pd.DataFrame | None, pd.DataFrame | None]:
+    """Breaks, neighbourhoods, the service-area polygon, pipes and streets from the store."""
+    with Store(cfg.store_path) as store:
+        for t in ("breaks", "neighbourhoods", "service_area"):
+            if not store.has_table(t) or not store.count(t):
+                raise InputDataError(
+                    f"the store {cfg.store_path} has no {t}; run `twmb ingest` first"
+                )
+        breaks = store.read("breaks")
+        nb = store.read("neighbourhoods")
+        sa_df = store.read("service_area")
+        sa_row = (
+            sa_df[sa_df["source_id"] == cfg.service_area_source]
+            if cfg.service_area_source
+            else sa_df
+        )
+        area = shapely.from_wkb((sa_row if len(sa_row) else sa_df)["geometry"].iloc[0])
+        pipes = store.read("pipes") if store.has_table("pipes") and store.count("pipes") else None
+        streets = (
+            store.read("street_segments")
+            if store.has_table("street_segments") and store.count("street_segments")
+            else None
+        )
+    if pipes is not None:
+        pipes = pipes.assign(geometry=pipes["geometry"])
+    return breaks, nb, area, pipes, streets
+
+
+def _write_panels(
+    store: Store,
+    org: Organised,
+    graphs: GraphSet,
+    breaks: pd.DataFrame,
+    b_in: pd.DataFrame,
+    ps: PanelSettings,
+) -> tuple[pd.DataFrame | None, int]:
+    """Build and insert every unit type's panel; return the cell columns ESDA needs and rows."""
+    pu = org.units.get("pipe")
+    apportion = {ut: org.apportion(ut) for ut in ("cell", "street", "neighbourhood")}
+    store.clear("panel")
+    nbhd = build_panel(
+        "neighbourhood",
+        org.units["neighbourhood"],
+        org.links[org.links["unit_type"] == "neighbourhood"],
+        breaks,
+        ps,
+        graphs=graphs.get("neighbourhood"),
+        pipes=pu,
+        pipe_units_of=apportion["neighbourhood"],
+    )
+    nbhd_rate = nbhd[["unit_id", "year", "nbhd_rate_last5"]]
+    cell_panel = None
+    n_panel = len(nbhd)
+    for ut in ("cell", "street", "pipe"):
+        if ut not in org.units:
+            continue
+        cell_parts: list[pd.DataFrame] = []
+
+        def sink(chunk: pd.DataFrame, ut: str = ut, keep: list[pd.DataFrame] = cell_parts) -> None:
+            nonlocal n_panel
+            n_panel += len(chunk)
+            store.insert("panel", chunk)
+            if ut == "cell":
+                keep.append(chunk[["unit_id", "year", "breaks", "exposure_km", "area_km2"]])
+
+        build_panel(
+            ut,
+            org.units[ut],
+            org.links[org.links["unit_type"] == ut],
+            b_in if ut in ("pipe", "street") else breaks,
+            ps,
+            graphs=graphs.get(ut),
+            pipes=pu,
+            pipe_units_of=apportion.get(ut),
+            nbhd_rate=nbhd_rate,
+            sink=sink,
+        )
+        if ut == "cell":
+            cell_panel = pd.concat(cell_parts, ignore_index=True)
+    store.insert("panel", nbhd)
+    return cell_panel, n_panel
+
+
+def _island_warnings(graphs: GraphSet, builders: dict[str, dict[str, str]]) -> list[str]:
+    out = []
+    for ut, gs in graphs.items():
+        for name, g in gs.items():
+            n_isl = len(g.isolates)
+            if n_isl:
+                kind = builders[ut][name].split("(")[0]
+                out.append(
+                    f"{ut} graph {name!r} ({kind}): {n_isl} islands (units without "
+                    "neighbours); their lags are null"
+                )
+    return out
 
 
 def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureReport:
@@ -210,29 +354,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         street_tolerance_m=fc.street_tolerance_m,
         street_half_width_m=fc.street_half_width_m,
     )
-    with Store(cfg.store_path) as store:
-        for t in ("breaks", "neighbourhoods", "service_area"):
-            if not store.has_table(t) or not store.count(t):
-                raise InputDataError(
-                    f"the store {cfg.store_path} has no {t}; run `twmb ingest` first"
-                )
-        breaks = store.read("breaks")
-        nb = store.read("neighbourhoods")
-        sa_df = store.read("service_area")
-        sa_row = (
-            sa_df[sa_df["source_id"] == cfg.service_area_source]
-            if cfg.service_area_source
-            else sa_df
-        )
-        area = shapely.from_wkb((sa_row if len(sa_row) else sa_df)["geometry"].iloc[0])
-        pipes = store.read("pipes") if store.has_table("pipes") and store.count("pipes") else None
-        streets = (
-            store.read("street_segments")
-            if store.has_table("street_segments") and store.count("street_segments")
-            else None
-        )
-    if pipes is not None:
-        pipes = pipes.assign(geometry=pipes["geometry"])
+    breaks, nb, area, pipes, streets = _read_inputs(cfg)
     tick("read", 0)
     y0, y1 = _study_years(cfg, breaks)
     org = organise(breaks, nb, area, pipes=pipes, streets=streets, settings=settings)
@@ -244,70 +366,18 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     if streets is None:
         warnings.append("no street segments in the store: street units are skipped")
     tick("organise", 1)
-    graphs = build_graphs(
-        org, fc.distance_band_m, distance_graph=fc.distance_graph, k=fc.distance_knn
-    )
-    for ut, gs in graphs.items():
-        for name, g in gs.items():
-            if g.islands.size:
-                warnings.append(
-                    f"{ut} graph {name!r} ({g.kind}): {g.islands.size} islands (units without neighbours); their lags are null"
-                )
+    builders = graph_builders(cfg.graphs, fc)
+    graphs = build_graphs(org, cfg.graphs, fc)
+    warnings.extend(_island_warnings(graphs, builders))
     tick("graphs", 2)
     ps = PanelSettings(
         start_year=y0, end_year=y1, decay_tau=fc.decay_tau, near_radius_m=fc.near_radius_m
     )
-    pu = org.units.get("pipe")
-    apportion = {ut: org.apportion(ut) for ut in ("cell", "street", "neighbourhood")}
     b_in = breaks[(breaks["year"] >= y0) & (breaks["year"] <= y1)]
-    counts: dict[str, int] = {}
     # One transaction for every feature table; each panel is written as soon as it is built
     # and then freed, so memory holds one unit type's panel at a time.
     with Store(cfg.store_path) as store, store.transaction():
-        store.clear("panel")
-        nbhd = build_panel(
-            "neighbourhood",
-            org.units["neighbourhood"],
-            org.links[org.links["unit_type"] == "neighbourhood"],
-            breaks,
-            ps,
-            graphs=graphs.get("neighbourhood"),
-            pipes=pu,
-            pipe_units_of=apportion["neighbourhood"],
-        )
-        nbhd_rate = nbhd[["unit_id", "year", "nbhd_rate_last5"]]
-        cell_panel = None
-        n_panel = len(nbhd)
-        for ut in ("cell", "street", "pipe"):
-            if ut not in org.units:
-                continue
-            cell_parts: list[pd.DataFrame] = []
-
-            def sink(
-                chunk: pd.DataFrame, ut: str = ut, keep: list[pd.DataFrame] = cell_parts
-            ) -> None:
-                nonlocal n_panel
-                n_panel += len(chunk)
-                store.insert("panel", chunk)
-                if ut == "cell":
-                    keep.append(chunk[["unit_id", "year", "breaks", "exposure_km", "area_km2"]])
-
-            build_panel(
-                ut,
-                org.units[ut],
-                org.links[org.links["unit_type"] == ut],
-                b_in if ut in ("pipe", "street") else breaks,
-                ps,
-                graphs=graphs.get(ut),
-                pipes=pu,
-                pipe_units_of=apportion.get(ut),
-                nbhd_rate=nbhd_rate,
-                sink=sink,
-            )
-            if ut == "cell":
-                cell_panel = pd.concat(cell_parts, ignore_index=True)
-        store.insert("panel", nbhd)
-        del nbhd
+        cell_panel, n_panel = _write_panels(store, org, graphs, breaks, b_in, ps)
         tick("panel", 3)
         glob, lisa, pers = run_esda(
             cell_panel,
@@ -317,7 +387,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             seed=fc.seed,
         )
         tick("esda", 4)
-        tables = _feature_tables(org, graphs, glob, lisa, pers)
+        tables = _feature_tables(org, graphs, builders, glob, lisa, pers)
         counts = {k: len(v) for k, v in tables.items()}
         counts["panel"] = n_panel
         for name, df in tables.items():
@@ -330,7 +400,11 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         tables=counts,
         units={k: len(v) for k, v in org.units.items()},
         matching=org.match_summary(),
-        graphs=[_graph_summary(ut, n, g) for ut, gs in graphs.items() for n, g in gs.items()],
+        graphs=[
+            _graph_summary(ut, n, g, builders[ut][n])
+            for ut, gs in graphs.items()
+            for n, g in gs.items()
+        ],
         moran=glob[glob["variable"] == "breaks"][["year", "moran_i", "p_sim"]].to_dict("records"),
         hotspots={str(k): int(v) for k, v in sorted(hot.items())},
         timings=timings,
@@ -344,7 +418,8 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
 
 def _feature_tables(
     org: Organised,
-    graphs: dict[str, dict[str, UnitGraph]],
+    graphs: GraphSet,
+    builders: dict[str, dict[str, str]],
     glob: pd.DataFrame,
     lisa: pd.DataFrame,
     pers: pd.DataFrame,
@@ -364,13 +439,10 @@ def _feature_tables(
     summaries, edges = [], []
     for ut, gs in graphs.items():
         for name, g in gs.items():
-            summaries.append(_graph_summary(ut, name, g))
+            summaries.append(_graph_summary(ut, name, g, builders[ut][name]))
             if ut in ("pipe", "street") and name == "dist":
                 continue  # KNN of centroids: cheap to rebuild, millions of rows to store
-            e = graph_edges(g)
-            if np.asarray(g.ids).dtype == np.uint64:
-                e["focal"] = hexgrid.cell_str(e["focal"].to_numpy(dtype=np.uint64))
-                e["neighbor"] = hexgrid.cell_str(e["neighbor"].to_numpy(dtype=np.uint64))
+            e = gb.graph_edges(g)
             e.insert(0, "unit_type", ut)
             e.insert(1, "graph", name)
             edges.append(e)

@@ -16,12 +16,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import shapely
+from libpysal.graph import Graph
 
 from ..contracts import conform, load_schema
-from ..spatial.graphs import UnitGraph
+from ..spatial import graphs as gb
 from .history import history_features, rolling_sum
 
-__all__ = ["PanelSettings", "build_panel", "exposure_matrices", "ring_matrices"]
+__all__ = [
+    "PanelSettings",
+    "build_panel",
+    "exposure_matrices",
+    "graph_lags",
+    "local_density",
+    "near_counts",
+]
 
 log = logging.getLogger(__name__)
 AREAL = ("cell", "neighbourhood")
@@ -42,47 +50,30 @@ class PanelSettings:
         return np.arange(self.start_year, self.end_year + 1)
 
 
-def _graph_ids(g: UnitGraph) -> np.ndarray:
-    ids = np.asarray(g.ids)
-    if ids.dtype == np.uint64:
-        from ..spatial.hexgrid import cell_str
+def graph_lags(
+    graph: Graph, ids: np.ndarray, values: dict[str, np.ndarray], *, order: int = 1
+) -> dict[str, np.ndarray]:
+    """Row-standardised spatial lags of units x years matrices, aligned with ``ids``.
 
-        return cell_str(ids)
-    return ids.astype(str)
-
-
-def ring_matrices(
-    g: UnitGraph, ids: np.ndarray
-) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
-    """Binary first-ring adjacency, row-standardised first ring and second ring (exactly 2 steps).
-
-    Rows follow ``ids`` (the panel's order); units absent from the graph get empty rows.
+    Order 1 uses the graph's weights; order ``k >= 2`` the mean over the units at graph
+    distance exactly ``k`` (:func:`~twmb_geo.spatial.graphs.higher_order`). NaN values
+    count as 0; units without neighbours (or absent from the graph) get NaN.
     """
-    gi = pd.Index(_graph_ids(g))
-    pos = gi.get_indexer(np.asarray(ids).astype(str))
-    n = len(ids)
-    ok = pos >= 0
-    perm = sp.csr_matrix((np.ones(ok.sum()), (np.flatnonzero(ok), pos[ok])), shape=(n, len(gi)))
-    a = sp.csr_matrix((sp.csr_matrix(g.sparse) != 0).astype(np.float64))
-    a.setdiag(0)
-    a.eliminate_zeros()
-    a = (perm @ a @ perm.T).tocsr()
-    a2 = (perm @ sp.csr_matrix(g.ring(2)) @ perm.T).tocsr()
-    w1 = (perm @ sp.csr_matrix(g.sparse) @ perm.T).tocsr()
-    return a, w1, _row_standardise(a2)
+    w = graph if order == 1 else gb.higher_order(graph, order).transform("r")
+    return {k: gb.lag(w, np.nan_to_num(v, nan=0.0), ids) for k, v in values.items()}
 
 
-def _row_standardise(m: sp.csr_matrix) -> sp.csr_matrix:
-    rs = np.asarray(m.sum(axis=1)).ravel()
-    inv = np.divide(1.0, rs, out=np.zeros_like(rs), where=rs > 0)
-    return (sp.diags(inv) @ m).tocsr()
+def local_density(
+    graph: Graph, ids: np.ndarray, counts: np.ndarray, size: np.ndarray
+) -> np.ndarray:
+    """Breaks per unit of size over a unit and its first-ring neighbours (units x years).
 
-
-def _lag(w: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
-    out = w @ np.nan_to_num(values, nan=0.0)
-    has = np.asarray(w.sum(axis=1)).ravel() > 0
-    out[~has] = np.nan
-    return out
+    ``counts`` and ``size`` are aligned with ``ids``; NaN where the pooled size is 0.
+    """
+    binary = graph.transform("b")
+    num = counts + gb.lag(binary, counts, ids, empty=0.0)
+    den = size + gb.lag(binary, size, ids, empty=0.0)
+    return np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
 
 
 def exposure_matrices(
@@ -166,6 +157,101 @@ def near_counts(
     return out
 
 
+def _spatial_columns(
+    unit_type: str,
+    units: pd.DataFrame,
+    ids: np.ndarray,
+    graphs: dict[str, Graph] | None,
+    feats: dict[str, np.ndarray],
+    window: np.ndarray,
+    unit_rate: np.ndarray | None,
+    area: np.ndarray | None,
+    exposure: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Spatial lags on the "adj" and "dist" graphs and the pooled local density."""
+    t = window.shape[1]
+    cols: dict[str, np.ndarray] = {}
+    for gname in ("adj", "dist"):
+        g = (graphs or {}).get(gname)
+        if g is None:
+            continue
+        lag1 = {"breaks_last5": feats["breaks_last5"], "decayed": feats["decayed"]}
+        if gname == "adj" and unit_rate is not None:
+            lag1["rate"] = unit_rate
+        for k, v in graph_lags(g, ids, lag1).items():
+            cols[f"lag1_{k}_{gname}"] = v
+        if gname != "adj":
+            continue
+        lag2 = {"breaks_last5": feats["breaks_last5"], "decayed": feats["decayed"]}
+        for k, v in graph_lags(g, ids, lag2, order=2).items():
+            cols[f"lag2_{k}_adj"] = v
+        size = area[:, None] * np.ones((1, t)) if area is not None else None
+        if size is None and exposure is not None:
+            size = exposure
+        if size is None and "length_m" in units:
+            size = (units["length_m"].to_numpy(dtype=float) / 1000.0)[:, None] * np.ones((1, t))
+        if size is not None:
+            cols["local_density"] = local_density(g, ids, feats["breaks_last5"] / window, size)
+    return cols
+
+
+def _nbhd_rate_matrix(
+    units: pd.DataFrame, nbhd_rate: pd.DataFrame, years: np.ndarray
+) -> np.ndarray:
+    """Each unit's neighbourhood break rate per year (units x years; NaN when unknown)."""
+    wide = nbhd_rate.pivot(index="unit_id", columns="year", values="nbhd_rate_last5").reindex(
+        columns=years
+    )
+    pos = wide.index.get_indexer(
+        units["neighbourhood"].astype(object).where(units["neighbourhood"].notna(), "").to_numpy()
+    )
+    vals = wide.to_numpy(dtype=float)
+    return np.where(pos[:, None] >= 0, vals[np.maximum(pos, 0)], np.nan)
+
+
+def _emit(
+    unit_type: str,
+    ids: np.ndarray,
+    years: np.ndarray,
+    mats: dict[str, np.ndarray],
+    alive: np.ndarray | None,
+    chunk_units: int,
+    sink: Callable[[pd.DataFrame], None] | None,
+) -> pd.DataFrame:
+    """Long panel rows from the units x years matrices, whole or chunk by chunk to ``sink``."""
+    n, t = len(ids), len(years)
+    columns = load_schema("features/panel").columns
+    parts = []
+    for a in range(0, n, chunk_units):
+        b = min(n, a + chunk_units)
+        keep = alive[a:b].ravel() if alive is not None else slice(None)
+        data: dict[str, np.ndarray] = {
+            "unit_type": np.full((b - a) * t, unit_type, dtype=object)[keep],
+            "unit_id": np.repeat(ids[a:b], t)[keep],
+            "year": np.tile(years, b - a).astype(np.int32)[keep],
+        }
+        for c in columns[3:]:
+            m = mats.get(c)
+            data[c] = (m[a:b].ravel() if m is not None else np.full((b - a) * t, np.nan))[keep]
+        data["history_years"] = data["history_years"].astype(np.int32)
+        parts.append(conform(pd.DataFrame(data, copy=False), "features/panel"))
+        if sink is not None:
+            sink(parts.pop())
+    if sink is not None:
+        return pd.DataFrame({c: [] for c in columns})
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _per_size(
+    counts_last5: np.ndarray, window: np.ndarray, size: np.ndarray | None
+) -> np.ndarray | None:
+    """Yearly breaks of the last 5 years per unit of ``size`` (NaN where the size is 0)."""
+    if size is None:
+        return None
+    n, t = window.shape
+    return np.divide(counts_last5 / window, size, out=np.full((n, t), np.nan), where=size > 0)
+
+
 def build_panel(
     unit_type: str,
     units: pd.DataFrame,
@@ -173,7 +259,7 @@ def build_panel(
     breaks: pd.DataFrame,
     settings: PanelSettings,
     *,
-    graphs: dict[str, UnitGraph] | None = None,
+    graphs: dict[str, Graph] | None = None,
     pipes: pd.DataFrame | None = None,
     pipe_units_of: pd.DataFrame | None = None,
     nbhd_rate: pd.DataFrame | None = None,
@@ -192,7 +278,8 @@ def build_panel(
     breaks
         Curated breaks (``break_id``, ``year``, ``x``, ``y``).
     graphs
-        ``{"adj": UnitGraph, "dist": UnitGraph}`` for spatial lags (missing ones give NaN).
+        ``{"adj": Graph, "dist": Graph}`` (libpysal, indexed by ``unit_id``) for spatial
+        lags (missing ones give NaN).
     pipes, pipe_units_of
         Pipe units and the pipe -> unit apportionment, for exposure and age.
     nbhd_rate
@@ -210,48 +297,11 @@ def build_panel(
     exposure, age, alive = exposure_matrices(unit_type, ids, years, pipes, pipe_units_of)
     history_years = np.broadcast_to(np.arange(1, t + 1, dtype=float), (n, t))
     window = np.minimum(history_years, 5.0)
-    rate = None
-    if exposure is not None:
-        rate = np.divide(
-            feats["breaks_last5"] / window,
-            exposure,
-            out=np.full((n, t), np.nan),
-            where=exposure > 0,
-        )
+    rate = _per_size(feats["breaks_last5"], window, exposure)
     area = units["area_km2"].to_numpy(dtype=float) if unit_type in AREAL else None
-    density = None
-    if area is not None:
-        density = np.divide(
-            feats["breaks_last5"] / window,
-            area[:, None],
-            out=np.full((n, t), np.nan),
-            where=area[:, None] > 0,
-        )
+    density = _per_size(feats["breaks_last5"], window, area[:, None] if area is not None else None)
     unit_rate = rate if rate is not None else density
-    cols: dict[str, np.ndarray] = {}
-    for gname in ("adj", "dist"):
-        g = (graphs or {}).get(gname)
-        if g is None:
-            continue
-        a, w1, w2 = ring_matrices(g, ids)
-        cols[f"lag1_breaks_last5_{gname}"] = _lag(w1, feats["breaks_last5"])
-        cols[f"lag1_decayed_{gname}"] = _lag(w1, feats["decayed"])
-        if gname == "adj":
-            cols["lag2_breaks_last5_adj"] = _lag(w2, feats["breaks_last5"])
-            cols["lag2_decayed_adj"] = _lag(w2, feats["decayed"])
-            if unit_rate is not None:
-                cols["lag1_rate_adj"] = _lag(w1, unit_rate)
-            size = area[:, None] * np.ones((1, t)) if area is not None else None
-            if size is None and exposure is not None:
-                size = exposure
-            if size is None and "length_m" in units:
-                size = (units["length_m"].to_numpy(dtype=float) / 1000.0)[:, None] * np.ones((1, t))
-            if size is not None:
-                num = feats["breaks_last5"] / window + a @ (feats["breaks_last5"] / window)
-                den = size + a @ size
-                cols["local_density"] = np.divide(
-                    num, den, out=np.full((n, t), np.nan), where=den > 0
-                )
+    cols = _spatial_columns(unit_type, units, ids, graphs, feats, window, unit_rate, area, exposure)
     if unit_type in ("pipe", "street") and "geometry" in units:
         geoms = shapely.from_wkb(units["geometry"].to_numpy(dtype=object))
         near = near_counts(
@@ -281,38 +331,7 @@ def build_panel(
         "target_any": np.where(np.isnan(target), np.nan, (target > 0).astype(float)),
     }
     if nbhd_rate is not None and "neighbourhood" in units:
-        wide = nbhd_rate.pivot(index="unit_id", columns="year", values="nbhd_rate_last5").reindex(
-            columns=years
-        )
-        pos = wide.index.get_indexer(
-            units["neighbourhood"]
-            .astype(object)
-            .where(units["neighbourhood"].notna(), "")
-            .to_numpy()
-        )
-        vals = wide.to_numpy(dtype=float)
-        mats["nbhd_rate_last5"] = np.where(pos[:, None] >= 0, vals[np.maximum(pos, 0)], np.nan)
+        mats["nbhd_rate_last5"] = _nbhd_rate_matrix(units, nbhd_rate, years)
     elif unit_type == "neighbourhood":
-        mats["nbhd_rate_last5"] = (
-            rate if rate is not None else (density if density is not None else nan)
-        )
-    columns = load_schema("features/panel").columns
-    parts = []
-    for a in range(0, n, chunk_units):
-        b = min(n, a + chunk_units)
-        keep = alive[a:b].ravel() if alive is not None else slice(None)
-        data: dict[str, np.ndarray] = {
-            "unit_type": np.full((b - a) * t, unit_type, dtype=object)[keep],
-            "unit_id": np.repeat(ids[a:b], t)[keep],
-            "year": np.tile(years, b - a).astype(np.int32)[keep],
-        }
-        for c in columns[3:]:
-            m = mats.get(c)
-            data[c] = (m[a:b].ravel() if m is not None else np.full((b - a) * t, np.nan))[keep]
-        data["history_years"] = data["history_years"].astype(np.int32)
-        parts.append(conform(pd.DataFrame(data, copy=False), "features/panel"))
-        if sink is not None:
-            sink(parts.pop())
-    if sink is not None:
-        return pd.DataFrame({c: [] for c in columns})
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        mats["nbhd_rate_last5"] = unit_rate if unit_rate is not None else nan
+    return _emit(unit_type, ids, years, mats, alive, chunk_units, sink)

@@ -1,19 +1,19 @@
-"""Spatial weights between analysis units, as row-standardised ``libpysal.graph.Graph``.
+"""Spatial weights between analysis units, as ``libpysal.graph.Graph``.
 
-Every builder returns a :class:`UnitGraph`: the graph indexed by the unit ids in ascending
-order, with islands (units without neighbours) kept as libpysal isolates (a self-loop of
-weight 0) and listed in ``islands``. All builders are vectorised (KD-tree, STRtree,
-``scipy.sparse`` products); none is O(n^2).
+Every builder returns a row-standardised ``Graph`` (transformation ``"R"``) indexed by the
+unit ids in ascending order. Islands (units without neighbours) follow libpysal: a
+self-loop of weight 0, listed by ``Graph.isolates``. All builders are vectorised
+(KD-tree, STRtree, ``scipy.sparse`` products) and assemble the graph from a sparse
+adjacency; none is O(n^2).
 
-Weights are binary (or inverse distance for :func:`distance_band`) and then
-row-standardised: each unit's weights sum to 1, islands' to 0.
+Weights are binary (or inverse distance for :func:`distance_band`) before
+``transform("r")``: each unit's weights sum to 1, islands' to 0.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import h3.api.basic_int as h3i
@@ -22,20 +22,22 @@ import pandas as pd
 import shapely
 from libpysal.graph import Graph
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ..errors import ConfigError, InputDataError
 from .hexgrid import _as_cells, _listed
 
 __all__ = [
-    "UnitGraph",
     "contiguity",
     "distance_band",
     "graph_edges",
+    "graph_summary",
     "h3_kring",
+    "higher_order",
     "knn",
+    "lag",
     "line_network",
+    "relabel",
     "shared_nodes",
 ]
 
@@ -44,153 +46,184 @@ log = logging.getLogger(__name__)
 _DIST_DECIMALS = 9  # knn: distances equal to the nanometre are ties, broken by id
 
 
-# --------------------------------------------------------------------------- UnitGraph
+# --------------------------------------------------------------------------- Graph helpers
 
 
-@dataclass(eq=False)
-class UnitGraph:
-    """Row-standardised spatial weights between units.
+def _from_csr(ids: np.ndarray, w: sparse.csr_array, transformation: str = "O") -> Graph:
+    """Graph from an ``n x n`` CSR adjacency (sorted indices, no explicit zeros) over ``ids``.
 
-    Attributes
+    Rows without an entry become isolates (a self-loop of weight 0).
+    """
+    n = ids.size
+    card = np.diff(w.indptr)
+    isl = np.flatnonzero(card == 0)
+    focal = np.concatenate([np.repeat(np.arange(n), card), isl])
+    nb = np.concatenate([w.indices, isl])
+    wt = np.concatenate([np.asarray(w.data, dtype=float), np.zeros(isl.size)])
+    o = np.argsort(focal, kind="stable")  # rows already sorted by neighbour; one isolate row
+    index = pd.Index(ids)
+    mi = pd.MultiIndex(
+        levels=[index, index],
+        codes=[focal[o], nb[o]],
+        names=["focal", "neighbor"],
+        verify_integrity=False,
+    )
+    adjacency = pd.Series(wt[o], index=mi, name="weight")
+    return Graph(adjacency, transformation=transformation, is_sorted=True)
+
+
+def _pattern(graph: Graph) -> sparse.csr_array:
+    """Binary CSR pattern of the graph's non-zero links (isolate self-loops dropped)."""
+    w = sparse.csr_array(graph.sparse, copy=True)
+    w.eliminate_zeros()
+    w.data = np.ones(w.data.size, dtype=np.int8)
+    return w
+
+
+def higher_order(graph: Graph, k: int = 2) -> Graph:
+    """Binary graph of the units at shortest-path distance exactly ``k`` along links.
+
+    The same neighbour sets as ``graph.higher_order(k)`` (``shortest_path=True``,
+    ``diagonal=False``, ``lower_order=False``), computed with sparse products instead of
+    Python sets of index pairs, which keeps city-scale pipe networks in seconds.
+    Units without a neighbour at that distance are isolates.
+    """
+    k = _positive_int(k, "lag order")
+    a = _pattern(graph)
+    n = graph.n
+    eye = sparse.eye_array(n, dtype=np.int8, format="csr")
+    step = (a + eye).astype(bool).astype(np.int8)
+    prev = eye
+    reach = step
+    for _ in range(k - 1):
+        prev = reach
+        reach = (reach @ step).astype(bool).astype(np.int8)
+    ring = sparse.csr_array(reach.astype(np.int16) - prev.astype(np.int16))
+    ring.eliminate_zeros()
+    ring.sort_indices()
+    return _from_csr(np.asarray(graph.unique_ids), ring.astype(float), transformation="B")
+
+
+def relabel(graph: Graph, labels: Any) -> Graph:
+    """The same graph with ``labels`` (aligned with ``graph.unique_ids``) as ids.
+
+    Positions, order and weights are kept (e.g. H3 cells from ``uint64`` to hex strings).
+    """
+    new = pd.Index(np.asarray(labels))
+    if len(new) != graph.n or not new.is_unique:
+        raise InputDataError(f"relabel needs {graph.n} unique labels; got {len(new)}")
+    adj = graph.adjacency
+    pos = graph.unique_ids.get_indexer
+    mi = pd.MultiIndex(
+        levels=[new, new],
+        codes=[pos(adj.index.get_level_values(0)), pos(adj.index.get_level_values(1))],
+        names=["focal", "neighbor"],
+        verify_integrity=False,
+    )
+    return Graph(
+        pd.Series(adj.to_numpy(), index=mi, name="weight"),
+        transformation=graph.transformation,
+        is_sorted=True,
+    )
+
+
+def lag(graph: Graph, values: Any, ids: Any = None, *, empty: float = np.nan) -> Any:
+    """Spatial lag ``W @ y`` (``Graph.lag``) aligned with the input.
+
+    Parameters
     ----------
-    kind : str
-        Builder name (``"h3_kring"``, ``"knn"``, ...).
     graph : libpysal.graph.Graph
-        Transformation ``"R"``; islands are self-loops of weight 0.
-    ids : numpy.ndarray
-        Unit ids, ascending; the order of :attr:`sparse` rows and of :meth:`lag` output.
-    islands : numpy.ndarray
-        Ids of units without neighbours (ascending).
-    params : dict
-        Builder parameters, for the run manifest.
+        Weights as they are applied (``transform`` first for a row-standardised lag).
+    values : pandas.Series or DataFrame indexed by unit id, or array of shape (n,) or (n, p)
+        NaN propagates to the units that see it.
+    ids : array-like, optional
+        Unit ids of the rows of an array ``values`` (default: ``graph.unique_ids``).
+    empty : float, default NaN
+        Value of units without neighbours (islands) and of units absent from the graph.
+
+    Returns
+    -------
+    numpy.ndarray, pandas.Series or DataFrame
+        Aligned with ``values`` (same index for pandas input).
+
+    Raises
+    ------
+    InputDataError
+        A graph unit without a value, or ``values`` not matching ``ids``.
     """
-
-    kind: str
-    graph: Graph
-    ids: np.ndarray
-    islands: np.ndarray
-    params: dict[str, Any] = field(default_factory=dict)
-    _w: sparse.csr_array | None = field(default=None, repr=False)
-
-    @property
-    def n(self) -> int:
-        """Number of units."""
-        return int(self.ids.size)
-
-    @property
-    def sparse(self) -> sparse.csr_array:
-        """Row-standardised weights as an ``n x n`` CSR array (rows/cols in ``ids`` order)."""
-        if self._w is None:
-            adj = self.graph.adjacency
-            pos = pd.Index(self.ids)
-            r = pos.get_indexer(adj.index.get_level_values(0))
-            c = pos.get_indexer(adj.index.get_level_values(1))
-            w = sparse.csr_array((adj.to_numpy(float), (r, c)), shape=(self.n, self.n))
-            w.eliminate_zeros()
-            self._w = w
-        return self._w
-
-    def summary(self) -> dict[str, Any]:
-        """Counts for reports.
-
-        ``n_edges`` counts directed non-zero links (a symmetric pair counts twice, as in
-        libpysal); ``n_components`` counts weakly connected components (islands included).
-        """
-        w = self.sparse
-        card = np.diff(w.indptr)
-        pattern = w.astype(bool)
-        return {
-            "kind": self.kind,
-            "n": self.n,
-            "n_edges": int(w.nnz),
-            "mean_neighbours": float(card.mean()) if self.n else 0.0,
-            "min_neighbours": int(card.min()) if self.n else 0,
-            "max_neighbours": int(card.max()) if self.n else 0,
-            "n_islands": int(self.islands.size),
-            "n_components": int(connected_components(w, directed=True, connection="weak")[0])
-            if self.n
-            else 0,
-            "symmetric": bool((pattern != pattern.T).nnz == 0),
-        }
-
-    def ring(self, order: int) -> sparse.csr_array:
-        """Binary matrix of units at graph distance exactly ``order`` (along links)."""
-        order = _positive_int(order, "lag order")
-        a = self.sparse.astype(bool).astype(np.int8)
-        eye = sparse.eye_array(self.n, dtype=np.int8, format="csr")
-        step = (a + eye).astype(bool).astype(np.int8)
-        prev = eye
-        reach = step
-        for _ in range(order - 1):
-            prev = reach
-            reach = (reach @ step).astype(bool).astype(np.int8)
-        out = sparse.csr_array(reach.astype(np.int16) - prev.astype(np.int16))
-        out.eliminate_zeros()
-        return out.astype(float)
-
-    def lag(self, values: Any, order: int = 1) -> np.ndarray:
-        """Spatial lag of ``values``.
-
-        Parameters
-        ----------
-        values : pandas.Series indexed by unit id, or array aligned with :attr:`ids`
-            Shape ``(n,)`` or ``(n, p)``. NaN propagates to the units that see it.
-        order : int
-            1: ``W @ y`` with the graph's weights. ``k >= 2``: the mean over the units at
-            graph distance exactly ``k`` (the k-th ring only; nearer units are excluded),
-            equal weights.
-
-        Returns
-        -------
-        numpy.ndarray
-            Aligned with :attr:`ids`; NaN for units with no neighbour at that distance
-            (islands always), never a division by zero.
-        """
-        order = _positive_int(order, "lag order")
-        y = self._align(values)
-        if order == 1:
-            w = self.sparse
-        else:
-            ring = self.ring(order)
-            cnt = np.diff(ring.indptr).astype(float)
-            scale = np.divide(1.0, cnt, out=np.zeros_like(cnt), where=cnt > 0)
-            w = sparse.csr_array(sparse.diags_array(scale) @ ring)
-        out = np.asarray(w @ y, dtype=float)
-        empty = np.diff(w.indptr) == 0
-        out[empty] = np.nan
-        return out
-
-    def _align(self, values: Any) -> np.ndarray:
-        if isinstance(values, pd.Series | pd.DataFrame):
-            missing = pd.Index(self.ids).difference(values.index)
-            if missing.size:
-                raise InputDataError(
-                    f"values have no entry for {missing.size} unit id(s)", _listed(missing.tolist())
-                )
-            values = values.loc[self.ids].to_numpy(dtype=float)
+    frame = values if isinstance(values, pd.Series | pd.DataFrame) else None
+    if frame is not None:
+        at = pd.Index(frame.index)
+        y = frame.to_numpy(dtype=float)
+    else:
         y = np.asarray(values, dtype=float)
-        if y.shape[:1] != (self.n,):
-            raise InputDataError(f"values have shape {y.shape}; expected ({self.n}, ...)")
-        return y
+        at = graph.unique_ids if ids is None else pd.Index(np.asarray(ids))
+    if y.shape[:1] != (len(at),):
+        raise InputDataError(f"values have shape {y.shape}; expected ({len(at)}, ...)")
+    uid = graph.unique_ids
+    same = at.equals(uid)
+    if not same:
+        pos = at.get_indexer(uid)
+        if (pos < 0).any():
+            missing = uid[pos < 0]
+            raise InputDataError(
+                f"values have no entry for {missing.size} unit id(s)", _listed(missing.tolist())
+            )
+        y = y[pos]
+    out = np.asarray(graph.lag(y), dtype=float)
+    out[~np.asarray(graph.cardinalities > 0)] = empty
+    if not same:
+        back = uid.get_indexer(at)
+        aligned = np.full((len(at), *out.shape[1:]), empty)
+        aligned[back >= 0] = out[back[back >= 0]]
+        out = aligned
+    if isinstance(frame, pd.Series):
+        return pd.Series(out, index=frame.index, name=frame.name)
+    if isinstance(frame, pd.DataFrame):
+        return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+    return out
 
 
-def graph_edges(g: UnitGraph, *, include_islands: bool = False) -> pd.DataFrame:
-    """Edge list for storing: ``focal``, ``neighbor``, ``weight`` sorted by focal, neighbor.
+def graph_edges(graph: Graph, *, include_islands: bool = False) -> pd.DataFrame:
+    """Edge list for storing: ``focal``, ``neighbor``, ``weight`` in graph order.
 
-    With ``include_islands`` islands appear as libpysal does (a self-loop of weight 0).
+    With ``include_islands`` islands appear as libpysal encodes them (a self-loop of
+    weight 0).
     """
-    w = g.sparse
-    focal = np.repeat(np.arange(g.n), np.diff(w.indptr))
-    nb = w.indices
-    wt = w.data
-    if include_islands and g.islands.size:
-        isl = np.flatnonzero(np.diff(w.indptr) == 0)
-        focal = np.concatenate([focal, isl])
-        nb = np.concatenate([nb, isl])
-        wt = np.concatenate([wt, np.zeros(isl.size)])
-        o = np.lexsort((nb, focal))
-        focal, nb, wt = focal[o], nb[o], wt[o]
-    return pd.DataFrame({"focal": g.ids[focal], "neighbor": g.ids[nb], "weight": wt})
+    adj = graph.adjacency
+    mi = adj.index
+    focal, nb = mi.codes
+    keep = slice(None)
+    if not include_islands and len(graph.isolates):
+        keep = ~np.isin(focal, mi.levels[0].get_indexer(graph.isolates))
+    return pd.DataFrame(
+        {
+            "focal": mi.levels[0].to_numpy()[focal[keep]],
+            "neighbor": mi.levels[1].to_numpy()[nb[keep]],
+            "weight": adj.to_numpy(dtype=float)[keep],
+        }
+    )
+
+
+def graph_summary(graph: Graph) -> dict[str, Any]:
+    """Counts for reports.
+
+    ``n_edges`` counts directed non-zero links (a symmetric pair counts twice, as in
+    libpysal); ``n_components`` counts weakly connected components (islands included).
+    """
+    n = graph.n
+    card = graph.cardinalities.to_numpy()
+    pattern = _pattern(graph)
+    return {
+        "n": int(n),
+        "n_edges": int(pattern.nnz),
+        "mean_neighbours": float(card.mean()) if n else 0.0,
+        "min_neighbours": int(card.min()) if n else 0,
+        "max_neighbours": int(card.max()) if n else 0,
+        "n_islands": len(graph.isolates),
+        "n_components": int(graph.n_components) if n else 0,
+        "symmetric": bool((pattern != pattern.T).nnz == 0),
+    }
 
 
 # --------------------------------------------------------------------------- internals
@@ -268,9 +301,8 @@ def _build(
     rows: np.ndarray,
     cols: np.ndarray,
     weights: np.ndarray | None = None,
-    params: dict[str, Any] | None = None,
-) -> UnitGraph:
-    """UnitGraph from (row, col[, weight]) positions into sorted ``ids``.
+) -> Graph:
+    """Row-standardised Graph from (row, col[, weight]) positions into sorted ``ids``.
 
     Self-pairs are dropped. Without ``weights`` the graph is binary (duplicates collapse).
     """
@@ -285,37 +317,22 @@ def _build(
     if weights is None:
         w.data[:] = 1.0
     w.eliminate_zeros()
-    card = np.diff(w.indptr)
-    rowsum = np.asarray(w.sum(axis=1)).ravel()
-    w.data /= np.repeat(rowsum, card)
-    isl = np.flatnonzero(card == 0)
-    if isl.size:
+    n_isl = int((np.diff(w.indptr) == 0).sum())
+    if n_isl:
         log.warning(
             "%s graph: %d of %d unit(s) have no neighbours (islands); kept as isolates with "
             "zero weights",
             kind,
-            isl.size,
+            n_isl,
             n,
         )
-    focal = np.concatenate([np.repeat(np.arange(n), card), isl])
-    nb = np.concatenate([w.indices, isl])
-    wt = np.concatenate([w.data, np.zeros(isl.size)])
-    o = np.argsort(focal, kind="stable")  # rows already sorted by neighbour; one isolate row
-    index = pd.Index(ids)
-    mi = pd.MultiIndex(
-        levels=[index, index],
-        codes=[focal[o], nb[o]],
-        names=["focal", "neighbor"],
-        verify_integrity=False,
-    )
-    graph = Graph(pd.Series(wt[o], index=mi, name="weight"), transformation="R", is_sorted=True)
-    return UnitGraph(kind, graph, ids, ids[isl], dict(params or {}), w)
+    return _from_csr(ids, w).transform("r")
 
 
 # --------------------------------------------------------------------------- builders
 
 
-def h3_kring(cells: Any, k: int = 1) -> UnitGraph:
+def h3_kring(cells: Any, k: int = 1) -> Graph:
     """Neighbours are the cells within ``k`` rings (grid distance <= k) that are also units.
 
     Parameters
@@ -341,10 +358,10 @@ def h3_kring(cells: Any, k: int = 1) -> UnitGraph:
     rows = np.repeat(np.arange(ids.size), counts)
     pos = np.minimum(np.searchsorted(ids, flat), max(ids.size - 1, 0))
     found = ids[pos] == flat if ids.size else np.zeros(0, bool)
-    return _build("h3_kring", ids, rows[found], pos[found], params={"k": k})
+    return _build("h3_kring", ids, rows[found], pos[found])
 
 
-def knn(ids: Any, x: Any, y: Any, k: int = 8, *, symmetric: bool = False) -> UnitGraph:
+def knn(ids: Any, x: Any, y: Any, k: int = 8, *, symmetric: bool = False) -> Graph:
     """The ``k`` nearest units of each unit (cKDTree).
 
     Parameters
@@ -369,9 +386,8 @@ def knn(ids: Any, x: Any, y: Any, k: int = 8, *, symmetric: bool = False) -> Uni
     sid, order = _sort_ids(ids)
     xy = _coords(x, y, sid, order)
     n = sid.size
-    params = {"k": k, "symmetric": symmetric}
     if n < 2:
-        return _build("knn", sid, np.zeros(0), np.zeros(0), params=params)
+        return _build("knn", sid, np.zeros(0), np.zeros(0))
     k_eff = min(k, n - 1)
     if k_eff < k:
         log.warning("knn: only %d units, so k=%d is capped at %d", n, k, k_eff)
@@ -406,7 +422,7 @@ def knn(ids: Any, x: Any, y: Any, k: int = 8, *, symmetric: bool = False) -> Uni
     r, c = np.concatenate(out_r), np.concatenate(out_c)
     if symmetric:
         r, c = np.concatenate([r, c]), np.concatenate([c, r])
-    return _build("knn", sid, r, c, params=params)
+    return _build("knn", sid, r, c)
 
 
 def distance_band(
@@ -418,7 +434,7 @@ def distance_band(
     weights: Literal["binary", "inverse"] = "binary",
     power: float = 1.0,
     min_distance_m: float = 1.0,
-) -> UnitGraph:
+) -> Graph:
     """Units within ``threshold_m`` of each other (distance <= threshold, cKDTree pairs).
 
     Parameters
@@ -447,13 +463,10 @@ def distance_band(
     if weights == "inverse":
         dist = np.maximum(np.hypot(*(xy[i] - xy[j]).T), min_distance_m)
         w = np.tile(dist**-power, 2)
-    params = {"threshold_m": float(threshold_m), "weights": weights}
-    if weights == "inverse":
-        params |= {"power": power, "min_distance_m": min_distance_m}
-    return _build("distance_band", sid, np.r_[i, j], np.r_[j, i], w, params)
+    return _build("distance_band", sid, np.r_[i, j], np.r_[j, i], w)
 
 
-def shared_nodes(ids: Any, from_node: Any, to_node: Any) -> UnitGraph:
+def shared_nodes(ids: Any, from_node: Any, to_node: Any) -> Graph:
     """Street network: segments are neighbours when they share an end node.
 
     Built as ``B @ B.T`` with ``B`` the sparse segment x node incidence matrix.
@@ -487,7 +500,7 @@ def shared_nodes(ids: Any, from_node: Any, to_node: Any) -> UnitGraph:
 
 def line_network(
     ids: Any, geoms_2952: Any, tol_m: float = 1.0, *, t_junctions: bool = True
-) -> UnitGraph:
+) -> Graph:
     """Pipe network: pipes are neighbours when an end of one is within ``tol_m`` of the other.
 
     Parameters
@@ -524,7 +537,7 @@ def line_network(
     )
     end_line = np.tile(pline, 2)
     if not ends.size:
-        return _build("line_network", sid, np.zeros(0), np.zeros(0), params={"tol_m": tol_m})
+        return _build("line_network", sid, np.zeros(0), np.zeros(0))
     nodes, node_of_end = np.unique(ends, axis=0, return_inverse=True)
     node_of_end = node_of_end.ravel()
     m = nodes.shape[0]
@@ -548,11 +561,10 @@ def line_network(
         touch = b @ c
         a = a + touch + touch.T
     a = a.tocoo()
-    params = {"tol_m": float(tol_m), "t_junctions": t_junctions}
-    return _build("line_network", sid, a.row, a.col, params=params)
+    return _build("line_network", sid, a.row, a.col)
 
 
-def contiguity(ids: Any, polygons_2952: Any, *, tol_m: float = 0.0) -> UnitGraph:
+def contiguity(ids: Any, polygons_2952: Any, *, tol_m: float = 0.0) -> Graph:
     """Queen contiguity: polygons that share at least a point (STRtree ``intersects``).
 
     Parameters
@@ -572,4 +584,4 @@ def contiguity(ids: Any, polygons_2952: Any, *, tol_m: float = 0.0) -> UnitGraph
         i, j = tree.query(g, predicate="dwithin", distance=float(tol_m))
     else:
         i, j = tree.query(g, predicate="intersects")
-    return _build("contiguity", sid, i, j, params={"tol_m": float(tol_m), "rule": "queen"})
+    return _build("contiguity", sid, i, j)

@@ -1,0 +1,270 @@
+"""Shared constants, input checks and p-value helpers of the ESDA layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, Literal
+
+import numpy as np
+import pandas as pd
+from libpysal.graph import Graph
+from scipy import stats
+
+from ...errors import InputDataError
+
+Alternative = Literal["two-sided", "greater", "lesser", "directed"]
+_ALTERNATIVES: Final[tuple[str, ...]] = ("two-sided", "greater", "lesser", "directed")
+
+#: LISA quadrant (esda numbering) -> cluster label when significant.
+QUADRANT_LABELS: Final[dict[int, str]] = {
+    1: "hot spot",
+    2: "low outlier",
+    3: "cold spot",
+    4: "high outlier",
+}
+#: Every value of the ``cluster`` column of :func:`local_moran_by_year`.
+CLUSTER_LABELS: Final[tuple[str, ...]] = (
+    "hot spot",
+    "cold spot",
+    "high outlier",
+    "low outlier",
+    "not significant",
+    "island",
+)
+#: Persistence classes in order of precedence (the first rule that matches wins).
+PERSISTENCE_CLASSES: Final[tuple[str, ...]] = (
+    "not assessed",
+    "persistent hot spot",
+    "emerging hot spot",
+    "intermittent hot spot",
+    "transient hot spot",
+    "persistent cold spot",
+    "other significant",
+    "never significant",
+)
+
+#: Columns of :func:`global_moran_by_year` (the first one is the panel's year column).
+GLOBAL_COLUMNS: Final[tuple[str, ...]] = (
+    "year", "variable", "n", "moran_i", "expected_i", "z_norm", "p_norm", "p_sim",
+    "z_sim", "permutations", "n_islands_excluded", "note",
+)  # fmt: skip
+#: Columns of :func:`local_moran_by_year` (the first two are the panel's unit and year).
+LOCAL_COLUMNS: Final[tuple[str, ...]] = (
+    "unit_id", "year", "value", "local_i", "quadrant", "p_sim", "q_value", "significant",
+    "cluster",
+)  # fmt: skip
+#: Columns of :func:`hotspot_persistence` (the first one is the table's unit column).
+PERSISTENCE_COLUMNS: Final[tuple[str, ...]] = (
+    "unit_id", "years_observed", "years_hot", "years_cold", "share_hot", "share_cold",
+    "first_hot", "last_hot", "longest_hot_run", "years_hot_recent", "hot_recent", "class",
+)  # fmt: skip
+
+_N_EXAMPLES: Final[int] = 5
+_MIN_UNITS: Final[int] = 3
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _examples(values: Sequence[Any] | pd.Index | np.ndarray) -> str:
+    """Render up to five values for an error message."""
+    shown = [repr(v.item() if isinstance(v, np.generic) else v) for v in list(values)[:_N_EXAMPLES]]
+    more = ", ..." if len(values) > _N_EXAMPLES else ""
+    return ", ".join(shown) + more
+
+
+@contextmanager
+def _seeded_global_rng(seed: int | None) -> Iterator[None]:
+    """Seed NumPy's legacy global generator for the block, then restore its state.
+
+    esda's global Moran permutes with ``np.random.permutation`` and its conditional
+    randomisation calls ``np.random.seed``; this keeps both reproducible without leaking
+    a changed random state to the caller.
+    """
+    state = np.random.get_state()  # noqa: NPY002 - esda draws from the legacy global generator
+    try:
+        if seed is not None:
+            np.random.seed(seed)  # noqa: NPY002 - esda draws from the legacy global generator
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002 - esda draws from the legacy global generator
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in _ALTERNATIVES:
+        raise InputDataError(
+            f"alternative={alternative!r} is not supported; use one of {', '.join(_ALTERNATIVES)}"
+        )
+
+
+def _check_permutations(permutations: int, minimum: int) -> None:
+    if isinstance(permutations, bool) or not isinstance(permutations, int | np.integer):
+        raise InputDataError(f"permutations must be an integer, got {permutations!r}")
+    if permutations < minimum:
+        raise InputDataError(f"permutations must be >= {minimum}, got {permutations}")
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputDataError(f"seed must be a non-negative integer or None, got {seed!r}")
+
+
+def _check_columns(frame: pd.DataFrame, required: Sequence[str], what: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise InputDataError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputDataError(
+            f"{what} is missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"it has {', '.join(repr(c) for c in frame.columns) or 'no columns'}"
+        )
+    if frame.empty:
+        raise InputDataError(f"{what} has no rows")
+
+
+def _check_keys(frame: pd.DataFrame, unit_col: str, year_col: str, what: str) -> None:
+    """Units and years must be present, years integral, (unit, year) unique."""
+    for col in (unit_col, year_col):
+        n_null = int(frame[col].isna().sum())
+        if n_null:
+            raise InputDataError(f"{what}: column {col!r} has {n_null} missing value(s)")
+    years = frame[year_col]
+    if not pd.api.types.is_numeric_dtype(years) or pd.api.types.is_bool_dtype(years):
+        raise InputDataError(
+            f"{what}: column {year_col!r} must hold integer years, got dtype {years.dtype}"
+        )
+    if not np.all(np.mod(years.to_numpy(dtype=float), 1) == 0):
+        raise InputDataError(f"{what}: column {year_col!r} must hold whole-number years")
+    dup = frame.duplicated([unit_col, year_col], keep=False)
+    if dup.any():
+        pairs = frame.loc[dup, [unit_col, year_col]].drop_duplicates()
+        raise InputDataError(
+            f"{what} has {len(pairs)} duplicated ({unit_col}, {year_col}) pair(s); "
+            "aggregate to one row per unit and year first",
+            [f"{u!r}, {y!r}" for u, y in pairs.head(_N_EXAMPLES).itertuples(index=False)],
+        )
+
+
+def _check_values(panel: pd.DataFrame, value_cols: Sequence[str], unit_col: str) -> None:
+    """Value columns must be numeric, finite and non-negative (counts and rates)."""
+    for col in value_cols:
+        s = panel[col]
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            raise InputDataError(f"panel column {col!r} must be numeric, got dtype {s.dtype}")
+        v = s.to_numpy(dtype=float, na_value=np.nan)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raise InputDataError(
+                f"panel column {col!r} has {int(bad.sum())} missing or infinite value(s) "
+                f"(units {_examples(panel.loc[bad, unit_col].unique())}); fill them, or drop "
+                "those units from both the panel and the graph",
+            )
+        neg = v < 0
+        if neg.any():
+            raise InputDataError(
+                f"panel column {col!r} has {int(neg.sum())} negative value(s) (units "
+                f"{_examples(panel.loc[neg, unit_col].unique())}); break counts and rates "
+                "cannot be negative",
+            )
+
+
+def _check_graph(graph: Graph, panel: pd.DataFrame, unit_col: str) -> tuple[pd.Index, pd.Index]:
+    """Check the graph against the panel; return (non-island ids, island ids) in graph order."""
+    if not isinstance(graph, Graph):
+        raise InputDataError(
+            f"graph must be a libpysal.graph.Graph, got {type(graph).__name__} "
+            "(convert a legacy W with Graph.from_W)"
+        )
+    ids = pd.Index(graph.unique_ids)
+    if len(ids) < _MIN_UNITS:
+        raise InputDataError(
+            f"Moran's I needs at least {_MIN_UNITS} units; the graph has {len(ids)}"
+        )
+    units = pd.Index(panel[unit_col].unique())
+    missing = units[~units.isin(ids)]
+    extra = ids[~ids.isin(units)]
+    if len(missing) or len(extra):
+        problems = []
+        if len(missing):
+            problems.append(
+                f"{len(missing)} panel unit(s) missing from the graph: {_examples(missing)}"
+            )
+        if len(extra):
+            problems.append(
+                f"{len(extra)} graph id(s) absent from the panel: {_examples(extra)} (add "
+                "rows with zero values for units without breaks)"
+            )
+        raise InputDataError(
+            f"the graph ids do not match the panel's {unit_col!r} values "
+            f"(graph: {len(ids)} ids, dtype {ids.dtype}; panel: {len(units)} units, "
+            f"dtype {units.dtype})",
+            problems,
+        )
+    isolated = ids.isin(pd.Index(graph.isolates))
+    connected = ids[~isolated]
+    if len(connected) < _MIN_UNITS:
+        raise InputDataError(
+            f"Moran's I needs at least {_MIN_UNITS} units with neighbours; the graph has "
+            f"{len(connected)} ({int(isolated.sum())} of its {len(ids)} units are islands)"
+        )
+    return connected, ids[isolated]
+
+
+def _check_inputs(
+    panel: pd.DataFrame, graph: Graph, value_cols: Sequence[str], unit_col: str, year_col: str
+) -> tuple[pd.Index, pd.Index, Graph]:
+    """Validate the panel and the graph; return (non-island ids, island ids, analysis graph)."""
+    _check_columns(panel, [unit_col, year_col, *value_cols], "panel")
+    _check_keys(panel, unit_col, year_col, "panel")
+    _check_values(panel, value_cols, unit_col)
+    connected, islands = _check_graph(graph, panel, unit_col)
+    return connected, islands, _analysis_graph(graph, connected)
+
+
+def _analysis_graph(graph: Graph, connected: pd.Index) -> Graph:
+    """The graph restricted to its non-island units (the graph itself if it has none)."""
+    if len(connected) == graph.n:
+        return graph
+    return graph.subgraph(connected)
+
+
+def _wide_values(
+    panel: pd.DataFrame, col: str, unit_col: str, year_col: str, ids: pd.Index
+) -> pd.DataFrame:
+    """Units (rows, in ``ids`` order) x years (sorted columns); absent rows -> 0."""
+    wide = panel.pivot(index=unit_col, columns=year_col, values=col)
+    wide = wide.reindex(index=ids).sort_index(axis=1)
+    return wide.astype(float).fillna(0.0)
+
+
+def _pseudo_p(observed: np.ndarray, sims: np.ndarray, alternative: str) -> np.ndarray:
+    """Permutation pseudo p-values, ``(M + 1) / (R + 1)``, vectorised over rows.
+
+    ``observed`` has shape (n,), ``sims`` shape (n, R). ``"directed"`` reproduces esda 2.9.
+    """
+    n_perm = sims.shape[1]
+    ge = (sims >= observed[:, None]).sum(axis=1)
+    if alternative == "directed":
+        larger = np.where(n_perm - ge < ge, n_perm - ge, ge)
+        return (larger + 1.0) / (n_perm + 1.0)
+    greater = (ge + 1.0) / (n_perm + 1.0)
+    lesser = ((sims <= observed[:, None]).sum(axis=1) + 1.0) / (n_perm + 1.0)
+    if alternative == "greater":
+        return greater
+    if alternative == "lesser":
+        return lesser
+    return np.minimum(1.0, 2.0 * np.minimum(greater, lesser))
+
+
+def _normal_p(z: float, alternative: str) -> float:
+    if not np.isfinite(z):
+        return float("nan")
+    if alternative == "greater":
+        return float(stats.norm.sf(z))
+    if alternative == "lesser":
+        return float(stats.norm.cdf(z))
+    one_tail = float(stats.norm.sf(abs(z)))
+    return min(1.0, 2.0 * one_tail) if alternative == "two-sided" else one_tail
