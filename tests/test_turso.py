@@ -275,7 +275,7 @@ def test_server_killed_mid_push_keeps_the_previous_publish_and_the_push_resumes(
         assert current_publish(turso_server.url) == res["publish_id"]
         for t in STAR_TABLES:
             got = read_current(turso_server.url, t)
-            assert len(got) == len(star[t]) and table_checksum(got) == res.checksums[t], t
+            assert len(got) == len(star[t]) and table_checksum(got) == res["checksums"][t], t
     finally:
         proxy.close()
 
