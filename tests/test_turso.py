@@ -354,7 +354,7 @@ def test_an_unsafe_column_is_rejected_and_values_are_bound(empty_star, tmp_path)
     res = _publish_file(tmp_path / "ok.db", _variant(empty_star, evil))
     names = {r[2] for r in file_rows(tmp_path / "ok.db", "dim_neighbourhood")}
     assert names == {evil} and file_rows(tmp_path / "ok.db", "fact_break") == []
-    assert res.rows["fact_break"] == 0
+    assert res["rows"]["fact_break"] == 0
 
 
 def test_a_newer_schema_version_is_refused(bundled_run, bundled_cfg, empty_star, tmp_path) -> None:
