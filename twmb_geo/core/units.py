@@ -34,9 +34,12 @@ class UnitType:
     name
         The ``unit_type`` value in every table (``"pipe"``).
     table
-        The store table of the units (``"unit_pipe"``).
+        The store table of the units built by the feature stage (``"unit_pipe"``).
     layer
         The map layer name (``"pipes"``).
+    layer_table
+        The store table the map layer and the report read the units from (``"unit_pipe"``;
+        ``"neighbourhoods"``: the curated polygons with their names).
     label, plural
         Words for people (``"pipe"``, ``"pipes"``).
     linear
@@ -57,6 +60,7 @@ class UnitType:
     name: str
     table: str
     layer: str
+    layer_table: str
     label: str
     plural: str
     linear: bool
@@ -110,6 +114,7 @@ register_unit_type(
         name="pipe",
         table="unit_pipe",
         layer="pipes",
+        layer_table="unit_pipe",
         label="pipe",
         plural="pipes",
         linear=True,
@@ -125,6 +130,7 @@ register_unit_type(
         name="street",
         table="unit_street",
         layer="streets",
+        layer_table="unit_street",
         label="street segment",
         plural="street segments",
         linear=True,
@@ -140,6 +146,7 @@ register_unit_type(
         name="cell",
         table="unit_cell",
         layer="cells",
+        layer_table="unit_cell",
         label="H3 cell",
         plural="H3 cells",
         linear=False,
@@ -152,8 +159,9 @@ register_unit_type(
 register_unit_type(
     UnitType(
         name="neighbourhood",
-        table="neighbourhoods",
+        table="unit_neighbourhood",
         layer="neighbourhoods",
+        layer_table="neighbourhoods",
         label="neighbourhood",
         plural="neighbourhoods",
         linear=False,

@@ -20,6 +20,8 @@ from libpysal.graph import Graph
 
 from ..config import Config, FeatureConfig, GraphConfig
 from ..contracts import conform
+from ..core.types import Progress
+from ..core.units import UNIT_TYPES
 from ..errors import InputDataError
 from ..spatial import graphs as gb
 from ..spatial import hexgrid
@@ -38,7 +40,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -63,36 +64,119 @@ class FeatureReport:
 
 GraphSet = dict[str, dict[str, Graph]]
 
+#: the unit type whose panel rate every other unit reads as its neighbourhood rate
+AREA_UNIT_TYPE = "neighbourhood"
+#: the unit type Moran's I, LISA and hot-spot persistence are computed on
+ESDA_UNIT_TYPE = "cell"
+
+
+def _call(kind: str, **params: Any) -> str:
+    return f"{kind}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+
+
+def _dist_label(fc: FeatureConfig) -> str:
+    if fc.distance_graph == "band":
+        return _call("distance_band", threshold_m=float(fc.distance_band_m), weights="binary")
+    return _call("knn", k=fc.distance_knn, symmetric=False)
+
+
+def _dist(fc: FeatureConfig, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> Graph:
+    if fc.distance_graph == "band":
+        return gb.distance_band(ids, x, y, fc.distance_band_m)
+    return gb.knn(ids, x, y, k=fc.distance_knn)
+
+
+def _cell_graphs(units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig) -> dict[str, Graph]:
+    kring = gb.h3_kring(units["h3_index"].to_numpy().astype(np.uint64), k=gc.cell_order)
+    ids = units["unit_id"].to_numpy()
+    return {
+        "adj": gb.relabel(kring, hexgrid.cell_str(np.asarray(kring.unique_ids, dtype=np.uint64))),
+        "dist": gb.knn(ids, units["x"].to_numpy(), units["y"].to_numpy(), k=gc.cell_knn),
+    }
+
+
+def _neighbourhood_graphs(
+    units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig
+) -> dict[str, Graph]:
+    ids = units["unit_id"].to_numpy()
+    return {
+        "adj": gb.contiguity(
+            ids,
+            shapely.from_wkb(units["geometry"].to_numpy(dtype=object)),
+            tol_m=gc.neighbourhood_gap_m,
+        ),
+        "dist": gb.knn(ids, units["x"].to_numpy(), units["y"].to_numpy(), k=gc.neighbourhood_knn),
+    }
+
+
+def _street_graphs(units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig) -> dict[str, Graph]:
+    ids = units["unit_id"].to_numpy()
+    return {
+        "adj": gb.shared_nodes(ids, units["from_node"].to_numpy(), units["to_node"].to_numpy()),
+        "dist": _dist(fc, ids, units["x"].to_numpy(), units["y"].to_numpy()),
+    }
+
+
+def _pipe_graphs(
+    units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig
+) -> dict[str, Graph] | None:
+    loc = units["geometry"].notna().to_numpy()
+    if loc.sum() < 2:
+        return None
+    ids = units.loc[loc, "unit_id"].to_numpy()
+    return {
+        "adj": gb.line_network(
+            ids,
+            shapely.from_wkb(units.loc[loc, "geometry"].to_numpy(dtype=object)),
+            tol_m=gc.pipe_end_tolerance_m,
+            t_junctions=gc.pipe_t_junctions,
+        ),
+        "dist": _dist(fc, ids, units.loc[loc, "x"].to_numpy(), units.loc[loc, "y"].to_numpy()),
+    }
+
+
+@dataclass(frozen=True)
+class GraphRecipe:
+    """The "adj" and "dist" graphs of one unit type: how they are built and described."""
+
+    build: Callable[[pd.DataFrame, GraphConfig, FeatureConfig], dict[str, Graph] | None]
+    describe: Callable[[GraphConfig, FeatureConfig], dict[str, str]]
+
+
+#: unit type -> its graphs (a unit type without a recipe has no graphs and no spatial lags)
+GRAPH_RECIPES: dict[str, GraphRecipe] = {
+    "pipe": GraphRecipe(
+        _pipe_graphs,
+        lambda gc, fc: {
+            "adj": _call(
+                "line_network", tol_m=gc.pipe_end_tolerance_m, t_junctions=gc.pipe_t_junctions
+            ),
+            "dist": _dist_label(fc),
+        },
+    ),
+    "street": GraphRecipe(
+        _street_graphs, lambda gc, fc: {"adj": _call("shared_nodes"), "dist": _dist_label(fc)}
+    ),
+    "cell": GraphRecipe(
+        _cell_graphs,
+        lambda gc, fc: {
+            "adj": _call("h3_kring", k=gc.cell_order),
+            "dist": _call("knn", k=gc.cell_knn, symmetric=False),
+        },
+    ),
+    "neighbourhood": GraphRecipe(
+        _neighbourhood_graphs,
+        lambda gc, fc: {
+            "adj": _call("contiguity", tol_m=gc.neighbourhood_gap_m, rule="queen"),
+            "dist": _call("knn", k=gc.neighbourhood_knn, symmetric=False),
+        },
+    ),
+}
+
 
 def graph_builders(graphs: GraphConfig, features: FeatureConfig) -> dict[str, dict[str, str]]:
     """The builder, with its parameters, of the "adj" and "dist" graph of every unit type."""
-
-    def call(kind: str, **params: Any) -> str:
-        return f"{kind}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
-
-    if features.distance_graph == "band":
-        dist = call("distance_band", threshold_m=float(features.distance_band_m), weights="binary")
-    else:
-        dist = call("knn", k=features.distance_knn, symmetric=False)
-    return {
-        "cell": {
-            "adj": call("h3_kring", k=graphs.cell_order),
-            "dist": call("knn", k=graphs.cell_knn, symmetric=False),
-        },
-        "neighbourhood": {
-            "adj": call("contiguity", tol_m=graphs.neighbourhood_gap_m, rule="queen"),
-            "dist": call("knn", k=graphs.neighbourhood_knn, symmetric=False),
-        },
-        "street": {"adj": call("shared_nodes"), "dist": dist},
-        "pipe": {
-            "adj": call(
-                "line_network",
-                tol_m=graphs.pipe_end_tolerance_m,
-                t_junctions=graphs.pipe_t_junctions,
-            ),
-            "dist": dist,
-        },
-    }
+    return {ut: recipe.describe(graphs, features) for ut, recipe in GRAPH_RECIPES.items()}
 
 
 def build_graphs(
@@ -101,62 +185,23 @@ def build_graphs(
     """The adjacency ("adj") and distance ("dist") graph of every unit type present.
 
     Every graph is a row-standardised ``libpysal.graph.Graph`` indexed by the units'
-    ``unit_id`` (H3 cells as hex strings). The settings come from ``graphs``
-    (:class:`~twmb_geo.config.GraphConfig`) and, for the distance graph of pipes and
-    streets, ``features``: KNN (``distance_graph="knn"``, ``distance_knn`` neighbours:
-    bounded size at any network density) or a distance band of ``distance_band_m``
-    (``"band"``: every unit within the radius; grows with density).
+    ``unit_id`` (H3 cells as hex strings), built by the unit type's :data:`GRAPH_RECIPES`
+    entry. The settings come from ``graphs`` (:class:`~twmb_geo.config.GraphConfig`) and,
+    for the distance graph of pipes and streets, ``features``: KNN
+    (``distance_graph="knn"``, ``distance_knn`` neighbours: bounded size at any network
+    density) or a distance band of ``distance_band_m`` (``"band"``: every unit within the
+    radius; grows with density).
     """
     gc = graphs or GraphConfig()
     fc = features or FeatureConfig()
     out: GraphSet = {}
-
-    def dist(ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> Graph:
-        if fc.distance_graph == "band":
-            return gb.distance_band(ids, x, y, fc.distance_band_m)
-        return gb.knn(ids, x, y, k=fc.distance_knn)
-
-    cells = org.units["cell"]
-    kring = gb.h3_kring(cells["h3_index"].to_numpy().astype(np.uint64), k=gc.cell_order)
-    out["cell"] = {
-        "adj": gb.relabel(kring, hexgrid.cell_str(np.asarray(kring.unique_ids, dtype=np.uint64))),
-        "dist": gb.knn(
-            cells["unit_id"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), k=gc.cell_knn
-        ),
-    }
-    nb = org.units["neighbourhood"]
-    out["neighbourhood"] = {
-        "adj": gb.contiguity(
-            nb["unit_id"].to_numpy(),
-            shapely.from_wkb(nb["geometry"].to_numpy(dtype=object)),
-            tol_m=gc.neighbourhood_gap_m,
-        ),
-        "dist": gb.knn(
-            nb["unit_id"].to_numpy(), nb["x"].to_numpy(), nb["y"].to_numpy(), k=gc.neighbourhood_knn
-        ),
-    }
-    if "street" in org.units:
-        st = org.units["street"]
-        out["street"] = {
-            "adj": gb.shared_nodes(
-                st["unit_id"].to_numpy(), st["from_node"].to_numpy(), st["to_node"].to_numpy()
-            ),
-            "dist": dist(st["unit_id"].to_numpy(), st["x"].to_numpy(), st["y"].to_numpy()),
-        }
-    if "pipe" in org.units:
-        pu = org.units["pipe"]
-        loc = pu["geometry"].notna().to_numpy()
-        if loc.sum() >= 2:
-            ids = pu.loc[loc, "unit_id"].to_numpy()
-            out["pipe"] = {
-                "adj": gb.line_network(
-                    ids,
-                    shapely.from_wkb(pu.loc[loc, "geometry"].to_numpy(dtype=object)),
-                    tol_m=gc.pipe_end_tolerance_m,
-                    t_junctions=gc.pipe_t_junctions,
-                ),
-                "dist": dist(ids, pu.loc[loc, "x"].to_numpy(), pu.loc[loc, "y"].to_numpy()),
-            }
+    for ut in UNIT_TYPES:
+        recipe = GRAPH_RECIPES.get(ut)
+        if recipe is None or ut not in org.units:
+            continue
+        built = recipe.build(org.units[ut], gc, fc)
+        if built is not None:
+            out[ut] = built
     return out
 
 
@@ -272,22 +317,22 @@ def _write_panels(
 ) -> tuple[pd.DataFrame | None, int]:
     """Build and insert every unit type's panel; return the cell columns ESDA needs and rows."""
     pu = org.units.get("pipe")
-    apportion = {ut: org.apportion(ut) for ut in ("cell", "street", "neighbourhood")}
+    apportion = {ut: org.apportion(ut) for ut in org.units if ut != "pipe"}
     store.clear("panel")
     nbhd = build_panel(
-        "neighbourhood",
-        org.units["neighbourhood"],
-        org.links[org.links["unit_type"] == "neighbourhood"],
+        AREA_UNIT_TYPE,
+        org.units[AREA_UNIT_TYPE],
+        org.links[org.links["unit_type"] == AREA_UNIT_TYPE],
         breaks,
         ps,
-        graphs=graphs.get("neighbourhood"),
+        graphs=graphs.get(AREA_UNIT_TYPE),
         pipes=pu,
-        pipe_units_of=apportion["neighbourhood"],
+        pipe_units_of=apportion[AREA_UNIT_TYPE],
     )
     nbhd_rate = nbhd[["unit_id", "year", "nbhd_rate_last5"]]
     cell_panel = None
     n_panel = len(nbhd)
-    for ut in ("cell", "street", "pipe"):
+    for ut in (u for u in UNIT_TYPES if u != AREA_UNIT_TYPE):
         if ut not in org.units:
             continue
         cell_parts: list[pd.DataFrame] = []
@@ -296,14 +341,14 @@ def _write_panels(
             nonlocal n_panel
             n_panel += len(chunk)
             store.insert("panel", chunk)
-            if ut == "cell":
+            if ut == ESDA_UNIT_TYPE:
                 keep.append(chunk[["unit_id", "year", "breaks", "exposure_km", "area_km2"]])
 
         build_panel(
             ut,
             org.units[ut],
             org.links[org.links["unit_type"] == ut],
-            b_in if ut in ("pipe", "street") else breaks,
+            b_in if UNIT_TYPES[ut].linear else breaks,
             ps,
             graphs=graphs.get(ut),
             pipes=pu,
@@ -311,7 +356,7 @@ def _write_panels(
             nbhd_rate=nbhd_rate,
             sink=sink,
         )
-        if ut == "cell":
+        if ut == ESDA_UNIT_TYPE:
             cell_panel = pd.concat(cell_parts, ignore_index=True)
     store.insert("panel", nbhd)
     return cell_panel, n_panel
@@ -381,8 +426,8 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         tick("panel", 3)
         glob, lisa, pers = run_esda(
             cell_panel,
-            graphs["cell"]["adj"],
-            "cell",
+            graphs[ESDA_UNIT_TYPE]["adj"],
+            ESDA_UNIT_TYPE,
             permutations=fc.esda_permutations,
             seed=fc.seed,
         )
@@ -425,14 +470,9 @@ def _feature_tables(
     pers: pd.DataFrame,
 ) -> dict[str, pd.DataFrame]:
     tables: dict[str, pd.DataFrame] = {}
-    for ut, name in (
-        ("pipe", "unit_pipe"),
-        ("street", "unit_street"),
-        ("cell", "unit_cell"),
-        ("neighbourhood", "unit_neighbourhood"),
-    ):
+    for ut, spec in UNIT_TYPES.items():
         if ut in org.units:
-            tables[name] = conform(org.units[ut], f"features/{name}")
+            tables[spec.table] = conform(org.units[ut], f"features/{spec.table}")
     tables["break_links"] = conform(org.links, "features/break_links")
     tables["pipe_cells"] = conform(org.pipe_cells, "features/pipe_cells")
     tables["pipe_streets"] = conform(org.pipe_streets, "features/pipe_streets")
@@ -440,7 +480,7 @@ def _feature_tables(
     for ut, gs in graphs.items():
         for name, g in gs.items():
             summaries.append(_graph_summary(ut, name, g, builders[ut][name]))
-            if ut in ("pipe", "street") and name == "dist":
+            if UNIT_TYPES[ut].linear and name == "dist":
                 continue  # KNN of centroids: cheap to rebuild, millions of rows to store
             e = gb.graph_edges(g)
             e.insert(0, "unit_type", ut)

@@ -19,6 +19,7 @@ import shapely
 from libpysal.graph import Graph
 
 from ..contracts import conform, load_schema
+from ..core.units import UNIT_TYPES
 from ..spatial import graphs as gb
 from .history import history_features, rolling_sum
 
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-AREAL = ("cell", "neighbourhood")
 
 
 @dataclass(frozen=True)
@@ -298,11 +298,11 @@ def build_panel(
     history_years = np.broadcast_to(np.arange(1, t + 1, dtype=float), (n, t))
     window = np.minimum(history_years, 5.0)
     rate = _per_size(feats["breaks_last5"], window, exposure)
-    area = units["area_km2"].to_numpy(dtype=float) if unit_type in AREAL else None
+    area = units["area_km2"].to_numpy(dtype=float) if not UNIT_TYPES[unit_type].linear else None
     density = _per_size(feats["breaks_last5"], window, area[:, None] if area is not None else None)
     unit_rate = rate if rate is not None else density
     cols = _spatial_columns(unit_type, units, ids, graphs, feats, window, unit_rate, area, exposure)
-    if unit_type in ("pipe", "street") and "geometry" in units:
+    if UNIT_TYPES[unit_type].linear and "geometry" in units:
         geoms = shapely.from_wkb(units["geometry"].to_numpy(dtype=object))
         near = near_counts(
             geoms,

@@ -39,7 +39,7 @@ __all__ = [
 STORE_CRS = "EPSG:2952"
 #: unit type -> (layer name, store table), from the unit-type registry
 UNIT_LAYERS: dict[str, tuple[str, str]] = {
-    name: (spec.layer, spec.table) for name, spec in UNIT_TYPES.items()
+    name: (spec.layer, spec.layer_table) for name, spec in UNIT_TYPES.items()
 }
 #: every layer, in drawing order (areas first, points last)
 LAYERS: tuple[str, ...] = ("neighbourhoods", "cells", "streets", "pipes", "breaks")
@@ -216,7 +216,7 @@ def _area_base(units: pd.DataFrame) -> pd.DataFrame:
 
 def _unit_base(unit_type: str, units: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
     """The unit columns of one layer before results are attached."""
-    if UNIT_TYPES[unit_type].table == "neighbourhoods":
+    if UNIT_TYPES[unit_type].layer_table == "neighbourhoods":
         df = _area_base(units)
     else:
         code = units["neighbourhood"].astype(object)

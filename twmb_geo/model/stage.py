@@ -26,6 +26,7 @@ from .._version import __version__
 from ..config import Config, ModelConfig
 from ..contracts import conform
 from ..core.types import Progress
+from ..core.units import unit_type as unit_type_spec
 from ..errors import InputDataError, StoreError
 from ..store.duckdb_store import Store
 from ..store.manifest import new_run_id
@@ -36,8 +37,10 @@ from .scoring import score_units
 from .simulate import renewal_scenario, simulate, year_factor_cv
 from .training import (
     SCHEME_TEXT,
+    UNIT_MODEL_SPECS,
     CVResult,
     ModelData,
+    UnitModelSpec,
     cross_validate,
     curves,
     fit_final,
@@ -47,14 +50,6 @@ from .training import (
 __all__ = ["list_models", "run_simulation", "score_latest", "train_models"]
 
 log = logging.getLogger(__name__)
-
-_UNIT_TABLE = {
-    "pipe": "unit_pipe",
-    "street": "unit_street",
-    "cell": "unit_cell",
-    "neighbourhood": "unit_neighbourhood",
-}
-
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
@@ -77,7 +72,7 @@ def _unit_types(store: Store, wanted: Sequence[str]) -> list[str]:
 
 def _load_data(store: Store, cfg: Config, unit_type: str) -> ModelData:
     panel = store.read("panel", "unit_type = ?", [unit_type])
-    units = store.read(_UNIT_TABLE[unit_type])
+    units = store.read(unit_type_spec(unit_type).table)
     return model_data(panel, units, unit_type, h3_resolution=cfg.h3_resolution)
 
 
@@ -145,16 +140,9 @@ def _limitations(md: ModelData, year_cv: float) -> list[str]:
         "Random K-fold is reported only to show how much ignoring space and time overstates "
         "skill; trust the forward and spatial schemes.",
     ]
-    if md.unit_type == "cell":
-        out.append(
-            "Cells are ranked by count of cells, not length: a cell with more pipe carries more "
-            "risk; without pipe data the exposure of a cell is unknown."
-        )
-    if md.unit_type == "pipe":
-        out.append(
-            "Pipe-level histories are short and sparse; breaks that could not be linked to a pipe "
-            "within the tolerance are missing from pipe histories (see break_links)."
-        )
+    note = UNIT_MODEL_SPECS.get(md.unit_type, UnitModelSpec()).card_note
+    if note:
+        out.append(note)
     return out
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
+from ..core.units import unit_type as unit_type_spec
 from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
 from ..spatial.hexgrid import cell_str, points_to_cells
@@ -125,49 +126,99 @@ def _material_onehots(material: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(out, index=material.index)
 
 
-def _unit_attributes(units: pd.DataFrame, unit_type: str, h3_res: int) -> pd.DataFrame:
-    """Per-unit columns joined to the panel: weights, block cell and extra features."""
-    a = pd.DataFrame({"unit_id": units["unit_id"].astype(str)})
-    if unit_type == "cell":
-        a["block_cell"] = units["unit_id"].astype(str).to_numpy()
-        for c in ("pipe_km", "street_km", "mean_install_year"):
-            a[c] = units[c].to_numpy(dtype=float)
-        pk = units["pipe_km"].to_numpy(dtype=float)
-        for g in MATERIAL_GROUPS:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                a[f"share_{g}"] = np.where(
-                    pk > 0, units[f"pipe_km_{g}"].to_numpy(float) / pk, np.nan
-                )
-        a["length_km"] = pk
-        return a
-    cells = cell_str(
-        points_to_cells(
-            units["centroid_lon"].to_numpy(float), units["centroid_lat"].to_numpy(float), h3_res
-        )
-    )
-    a["block_cell"] = np.where(cells == "", None, cells)
-    if unit_type == "pipe":
-        a["length_km"] = units["length_m"].to_numpy(dtype=float) / 1000.0
-        a["material"] = units["material"].astype("string").to_numpy()
-        a["install_year"] = units["install_year"].to_numpy(dtype=float)
-        a["diameter_mm"] = units["diameter_mm"].to_numpy(dtype=float)
-        a["lined"] = units["lined"].astype("float").to_numpy()
-        a = pd.concat([a, _material_onehots(units["material"]).set_axis(a.index)], axis=1)
-    elif unit_type == "street":
-        a["length_km"] = units["length_m"].to_numpy(dtype=float) / 1000.0
-        a["pipe_km"] = units["pipe_km"].to_numpy(dtype=float)
-    else:
-        a["length_km"] = units["pipe_km"].to_numpy(dtype=float)
-        a["street_km"] = units["street_km"].to_numpy(dtype=float)
-    return a
+def _cell_columns(units: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {"block_cell": units["unit_id"].astype(str).to_numpy()}
+    for c in ("pipe_km", "street_km", "mean_install_year"):
+        out[c] = units[c].to_numpy(dtype=float)
+    pk = units["pipe_km"].to_numpy(dtype=float)
+    for g in MATERIAL_GROUPS:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"share_{g}"] = np.where(pk > 0, units[f"pipe_km_{g}"].to_numpy(float) / pk, np.nan)
+    out["length_km"] = pk
+    return out
 
 
-_EXTRA_FEATURES = {
-    "pipe": ("diameter_mm", "lined", *(f"mat_{g}" for g in (*MATERIAL_GROUPS, *_MATERIAL_EXTRA))),
-    "street": ("length_km", "pipe_km"),
-    "cell": ("pipe_km", "street_km", "mean_install_year", *(f"share_{g}" for g in MATERIAL_GROUPS)),
-    "neighbourhood": ("street_km",),
+def _pipe_columns(units: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "length_km": units["length_m"].to_numpy(dtype=float) / 1000.0,
+        "material": units["material"].astype("string").to_numpy(),
+        "install_year": units["install_year"].to_numpy(dtype=float),
+        "diameter_mm": units["diameter_mm"].to_numpy(dtype=float),
+        "lined": units["lined"].astype("float").to_numpy(),
+    }
+    onehots = _material_onehots(units["material"])
+    out.update({c: onehots[c].to_numpy() for c in onehots.columns})
+    return out
+
+
+def _street_columns(units: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "length_km": units["length_m"].to_numpy(dtype=float) / 1000.0,
+        "pipe_km": units["pipe_km"].to_numpy(dtype=float),
+    }
+
+
+def _area_columns(units: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "length_km": units["pipe_km"].to_numpy(dtype=float),
+        "street_km": units["street_km"].to_numpy(dtype=float),
+    }
+
+
+def _length_columns(units: pd.DataFrame) -> dict[str, Any]:
+    length = units["length_m"].to_numpy(dtype=float) / 1000.0 if "length_m" in units else np.nan
+    return {"length_km": np.broadcast_to(np.asarray(length, dtype=float), (len(units),)).copy()}
+
+
+@dataclass(frozen=True)
+class UnitModelSpec:
+    """What the model stage adds for one unit type: per-unit columns and extra features.
+
+    ``columns`` returns the per-unit columns joined to the panel (``length_km`` at least;
+    ``block_cell`` when the unit is its own spatial block, otherwise the H3 cell of its
+    centroid is used); ``features`` are extra feature candidates among them;
+    ``in_service_only`` drops unit-years without exposure (a pipe before it was laid or
+    after it was removed); ``card_note`` is a limitation the model card states for it.
+    """
+
+    columns: Callable[[pd.DataFrame], dict[str, Any]] = _length_columns
+    features: tuple[str, ...] = ()
+    in_service_only: bool = False
+    card_note: str = ""
+
+
+#: unit type -> its model columns (a unit type without an entry gets its length only)
+UNIT_MODEL_SPECS: dict[str, UnitModelSpec] = {
+    "pipe": UnitModelSpec(
+        _pipe_columns,
+        ("diameter_mm", "lined", *(f"mat_{g}" for g in (*MATERIAL_GROUPS, *_MATERIAL_EXTRA))),
+        in_service_only=True,
+        card_note="Pipe-level histories are short and sparse; breaks that could not be linked to "
+        "a pipe within the tolerance are missing from pipe histories (see break_links).",
+    ),
+    "street": UnitModelSpec(_street_columns, ("length_km", "pipe_km")),
+    "cell": UnitModelSpec(
+        _cell_columns,
+        ("pipe_km", "street_km", "mean_install_year", *(f"share_{g}" for g in MATERIAL_GROUPS)),
+        card_note="Cells are ranked by count of cells, not length: a cell with more pipe carries "
+        "more risk; without pipe data the exposure of a cell is unknown.",
+    ),
+    "neighbourhood": UnitModelSpec(_area_columns, ("street_km",)),
 }
+
+
+def _unit_attributes(units: pd.DataFrame, spec: UnitModelSpec, h3_res: int) -> pd.DataFrame:
+    """Per-unit columns joined to the panel: weights, block cell and extra features."""
+    cols = spec.columns(units)
+    a = pd.DataFrame({"unit_id": units["unit_id"].astype(str)})
+    if "block_cell" not in cols:
+        cells = cell_str(
+            points_to_cells(
+                units["centroid_lon"].to_numpy(float), units["centroid_lat"].to_numpy(float), h3_res
+            )
+        )
+        a["block_cell"] = np.where(cells == "", None, cells)
+    return pd.concat([a, pd.DataFrame(cols, index=a.index)], axis=1)
 
 
 def model_data(
@@ -188,10 +239,11 @@ def model_data(
     """
     if panel.empty:
         raise InputDataError(f"the panel has no {unit_type} rows; run `twmb features` first")
-    attrs = _unit_attributes(units, unit_type, h3_resolution)
+    spec = UNIT_MODEL_SPECS.get(unit_type, UnitModelSpec())
+    attrs = _unit_attributes(units, spec, h3_resolution)
     rows = panel.merge(attrs, on="unit_id", how="left", validate="many_to_one")
     notes: list[str] = []
-    if unit_type == "pipe":
+    if spec.in_service_only:
         in_service = rows["exposure_km"].fillna(0) > 0
         if (~in_service).any():
             notes.append(f"{int((~in_service).sum())} pipe-years out of service left out")
@@ -202,7 +254,7 @@ def model_data(
         notes.append(f"{len(bad)} {unit_type} units without a location left out: {list(bad[:5])}")
         rows = rows[~no_cell]
     rows = rows.sort_values(["unit_id", "year"], kind="stable").reset_index(drop=True)
-    cands = [*DEFAULT_FEATURES, *_EXTRA_FEATURES[unit_type]]
+    cands = [*DEFAULT_FEATURES, *spec.features]
     lab = rows["target_count"].notna()
     feats = []
     for c in dict.fromkeys(cands):
@@ -213,7 +265,7 @@ def model_data(
             feats.append(c)
         else:
             notes.append(f"feature {c} left out: no variation in the labelled rows")
-    weight_col = "length_km" if unit_type in ("pipe", "street") else None
+    weight_col = unit_type_spec(unit_type).weight_column
     if weight_col and not (rows[weight_col].fillna(0) > 0).any():
         weight_col = None
         notes.append(f"{unit_type} lengths unknown: capture is by share of units")
@@ -225,7 +277,7 @@ def model_data(
         base["age"] = lambda: AgeBaseline()
     else:
         notes.append("age baseline left out: no install years")
-    if unit_type == "pipe" and rows.loc[lab, "material"].notna().any():
+    if "material" in rows and rows.loc[lab, "material"].notna().any():
         base["material_decade"] = lambda: MaterialDecadeBaseline()
     return ModelData(unit_type, rows, feats, weight_col, base, notes)
 

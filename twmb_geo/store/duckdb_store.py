@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..contracts import TableSchema, load_schema, validate_frame
+from ..core.units import UNIT_TYPES
 from ..errors import StoreError
 
 __all__ = ["Store", "arrow_table", "open_store"]
@@ -49,10 +50,7 @@ TABLES: dict[str, str] = {
     "weather_winters": "curated/weather_winters",
     "pipes": "curated/pipes",
     "street_segments": "curated/street_segments",
-    "unit_pipe": "features/unit_pipe",
-    "unit_street": "features/unit_street",
-    "unit_cell": "features/unit_cell",
-    "unit_neighbourhood": "features/unit_neighbourhood",
+    **{spec.table: f"features/{spec.table}" for spec in UNIT_TYPES.values()},
     "break_links": "features/break_links",
     "pipe_cells": "features/pipe_cells",
     "pipe_streets": "features/pipe_streets",

@@ -94,13 +94,11 @@ years along the table's own sequence of years (a year absent from the whole tabl
 break a run; a year in which the unit was not hot, or was an island, does).
 """
 
+from ...core.vocab import CLUSTER_LABELS, PERSISTENCE_CLASSES, QUADRANT_LABELS
 from ._common import (
-    CLUSTER_LABELS,
     GLOBAL_COLUMNS,
     LOCAL_COLUMNS,
-    PERSISTENCE_CLASSES,
     PERSISTENCE_COLUMNS,
-    QUADRANT_LABELS,
     Alternative,
 )
 from .lisa import benjamini_hochberg, local_moran_by_year

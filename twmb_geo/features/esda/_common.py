@@ -1,4 +1,8 @@
-"""Shared constants, input checks and p-value helpers of the ESDA layer."""
+"""Shared constants, input checks and p-value helpers of the ESDA layer.
+
+The LISA cluster labels and hot-spot persistence classes are the shared vocabulary of
+:mod:`twmb_geo.core.vocab` (re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -15,34 +19,6 @@ from ...errors import InputDataError
 
 Alternative = Literal["two-sided", "greater", "lesser", "directed"]
 _ALTERNATIVES: Final[tuple[str, ...]] = ("two-sided", "greater", "lesser", "directed")
-
-#: LISA quadrant (esda numbering) -> cluster label when significant.
-QUADRANT_LABELS: Final[dict[int, str]] = {
-    1: "hot spot",
-    2: "low outlier",
-    3: "cold spot",
-    4: "high outlier",
-}
-#: Every value of the ``cluster`` column of :func:`local_moran_by_year`.
-CLUSTER_LABELS: Final[tuple[str, ...]] = (
-    "hot spot",
-    "cold spot",
-    "high outlier",
-    "low outlier",
-    "not significant",
-    "island",
-)
-#: Persistence classes in order of precedence (the first rule that matches wins).
-PERSISTENCE_CLASSES: Final[tuple[str, ...]] = (
-    "not assessed",
-    "persistent hot spot",
-    "emerging hot spot",
-    "intermittent hot spot",
-    "transient hot spot",
-    "persistent cold spot",
-    "other significant",
-    "never significant",
-)
 
 #: Columns of :func:`global_moran_by_year` (the first one is the panel's year column).
 GLOBAL_COLUMNS: Final[tuple[str, ...]] = (

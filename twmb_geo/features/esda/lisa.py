@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from libpysal.graph import Graph
 
+from ...core.vocab import QUADRANT_LABELS
 from ...errors import InputDataError
 from ._common import (
-    QUADRANT_LABELS,
     Alternative,
     _check_alternative,
     _check_inputs,

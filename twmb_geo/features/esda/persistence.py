@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ...core.vocab import CLUSTER_LABELS, PERSISTENCE_CLASSES
 from ...errors import InputDataError
 from ._common import (
-    CLUSTER_LABELS,
-    PERSISTENCE_CLASSES,
     _check_columns,
     _check_keys,
     _examples,

@@ -205,6 +205,6 @@ def renewal(ctx: ReportContext) -> pd.DataFrame:
 def unit_rows(ctx: ReportContext, unit_type: str) -> pd.DataFrame | None:
     """The describing columns of every unit of one type; None when unknown or absent."""
     spec = UNIT_TYPES.get(unit_type)
-    if spec is None or unit_type not in _LABEL_COLUMNS or not ctx.has(spec.table):
+    if spec is None or unit_type not in _LABEL_COLUMNS or not ctx.has(spec.layer_table):
         return None
-    return ctx.query(f"SELECT {_LABEL_COLUMNS[unit_type]} FROM {spec.table}")
+    return ctx.query(f"SELECT {_LABEL_COLUMNS[unit_type]} FROM {spec.layer_table}")
