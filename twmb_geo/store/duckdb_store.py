@@ -21,7 +21,7 @@ from ..contracts import TableSchema, load_schema, validate_frame
 from ..core.units import UNIT_TYPES
 from ..errors import StoreError
 
-__all__ = ["Store", "arrow_table", "open_store"]
+__all__ = ["Store", "arrow_table", "contract_of", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,19 @@ TABLES: dict[str, str] = {
     "runs": "store/runs",
     "run_inputs": "store/run_inputs",
 }
+
+
+def contract_of(table: str) -> str:
+    """The contract of a store table: :data:`TABLES`, then the unit tables of the registry.
+
+    Unit types registered after this module was imported have their table here too.
+    """
+    if table in TABLES:
+        return TABLES[table]
+    if any(spec.table == table for spec in UNIT_TYPES.values()):
+        return f"features/{table}"
+    known = sorted({*TABLES, *(spec.table for spec in UNIT_TYPES.values())})
+    raise StoreError(f"table {table!r} has no contract; known tables: {known}")
 
 
 def arrow_table(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
@@ -142,9 +155,7 @@ class Store:
         return name in self.table_names()
 
     def _schema(self, name: str) -> TableSchema:
-        if name not in TABLES:
-            raise StoreError(f"table {name!r} has no contract; known tables: {sorted(TABLES)}")
-        return load_schema(TABLES[name])
+        return load_schema(contract_of(name))
 
     def ensure_table(self, name: str) -> TableSchema:
         """Create ``name`` from its contract if missing; rebuild it if its columns drifted."""
@@ -162,7 +173,7 @@ class Store:
             log.warning(
                 "table %s does not match contract %s v%s; rebuilding it",
                 name,
-                TABLES[name],
+                contract_of(name),
                 sch.version,
             )
             self.con.execute(f'DROP TABLE "{name}"')
