@@ -23,7 +23,7 @@ from ..config import Config, SourceConfig
 from ..core.files import atomic_write
 from ..core.types import Progress
 from ..errors import InputDataError, TwmbError
-from ..ingest._common import IngestContext
+from ..ingest._common import IngestContext, IngestResult
 from ..ingest.neighbourhoods import service_area_table
 from ..ingest.sources import transform_source
 from ..io.readers import sha256_file
@@ -136,10 +136,10 @@ def ingest_sources(
     return IngestReport(manifest.run_id, cfg.store_path, reports, manifest)
 
 
-def _ingest_one(
-    store: Store, cfg: Config, src: SourceConfig, manifest: RunManifest
-) -> SourceReport:
-    profile = cfg.profile(src)
+def _source_files(
+    cfg: Config, src: SourceConfig, profile_id: str, manifest: RunManifest
+) -> list[Path]:
+    """The source's files, checked and hashed into the manifest."""
     files = src.files(cfg.root)
     if not files:
         raise InputDataError(f"source {src.id!r}: no files match {src.path}")
@@ -147,46 +147,60 @@ def _ingest_one(
         if not f.exists():
             raise InputDataError(f"source {src.id!r}: {f}: file not found")
     with manifest.step(f"hash:{src.id}"):
-        inputs = [
+        manifest.inputs.extend(
             {
                 "source_id": src.id,
-                "profile": profile.id,
+                "profile": profile_id,
                 "file": str(f),
                 "sha256": sha256_file(f),
                 "bytes": f.stat().st_size,
             }
             for f in files
-        ]
-    manifest.inputs.extend(inputs)
-    sa = (
-        None
-        if profile.kind == "neighbourhoods"
-        else _load_service_area(store, cfg.service_area_source)
-    )
-    if sa is None and profile.kind in ("breaks", "pipes", "streets"):
+        )
+    return files
+
+
+def _context(
+    store: Store, cfg: Config, src: SourceConfig, kind: str, manifest: RunManifest
+) -> IngestContext:
+    """The day, the service area (for every kind but the one that defines it) and settings."""
+    sa = None if kind == "neighbourhoods" else _load_service_area(store, cfg.service_area_source)
+    if sa is None and kind in ("breaks", "pipes", "streets"):
         manifest.warnings.append(
             f"source {src.id!r}: no service area in the store (source {cfg.service_area_source!r}); "
             "the outside-area check falls back to the CRS area of use"
         )
-    ctx = IngestContext(
+    return IngestContext(
         today=cfg.run_date,
         service_area=sa,
         weather_coverage_threshold=cfg.weather_coverage_threshold,
     )
+
+
+def _refuse_if_nothing_accepted(result: IngestResult, source_id: str, profile_id: str) -> None:
+    if not result.rows_in or result.accepted:
+        return
+    examples = [
+        f"{r.source_file} row {r.source_row}: {r.reason}: {r.detail}"
+        for r in result.quarantine.head(3).itertuples()
+    ]
+    raise InputDataError(
+        f"source {source_id!r}: every one of its {result.rows_in:,} rows failed validation "
+        f"({', '.join(f'{k} {v:,}' for k, v in result.quarantined_by_reason.items())}); "
+        f"nothing was written. Check the profile {profile_id!r} (columns, date_format, CRS) against the file",
+        examples,
+    )
+
+
+def _ingest_one(
+    store: Store, cfg: Config, src: SourceConfig, manifest: RunManifest
+) -> SourceReport:
+    profile = cfg.profile(src)
+    files = _source_files(cfg, src, profile.id, manifest)
+    ctx = _context(store, cfg, src, profile.kind, manifest)
     with manifest.step(f"transform:{src.id}"):
         result = transform_source(files, src.id, profile, ctx)
-    if result.rows_in and result.accepted == 0:
-        q = result.quarantine
-        examples = [
-            f"{r.source_file} row {r.source_row}: {r.reason}: {r.detail}"
-            for r in q.head(3).itertuples()
-        ]
-        raise InputDataError(
-            f"source {src.id!r}: every one of its {result.rows_in:,} rows failed validation "
-            f"({', '.join(f'{k} {v:,}' for k, v in result.quarantined_by_reason.items())}); "
-            f"nothing was written. Check the profile {profile.id!r} (columns, date_format, CRS) against the file",
-            examples,
-        )
+    _refuse_if_nothing_accepted(result, src.id, profile.id)
     with manifest.step(f"store:{src.id}"):
         store.replace_source(src.id, result.tables, result.quarantine)
         if profile.kind == "neighbourhoods" and src.id == cfg.service_area_source:
