@@ -178,8 +178,8 @@ class _Lines:
     info: TransformInfo | None
 
 
-def _geometry_of(chunk: RawChunk, profile: Profile) -> np.ndarray:
-    """The chunk's raw geometry; a profile that reads none, or without a CRS, is an error."""
+def _geometry_of(chunk: RawChunk, profile: Profile) -> tuple[np.ndarray, CRS]:
+    """The chunk's raw geometry and its CRS; a profile that reads none, or without a CRS, is an error."""
     if chunk.geometry is None:
         hint = " (set geometry_column for a CSV)" if profile.format == "csv" else ""
         raise InputDataError(f"{chunk.path}: profile {profile.id!r} reads no line geometry{hint}")
@@ -188,7 +188,7 @@ def _geometry_of(chunk: RawChunk, profile: Profile) -> np.ndarray:
             f"{chunk.path}: profile {profile.id!r} declares no CRS for the geometry; "
             "add crs = 'EPSG:....' to the profile"
         )
-    return np.asarray(chunk.geometry, dtype=object)
+    return np.asarray(chunk.geometry, dtype=object), chunk.crs
 
 
 def _check_missing(
@@ -330,10 +330,10 @@ def _check_lines(
     chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: RowChecks
 ) -> _Lines:
     """Geometry checks, repairs, reprojection to EPSG:2952 and the mid-line point."""
-    raw = _geometry_of(chunk, profile)
+    raw, crs = _geometry_of(chunk, profile)
     missing = _check_missing(raw, chunk.frame, profile, checks)
     flat, cand, repaired = _repair_lines(raw, missing, checks)
-    lines, multipart, self_x = _project(flat, cand, chunk.crs, ctx, checks)
+    lines, multipart, self_x = _project(flat, cand, crs, ctx, checks)
     lines.flags = [
         ("multipart", multipart),
         ("geometry_repaired", repaired & ~np.isnan(lines.length)),
@@ -358,7 +358,9 @@ def _duplicates(
     """
     n = len(ids)
     cand = eligible & pd.notna(ids)
-    key = pd.Series(np.where(cand, ids, None), dtype=object)
+    masked = np.full(n, None, dtype=object)
+    masked[cand] = ids[cand]
+    key = pd.Series(masked, dtype=object)
     within = cand & key.duplicated(keep="first").to_numpy()
     prior = cand & key.isin(list(seen)).to_numpy() if seen else np.zeros(n, dtype=bool)
     dup = within | prior

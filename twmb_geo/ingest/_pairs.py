@@ -63,6 +63,8 @@ def _located(
     if area is not None:
         out[ok] = shapely.contains_xy(area, x[ok], y[ok])
         return out
+    if aou is None:
+        raise ValueError("the CRS area of use is needed when there is no service area")
     return ok & _in_box(raw[0], raw[1], aou)
 
 
@@ -100,6 +102,8 @@ def _check_pair(pair: CoordinatePair, chunk: RawChunk, ctx: IngestContext) -> _P
             else (np.full(n, np.nan), np.zeros(n, bool))
         )
         bad_num = bad_x | bad_y
+        if pair.crs is None:
+            raise ValueError(f"coordinate pair {pair.name!r} has columns but no 'crs'")
         crs = crs_label(pair.crs)
     missing = (np.isnan(rx) & np.isnan(ry) & ~bad_num) | ((rx == 0) & (ry == 0))
     invalid = ~missing & (bad_num | ~np.isfinite(rx) | ~np.isfinite(ry) | (rx == ry))

@@ -62,11 +62,13 @@ def _accepted(
 ) -> pd.DataFrame:
     """The kept rows of a chunk in EPSG:2952; appends the chunk's CRS record and warnings."""
     f = chunk.frame
-    g2952, info = transform_geometries(fixed[keep], chunk.crs)
+    crs = chunk.crs
+    assert crs is not None, "chunks without a CRS are rejected before this point"
+    g2952, info = transform_geometries(fixed[keep], crs)
     crs_records.append({"source_id": source_id, "pair": "geometry", **info.to_dict()})
     if info.ballpark or (info.accuracy_m or 0) > 1:
         warnings.append(
-            f"source {source_id!r}: {crs_label(chunk.crs)} -> {TARGET_CRS} uses {info.description!r} "
+            f"source {source_id!r}: {crs_label(crs)} -> {TARGET_CRS} uses {info.description!r} "
             f"(accuracy {info.accuracy_m if info.accuracy_m is not None else 'unknown'} m; "
             f"missing datum grids: {', '.join(info.missing_grids) or 'none'})"
         )

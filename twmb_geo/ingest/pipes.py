@@ -122,10 +122,9 @@ def _install(
     date_year = dates.dt.year.to_numpy(dtype=float, na_value=np.nan)
     has_cyear = ~np.isnan(cyear)
     install_year = np.where(has_cyear, cyear, date_year)
-    year_source = np.where(
-        has_cyear, "construction_year", np.where(np.isnan(date_year), None, "install_date")
-    ).astype(object)
-    year_source[pd.isna(year_source)] = None
+    year_source = np.full(len(install_year), None, dtype=object)
+    year_source[~np.isnan(date_year)] = "install_date"
+    year_source[has_cyear] = "construction_year"
     return dates, install_year, year_source
 
 
@@ -134,7 +133,9 @@ def _material(f: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
     raw, _ = _raw(f, profile, "material")
     material_raw = _text(raw)
     code = pd.Series(material_raw, dtype=object).map(str.upper, na_action="ignore")
-    material = np.where(code.isin(list(MATERIALS)).to_numpy(), code.to_numpy(dtype=object), None)
+    known = code.isin(list(MATERIALS)).to_numpy()
+    material = np.full(len(code), None, dtype=object)
+    material[known] = code.to_numpy(dtype=object)[known]
     return {
         "material": material,
         "material_raw": material_raw,
@@ -142,7 +143,7 @@ def _material(f: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
             [MATERIALS.get(m) if m else None for m in material], dtype=object
         ),
         "missing": (code.isna() | code.isin(MISSING_MATERIAL_CODES)).to_numpy(),
-        "known": code.isin(list(MATERIALS)).to_numpy(),
+        "known": known,
     }
 
 

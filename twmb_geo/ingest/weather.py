@@ -140,6 +140,15 @@ def _quoted(c: dict[str, pd.Series], col: str, ix: pd.Index) -> pd.Series:
     return "'" + c[col].loc[ix].fillna("") + "'"
 
 
+def _value_text(c: dict[str, pd.Series], col: str, suffix: str) -> Callable[[pd.Index], pd.Series]:
+    """Message maker: the display name of ``col``, its quoted value and ``suffix``."""
+
+    def text(ix: pd.Index) -> pd.Series:
+        return DISPLAY_NAMES[col] + "=" + _quoted(c, col, ix) + suffix
+
+    return text
+
+
 @dataclass
 class _Dates:
     """Parsed dates and the date-check masks."""
@@ -228,26 +237,13 @@ def _check_values(
         bad = c[col].notna() & ~np.isfinite(num)
         values[col] = num.where(~bad)
         unparseable |= bad
-        details.append(
-            (
-                "value_unparseable",
-                bad,
-                lambda ix, col=col: DISPLAY_NAMES[col] + "=" + _quoted(c, col, ix)
-                + " is not a number",
-            )
-        )  # fmt: skip
+        details.append(("value_unparseable", bad, _value_text(c, col, " is not a number")))
     out_of_range = pd.Series(False, index=idx)
     for col in _TEMPS:
         bad = (values[col] < TEMP_MIN_C) | (values[col] > TEMP_MAX_C)
         out_of_range |= bad
-        details.append(
-            (
-                "value_out_of_range",
-                bad,
-                lambda ix, col=col: DISPLAY_NAMES[col] + "=" + _quoted(c, col, ix)
-                + f" is outside {TEMP_MIN_C:g}..{TEMP_MAX_C:g} °C",
-            )
-        )  # fmt: skip
+        text = _value_text(c, col, f" is outside {TEMP_MIN_C:g}..{TEMP_MAX_C:g} °C")
+        details.append(("value_out_of_range", bad, text))
     inverted = values["min_temp"] > values["max_temp"] + MIN_MAX_TOLERANCE_C
     out_of_range |= inverted
     details.append(
@@ -261,14 +257,7 @@ def _check_values(
     for col in _AMOUNTS:
         bad = values[col] < 0
         out_of_range |= bad
-        details.append(
-            (
-                "value_out_of_range",
-                bad,
-                lambda ix, col=col: DISPLAY_NAMES[col] + "=" + _quoted(c, col, ix)
-                + " is negative",
-            )
-        )  # fmt: skip
+        details.append(("value_out_of_range", bad, _value_text(c, col, " is negative")))
     return values, unparseable, out_of_range, details
 
 

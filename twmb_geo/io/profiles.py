@@ -272,6 +272,7 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
     _check_raw_schema(raw_schema, columns, pairs, problems)
     if problems:
         raise ConfigError(f"{label} is invalid", problems)
+    assert isinstance(kind, str) and isinstance(fmt, str), "checked against KINDS and FORMATS"
     return Profile(
         id=pid,
         kind=kind,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -417,9 +418,7 @@ def _plans(layers: Mapping[str, gpd.GeoDataFrame], place: str, source: str) -> d
         else:
             plans[name] = (
                 None,
-                lambda lines=lines, what=what, unit=unit: _tier_lines(
-                    lines, nbhd, what, unit, place, source
-                ),
+                partial(_tier_lines, lines, nbhd, what, unit, place, source),
             )
     if not _has_hotspots(cells):
         plans["hotspots"] = ("no hot-spot persistence classes for cells", None)
@@ -463,7 +462,7 @@ def render_maps(
     folder.mkdir(parents=True, exist_ok=True)
     plans = _plans(layers, place, source)
     written: dict[str, Path] = {}
-    with mpl.style.context("default"), mpl.rc_context(_RC):
+    with mpl.style.context(["default", _RC]):
         for name in MAP_NAMES:
             reason, draw = plans[name]
             path = folder / f"{name}.png"

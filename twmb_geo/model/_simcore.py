@@ -178,7 +178,7 @@ class _Rates:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.rates.shape  # type: ignore[return-value]
+        return self.rates.shape
 
 
 def _rates(

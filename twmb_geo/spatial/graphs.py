@@ -193,7 +193,7 @@ def graph_edges(graph: Graph, *, include_islands: bool = False) -> pd.DataFrame:
     adj = graph.adjacency
     mi = adj.index
     focal, nb = mi.codes
-    keep = slice(None)
+    keep: slice | np.ndarray = slice(None)
     if not include_islands and len(graph.isolates):
         keep = ~np.isin(focal, mi.levels[0].get_indexer(graph.isolates))
     return pd.DataFrame(

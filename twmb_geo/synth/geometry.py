@@ -13,6 +13,8 @@ return shapely arrays and are what the tests exercise:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import shapely
 
@@ -61,7 +63,7 @@ def _locate(
     last: np.ndarray,
     dist: np.ndarray,
     base: np.ndarray,
-    side: str,
+    side: Literal["left", "right"],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index of the first vertex past ``dist`` (``side`` as in searchsorted) and the point there."""
     idx = np.searchsorted(key, dist + base, side=side)

@@ -176,14 +176,14 @@ def simulate_breaks(
         br_pipe.append(np.repeat(live[hit], counts[hit]))
         br_year.append(np.full(int(counts.sum()), year, dtype=np.int32))
     pipe = np.concatenate(br_pipe).astype(np.int64)
-    year = np.concatenate(br_year)
+    years = np.concatenate(br_year)
     nb = len(pipe)
     # date: month by the month weights, day uniform within the month
     mw = np.asarray(params.month_weights, dtype=float)
     month = (
         np.minimum(np.searchsorted(np.cumsum(mw) / mw.sum(), rng.random(nb), side="right"), 11) + 1
     )
-    first = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 1}))
+    first = pd.to_datetime(pd.DataFrame({"year": years, "month": month, "day": 1}))
     dim = first.dt.days_in_month.to_numpy()
     day = 1 + np.minimum((rng.random(nb) * dim).astype(np.int64), dim - 1)
     # location: uniform along the pipe, then GPS-like noise (a few larger outliers)
@@ -197,7 +197,7 @@ def simulate_breaks(
     dist = shapely.distance(shapely.points(x, y), pipes.geometry[pipe])
     return Simulation(
         pipe=pipe,
-        year=year,
+        year=years,
         month=month.astype(np.int32),
         day=day.astype(np.int32),
         x=x,

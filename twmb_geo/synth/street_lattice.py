@@ -588,5 +588,6 @@ def _arterials(
     phase = int(hash_uniform(seed, _T_NAME, 99)[()] < 0.5)
     cls = np.where((key + phase) % 2 == 0, MAJOR, MINOR).astype(np.int8)
     u, _ = layout.frame.to_frame(mid[:, 0], mid[:, 1])
-    direction = np.where(vert, None, np.where(u < 0, "W", "E")).astype(object)
+    direction = np.where(u < 0, "W", "E").astype(object)
+    direction[vert] = None
     return geom, cls, _pick(h[0], _BASE_NAMES), _pick(h[1], _TYPES_ART), direction

@@ -226,6 +226,8 @@ def _assemble(
     full = join_names(base, ntype, ndir)
     full[n_a + n_l :] = fname
     base[n_a + n_l :] = fname
+    name_base = base.copy()
+    name_base[pd.isna(full)] = None
     length = shapely.length(geom)
     c = shapely.get_coordinates(shapely.line_interpolate_point(geom, 0.5, normalized=True))
     key = np.round(c).astype(np.int64)
@@ -236,7 +238,7 @@ def _assemble(
         geometry=geom,
         cls=cls_all,
         name=full,
-        name_base=np.where(pd.isna(full), None, base).astype(object),
+        name_base=name_base,
         name_type=ntype,
         name_dir=ndir,
         ward=ward_at(c[:, 0], c[:, 1]),

@@ -69,6 +69,13 @@ def _text(values: pd.Series | np.ndarray) -> np.ndarray:
     return s.where(s.notna(), "None").astype(str).to_numpy(dtype=object)
 
 
+def _none_where(mask: np.ndarray, value: str) -> np.ndarray:
+    """``value`` for every row as an object array, None where ``mask`` is set."""
+    out = np.full(len(mask), value, dtype=object)
+    out[mask] = None
+    return out
+
+
 def _ints(values: np.ndarray, mask: np.ndarray | None = None) -> pd.arrays.IntegerArray:
     arr = pd.array(np.asarray(values, dtype=np.int64), dtype="Int64")
     if mask is not None:
@@ -94,7 +101,7 @@ def _tcl_columns(streets: gpd.GeoDataFrame) -> pd.DataFrame:
     legal_type = ntype.replace(_LEGAL)
     legal_dir = ndir.map(_DIRS)
     legal = join_names(base, legal_type, legal_dir)
-    legal = np.where(name.isna().to_numpy(), None, legal)
+    legal[name.isna().to_numpy()] = None
     addr_l = np.where(no_addr, None, pd.Series(lo).astype(str) + "-" + pd.Series(hi).astype(str))
     addr_r = np.where(
         no_addr, None, pd.Series(lo + 1).astype(str) + "-" + pd.Series(hi + 1).astype(str)
@@ -112,8 +119,8 @@ def _tcl_columns(streets: gpd.GeoDataFrame) -> pd.DataFrame:
             "LINEAR_NAME_FULL_LEGAL": _text(legal),
             "ADDRESS_L": _text(addr_l),
             "ADDRESS_R": _text(addr_r),
-            "PARITY_L": _text(np.where(no_addr, None, "O")),
-            "PARITY_R": _text(np.where(no_addr, None, "E")),
+            "PARITY_L": _text(_none_where(no_addr, "O")),
+            "PARITY_R": _text(_none_where(no_addr, "E")),
             "LO_NUM_L": _ints(lo, no_addr),
             "HI_NUM_L": _ints(hi, no_addr),
             "LO_NUM_R": _ints(lo + 1, no_addr),
@@ -141,7 +148,7 @@ def _tcl_columns(streets: gpd.GeoDataFrame) -> pd.DataFrame:
             "ONEWAY_DIR_CODE_DESC": np.full(n, "Not One-Way", dtype=object),
             "FEATURE_CODE": code.astype(np.int32),
             "FEATURE_CODE_DESC": _text(streets["feature_code_desc"]),
-            "JURISDICTION": _text(np.where(is_street, "CITY OF TORONTO", None)),
+            "JURISDICTION": _text(_none_where(~is_street, "CITY OF TORONTO")),
             "CENTRELINE_STATUS": np.full(n, "Active", dtype=object),
             "OBJECTID": ids,
             "MI_PRINX": ids,

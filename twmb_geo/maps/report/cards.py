@@ -207,7 +207,7 @@ def _guard_blocks(card: Mapping[str, Any]) -> list[Block]:
     if skipped:
         blocks.append(Bullets(tuple(("Skipped: ", s) for s in skipped)))
     year_cv = (card.get("forward") or {}).get("year_cv")
-    if not missing(year_cv):
+    if year_cv is not None and not missing(year_cv):
         blocks.append(
             para(
                 "City-wide totals vary from year to year beyond Poisson noise by a "

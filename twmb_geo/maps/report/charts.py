@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
+import matplotlib.style
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -88,7 +89,7 @@ def _unit_style(unit_type: str) -> tuple[str, str]:
 
 def _render(draw: Callable[[Figure], None], size: tuple[float, float] = (7.0, 3.4)) -> bytes:
     """Draw on a fresh Agg figure and return PNG bytes without metadata (stable bytes)."""
-    with mpl.rc_context(_RC):
+    with mpl.style.context(_RC):
         fig = Figure(figsize=size, dpi=_DPI, layout="constrained")
         draw(fig)
         buf = io.BytesIO()

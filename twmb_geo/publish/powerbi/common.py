@@ -109,11 +109,11 @@ def kit_schemas() -> dict[str, TableSchema]:
                     f"(use one of {sorted(M_TYPES)})"
                 )
     for key, dim in KEY_DIMENSIONS.items():
-        f = contract_field(schemas[dim], key)
-        if f is None:
+        key_field = contract_field(schemas[dim], key)
+        if key_field is None:
             problems.append(f"star/{dim} has no key column {key!r} for its relationships")
-        elif f.type not in ("int32", "int64"):
-            problems.append(f"star/{dim}.{key} must be an integer key, not {f.type!r}")
+        elif key_field.type not in ("int32", "int64"):
+            problems.append(f"star/{dim}.{key} must be an integer key, not {key_field.type!r}")
     date = contract_field(schemas["dim_date"], "date")
     if date is None or date.type != "date":
         problems.append("star/dim_date needs a 'date' column of type date (the date table)")
