@@ -8,12 +8,15 @@ they come from environment variables.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 from ._paths import data_dir
 from .core.model_kinds import MODEL_KINDS
@@ -28,21 +31,11 @@ __all__ = [
     "GraphConfig",
     "ModelConfig",
     "SourceConfig",
+    "config_schema",
     "default_config",
     "load_config",
     "write_config",
 ]
-
-_PROJECT_KEYS = {
-    "name",
-    "out",
-    "store",
-    "h3_resolution",
-    "service_area_source",
-    "service_area_buffer_m",
-    "weather_coverage_threshold",
-    "today",
-}
 
 
 @dataclass(frozen=True)
@@ -84,9 +77,6 @@ class FeatureConfig:
     seed: int = 42
 
 
-_FEATURE_KEYS = {f for f in FeatureConfig.__dataclass_fields__}
-
-
 @dataclass(frozen=True)
 class GraphConfig:
     """Spatial graph settings of the feature stage (``[graphs]``).
@@ -106,8 +96,6 @@ class GraphConfig:
         """TOML-ready form."""
         return dict(self.__dict__)
 
-
-_GRAPH_KEYS = {f for f in GraphConfig.__dataclass_fields__}
 
 CV_SCHEMES = ("forward", "spatial", "spatiotemporal", "random")
 
@@ -148,123 +136,6 @@ class ModelConfig:
         doc["unit_horizons"] = list(self.unit_horizons)
         doc["tiers"] = {name: pct for name, pct in self.tiers}
         return doc
-
-
-_MODEL_KEYS = {f for f in ModelConfig.__dataclass_fields__}
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _parse_model(doc: dict[str, Any], problems: list[str]) -> ModelConfig:
-    """``[model]`` as a :class:`ModelConfig`, appending every problem found to ``problems``."""
-    bad = sorted(set(doc) - _MODEL_KEYS)
-    if bad:
-        problems.append(f"[model] has unknown keys {bad}; allowed: {sorted(_MODEL_KEYS)}")
-    kw = {k: v for k, v in doc.items() if k in _MODEL_KEYS}
-    before = len(problems)
-    for k in ("unit_types", "schemes", "unit_horizons"):
-        if k in kw:
-            if not isinstance(kw[k], list | tuple) or not kw[k]:
-                problems.append(f"[model] {k} must be a non-empty list, got {kw[k]!r}")
-            else:
-                kw[k] = tuple(kw[k])
-    if "tiers" in kw:
-        t = kw["tiers"]
-        if not isinstance(t, dict) or not t:
-            problems.append(f"[model] tiers must be a table name = minimum percentile, got {t!r}")
-        elif not all(_is_num(v) and 0 <= v <= 100 for v in t.values()):
-            problems.append(f"[model] tiers percentiles must be numbers in 0..100, got {t!r}")
-        else:
-            tiers = sorted(((str(n), float(v)) for n, v in t.items()), key=lambda x: -x[1])
-            if tiers[-1][1] != 0:
-                problems.append("[model] tiers need one tier starting at 0 so every unit gets one")
-            if len({v for _, v in tiers}) != len(tiers):
-                problems.append(f"[model] tiers percentiles must differ, got {t!r}")
-            kw["tiers"] = tuple(tiers)
-    if len(problems) > before:
-        return ModelConfig()
-    m = ModelConfig(**kw)
-    for u in m.unit_types:
-        if u not in UNIT_TYPES:
-            problems.append(
-                f"[model] unit_types: {u!r} is not a unit type ({', '.join(UNIT_TYPES)})"
-            )
-    if m.kind not in MODEL_KINDS:
-        problems.append(f"[model] kind must be one of {list(MODEL_KINDS)}, got {m.kind!r}")
-    for s in m.schemes:
-        if s not in CV_SCHEMES:
-            problems.append(f"[model] schemes: {s!r} is not one of {list(CV_SCHEMES)}")
-    ints = {
-        "forward_years": 1,
-        "spatial_folds": 2,
-        "buffer_rings": 0,
-        "spatiotemporal_years": 1,
-        "random_folds": 2,
-        "max_iter": 1,
-        "importance_repeats": 0,
-        "importance_max_rows": 100,
-        "horizon": 1,
-        "n_sims": 10,
-        "renewal_units": 0,
-        "seed": 0,
-    }
-    for k, lo in ints.items():
-        v = getattr(m, k)
-        if not _is_int(v) or v < lo:
-            problems.append(f"[model] {k} must be an integer >= {lo}, got {v!r}")
-    if _is_int(m.horizon) and m.horizon > 50:
-        problems.append(f"[model] horizon must be at most 50 years, got {m.horizon}")
-    br = m.block_resolution
-    if not _is_int(br) or not 0 <= br <= 15:
-        problems.append(f"[model] block_resolution must be an integer 0..15, got {br!r}")
-    for h in m.unit_horizons:
-        if not _is_int(h) or not 1 <= h <= (m.horizon if _is_int(m.horizon) else 50):
-            problems.append(f"[model] unit_horizons must be integers in 1..horizon, got {h!r}")
-    if not _is_num(m.learning_rate) or not 0 < m.learning_rate <= 1:
-        problems.append(f"[model] learning_rate must be in (0, 1], got {m.learning_rate!r}")
-    if not isinstance(m.calibrate, bool):
-        problems.append(f"[model] calibrate must be true or false, got {m.calibrate!r}")
-    if not _is_num(m.annual_growth) or m.annual_growth <= -1:
-        problems.append(f"[model] annual_growth must be a number > -1, got {m.annual_growth!r}")
-    if not _is_num(m.renewal_km) or m.renewal_km < 0:
-        problems.append(f"[model] renewal_km must be a number >= 0, got {m.renewal_km!r}")
-    if not _is_num(m.renewal_residual) or not 0 <= m.renewal_residual <= 1:
-        problems.append(f"[model] renewal_residual must be in 0..1, got {m.renewal_residual!r}")
-    return m
-
-
-def _parse_graphs(doc: dict[str, Any], problems: list[str]) -> GraphConfig:
-    """``[graphs]`` as a :class:`GraphConfig`, appending every problem found to ``problems``."""
-    bad = sorted(set(doc) - _GRAPH_KEYS)
-    if bad:
-        problems.append(f"[graphs] has unknown keys {bad}; allowed: {sorted(_GRAPH_KEYS)}")
-    g = GraphConfig(**{k: v for k, v in doc.items() if k in _GRAPH_KEYS})
-    before = len(problems)
-    for k in ("cell_order", "cell_knn", "neighbourhood_knn"):
-        v = getattr(g, k)
-        if not _is_int(v) or v < 1:
-            problems.append(f"[graphs] {k} must be an integer >= 1, got {v!r}")
-    for k in ("neighbourhood_gap_m", "pipe_end_tolerance_m"):
-        v = getattr(g, k)
-        if not _is_num(v) or not 0 <= v < float("inf"):
-            problems.append(f"[graphs] {k} must be a number >= 0, got {v!r}")
-    if not isinstance(g.pipe_t_junctions, bool):
-        problems.append(
-            f"[graphs] pipe_t_junctions must be true or false, got {g.pipe_t_junctions!r}"
-        )
-    if len(problems) > before:
-        return GraphConfig()
-    return replace(
-        g,
-        neighbourhood_gap_m=float(g.neighbourhood_gap_m),
-        pipe_end_tolerance_m=float(g.pipe_end_tolerance_m),
-    )
 
 
 @dataclass(frozen=True)
@@ -383,158 +254,262 @@ def default_config(out: Path | str = "out") -> Config:
     return Config(out=Path(out), sources=_bundled_sources())
 
 
-def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Config:
-    """Read a project config; ``None`` gives :func:`default_config`. All problems are reported."""
-    if path is None:
-        cfg = default_config()
-        return cfg.with_out(Path(out)) if out else cfg
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found; create one with `twmb init`")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    problems: list[str] = []
-    proj = doc.get("project", {})
-    unknown = sorted(set(proj) - _PROJECT_KEYS)
-    if unknown:
-        problems.append(f"[project] has unknown keys {unknown}; allowed: {sorted(_PROJECT_KEYS)}")
-    unknown_top = sorted(
-        set(doc) - {"project", "sources", "profiles", "features", "model", "graphs"}
+_SCHEMA_FILE = Path(__file__).with_name("config_schema.json")
+
+
+def _is_integer(_checker: Any, value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(_checker: Any, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+_Validator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}
+    ),
+)
+
+
+def _fill_enums(node: Any, names: dict[str, list[str]]) -> None:
+    """Set ``enum`` on every schema node naming a registry in ``enumFrom``."""
+    if isinstance(node, dict):
+        if "enumFrom" in node:
+            node["enum"] = names[node["enumFrom"]]
+        for value in node.values():
+            _fill_enums(value, names)
+    elif isinstance(node, list):
+        for value in node:
+            _fill_enums(value, names)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema (Draft 2020-12) of the project file, enums filled from the registries.
+
+    Unit types, model kinds and validation schemes come from :data:`UNIT_TYPES`,
+    :data:`MODEL_KINDS` and :data:`CV_SCHEMES` as registered when this is called.
+    """
+    schema: dict[str, Any] = json.loads(_SCHEMA_FILE.read_text(encoding="utf-8"))
+    names = {
+        "unit_types": list(UNIT_TYPES),
+        "model_kinds": list(MODEL_KINDS),
+        "cv_schemes": list(CV_SCHEMES),
+    }
+    _fill_enums(schema, names)
+    return schema
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with TOML dates and times as ISO strings, as the schema sees them."""
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _schema_at(schema: dict[str, Any], path: list[Any]) -> dict[str, Any]:
+    """The subschema that applies to the value at ``path`` of a document."""
+    node: Any = schema
+    for key in path:
+        if isinstance(key, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(key, node.get("additionalProperties", {}))
+        if not isinstance(node, dict):
+            return {}
+    return node
+
+
+def _value_at(doc: Any, path: list[Any]) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+def _message(error: ValidationError, schema: dict[str, Any], doc: dict[str, Any]) -> str:
+    """The message of one schema error, from the ``errorMessage`` template of its subschema."""
+    path = list(error.absolute_path)
+    sub = error.schema if isinstance(error.schema, dict) else {}
+    template = sub.get("errorMessage")
+    if isinstance(template, dict):
+        template = template.get(str(error.validator), template.get("default"))
+    if not template:
+        return f"{'/'.join(map(str, path)) or 'config'}: {error.message}"
+    parent = _value_at(doc, path[:-1]) if path else None
+    is_obj = isinstance(error.instance, dict)
+    obj = error.instance if is_obj else parent if isinstance(parent, dict) else {}
+    required = _schema_at(schema, path if is_obj else path[:-1]).get("required", [])
+    props = list(sub.get("properties", {}))
+    enum = list(sub.get("enum", []))
+    n = next((k + 1 for k in path if isinstance(k, int)), 0)
+    sid = obj.get("id")
+    return str(template).format(
+        value=error.instance,
+        parent=parent,
+        n=n,
+        source=f"#{n} ({sid})" if isinstance(sid, str) and sid else f"#{n}",
+        unknown=sorted(set(obj) - set(props)),
+        allowed=sorted(props),
+        names=", ".join(props),
+        missing=[k for k in required if obj.get(k) in (None, "")],
+        enum=enum,
+        choices=", ".join(map(str, enum)),
     )
-    if unknown_top:
-        problems.append(
-            f"unknown sections {unknown_top}; allowed: project, sources, profiles, features, "
-            "model, graphs"
-        )
-    model = _parse_model(doc.get("model", {}), problems)
-    graphs = _parse_graphs(doc.get("graphs", {}), problems)
-    feats_doc = doc.get("features", {})
-    bad_feat = sorted(set(feats_doc) - _FEATURE_KEYS)
-    if bad_feat:
-        problems.append(f"[features] has unknown keys {bad_feat}; allowed: {sorted(_FEATURE_KEYS)}")
-    features = FeatureConfig()
-    try:
-        features = FeatureConfig(**{k: v for k, v in feats_doc.items() if k in _FEATURE_KEYS})
-    except TypeError as exc:
-        problems.append(f"[features]: {exc}")
-    for k in (
-        "pipe_tolerance_m",
-        "street_tolerance_m",
-        "street_half_width_m",
-        "near_radius_m",
-        "decay_tau",
-        "distance_band_m",
-    ):
-        v = getattr(features, k)
-        if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
-            problems.append(f"[features] {k} must be a number > 0, got {v!r}")
-    pr = features.parent_resolution
-    if not isinstance(pr, int) or isinstance(pr, bool) or not 0 <= pr <= 15:
-        problems.append(f"[features] parent_resolution must be an integer 0..15, got {pr!r}")
-    elif isinstance(h3res := proj.get("h3_resolution", 9), int) and pr > h3res:
-        problems.append(
-            f"[features] parent_resolution ({pr}) must not be finer than h3_resolution ({h3res})"
-        )
-    if features.distance_graph not in ("knn", "band"):
-        problems.append(
-            f"[features] distance_graph must be 'knn' or 'band', got {features.distance_graph!r}"
-        )
-    if (
-        not isinstance(features.distance_knn, int)
-        or isinstance(features.distance_knn, bool)
-        or features.distance_knn < 1
-    ):
-        problems.append(
-            f"[features] distance_knn must be an integer >= 1, got {features.distance_knn!r}"
-        )
-    if (
-        not isinstance(features.esda_permutations, int)
-        or isinstance(features.esda_permutations, bool)
-        or features.esda_permutations < 1
-    ):
-        problems.append(
-            f"[features] esda_permutations must be an integer >= 1, got {features.esda_permutations!r}"
-        )
-    for k in ("study_start", "study_end"):
-        v = getattr(features, k)
-        if v is not None and (not isinstance(v, int) or not 1800 <= v <= 2100):
-            problems.append(f"[features] {k} must be a year, got {v!r}")
-    if (
-        isinstance(features.study_start, int)
-        and isinstance(features.study_end, int)
-        and features.study_start > features.study_end
-    ):
-        problems.append(
-            f"[features] study_start {features.study_start} is after study_end {features.study_end}"
-        )
-    res = proj.get("h3_resolution", 9)
-    if not isinstance(res, int) or not 0 <= res <= 15:
-        problems.append(f"[project] h3_resolution must be an integer 0..15, got {res!r}")
-    buf = proj.get("service_area_buffer_m", 250.0)
-    if not isinstance(buf, int | float) or buf < 0:
-        problems.append(f"[project] service_area_buffer_m must be a number >= 0, got {buf!r}")
-    thr = proj.get("weather_coverage_threshold", 0.9)
-    if not isinstance(thr, int | float) or not 0 < thr <= 1:
-        problems.append(f"[project] weather_coverage_threshold must be in (0, 1], got {thr!r}")
-    today = proj.get("today")
-    if today is not None and not isinstance(today, dt.date):
-        try:
-            today = dt.date.fromisoformat(str(today))
-        except ValueError:
-            problems.append(f"[project] today must be a date (YYYY-MM-DD), got {today!r}")
-            today = None
-    sources: list[SourceConfig] = []
-    ids: set[str] = set()
-    for i, s in enumerate(doc.get("sources", [])):
-        where = f"[[sources]] #{i + 1}"
-        missing = [k for k in ("id", "profile", "path") if not s.get(k)]
-        if missing:
-            problems.append(f"{where} is missing {missing}")
+
+
+def _path_key(error: ValidationError) -> tuple[tuple[int, int, str], ...]:
+    return tuple((0, k, "") if isinstance(k, int) else (1, 0, str(k)) for k in error.absolute_path)
+
+
+def _schema_problems(doc: dict[str, Any]) -> list[str]:
+    """Every schema error of ``doc``, sorted by path, as messages (each once)."""
+    schema = config_schema()
+    validator = _Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(doc), key=_path_key)
+    return list(dict.fromkeys(_message(e, schema, doc) for e in errors))
+
+
+def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    return value if isinstance(value, dict) else {}
+
+
+def _int(table: dict[str, Any], key: str, default: int | None) -> int | None:
+    """``table[key]`` (``default`` when absent), None when it is not an integer."""
+    value = table.get(key, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _source_problems(doc: dict[str, Any]) -> list[str]:
+    """``[[sources]]`` ids used twice, and a service-area source that is not one of them."""
+    sources = doc.get("sources")
+    if not isinstance(sources, list):
+        return []
+    problems: list[str] = []
+    ids: list[str] = []
+    for i, s in enumerate(sources):
+        sid = s.get("id") if isinstance(s, dict) else None
+        if not isinstance(sid, str) or not sid:
             continue
-        bad = sorted(set(s) - {"id", "profile", "path", "enabled"})
-        if bad:
-            problems.append(f"{where} ({s['id']}) has unknown keys {bad}")
-        if s["id"] in ids:
-            problems.append(f"{where}: source id {s['id']!r} is used twice")
-        ids.add(s["id"])
-        sources.append(
-            SourceConfig(
-                str(s["id"]), str(s["profile"]), str(s["path"]), bool(s.get("enabled", True))
-            )
-        )
-    if not sources:
-        problems.append("no [[sources]] declared")
-    sa = proj.get("service_area_source", "neighbourhoods")
-    if sa and sa not in ids and sources:
+        if sid in ids:
+            problems.append(f"[[sources]] #{i + 1}: source id {sid!r} is used twice")
+        ids.append(sid)
+    sa = _table(doc, "project").get("service_area_source", "neighbourhoods")
+    if ids and isinstance(sa, str) and sa and sa not in ids:
         problems.append(
-            f"[project] service_area_source {sa!r} is not a source id; sources: {sorted(ids)}"
+            f"[project] service_area_source {sa!r} is not a source id; sources: {sorted(set(ids))}"
         )
-    profile_files = tuple(str(p) for p in doc.get("profiles", {}).get("files", []))
-    if problems:
-        raise ConfigError(f"config file {path} is invalid", problems)
-    cfg = Config(
+    return problems
+
+
+def _feature_problems(doc: dict[str, Any]) -> list[str]:
+    """``[features]`` parent resolution against the H3 resolution, and the study years."""
+    feats, problems = _table(doc, "features"), []
+    pr = _int(feats, "parent_resolution", FeatureConfig.parent_resolution)
+    res = _int(_table(doc, "project"), "h3_resolution", Config.h3_resolution)
+    if pr is not None and res is not None and 0 <= pr <= 15 and 0 <= res <= 15 and pr > res:
+        problems.append(
+            f"[features] parent_resolution ({pr}) must not be finer than h3_resolution ({res})"
+        )
+    start, end = _int(feats, "study_start", None), _int(feats, "study_end", None)
+    if start is not None and end is not None and start > end:
+        problems.append(f"[features] study_start {start} is after study_end {end}")
+    return problems
+
+
+def _percent(value: Any) -> bool:
+    return _is_number(None, value) and 0 <= value <= 100
+
+
+def _model_problems(doc: dict[str, Any]) -> list[str]:
+    """``[model]`` tiers (one starting at 0, all different) and unit horizons within the horizon."""
+    model, problems = _table(doc, "model"), []
+    tiers = model.get("tiers")
+    if isinstance(tiers, dict) and tiers and all(_percent(v) for v in tiers.values()):
+        values = [float(v) for v in tiers.values()]
+        if min(values) != 0:
+            problems.append("[model] tiers need one tier starting at 0 so every unit gets one")
+        if len(set(values)) != len(values):
+            problems.append(f"[model] tiers percentiles must differ, got {tiers!r}")
+    horizon = _int(model, "horizon", ModelConfig.horizon)
+    horizons = model.get("unit_horizons", list(ModelConfig.unit_horizons))
+    if horizon is not None and 1 <= horizon <= 50 and isinstance(horizons, list):
+        problems.extend(
+            f"[model] unit_horizons must be integers in 1..horizon, got {h!r}"
+            for h in horizons
+            if _is_integer(None, h) and horizon < h <= 50
+        )
+    return problems
+
+
+def _problems(doc: dict[str, Any]) -> list[str]:
+    """Every problem of a project document: schema errors, then the cross-field rules."""
+    return [
+        *_schema_problems(doc),
+        *_source_problems(doc),
+        *_feature_problems(doc),
+        *_model_problems(doc),
+    ]
+
+
+def _model_config(doc: dict[str, Any]) -> ModelConfig:
+    kw = dict(_table(doc, "model"))
+    for k in ("unit_types", "schemes", "unit_horizons"):
+        if k in kw:
+            kw[k] = tuple(kw[k])
+    if "tiers" in kw:
+        tiers = ((str(n), float(v)) for n, v in kw["tiers"].items())
+        kw["tiers"] = tuple(sorted(tiers, key=lambda x: -x[1]))
+    return ModelConfig(**kw)
+
+
+def _graph_config(doc: dict[str, Any]) -> GraphConfig:
+    g = GraphConfig(**_table(doc, "graphs"))
+    return replace(
+        g,
+        neighbourhood_gap_m=float(g.neighbourhood_gap_m),
+        pipe_end_tolerance_m=float(g.pipe_end_tolerance_m),
+    )
+
+
+def _build(doc: dict[str, Any], path: Path) -> Config:
+    """A valid project document as a :class:`Config` rooted at the file's folder."""
+    proj = _table(doc, "project")
+    today = proj.get("today")
+    return Config(
         name=str(proj.get("name", "project")),
         out=Path(proj.get("out", "out")),
         store=Path(proj["store"]) if proj.get("store") else None,
-        h3_resolution=int(res),
-        service_area_source=sa or None,
-        service_area_buffer_m=float(buf),
-        weather_coverage_threshold=float(thr),
-        today=today,
-        features=features,
-        model=model,
-        graphs=graphs,
-        sources=tuple(sources),
-        profile_files=profile_files,
+        h3_resolution=int(proj.get("h3_resolution", 9)),
+        service_area_source=proj.get("service_area_source", "neighbourhoods") or None,
+        service_area_buffer_m=float(proj.get("service_area_buffer_m", 250.0)),
+        weather_coverage_threshold=float(proj.get("weather_coverage_threshold", 0.9)),
+        today=dt.date.fromisoformat(today) if today else None,
+        features=FeatureConfig(**_table(doc, "features")),
+        model=_model_config(doc),
+        graphs=_graph_config(doc),
+        sources=tuple(
+            SourceConfig(s["id"], s["profile"], s["path"], s.get("enabled", True))
+            for s in doc["sources"]
+        ),
+        profile_files=tuple(_table(doc, "profiles").get("files", [])),
         root=path.resolve().parent,
         path=path.resolve(),
     )
-    # Resolve every profile now so a typo fails before any work starts.
+
+
+def _check_profiles(cfg: Config, path: Path) -> None:
+    """Resolve every profile now, so a typo fails before any work starts."""
     errs: list[str] = []
     user: list[Profile] = []
-    for p in profile_files:
+    for p in cfg.profile_files:
         ppath = Path(p) if Path(p).is_absolute() else cfg.root / p
         try:
             user.extend(load_profile_file(ppath))
@@ -548,6 +523,33 @@ def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Co
                 errs.append(f"source {s.id!r}: {exc}")
     if errs:
         raise ConfigError(f"config file {path} refers to unusable profiles", errs)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; create one with `twmb init`")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Config:
+    """Read a project config; ``None`` gives :func:`default_config`.
+
+    The file is checked against :func:`config_schema` and the cross-field rules; one
+    :class:`ConfigError` lists every problem.
+    """
+    if path is None:
+        cfg = default_config()
+    else:
+        path = Path(path)
+        doc = _plain(_read_toml(path))
+        problems = _problems(doc)
+        if problems:
+            raise ConfigError(f"config file {path} is invalid", problems)
+        cfg = _build(doc, path)
+        _check_profiles(cfg, path)
     return cfg.with_out(Path(out)) if out else cfg
 
 
