@@ -217,7 +217,9 @@ def _unit_attributes(units: pd.DataFrame, spec: UnitModelSpec, h3_res: int) -> p
                 units["centroid_lon"].to_numpy(float), units["centroid_lat"].to_numpy(float), h3_res
             )
         )
-        a["block_cell"] = np.where(cells == "", None, cells)
+        block = np.asarray(cells, dtype=object)
+        block[block == ""] = None
+        a["block_cell"] = block
     return pd.concat([a, pd.DataFrame(cols, index=a.index)], axis=1)
 
 
