@@ -187,6 +187,6 @@ def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp
             want = frame_rows(con.execute(f'SELECT * FROM "{t}"').df(), star_schema(t))
             got = read_current(turso_server.url, t)
             assert len(got) == len(want) == res.rows[t], t
-            assert table_checksum(got) == table_checksum(want) == res["checksums"][t], t
+            assert table_checksum(got) == table_checksum(want) == res.checksums[t], t
     finally:
         con.close()
