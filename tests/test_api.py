@@ -62,6 +62,7 @@ def small_city(tmp_path_factory: pytest.TempPathFactory) -> tw.Config:
     keep = {"breaks", "neighbourhoods"}  # cells and neighbourhoods only: the verbs, not the city
     return replace(
         cfg,
+        h3_resolution=7,  # a few hundred cells: the verbs, not the city, are under test
         sources=tuple(replace(s, enabled=s.id in keep) for s in cfg.sources),
         features=replace(cfg.features, esda_permutations=9),
         model=replace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ def _layer(module: str) -> tuple[str, float]:
     return best, LAYERS[best]
 
 
+@cache
 def _imports(path: Path) -> list[tuple[str, int, bool]]:
     """(imported twmb_geo module, line, at module level) for every import in ``path``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
