@@ -15,7 +15,13 @@ from twmb_geo.features.build import GRAPH_RECIPES
 from twmb_geo.ingest.sources import TRANSFORMS, register_transform
 from twmb_geo.io.profiles import builtin_profiles
 from twmb_geo.maps.layers import UNIT_LAYERS
-from twmb_geo.model.estimators import LEARNERS, BreakCountRegressor, make_estimator
+from twmb_geo.model import estimators
+from twmb_geo.model.estimators import (
+    LEARNERS,
+    BreakCountRegressor,
+    make_estimator,
+    register_learner,
+)
 from twmb_geo.model.scorers import capture_scorer
 from twmb_geo.publish.targets import TARGETS
 from twmb_geo.spatial.units import UNIT_BUILDERS, register_unit_builder
@@ -80,7 +86,8 @@ def test_the_cli_offers_the_registered_unit_types() -> None:
 
 def test_a_new_model_kind_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(MODEL_KINDS, "glm", ModelKind("glm", "count", "Poisson GLM"))
-    monkeypatch.setitem(LEARNERS, "glm", lambda est: PoissonRegressor(alpha=1e-3, max_iter=300))
+    monkeypatch.setattr(estimators, "LEARNERS", dict(LEARNERS))
+    register_learner("glm", lambda est: PoissonRegressor(alpha=1e-3, max_iter=300))
     est = make_estimator("glm")
     assert isinstance(est, BreakCountRegressor) and model_kind("glm").task == "count"
     rng = np.random.default_rng(0)

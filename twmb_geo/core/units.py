@@ -18,7 +18,6 @@ from dataclasses import dataclass
 __all__ = [
     "UNIT_TYPES",
     "UnitType",
-    "linear_unit_types",
     "register_unit_type",
     "unit_type",
     "unit_type_names",
@@ -102,11 +101,6 @@ def unit_type(name: str) -> UnitType:
 def unit_type_names(*, modelled: bool | None = None) -> tuple[str, ...]:
     """Registered names in canonical order (only the modelled ones with ``modelled=True``)."""
     return tuple(n for n, s in UNIT_TYPES.items() if modelled is None or s.modelled == modelled)
-
-
-def linear_unit_types() -> tuple[str, ...]:
-    """Names of the unit types whose exposure is a length (weighted by km)."""
-    return tuple(n for n, s in UNIT_TYPES.items() if s.linear)
 
 
 register_unit_type(

@@ -37,14 +37,13 @@ from .scoring import score_units
 from .simulate import renewal_scenario, simulate, year_factor_cv
 from .training import (
     SCHEME_TEXT,
-    UNIT_MODEL_SPECS,
     CVResult,
     ModelData,
-    UnitModelSpec,
     cross_validate,
     curves,
     fit_final,
     model_data,
+    unit_model_spec,
 )
 
 __all__ = ["list_models", "run_simulation", "score_latest", "train_models"]
@@ -140,7 +139,7 @@ def _limitations(md: ModelData, year_cv: float) -> list[str]:
         "Random K-fold is reported only to show how much ignoring space and time overstates "
         "skill; trust the forward and spatial schemes.",
     ]
-    note = UNIT_MODEL_SPECS.get(md.unit_type, UnitModelSpec()).card_note
+    note = unit_model_spec(md.unit_type).card_note
     if note:
         out.append(note)
     return out

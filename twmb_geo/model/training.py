@@ -207,6 +207,11 @@ UNIT_MODEL_SPECS: dict[str, UnitModelSpec] = {
 }
 
 
+def unit_model_spec(unit_type: str) -> UnitModelSpec:
+    """The model columns of ``unit_type`` (its length only when it has no entry)."""
+    return UNIT_MODEL_SPECS.get(unit_type, UnitModelSpec())
+
+
 def _unit_attributes(units: pd.DataFrame, spec: UnitModelSpec, h3_res: int) -> pd.DataFrame:
     """Per-unit columns joined to the panel: weights, block cell and extra features."""
     cols = spec.columns(units)
@@ -241,7 +246,7 @@ def model_data(
     """
     if panel.empty:
         raise InputDataError(f"the panel has no {unit_type} rows; run `twmb features` first")
-    spec = UNIT_MODEL_SPECS.get(unit_type, UnitModelSpec())
+    spec = unit_model_spec(unit_type)
     attrs = _unit_attributes(units, spec, h3_resolution)
     rows = panel.merge(attrs, on="unit_id", how="left", validate="many_to_one")
     notes: list[str] = []
