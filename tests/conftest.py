@@ -10,6 +10,7 @@ import shapely
 
 import twmb_geo as tw
 from twmb_geo.config import Config, ModelConfig
+from twmb_geo.core.crs import TORONTO_CRS, using_crs
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "toronto"
@@ -50,6 +51,20 @@ FAST_MODEL = ModelConfig(
     importance_max_rows=3000,
     n_sims=200,
 )
+
+
+@pytest.fixture(autouse=True)
+def _analysis_crs(request: pytest.FixtureRequest):
+    """Unit tests call spatial functions directly, in the bundled city's CRS (MTM zone 10).
+
+    Tests of other cities are marked ``other_crs``: nothing is set for them, so only the
+    pipeline's own choice of CRS is in force.
+    """
+    if request.node.get_closest_marker("other_crs"):
+        yield
+        return
+    with using_crs(TORONTO_CRS):
+        yield
 
 
 @pytest.fixture(scope="session")

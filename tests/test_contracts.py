@@ -108,7 +108,7 @@ def test_conform_then_validate_passes() -> None:
         (lambda d: d[[*d.columns[1:], d.columns[0]]], "column order"),
         (lambda d: d.assign(year=d["year"].astype("float64")), "dtype"),
         (lambda d: d.assign(month=np.int32(13)), "above maximum"),
-        (lambda d: d.assign(x=-5.0), "below minimum"),
+        (lambda d: d.assign(x=-5.0e6), "outside the area of use"),
         (lambda d: d.assign(break_id="nope"), "not matching"),
         (lambda d: d.assign(source_id=None), "null values"),
         (lambda d: pd.concat([d, d], ignore_index=True), "primary key"),
@@ -122,7 +122,7 @@ def test_drift_is_caught(mutate, expect) -> None:
 
 
 def test_all_problems_reported_at_once() -> None:
-    df = _good_breaks().assign(month=np.int32(13), x=-5.0, break_id="nope")
+    df = _good_breaks().assign(month=np.int32(13), x=-5.0e6, break_id="nope")
     problems = validate_frame(df, "curated/breaks", raise_=False)
     assert len(problems) == 3
 

@@ -19,6 +19,7 @@ import tomli_w
 from jsonschema import Draft202012Validator, ValidationError, validators
 
 from ._paths import data_dir
+from .core.crs import TORONTO_CRS, AnalysisCRSError, check_analysis_crs
 from .core.model_kinds import MODEL_KINDS
 from .core.units import UNIT_TYPES, unit_type_names
 from .core.vocab import DEFAULT_TIERS
@@ -144,6 +145,7 @@ class Config:
 
     name: str = "toronto"
     out: Path = Path("out")
+    crs: str | None = None
     store: Path | None = None
     h3_resolution: int = 9
     service_area_source: str | None = "neighbourhoods"
@@ -205,6 +207,7 @@ class Config:
         project: dict[str, Any] = {
             "name": self.name,
             "out": str(self.out),
+            **({"crs": self.crs} if self.crs else {}),
             "h3_resolution": self.h3_resolution,
             "service_area_buffer_m": self.service_area_buffer_m,
             "weather_coverage_threshold": self.weather_coverage_threshold,
@@ -251,7 +254,7 @@ def _bundled_sources() -> tuple[SourceConfig, ...]:
 
 def default_config(out: Path | str = "out") -> Config:
     """The built-in project: the bundled Toronto data, results under ``out``."""
-    return Config(out=Path(out), sources=_bundled_sources())
+    return Config(out=Path(out), crs=TORONTO_CRS, sources=_bundled_sources())
 
 
 _SCHEMA_FILE = Path(__file__).with_name("config_schema.json")
@@ -424,6 +427,18 @@ def _feature_problems(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _crs_problems(doc: dict[str, Any]) -> list[str]:
+    """``[project] crs``: a projected CRS in metres (or ``auto``)."""
+    crs = _table(doc, "project").get("crs")
+    if not isinstance(crs, str) or not crs or crs == "auto":
+        return []
+    try:
+        check_analysis_crs(crs)
+    except AnalysisCRSError as exc:
+        return [f"[project] crs: {exc}"]
+    return []
+
+
 def _percent(value: Any) -> bool:
     return _is_number(None, value) and 0 <= value <= 100
 
@@ -454,6 +469,7 @@ def _problems(doc: dict[str, Any]) -> list[str]:
     return [
         *_schema_problems(doc),
         *_source_problems(doc),
+        *_crs_problems(doc),
         *_feature_problems(doc),
         *_model_problems(doc),
     ]
@@ -486,6 +502,7 @@ def _build(doc: dict[str, Any], path: Path) -> Config:
     return Config(
         name=str(proj.get("name", "project")),
         out=Path(proj.get("out", "out")),
+        crs=str(proj["crs"]) if proj.get("crs") and proj.get("crs") != "auto" else None,
         store=Path(proj["store"]) if proj.get("store") else None,
         h3_resolution=int(proj.get("h3_resolution", 9)),
         service_area_source=proj.get("service_area_source", "neighbourhoods") or None,

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ._paths import schemas_dir
+from .core.crs import area_of_use_bounds, crs_name, current_crs
 from .errors import ContractError
 
 __all__ = [
@@ -250,6 +251,7 @@ def validate_frame(
         if f.name not in df.columns:
             continue
         problems.extend(_check_field(df[f.name], f))
+    problems.extend(_check_analysis_xy(df, sch))
     if sch.primary_key and all(k in df.columns for k in sch.primary_key):
         dup = df.duplicated(list(sch.primary_key), keep=False)
         if dup.any():
@@ -287,6 +289,32 @@ def _dtype_ok(s: pd.Series, f: Field) -> bool:
     if f.type == "wkb":
         return pd.api.types.is_object_dtype(dt)
     return True
+
+
+def _check_analysis_xy(df: pd.DataFrame, sch: TableSchema) -> list[str]:
+    """``x``/``y`` columns in the analysis CRS lie within its area of use (half a width of slack).
+
+    Skipped when no analysis CRS is in force or the CRS declares no area of use.
+    """
+    crs = current_crs()
+    bounds = area_of_use_bounds(crs) if crs else None
+    if bounds is None:
+        return []
+    minx, miny, maxx, maxy = bounds
+    pad_x, pad_y = 0.5 * (maxx - minx), 0.5 * (maxy - miny)
+    limits = {"x": (minx - pad_x, maxx + pad_x), "y": (miny - pad_y, maxy + pad_y)}
+    out: list[str] = []
+    for col, (lo, hi) in limits.items():
+        if sch.crs.get(col) != "analysis" or col not in df.columns:
+            continue
+        vals = pd.to_numeric(df[col], errors="coerce")
+        bad = (vals < lo) | (vals > hi)
+        if bad.any():
+            out.append(
+                f"{col}: values outside the area of use of the analysis CRS {crs_name(crs)} "
+                f"({lo:,.0f}..{hi:,.0f} m): {_examples(vals, bad)}"
+            )
+    return out
 
 
 def _check_field(s: pd.Series, f: Field) -> list[str]:

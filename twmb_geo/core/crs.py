@@ -1,4 +1,12 @@
-"""Coordinate transformations: pick the best one PROJ can run here and say how good it is.
+"""The analysis CRS of a project, and coordinate transformations into it.
+
+Every project computes in one projected CRS in metres, its *analysis CRS*: set in the
+config (``[project] crs``) or chosen from the data (:func:`choose_crs`: the UTM zone of the
+sources' extent, or a Lambert azimuthal equal-area projection centred on an extent that spans
+several zones). The store records it; each stage runs inside :func:`using_crs` so every
+function that needs it reads :func:`analysis_crs`.
+
+Transformations: pick the best one PROJ can run here and say how good it is.
 
 NAD27 sources (EPSG:2019, EPSG:26717) need a datum-shift grid that is not available
 offline, so PROJ silently falls back to a "ballpark" transformation (about 15-20 m off in
@@ -8,7 +16,11 @@ Toronto). We detect that, warn, and record it so the run manifest tells the trut
 from __future__ import annotations
 
 import logging
+import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
@@ -20,9 +32,115 @@ from pyproj.transformer import TransformerGroup
 
 log = logging.getLogger(__name__)
 
-TARGET_CRS = "EPSG:2952"
 _WARNED: set[tuple[str, str]] = set()
 WGS84 = "EPSG:4326"
+#: the analysis CRS of the bundled Toronto project and of the synthetic city (MTM zone 10)
+TORONTO_CRS = "EPSG:2952"
+#: NAD27 / MTM zone 10, the CRS of the City of Toronto's older exports
+TORONTO_NAD27_CRS = "EPSG:2019"
+#: widest extent (degrees of longitude) given one UTM zone; wider extents get an equal-area CRS
+MAX_UTM_WIDTH_DEG = 12.0
+
+_ANALYSIS_CRS: ContextVar[str | None] = ContextVar("twmb_analysis_crs", default=None)
+
+
+class AnalysisCRSError(RuntimeError):
+    """No analysis CRS is set, or a CRS cannot be one (not projected, not in metres)."""
+
+
+def analysis_crs() -> str:
+    """The analysis CRS in force (set by :func:`using_crs`); raises when none is set."""
+    crs = _ANALYSIS_CRS.get()
+    if crs is None:
+        raise AnalysisCRSError(
+            "no analysis CRS is set: run inside `twmb_geo.core.crs.using_crs(crs)` "
+            "(the pipeline stages set it from the store)"
+        )
+    return crs
+
+
+def current_crs() -> str | None:
+    """The analysis CRS in force, or None when none is set."""
+    return _ANALYSIS_CRS.get()
+
+
+@contextmanager
+def using_crs(crs: str | CRS) -> Iterator[str]:
+    """Run a block with ``crs`` as the analysis CRS (checked: projected, in metres)."""
+    label = check_analysis_crs(crs)
+    token = _ANALYSIS_CRS.set(label)
+    try:
+        yield label
+    finally:
+        _ANALYSIS_CRS.reset(token)
+
+
+def check_analysis_crs(crs: str | CRS) -> str:
+    """The label of ``crs`` when it can be an analysis CRS: projected with metre axes."""
+    try:
+        c = CRS.from_user_input(crs)
+    except Exception as exc:  # noqa: BLE001 - pyproj raises several types for bad input
+        raise AnalysisCRSError(f"unknown CRS {crs!r}: {exc}") from None
+    if not c.is_projected:
+        raise AnalysisCRSError(
+            f"{crs_label(c)} ({c.name}) is not projected: the analysis CRS must be a projected "
+            "CRS in metres (a UTM zone, for example); leave [project] crs unset to choose one"
+        )
+    units = {(a.unit_name or "").lower() for a in c.axis_info}
+    if not units or not units <= {"metre", "meter"}:
+        raise AnalysisCRSError(
+            f"{crs_label(c)} ({c.name}) has axes in {sorted(units)}: the analysis CRS must be in "
+            "metres (inputs in feet are converted; choose a metric CRS for the analysis)"
+        )
+    return crs_label(c) if c.to_epsg() else c.to_wkt()
+
+
+@dataclass(frozen=True)
+class CRSChoice:
+    """The analysis CRS chosen for an extent, and why."""
+
+    crs: str
+    name: str
+    reason: str
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """EPSG code of the WGS 84 UTM zone holding (lon, lat): 326zz north, 327zz south."""
+    zone = min(max(math.floor((lon + 180.0) / 6.0) + 1, 1), 60)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def choose_crs(bounds: tuple[float, float, float, float]) -> CRSChoice:
+    """The analysis CRS for a lon/lat extent ``(west, south, east, north)``.
+
+    An extent up to :data:`MAX_UTM_WIDTH_DEG` wide gets the WGS 84 UTM zone of its centre
+    (north or south); a wider one a Lambert azimuthal equal-area projection centred on it
+    (areas true, distances within about 1 % over a few hundred kilometres). Works in both
+    hemispheres and either side of the Greenwich meridian; an extent crossing the
+    antimeridian (west > east) is handled.
+    """
+    w, s, e, n = (float(v) for v in bounds)
+    if not all(math.isfinite(v) for v in (w, s, e, n)) or s > n or abs(s) > 90 or abs(n) > 90:
+        raise AnalysisCRSError(f"cannot choose a CRS for the extent {bounds!r}")
+    width = e - w if e >= w else e + 360.0 - w
+    lon = w + width / 2.0
+    lon = lon - 360.0 if lon > 180 else lon
+    lat = (s + n) / 2.0
+    extent = f"lon {w:.3f}..{e:.3f}, lat {s:.3f}..{n:.3f}"
+    if width <= MAX_UTM_WIDTH_DEG and max(abs(s), abs(n)) <= 84:
+        code = utm_epsg(lon, lat)
+        c = CRS.from_epsg(code)
+        return CRSChoice(f"EPSG:{code}", c.name, f"UTM zone of the data's centre ({extent})")
+    proj = (
+        f"+proj=laea +lat_0={lat:.4f} +lon_0={lon:.4f} +x_0=0 +y_0=0 "
+        "+datum=WGS84 +units=m +no_defs +type=crs"
+    )
+    c = CRS.from_user_input(proj)
+    return CRSChoice(
+        c.to_wkt(),
+        f"Lambert azimuthal equal-area centred on {lat:.2f}, {lon:.2f}",
+        f"the data spans more than {MAX_UTM_WIDTH_DEG:g} degrees of longitude ({extent})",
+    )
 
 
 @dataclass(frozen=True)
@@ -44,10 +162,22 @@ class TransformInfo:
 
 
 def crs_label(crs: CRS | str) -> str:
-    """``EPSG:nnnn`` when the CRS has an EPSG code, else its name."""
+    """``EPSG:nnnn`` when the CRS has an EPSG code, else its WKT (round-trips through PROJ)."""
+    return _label(crs if isinstance(crs, str) else crs.to_wkt())
+
+
+@cache
+def _label(crs: str) -> str:
     c = CRS.from_user_input(crs)
     epsg = c.to_epsg()
-    return f"EPSG:{epsg}" if epsg else c.name
+    return f"EPSG:{epsg}" if epsg else c.to_wkt()
+
+
+def crs_name(crs: CRS | str) -> str:
+    """A short human name: ``EPSG:nnnn (name)`` or the CRS name."""
+    c = CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg} ({c.name})" if epsg else c.name
 
 
 @cache
@@ -96,18 +226,19 @@ def _sample_point(x: np.ndarray, y: np.ndarray, src: str) -> tuple[float, float]
     if ok.any():
         return float(np.round(np.median(x[ok]), 0)), float(np.round(np.median(y[ok]), 0))
     aou = CRS.from_user_input(src).area_of_use
-    lon, lat = ((aou.west + aou.east) / 2, (aou.south + aou.north) / 2) if aou else (-79.4, 43.7)
-    return Transformer.from_crs("EPSG:4326", src, always_xy=True).transform(lon, lat)
+    lon, lat = ((aou.west + aou.east) / 2, (aou.south + aou.north) / 2) if aou else (0.0, 0.0)
+    return _transformer(WGS84, src).transform(lon, lat)
 
 
 def transform_xy(
-    x: np.ndarray, y: np.ndarray, src: CRS | str, dst: CRS | str = TARGET_CRS
+    x: np.ndarray, y: np.ndarray, src: CRS | str, dst: CRS | str | None = None
 ) -> tuple[np.ndarray, np.ndarray, TransformInfo]:
     """Transform coordinate arrays (x = easting/longitude) with the best available operation.
 
-    The returned info describes the operation used at the median point of the data.
+    ``dst`` defaults to the analysis CRS. The returned info describes the operation used at
+    the median point of the data.
     """
-    s, d = crs_label(src), crs_label(dst)
+    s, d = crs_label(src), crs_label(dst if dst is not None else analysis_crs())
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     info = _describe(s, d, *_sample_point(x, y, s))
@@ -124,10 +255,10 @@ def transform_xy(
 
 
 def transform_geometries(
-    geoms: np.ndarray, src: CRS | str, dst: CRS | str = TARGET_CRS
+    geoms: np.ndarray, src: CRS | str, dst: CRS | str | None = None
 ) -> tuple[np.ndarray, TransformInfo]:
-    """Transform a shapely geometry array, vectorised over all coordinates."""
-    s, d = crs_label(src), crs_label(dst)
+    """Transform a shapely geometry array (to the analysis CRS by default), vectorised."""
+    s, d = crs_label(src), crs_label(dst if dst is not None else analysis_crs())
     geoms = np.asarray(geoms, dtype=object)
     coords = shapely.get_coordinates(geoms)
     info = _describe(s, d, *_sample_point(coords[:, 0], coords[:, 1], s))
@@ -144,6 +275,7 @@ def transform_geometries(
     return shapely.transform(geoms, _fn), info
 
 
+@cache
 def area_of_use_bounds(crs: CRS | str) -> tuple[float, float, float, float] | None:
     """The CRS's area of use in its own units (minx, miny, maxx, maxy), if declared."""
     c = CRS.from_user_input(crs)
@@ -154,3 +286,37 @@ def area_of_use_bounds(crs: CRS | str) -> tuple[float, float, float, float] | No
         return aou.west, aou.south, aou.east, aou.north
     tr = Transformer.from_crs("EPSG:4326", c, always_xy=True)
     return tr.transform_bounds(aou.west, aou.south, aou.east, aou.north)
+
+
+def lonlat_bounds(
+    x: np.ndarray, y: np.ndarray, src: CRS | str
+) -> tuple[float, float, float, float] | None:
+    """The lon/lat extent (west, south, east, north) of finite coordinates in ``src``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return None
+    lon, lat, _ = transform_xy(x[ok], y[ok], src, WGS84)
+    fin = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    if not fin.any():
+        return None
+    lon, lat = lon[fin], lat[fin]
+    # the 0.1 and 99.9 percentiles: a few stray points (0/0, swapped pairs) do not widen it
+    lo_lon, hi_lon = np.percentile(lon, [0.1, 99.9])
+    lo_lat, hi_lat = np.percentile(lat, [0.1, 99.9])
+    return float(lo_lon), float(lo_lat), float(hi_lon), float(hi_lat)
+
+
+def merge_bounds(
+    boxes: list[tuple[float, float, float, float]],
+) -> tuple[float, float, float, float] | None:
+    """The union of lon/lat boxes (no antimeridian wrap)."""
+    if not boxes:
+        return None
+    arr = np.asarray(boxes, dtype=float)
+    return (
+        float(arr[:, 0].min()),
+        float(arr[:, 1].min()),
+        float(arr[:, 2].max()),
+        float(arr[:, 3].max()),
+    )

@@ -27,6 +27,7 @@ from ..spatial import graphs as gb
 from ..spatial import hexgrid
 from ..spatial.units import Organised, SpatialSettings, organise
 from ..store.duckdb_store import Store
+from ..store.project import in_project_crs
 from . import esda
 from .panel import PanelSettings, build_panel
 
@@ -376,6 +377,7 @@ def _island_warnings(graphs: GraphSet, builders: dict[str, dict[str, str]]) -> l
     return out
 
 
+@in_project_crs
 def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureReport:
     """Run the feature stage on the store of ``cfg`` and write its tables."""
     timings: dict[str, float] = {}

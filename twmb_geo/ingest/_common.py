@@ -29,7 +29,7 @@ class IngestContext:
     """What a transform needs besides the rows: the day, the service area if known, settings."""
 
     today: date
-    service_area: shapely.Geometry | None = None  # buffered boundary, EPSG:2952
+    service_area: shapely.Geometry | None = None  # buffered boundary, the analysis CRS
     weather_coverage_threshold: float = 0.9
 
 

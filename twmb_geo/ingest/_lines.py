@@ -18,9 +18,9 @@ import shapely
 from pyproj import CRS
 
 from ..core.crs import (
-    TARGET_CRS,
     WGS84,
     TransformInfo,
+    analysis_crs,
     area_of_use_bounds,
     transform_geometries,
     transform_xy,
@@ -146,7 +146,7 @@ def _flag_text(flags: list[tuple[str, np.ndarray]], n: int) -> np.ndarray:
 @cache
 def _crs_area() -> shapely.Geometry:
     """The area of use of the target CRS as a box in its own coordinates."""
-    bounds = area_of_use_bounds(TARGET_CRS)
+    bounds = area_of_use_bounds(analysis_crs())
     box = shapely.box(*bounds) if bounds else shapely.box(-1e9, -1e9, 1e9, 1e9)
     shapely.prepare(box)
     return box
@@ -170,7 +170,7 @@ def _line_parts(g: shapely.Geometry | None) -> shapely.Geometry | None:
 
 @dataclass
 class _Lines:
-    geometry: np.ndarray  # EPSG:2952 MultiLineStrings; None where the row failed
+    geometry: np.ndarray  # the analysis CRS MultiLineStrings; None where the row failed
     length: np.ndarray
     lon: np.ndarray
     lat: np.ndarray
@@ -263,7 +263,9 @@ def _check_outside(
     """Check that good lines touch the service area; returns the inside mask over ``idx``."""
     area = ctx.service_area if ctx.service_area is not None else _crs_area()
     where = (
-        "the service area" if ctx.service_area is not None else f"the area of use of {TARGET_CRS}"
+        "the service area"
+        if ctx.service_area is not None
+        else f"the area of use of {analysis_crs()}"
     )
     inside = np.zeros(idx.size, dtype=bool)
     inside[good] = shapely.intersects(area, multi[good])
@@ -271,7 +273,7 @@ def _check_outside(
     outside[idx[good & ~inside]] = True
     if outside.any():
         mid = shapely.line_interpolate_point(multi[good & ~inside], 0.5, normalized=True)
-        ox, oy, _ = transform_xy(shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84)
+        ox, oy, _ = transform_xy(shapely.get_x(mid), shapely.get_y(mid), analysis_crs(), WGS84)
         detail = np.full(n, "", dtype=object)
         detail[outside] = [
             f"line lies entirely outside {where} (midpoint lon {x:.4f}, lat {y:.4f})"
@@ -307,10 +309,10 @@ def _project(
     zero = ~nonfinite & ~(lengths > 0)
     bad_tr = np.zeros(n, dtype=bool)
     bad_tr[idx[nonfinite]] = True
-    checks.add("geometry_invalid", bad_tr, f"coordinates cannot be transformed to {TARGET_CRS}")
+    checks.add("geometry_invalid", bad_tr, f"coordinates cannot be transformed to {analysis_crs()}")
     zero_len = np.zeros(n, dtype=bool)
     zero_len[idx[zero]] = True
-    checks.add("geometry_invalid", zero_len, f"line has zero length in {TARGET_CRS}")
+    checks.add("geometry_invalid", zero_len, f"line has zero length in {analysis_crs()}")
     good = ~nonfinite & ~zero
     inside = _check_outside(multi, good, idx, n, ctx, checks)
     ok = good & inside
@@ -319,7 +321,7 @@ def _project(
     lines.length[sel] = lengths[ok]
     mid = shapely.line_interpolate_point(multi[ok], 0.5, normalized=True)
     lines.lon[sel], lines.lat[sel], _ = transform_xy(
-        shapely.get_x(mid), shapely.get_y(mid), TARGET_CRS, WGS84
+        shapely.get_x(mid), shapely.get_y(mid), analysis_crs(), WGS84
     )
     multipart[sel] = shapely.get_num_geometries(multi[ok]) > 1
     self_x[sel] = ~shapely.is_simple(multi[ok])
@@ -329,7 +331,7 @@ def _project(
 def _check_lines(
     chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: RowChecks
 ) -> _Lines:
-    """Geometry checks, repairs, reprojection to EPSG:2952 and the mid-line point."""
+    """Geometry checks, repairs, reprojection to the analysis CRS and the mid-line point."""
     raw, crs = _geometry_of(chunk, profile)
     missing = _check_missing(raw, chunk.frame, profile, checks)
     flat, cand, repaired = _repair_lines(raw, missing, checks)

@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..core.crs import TARGET_CRS, WGS84, TransformInfo, area_of_use_bounds, crs_label, transform_xy
+from ..core.crs import (
+    WGS84,
+    TransformInfo,
+    analysis_crs,
+    area_of_use_bounds,
+    crs_label,
+    transform_xy,
+)
 from ..io.profiles import CoordinatePair
 from ..io.readers import RawChunk
 from ._common import IngestContext
@@ -32,11 +39,11 @@ class _PairResult:
     pair: CoordinatePair
     raw_x: np.ndarray
     raw_y: np.ndarray
-    x: np.ndarray  # EPSG:2952
+    x: np.ndarray  # the analysis CRS
     y: np.ndarray
     status: np.ndarray
     info: TransformInfo | None
-    swap_x: np.ndarray  # EPSG:2952 position of the swapped-back pair
+    swap_x: np.ndarray  # the analysis CRS position of the swapped-back pair
     swap_y: np.ndarray
     swap_inside: np.ndarray
 
@@ -76,7 +83,7 @@ def _reference_bounds(area: shapely.Geometry | None, crs: str) -> tuple[float, f
     minx, miny, maxx, maxy = area.bounds
     xs = np.array([minx, maxx, minx, maxx])
     ys = np.array([miny, miny, maxy, maxy])
-    bx, by, _ = transform_xy(xs, ys, TARGET_CRS, crs)
+    bx, by, _ = transform_xy(xs, ys, analysis_crs(), crs)
     return float(bx.min()), float(by.min()), float(bx.max()), float(by.max())
 
 

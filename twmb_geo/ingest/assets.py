@@ -1,7 +1,7 @@
 """Assets: watermain and centreline line layers -> curated ``pipes`` / ``street_segments``.
 
 Both kinds are line layers read through a profile (the City's GeoJSON copies in EPSG:4326,
-its CSV copies in EPSG:2952 with the geometry as GeoJSON text, or another city's file).
+its CSV copies in a projected CRS with the geometry as GeoJSON text, or another city's file).
 Every row is checked with vectorised shapely/pandas operations; a failing row goes to
 quarantine with a reason code (the first failing check, in the order of ``_PRIORITY``),
 a fixable one is repaired and flagged.
@@ -11,14 +11,14 @@ Geometry (shared by both kinds):
 * null or empty geometry -> ``geometry_missing``;
 * geometry text a CSV reader could not parse, a geometry that is not a line (point,
   polygon), a line with zero length (all vertices coincide) or coordinates that cannot be
-  transformed to EPSG:2952 -> ``geometry_invalid``;
+  transformed to the analysis CRS -> ``geometry_invalid``;
 * invalid but repairable lines (e.g. a MultiLineString with a degenerate part) are
   repaired with :func:`shapely.make_valid`, keeping the line parts -> flag
   ``geometry_repaired``; lines that cross themselves are valid OGC lines and are kept with
   the flag ``self_intersecting``; more than one part -> kept as a MultiLineString with the
   flag ``multipart``;
 * a line entirely outside ``ctx.service_area`` -> ``outside_service_area``. Without a
-  service area the area of use of EPSG:2952 (southern Ontario, 81-78 W) is the reference,
+  service area the area of use of the source CRS is the reference,
   so a record located in another province still fails.
 
 Ids: a missing id -> ``id_missing``; the same id again -> ``id_duplicate`` for every later

@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 
 from ..contracts import conform, validate_frame
-from ..core.crs import TARGET_CRS, WGS84, TransformInfo, transform_xy
+from ..core.crs import WGS84, TransformInfo, analysis_crs, transform_xy
 from ..errors import InputDataError
 from ..io.profiles import Profile
 from ..io.readers import RawChunk
@@ -429,7 +429,7 @@ def _transform_chunk(
 def _assemble(accepted: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate accepted rows and derive lon/lat, year, month, ids and geometry."""
     df = pd.concat(accepted, ignore_index=True) if accepted else pd.DataFrame()
-    lon, lat, _ = transform_xy(df["x"].to_numpy(), df["y"].to_numpy(), TARGET_CRS, WGS84)
+    lon, lat, _ = transform_xy(df["x"].to_numpy(), df["y"].to_numpy(), analysis_crs(), WGS84)
     df["lon"], df["lat"] = lon, lat
     df["break_date"] = pd.to_datetime(df["break_date"])
     df["year"] = df["break_date"].dt.year.astype(np.int32)

@@ -9,7 +9,7 @@ import pandas as pd
 import shapely
 
 from ..contracts import conform, validate_frame
-from ..core.crs import TARGET_CRS, WGS84, crs_label, transform_geometries, transform_xy
+from ..core.crs import WGS84, analysis_crs, crs_label, transform_geometries, transform_xy
 from ..errors import InputDataError
 from ..io.profiles import Profile
 from ..io.readers import RawChunk
@@ -60,25 +60,25 @@ def _accepted(
     crs_records: list[dict],
     warnings: list[str],
 ) -> pd.DataFrame:
-    """The kept rows of a chunk in EPSG:2952; appends the chunk's CRS record and warnings."""
+    """The kept rows of a chunk in the analysis CRS; appends the chunk's CRS record and warnings."""
     f = chunk.frame
     crs = chunk.crs
     assert crs is not None, "chunks without a CRS are rejected before this point"
-    g2952, info = transform_geometries(fixed[keep], crs)
+    projected, info = transform_geometries(fixed[keep], crs)
     crs_records.append({"source_id": source_id, "pair": "geometry", **info.to_dict()})
     if info.ballpark or (info.accuracy_m or 0) > 1:
         warnings.append(
-            f"source {source_id!r}: {crs_label(crs)} -> {TARGET_CRS} uses {info.description!r} "
+            f"source {source_id!r}: {crs_label(crs)} -> {analysis_crs()} uses {info.description!r} "
             f"(accuracy {info.accuracy_m if info.accuracy_m is not None else 'unknown'} m; "
             f"missing datum grids: {', '.join(info.missing_grids) or 'none'})"
         )
-    g2952 = shapely.force_2d(g2952)
+    projected = shapely.force_2d(projected)
     multi = np.array(
-        [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in g2952],
+        [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in projected],
         dtype=object,
     )
     rep = shapely.point_on_surface(multi)
-    lon, lat, _ = transform_xy(shapely.get_x(rep), shapely.get_y(rep), TARGET_CRS, WGS84)
+    lon, lat, _ = transform_xy(shapely.get_x(rep), shapely.get_y(rep), analysis_crs(), WGS84)
     flags = np.where(invalid[keep], "geometry_repaired", "")
     if info.ballpark:
         flags = np.where(flags == "", "crs_ballpark", flags + ";crs_ballpark")

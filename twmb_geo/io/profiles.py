@@ -165,7 +165,9 @@ def _check_crs(value: str, where: str, problems: list[str]) -> None:
     try:
         CRS.from_user_input(value)
     except CRSError:
-        problems.append(f"{where}: unknown CRS {value!r} (use an EPSG code such as 'EPSG:2952')")
+        problems.append(
+            f"{where}: unknown CRS {value!r} (use an EPSG code such as 'EPSG:4326' or 'EPSG:32617')"
+        )
 
 
 def _check_columns(columns: dict[str, Any], kind: Any, fmt: Any, problems: list[str]) -> None:

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
 
+from ..core.crs import analysis_crs, crs_name
 from ..core.files import atomic_path
 from .exports import orient_rfc7946
 
@@ -44,7 +45,6 @@ DPI: Final[int] = 150
 #: PNG size in pixels (width, height): A4 landscape (297 x 210 mm) at :data:`DPI`
 PAGE_PX: Final[tuple[int, int]] = (1754, 1240)
 _FIGSIZE: Final[tuple[float, float]] = (PAGE_PX[0] / DPI, PAGE_PX[1] / DPI)
-_CRS_NOTE = "Projection: NAD83(CSRS) / MTM zone 10 (EPSG:2952)"
 # map frame and side panel, in figure fractions
 _MAP_BOX: Final[tuple[float, float, float, float]] = (0.015, 0.075, 0.735, 0.83)
 #: left edge of the side panel (legend, colour bar), in figure fractions
@@ -127,7 +127,7 @@ def nice_length(target: float) -> float:
 def scale_bar(ax: Axes) -> None:
     """A true-length scale bar (km, or m when short) and a north arrow, lower right.
 
-    Drawn in axes fractions from the final x-limits in metres (the map is in EPSG:2952,
+    Drawn in axes fractions from the final x-limits in metres (the map is in the analysis CRS,
     scale factor 0.9999), on a white box so it stays legible over data. Grid north of MTM
     zone 10 is within a fraction of a degree of true north over Toronto.
     """
@@ -204,7 +204,14 @@ def page(title: str, subtitle: str, source: str, bounds: np.ndarray) -> tuple[Fi
     fig = Figure(figsize=_FIGSIZE, dpi=DPI)
     fig.text(0.015, 0.955, title, fontsize=16, fontweight="bold", va="center")
     fig.text(0.015, 0.922, subtitle, fontsize=10, color="#333333", va="center")
-    fig.text(0.015, 0.03, f"{source}\n{_CRS_NOTE}", fontsize=8, color="#444444", va="center")
+    fig.text(
+        0.015,
+        0.03,
+        f"{source}\nProjection: {crs_name(analysis_crs())}",
+        fontsize=8,
+        color="#444444",
+        va="center",
+    )
     ax = fig.add_axes(_MAP_BOX)
     ax.set_xticks([])
     ax.set_yticks([])

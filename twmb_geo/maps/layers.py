@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..core.vocab import MATERIALS, NOT_COMPUTED, UNSCORED
 from ..store.duckdb_store import Store
@@ -30,13 +31,11 @@ from ..store.duckdb_store import Store
 __all__ = [
     "LAYERS",
     "LAYER_COLUMNS",
-    "STORE_CRS",
     "UNIT_LAYERS",
     "map_layers",
 ]
 
 #: the store's projected CRS (NAD83(CSRS) / MTM zone 10, metres)
-STORE_CRS = "EPSG:2952"
 #: unit type -> (layer name, store table), from the unit-type registry
 UNIT_LAYERS: dict[str, tuple[str, str]] = {
     name: (spec.layer, spec.layer_table) for name, spec in UNIT_TYPES.items()
@@ -91,7 +90,7 @@ def _read(store: Store, name: str) -> pd.DataFrame | None:
 
 def _geoms(df: pd.DataFrame) -> gpd.GeoSeries:
     geom = shapely.from_wkb(df["geometry"].to_numpy())
-    return gpd.GeoSeries(geom, index=df.index, crs=STORE_CRS).to_crs("EPSG:4326")
+    return gpd.GeoSeries(geom, index=df.index, crs=analysis_crs()).to_crs(WGS84)
 
 
 def _break_counts(links: pd.DataFrame | None, breaks: pd.DataFrame) -> pd.DataFrame:

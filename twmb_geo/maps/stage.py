@@ -14,6 +14,7 @@ from ..config import Config
 from ..core.types import Progress
 from ..errors import InputDataError
 from ..store.duckdb_store import Store
+from ..store.project import in_project_crs
 from .exports import EXPORT_FORMATS, export_layers
 from .interactive import write_html_map
 from .layers import map_layers
@@ -23,6 +24,7 @@ from .static import render_maps
 __all__ = ["EXPORT_FORMATS", "make_maps", "make_report"]
 
 
+@in_project_crs
 def make_maps(
     cfg: Config,
     *,
@@ -55,6 +57,7 @@ def make_maps(
     return result
 
 
+@in_project_crs
 def make_report(
     cfg: Config,
     *,

@@ -9,7 +9,7 @@
 * ``hotspots.png`` - H3 cells by hot-spot persistence class (LISA over the years);
 * ``break_density.png`` - breaks per km² in regular hexagons, with a colour bar.
 
-Maps are drawn in the store's projected CRS (EPSG:2952, metres), so the scale bar is true,
+Maps are drawn in the project's analysis CRS (projected, metres), so the scale bar is true,
 with matplotlib's Agg renderer and no basemap (works offline). Every map has a title, a
 legend or colour bar, a km scale bar, a north arrow and a source line; palettes are
 colour-blind safe (viridis for sequential data and tiers, Okabe-Ito for hot-spot classes,
@@ -43,6 +43,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ..core.crs import analysis_crs
 from ..core.vocab import DEFAULT_TIERS, HOTSPOT_ORDER, NOT_COMPUTED, UNSCORED
 from ._draw import (
     DPI,
@@ -57,7 +58,6 @@ from ._draw import (
     save,
     scale_bar,
 )
-from .layers import STORE_CRS
 
 __all__ = ["DPI", "MAP_NAMES", "PAGE_PX", "render_maps"]
 
@@ -390,7 +390,8 @@ def _projected(gdf: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
     out = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
     if out.empty:
         return None
-    return out.to_crs(STORE_CRS) if out.crs is not None else out.set_crs(STORE_CRS)
+    crs = analysis_crs()
+    return out.to_crs(crs) if out.crs is not None else out.set_crs(crs)
 
 
 _Plan = tuple[str | None, Callable[[], Figure] | None]
@@ -444,7 +445,7 @@ def render_maps(
     ----------
     layers
         Layer name -> GeoDataFrame, as from :func:`~twmb_geo.maps.layers.map_layers`
-        (any CRS; a layer without CRS is taken to be in EPSG:2952).
+        (any CRS; a layer without CRS is taken to be in the analysis CRS).
     folder
         Output folder (created if missing); files are ``<map name>.png``.
     place

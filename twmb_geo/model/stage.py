@@ -30,6 +30,7 @@ from ..core.units import unit_type as unit_type_spec
 from ..errors import InputDataError, StoreError
 from ..store.duckdb_store import Store
 from ..store.manifest import new_run_id
+from ..store.project import in_project_crs
 from .estimators import RiskEstimator
 from .registry import load_model, save_model
 from .reporting import headline, lifts, optimism, summarise_cv
@@ -49,6 +50,7 @@ from .training import (
 __all__ = ["list_models", "run_simulation", "score_latest", "train_models"]
 
 log = logging.getLogger(__name__)
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
@@ -289,6 +291,7 @@ def _train_one(
     }
 
 
+@in_project_crs
 def train_models(
     cfg: Config, *, unit_types: Sequence[str] | None = None, progress: Progress | None = None
 ) -> dict[str, Any]:
@@ -343,6 +346,7 @@ def _model_row(store: Store, unit_type: str, version: str | None) -> pd.Series:
     return df.iloc[0]
 
 
+@in_project_crs
 def score_latest(
     cfg: Config,
     *,
@@ -534,6 +538,7 @@ def _simulate_one(
     }
 
 
+@in_project_crs
 def run_simulation(
     cfg: Config,
     *,

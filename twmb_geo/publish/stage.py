@@ -19,6 +19,7 @@ from ..config import Config
 from ..core.types import Progress
 from ..errors import ContractError, InputDataError
 from ..store.duckdb_store import Store
+from ..store.project import in_project_crs
 from .base import PreparedStar, TargetOptions, prepare_star
 from .files import FORMATS
 from .star import STAR_TABLES, build_star, check_keys
@@ -40,6 +41,7 @@ def default_paths(cfg: Config) -> dict[str, Path]:
     }
 
 
+@in_project_crs
 def publish(
     cfg: Config,
     *,

@@ -9,7 +9,7 @@ Every table has a contract under ``schemas/star/``. Conventions:
 * unit facts (``fact_unit_year``, ``fact_risk_score``, ``fact_hotspot``) carry one key column
   per unit type; the keys of the other types are ``0``;
 * map columns are WGS84: ``centroid_lat``/``centroid_lon`` and ``wkt`` (EPSG:4326,
-  transformed from the store's EPSG:2952 WKB); H3 indexes are hex strings;
+  transformed from the store's WKB in the analysis CRS); H3 indexes are hex strings;
 * ``dim_date`` spans whole calendar years of the break dates; ``winter_season`` labels
   November..March as e.g. ``"2015-16"`` and is ``"none"`` for April..October.
 """
@@ -26,6 +26,7 @@ import pyproj
 import shapely
 
 from ..contracts import conform, load_schema, validate_frame
+from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..core.vocab import material_description
 from ..store.duckdb_store import TABLES, Store
@@ -78,16 +79,16 @@ def _read(store: Store, name: str) -> pd.DataFrame:
 
 
 @cache
-def _transformer() -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs("EPSG:2952", "EPSG:4326", always_xy=True)
+def _transformer(crs: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(crs, WGS84, always_xy=True)
 
 
 def _wkt(wkb: pd.Series) -> np.ndarray:
-    """WKB (EPSG:2952) -> WKT in WGS84 (lon lat, 6 decimals); None where the blob is null."""
+    """WKB (analysis CRS) -> WKT in WGS84 (lon lat, 6 decimals); None where the blob is null."""
     out = np.full(len(wkb), None, dtype=object)
     mask = wkb.notna().to_numpy()
     if mask.any():
-        tr = _transformer()
+        tr = _transformer(analysis_crs())
         geoms = shapely.from_wkb(wkb.to_numpy()[mask])
         geoms = shapely.transform(geoms, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
         out[mask] = shapely.to_wkt(geoms, rounding_precision=6, trim=True)

@@ -369,7 +369,7 @@ def knn(ids: Any, x: Any, y: Any, k: int = 8, *, symmetric: bool = False) -> Gra
     ids : array-like
         Unique unit ids.
     x, y : array-like
-        Coordinates in metres (EPSG:2952), aligned with ``ids``.
+        Coordinates in metres (the analysis CRS), aligned with ``ids``.
     k : int
         Neighbours per unit (capped at n - 1).
     symmetric : bool
@@ -440,7 +440,7 @@ def distance_band(
     Parameters
     ----------
     ids, x, y : array-like
-        Unique unit ids and their EPSG:2952 coordinates.
+        Unique unit ids and their the analysis CRS coordinates.
     threshold_m : float
         Band radius in metres (> 0).
     weights : {"binary", "inverse"}
@@ -498,16 +498,14 @@ def shared_nodes(ids: Any, from_node: Any, to_node: Any) -> Graph:
     return _build("shared_nodes", sid, a.row, a.col)
 
 
-def line_network(
-    ids: Any, geoms_2952: Any, tol_m: float = 1.0, *, t_junctions: bool = True
-) -> Graph:
+def line_network(ids: Any, geoms: Any, tol_m: float = 1.0, *, t_junctions: bool = True) -> Graph:
     """Pipe network: pipes are neighbours when an end of one is within ``tol_m`` of the other.
 
     Parameters
     ----------
     ids : array-like
         Unique pipe ids.
-    geoms_2952 : array of (Multi)LineStrings or WKB, EPSG:2952
+    geoms : array of (Multi)LineStrings or WKB, the analysis CRS
     tol_m : float
         Snapping tolerance in metres (>= 0).
     t_junctions : bool
@@ -524,7 +522,7 @@ def line_network(
     if not np.isfinite(tol_m) or tol_m < 0:
         raise ConfigError(f"tol_m must be a finite number >= 0 m; got {tol_m!r}")
     sid, order = _sort_ids(ids)
-    g = _geoms(geoms_2952, sid, order, (1, 2, 5), "lines")
+    g = _geoms(geoms, sid, order, (1, 2, 5), "lines")
     n = sid.size
     parts, pline = shapely.get_parts(g, return_index=True)
     ok = ~shapely.is_empty(parts)
@@ -564,21 +562,21 @@ def line_network(
     return _build("line_network", sid, a.row, a.col)
 
 
-def contiguity(ids: Any, polygons_2952: Any, *, tol_m: float = 0.0) -> Graph:
+def contiguity(ids: Any, polygons: Any, *, tol_m: float = 0.0) -> Graph:
     """Queen contiguity: polygons that share at least a point (STRtree ``intersects``).
 
     Parameters
     ----------
     ids : array-like
         Unique unit ids (e.g. neighbourhood codes).
-    polygons_2952 : array of (Multi)Polygons or WKB, EPSG:2952
+    polygons : array of (Multi)Polygons or WKB, the analysis CRS
     tol_m : float
         If > 0, polygons within this distance are neighbours too (closes digitising gaps).
     """
     if not np.isfinite(tol_m) or tol_m < 0:
         raise ConfigError(f"tol_m must be a finite number >= 0 m; got {tol_m!r}")
     sid, order = _sort_ids(ids)
-    g = _geoms(polygons_2952, sid, order, (3, 6), "polygons")
+    g = _geoms(polygons, sid, order, (3, 6), "polygons")
     tree = shapely.STRtree(g)
     if tol_m > 0:
         i, j = tree.query(g, predicate="dwithin", distance=float(tol_m))

@@ -1,8 +1,8 @@
-"""H3 cell ids, resolutions, points to cells and cell geometry in EPSG:2952.
+"""H3 cell ids, resolutions, points to cells and cell geometry in the analysis CRS.
 
 Cells are ``uint64`` inside the package (``h3.api.basic_int``); hex strings only at the
 edges (:func:`cell_str`, :func:`cells_from_str`). The value ``0`` means "no cell".
-A cell's polygon in EPSG:2952 is the H3 boundary projected vertex by vertex with straight
+A cell's polygon in the analysis CRS is the H3 boundary projected vertex by vertex with straight
 edges between the projected vertices.
 """
 
@@ -15,7 +15,7 @@ import h3.api.basic_int as h3i
 import numpy as np
 import shapely
 
-from ..core.crs import TARGET_CRS, WGS84, crs_label, transform_xy
+from ..core.crs import WGS84, analysis_crs, crs_label, transform_xy
 from ..errors import ConfigError, InputDataError
 
 MAX_RES = 15
@@ -202,14 +202,15 @@ def _projected_vertices(uniq: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndar
     return xy, counts
 
 
-def cell_polygons(cells: Any, crs: str = TARGET_CRS) -> np.ndarray:
+def cell_polygons(cells: Any, crs: str | None = None) -> np.ndarray:
     """Cell polygons (straight edges between projected H3 vertices).
 
     Parameters
     ----------
     cells : array-like of uint64 (or hex strings)
-    crs : str
-        Output CRS; ``"EPSG:4326"`` gives lon/lat polygons (no antimeridian handling).
+    crs : str, optional
+        Output CRS (default the analysis CRS); ``"EPSG:4326"`` gives lon/lat polygons (no
+        antimeridian handling).
 
     Returns
     -------
@@ -221,7 +222,7 @@ def cell_polygons(cells: Any, crs: str = TARGET_CRS) -> np.ndarray:
     nz = uniq[uniq != 0]
     polys = np.full(uniq.size, None, dtype=object)
     if nz.size:
-        xy, counts = _projected_vertices(nz, crs)
+        xy, counts = _projected_vertices(nz, crs or analysis_crs())
         ring_idx = np.repeat(np.arange(nz.size), counts)
         rings = shapely.linearrings(xy, indices=ring_idx)
         polys[uniq != 0] = shapely.orient_polygons(shapely.polygons(rings), exterior_cw=False)

@@ -1,9 +1,9 @@
-"""H3 organisation: points, lines and areas to H3 cells, and cell geometry in EPSG:2952.
+"""H3 organisation: points, lines and areas to H3 cells, and cell geometry in the analysis CRS.
 
 Cells are ``uint64`` inside the package (``h3.api.basic_int``); hex strings only at the
 edges (:func:`cell_str`, :func:`cells_from_str`). The value ``0`` means "no cell".
 
-A cell's *polygon* in EPSG:2952 is the H3 boundary (``cell_to_boundary``) projected vertex
+A cell's *polygon* in the analysis CRS is the H3 boundary (``cell_to_boundary``) projected vertex
 by vertex with straight edges between the projected vertices. All lengths and
 intersection tests here use those polygons, so they tile the plane (up to ~1e-8 m where
 neighbours compute a shared vertex independently) and per-cell line lengths add up to the
@@ -19,7 +19,7 @@ import h3.api.basic_int as h3i
 import numpy as np
 import shapely
 
-from ..core.crs import TARGET_CRS, WGS84, transform_geometries
+from ..core.crs import WGS84, analysis_crs, transform_geometries
 from ..errors import ConfigError, InputDataError
 from .h3cells import _as_cells as _as_cells
 from .h3cells import _listed as _listed
@@ -55,7 +55,7 @@ _MAX_COVER_CELLS = 20_000_000
 
 
 def grid_cover(
-    area_2952: shapely.Geometry,
+    area: shapely.Geometry,
     res: int,
     *,
     contain: Literal["overlap", "center"] = "overlap",
@@ -64,12 +64,12 @@ def grid_cover(
 
     Parameters
     ----------
-    area_2952 : shapely geometry
-        Polygonal area in EPSG:2952.
+    area : shapely geometry
+        Polygonal area in the analysis CRS.
     res : int
         H3 resolution 0..15.
     contain : {"overlap", "center"}
-        ``"overlap"`` (default): every cell whose EPSG:2952 polygon intersects the area.
+        ``"overlap"`` (default): every cell whose analysis-CRS polygon intersects the area.
         ``"center"``: cells whose H3 centre lies in the area (``h3shape_to_cells``; the
         convention behind published cell counts, which leaves out boundary cells).
 
@@ -81,39 +81,39 @@ def grid_cover(
     -----
     Candidates are the centre-contained cells of the area buffered by 1.6 edge lengths
     (a cell touching the area has its centre within ~1 edge length of it), then filtered
-    by an exact ``intersects`` test in EPSG:2952.
+    by an exact ``intersects`` test in the analysis CRS.
     """
     res = check_resolution(res)
     if contain not in ("overlap", "center"):
         raise ConfigError(f"contain must be 'overlap' or 'center'; got {contain!r}")
-    if area_2952 is None or shapely.is_empty(area_2952):
+    if area is None or shapely.is_empty(area):
         return np.zeros(0, dtype=np.uint64)
-    if shapely.get_type_id(area_2952) not in (3, 6, 7):
-        raise InputDataError(f"grid_cover needs a polygonal area; got {area_2952.geom_type}")
-    est = shapely.area(area_2952) / h3i.average_hexagon_area(res, unit="m^2")
+    if shapely.get_type_id(area) not in (3, 6, 7):
+        raise InputDataError(f"grid_cover needs a polygonal area; got {area.geom_type}")
+    est = shapely.area(area) / h3i.average_hexagon_area(res, unit="m^2")
     if est > _MAX_COVER_CELLS:
         raise ConfigError(
             f"H3 resolution {res} would cover the area with about {est:,.0f} cells "
             f"(limit {_MAX_COVER_CELLS:,}); use a coarser resolution"
         )
     if contain == "center":
-        return _center_cells(area_2952, res)
+        return _center_cells(area, res)
     tol = 0.05 * edge_length_m(res)
-    search = shapely.buffer(shapely.simplify(area_2952, tol), 1.6 * edge_length_m(res) + tol)
+    search = shapely.buffer(shapely.simplify(area, tol), 1.6 * edge_length_m(res) + tol)
     cand = _center_cells(search, res)
     if cand.size == 0:
         return cand
-    shapely.prepare(area_2952)
-    keep = shapely.intersects(area_2952, cell_polygons(cand))
+    shapely.prepare(area)
+    keep = shapely.intersects(area, cell_polygons(cand))
     return cand[keep]
 
 
-def _center_cells(area_2952: shapely.Geometry, res: int) -> np.ndarray:
+def _center_cells(area: shapely.Geometry, res: int) -> np.ndarray:
     """Cells whose centre lies in the area (h3 ``center`` containment), sorted."""
-    polys = [p for p in shapely.get_parts(area_2952) if shapely.get_type_id(p) == 3 and p.area > 0]
+    polys = [p for p in shapely.get_parts(area) if shapely.get_type_id(p) == 3 and p.area > 0]
     if not polys:
         return np.zeros(0, dtype=np.uint64)
-    ll, _ = transform_geometries(np.asarray(polys, dtype=object), TARGET_CRS, WGS84)
+    ll, _ = transform_geometries(np.asarray(polys, dtype=object), analysis_crs(), WGS84)
     cells: list[int] = []
     for p in ll:
         cells.extend(h3i.h3shape_to_cells(h3.geo_to_h3shape(p.__geo_interface__), res))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..core.crs import TARGET_CRS, WGS84, transform_xy
+from ..core.crs import WGS84, analysis_crs, transform_xy
 from ..errors import InputDataError
 from .h3cells import (
     _latlng_cells,
@@ -32,9 +32,9 @@ _SUBS_PER_CHUNK = 1_000_000  # densified sub-segments processed per vectorised c
 _PAIRS_PER_CHUNK = 500_000  # (sub-segment, cell) pairs clipped at once
 
 
-def _line_inputs(geoms_2952: Any, ids: Any) -> tuple[np.ndarray, np.ndarray]:
+def _line_inputs(geoms: Any, ids: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate line geometries (shapely or WKB) and ids; list every problem."""
-    g = np.asarray(geoms_2952, dtype=object).ravel()
+    g = np.asarray(geoms, dtype=object).ravel()
     is_wkb = np.fromiter((isinstance(v, bytes | bytearray) for v in g), bool, count=g.size)
     if is_wkb.any():
         g = g.copy()
@@ -111,7 +111,7 @@ class _CellTable:
         new = np.setdiff1d(cells, self.cells)
         new = new[new != 0]
         if new.size:
-            xy, counts = _projected_vertices(new, TARGET_CRS)
+            xy, counts = _projected_vertices(new, analysis_crs())
             m = max(int(counts.max()), self.verts.shape[1])
             start = np.cumsum(counts) - counts
             # pad each ring by repeating its first vertex (zero-length edges: no constraint)
@@ -237,7 +237,7 @@ def _candidates(
 
 
 def _cells_xy(x: np.ndarray, y: np.ndarray, res: int) -> np.ndarray:
-    lon, lat, _ = transform_xy(x, y, TARGET_CRS, WGS84)
+    lon, lat, _ = transform_xy(x, y, analysis_crs(), WGS84)
     return _latlng_cells(lat, lon, res)
 
 
@@ -328,7 +328,7 @@ def _aggregate(
 
 
 def lines_to_cells(
-    geoms_2952: Any,
+    geoms: Any,
     res: int,
     *,
     ids: Any = None,
@@ -339,11 +339,11 @@ def lines_to_cells(
 
     Parameters
     ----------
-    geoms_2952 : array of shapely (Multi)LineStrings or WKB, EPSG:2952
+    geoms : array of shapely (Multi)LineStrings or WKB, the analysis CRS
     res : int
         H3 resolution 0..15.
     ids : array-like, optional
-        Line ids (unique); default the position in ``geoms_2952``.
+        Line ids (unique); default the position in ``geoms``.
     pieces : bool
         Add a ``geometry`` column: the part of the line inside the cell polygon.
 
@@ -366,7 +366,7 @@ def lines_to_cells(
     per-line sums hold by construction, not by assumption.
     """
     res = check_resolution(res)
-    g, idv = _line_inputs(geoms_2952, ids)
+    g, idv = _line_inputs(geoms, ids)
     length = np.nan_to_num(shapely.length(g), nan=0.0)
     degenerate = length <= 0
     if degenerate.any():

@@ -74,10 +74,10 @@ def link_breaks_to_pipes(
     Parameters
     ----------
     breaks
-        ``break_id``, ``x``, ``y`` (EPSG:2952), ``year``; optional ``asset_id``,
+        ``break_id``, ``x``, ``y`` (the analysis CRS), ``year``; optional ``asset_id``,
         ``material``, ``diameter_mm`` (used when the record carries them).
     pipes
-        ``pipe_id``, ``geometry`` (shapely, EPSG:2952, may be None), ``install_year``,
+        ``pipe_id``, ``geometry`` (shapely, the analysis CRS, may be None), ``install_year``,
         ``removal_year`` (NaN when in service); optional ``asset_id``, ``material``,
         ``diameter_mm``.
     tolerance_m

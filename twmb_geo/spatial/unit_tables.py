@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..core.crs import TARGET_CRS, WGS84, transform_xy
+from ..core.crs import WGS84, analysis_crs, transform_xy
 from ..core.vocab import MATERIAL_GROUPS
 from . import hexgrid
 
@@ -23,7 +23,7 @@ def from_wkb(col: pd.Series) -> np.ndarray:
 
 
 def _lonlat(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lon, lat, _ = transform_xy(x, y, TARGET_CRS, WGS84)
+    lon, lat, _ = transform_xy(x, y, analysis_crs(), WGS84)
     return lon, lat
 
 
@@ -180,7 +180,7 @@ def cell_units(
 ) -> pd.DataFrame:
     polys = hexgrid.cell_polygons(grid)
     lon, lat = hexgrid.cell_centroids(grid)
-    x, y, _ = transform_xy(lon, lat, WGS84, TARGET_CRS)
+    x, y, _ = transform_xy(lon, lat, WGS84, analysis_crs())
     ids = hexgrid.cell_str(grid)
     df = pd.DataFrame(
         {

@@ -1,7 +1,7 @@
 """Organise curated tables into units (pipe, street segment, H3 cell, neighbourhood) and links.
 
 One unit abstraction: every unit table has a stable key (``unit_id``), a geometry (optional
-for pipes), a representative point (``x``/``y`` in EPSG:2952, ``centroid_lon``/``lat``), its
+for pipes), a representative point (``x``/``y`` in the analysis CRS, ``centroid_lon``/``lat``), its
 neighbourhood and H3 cell, and an exposure (length or area). Breaks are linked to every unit
 type; unmatched breaks keep a link row with the reason.
 """
@@ -231,9 +231,9 @@ def organise(
     Parameters
     ----------
     breaks, neighbourhoods
-        Curated ``breaks`` and ``neighbourhoods`` tables (WKB geometry, EPSG:2952).
+        Curated ``breaks`` and ``neighbourhoods`` tables (WKB geometry, the analysis CRS).
     service_area
-        The unbuffered service-area boundary (EPSG:2952): every H3 cell touching it is a unit.
+        The unbuffered service-area boundary (the analysis CRS): every H3 cell touching it is a unit.
     pipes, streets
         Curated ``pipes`` and ``street_segments`` tables, when the project has them. Pipes
         without geometry are kept as units; location-based work skips them with a warning.

@@ -69,6 +69,7 @@ TABLES: dict[str, str] = {
     "renewal": "model/renewal",
     "runs": "store/runs",
     "run_inputs": "store/run_inputs",
+    "project_crs": "store/project_crs",
 }
 
 

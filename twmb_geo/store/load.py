@@ -20,6 +20,7 @@ import pandas as pd
 import shapely
 
 from ..config import Config, SourceConfig
+from ..core.crs import using_crs
 from ..core.files import atomic_write
 from ..core.types import Progress
 from ..errors import InputDataError, TwmbError
@@ -29,6 +30,7 @@ from ..ingest.sources import transform_source
 from ..io.readers import sha256_file
 from .duckdb_store import Store
 from .manifest import RunManifest
+from .project import resolve_analysis_crs
 
 __all__ = ["IngestReport", "SourceReport", "ingest_sources"]
 
@@ -83,6 +85,13 @@ class IngestReport:
         }
 
 
+def _plain(v: Any) -> Any:
+    """A store value as plain JSON (NaN -> None)."""
+    if isinstance(v, float | np.floating):
+        return float(v) if np.isfinite(v) else None
+    return v
+
+
 def _load_service_area(store: Store, source_id: str | None) -> shapely.Geometry | None:
     if not source_id or not store.has_table("service_area"):
         return None
@@ -119,10 +128,14 @@ def ingest_sources(
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     with Store(cfg.store_path) as store:
         try:
-            for i, src in enumerate(wanted):
-                if progress:
-                    progress(f"ingest {src.id}", i, len(wanted))
-                reports.append(_ingest_one(store, cfg, src, manifest))
+            with manifest.step("analysis_crs"):
+                crs_row = resolve_analysis_crs(store, cfg)
+            manifest.analysis_crs = {k: _plain(v) for k, v in crs_row.items()}
+            with using_crs(str(crs_row["crs"])):
+                for i, src in enumerate(wanted):
+                    if progress:
+                        progress(f"ingest {src.id}", i, len(wanted))
+                    reports.append(_ingest_one(store, cfg, src, manifest))
             if progress:
                 progress("ingest done", len(wanted), len(wanted))
             manifest.finish("ok")

@@ -67,6 +67,7 @@ class RunManifest:
     sources: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     crs: list[dict[str, Any]] = field(default_factory=list)
+    analysis_crs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -102,6 +103,7 @@ class RunManifest:
             "inputs": self.inputs,
             "sources": self.sources,
             "steps": self.steps,
+            "analysis_crs": self.analysis_crs,
             "crs": self.crs,
             "warnings": self.warnings,
             "error": self.error,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..core.crs import TORONTO_CRS
 from .fields import GridField
 from .hazard import Simulation, simulate_breaks
 from .params import MATERIAL_CODES, SynthParams
@@ -20,7 +21,7 @@ from .streets import CLASSES, EXPRESSWAY, StreetNet, build_streets, city_fields,
 
 __all__ = ["SynthCity", "make_city"]
 
-CRS = "EPSG:2952"
+CRS = TORONTO_CRS
 CENTRELINE_ID_BASE = 1_000_000
 NODE_ID_BASE = 13_000_000
 ASSET_ID_BASE = 100_000

@@ -25,6 +25,7 @@ import shapely
 from pyproj import Transformer
 
 from .._paths import data_dir
+from ..core.crs import TORONTO_CRS, WGS84
 from ..ingest.neighbourhoods import service_area_table
 from ..ingest.sources import read_source
 from ..ingest.weather import read_eccc_daily, transform_weather
@@ -206,7 +207,7 @@ def load_reference() -> Reference:
     codes = tuple(w["ward"] for w in wards)
 
     area, polys, cent, names = _footprint()
-    tr = Transformer.from_crs("EPSG:4326", "EPSG:2952", always_xy=True)
+    tr = Transformer.from_crs(WGS84, TORONTO_CRS, always_xy=True)
     wx, wy = tr.transform(*np.array([WARD_CENTRES[c] for c in codes]).T)
     d2 = (cent[:, 0, None] - wx[None, :]) ** 2 + (cent[:, 1, None] - wy[None, :]) ** 2
     nearest = d2.argmin(axis=1)

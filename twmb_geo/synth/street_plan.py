@@ -8,6 +8,7 @@ from functools import cache
 import numpy as np
 import shapely
 
+from ..core.crs import TORONTO_CRS, WGS84
 from .fields import GridField, smooth_field
 from .params import DEFAULT_N_PIPES, SynthParams
 from .reference import Reference, load_reference
@@ -249,7 +250,7 @@ def plan_layout(params: SynthParams) -> Layout:
             ward_density=km_def * np.sqrt(dens) * 1000.0 / area_m2,
             frame=_frame(),
         )
-    tr = Transformer.from_crs("EPSG:4326", "EPSG:2952", always_xy=True)
+    tr = Transformer.from_crs(WGS84, TORONTO_CRS, always_xy=True)
     centre = shapely.Point(*tr.transform(*params.window_centre_lonlat))
     wards = ref.ward_polygons
     warea = shapely.area(wards)

@@ -34,7 +34,7 @@ import shapely
 
 from .._paths import data_dir
 from ..config import Config, SourceConfig, write_config
-from ..core.crs import transform_geometries, transform_xy
+from ..core.crs import TORONTO_CRS, TORONTO_NAD27_CRS, WGS84, transform_geometries, transform_xy
 from .city import SynthCity
 from .streets import join_names
 
@@ -188,10 +188,8 @@ def _multi(geoms: np.ndarray) -> np.ndarray:
 
 
 def _write_geojson(attrs: pd.DataFrame, geoms: np.ndarray, path: Path) -> None:
-    g4326, _ = transform_geometries(
-        _multi(np.asarray(geoms, dtype=object)), "EPSG:2952", "EPSG:4326"
-    )
-    gdf = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(g4326, crs="EPSG:4326"))
+    g4326, _ = transform_geometries(_multi(np.asarray(geoms, dtype=object)), TORONTO_CRS, WGS84)
+    gdf = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(g4326, crs=WGS84))
     path.unlink(missing_ok=True)
     pyogrio.write_dataframe(gdf, path, driver="GeoJSON", layer_options=_GEOJSON_OPTIONS)
 
@@ -207,8 +205,8 @@ def _breaks_csv(city: SynthCity) -> pd.DataFrame:
     b = city.breaks
     x = b["x"].to_numpy(dtype=float)
     y = b["y"].to_numpy(dtype=float)
-    lon, lat, _ = transform_xy(x, y, "EPSG:2952", "EPSG:4326")
-    ex, ey, _ = transform_xy(x, y, "EPSG:2952", "EPSG:2019")
+    lon, lat, _ = transform_xy(x, y, TORONTO_CRS, WGS84)
+    ex, ey, _ = transform_xy(x, y, TORONTO_CRS, TORONTO_NAD27_CRS)
     return pd.DataFrame(
         {
             "_id": b["row"].to_numpy(dtype=np.int64),

@@ -1,0 +1,66 @@
+"""The lon/lat extent of a source, from which a project's analysis CRS can be chosen.
+
+Read before any source is transformed: the analysis CRS must be known first. Geometry
+coordinates are taken in the file's CRS (or the profile's), coordinate columns in the
+first coordinate pair of the profile that has values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..core.crs import WGS84, crs_label, lonlat_bounds, merge_bounds
+from ..io.profiles import Profile
+from ..io.readers import RawChunk, iter_raw
+
+__all__ = ["LOCATED_KINDS", "source_bounds"]
+
+#: source kinds whose records carry a location
+LOCATED_KINDS = ("neighbourhoods", "pipes", "streets", "breaks")
+
+
+def _chunk_bounds(chunk: RawChunk, profile: Profile) -> tuple[float, float, float, float] | None:
+    if chunk.geometry is not None and (
+        profile.kind != "breaks" or any(p.geometry for p in profile.coordinates)
+    ):
+        xy = shapely.get_coordinates(chunk.geometry)
+        crs = crs_label(chunk.crs) if chunk.crs is not None else profile.crs or WGS84
+        box = lonlat_bounds(xy[:, 0], xy[:, 1], crs) if len(xy) else None
+        if box is not None:
+            return box
+    for pair in profile.coordinates:
+        if pair.geometry or not pair.x or not pair.y or pair.crs is None:
+            continue
+        if pair.x not in chunk.frame or pair.y not in chunk.frame:
+            continue
+        x = pd.to_numeric(chunk.frame[pair.x], errors="coerce").to_numpy(dtype=float)
+        y = pd.to_numeric(chunk.frame[pair.y], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(x) & np.isfinite(y) & ~((x == 0) & (y == 0))
+        box = lonlat_bounds(x[ok], y[ok], pair.crs) if ok.any() else None
+        if box is not None:
+            return box
+    return None
+
+
+def source_bounds(
+    files: Sequence[Path], profile: Profile
+) -> tuple[float, float, float, float] | None:
+    """The lon/lat extent ``(west, south, east, north)`` of a source's records, if located.
+
+    Stray points (0/0, swapped pairs) hardly move it: each chunk contributes the 0.1-99.9
+    percentile box of its coordinates.
+    """
+    if profile.kind not in LOCATED_KINDS:
+        return None
+    boxes = []
+    for f in files:
+        for chunk in iter_raw(f, profile):
+            box = _chunk_bounds(chunk, profile)
+            if box is not None:
+                boxes.append(box)
+    return merge_bounds(boxes)
