@@ -43,13 +43,11 @@ _BY_LOCALE: dict[str, str | None] = {
 }
 
 #: languages whose every country writes day-first, unless listed in ``_BY_LOCALE``
-_BY_LANGUAGE: dict[str, str] = {
-    lang: "dmy"
-    for lang in (
-        "fr de es pt it nl da nb nn no fi is pl cs sk sl hr sr bs bg ro ru uk be el tr he "
-        "ar fa id ms vi th ca eu gl et lv mt ga cy af sw hi bn ta te ur"
-    ).split()
-}
+_DAY_FIRST_LANGUAGES = (
+    "fr de es pt it nl da nb nn no fi is pl cs sk sl hr sr bs bg ro ru uk be el tr he "
+    "ar fa id ms vi th ca eu gl et lv mt ga cy af sw hi bn ta te ur"
+)
+_BY_LANGUAGE: dict[str, str] = dict.fromkeys(_DAY_FIRST_LANGUAGES.split(), "dmy")
 
 
 def normalise_locale(locale: str) -> str:

@@ -27,7 +27,6 @@ LENGTH_MISMATCH_REL = 0.20
 LENGTH_MISMATCH_M = 5.0
 
 
-
 def parse_install_dates(
     values: pd.Series, date_format: str, order: str = "auto", locale: str | None = None
 ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
