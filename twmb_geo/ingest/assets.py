@@ -33,8 +33,10 @@ after today's year, dates after today, negative measured length, type outside 0/
 ``material_missing``; an unknown code -> null material, flag ``material_unrecognised``
 (``material_raw`` keeps the published code). Measured length differing from the geometry
 length by more than 20 % and more than 5 m -> flag ``length_mismatch``. Install dates use
-the profile's ``date_format`` (``epoch_ms``, a strftime pattern, or ``auto``: numbers and
-long digit strings are epoch milliseconds, other text ISO 8601).
+the profile's ``date_format`` (``epoch_ms``, ``epoch_s``, ``excel``, ``year``, a strftime
+pattern, or ``auto``: whole numbers 1800-2100 are years, ``yyyymmdd`` numbers days, other
+numbers epoch milliseconds, text ISO 8601 or numeric dates in the source's day/month order;
+a date valid only in the other order -> ``date_order_conflict``).
 
 Streets: ``is_street`` comes from FEATURE_CODE_DESC (:data:`STREET_CLASSES` /
 :data:`NON_STREET_CLASSES`); an unknown class falls back on the Toronto feature code
@@ -74,6 +76,7 @@ from ._lines import (
     _Problems,
     _text,
 )
+from .dates import settle_chunks
 from .pipes import WATERMAIN_TYPES, _pipe_attributes, parse_install_dates
 from .streets import NON_STREET_CLASSES, STREET_CLASSES, _street_attributes
 
@@ -93,6 +96,7 @@ _PRIORITY = (
     "geometry_invalid",
     "outside_service_area",
     "value_unparseable",
+    "date_order_conflict",
     "value_out_of_range",
     "id_duplicate",
 )
@@ -247,6 +251,9 @@ def _transform_lines(
     quarantined: list[pd.DataFrame] = []
     rows_in = 0
     run = _Run()
+    order = None
+    if spec.kind == "pipes":
+        chunks, profile, order = settle_chunks(chunks, profile, "install_date")
     for chunk in chunks:
         rows_in += len(chunk.frame)
         if len(chunk.frame) == 0:
@@ -263,6 +270,9 @@ def _transform_lines(
     validate_frame(df, schema)
     quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
     crs_records, warnings = _line_warnings(source_id, spec, run.infos, df, quarantine, rows_in)
+    order_note = order.warning(source_id, profile.id) if order else None
+    if order_note:
+        warnings.insert(0, order_note)
     return finish_result(
         source_id,
         spec.kind,

@@ -43,7 +43,7 @@ from ._pairs import (
     _pair_details,
     _PairResult,
 )
-from .dates import parse_dates
+from .dates import read_dates, settle_chunks
 
 __all__ = ["transform_breaks"]
 
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 _PRIORITY = (
     "date_missing",
     "date_unparseable",
+    "date_order_conflict",
     "date_out_of_range",
     "date_future",
     "duplicate",
@@ -202,13 +203,22 @@ def _check_dates(
 ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse the break dates; returns the dates and the missing and unparseable masks."""
     col = profile.columns
-    dates, date_missing, date_bad = parse_dates(f[col["break_date"]], profile.date_format)
+    raw = f[col["break_date"]]
+    parsed = read_dates(raw, profile.date_format, profile.date_order, profile.locale)
+    dates, date_missing = parsed.dates, parsed.missing
+    date_bad = parsed.unparseable | parsed.conflict
     checks.add("date_missing", date_missing, f"{col['break_date']} is empty")
     checks.add(
         "date_unparseable",
-        date_bad,
-        "'" + f[col["break_date"]].astype(str) + f"' in {col['break_date']} is not a date",
+        parsed.unparseable,
+        "'" + raw.astype(str) + f"' in {col['break_date']} is not a date",
     )
+    if parsed.decision is not None:
+        checks.add(
+            "date_order_conflict",
+            parsed.conflict,
+            "'" + raw.astype(str) + f"' in {col['break_date']} " + parsed.decision.conflict_text,
+        )
     checks.add(
         "date_out_of_range",
         ~date_bad & ~date_missing & (dates < pd.Timestamp(profile.min_date)),
@@ -451,6 +461,7 @@ def transform_breaks(
     quarantined: list[pd.DataFrame] = []
     rows_in = 0
     run = _Run.start()
+    chunks, profile, order = settle_chunks(chunks, profile, "break_date")
     for chunk in chunks:
         rows_in += len(chunk.frame)
         out, bad = _transform_chunk(chunk, source_id, profile, ctx, run)
@@ -466,6 +477,9 @@ def transform_breaks(
         for name in filter(None, fl.split(";")):
             flag_counts[name] = flag_counts.get(name, 0) + 1
     crs_records, warnings = _crs_report(source_id, run.infos, run.measured)
+    order_note = order.warning(source_id, profile.id) if order else None
+    if order_note:
+        warnings.insert(0, order_note)
     return finish_result(
         source_id, "breaks", {"breaks": df}, quarantine, rows_in, warnings, crs_records, flag_counts
     )

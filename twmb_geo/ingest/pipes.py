@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ from ..core.vocab import LINED_MATERIALS, MATERIALS, MISSING_MATERIAL_CODES
 from ..io.profiles import Profile
 from ._common import IngestContext
 from ._lines import _numeric, _Problems, _raw, _text, _whole
-from .dates import parse_dates
+from .dates import parse_dates, read_dates
 
 __all__ = ["WATERMAIN_TYPES", "parse_install_dates"]
 
@@ -27,35 +26,18 @@ MIN_YEAR = 1800
 LENGTH_MISMATCH_REL = 0.20
 LENGTH_MISMATCH_M = 5.0
 
-_EPOCH_TEXT = re.compile(r"[+-]?\d{9,}(\.\d*)?")
-
 
 def parse_install_dates(
-    values: pd.Series, date_format: str
+    values: pd.Series, date_format: str, order: str = "auto", locale: str | None = None
 ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """Parse install dates with a profile ``date_format``; see :func:`~.dates.parse_dates`.
+    """Parse install dates with a profile ``date_format``; see :func:`~.dates.read_dates`.
 
-    ``"auto"`` here means: numbers (and digit strings of 9 or more digits, as in a CSV
-    copy) are epoch milliseconds; other values go through ``parse_dates(..., "auto")``
-    (timestamps as they are, text as ISO 8601, then other common forms).
+    ``"auto"`` reads numbers (and digit strings) as a year when whole and 1800-2100 (a
+    year-only column), as ``yyyymmdd`` when whole and 18000101-21001231, else as epoch
+    milliseconds; timestamps as they are; text as ISO 8601, then numeric dates in one
+    day/month ``order``. Values only the other order makes valid count as not parsed.
     """
-    if date_format != "auto":
-        return parse_dates(values, date_format)
-    s = values.reset_index(drop=True).astype(object)
-    is_num = s.map(
-        lambda v: isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
-    ).to_numpy(dtype=bool)
-    txt = s.where(s.notna() & ~is_num).astype("string").str.strip()
-    is_num = is_num | txt.str.fullmatch(_EPOCH_TEXT.pattern).fillna(False).to_numpy(dtype=bool)
-    dates = pd.Series(pd.NaT, index=s.index, dtype="datetime64[s]")
-    missing = s.isna().to_numpy()
-    bad = np.zeros(len(s), dtype=bool)
-    for mask, fmt in ((is_num, "epoch_ms"), (~is_num & ~missing, "auto")):
-        if mask.any():
-            d, _, b = parse_dates(s[mask], fmt)
-            dates[mask] = d.to_numpy()
-            bad[mask] = b
-    return dates, missing, bad
+    return parse_dates(values, date_format, order, locale)
 
 
 def _type_and_diameter(
@@ -105,9 +87,21 @@ def _install(
     )
 
     raw, name = _raw(f, profile, "install_date")
-    dates, _, bad = parse_install_dates(raw, profile.date_format)
+    parsed = read_dates(raw, profile.date_format, profile.date_order, profile.locale)
+    dates = parsed.dates
     probs.add(
-        "value_unparseable", bad, name, raw, f"is not a date (date_format {profile.date_format!r})"
+        "value_unparseable",
+        parsed.unparseable,
+        name,
+        raw,
+        f"is not a date (date_format {profile.date_format!r})",
+    )
+    probs.add(
+        "date_order_conflict",
+        parsed.conflict,
+        name,
+        raw,
+        parsed.decision.conflict_text if parsed.decision else "",
     )
     early = (dates < pd.Timestamp(f"{MIN_YEAR}-01-01")).to_numpy(dtype=bool)
     late = (dates > pd.Timestamp(ctx.today)).to_numpy(dtype=bool)

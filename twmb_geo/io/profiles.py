@@ -19,6 +19,7 @@ from pyproj.exceptions import CRSError
 
 from .._paths import profiles_dir
 from ..contracts import load_schema
+from ..core.locales import DATE_ORDERS, locale_date_order
 from ..errors import ConfigError, ContractError
 
 __all__ = [
@@ -84,6 +85,8 @@ _KEYS = {
     "layer",
     "sheet",
     "date_format",
+    "date_order",
+    "locale",
     "crs",
     "columns",
     "coordinates",
@@ -129,6 +132,8 @@ class Profile:
     layer: str | None = None
     sheet: str | int = 0
     date_format: str = "auto"
+    date_order: str = "auto"
+    locale: str | None = None
     crs: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
     coordinates: tuple[CoordinatePair, ...] = ()
@@ -231,6 +236,35 @@ def _parse_checks(
     return dup, ym
 
 
+#: ``date_format`` keywords; anything else must be a strftime pattern (with a ``%``)
+DATE_FORMATS = ("auto", "epoch_ms", "epoch_s", "excel", "year")
+
+
+def _check_dates(doc: Mapping[str, Any], problems: list[str]) -> None:
+    """``date_format``, ``date_order`` and ``locale`` must be understood."""
+    fmt = doc.get("date_format", "auto")
+    if not isinstance(fmt, str) or (fmt not in DATE_FORMATS and "%" not in fmt):
+        problems.append(
+            f"'date_format' must be one of {list(DATE_FORMATS)} or a strftime pattern such as "
+            f"'%d/%m/%Y', got {fmt!r}"
+        )
+    order = doc.get("date_order", "auto")
+    if order not in DATE_ORDERS:
+        problems.append(
+            f"'date_order' must be one of {list(DATE_ORDERS)} (day/month/year order of dates "
+            f"such as 03/04/2015), got {order!r}"
+        )
+    loc = doc.get("locale")
+    if loc is not None:
+        if not isinstance(loc, str):
+            problems.append(f"'locale' must be text such as 'en_US', got {loc!r}")
+        else:
+            try:
+                locale_date_order(loc)
+            except KeyError as exc:
+                problems.append(f"'locale': {exc.args[0]}")
+
+
 def _check_raw_schema(
     raw_schema: Any, columns: dict[str, Any], pairs: list[CoordinatePair], problems: list[str]
 ) -> None:
@@ -267,6 +301,7 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         problems.append(f"'format' must be one of {list(FORMATS)}, got {fmt!r}")
     columns = dict(doc.get("columns", {}))
     _check_columns(columns, kind, fmt, problems)
+    _check_dates(doc, problems)
     pairs = _parse_pairs(doc, kind, problems)
     checks = dict(doc.get("checks", {}))
     dup, ym = _parse_checks(checks, columns, pairs, problems)
@@ -286,6 +321,8 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         layer=doc.get("layer"),
         sheet=doc.get("sheet", 0),
         date_format=str(doc.get("date_format", "auto")),
+        date_order=str(doc.get("date_order", "auto")),
+        locale=doc.get("locale"),
         crs=doc.get("crs"),
         columns=columns,
         coordinates=tuple(pairs),
