@@ -340,3 +340,47 @@ def test_date_sniffer_forms() -> None:
     assert sniff_date_format(["2020/01/02"])[1] == "ymd"
     assert sniff_date_format(["13/01/2020", "01/13/2020"])[1] == "auto"  # contradictory
     assert sniff_date_format([])[0] == CHECK
+
+
+def test_zipped_shapefile_areas_with_prj(tmp_path: Path) -> None:
+    import zipfile
+
+    import pyogrio
+    import shapely
+
+    crs = utm_zone_crs(-114.07, 51.05)  # UTM 11N
+    polys = [
+        shapely.box(700_000 + i * 1000, 5_650_000, 700_900 + i * 1000, 5_651_000) for i in range(4)
+    ]
+    shp = tmp_path / "shp" / "Community_Boundaries.shp"
+    shp.parent.mkdir()
+    pyogrio.raw.write(
+        shp,
+        shapely.to_wkb(np.array(polys)),
+        [
+            np.array(["BNF", "CHN", "DOV", "EAU"], dtype=object),
+            np.array(["Banff Trail", "Chinook", "Dover", "Eau Claire"], dtype=object),
+        ],
+        fields=["COMM_CODE", "NAME"],
+        geometry_type="Polygon",
+        crs=crs,
+        driver="ESRI Shapefile",
+    )
+    zpath = tmp_path / "Community_Boundaries.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in shp.parent.iterdir():
+            zf.write(f, f.name)
+    g = inspect_file(zpath)
+    assert (g.format, g.member, g.kind) == (
+        "shapefile",
+        "Community_Boundaries.shp",
+        "neighbourhoods",
+    )
+    assert g.file_crs == crs and g.guesses["crs"].certain
+    assert g.mapping == {"area_code": "COMM_CODE", "area_name": "NAME"}
+    draft = draft_project([g], tmp_path / "calgary")
+    assert draft.project_crs == crs
+    assert 'service_area_source = "neighbourhoods"' in draft.config_toml
+    [doc] = _profiles(draft.profiles_toml)
+    assert doc["member"] == "Community_Boundaries.shp"
+    parse_profile(_strip_unknown(doc))

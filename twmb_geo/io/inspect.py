@@ -15,7 +15,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,8 +285,8 @@ def _norm(name: str) -> str:
 
 
 def _match(
-    columns: Iterable[str], patterns: Sequence[str], taken: set[str] = frozenset()
-) -> str | None:  # type: ignore[assignment]
+    columns: Iterable[str], patterns: Sequence[str], taken: Collection[str] = frozenset()
+) -> str | None:
     """The first column matching a pattern (exact normalised names, then ``re:`` patterns)."""
     cols = [c for c in columns if c not in taken]
     norm = {c: _norm(c) for c in cols}
@@ -683,10 +683,10 @@ def _locate(df: pd.DataFrame, geometry: np.ndarray | None, g: FileGuess) -> None
             projected.append((xc, yc, x, y))
     loc = _match(cols, ("location", "geolocation", "point", "locationpoint", "the_geom", "thegeom"))
     if loc and not g.coordinates and g.geometry_column is None:
-        got = _point_text(df[loc])
-        if got is not None and _lonlat_ok(got[0], got[1]):
-            ll_cols = (got[0], got[1])
-            if got[2] == "wkt":
+        pt = _point_text(df[loc])
+        if pt is not None and _lonlat_ok(pt[0], pt[1]):
+            ll_cols = (pt[0], pt[1])
+            if pt[2] == "wkt":
                 g.geometry_column, g.geometry_encoding = loc, "wkt"
                 ev = f"column {loc!r} holds POINT (lon lat) text within lon/lat ranges: WGS 84 assumed"
                 g.file_crs = WGS84
@@ -1278,12 +1278,12 @@ def draft_project(
             )
         )
     lines += ["", "[profiles]", _line("files", ["profiles.toml"])]
-    for g, sid, pid in zip(files, sids, pids, strict=True):
+    for g, sid, source_pid in zip(files, sids, pids, strict=True):
         lines += [
             "",
             "[[sources]]",
             _line("id", sid),
-            _line("profile", pid or CHECK),
+            _line("profile", source_pid or CHECK),
             _line("path", _relpath(g.path, folder)),
         ]
     return DraftProject(
