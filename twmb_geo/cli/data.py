@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from .. import api, builtin_profiles, fetch_toronto
 from ..config import default_config, load_config, write_config
-from ..errors import EXIT_FETCH
+from ..errors import EXIT_FETCH, ConfigError
 from ..io.ckan import TORONTO_CKAN_URL, TORONTO_PACKAGES, FetchReport
+from ..io.inspect import draft_project, inspect_file
 from ..synth import make_city, write_city
 from ._common import consoles, emit, json_option, progress_bar, project_config, root_options
 from ._tables import print_sources
@@ -23,16 +25,48 @@ SYNTH_FORMATS = ("geojson", "csv")
 
 
 @click.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default=Path("twmb.toml"))
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.argument("args", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--from",
+    "from_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Draft profiles and a config from these files (repeatable; more files may follow).",
+)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --from: the folder to write twmb.toml and profiles.toml in (default: .).",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
 @json_option
 @click.pass_context
-def init(ctx: click.Context, path: Path, force: bool, as_json: bool) -> None:
-    """Write a project config (TOML) to PATH (default twmb.toml).
+def init(
+    ctx: click.Context,
+    args: tuple[Path, ...],
+    from_files: tuple[Path, ...],
+    folder: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write a project config: `twmb init [PATH]` or `twmb init --from FILE... [--dir DIR]`.
 
-    The config lists the bundled Toronto sources; edit it to point at other files or add
-    profiles for another city (see docs/profiles.md).
+    Without --from, writes PATH (default twmb.toml) listing the bundled Toronto sources.
+    With --from, looks at the files (columns, sample values, CRS, date formats, units,
+    material codes) and writes DIR/profiles.toml and DIR/twmb.toml to review: every guess is
+    marked "# GUESS: <evidence>", every value it could not guess is "CHECK"
+    (docs/profiles.md).
     """
+    if from_files:
+        _init_from([*from_files, *args], folder or Path(), force, as_json)
+        return
+    if folder is not None:
+        raise click.UsageError("--dir goes with --from; without it give the config PATH")
+    if len(args) > 1:
+        raise click.UsageError("give one config PATH (or use --from FILE...)")
+    path = args[0] if args else Path("twmb.toml")
     cfg = default_config(root_options(ctx)["out"] or "out")
     written = write_config(cfg, path, overwrite=force)
     load_config(written)  # what we write must load
@@ -41,6 +75,73 @@ def init(ctx: click.Context, path: Path, force: bool, as_json: bool) -> None:
         as_json,
         lambda: consoles.out.print(f"wrote {written}"),
     )
+
+
+def _init_from(files: list[Path], folder: Path, force: bool, as_json: bool) -> None:
+    """``twmb init --from``: inspect the files, write the drafts, list what to check."""
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise click.UsageError(f"not a file: {', '.join(missing)}")
+    guesses = [inspect_file(f) for f in files]
+    draft = draft_project(guesses, folder)
+    targets = {"profiles": folder / "profiles.toml", "config": folder / "twmb.toml"}
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not force:
+        raise ConfigError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
+    folder.mkdir(parents=True, exist_ok=True)
+    targets["profiles"].write_text(draft.profiles_toml, encoding="utf-8")
+    targets["config"].write_text(draft.config_toml, encoding="utf-8")
+    try:
+        load_config(targets["config"])
+        loads, problems = True, []
+    except ConfigError as exc:
+        loads, problems = False, exc.problems or [str(exc)]
+    to_check = [
+        {"file": name, "what": g.what, "value": g.value, "evidence": g.evidence}
+        for name, g in draft.to_check
+    ]
+    data = {
+        "command": "init",
+        "config": str(targets["config"]),
+        "profiles": str(targets["profiles"]),
+        "crs": draft.project_crs,
+        "sources": [
+            {"id": sid, "profile": pid, "kind": g.kind, "file": str(g.path)}
+            for sid, pid, g in zip(draft.source_ids, draft.profile_ids, draft.files, strict=True)
+        ],
+        "to_check": to_check,
+        "loads": loads,
+        "problems": problems,
+    }
+
+    def human() -> None:
+        t = Table(title="Drafted sources", title_justify="left")
+        for col in ("source", "profile", "kind", "file", "records"):
+            t.add_column(col)
+        for sid, pid, g in zip(draft.source_ids, draft.profile_ids, draft.files, strict=True):
+            t.add_row(sid, pid or "CHECK", g.kind or "CHECK", g.path.name, f"{g.rows:,}")
+        consoles.out.print(t)
+        crs_ev = draft.project_crs_guess.evidence
+        consoles.out.print(escape(f"analysis crs: {draft.project_crs} ({crs_ev})"))
+        by_name = [
+            c for c in to_check if c["what"].startswith("columns.") and c["value"] != "CHECK"
+        ]
+        rest = [c for c in to_check if c not in by_name]
+        consoles.out.print(f"{len(rest)} guesses to check (GUESS / CHECK in the files):")
+        for c in rest:
+            consoles.out.print(
+                escape(f"  {c['file']}: {c['what']} = {c['value']!r}  ({c['evidence']})")
+            )
+        consoles.out.print(
+            f"  + {len(by_name)} column mappings by name (marked GUESS in profiles.toml)"
+        )
+        consoles.out.print(f"wrote {targets['profiles']} and {targets['config']}")
+        if not loads:
+            consoles.out.print("the config does not load yet; fix these, then run `twmb ingest`:")
+            for p in problems[:10]:
+                consoles.out.print(escape(f"  - {p}"))
+
+    emit(data, as_json, human)
 
 
 @click.command()
