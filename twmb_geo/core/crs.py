@@ -40,6 +40,8 @@ TORONTO_CRS = "EPSG:2952"
 TORONTO_NAD27_CRS = "EPSG:2019"
 #: widest extent (degrees of longitude) given one UTM zone; wider extents get an equal-area CRS
 MAX_UTM_WIDTH_DEG = 12.0
+#: points farther than this (degrees) from a source's median position are strays for its extent
+STRAY_DEG = 5.0
 
 _ANALYSIS_CRS: ContextVar[str | None] = ContextVar("twmb_analysis_crs", default=None)
 
@@ -301,10 +303,11 @@ def lonlat_bounds(
     if not fin.any():
         return None
     lon, lat = lon[fin], lat[fin]
-    # the 0.1 and 99.9 percentiles: a few stray points (0/0, swapped pairs) do not widen it
-    lo_lon, hi_lon = np.percentile(lon, [0.1, 99.9])
-    lo_lat, hi_lat = np.percentile(lat, [0.1, 99.9])
-    return float(lo_lon), float(lo_lat), float(hi_lon), float(hi_lat)
+    # stray points (0/0, swapped pairs, a wrong CRS) do not widen it: only points within
+    # STRAY_DEG of the median position count
+    near = (np.abs(lon - np.median(lon)) <= STRAY_DEG) & (np.abs(lat - np.median(lat)) <= STRAY_DEG)
+    lon, lat = lon[near], lat[near]
+    return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
 
 
 def merge_bounds(

@@ -52,8 +52,8 @@ def source_bounds(
 ) -> tuple[float, float, float, float] | None:
     """The lon/lat extent ``(west, south, east, north)`` of a source's records, if located.
 
-    Stray points (0/0, swapped pairs) hardly move it: each chunk contributes the 0.1-99.9
-    percentile box of its coordinates.
+    Stray points (0/0, swapped pairs) do not move it: each chunk contributes the box of its
+    points within :data:`~twmb_geo.core.crs.STRAY_DEG` degrees of its median position.
     """
     if profile.kind not in LOCATED_KINDS:
         return None
