@@ -210,7 +210,9 @@ def _dates(last: str, per_year: int = 400, first_year: int = 2008) -> pd.Series:
 
 
 def test_a_record_ending_on_9_january_is_a_partial_year() -> None:
-    d = pd.concat([_dates("2015-12-31"), pd.Series(pd.to_datetime(["2016-01-02"] * 2 + ["2016-01-09"]))])
+    d = pd.concat(
+        [_dates("2015-12-31"), pd.Series(pd.to_datetime(["2016-01-02"] * 2 + ["2016-01-09"]))]
+    )
     cov = last_year_coverage(d)
     assert cov is not None and cov.partial
     assert (cov.year, cov.days_covered, cov.breaks, cov.expected) == (2016, 9, 3, 400.0)
@@ -272,5 +274,7 @@ def test_partial_year_setting_is_checked(tmp_path: Path) -> None:
         "or 'keep', got 'drop'" in p
         for p in err.value.problems
     ), err.value.problems
-    tw.write_config(replace(cfg, features=replace(cfg.features, partial_year="keep")), path, overwrite=True)
+    tw.write_config(
+        replace(cfg, features=replace(cfg.features, partial_year="keep")), path, overwrite=True
+    )
     assert tw.load_config(path).features.partial_year == "keep"

@@ -50,7 +50,10 @@ class YearCoverage:
             f"({self.breaks} breaks{exp}; last break {self.last_date:%Y-%m-%d})"
         )
         if kept:
-            return head + ": partial, kept as a target and score basis ([features] partial_year = 'keep')"
+            return (
+                head
+                + ": partial, kept as a target and score basis ([features] partial_year = 'keep')"
+            )
         return head + ": treated as partial, not used as a target or score basis"
 
 
@@ -69,11 +72,12 @@ def last_year_coverage(
     counts = d.dt.year.value_counts()
     n = int(counts.get(year, 0))
     first_year = int(d.dt.year.min())
-    prev = [int(counts.get(y, 0)) for y in range(year - 1, max(first_year, year - _HISTORY_YEARS) - 1, -1)]
+    prev = [
+        int(counts.get(y, 0))
+        for y in range(year - 1, max(first_year, year - _HISTORY_YEARS) - 1, -1)
+    ]
     expected = float(pd.Series(prev).median()) if len(prev) >= _MIN_HISTORY else None
     partial = (
-        expected is not None
-        and days / days_in_year < min_coverage
-        and n < break_ratio * expected
+        expected is not None and days / days_in_year < min_coverage and n < break_ratio * expected
     )
     return YearCoverage(year, last, days, days_in_year, n, expected, bool(partial))

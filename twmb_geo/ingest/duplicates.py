@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-__all__ = ["DuplicateState", "Candidates", "DuplicateResult", "find_duplicates"]
+__all__ = ["Candidates", "DuplicateResult", "DuplicateState", "find_duplicates"]
 
 _STATE_COLUMNS = ("h", "row", "px", "py", "cx", "cy", "rid", "aid")
 

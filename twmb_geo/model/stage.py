@@ -51,6 +51,7 @@ __all__ = ["list_models", "run_simulation", "score_latest", "train_models"]
 
 log = logging.getLogger(__name__)
 
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
 
