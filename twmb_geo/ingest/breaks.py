@@ -96,7 +96,7 @@ def _ids(frame: pd.DataFrame, profile: Profile, field: str) -> np.ndarray:
     if col is None or col not in frame:
         return np.full(len(frame), None, dtype=object)
     v = frame[col]
-    return np.where(v.isna(), None, v.astype(str)).astype(object)
+    return v.astype(str).astype(object).where(v.notna(), None).to_numpy(dtype=object)
 
 
 def _break_ids(dates: pd.Series, lon: np.ndarray, lat: np.ndarray) -> list[str]:
