@@ -53,17 +53,20 @@ FAST_MODEL = ModelConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def _analysis_crs(request: pytest.FixtureRequest):
-    """Unit tests call spatial functions directly, in the bundled city's CRS (MTM zone 10).
-
-    Tests of other cities are marked ``other_crs``: nothing is set for them, so only the
-    pipeline's own choice of CRS is in force.
-    """
-    if request.node.get_closest_marker("other_crs"):
-        yield
-        return
+@pytest.fixture(scope="session", autouse=True)
+def _analysis_crs():
+    """Unit tests call spatial functions directly, in the bundled city's CRS (MTM zone 10)."""
     with using_crs(TORONTO_CRS):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _other_crs(request: pytest.FixtureRequest):
+    """Tests marked ``other_crs`` run with no analysis CRS in force: only the pipeline's own."""
+    if request.node.get_closest_marker("other_crs"):
+        with using_crs(None):
+            yield
+    else:
         yield
 
 

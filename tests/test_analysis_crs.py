@@ -85,7 +85,7 @@ def test_scope_nests_and_unset_raises() -> None:
         with using_crs("EPSG:7856"):
             assert analysis_crs() == "EPSG:7856"
         assert analysis_crs() == "EPSG:32611"
-        x, y, _ = transform_xy(np.array([-117.0]), np.array([51.0]), "EPSG:4326")
+        x, _y, _ = transform_xy(np.array([-117.0]), np.array([51.0]), "EPSG:4326")
         assert x[0] == pytest.approx(500_000)  # on the zone 11 central meridian
     assert current_crs() is None
 

@@ -21,7 +21,7 @@ from cli_helpers import show, twmb
 from pyproj import Transformer
 
 from twmb_geo.contracts import load_schema
-from twmb_geo.core.crs import current_crs
+from twmb_geo.core.crs import current_crs, using_crs
 from twmb_geo.store.duckdb_store import Store
 
 pytestmark = [pytest.mark.other_crs, pytest.mark.slow]
@@ -44,7 +44,7 @@ def city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     project = tmp_path_factory.mktemp(name) / name
     shutil.copytree(CITIES / name, project, ignore=shutil.ignore_patterns("out"))
     load_schema.cache_clear()
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, using_crs(None):
         mp.chdir(project)
         r = twmb("--config", "twmb.toml", "run", "--json")
     assert r.exit_code == 0, show(r)
@@ -64,7 +64,7 @@ def test_no_default_crs_leaks_into_these_tests() -> None:
 
 
 def test_runs_and_reconciles(city) -> None:
-    name, project, doc, _ = city
+    _name, _project, doc, _ = city
     assert doc["ok"] is True
     for src in doc["sources"]:
         excluded = src.get("excluded", {})
@@ -74,7 +74,7 @@ def test_runs_and_reconciles(city) -> None:
 
 
 def test_analysis_crs(city) -> None:
-    name, project, doc, tables = city
+    name, project, _doc, tables = city
     crs, method, _ = EXPECTED[name]
     row = tables["project_crs"].iloc[0]
     assert (row["crs"], row["method"]) == (crs, method)

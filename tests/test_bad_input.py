@@ -258,7 +258,7 @@ format = "csv"
 description = "Toronto breaks with the NAD27 MTM pair only"
 columns = {{ break_date = "BREAK_DATE", break_year = "BREAK_YEAR" }}
 coordinates = [{{ name = "mtm_nad27", x = "XCOORD", y = "YCOORD", crs = "{crs}" }}]
-checks = {{ duplicate_key = ["break_date", "mtm_nad27"] }}
+checks = {{ duplicate_key = ["break_date", "mtm_nad27"], duplicate_distance_m = 0.001 }}
 """
 
 
@@ -448,7 +448,7 @@ coordinates = [
     { name = "wgs84", x = "POINT_X", y = "POINT_Y", crs = "EPSG:4326" },
     { name = "mtm_nad27", x = "XCOORD", y = "YCOORD", crs = "EPSG:2019" },
 ]
-checks = { duplicate_key = ["break_date", "mtm_nad27"], year_mismatch = "quarantine" }
+checks = { duplicate_key = ["break_date", "mtm_nad27"], duplicate_distance_m = 0.001, year_mismatch = "quarantine" }
 """
 
 

@@ -20,6 +20,7 @@ from cli_helpers import flat, show, twmb
 from pyproj import Transformer
 
 from twmb_geo.contracts import load_schema
+from twmb_geo.core.crs import using_crs
 from twmb_geo.store.duckdb_store import Store
 
 pytestmark = pytest.mark.other_crs
@@ -73,7 +74,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """``twmb --config springfield.toml --out OUT run --json`` run from the project folder."""
     project = copy_city(tmp_path_factory.mktemp("city") / "springfield")
     load_schema.cache_clear()
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, using_crs(None):
         mp.chdir(project)
         r = twmb("--config", CONFIG, "--out", project / "out", "run", "--json")
     assert r.exit_code == 0, show(r)

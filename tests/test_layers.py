@@ -76,7 +76,9 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
                 targets += [
                     f"{mod}.{a.name}"
                     for a in node.names
-                    if (PACKAGE.parent / f"{mod}.{a.name}".replace(".", "/")).with_suffix(".py").exists()
+                    if (PACKAGE.parent / f"{mod}.{a.name}".replace(".", "/"))
+                    .with_suffix(".py")
+                    .exists()
                     or (PACKAGE.parent / f"{mod}.{a.name}".replace(".", "/")).is_dir()
                 ]
         elif isinstance(node, ast.Import):

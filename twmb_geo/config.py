@@ -66,6 +66,9 @@ class FeatureConfig:
     parent_resolution: int = 7
     study_start: int | None = None
     study_end: int | None = None
+    partial_year: str = "auto"
+    partial_year_min_coverage: float = 0.9
+    partial_year_break_ratio: float = 0.5
     pipe_tolerance_m: float = 25.0
     street_tolerance_m: float = 50.0
     street_half_width_m: float = 15.0

@@ -67,9 +67,12 @@ def current_crs() -> str | None:
 
 
 @contextmanager
-def using_crs(crs: str | CRS) -> Iterator[str]:
-    """Run a block with ``crs`` as the analysis CRS (checked: projected, in metres)."""
-    label = check_analysis_crs(crs)
+def using_crs(crs: str | CRS | None) -> Iterator[str | None]:
+    """Run a block with ``crs`` as the analysis CRS (checked: projected, in metres).
+
+    ``None`` runs the block with no analysis CRS in force.
+    """
+    label = check_analysis_crs(crs) if crs is not None else None
     token = _ANALYSIS_CRS.set(label)
     try:
         yield label

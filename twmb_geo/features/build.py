@@ -29,6 +29,7 @@ from ..spatial.units import Organised, SpatialSettings, organise
 from ..store.duckdb_store import Store
 from ..store.project import in_project_crs
 from . import esda
+from .coverage import last_year_coverage
 from .panel import PanelSettings, build_panel
 
 __all__ = [
@@ -270,12 +271,31 @@ def _graph_summary(unit_type: str, name: str, g: Graph, builder: str) -> dict[st
     }
 
 
-def _study_years(cfg: Config, breaks: pd.DataFrame) -> tuple[int, int]:
+def _study_years(cfg: Config, breaks: pd.DataFrame) -> tuple[int, int, list[str]]:
+    """First and last study year, and notes on a partial last year.
+
+    Without ``study_end``, the last year of the record ends the study unless it is a
+    partial year (see :mod:`.coverage`); then the year before does, unless
+    ``[features] partial_year = "keep"``.
+    """
     if breaks.empty:
         raise InputDataError("the store has no accepted breaks; ingest a breaks source first")
-    y0 = cfg.features.study_start or int(breaks["year"].min())
-    y1 = cfg.features.study_end or int(breaks["year"].max())
-    return int(y0), int(y1)
+    fc = cfg.features
+    y0 = fc.study_start or int(breaks["year"].min())
+    y1 = fc.study_end or int(breaks["year"].max())
+    notes: list[str] = []
+    if fc.study_end is None:
+        cov = last_year_coverage(
+            breaks["break_date"],
+            min_coverage=fc.partial_year_min_coverage,
+            break_ratio=fc.partial_year_break_ratio,
+        )
+        if cov is not None and cov.partial and cov.year == y1:
+            keep = fc.partial_year == "keep" or y1 - 1 < y0
+            notes.append(cov.note(kept=keep))
+            if not keep:
+                y1 -= 1
+    return int(y0), int(y1), notes
 
 
 def _read_inputs(
@@ -403,9 +423,9 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     )
     breaks, nb, area, pipes, streets = _read_inputs(cfg)
     tick("read", 0)
-    y0, y1 = _study_years(cfg, breaks)
+    y0, y1, coverage_notes = _study_years(cfg, breaks)
     org = organise(breaks, nb, area, pipes=pipes, streets=streets, settings=settings)
-    warnings = list(org.warnings)
+    warnings = [*coverage_notes, *org.warnings]
     if pipes is None:
         warnings.append(
             "no pipes in the store: pipe units, pipe exposure and break-to-pipe matching are skipped"

@@ -29,7 +29,7 @@ class IngestContext:
     """What a transform needs besides the rows: the day, the service area if known, settings."""
 
     today: date
-    service_area: shapely.Geometry | None = None  # buffered boundary, the analysis CRS
+    service_area: shapely.Geometry | None = None  # buffered boundary, analysis CRS
     weather_coverage_threshold: float = 0.9
 
 
@@ -45,6 +45,7 @@ class IngestResult:
     warnings: list[str] = field(default_factory=list)
     crs: list[dict[str, Any]] = field(default_factory=list)
     flags: dict[str, int] = field(default_factory=dict)
+    analysis_crs: str | None = None
 
     @property
     def accepted(self) -> int:

@@ -44,6 +44,7 @@ from ._pairs import (
     _PairResult,
 )
 from .dates import read_dates, settle_chunks
+from .duplicates import Candidates, DuplicateState, find_duplicates
 
 __all__ = ["transform_breaks"]
 
@@ -78,73 +79,25 @@ class _Flags:
             self.text[m] = np.where(cur == "", name, cur + ";" + name)
 
 
-def _find_duplicates(
-    seen: pd.DataFrame,
-    h: np.ndarray,
-    valid: np.ndarray,
-    rows: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    profile: Profile,
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows whose key was seen earlier (this chunk or before), in file order.
-
-    ``seen`` maps key hash -> (row, x, y) of the first occurrence and is carried across
-    chunks. Returns the updated ``seen``, duplicate and key-conflict masks and details.
-    """
-    n = len(h)
-    dup = np.zeros(n, dtype=bool)
-    conflict = np.zeros(n, dtype=bool)
-    detail = np.full(n, "", dtype=object)
-    kf = pd.DataFrame({"h": h, "row": rows, "x": x, "y": y, "i": np.arange(n)})[valid]
-    first = ~kf["h"].duplicated() & ~kf["h"].isin(seen.index)
-    seen = pd.concat([seen, kf.loc[first].set_index("h")[["row", "x", "y"]]])
-    later = kf.loc[~first]
-    if later.empty:
-        return seen, dup, conflict, detail
-    ref = seen.loc[later["h"].to_numpy()]
-    dist = np.hypot(
-        later["x"].to_numpy() - ref["x"].to_numpy(), later["y"].to_numpy() - ref["y"].to_numpy()
-    )
-    idx = later["i"].to_numpy()
-    far = np.zeros(len(idx), dtype=bool)
-    if profile.duplicate_max_distance_m is not None:
-        far = dist > profile.duplicate_max_distance_m
-    conflict[idx[far]] = True
-    dup[idx[~far]] = True
-    where = np.where(
-        np.isfinite(dist),
-        " ("
-        + pd.Series(dist).round(0).map("{:.0f}".format).to_numpy(dtype=object)
-        + " m from it by the coordinates used)",
-        "",
-    )
-    text = (
-        "same "
-        + " + ".join(profile.duplicate_key)
-        + " as row "
-        + ref["row"].astype(str).to_numpy(dtype=object)
-        + where
-    )
-    detail[idx] = text
-    return seen, dup, conflict, detail
-
-
-def _dedupe_keys(
-    frame: pd.DataFrame, dates: pd.Series, profile: Profile, pairs: dict[str, _PairResult]
-) -> pd.DataFrame | None:
-    if not profile.duplicate_key:
-        return None
-    parts: dict[str, object] = {}
+def _key_hash(frame: pd.DataFrame, dates: pd.Series, profile: Profile) -> np.ndarray:
+    """Hash of the exact key fields (the date and mapped fields; not coordinate pairs)."""
+    parts: dict[str, object] = {"_": np.zeros(len(frame), dtype=np.int8)}
     for k in profile.duplicate_key:
         if k == "break_date":
             parts[k] = dates.to_numpy()
-        elif k in pairs:
-            parts[f"{k}_x"] = np.round(pairs[k].raw_x, 3)
-            parts[f"{k}_y"] = np.round(pairs[k].raw_y, 3)
-        else:
-            parts[k] = frame[profile.columns[k]].astype(str).to_numpy()
-    return pd.DataFrame(parts)
+        elif k in profile.columns:
+            col = profile.columns[k]
+            parts[k] = frame[col].astype(str).to_numpy() if col in frame else ""
+    return pd.util.hash_pandas_object(pd.DataFrame(parts), index=False).to_numpy()
+
+
+def _ids(frame: pd.DataFrame, profile: Profile, field: str) -> np.ndarray:
+    """A mapped id column as strings (``None`` where empty or not mapped)."""
+    col = profile.columns.get(field)
+    if col is None or col not in frame:
+        return np.full(len(frame), None, dtype=object)
+    v = frame[col]
+    return v.astype(str).astype(object).where(v.notna(), None).to_numpy(dtype=object)
 
 
 def _break_ids(dates: pd.Series, lon: np.ndarray, lat: np.ndarray) -> list[str]:
@@ -184,18 +137,16 @@ class _Location:
 class _Run:
     """What :func:`transform_breaks` carries from one chunk to the next."""
 
-    seen: pd.DataFrame
+    dups: DuplicateState
     infos: dict[str, TransformInfo]
     measured: dict[str, list[np.ndarray]]
+    n_dup: int = 0
+    n_conflict: int = 0
 
     @classmethod
     def start(cls) -> _Run:
         """Empty state before the first chunk."""
-        seen = pd.DataFrame(
-            {"row": np.array([], np.int64), "x": np.array([]), "y": np.array([])},
-            index=pd.Index(np.array([], dtype=np.uint64), name="h"),
-        )
-        return cls(seen, {}, {})
+        return cls(DuplicateState(), {}, {})
 
 
 def _check_dates(
@@ -325,17 +276,82 @@ def _check_duplicates(
     checks: RowChecks,
     flags: _Flags,
 ) -> None:
-    """Quarantine repeats of the profile's duplicate key (across chunks)."""
-    keys = _dedupe_keys(f, dates, profile, loc.pairs)
-    if keys is None:
+    """Quarantine repeats of an earlier row (same key, within the tolerance; across chunks)."""
+    if not profile.duplicate_key:
         return
-    valid_key = keys.notna().all(axis=1).to_numpy() & ~date_invalid
-    h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-    run.seen, dup, conflict, detail = _find_duplicates(
-        run.seen, h, valid_key, f["source_row"].to_numpy(), loc.x, loc.y, profile
+    pair = profile.duplicate_pair
+    px, py = (loc.pairs[pair].x, loc.pairs[pair].y) if pair else (loc.x, loc.y)
+    ok = ~date_invalid & np.isfinite(px) & np.isfinite(py)
+    idx = np.flatnonzero(ok)
+    rows = f["source_row"].to_numpy()
+    cand = Candidates(
+        h=_key_hash(f, dates, profile)[idx],
+        row=rows[idx],
+        px=px[idx],
+        py=py[idx],
+        cx=loc.x[idx],
+        cy=loc.y[idx],
+        rid=_ids(f, profile, "record_id")[idx],
+        aid=_ids(f, profile, "asset_id")[idx],
+        i=idx,
     )
-    flags.add("duplicate_key_conflict", conflict)
-    checks.add("duplicate", dup, detail)
+    run.dups, res = find_duplicates(
+        run.dups,
+        cand,
+        len(f),
+        profile.duplicate_distance_m,
+        record_ids_distinct=profile.duplicate_record_id == "distinct",
+        max_used_distance_m=profile.duplicate_max_distance_m if pair else None,
+    )
+    flags.add("duplicate_key_conflict", res.conflict)
+    run.n_dup += int(res.dup.sum())
+    run.n_conflict += int(res.conflict.sum())
+    if not res.dup.any():
+        return
+    m = res.dup
+    detail = np.full(len(f), "", dtype=object)
+    fmt = "{:.1f}".format
+    text = (
+        "same "
+        + " + ".join(profile.duplicate_key)
+        + " as row "
+        + pd.Series(res.kept_row[m]).astype(str).to_numpy(dtype=object)
+        + " (kept), "
+        + pd.Series(res.distance_m[m]).map(fmt).to_numpy(dtype=object)
+        + f" m apart{f' on {pair}' if pair else ''}"
+        + f" (tolerance {profile.duplicate_distance_m:g} m)"
+    )
+    if pair:
+        used = pd.Series(res.used_distance_m[m])
+        text = text + np.where(
+            used.notna() & (used > profile.duplicate_distance_m),
+            "; " + used.map("{:.0f}".format).to_numpy(dtype=object) + " m by the coordinates used",
+            "",
+        )
+    detail[m] = text
+    checks.add("duplicate", m, detail)
+
+
+def _duplicate_warning(source_id: str, profile: Profile, run: _Run) -> list[str]:
+    """One line on the duplicate rule and what it found (only when it found something)."""
+    if not (run.n_dup or run.n_conflict):
+        return []
+    pair = profile.duplicate_pair
+    where = f"on {pair} as recorded" if pair else "in the analysis CRS"
+    ids = "different asset ids" + (
+        " or record ids" if profile.duplicate_record_id == "distinct" else ""
+    )
+    text = (
+        f"source {source_id!r}: {run.n_dup} row(s) quarantined as duplicates (same "
+        + " + ".join(k for k in profile.duplicate_key if k != pair)
+        + f", within {profile.duplicate_distance_m:g} m {where}; rows with {ids} kept apart)"
+    )
+    if run.n_conflict:
+        text += (
+            f"; {run.n_conflict} key match(es) more than {profile.duplicate_max_distance_m:g} m"
+            " apart by the coordinates used were kept (flag duplicate_key_conflict)"
+        )
+    return [text]
 
 
 def _check_year(
@@ -480,6 +496,7 @@ def transform_breaks(
     order_note = order.warning(source_id, profile.id) if order else None
     if order_note:
         warnings.insert(0, order_note)
+    warnings.extend(_duplicate_warning(source_id, profile, run))
     return finish_result(
         source_id, "breaks", {"breaks": df}, quarantine, rows_in, warnings, crs_records, flag_counts
     )

@@ -15,12 +15,14 @@ from pathlib import Path
 import shapely
 
 from ..contracts import conform
+from ..core.crs import choose_crs, current_crs, using_crs
 from ..errors import InputDataError
 from ..io.profiles import Profile, get_profile
 from ..io.readers import RawChunk, iter_raw
 from ._common import IngestContext, IngestResult
 from .assets import transform_pipes, transform_streets
 from .breaks import transform_breaks
+from .extent import source_bounds
 from .neighbourhoods import transform_neighbourhoods
 from .weather import read_eccc_daily, transform_weather
 
@@ -118,6 +120,7 @@ def read_source(
     source_id: str = "source",
     service_area: shapely.Geometry | None = None,
     today: dt.date | None = None,
+    crs: str | None = None,
 ) -> IngestResult:
     """Read and validate one source without a store: curated tables and quarantine in memory.
 
@@ -133,6 +136,10 @@ def read_source(
         Buffered boundary in the analysis CRS for the outside-area check (optional).
     today
         The day that future dates are checked against (default: today).
+    crs
+        The analysis CRS of the curated tables (projected, metres). Default: the one in
+        force (:func:`~twmb_geo.core.crs.using_crs`), else chosen from this source's extent
+        (:func:`~twmb_geo.core.crs.choose_crs`); the result's ``analysis_crs`` says which.
 
     Returns
     -------
@@ -149,4 +156,15 @@ def read_source(
     prof = get_profile(profile) if isinstance(profile, str) else profile
     files = [Path(p) for p in ([path] if isinstance(path, str | Path) else path)]
     ctx = IngestContext(today=today or dt.date.today(), service_area=service_area)
-    return transform_source(files, source_id, prof, ctx)
+    if crs is None:
+        crs = current_crs()
+    if crs is None:
+        bounds = source_bounds(files, prof)
+        crs = choose_crs(bounds).crs if bounds is not None else None
+    if crs is None:
+        result = transform_source(files, source_id, prof, ctx)  # no locations to project
+    else:
+        with using_crs(crs) as label:
+            result = transform_source(files, source_id, prof, ctx)
+            result.analysis_crs = label
+    return result

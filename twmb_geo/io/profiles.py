@@ -104,7 +104,11 @@ _CHECK_KEYS = {
     "min_date",
     "conflict_tolerance_m",
     "duplicate_max_distance_m",
+    "duplicate_distance_m",
+    "duplicate_record_id",
 }
+#: default duplicate tolerance (metres, analysis CRS)
+DEFAULT_DUPLICATE_DISTANCE_M = 5.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ class Profile:
     min_date: str = "1850-01-01"
     conflict_tolerance_m: float = 100.0
     duplicate_max_distance_m: float | None = None
+    duplicate_distance_m: float = DEFAULT_DUPLICATE_DISTANCE_M
+    duplicate_record_id: str = "distinct"
     publisher: str = ""
     licence: str = ""
     origin: str = "built-in"
@@ -159,6 +165,12 @@ class Profile:
         if self.geometry_column:
             cols.append(self.geometry_column)
         return list(dict.fromkeys(cols))
+
+    @property
+    def duplicate_pair(self) -> str | None:
+        """The coordinate pair named in ``duplicate_key`` (compared as recorded), if any."""
+        names = {p.name for p in self.coordinates}
+        return next((k for k in self.duplicate_key if k in names), None)
 
     @property
     def uses_geometry(self) -> bool:
@@ -213,27 +225,74 @@ def _parse_pairs(doc: Mapping[str, Any], kind: Any, problems: list[str]) -> list
     return pairs
 
 
+def _number(checks: dict[str, Any], key: str, problems: list[str]) -> float | None:
+    """A non-negative number from ``[checks]`` (``None`` when absent or bad)."""
+    if key not in checks:
+        return None
+    v = checks[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
+        problems.append(f"[checks] {key} must be a number of metres >= 0, got {v!r}")
+        return None
+    return float(v)
+
+
+@dataclass(frozen=True)
+class _Checks:
+    key: tuple[str, ...]
+    year_mismatch: Any
+    distance_m: float
+    max_distance_m: float | None
+    record_id: Any
+
+
 def _parse_checks(
     checks: dict[str, Any],
     columns: dict[str, Any],
     pairs: list[CoordinatePair],
     problems: list[str],
-) -> tuple[tuple[str, ...], Any]:
-    """The ``[checks]`` table; returns the duplicate key and the year-mismatch action."""
+) -> _Checks:
+    """The ``[checks]`` table (duplicate key and tolerances, year-mismatch action)."""
     bad_checks = sorted(set(checks) - _CHECK_KEYS)
     if bad_checks:
         problems.append(f"[checks] has unknown keys {bad_checks}; allowed: {sorted(_CHECK_KEYS)}")
     ym = checks.get("year_mismatch", "quarantine")
     if ym not in ("quarantine", "flag"):
         problems.append(f"[checks] year_mismatch must be 'quarantine' or 'flag', got {ym!r}")
-    dup = tuple(checks.get("duplicate_key", ()))
+    default_key = ("break_date",) if "break_date" in columns else ()
+    dup = tuple(checks.get("duplicate_key", default_key))
     pair_names = {p.name for p in pairs}
     for k in dup:
         if k not in columns and k not in pair_names:
             problems.append(
                 f"[checks] duplicate_key entry {k!r} is neither a mapped field nor a coordinate pair"
             )
-    return dup, ym
+    if len([k for k in dup if k in pair_names]) > 1:
+        problems.append("[checks] duplicate_key may name at most one coordinate pair")
+    rid = checks.get("duplicate_record_id", "distinct")
+    if rid not in ("distinct", "ignore"):
+        problems.append(
+            "[checks] duplicate_record_id must be 'distinct' (different record ids are different"
+            f" breaks) or 'ignore' (the ids are row numbers), got {rid!r}"
+        )
+    dist = _number(checks, "duplicate_distance_m", problems)
+    max_dist = _number(checks, "duplicate_max_distance_m", problems)
+    if max_dist is not None and not any(k in pair_names for k in dup):
+        # Without a coordinate pair in the key, "same key within X m" is exactly the
+        # distance tolerance: the old key is an alias of duplicate_distance_m.
+        if dist is not None and dist != max_dist:
+            problems.append(
+                "[checks] duplicate_max_distance_m is the old name of duplicate_distance_m when"
+                " duplicate_key names no coordinate pair; set only duplicate_distance_m"
+                f" (got {max_dist} and {dist})"
+            )
+        dist, max_dist = max_dist, None
+    return _Checks(
+        dup,
+        ym,
+        DEFAULT_DUPLICATE_DISTANCE_M if dist is None else dist,
+        max_dist,
+        rid,
+    )
 
 
 #: ``date_format`` keywords; anything else must be a strftime pattern (with a ``%``)
@@ -304,7 +363,7 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
     _check_dates(doc, problems)
     pairs = _parse_pairs(doc, kind, problems)
     checks = dict(doc.get("checks", {}))
-    dup, ym = _parse_checks(checks, columns, pairs, problems)
+    chk = _parse_checks(checks, columns, pairs, problems)
     raw_schema = doc.get("raw_schema")
     _check_raw_schema(raw_schema, columns, pairs, problems)
     if problems:
@@ -330,15 +389,13 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         geometry_encoding=str(doc.get("geometry_encoding", "geojson")),
         null_values=tuple(doc.get("null_values", Profile.null_values)),
         chunk_size=int(doc.get("chunk_size", 200_000)),
-        duplicate_key=dup,
-        year_mismatch=ym,
+        duplicate_key=chk.key,
+        year_mismatch=chk.year_mismatch,
         min_date=str(checks.get("min_date", "1850-01-01")),
         conflict_tolerance_m=float(checks.get("conflict_tolerance_m", 100.0)),
-        duplicate_max_distance_m=(
-            float(checks["duplicate_max_distance_m"])
-            if "duplicate_max_distance_m" in checks
-            else None
-        ),
+        duplicate_max_distance_m=chk.max_distance_m,
+        duplicate_distance_m=chk.distance_m,
+        duplicate_record_id=chk.record_id,
         publisher=str(doc.get("publisher", "")),
         licence=str(doc.get("licence", "")),
         origin=origin,

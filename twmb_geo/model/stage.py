@@ -28,6 +28,7 @@ from ..contracts import conform
 from ..core.types import Progress
 from ..core.units import unit_type as unit_type_spec
 from ..errors import InputDataError, StoreError
+from ..features.coverage import last_year_coverage
 from ..store.duckdb_store import Store
 from ..store.manifest import new_run_id
 from ..store.project import in_project_crs
@@ -127,6 +128,25 @@ def _validation_block(summary: pd.DataFrame, metrics: pd.DataFrame) -> dict[str,
             "models": models,
         }
     return out
+
+
+def _coverage_notes(store: Store, cfg: Config, md: ModelData) -> list[str]:
+    """The note on a partial last year of the break record, when the panel reflects one."""
+    if cfg.features.study_end is not None or not store.has_table("breaks"):
+        return []
+    fc = cfg.features
+    cov = last_year_coverage(
+        store.query("SELECT break_date FROM breaks")["break_date"],
+        min_coverage=fc.partial_year_min_coverage,
+        break_ratio=fc.partial_year_break_ratio,
+    )
+    if cov is None or not cov.partial:
+        return []
+    if cov.year == md.latest_year + 1:
+        return [cov.note(kept=False)]
+    if cov.year == md.latest_year:
+        return [cov.note(kept=True)]
+    return []
 
 
 def _limitations(md: ModelData, year_cv: float) -> list[str]:
@@ -271,6 +291,8 @@ def _train_one(
     created = _now()
     run = {"run_id": run_id, "created": created, "data_run": data_run, "inputs": inputs}
     card = _card(md, cfg, cv, final, summary, version, run, str(store.path), year_cv)
+    coverage = _coverage_notes(store, cfg, md)
+    card["limitations"].extend(coverage)
     folder = save_model(cfg.out_dir / "models", version, final, card)
     reg = _registry_row(card, md, run, str(folder), year_cv, cv)
     metrics = cv.metrics.assign(model_version=version, unit_type=unit_type)
@@ -287,7 +309,7 @@ def _train_one(
         **head,
         "year_cv": year_cv,
         "warnings": cv.warnings,
-        "notes": md.notes + cv.skipped,
+        "notes": md.notes + cv.skipped + coverage,
     }
 
 
