@@ -30,7 +30,7 @@ SYNTH_FORMATS = ("geojson", "csv")
 def init(ctx: click.Context, path: Path, force: bool, as_json: bool) -> None:
     """Write a project config (TOML) to PATH (default twmb.toml).
 
-    The config lists the bundled Toronto sources; edit it to point at other files or add
+    The config lists the bundled example city's sources; edit it to point at other files or add
     profiles for another city (see docs/profiles.md).
     """
     cfg = default_config(root_options(ctx)["out"] or "out")
@@ -69,7 +69,7 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
     type=click.IntRange(min=100),
     default=49_000,
     show_default=True,
-    help="Active pipe records (49,000 is Toronto's size; 1k..5M).",
+    help="Active pipe records (49,000 is the bundled city's size; 1k..5M).",
 )
 @click.option(
     "--seed", type=int, default=42, show_default=True, help="Random seed (same seed, same files)."
@@ -139,7 +139,7 @@ def _print_downloads(dest: Path, report: FetchReport) -> None:
     help="Only these CKAN packages (repeatable). Default: all four.",
 )
 @click.option(
-    "--base-url", default=None, help="CKAN base URL (default: the City of Toronto portal)."
+    "--base-url", default=None, help="CKAN base URL (default: the bundled city's portal)."
 )
 @click.option(
     "--timeout",

@@ -37,7 +37,7 @@ the profile's ``date_format`` (``epoch_ms``, a strftime pattern, or ``auto``: nu
 long digit strings are epoch milliseconds, other text ISO 8601).
 
 Streets: ``is_street`` comes from FEATURE_CODE_DESC (:data:`STREET_CLASSES` /
-:data:`NON_STREET_CLASSES`); an unknown class falls back on the Toronto feature code
+:data:`NON_STREET_CLASSES`); an unknown class falls back on the bundled centreline's feature code
 (2011xx-2018xx are road classes) and is flagged ``feature_class_unrecognised``.
 """
 
