@@ -9,8 +9,13 @@ required)::
     format = "csv"
     temperature_unit = "F"      # "C" (default) or "F"
     precip_unit = "in"          # "mm" (default) or "in"; snow follows ("cm" or "in")
-    columns = { date = "DATE", station_id = "STATION", max_temp_c = "TMAX",
-                min_temp_c = "TMIN", total_precip_mm = "PRCP", total_snow_cm = "SNOW" }
+    [profile.columns]
+    date = "DATE"
+    station_id = "STATION"
+    max_temp_c = "TMAX"
+    min_temp_c = "TMIN"
+    total_precip_mm = "PRCP"
+    total_snow_cm = "SNOW"
 
 :func:`read_weather_table` gives the same raw frame as
 :func:`~twmb_geo.ingest.eccc.read_eccc_daily` (canonical columns, raw strings) and the
