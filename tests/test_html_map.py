@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Transformer
 
+from twmb_geo.config import default_config
 from twmb_geo.maps.interactive import (
     OSM_TILE_URL,
     dequantise,
@@ -314,11 +315,19 @@ def toronto_layers(bundled_run: dict, bundled_cfg) -> dict[str, gpd.GeoDataFrame
         return map_layers(store)
 
 
+TORONTO_TEXTS = {
+    "title": f"{default_config().city_name} water main breaks",
+    "source": default_config().credit_line(),
+}
+
+
 @pytest.fixture(scope="module")
 def toronto_map(
     toronto_layers: dict[str, gpd.GeoDataFrame], tmp_path_factory: pytest.TempPathFactory
 ) -> dict:
-    return write_html_map(toronto_layers, tmp_path_factory.mktemp("html_map") / "map.html")
+    return write_html_map(
+        toronto_layers, tmp_path_factory.mktemp("html_map") / "map.html", **TORONTO_TEXTS
+    )
 
 
 def test_toronto_map_is_self_contained(toronto_map: dict, toronto_layers: dict) -> None:
@@ -340,7 +349,7 @@ def test_toronto_map_is_self_contained(toronto_map: dict, toronto_layers: dict) 
 
 def test_toronto_map_is_deterministic(toronto_map: dict, toronto_layers: dict) -> None:
     first = Path(toronto_map["path"]).read_bytes()
-    assert html_map(toronto_layers)[0].encode("utf-8") == first
+    assert html_map(toronto_layers, **TORONTO_TEXTS)[0].encode("utf-8") == first
 
 
 def test_toronto_map_loads_without_errors(

@@ -239,13 +239,17 @@ def write_powerbi_kit(
     Generated from the star contracts alone (no store needed), into ``folder`` (default
     ``<out>/powerbi``). ``source`` picks what the model's tables read: ``"turso"`` (the
     Turso database over HTTP) or ``"parquet"`` (the folder of :func:`publish_star`). The
-    risk tiers counted as "high" are the two riskiest of the config's ``[model] tiers``.
+    risk tiers counted as "high" are the two riskiest of the config's ``[model] tiers``. The
+    README, model description and report page name carry ``[project] city``, licence and
+    attribution.
     """
     res = _write_powerbi_kit(
         Path(folder) if folder else cfg.out_dir / "powerbi",
         source=source,
         star_folder=str((cfg.out_dir / "star").resolve()),
         tiers=cfg.model.tiers,
+        city=cfg.city_name,
+        credit=cfg.credit_line(),
     )
     return PowerBIKitResult(
         folder=Path(res["folder"]),

@@ -101,6 +101,15 @@ class GraphConfig:
         return dict(self.__dict__)
 
 
+#: how a source kind is named in the derived licence line
+_KIND_LABELS = {
+    "breaks": "breaks",
+    "pipes": "water mains",
+    "streets": "streets",
+    "neighbourhoods": "neighbourhoods",
+    "weather_daily": "weather",
+}
+
 CV_SCHEMES = ("forward", "spatial", "spatiotemporal", "random")
 
 
@@ -147,6 +156,9 @@ class Config:
     """A project: sources, profiles, output folder and analysis settings."""
 
     name: str = "toronto"
+    city: str = ""
+    licence: str = ""
+    attribution: str = ""
     out: Path = Path("out")
     crs: str | None = None
     store: Path | None = None
@@ -180,6 +192,42 @@ class Config:
         """The date used for 'future date' checks (``today`` unless pinned)."""
         return self.today or dt.date.today()
 
+    @property
+    def city_name(self) -> str:
+        """Display name of the city in titles: ``city``, else ``name`` capitalised."""
+        return self.city or self.name[:1].upper() + self.name[1:]
+
+    def licence_line(self) -> str:
+        """The data licence line: ``licence``, else derived from the sources' profiles.
+
+        The derived form groups the enabled sources by publisher and licence, e.g.
+        ``"Breaks, pipes: City of X Open Data, Open Data Licence X; weather: ..."``; sources
+        whose profile states neither are left out ("" when none states one).
+        """
+        if self.licence:
+            return self.licence
+        groups: dict[tuple[str, str], list[str]] = {}
+        user = self.user_profiles()
+        for s in self.sources:
+            if not s.enabled:
+                continue
+            prof = get_profile(s.profile, user)
+            key = (prof.publisher.strip(), prof.licence.strip())
+            label = _KIND_LABELS.get(prof.kind, prof.kind)
+            if any(key) and label not in groups.setdefault(key, []):
+                groups[key].append(label)
+        parts = [
+            f"{', '.join(labels)}: {', '.join(k for k in key if k)}"
+            for key, labels in groups.items()
+        ]
+        line = "; ".join(parts)
+        return line[:1].upper() + line[1:]
+
+    def credit_line(self) -> str:
+        """The licence line and the attribution as sentences, printed under every map."""
+        parts = [self.licence_line(), self.attribution]
+        return " ".join(p if p.endswith(".") else f"{p}." for p in parts if p.strip())
+
     def user_profiles(self) -> list[Profile]:
         """Profiles declared in the config's profile files."""
         out: list[Profile] = []
@@ -209,6 +257,7 @@ class Config:
         """The config as a TOML-ready dict."""
         project: dict[str, Any] = {
             "name": self.name,
+            **{k: v for k in ("city", "licence", "attribution") if (v := getattr(self, k))},
             "out": str(self.out),
             **({"crs": self.crs} if self.crs else {}),
             "h3_resolution": self.h3_resolution,
@@ -257,7 +306,13 @@ def _bundled_sources() -> tuple[SourceConfig, ...]:
 
 def default_config(out: Path | str = "out") -> Config:
     """The built-in project: the bundled Toronto data, results under ``out``."""
-    return Config(out=Path(out), crs=TORONTO_CRS, sources=_bundled_sources())
+    return Config(
+        out=Path(out),
+        crs=TORONTO_CRS,
+        city="Toronto",
+        licence="Contains information licensed under the Open Government Licence – Toronto.",
+        sources=_bundled_sources(),
+    )
 
 
 _SCHEMA_FILE = Path(__file__).with_name("config_schema.json")
@@ -504,6 +559,9 @@ def _build(doc: dict[str, Any], path: Path) -> Config:
     today = proj.get("today")
     return Config(
         name=str(proj.get("name", "project")),
+        city=str(proj.get("city", "")).strip(),
+        licence=str(proj.get("licence", "")).strip(),
+        attribution=str(proj.get("attribution", "")).strip(),
         out=Path(proj.get("out", "out")),
         crs=str(proj["crs"]) if proj.get("crs") and proj.get("crs") != "auto" else None,
         store=Path(proj["store"]) if proj.get("store") else None,

@@ -38,7 +38,7 @@ __all__ = ["main"]
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="TWMB_CONFIG",
-    help="Project config (TOML) written by `twmb init`. Default: the bundled Toronto data.",
+    help="Project config (TOML) written by `twmb init`. Default: the bundled example city.",
 )
 @click.option(
     "--out",
@@ -57,7 +57,7 @@ __all__ = ["main"]
 def main(
     ctx: click.Context, config_path: Path | None, out: Path | None, quiet: bool, verbose: bool
 ) -> None:
-    """Toronto Water Main Break analytics: validated data, spatial units, features, hot spots.
+    """Water-main break analytics: validated data, spatial units, features, hot spots.
 
     \b
     Typical session:

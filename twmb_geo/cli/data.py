@@ -53,7 +53,7 @@ def init(
 ) -> None:
     """Write a project config: `twmb init [PATH]` or `twmb init --from FILE... [--dir DIR]`.
 
-    Without --from, writes PATH (default twmb.toml) listing the bundled Toronto sources.
+    Without --from, writes PATH (default twmb.toml) listing the bundled example city's sources.
     With --from, looks at the files (columns, sample values, CRS, date formats, units,
     material codes) and writes DIR/profiles.toml and DIR/twmb.toml to review: every guess is
     marked "# GUESS: <evidence>", every value it could not guess is "CHECK"
@@ -170,7 +170,7 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
     type=click.IntRange(min=100),
     default=49_000,
     show_default=True,
-    help="Active pipe records (49,000 is Toronto's size; 1k..5M).",
+    help="Active pipe records (49,000 is the bundled city's size; 1k..5M).",
 )
 @click.option(
     "--seed", type=int, default=42, show_default=True, help="Random seed (same seed, same files)."
@@ -240,7 +240,7 @@ def _print_downloads(dest: Path, report: FetchReport) -> None:
     help="Only these CKAN packages (repeatable). Default: all four.",
 )
 @click.option(
-    "--base-url", default=None, help="CKAN base URL (default: the City of Toronto portal)."
+    "--base-url", default=None, help="CKAN base URL (default: the bundled city's portal)."
 )
 @click.option(
     "--timeout",

@@ -22,7 +22,7 @@ EXAMPLES = ("toronto", "synthetic")
     "--example",
     type=click.Choice(list(EXAMPLES)),
     default=None,
-    help="Run a built-in example instead of the config: the bundled Toronto data, or a "
+    help="Run a built-in example instead of the config: the bundled example city, or a "
     "generated synthetic city with pipes and streets (written to <out>/synthetic-city).",
 )
 @click.option(
@@ -30,7 +30,7 @@ EXAMPLES = ("toronto", "synthetic")
     "n_pipes",
     type=click.IntRange(min=100),
     default=None,
-    help="Synthetic example: active pipes (default 49,000, Toronto's size).",
+    help="Synthetic example: active pipes (default 49,000, the bundled city's size).",
 )
 @click.option("--seed", type=int, default=None, help="Synthetic example: random seed (default 42).")
 @click.option(
@@ -58,7 +58,7 @@ def run_cmd(
     no_report: bool,
     as_json: bool,
 ) -> None:
-    """Run the main job on the configured sources (default: the bundled Toronto data).
+    """Run the main job on the configured sources (default: the bundled example city).
 
     Ingests every source, builds the spatial features (units, break links, panel, lags,
     hot spots), trains and validates the risk models with defaults, scores the latest

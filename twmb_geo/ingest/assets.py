@@ -39,7 +39,7 @@ numbers epoch milliseconds, text ISO 8601 or numeric dates in the source's day/m
 a date valid only in the other order -> ``date_order_conflict``).
 
 Streets: ``is_street`` comes from FEATURE_CODE_DESC (:data:`STREET_CLASSES` /
-:data:`NON_STREET_CLASSES`); an unknown class falls back on the Toronto feature code
+:data:`NON_STREET_CLASSES`); an unknown class falls back on the bundled centreline's feature code
 (2011xx-2018xx are road classes) and is flagged ``feature_class_unrecognised``.
 """
 

@@ -25,6 +25,7 @@ from .breaks import transform_breaks
 from .extent import source_bounds
 from .neighbourhoods import transform_neighbourhoods
 from .weather import read_eccc_daily, transform_weather
+from .weather_csv import read_weather_table
 
 __all__ = ["TRANSFORMS", "Transform", "read_source", "register_transform", "transform_source"]
 
@@ -62,9 +63,16 @@ def _streets(
 def _weather(
     files: list[Path], source_id: str, profile: Profile, ctx: IngestContext
 ) -> IngestResult:
-    raw = read_eccc_daily(files)
+    if profile.format == "eccc_daily_csv":
+        raw, fmt = read_eccc_daily(files), None
+    else:
+        raw, fmt = read_weather_table(files, profile, source_id)
     w = transform_weather(
-        raw, source_id, today=ctx.today, coverage_threshold=ctx.weather_coverage_threshold
+        raw,
+        source_id,
+        today=ctx.today,
+        coverage_threshold=ctx.weather_coverage_threshold,
+        fmt=fmt,
     )
     res = IngestResult(
         source_id,

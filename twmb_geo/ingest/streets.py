@@ -50,7 +50,7 @@ NON_STREET_CLASSES = frozenset(
         "ferry route",
     }
 )
-#: Toronto feature codes of road classes (201100 Expressway ... 201803 Access Road).
+#: feature codes of road classes in the bundled centreline (201100 Expressway ... 201803 Access Road).
 _STREET_CODES = (201100, 201900)
 
 

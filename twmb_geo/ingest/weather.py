@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +40,7 @@ __all__ = [
     "RAW_COLUMNS",
     "REASONS",
     "WINTER_COLUMNS",
+    "WeatherFormat",
     "WeatherResult",
     "read_eccc_daily",
     "transform_weather",
@@ -77,6 +78,33 @@ DAILY_COLUMNS: tuple[str, ...] = (
 QUARANTINE_COLUMNS: tuple[str, ...] = (
     "source_id", "source_file", "source_row", "reason", "reasons", "detail", "raw_record",
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WeatherFormat:
+    """How the raw frame's values are written: names in messages, dates and units.
+
+    The defaults are those of ECCC files (:func:`read_eccc_daily`); a generic daily CSV
+    (``ingest.weather_csv``) sets its own.
+
+    Attributes
+    ----------
+    names
+        Canonical raw column -> the file's column name, used in quarantine details.
+    parse_date
+        Raw date texts -> timestamps (NaT where unparseable); None parses ``YYYY-MM-DD``
+        and checks it against the Year/Month/Day columns.
+    date_hint
+        What a date should look like, for the "is not a date" detail.
+    scales
+        Canonical value column -> ``(offset, factor)``: the value used is
+        ``(raw + offset) * factor`` (e.g. Fahrenheit ``(-32, 5/9)``, inches ``(0, 25.4)``).
+    """
+
+    names: Mapping[str, str] = field(default_factory=lambda: dict(DISPLAY_NAMES))
+    parse_date: Callable[[pd.Series], pd.Series] | None = None
+    date_hint: str = "YYYY-MM-DD"
+    scales: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,11 +168,13 @@ def _quoted(c: dict[str, pd.Series], col: str, ix: pd.Index) -> pd.Series:
     return "'" + c[col].loc[ix].fillna("") + "'"
 
 
-def _value_text(c: dict[str, pd.Series], col: str, suffix: str) -> Callable[[pd.Index], pd.Series]:
+def _value_text(
+    c: dict[str, pd.Series], col: str, suffix: str, names: Mapping[str, str]
+) -> Callable[[pd.Index], pd.Series]:
     """Message maker: the display name of ``col``, its quoted value and ``suffix``."""
 
     def text(ix: pd.Index) -> pd.Series:
-        return DISPLAY_NAMES[col] + "=" + _quoted(c, col, ix) + suffix
+        return names.get(col, col) + "=" + _quoted(c, col, ix) + suffix
 
     return text
 
@@ -162,10 +192,15 @@ class _Dates:
     future: pd.Series
 
 
-def _check_dates(c: dict[str, pd.Series], idx: pd.Index, today: datetime.date) -> _Dates:
+def _check_dates(
+    c: dict[str, pd.Series], idx: pd.Index, today: datetime.date, fmt: WeatherFormat
+) -> _Dates:
     """Parse ``Date/Time`` and compare it with Year/Month/Day and today."""
     dt_text = c["date_time"]
-    date = pd.to_datetime(dt_text, format="%Y-%m-%d", errors="coerce")
+    if fmt.parse_date is None:
+        date = pd.to_datetime(dt_text, format="%Y-%m-%d", errors="coerce")
+    else:
+        date = pd.Series(pd.to_datetime(fmt.parse_date(dt_text)).to_numpy(), index=idx)
     date_missing = dt_text.isna()
     not_a_date = ~date_missing & date.isna()
     disagree = pd.Series(False, index=idx)
@@ -177,27 +212,30 @@ def _check_dates(c: dict[str, pd.Series], idx: pd.Index, today: datetime.date) -
     return _Dates(dt_text, date, date_missing, not_a_date, disagree, valid_date, date_future)
 
 
-def _date_details(c: dict[str, pd.Series], dates: _Dates, today: datetime.date) -> list[_Detail]:
+def _date_details(
+    c: dict[str, pd.Series], dates: _Dates, today: datetime.date, fmt: WeatherFormat
+) -> list[_Detail]:
     """Detail makers of the date checks."""
+    name = fmt.names.get("date_time", "date")
     return [
         (
             "date_unparseable",
             dates.not_a_date,
-            lambda ix: "Date/Time=" + _quoted(c, "date_time", ix)
-            + " is not a date (expected YYYY-MM-DD)",
+            lambda ix: name + "=" + _quoted(c, "date_time", ix)
+            + f" is not a date (expected {fmt.date_hint})",
         ),
         (
             "date_unparseable",
             dates.disagree,
-            lambda ix: "Date/Time=" + _quoted(c, "date_time", ix)
+            lambda ix: name + "=" + _quoted(c, "date_time", ix)
             + " disagrees with Year/Month/Day=" + _quoted(c, "year", ix) + "/"
             + _quoted(c, "month", ix) + "/" + _quoted(c, "day", ix),
         ),
-        ("date_missing", dates.missing, lambda ix: "Date/Time is blank"),
+        ("date_missing", dates.missing, lambda ix: f"{name} is blank"),
         (
             "date_future",
             dates.future,
-            lambda ix: "Date/Time=" + _quoted(c, "date_time", ix) + f" is after today ({today})",
+            lambda ix: name + "=" + _quoted(c, "date_time", ix) + f" is after today ({today})",
         ),
     ]  # fmt: skip
 
@@ -226,23 +264,26 @@ def _check_duplicates(
 
 
 def _check_values(
-    c: dict[str, pd.Series], idx: pd.Index
+    c: dict[str, pd.Series], idx: pd.Index, fmt: WeatherFormat
 ) -> tuple[dict[str, pd.Series], pd.Series, pd.Series, list[_Detail]]:
     """Parse the numeric columns; returns values, unparseable and out-of-range masks, details."""
     details: list[_Detail] = []
     values: dict[str, pd.Series] = {}
+    names = fmt.names
     unparseable = pd.Series(False, index=idx)
     for col in _NUMERIC:
         num = pd.to_numeric(c[col], errors="coerce").astype(np.float64)
         bad = c[col].notna() & ~np.isfinite(num)
-        values[col] = num.where(~bad)
+        offset, factor = fmt.scales.get(col, (0.0, 1.0))
+        values[col] = ((num + offset) * factor).where(~bad)
         unparseable |= bad
-        details.append(("value_unparseable", bad, _value_text(c, col, " is not a number")))
+        details.append(("value_unparseable", bad, _value_text(c, col, " is not a number", names)))
     out_of_range = pd.Series(False, index=idx)
     for col in _TEMPS:
         bad = (values[col] < TEMP_MIN_C) | (values[col] > TEMP_MAX_C)
         out_of_range |= bad
-        text = _value_text(c, col, f" is outside {TEMP_MIN_C:g}..{TEMP_MAX_C:g} °C")
+        conv = " after conversion" if col in fmt.scales else ""
+        text = _value_text(c, col, f" is outside {TEMP_MIN_C:g}..{TEMP_MAX_C:g} °C{conv}", names)
         details.append(("value_out_of_range", bad, text))
     inverted = values["min_temp"] > values["max_temp"] + MIN_MAX_TOLERANCE_C
     out_of_range |= inverted
@@ -250,19 +291,20 @@ def _check_values(
         (
             "value_out_of_range",
             inverted,
-            lambda ix: "Min Temp (°C)=" + _quoted(c, "min_temp", ix)
-            + " is greater than Max Temp (°C)=" + _quoted(c, "max_temp", ix),
+            lambda ix: names.get("min_temp", "min_temp") + "=" + _quoted(c, "min_temp", ix)
+            + " is greater than " + names.get("max_temp", "max_temp") + "="
+            + _quoted(c, "max_temp", ix),
         )
     )  # fmt: skip
     for col in _AMOUNTS:
         bad = values[col] < 0
         out_of_range |= bad
-        details.append(("value_out_of_range", bad, _value_text(c, col, " is negative")))
+        details.append(("value_out_of_range", bad, _value_text(c, col, " is negative", names)))
     return values, unparseable, out_of_range, details
 
 
 def _check_rows(
-    raw: pd.DataFrame, today: datetime.date
+    raw: pd.DataFrame, today: datetime.date, fmt: WeatherFormat
 ) -> tuple[dict[str, pd.Series], list[_Detail], pd.DataFrame]:
     """Run the row checks; return masks per reason, detail makers and parsed values."""
     idx = raw.index
@@ -271,11 +313,11 @@ def _check_rows(
         "max_temp_flag", "min_temp_flag", "mean_temp_flag", "station_id", "station_name",
     )  # fmt: skip
     c = {col: _clean(raw[col]).set_axis(idx) for col in needed}
-    dates = _check_dates(c, idx, today)
+    dates = _check_dates(c, idx, today, fmt)
     station = c["station_id"].fillna("")
     duplicate, dup_detail = _check_duplicates(raw, station, dates)
-    values, unparseable, out_of_range, value_details = _check_values(c, idx)
-    details = [*_date_details(c, dates, today), dup_detail, *value_details]
+    values, unparseable, out_of_range, value_details = _check_values(c, idx, fmt)
+    details = [*_date_details(c, dates, today, fmt), dup_detail, *value_details]
     masks = {
         "date_unparseable": dates.not_a_date | dates.disagree,
         "date_missing": dates.missing,
@@ -393,8 +435,9 @@ def transform_weather(
     *,
     today: datetime.date,
     coverage_threshold: float = 0.9,
+    fmt: WeatherFormat | None = None,
 ) -> WeatherResult:
-    """Check raw ECCC daily rows and derive the curated daily, monthly and winter tables.
+    """Check raw daily weather rows and derive the curated daily, monthly and winter tables.
 
     Parameters
     ----------
@@ -406,6 +449,8 @@ def transform_weather(
         Rows dated after this day are quarantined as ``date_future``.
     coverage_threshold
         Minimum share of days with max and min temperature for ``coverage_ok``.
+    fmt
+        Column names, date parsing and unit conversions of the raw frame (default: ECCC's).
 
     Returns
     -------
@@ -428,7 +473,7 @@ def transform_weather(
     raw = raw.reset_index(drop=True)
     rows_in = len(raw)
 
-    masks, details, parsed = _check_rows(raw, today)
+    masks, details, parsed = _check_rows(raw, today, fmt or WeatherFormat())
     failed = pd.DataFrame(masks)[list(REASONS)]
     bad = failed.any(axis=1).to_numpy()
     quarantine = _quarantine(raw, source_id, masks, details, bad)

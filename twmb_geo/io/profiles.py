@@ -46,7 +46,18 @@ KINDS: dict[str, dict[str, bool]] = {
         "record_id": False,
     },
     "neighbourhoods": {"area_code": True, "area_name": True},
-    "weather_daily": {},
+    "weather_daily": {
+        "date": True,
+        "station_id": False,
+        "station_name": False,
+        "max_temp_c": False,
+        "min_temp_c": False,
+        "mean_temp_c": False,
+        "total_rain_mm": False,
+        "total_snow_cm": False,
+        "total_precip_mm": False,
+        "snow_on_ground_cm": False,
+    },
     "pipes": {
         "asset_id": True,
         "watermain_type": False,
@@ -97,6 +108,15 @@ _KEYS = {
     "chunk_size",
     "publisher",
     "licence",
+    "temperature_unit",
+    "precip_unit",
+    "snow_unit",
+}
+#: unit options of a generic ``weather_daily`` profile: key -> allowed values (default first)
+_WEATHER_UNITS = {
+    "temperature_unit": ("C", "F"),
+    "precip_unit": ("mm", "in"),
+    "snow_unit": ("cm", "mm", "in"),
 }
 _CHECK_KEYS = {
     "duplicate_key",
@@ -154,6 +174,9 @@ class Profile:
     duplicate_record_id: str = "distinct"
     publisher: str = ""
     licence: str = ""
+    temperature_unit: str = "C"
+    precip_unit: str = "mm"
+    snow_unit: str = "cm"
     origin: str = "built-in"
 
     @property
@@ -342,6 +365,20 @@ def _check_raw_schema(
         problems.append(f"columns {undeclared} are not declared in raw schema {raw_schema}")
 
 
+def _weather_units(doc: Mapping[str, Any], problems: list[str]) -> dict[str, str]:
+    """The unit keys of a weather profile (``snow_unit`` follows ``precip_unit = "in"``)."""
+    units = {k: str(doc.get(k, allowed[0])) for k, allowed in _WEATHER_UNITS.items()}
+    if "snow_unit" not in doc and units["precip_unit"] == "in":
+        units["snow_unit"] = "in"
+    for key, allowed in _WEATHER_UNITS.items():
+        if units[key] not in allowed:
+            problems.append(f"{key!r} must be one of {list(allowed)}, got {doc.get(key)!r}")
+    given = sorted(k for k in _WEATHER_UNITS if k in doc)
+    if given and doc.get("kind") != "weather_daily":
+        problems.append(f"{given} apply to kind 'weather_daily' only")
+    return units
+
+
 def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
     """Build a :class:`Profile` from a parsed TOML table; every problem is reported at once."""
     problems: list[str] = []
@@ -366,6 +403,7 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
     chk = _parse_checks(checks, columns, pairs, problems)
     raw_schema = doc.get("raw_schema")
     _check_raw_schema(raw_schema, columns, pairs, problems)
+    units = _weather_units(doc, problems)
     if problems:
         raise ConfigError(f"{label} is invalid", problems)
     assert isinstance(kind, str) and isinstance(fmt, str), "checked against KINDS and FORMATS"
@@ -398,6 +436,7 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         duplicate_record_id=chk.record_id,
         publisher=str(doc.get("publisher", "")),
         licence=str(doc.get("licence", "")),
+        **units,
         origin=origin,
     )
 

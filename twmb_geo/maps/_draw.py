@@ -129,7 +129,7 @@ def scale_bar(ax: Axes) -> None:
 
     Drawn in axes fractions from the final x-limits in metres (the map is in the analysis CRS,
     scale factor 0.9999), on a white box so it stays legible over data. Grid north of MTM
-    zone 10 is within a fraction of a degree of true north over Toronto.
+    zone 10 is within a fraction of a degree of true north near its central meridian.
     """
     ax.apply_aspect()
     x0, x1 = ax.get_xlim()

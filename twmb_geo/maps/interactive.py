@@ -56,8 +56,8 @@ EARTH_RADIUS = 6378137.0
 MAX_LATITUDE = 85.0511287798066
 #: the optional online basemap; the page requests it only when the user switches it on
 OSM_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-DEFAULT_TITLE = "Toronto water main breaks"
-DEFAULT_SOURCE = "Contains information licensed under the Open Government Licence – Toronto."
+DEFAULT_TITLE = "Water main breaks"
+DEFAULT_SOURCE = ""
 
 #: kind of value per column: text, category, float (4 significant digits), int
 _UNIT_COLUMNS: dict[str, str] = {
@@ -300,9 +300,8 @@ def _map_data(
     if bounds:
         b = np.vstack(bounds)
         box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
-    else:  # nothing to show: Toronto's centre
-        x, y = to_web_mercator(-79.38, 43.7)
-        box = (float(x) - 1e4, float(y) - 1e4, float(x) + 1e4, float(y) + 1e4)
+    else:  # nothing to show: a 20 km box around lon/lat 0, 0
+        box = (-1e4, -1e4, 1e4, 1e4)
     origin = (
         math.floor(box[0] / resolution) * resolution,
         math.floor(box[1] / resolution) * resolution,
@@ -423,7 +422,8 @@ def write_html_map(
     path : path
         The HTML file to write (parent folders are created).
     title, source : str
-        The page title and the source/licence line.
+        The page title (e.g. ``"<city> water main breaks"``, ``[project] city``) and the
+        licence/attribution line (:meth:`~twmb_geo.config.Config.credit_line`).
     break_years : int
         Breaks of this many latest data years are shown by default.
     resolution : float

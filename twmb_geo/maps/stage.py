@@ -34,7 +34,11 @@ def make_maps(
     html: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Map layers from the store, exported as files, static PNG maps and the HTML map."""
+    """Map layers from the store, exported as files, static PNG maps and the HTML map.
+
+    Titles name ``cfg.city_name``; every map carries ``cfg.credit_line()`` (licence and
+    attribution).
+    """
     folder = Path(folder) if folder else cfg.out_dir / "maps"
     with Store(cfg.store_path, read_only=True) as store:
         layers = map_layers(store)
@@ -44,6 +48,7 @@ def make_maps(
             "`twmb features`) first"
         )
     steps = ["export", *(["png"] if png else []), *(["html"] if html else [])]
+    place, credit = cfg.city_name, cfg.credit_line()
     result: dict[str, Any] = {"folder": str(folder), "rows": {k: len(v) for k, v in layers.items()}}
     for i, step in enumerate(steps):
         if progress:
@@ -51,9 +56,15 @@ def make_maps(
         if step == "export":
             result["exports"] = export_layers(layers, folder, formats) if formats else {}
         elif step == "png":
-            result["png"] = {k: str(p) for k, p in render_maps(layers, folder / "png").items()}
+            pngs = render_maps(layers, folder / "png", place=place, source=credit)
+            result["png"] = {k: str(p) for k, p in pngs.items()}
         else:
-            result["html"] = write_html_map(layers, folder / "twmb_map.html")
+            result["html"] = write_html_map(
+                layers,
+                folder / "twmb_map.html",
+                title=f"{place} water main breaks",
+                source=credit,
+            )
     return result
 
 

@@ -71,9 +71,8 @@ MAP_NAMES: Final[tuple[str, ...]] = (
     "hotspots",
     "break_density",
 )
-_DEFAULT_SOURCE = (
-    "Contains information licensed under the Open Government Licence – Toronto. twmb_geo."
-)
+#: the credit that ends every map's source line
+_CREDIT = "twmb_geo."
 #: fixed rc settings so output does not depend on the user's matplotlibrc
 _RC: Final[dict[str, Any]] = {
     "font.family": "DejaVu Sans",
@@ -130,6 +129,11 @@ def _year(values: pd.Series | None) -> int | None:
 
 def _pretty(name: str) -> str:
     return str(name).replace("_", " ")
+
+
+def _title(place: str, what: str) -> str:
+    """``"<place> — <what>"``, or ``what`` capitalised without a place."""
+    return f"{place} — {what}" if place else what[:1].upper() + what[1:]
 
 
 def _tier_order(gdf: gpd.GeoDataFrame) -> list[str]:
@@ -200,7 +204,7 @@ def _risk_cells(
     if versions:
         subtitle += f"; model {', '.join(versions)}"
     fig, ax = page(
-        f"{place} — predicted break risk{f' {year}' if year else ''} (H3 cells)",
+        _title(place, f"predicted break risk{f' {year}' if year else ''} (H3 cells)"),
         subtitle,
         source,
         extent(cells, nbhd),
@@ -242,7 +246,7 @@ def _tier_lines(
     subtitle += f" ({km:,.0f} km)" if np.isfinite(km) else ""
     subtitle += "; higher tiers drawn thicker and on top"
     fig, ax = page(
-        f"{place} — predicted break risk{f' {year}' if year else ''} ({what})",
+        _title(place, f"predicted break risk{f' {year}' if year else ''} ({what})"),
         subtitle,
         source,
         extent(lines, nbhd),
@@ -290,7 +294,7 @@ def _hotspots(
         colours[name] = mpl.colors.to_hex(cmap(0.2 + 0.6 * i / max(len(extra) - 1, 1)))
     year = _year(cells.get("lisa_year"))
     fig, ax = page(
-        f"{place} — break hot-spot persistence{f' to {year}' if year else ''} (H3 cells)",
+        _title(place, f"break hot-spot persistence{f' to {year}' if year else ''} (H3 cells)"),
         "Local Moran's I (LISA) of yearly break counts; class by how often a cell was a "
         "significant high-high cluster",
         source,
@@ -319,7 +323,7 @@ def _hex_width(span: float, n_points: int) -> float:
     """A round hexagon width (m) for ``n_points`` breaks spread over ``span`` metres.
 
     About sqrt(n)/2 hexagons across, between 15 and 90: fine enough to show structure,
-    coarse enough that a typical hexagon holds several breaks (35,000 Toronto breaks over
+    coarse enough that a typical hexagon holds several breaks (35,000 breaks over
     43 km give 500 m hexagons).
     """
     target = span / min(max(math.sqrt(max(n_points, 1)) / 2.0, 15.0), 90.0)
@@ -343,7 +347,7 @@ def _break_density(
     ny = max(math.ceil((ymax - ymin) / height), 1)
     area_km2 = math.sqrt(3.0) / 2.0 * width**2 / 1e6
     fig, ax = page(
-        f"{place} — water-main break density{span}",
+        _title(place, f"water-main break density{span}"),
         f"{len(xy):,} breaks counted in hexagons {width:g} m wide ({area_km2:.3g} km²); "
         "empty hexagons blank",
         source,
@@ -436,8 +440,8 @@ def render_maps(
     layers: Mapping[str, gpd.GeoDataFrame],
     folder: Path | str,
     *,
-    place: str = "Toronto",
-    source: str = _DEFAULT_SOURCE,
+    place: str = "",
+    source: str = "",
 ) -> dict[str, Path]:
     """Draw the static maps of the layers as PNG files in ``folder``.
 
@@ -449,9 +453,11 @@ def render_maps(
     folder
         Output folder (created if missing); files are ``<map name>.png``.
     place
-        Place name that starts every title.
+        Place name that starts every title (``[project] city``, see
+        :attr:`~twmb_geo.config.Config.city_name`); none gives titles without it.
     source
-        Source and licence line printed at the bottom of every map.
+        Licence and attribution line printed at the bottom of every map
+        (:meth:`~twmb_geo.config.Config.credit_line`); ``twmb_geo.`` is appended.
 
     Returns
     -------
@@ -461,7 +467,8 @@ def render_maps(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    plans = _plans(layers, place, source)
+    source = f"{source.strip()} {_CREDIT}".strip()
+    plans = _plans(layers, place.strip(), source)
     written: dict[str, Path] = {}
     with mpl.style.context(["default", _RC]):
         for name in MAP_NAMES:

@@ -15,7 +15,7 @@ Unit ``u``'s breaks in future year ``h`` (``h = 1..H``) of simulation ``s`` are:
 independently given the year factors ``F``. ``F[s, h]`` is one city-wide factor per
 simulation and year, Gamma-distributed with mean 1 and coefficient of variation
 ``year_cv`` (``year_cv = 0`` means ``F = 1``). It stands for the weather-driven
-swings between years (Toronto's yearly break count follows winter severity): every
+swings between years (a city's yearly break count follows winter severity): every
 unit is hit by the same hard winter, so city totals vary much more than a sum of
 independent Poisson counts would. Given ``F`` the city total is Poisson, so its
 variance is ``E + year_cv**2 * E**2`` for an expected total ``E``. ``annual_growth``

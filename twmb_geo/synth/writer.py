@@ -280,6 +280,12 @@ def _config(city: SynthCity, geo: bool) -> Config:
     p = city.params
     return Config(
         name=f"synthetic-seed{p.seed}-n{p.n_pipes}",
+        city="Synthetic city",
+        licence=(
+            "Synthetic breaks, water mains and streets (twmb_geo generator); neighbourhoods: "
+            "City of Toronto Open Data, Open Government Licence - Toronto; weather: Environment "
+            "and Climate Change Canada, Open Government Licence - Canada"
+        ),
         out=Path("out"),
         today=dt.date(p.snapshot_year + 1, 1, 1),
         sources=(

@@ -87,8 +87,10 @@ def write_report(
         ctx = ReportContext(cfg, store, folder, dict(map_images or {}), html_map)
         sections = [build(ctx) for build in _BUILDERS]
         meta = _meta(ctx)
-    name = cfg.name[:1].upper() + cfg.name[1:]  # "toronto" -> "Toronto", "GTA-west" kept
-    title = f"Water-main break report: {name}"
+    title = f"Water-main break report: {cfg.city_name}"
+    credit = cfg.credit_line()
+    if credit:
+        meta = (*meta, f" Data: {credit}")
     figs = _figures(sections)
     _write_figures(folder, figs)
     html_path, md_path = folder / "report.html", folder / "report.md"

@@ -184,12 +184,13 @@ def _expressions_tmdl(star_folder: str, source: str) -> list[str]:
     return lines[:-1]
 
 
-def _model_tmdl(source: str) -> list[str]:
+def _model_tmdl(source: str, description: str) -> list[str]:
     queries = ["TursoUrl", "TursoToken", "StarFolder"]
     if source == "turso":
         queries.append("TursoTable")
     queries += list(STAR_TABLES)
     return [
+        *(_doc(description, "") if description else []),
         "model Model",
         "\tculture: en-US",
         "\tdefaultPowerBIDataSourceVersion: powerBI_V3",
@@ -232,7 +233,9 @@ def model_files(
     *,
     source: str,
     star_folder: str,
+    description: str = "",
 ) -> dict[str, list[str]]:
+    """The semantic model's files; ``description`` is the model's (city, licence)."""
     files: dict[str, list[str]] = {
         f"{MODEL_NAME}.pbip": _json(
             {
@@ -250,7 +253,7 @@ def model_files(
             }
         ),
         f"{DEFINITION}/database.tmdl": ["database", "\tcompatibilityLevel: 1567"],
-        f"{DEFINITION}/model.tmdl": _model_tmdl(source),
+        f"{DEFINITION}/model.tmdl": _model_tmdl(source, description),
         f"{DEFINITION}/expressions.tmdl": _expressions_tmdl(star_folder, source),
         f"{DEFINITION}/relationships.tmdl": _relationships_tmdl(rels),
         f"{DEFINITION}/tables/{MEASURES_TABLE}.tmdl": _measures_tmdl(measures),
@@ -260,8 +263,11 @@ def model_files(
     return files
 
 
-def report_files() -> dict[str, list[str]]:
-    """A blank PBIR report bound to the semantic model (written only when missing)."""
+def report_files(city: str = "") -> dict[str, list[str]]:
+    """A blank PBIR report bound to the semantic model (written only when missing).
+
+    The page is named ``"<city> — overview"`` (``"Overview"`` without a city).
+    """
     base = f"{SCHEMA_URL}/item/report"
     return {
         f"{REPORT}/definition.pbir": _json(
@@ -292,7 +298,7 @@ def report_files() -> dict[str, list[str]]:
             {
                 "$schema": f"{base}/definition/page/1.0.0/schema.json",
                 "name": PAGE,
-                "displayName": "Overview",
+                "displayName": f"{city} — overview" if city else "Overview",
                 "displayOption": "FitToPage",
                 "height": 720,
                 "width": 1280,
