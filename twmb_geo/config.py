@@ -91,6 +91,7 @@ class GraphConfig:
     neighbourhood_knn: int = 5
     pipe_end_tolerance_m: float = 1.0
     pipe_t_junctions: bool = True
+    street_node_tolerance_m: float = 1.0
 
     def to_toml(self) -> dict[str, Any]:
         """TOML-ready form."""
@@ -146,7 +147,8 @@ class Config:
     out: Path = Path("out")
     store: Path | None = None
     h3_resolution: int = 9
-    service_area_source: str | None = "neighbourhoods"
+    service_area_source: str | None = None
+    service_area: str = "auto"
     service_area_buffer_m: float = 250.0
     weather_coverage_threshold: float = 0.9
     today: dt.date | None = None
@@ -206,6 +208,7 @@ class Config:
             "name": self.name,
             "out": str(self.out),
             "h3_resolution": self.h3_resolution,
+            "service_area": self.service_area,
             "service_area_buffer_m": self.service_area_buffer_m,
             "weather_coverage_threshold": self.weather_coverage_threshold,
         }
@@ -251,7 +254,7 @@ def _bundled_sources() -> tuple[SourceConfig, ...]:
 
 def default_config(out: Path | str = "out") -> Config:
     """The built-in project: the bundled Toronto data, results under ``out``."""
-    return Config(out=Path(out), sources=_bundled_sources())
+    return Config(out=Path(out), sources=_bundled_sources(), service_area_source="neighbourhoods")
 
 
 _SCHEMA_FILE = Path(__file__).with_name("config_schema.json")
@@ -401,10 +404,16 @@ def _source_problems(doc: dict[str, Any]) -> list[str]:
         if sid in ids:
             problems.append(f"[[sources]] #{i + 1}: source id {sid!r} is used twice")
         ids.append(sid)
-    sa = _table(doc, "project").get("service_area_source", "neighbourhoods")
+    proj = _table(doc, "project")
+    sa = proj.get("service_area_source")
     if ids and isinstance(sa, str) and sa and sa not in ids:
         problems.append(
             f"[project] service_area_source {sa!r} is not a source id; sources: {sorted(set(ids))}"
+        )
+    if proj.get("service_area") == "none" and isinstance(sa, str) and sa:
+        problems.append(
+            f"[project] service_area = 'none' but service_area_source = {sa!r}; "
+            "remove one of them"
         )
     return problems
 
@@ -476,6 +485,7 @@ def _graph_config(doc: dict[str, Any]) -> GraphConfig:
         g,
         neighbourhood_gap_m=float(g.neighbourhood_gap_m),
         pipe_end_tolerance_m=float(g.pipe_end_tolerance_m),
+        street_node_tolerance_m=float(g.street_node_tolerance_m),
     )
 
 
@@ -488,7 +498,8 @@ def _build(doc: dict[str, Any], path: Path) -> Config:
         out=Path(proj.get("out", "out")),
         store=Path(proj["store"]) if proj.get("store") else None,
         h3_resolution=int(proj.get("h3_resolution", 9)),
-        service_area_source=proj.get("service_area_source", "neighbourhoods") or None,
+        service_area_source=proj.get("service_area_source") or None,
+        service_area=str(proj.get("service_area", "auto")),
         service_area_buffer_m=float(proj.get("service_area_buffer_m", 250.0)),
         weather_coverage_threshold=float(proj.get("weather_coverage_threshold", 0.9)),
         today=dt.date.fromisoformat(today) if today else None,

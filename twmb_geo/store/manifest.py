@@ -68,6 +68,7 @@ class RunManifest:
     steps: list[dict[str, Any]] = field(default_factory=list)
     crs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    service_area: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     @contextmanager
@@ -104,6 +105,7 @@ class RunManifest:
             "steps": self.steps,
             "crs": self.crs,
             "warnings": self.warnings,
+            "service_area": self.service_area,
             "error": self.error,
         }
 

@@ -284,6 +284,7 @@ def _config(city: SynthCity, geo: bool) -> Config:
         name=f"synthetic-seed{p.seed}-n{p.n_pipes}",
         out=Path("out"),
         today=dt.date(p.snapshot_year + 1, 1, 1),
+        service_area_source="neighbourhoods",
         sources=(
             SourceConfig(
                 "neighbourhoods",
