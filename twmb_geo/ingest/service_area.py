@@ -4,8 +4,9 @@
 given, else ``h3``):
 
 * ``h3``: the H3 cells (``[project] h3_resolution``) holding a break, a pipe or street
-  vertex, or a point every half cell edge along a pipe or street, dissolved; the cells
-  the data touch, so the cell units cover the network and nothing far from it;
+  vertex, or a point every half cell edge along a pipe or street, with their first ring
+  (so a line clipping a cell between two sample points is covered), dissolved: the cell
+  units cover the network and little beyond it;
 * ``hull``: the convex hull of every pipe, street and break;
 * ``none``: no service area (the outside-area check uses the CRS area of use, cell units
   are skipped).
@@ -48,7 +49,9 @@ def _h3_cover(xy: np.ndarray, res: int) -> shapely.Geometry:
     """The dissolved H3 cells (resolution ``res``) holding the points (analysis CRS)."""
     lon, lat, _ = transform_xy(xy[:, 0], xy[:, 1], TARGET_CRS, WGS84)
     ll = np.unique(np.round(np.column_stack([lat, lon]), 6), axis=0)
-    cells = np.unique([h3i.latlng_to_cell(a, b, res) for a, b in ll])
+    hit = np.unique([h3i.latlng_to_cell(a, b, res) for a, b in ll])
+    # one ring more: a line can clip a cell between two of its sample points
+    cells = np.unique(np.concatenate([h3i.grid_disk(int(c), 1) for c in hit]))
     rings = [np.asarray(h3i.cell_to_boundary(int(c)), dtype=float) for c in cells]
     sizes = np.array([len(r) for r in rings])
     verts = np.concatenate(rings)  # (lat, lon)
