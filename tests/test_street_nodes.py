@@ -77,7 +77,7 @@ def test_source_ids_are_kept_and_missing_ends_join_them() -> None:
 
 def test_derived_ids_are_deterministic_under_reordering() -> None:
     rng = np.random.default_rng(3)
-    pts = rng.uniform(0, 1000, size=(40, 2)).round(0) + [X0, Y0]
+    pts = rng.uniform(0, 1000, size=(40, 2)).round(0) + np.array([X0, Y0])
     a, b = rng.integers(0, 40, 60), rng.integers(0, 40, 60)
     keep = a != b
     g = _lines(*[[tuple(pts[i]), tuple(pts[j])] for i, j in zip(a[keep], b[keep], strict=True)])

@@ -412,8 +412,7 @@ def _source_problems(doc: dict[str, Any]) -> list[str]:
         )
     if proj.get("service_area") == "none" and isinstance(sa, str) and sa:
         problems.append(
-            f"[project] service_area = 'none' but service_area_source = {sa!r}; "
-            "remove one of them"
+            f"[project] service_area = 'none' but service_area_source = {sa!r}; remove one of them"
         )
     return problems
 

@@ -57,7 +57,9 @@ def _h3_cover(xy: np.ndarray, res: int) -> shapely.Geometry:
     verts = np.concatenate(rings)  # (lat, lon)
     x, y, _ = transform_xy(verts[:, 1], verts[:, 0], WGS84, TARGET_CRS)
     polys = shapely.polygons(
-        shapely.linearrings(np.column_stack([x, y]), indices=np.repeat(np.arange(sizes.size), sizes))
+        shapely.linearrings(
+            np.column_stack([x, y]), indices=np.repeat(np.arange(sizes.size), sizes)
+        )
     )
     # a tiny buffer closes the slivers between projected cell edges
     return shapely.union_all(shapely.buffer(polys, 0.01)).buffer(-0.01)

@@ -122,9 +122,7 @@ def _clusters(xy: np.ndarray, tol_m: float) -> np.ndarray:
     if tol_m <= 0 or m < 2:
         return inv
     pairs = cKDTree(uniq).query_pairs(float(tol_m), output_type="ndarray")
-    adj = sparse.coo_array(
-        (np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(m, m)
-    )
+    adj = sparse.coo_array((np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(m, m))
     _, labels = connected_components(adj, directed=False)
     return labels[inv]
 

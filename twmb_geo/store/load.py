@@ -218,9 +218,7 @@ def _derive_service_area(store: Store, cfg: Config, manifest: RunManifest) -> No
             if store.has_table("breaks")
             else np.zeros((0, 2))
         )
-        df = derived_service_area(
-            lines, pts, method, cfg.h3_resolution, cfg.service_area_buffer_m
-        )
+        df = derived_service_area(lines, pts, method, cfg.h3_resolution, cfg.service_area_buffer_m)
         store.replace_rows("service_area", df, "source_id = ?", [DERIVED_SOURCE_ID])
     manifest.service_area = {
         "method": method,
