@@ -189,6 +189,27 @@ class Config:
         """The profile of a source (user profiles first, then built-ins)."""
         return get_profile(source.profile, self.user_profiles())
 
+    def boundary_source(self) -> str | None:
+        """The source whose polygons bound the service area, or None (derived or none).
+
+        ``service_area_source`` when set; with ``service_area = "auto"`` and no
+        ``service_area_source``, the one enabled ``neighbourhoods`` source if there is exactly
+        one; otherwise None.
+        """
+        if self.service_area == "none":
+            return None
+        if self.service_area_source:
+            return self.service_area_source
+        if self.service_area != "auto":
+            return None
+        user = self.user_profiles()
+        nb = [
+            s.id
+            for s in self.sources
+            if s.enabled and get_profile(s.profile, user).kind == "neighbourhoods"
+        ]
+        return nb[0] if len(nb) == 1 else None
+
     def source(self, source_id: str) -> SourceConfig:
         """Look a source up by id."""
         for s in self.sources:

@@ -281,8 +281,9 @@ def _service_area(cfg: Config, sa_df: pd.DataFrame) -> Any:
     """The unbuffered service-area polygon the config asks for (None: none)."""
     if cfg.service_area == "none" or sa_df.empty:
         return None
-    if cfg.service_area == "auto" and cfg.service_area_source:
-        row = sa_df[sa_df["source_id"] == cfg.service_area_source]
+    boundary = cfg.boundary_source()
+    if cfg.service_area == "auto" and boundary:
+        row = sa_df[sa_df["source_id"] == boundary]
     else:
         row = sa_df[sa_df["method"] != "boundary"]
     if row.empty:
@@ -310,10 +311,11 @@ def _read_inputs(
         nb = table("neighbourhoods")
         sa_df = table("service_area")
         area = _service_area(cfg, sa_df) if sa_df is not None else None
-        if area is None and cfg.service_area != "none" and cfg.service_area_source:
+        boundary = cfg.boundary_source()
+        if area is None and cfg.service_area == "auto" and boundary:
             raise InputDataError(
-                f"the store {cfg.store_path} has no service area of source "
-                f"{cfg.service_area_source!r}; run `twmb ingest` first"
+                f"the store {cfg.store_path} has no service area of source {boundary!r}; "
+                "run `twmb ingest` first"
             )
         pipes = table("pipes")
         streets = table("street_segments")

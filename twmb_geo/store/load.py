@@ -166,11 +166,12 @@ def _context(
     store: Store, cfg: Config, src: SourceConfig, kind: str, manifest: RunManifest
 ) -> IngestContext:
     """The day, the service area (for every kind but the one that defines it) and settings."""
-    sa = None if kind == "neighbourhoods" else _load_service_area(store, cfg.service_area_source)
+    boundary = cfg.boundary_source()
+    sa = None if kind == "neighbourhoods" else _load_service_area(store, boundary)
     if sa is None and kind in ("breaks", "pipes", "streets"):
         why = (
-            f"no service area in the store (source {cfg.service_area_source!r})"
-            if cfg.service_area_source
+            f"no service area in the store (source {boundary!r})"
+            if boundary
             else "no boundary source ([project] service_area_source)"
         )
         manifest.warnings.append(
@@ -199,8 +200,9 @@ def _derive_service_area(store: Store, cfg: Config, manifest: RunManifest) -> No
     ``service_area`` table (``source_id`` ``(derived)``) and the manifest.
     """
     mode = cfg.service_area
-    if cfg.service_area_source and mode == "auto":
-        manifest.service_area = {"method": "boundary", "source_id": cfg.service_area_source}
+    boundary = cfg.boundary_source()
+    if boundary and mode == "auto":
+        manifest.service_area = {"method": "boundary", "source_id": boundary}
         return
     if store.has_table("service_area"):
         store.delete("service_area", "source_id = ?", [DERIVED_SOURCE_ID])
@@ -226,10 +228,12 @@ def _derive_service_area(store: Store, cfg: Config, manifest: RunManifest) -> No
         "area_km2": round(float(df["area_km2"].iloc[0]), 3),
         "buffer_m": cfg.service_area_buffer_m,
     }
-    note = (
-        f"service area derived from the data ({method}, {df['area_km2'].iloc[0]:.1f} km2): "
+    why = (
         "no boundary source ([project] service_area_source)"
+        if mode == "auto"
+        else f"[project] service_area = {mode!r}"
     )
+    note = f"service area derived from the data ({method}, {df['area_km2'].iloc[0]:.1f} km2): {why}"
     manifest.warnings.append(note)
     log.warning("%s", note)
 
@@ -260,7 +264,7 @@ def _ingest_one(
     _refuse_if_nothing_accepted(result, src.id, profile.id)
     with manifest.step(f"store:{src.id}"):
         store.replace_source(src.id, result.tables, result.quarantine)
-        if profile.kind == "neighbourhoods" and src.id == cfg.service_area_source:
+        if profile.kind == "neighbourhoods" and src.id == cfg.boundary_source():
             sa_df = service_area_table(
                 result.tables["neighbourhoods"], src.id, cfg.service_area_buffer_m
             )
