@@ -165,3 +165,30 @@ def test_round_trip_keeps_every_setting(tmp_path: Path) -> None:
     assert loaded.to_toml() == cfg.to_toml()
     assert loaded.today == dt.date(2026, 11, 25) and loaded.sources == cfg.sources
     assert isinstance(loaded.graphs.neighbourhood_gap_m, float)
+
+
+def test_service_area_source_is_optional(tmp_path: Path) -> None:
+    path = tmp_path / "twmb.toml"
+    path.write_text(
+        '[[sources]]\nid = "b"\nprofile = "toronto_breaks_csv"\npath = "b.csv"\n', encoding="utf-8"
+    )
+    cfg = tw.load_config(path)
+    assert cfg.service_area_source is None and cfg.service_area == "auto"
+    assert cfg.graphs.street_node_tolerance_m == 1.0
+    assert tw.default_config().service_area_source == "neighbourhoods"  # Toronto keeps it
+    path.write_text(SOURCE, encoding="utf-8")  # the only neighbourhoods source bounds the area
+    assert tw.load_config(path).boundary_source() == "neighbourhoods"
+    path.write_text('[project]\nservice_area = "hull"\n' + SOURCE, encoding="utf-8")
+    assert tw.load_config(path).boundary_source() is None
+
+
+def test_service_area_values(tmp_path: Path) -> None:
+    bad = problems_of(tmp_path, '[project]\nservice_area = "convex"\n' + SOURCE)
+    assert any("service_area must be one of 'auto', 'hull', 'h3', 'none'" in p for p in bad)
+    both = problems_of(
+        tmp_path,
+        '[project]\nservice_area = "none"\nservice_area_source = "neighbourhoods"\n' + SOURCE,
+    )
+    assert any("service_area = 'none' but service_area_source" in p for p in both)
+    neg = problems_of(tmp_path, "[graphs]\nstreet_node_tolerance_m = -1\n" + SOURCE)
+    assert any("street_node_tolerance_m must be a number >= 0" in p for p in neg)

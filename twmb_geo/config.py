@@ -95,6 +95,7 @@ class GraphConfig:
     neighbourhood_knn: int = 5
     pipe_end_tolerance_m: float = 1.0
     pipe_t_junctions: bool = True
+    street_node_tolerance_m: float = 1.0
 
     def to_toml(self) -> dict[str, Any]:
         """TOML-ready form."""
@@ -163,7 +164,8 @@ class Config:
     crs: str | None = None
     store: Path | None = None
     h3_resolution: int = 9
-    service_area_source: str | None = "neighbourhoods"
+    service_area_source: str | None = None
+    service_area: str = "auto"
     service_area_buffer_m: float = 250.0
     weather_coverage_threshold: float = 0.9
     today: dt.date | None = None
@@ -240,6 +242,27 @@ class Config:
         """The profile of a source (user profiles first, then built-ins)."""
         return get_profile(source.profile, self.user_profiles())
 
+    def boundary_source(self) -> str | None:
+        """The source whose polygons bound the service area, or None (derived or none).
+
+        ``service_area_source`` when set; with ``service_area = "auto"`` and no
+        ``service_area_source``, the one enabled ``neighbourhoods`` source if there is exactly
+        one; otherwise None.
+        """
+        if self.service_area == "none":
+            return None
+        if self.service_area_source:
+            return self.service_area_source
+        if self.service_area != "auto":
+            return None
+        user = self.user_profiles()
+        nb = [
+            s.id
+            for s in self.sources
+            if s.enabled and get_profile(s.profile, user).kind == "neighbourhoods"
+        ]
+        return nb[0] if len(nb) == 1 else None
+
     def source(self, source_id: str) -> SourceConfig:
         """Look a source up by id."""
         for s in self.sources:
@@ -261,6 +284,7 @@ class Config:
             "out": str(self.out),
             **({"crs": self.crs} if self.crs else {}),
             "h3_resolution": self.h3_resolution,
+            "service_area": self.service_area,
             "service_area_buffer_m": self.service_area_buffer_m,
             "weather_coverage_threshold": self.weather_coverage_threshold,
         }
@@ -312,6 +336,7 @@ def default_config(out: Path | str = "out") -> Config:
         city="Toronto",
         licence="Contains information licensed under the Open Government Licence – Toronto.",
         sources=_bundled_sources(),
+        service_area_source="neighbourhoods",
     )
 
 
@@ -462,10 +487,15 @@ def _source_problems(doc: dict[str, Any]) -> list[str]:
         if sid in ids:
             problems.append(f"[[sources]] #{i + 1}: source id {sid!r} is used twice")
         ids.append(sid)
-    sa = _table(doc, "project").get("service_area_source", "neighbourhoods")
+    proj = _table(doc, "project")
+    sa = proj.get("service_area_source")
     if ids and isinstance(sa, str) and sa and sa not in ids:
         problems.append(
             f"[project] service_area_source {sa!r} is not a source id; sources: {sorted(set(ids))}"
+        )
+    if proj.get("service_area") == "none" and isinstance(sa, str) and sa:
+        problems.append(
+            f"[project] service_area = 'none' but service_area_source = {sa!r}; remove one of them"
         )
     return problems
 
@@ -550,6 +580,7 @@ def _graph_config(doc: dict[str, Any]) -> GraphConfig:
         g,
         neighbourhood_gap_m=float(g.neighbourhood_gap_m),
         pipe_end_tolerance_m=float(g.pipe_end_tolerance_m),
+        street_node_tolerance_m=float(g.street_node_tolerance_m),
     )
 
 
@@ -566,7 +597,8 @@ def _build(doc: dict[str, Any], path: Path) -> Config:
         crs=str(proj["crs"]) if proj.get("crs") and proj.get("crs") != "auto" else None,
         store=Path(proj["store"]) if proj.get("store") else None,
         h3_resolution=int(proj.get("h3_resolution", 9)),
-        service_area_source=proj.get("service_area_source", "neighbourhoods") or None,
+        service_area_source=proj.get("service_area_source") or None,
+        service_area=str(proj.get("service_area", "auto")),
         service_area_buffer_m=float(proj.get("service_area_buffer_m", 250.0)),
         weather_coverage_threshold=float(proj.get("weather_coverage_threshold", 0.9)),
         today=dt.date.fromisoformat(today) if today else None,

@@ -19,7 +19,7 @@ import shapely
 from libpysal.graph import Graph
 
 from ..config import Config, FeatureConfig, GraphConfig
-from ..contracts import conform
+from ..contracts import conform, load_schema
 from ..core.types import Progress
 from ..core.units import UNIT_TYPES
 from ..errors import InputDataError
@@ -298,31 +298,48 @@ def _study_years(cfg: Config, breaks: pd.DataFrame) -> tuple[int, int, list[str]
     return int(y0), int(y1), notes
 
 
+def _service_area(cfg: Config, sa_df: pd.DataFrame) -> Any:
+    """The unbuffered service-area polygon the config asks for (None: none)."""
+    if cfg.service_area == "none" or sa_df.empty:
+        return None
+    boundary = cfg.boundary_source()
+    if cfg.service_area == "auto" and boundary:
+        row = sa_df[sa_df["source_id"] == boundary]
+    else:
+        row = sa_df[sa_df["method"] != "boundary"]
+    if row.empty:
+        return None
+    return shapely.from_wkb(row["geometry"].iloc[0])
+
+
 def _read_inputs(
     cfg: Config,
-) -> tuple[pd.DataFrame, pd.DataFrame, Any, pd.DataFrame | None, pd.DataFrame | None]:
-    """Breaks, neighbourhoods, the service-area polygon, pipes and streets from the store."""
+) -> tuple[pd.DataFrame, pd.DataFrame | None, Any, pd.DataFrame | None, pd.DataFrame | None]:
+    """Breaks, neighbourhoods, the service-area polygon, pipes and streets from the store.
+
+    Neighbourhoods and the service area are None when the store has none.
+    """
     with Store(cfg.store_path) as store:
-        for t in ("breaks", "neighbourhoods", "service_area"):
-            if not store.has_table(t) or not store.count(t):
-                raise InputDataError(
-                    f"the store {cfg.store_path} has no {t}; run `twmb ingest` first"
-                )
+        if not store.has_table("breaks") or not store.count("breaks"):
+            raise InputDataError(
+                f"the store {cfg.store_path} has no breaks; run `twmb ingest` first"
+            )
+
+        def table(name: str) -> pd.DataFrame | None:
+            return store.read(name) if store.has_table(name) and store.count(name) else None
+
         breaks = store.read("breaks")
-        nb = store.read("neighbourhoods")
-        sa_df = store.read("service_area")
-        sa_row = (
-            sa_df[sa_df["source_id"] == cfg.service_area_source]
-            if cfg.service_area_source
-            else sa_df
-        )
-        area = shapely.from_wkb((sa_row if len(sa_row) else sa_df)["geometry"].iloc[0])
-        pipes = store.read("pipes") if store.has_table("pipes") and store.count("pipes") else None
-        streets = (
-            store.read("street_segments")
-            if store.has_table("street_segments") and store.count("street_segments")
-            else None
-        )
+        nb = table("neighbourhoods")
+        sa_df = table("service_area")
+        area = _service_area(cfg, sa_df) if sa_df is not None else None
+        boundary = cfg.boundary_source()
+        if area is None and cfg.service_area == "auto" and boundary:
+            raise InputDataError(
+                f"the store {cfg.store_path} has no service area of source {boundary!r}; "
+                "run `twmb ingest` first"
+            )
+        pipes = table("pipes")
+        streets = table("street_segments")
     if pipes is not None:
         pipes = pipes.assign(geometry=pipes["geometry"])
     return breaks, nb, area, pipes, streets
@@ -340,19 +357,23 @@ def _write_panels(
     pu = org.units.get("pipe")
     apportion = {ut: org.apportion(ut) for ut in org.units if ut != "pipe"}
     store.clear("panel")
-    nbhd = build_panel(
-        AREA_UNIT_TYPE,
-        org.units[AREA_UNIT_TYPE],
-        org.links[org.links["unit_type"] == AREA_UNIT_TYPE],
-        breaks,
-        ps,
-        graphs=graphs.get(AREA_UNIT_TYPE),
-        pipes=pu,
-        pipe_units_of=apportion[AREA_UNIT_TYPE],
-    )
-    nbhd_rate = nbhd[["unit_id", "year", "nbhd_rate_last5"]]
+    nbhd = None
+    nbhd_rate = None
+    n_panel = 0
+    if AREA_UNIT_TYPE in org.units:
+        nbhd = build_panel(
+            AREA_UNIT_TYPE,
+            org.units[AREA_UNIT_TYPE],
+            org.links[org.links["unit_type"] == AREA_UNIT_TYPE],
+            breaks,
+            ps,
+            graphs=graphs.get(AREA_UNIT_TYPE),
+            pipes=pu,
+            pipe_units_of=apportion[AREA_UNIT_TYPE],
+        )
+        nbhd_rate = nbhd[["unit_id", "year", "nbhd_rate_last5"]]
+        n_panel = len(nbhd)
     cell_panel = None
-    n_panel = len(nbhd)
     for ut in (u for u in UNIT_TYPES if u != AREA_UNIT_TYPE):
         if ut not in org.units:
             continue
@@ -379,7 +400,8 @@ def _write_panels(
         )
         if ut == ESDA_UNIT_TYPE:
             cell_panel = pd.concat(cell_parts, ignore_index=True)
-    store.insert("panel", nbhd)
+    if nbhd is not None:
+        store.insert("panel", nbhd)
     return cell_panel, n_panel
 
 
@@ -432,6 +454,12 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         )
     if streets is None:
         warnings.append("no street segments in the store: street units are skipped")
+    if nb is None:
+        warnings.append(
+            "no neighbourhood layer: neighbourhood units and the neighbourhood rate are skipped"
+        )
+    if area is None:
+        warnings.append("no service area: H3 cell units and the cell ESDA are skipped")
     tick("organise", 1)
     builders = graph_builders(cfg.graphs, fc)
     graphs = build_graphs(org, cfg.graphs, fc)
@@ -446,13 +474,19 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     with Store(cfg.store_path) as store, store.transaction():
         cell_panel, n_panel = _write_panels(store, org, graphs, breaks, b_in, ps)
         tick("panel", 3)
-        glob, lisa, pers = run_esda(
-            cell_panel,
-            graphs[ESDA_UNIT_TYPE]["adj"],
-            ESDA_UNIT_TYPE,
-            permutations=fc.esda_permutations,
-            seed=fc.seed,
-        )
+        if cell_panel is not None and ESDA_UNIT_TYPE in graphs:
+            glob, lisa, pers = run_esda(
+                cell_panel,
+                graphs[ESDA_UNIT_TYPE]["adj"],
+                ESDA_UNIT_TYPE,
+                permutations=fc.esda_permutations,
+                seed=fc.seed,
+            )
+        else:
+            glob, lisa, pers = (
+                conform(pd.DataFrame(columns=load_schema(f"features/{t}").columns), f"features/{t}")
+                for t in ("moran_global", "lisa", "hotspot_persistence")
+            )
         tick("esda", 4)
         tables = _feature_tables(org, graphs, builders, glob, lisa, pers)
         counts = {k: len(v) for k, v in tables.items()}
@@ -493,8 +527,10 @@ def _feature_tables(
 ) -> dict[str, pd.DataFrame]:
     tables: dict[str, pd.DataFrame] = {}
     for ut, spec in UNIT_TYPES.items():
-        if ut in org.units:
-            tables[spec.table] = conform(org.units[ut], f"features/{spec.table}")
+        unit = org.units.get(ut)
+        if unit is None:  # absent (no such layer): an empty table, not a stale one
+            unit = pd.DataFrame(columns=load_schema(f"features/{spec.table}").columns)
+        tables[spec.table] = conform(unit, f"features/{spec.table}")
     tables["break_links"] = conform(org.links, "features/break_links")
     tables["pipe_cells"] = conform(org.pipe_cells, "features/pipe_cells")
     tables["pipe_streets"] = conform(org.pipe_streets, "features/pipe_streets")

@@ -31,6 +31,7 @@ class IngestContext:
     today: date
     service_area: shapely.Geometry | None = None  # buffered boundary, analysis CRS
     weather_coverage_threshold: float = 0.9
+    street_node_tolerance_m: float = 1.0  # end points this close are one derived street node
 
 
 @dataclass

@@ -78,7 +78,7 @@ from ._lines import (
 )
 from .dates import settle_chunks
 from .pipes import WATERMAIN_TYPES, _pipe_attributes, parse_install_dates
-from .streets import NON_STREET_CLASSES, STREET_CLASSES, _street_attributes
+from .streets import NON_STREET_CLASSES, STREET_CLASSES, _street_attributes, derive_nodes
 
 __all__ = [
     "MATERIALS",
@@ -238,6 +238,28 @@ def _line_warnings(
     return crs_records, warnings
 
 
+def _street_nodes(df: pd.DataFrame, source_id: str, ctx: IngestContext) -> str | None:
+    """Fill missing from/to node ids of accepted segments in place; the note saying how many."""
+    if df.empty:
+        df["node_source"] = pd.Series(dtype=object)
+        return None
+    tol = ctx.street_node_tolerance_m
+    f, t, src, c = derive_nodes(
+        df["from_node"].to_numpy(dtype=object),
+        df["to_node"].to_numpy(dtype=object),
+        shapely.from_wkb(df["geometry"].to_numpy()),
+        tol,
+    )
+    df["from_node"], df["to_node"], df["node_source"] = f, t, src
+    if not c["ends_derived"]:
+        return None
+    return (
+        f"source {source_id!r}: {c['ends_derived']} of {2 * len(df)} segment ends had no "
+        f"from/to node id: derived from end points within {tol:g} m "
+        f"({c['nodes_new']} new node(s), {c['ends_joined']} end(s) joined a source node)"
+    )
+
+
 def _transform_lines(
     chunks: Iterable[RawChunk], source_id: str, profile: Profile, ctx: IngestContext, spec: _Spec
 ) -> IngestResult:
@@ -266,6 +288,7 @@ def _transform_lines(
         raise InputDataError(f"source {source_id!r}: no rows were read (profile {profile.id!r})")
     df = pd.concat(frames, ignore_index=True)
     df = df.sort_values([spec.key, "source_file", "source_row"], kind="stable")
+    node_note = _street_nodes(df, source_id, ctx) if spec.kind == "streets" else None
     df = conform(df, schema)
     validate_frame(df, schema)
     quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
@@ -273,6 +296,8 @@ def _transform_lines(
     order_note = order.warning(source_id, profile.id) if order else None
     if order_note:
         warnings.insert(0, order_note)
+    if node_note:
+        warnings.append(node_note)
     return finish_result(
         source_id,
         spec.kind,

@@ -165,6 +165,7 @@ def service_area_table(
     df = pd.DataFrame(
         {
             "source_id": [source_id],
+            "method": ["boundary"],
             "buffer_m": [float(buffer_m)],
             "area_km2": [area.area / 1e6],
             "geometry": [shapely.to_wkb(area)],

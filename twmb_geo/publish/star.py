@@ -201,7 +201,9 @@ def _dim_h3_cell(cells: pd.DataFrame, nbhd: pd.DataFrame) -> pd.DataFrame:
             "centroid_lon": cells["centroid_lon"],
             "wkt": _wkt(cells["geometry"]),
             "neighbourhood_code": code.fillna(_UNKNOWN),
-            "neighbourhood_name": code.map(_neighbourhood_names(nbhd)).fillna("Unknown"),
+            "neighbourhood_name": code.map(_neighbourhood_names(nbhd))
+            .astype(object)
+            .fillna("Unknown"),
         }
     )
     unknown = {

@@ -123,8 +123,8 @@ class BuildContext:
     """
 
     breaks: pd.DataFrame
-    neighbourhoods: pd.DataFrame
-    service_area: shapely.Geometry
+    neighbourhoods: pd.DataFrame | None
+    service_area: shapely.Geometry | None
     pipes: pd.DataFrame | None
     streets: pd.DataFrame | None
     settings: SpatialSettings
@@ -192,7 +192,7 @@ def _empty_pipe_streets() -> pd.DataFrame:
 
 def _check_unique_ids(
     breaks: pd.DataFrame,
-    neighbourhoods: pd.DataFrame,
+    neighbourhoods: pd.DataFrame | None,
     pipes: pd.DataFrame | None,
     streets: pd.DataFrame | None,
 ) -> None:
@@ -216,8 +216,8 @@ def _check_unique_ids(
 
 def organise(
     breaks: pd.DataFrame,
-    neighbourhoods: pd.DataFrame,
-    service_area: shapely.Geometry,
+    neighbourhoods: pd.DataFrame | None,
+    service_area: shapely.Geometry | None,
     *,
     pipes: pd.DataFrame | None = None,
     streets: pd.DataFrame | None = None,
@@ -231,9 +231,11 @@ def organise(
     Parameters
     ----------
     breaks, neighbourhoods
-        Curated ``breaks`` and ``neighbourhoods`` tables (WKB geometry, the analysis CRS).
+        Curated ``breaks`` and ``neighbourhoods`` tables (WKB geometry, the analysis CRS); without
+        neighbourhoods (None or empty) there are no neighbourhood units.
     service_area
-        The unbuffered service-area boundary (the analysis CRS): every H3 cell touching it is a unit.
+        The unbuffered service-area boundary (the analysis CRS): every H3 cell touching it is a unit;
+        None: no cell units.
     pipes, streets
         Curated ``pipes`` and ``street_segments`` tables, when the project has them. Pipes
         without geometry are kept as units; location-based work skips them with a warning.
@@ -246,15 +248,18 @@ def organise(
         Units per type, break links, pipe apportionments and warnings.
     """
     _check_unique_ids(breaks, neighbourhoods, pipes, streets)
+    nb = neighbourhoods if neighbourhoods is not None and len(neighbourhoods) else None
     ctx = BuildContext(
         breaks=breaks,
-        neighbourhoods=neighbourhoods,
+        neighbourhoods=nb,
         service_area=service_area,
         pipes=pipes,
         streets=streets,
         settings=settings or SpatialSettings(),
-        nb_ids=neighbourhoods["area_code"].astype(str).to_numpy(dtype=object),
-        nb_geoms=from_wkb(neighbourhoods["geometry"]),
+        nb_ids=np.array([], dtype=object)
+        if nb is None
+        else nb["area_code"].astype(str).to_numpy(dtype=object),
+        nb_geoms=np.array([], dtype=object) if nb is None else from_wkb(nb["geometry"]),
     )
     missing = [name for name in UNIT_TYPES if name not in UNIT_BUILDERS]
     if missing:
@@ -334,7 +339,9 @@ def _apportion_pipes_to_streets(ctx: BuildContext, pu: pd.DataFrame, su: pd.Data
         ctx.warnings.append(f"{nostreet} pipes run under no street segment within {half_width:g} m")
 
 
-def _build_cells(ctx: BuildContext) -> pd.DataFrame:
+def _build_cells(ctx: BuildContext) -> pd.DataFrame | None:
+    if ctx.service_area is None:
+        return None
     ctx.grid = hexgrid.grid_cover(ctx.service_area, ctx.res)
     return cell_units(
         ctx.grid,
@@ -348,7 +355,9 @@ def _build_cells(ctx: BuildContext) -> pd.DataFrame:
     )
 
 
-def _build_neighbourhoods(ctx: BuildContext) -> pd.DataFrame:
+def _build_neighbourhoods(ctx: BuildContext) -> pd.DataFrame | None:
+    if ctx.neighbourhoods is None:
+        return None
     return neighbourhood_units(ctx.neighbourhoods, ctx.units.get("pipe"), ctx.units.get("street"))
 
 
@@ -384,14 +393,18 @@ def _link_streets(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
     return link_breaks_to_streets(b, s, tolerance_m=ctx.settings.street_tolerance_m)
 
 
-def _link_cells(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame:
+def _link_cells(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
+    if "cell" not in ctx.units:
+        return None
     cells = hexgrid.points_to_cells(
         b["lon"].to_numpy(dtype=float), b["lat"].to_numpy(dtype=float), ctx.res
     )
     return link_breaks_to_cells(b, cells, set(ctx.grid.tolist()))
 
 
-def _link_neighbourhoods(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame:
+def _link_neighbourhoods(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
+    if "neighbourhood" not in ctx.units:
+        return None
     return link_breaks_to_polygons(b, ctx.nb_ids, ctx.nb_geoms, "neighbourhood")
 
 

@@ -26,6 +26,7 @@ from ..core.types import Progress
 from ..errors import InputDataError, TwmbError
 from ..ingest._common import IngestContext, IngestResult
 from ..ingest.neighbourhoods import service_area_table
+from ..ingest.service_area import DERIVED_SOURCE_ID, derived_service_area
 from ..ingest.sources import transform_source
 from ..io.readers import sha256_file
 from .duckdb_store import Store
@@ -136,6 +137,7 @@ def ingest_sources(
                     if progress:
                         progress(f"ingest {src.id}", i, len(wanted))
                     reports.append(_ingest_one(store, cfg, src, manifest))
+                _derive_service_area(store, cfg, manifest)
             if progress:
                 progress("ingest done", len(wanted), len(wanted))
             manifest.finish("ok")
@@ -177,17 +179,76 @@ def _context(
     store: Store, cfg: Config, src: SourceConfig, kind: str, manifest: RunManifest
 ) -> IngestContext:
     """The day, the service area (for every kind but the one that defines it) and settings."""
-    sa = None if kind == "neighbourhoods" else _load_service_area(store, cfg.service_area_source)
+    boundary = cfg.boundary_source()
+    sa = None if kind == "neighbourhoods" else _load_service_area(store, boundary)
     if sa is None and kind in ("breaks", "pipes", "streets"):
+        why = (
+            f"no service area in the store (source {boundary!r})"
+            if boundary
+            else "no boundary source ([project] service_area_source)"
+        )
         manifest.warnings.append(
-            f"source {src.id!r}: no service area in the store (source {cfg.service_area_source!r}); "
-            "the outside-area check falls back to the CRS area of use"
+            f"source {src.id!r}: {why}; the outside-area check falls back to the CRS area of use"
         )
     return IngestContext(
         today=cfg.run_date,
         service_area=sa,
         weather_coverage_threshold=cfg.weather_coverage_threshold,
+        street_node_tolerance_m=cfg.graphs.street_node_tolerance_m,
     )
+
+
+def _geometries(store: Store, table: str) -> np.ndarray:
+    if not store.has_table(table) or not store.count(table):
+        return np.zeros(0, dtype=object)
+    wkb = store.query(f'SELECT geometry FROM "{table}" WHERE geometry IS NOT NULL')["geometry"]
+    return shapely.from_wkb(np.array([bytes(b) for b in wkb], dtype=object))
+
+
+def _derive_service_area(store: Store, cfg: Config, manifest: RunManifest) -> None:
+    """Without a boundary source, derive the service area from the store's geometry.
+
+    ``[project] service_area``: ``auto`` derives the ``h3`` cover, ``hull``/``h3`` that
+    method, ``none`` nothing (any derived row is removed). Recorded in the
+    ``service_area`` table (``source_id`` ``(derived)``) and the manifest.
+    """
+    mode = cfg.service_area
+    boundary = cfg.boundary_source()
+    if boundary and mode == "auto":
+        manifest.service_area = {"method": "boundary", "source_id": boundary}
+        return
+    if store.has_table("service_area"):
+        store.delete("service_area", "source_id = ?", [DERIVED_SOURCE_ID])
+    if mode == "none":
+        manifest.service_area = {"method": "none"}
+        manifest.warnings.append(
+            "[project] service_area = 'none': no service area; H3 cell units are skipped"
+        )
+        return
+    method = "h3" if mode == "auto" else mode
+    with manifest.step("service_area"):
+        lines = [_geometries(store, "pipes"), _geometries(store, "street_segments")]
+        pts = (
+            store.query("SELECT x, y FROM breaks").to_numpy(dtype=float)
+            if store.has_table("breaks")
+            else np.zeros((0, 2))
+        )
+        df = derived_service_area(lines, pts, method, cfg.h3_resolution, cfg.service_area_buffer_m)
+        store.replace_rows("service_area", df, "source_id = ?", [DERIVED_SOURCE_ID])
+    manifest.service_area = {
+        "method": method,
+        "source_id": DERIVED_SOURCE_ID,
+        "area_km2": round(float(df["area_km2"].iloc[0]), 3),
+        "buffer_m": cfg.service_area_buffer_m,
+    }
+    why = (
+        "no boundary source ([project] service_area_source)"
+        if mode == "auto"
+        else f"[project] service_area = {mode!r}"
+    )
+    note = f"service area derived from the data ({method}, {df['area_km2'].iloc[0]:.1f} km2): {why}"
+    manifest.warnings.append(note)
+    log.warning("%s", note)
 
 
 def _refuse_if_nothing_accepted(result: IngestResult, source_id: str, profile_id: str) -> None:
@@ -216,7 +277,7 @@ def _ingest_one(
     _refuse_if_nothing_accepted(result, src.id, profile.id)
     with manifest.step(f"store:{src.id}"):
         store.replace_source(src.id, result.tables, result.quarantine)
-        if profile.kind == "neighbourhoods" and src.id == cfg.service_area_source:
+        if profile.kind == "neighbourhoods" and src.id == cfg.boundary_source():
             sa_df = service_area_table(
                 result.tables["neighbourhoods"], src.id, cfg.service_area_buffer_m
             )

@@ -69,6 +69,7 @@ class RunManifest:
     crs: list[dict[str, Any]] = field(default_factory=list)
     analysis_crs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    service_area: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     @contextmanager
@@ -106,6 +107,7 @@ class RunManifest:
             "analysis_crs": self.analysis_crs,
             "crs": self.crs,
             "warnings": self.warnings,
+            "service_area": self.service_area,
             "error": self.error,
         }
 

@@ -288,6 +288,7 @@ def _config(city: SynthCity, geo: bool) -> Config:
         ),
         out=Path("out"),
         today=dt.date(p.snapshot_year + 1, 1, 1),
+        service_area_source="neighbourhoods",
         sources=(
             SourceConfig(
                 "neighbourhoods",

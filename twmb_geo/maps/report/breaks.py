@@ -69,7 +69,10 @@ def _neighbourhood_blocks(summ: Mapping[str, Any]) -> list[Block]:
     blocks: list[Block] = [Heading("Top 10 neighbourhoods by breaks per year")]
     top = summ.get("top_neighbourhoods")
     if not top:
-        return [*blocks, note("No neighbourhood boundaries in the store.")]
+        return [
+            *blocks,
+            note("No neighbourhood layer in this project: no neighbourhood breakdown."),
+        ]
     rows = [
         (
             str(i),
