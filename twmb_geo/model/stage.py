@@ -508,10 +508,12 @@ def _simulate_one(
     length = sc["length_km"].to_numpy(dtype=float)
     has_len = bool(np.isfinite(length).all() and (length > 0).any())
     rk = replace_km if replace_km is not None else (mc.renewal_km if has_len else None)
+    # the config's default programme is capped at the whole network (a small city may
+    # have fewer units than it); a number the user gives is checked as given
     ru = (
         None
         if rk is not None
-        else (replace_units if replace_units is not None else mc.renewal_units)
+        else (replace_units if replace_units is not None else min(mc.renewal_units, len(mu)))
     )
     if rk is not None and not has_len:
         raise InputDataError(
