@@ -50,6 +50,10 @@ class SourceReport:
     quarantined: int
     quarantined_by_reason: dict[str, int]
     flags: dict[str, int] = field(default_factory=dict)
+    #: rows dropped by the profile's ``[[where]]`` row filters (rows in = accepted +
+    #: quarantined + excluded), and per condition
+    excluded: int = 0
+    excluded_by_rule: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -221,17 +225,20 @@ def _ingest_one(
         accepted=result.accepted,
         quarantined=len(result.quarantine),
         quarantined_by_reason=result.quarantined_by_reason,
+        excluded=result.excluded_rows,
+        excluded_by_rule=result.excluded,
         flags=result.flags,
         tables={k: len(v) for k, v in result.tables.items()},
         warnings=result.warnings,
     )
     manifest.sources.append(rep.to_dict())
     log.info(
-        "%s: %d rows in, %d accepted, %d quarantined",
+        "%s: %d rows in, %d accepted, %d quarantined, %d excluded",
         src.id,
         rep.rows_in,
         rep.accepted,
         rep.quarantined,
+        rep.excluded,
     )
     return rep
 
@@ -273,6 +280,8 @@ def _record_run(store: Store, manifest: RunManifest, reports: list[SourceReport]
                 "accepted": np.int64(r.accepted),
                 "quarantined": np.int64(r.quarantined),
                 "quarantined_by_reason": json.dumps(r.quarantined_by_reason, sort_keys=True),
+                "excluded": np.int64(r.excluded),
+                "excluded_by_rule": json.dumps(r.excluded_by_rule, sort_keys=True),
             }
         )
     if rows:
