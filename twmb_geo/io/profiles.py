@@ -204,8 +204,9 @@ class Profile:
 
     @property
     def raw_columns(self) -> list[str]:
-        """Every raw column the profile reads (mapped fields and coordinate columns)."""
+        """Every raw column the profile reads (mapped fields, coordinates, row filters)."""
         cols = list(self.columns.values())
+        cols.extend(w.column for w in self.where)
         for pair in self.coordinates:
             cols.extend(c for c in (pair.x, pair.y) if c)
         if self.geometry_column:
@@ -501,7 +502,10 @@ def load_profile_file(path: Path, origin: str | None = None) -> list[Profile]:
     for d in docs:
         if isinstance(shared, Mapping):
             own = d.get("materials")
-            d = {**d, "materials": {**shared, **(own if isinstance(own, Mapping) else {})}}
+            mine = dict(own) if isinstance(own, Mapping) else {}
+            keys = {normalise_material_code(k) for k in mine}
+            base = {k: v for k, v in shared.items() if normalise_material_code(k) not in keys}
+            d = {**d, "materials": {**base, **mine} if isinstance(own, Mapping | None) else own}
         rs = d.get("raw_schema")
         if isinstance(rs, str) and Path(rs).suffix and not Path(rs).is_absolute():
             d = {**d, "raw_schema": str((path.parent / rs).resolve())}
