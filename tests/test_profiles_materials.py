@@ -378,3 +378,19 @@ def test_where_excluded_rows_reach_the_report_store_and_summary(tmp_path: Path) 
     manifest = json.loads((project / "out" / "manifest.json").read_text(encoding="utf-8"))
     msrc = {s["source_id"]: s for s in manifest["sources"]}["springfield_breaks"]
     assert msrc["excluded"] == 2
+
+
+def test_where_max_day_includes_the_whole_day(tmp_path: Path) -> None:
+    df = BREAKS.copy()
+    df.loc[0, "DATE"] = "2015-01-05T23:30:00"
+    path = tmp_path / "b.csv"
+    df.to_csv(path, index=False)
+    prof = _breaks_profile([{"column": "DATE", "max": "2015-01-05"}], date_format="auto")
+    res = read_source(path, prof, today=TODAY)
+    assert res.accepted == 1 and sum(res.excluded.values()) == len(BREAKS) - 1
+
+
+def test_everything_excluded_says_so(tmp_path: Path) -> None:
+    prof = _breaks_profile([{"column": "TYPE", "equals": "NOTHING"}])
+    with pytest.raises(InputDataError, match=r"\[\[where\]\] row filters excluded"):
+        read_source(_breaks_csv(tmp_path), prof, today=TODAY)

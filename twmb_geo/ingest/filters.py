@@ -7,8 +7,9 @@ row) so that rows in = accepted + quarantined + excluded.
 
 Matching: ``equals`` / ``in`` / ``not_in`` compare numbers numerically when the profile
 value is a number, else the trimmed text exactly (case-sensitive); ``min`` / ``max`` are
-inclusive bounds, numeric for numbers and dates for ISO dates. A null (or, for a range,
-unparseable) value fails every condition except ``not_in``.
+inclusive bounds, numeric for numbers and dates for ISO dates (a ``max`` day without a time
+includes that whole day). A null (or, for a range, unparseable) value fails every condition
+except ``not_in``.
 """
 
 from __future__ import annotations
@@ -97,8 +98,18 @@ def _holds(s: pd.Series, rule: RowFilter) -> np.ndarray:
     if lo is not None:
         ok &= (d >= _as_ts(lo)).to_numpy(dtype=bool)
     if hi is not None:
-        ok &= (d <= _as_ts(hi)).to_numpy(dtype=bool)
+        ok &= _until(d, hi)
     return ok
+
+
+def _until(d: pd.Series, hi: Any) -> np.ndarray:
+    """``d <= hi``; a day without a time (``2019-12-31``) includes the whole day."""
+    day_only = (isinstance(hi, dt.date) and not isinstance(hi, dt.datetime)) or (
+        isinstance(hi, str) and len(hi.strip()) == 10
+    )
+    if day_only:
+        return (d < _as_ts(hi) + pd.Timedelta(days=1)).to_numpy(dtype=bool)
+    return (d <= _as_ts(hi)).to_numpy(dtype=bool)
 
 
 def where_mask(

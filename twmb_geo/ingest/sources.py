@@ -122,7 +122,16 @@ def transform_source(
     if fn is None:
         raise InputDataError(f"profile {profile.id!r}: kind {profile.kind!r} cannot be ingested")
     ctx = replace(ctx, excluded={})
-    result = fn(files, source_id, profile, ctx)
+    try:
+        result = fn(files, source_id, profile, ctx)
+    except InputDataError as exc:
+        if not ctx.excluded:
+            raise
+        rules = ", ".join(f"{k} ({v})" for k, v in sorted(ctx.excluded.items()))
+        raise InputDataError(
+            f"{exc.message} (the profile's [[where]] row filters excluded: {rules})",
+            exc.problems,
+        ) from exc
     if ctx.excluded:
         result.excluded = dict(sorted(ctx.excluded.items()))
         result.rows_in += result.excluded_rows
