@@ -263,8 +263,16 @@ def test_shared_materials_of_a_profile_file(tmp_path: Path) -> None:
 
 WHERE_CASES = [
     ([{"column": "TYPE", "equals": "MAIN"}], ["B1", "B2", "B5", "B7", "B9", "B10"], 3),
-    ([{"column": "TYPE", "in": ["MAIN", "HYDRANT"]}], ["B1", "B2", "B4", "B5", "B7", "B9", "B10"], 2),
-    ([{"column": "TYPE", "not_in": ["SERVICE"]}], ["B1", "B2", "B4", "B5", "B6", "B7", "B9", "B10"], 1),
+    (
+        [{"column": "TYPE", "in": ["MAIN", "HYDRANT"]}],
+        ["B1", "B2", "B4", "B5", "B7", "B9", "B10"],
+        2,
+    ),
+    (
+        [{"column": "TYPE", "not_in": ["SERVICE"]}],
+        ["B1", "B2", "B4", "B5", "B6", "B7", "B9", "B10"],
+        1,
+    ),
     ([{"column": "TYPE", "not_null": True}], ["B1", "B2", "B3", "B4", "B5", "B7", "B9", "B10"], 1),
     ([{"column": "SIZE", "min": 6}], ["B1", "B2", "B4", "B5", "B6", "B9", "B10"], 2),
     ([{"column": "SIZE", "min": 6, "max": 12}], ["B1", "B2", "B4", "B5", "B6", "B10"], 3),
