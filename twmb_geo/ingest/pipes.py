@@ -146,9 +146,10 @@ def _material(f: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
     cls = np.array(
         [e.material_class if e is not None else UNKNOWN_MATERIAL for e in entries], dtype=object
     )
-    missing = pd.isna(code) | (code == "") | (known & (cls == UNKNOWN_MATERIAL))
+    missing = np.asarray(pd.isna(code) | (code == "") | (known & (cls == UNKNOWN_MATERIAL)))
     named = known & ~missing
-    material = np.where(named, code, None).astype(object)
+    material = np.full(len(code), None, dtype=object)
+    material[named] = code[named]
     desc = np.array(
         [
             ((e.label or None) if e.label is not None else MATERIAL_CLASSES[e.material_class])
