@@ -188,6 +188,14 @@ def _refuse_if_nothing_accepted(result: IngestResult, source_id: str, profile_id
         f"{r.source_file} row {r.source_row}: {r.reason}: {r.detail}"
         for r in result.quarantine.head(3).itertuples()
     ]
+    if result.excluded:
+        raise InputDataError(
+            f"source {source_id!r}: none of its {result.rows_in:,} rows was accepted: "
+            f"{result.excluded_rows:,} excluded by the [[where]] row filters of profile "
+            f"{profile_id!r} ({', '.join(f'{k} {v:,}' for k, v in result.excluded.items())}), "
+            f"{len(result.quarantine):,} quarantined; nothing was written. Check the filters",
+            examples,
+        )
     raise InputDataError(
         f"source {source_id!r}: every one of its {result.rows_in:,} rows failed validation "
         f"({', '.join(f'{k} {v:,}' for k, v in result.quarantined_by_reason.items())}); "
