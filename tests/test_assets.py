@@ -40,7 +40,6 @@ from hypothesis import strategies as st
 from pyproj import CRS, Transformer
 
 from twmb_geo.contracts import conform, load_schema, validate_frame
-from twmb_geo.core.vocab import MATERIALS
 from twmb_geo.errors import InputDataError
 from twmb_geo.ingest._common import IngestContext, IngestResult
 from twmb_geo.ingest.assets import (
@@ -286,15 +285,29 @@ def test_street_class_lists_are_disjoint_and_lower_case() -> None:
     assert all(c == c.casefold() for c in STREET_CLASSES | NON_STREET_CLASSES)
 
 
-def test_material_dictionary_matches_codebook_and_contract() -> None:
-    enum = load_schema("curated/pipes").field("material").enum
-    assert set(MATERIALS) == set(enum)
+@pytest.mark.parametrize(
+    "profile_id",
+    [
+        "toronto_watermains_distribution_geojson",
+        "toronto_watermains_distribution_csv",
+        "toronto_watermains_transmission_geojson",
+        "toronto_watermains_transmission_csv",
+    ],
+)
+def test_toronto_materials_match_codebook_and_contract(profile_id: str) -> None:
+    """The Toronto profiles' [materials] is the City's codebook; classes are the contract's."""
+    enum = set(load_schema("curated/pipes").field("material_class").enum)
+    materials = get_profile(profile_id).materials
+    assert {m.material_class for m in materials.values()} <= enum
     path = HERE.parent / "data" / "toronto" / "watermains_codebook.csv"
     with path.open(encoding="utf-8") as fh:
         book = {r["code"]: r["meaning"] for r in csv.DictReader(fh) if r["code_type"] == "material"}
-    for code, meaning in MATERIALS.items():
-        assert meaning == book.get(code), code
-    assert set(book) - set(MATERIALS) == {"UNK", "None"}
+    known = {c: m for c, m in materials.items() if m.material_class != "unknown"}
+    for code, entry in known.items():
+        assert (entry.label or None) == (book.get(code) or None), code
+    assert set(book) - set(known) == {"UNK", "None"}
+    assert {"UNK", "NONE"} <= set(materials)
+    assert {c for c, m in materials.items() if m.lined} == {"CICL", "DICL", "SPCL"}
 
 
 # --------------------------------------------------------------------- install dates

@@ -43,6 +43,8 @@ def network():
             "pipe_id": ["P1", "P2", "P3", "P4", "P5"],
             "asset_id": ["P1", "P2", "P3", "P4", "P5"],
             "material": ["CI", "PVC", "CI", "DIP", None],
+            "material_class": ["cast_iron", "pvc", "cast_iron", "ductile_iron", "unknown"],
+            "material_desc": ["Cast Iron", "PVC", "Cast Iron", "Ductile Iron Pipe", None],
             "diameter_mm": [150.0, 200.0, 150.0, 300.0, np.nan],
             "install_year": [1950.0, 1995.0, 1960.0, 1985.0, np.nan],
             "removal_year": [1995.0, np.nan, np.nan, np.nan, np.nan],

@@ -177,6 +177,7 @@ def test_dim_pipe_labels() -> None:
             "unit_id": ["b", "a", "c"],
             "asset_id": ["2", "1", "3"],
             "material": ["CI", None, "XYZ"],
+            "material_desc": ["Cast Iron", None, None],
             "diameter_mm": [150.0, 200.0, np.nan],
             "install_year": [1956.0, np.nan, 2001.0],
             "removal_year": [np.nan, 2010.0, np.nan],

@@ -18,22 +18,27 @@ __all__ = [
     "print_summary",
 ]
 
-_NUMERIC_SOURCE_COLUMNS = ("rows in", "accepted", "quarantined")
+_NUMERIC_SOURCE_COLUMNS = ("rows in", "accepted", "quarantined", "excluded")
 
 
 def print_sources(sources: list[dict[str, Any]], store: str) -> None:
-    """Rows in, accepted and quarantined per source, and the store path."""
+    """Rows in, accepted, quarantined and excluded per source, and the store path.
+
+    "by reason" lists quarantine reasons, then the ``where:`` row-filter conditions.
+    """
     t = Table(title="Sources", title_justify="left")
     for col in ("source", "kind", *_NUMERIC_SOURCE_COLUMNS, "by reason"):
         t.add_column(col, justify="right" if col in _NUMERIC_SOURCE_COLUMNS else "left")
     for s in sources:
-        reasons = ", ".join(f"{k} {v}" for k, v in s["quarantined_by_reason"].items()) or "-"
+        by = {**s["quarantined_by_reason"], **s.get("excluded_by_rule", {})}
+        reasons = ", ".join(f"{k} {v}" for k, v in by.items()) or "-"
         t.add_row(
             s["source_id"],
             s["kind"],
             f"{s['rows_in']:,}",
             f"{s['accepted']:,}",
             f"{s['quarantined']:,}",
+            f"{s.get('excluded', 0):,}",
             reasons,
         )
     consoles.out.print(t)

@@ -151,7 +151,8 @@ def _init_from(files: list[Path], folder: Path, force: bool, as_json: bool) -> N
 def ingest(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
     """Validate sources into the store (all enabled sources, or the SOURCES ids given).
 
-    Each source is one transaction: rows in = accepted + quarantined, or nothing is written.
+    Each source is one transaction: rows in = accepted + quarantined + excluded (by the
+    profile's [[where]] row filters), or nothing is written.
     """
     cfg = project_config(ctx)
     with progress_bar(ctx, as_json) as prog:

@@ -32,6 +32,8 @@ class IngestContext:
     service_area: shapely.Geometry | None = None  # buffered boundary, analysis CRS
     weather_coverage_threshold: float = 0.9
     street_node_tolerance_m: float = 1.0  # end points this close are one derived street node
+    #: rows dropped by the profile's ``[[where]]`` filters while reading (condition -> rows)
+    excluded: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +49,13 @@ class IngestResult:
     crs: list[dict[str, Any]] = field(default_factory=list)
     flags: dict[str, int] = field(default_factory=dict)
     analysis_crs: str | None = None
+    #: rows dropped by the profile's ``[[where]]`` row filters, per condition
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def excluded_rows(self) -> int:
+        """Rows excluded by profile row filters (all conditions)."""
+        return sum(self.excluded.values())
 
     @property
     def accepted(self) -> int:
@@ -63,11 +72,12 @@ class IngestResult:
         return {str(k): int(counts[k]) for k in sorted(counts.index)}
 
     def reconcile(self) -> None:
-        """Fail loudly unless rows in = accepted + quarantined."""
-        if self.rows_in != self.accepted + len(self.quarantine):
+        """Fail loudly unless rows in = accepted + quarantined + excluded."""
+        if self.rows_in != self.accepted + len(self.quarantine) + self.excluded_rows:
             raise ReconciliationError(
                 f"source {self.source_id!r}: {self.rows_in} rows in but {self.accepted} accepted "
-                f"+ {len(self.quarantine)} quarantined; rows were lost or duplicated"
+                f"+ {len(self.quarantine)} quarantined + {self.excluded_rows} excluded; "
+                "rows were lost or duplicated"
             )
 
 

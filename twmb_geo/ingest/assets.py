@@ -29,9 +29,13 @@ copy does not push out a good second one.
 Pipes: numbers that do not parse -> ``value_unparseable`` (type, diameter, construction
 year, measured length, install date); diameter <= 0 or > 3000 mm, years before 1800 or
 after today's year, dates after today, negative measured length, type outside 0/1/2 ->
-``value_out_of_range``. Material 'None'/empty/UNK -> null material with the flag
-``material_missing``; an unknown code -> null material, flag ``material_unrecognised``
-(``material_raw`` keeps the published code). Measured length differing from the geometry
+``value_out_of_range``. Diameters and measured lengths are converted from the profile's
+``diameter_unit`` / ``length_unit`` to mm / m. Materials: the published code (kept in
+``material_raw``) is matched case- and whitespace-insensitively against the profile's
+``[materials]`` (over the built-in defaults) for ``material_class``; empty or a code of
+class ``unknown`` -> null ``material`` with the flag ``material_missing``; a code not in
+the mapping -> class ``unknown``, flag ``material_unrecognised`` and a run warning that
+lists the codes. Measured length differing from the geometry
 length by more than 20 % and more than 5 m -> flag ``length_mismatch``. Install dates use
 the profile's ``date_format`` (``epoch_ms``, ``epoch_s``, ``excel``, ``year``, a strftime
 pattern, or ``auto``: whole numbers 1800-2100 are years, ``yyyymmdd`` numbers days, other
@@ -55,7 +59,6 @@ import shapely
 
 from ..contracts import conform, validate_frame
 from ..core.crs import TransformInfo
-from ..core.vocab import MATERIALS
 from ..errors import InputDataError
 from ..io.profiles import Profile
 from ..io.readers import RawChunk
@@ -81,7 +84,6 @@ from .pipes import WATERMAIN_TYPES, _pipe_attributes, parse_install_dates
 from .streets import NON_STREET_CLASSES, STREET_CLASSES, _street_attributes, derive_nodes
 
 __all__ = [
-    "MATERIALS",
     "NON_STREET_CLASSES",
     "STREET_CLASSES",
     "WATERMAIN_TYPES",
@@ -122,6 +124,7 @@ class _Run:
     seen: dict[str, tuple[int, shapely.Geometry]] = field(default_factory=dict)
     infos: dict[str, TransformInfo] = field(default_factory=dict)
     flag_counts: dict[str, int] = field(default_factory=dict)
+    unmapped: dict[str, int] = field(default_factory=dict)
 
 
 def _quarantined(
@@ -191,6 +194,11 @@ def _transform_chunk(
         run.infos.setdefault(lines.info.source_crs, lines.info)
     probs = _Problems(n)
     cols, attr_flags = spec.attributes(f, profile, ctx, probs, lines.length)
+    for name, m in attr_flags:
+        if name == "material_unrecognised" and m.any():
+            codes = pd.Series(np.asarray(cols["material_raw"], dtype=object)[m]).value_counts()
+            for code, c in codes.items():
+                run.unmapped[str(code)] = run.unmapped.get(str(code), 0) + int(c)
     probs.flush(checks)
     rows = f["source_row"].to_numpy(dtype=np.int64)
     dup, dup_detail = _duplicates(ids, lines.geometry, ~checks.failed, rows, id_col, run.seen)
@@ -260,6 +268,16 @@ def _street_nodes(df: pd.DataFrame, source_id: str, ctx: IngestContext) -> str |
     )
 
 
+def unmapped_material_warning(source_id: str, counts: dict[str, int]) -> str:
+    """The run warning listing material codes the profile's ``[materials]`` does not map."""
+    order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    listed = ", ".join(f"{code!r} ({n} rows)" for code, n in order)
+    return (
+        f"source {source_id!r}: {len(counts)} material codes not in [materials]: {listed} "
+        "mapped to unknown; add them to the profile's [materials] table"
+    )
+
+
 def _transform_lines(
     chunks: Iterable[RawChunk], source_id: str, profile: Profile, ctx: IngestContext, spec: _Spec
 ) -> IngestResult:
@@ -298,6 +316,8 @@ def _transform_lines(
         warnings.insert(0, order_note)
     if node_note:
         warnings.append(node_note)
+    if run.unmapped:
+        warnings.append(unmapped_material_warning(source_id, run.unmapped))
     return finish_result(
         source_id,
         spec.kind,

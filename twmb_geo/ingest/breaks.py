@@ -20,7 +20,7 @@ import shapely
 from ..contracts import conform, validate_frame
 from ..core.crs import WGS84, TransformInfo, analysis_crs, transform_xy
 from ..errors import InputDataError
-from ..io.profiles import Profile
+from ..io.profiles import DIAMETER_UNITS, Profile
 from ..io.readers import RawChunk
 from ._common import (
     IngestContext,
@@ -413,6 +413,7 @@ def _accepted_rows(
             if "material" in col and col["material"] in f
             else None,
             "diameter_mm": _numeric(f[col["diameter_mm"]])[0][keep]
+            * DIAMETER_UNITS[profile.diameter_unit]
             if "diameter_mm" in col and col["diameter_mm"] in f
             else np.nan,
             "asset_id": f[col["asset_id"]][keep].astype(str).to_numpy()

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.vocab import LINED_MATERIALS, MATERIALS, MISSING_MATERIAL_CODES
-from ..io.profiles import Profile
+from ..core.vocab import MATERIAL_CLASSES, UNKNOWN_MATERIAL, normalise_material_code
+from ..io.profiles import DIAMETER_UNITS, LENGTH_UNITS, Profile
 from ._common import IngestContext
 from ._lines import _numeric, _Problems, _raw, _text, _whole
 from .dates import parse_dates, read_dates
@@ -58,13 +58,14 @@ def _type_and_diameter(
 
     raw, name = _raw(f, profile, "diameter_mm")
     dia, bad = _numeric(raw)
+    dia = dia * DIAMETER_UNITS[profile.diameter_unit]
     probs.add("value_unparseable", bad, name, raw, "is not a number")
     probs.add(
         "value_out_of_range",
         ~np.isnan(dia) & ((dia <= 0) | (dia > MAX_DIAMETER_MM)),
         name,
         raw,
-        f"is not in (0, {MAX_DIAMETER_MM:g}] mm",
+        f"is not in (0, {MAX_DIAMETER_MM:g}] mm (diameter_unit {profile.diameter_unit!r})",
     )
     return wtype, dia, np.isnan(dia) & ~bad
 
@@ -123,20 +124,42 @@ def _install(
 
 
 def _material(f: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
-    """Material code, published code, description and the missing/known masks."""
+    """Material code, class, published code, description, lining and the masks.
+
+    The published code is matched (trimmed, upper case, single spaces) against the
+    profile's :attr:`~twmb_geo.io.profiles.Profile.material_map`. ``material`` is the
+    normalised code when it maps to a class other than ``unknown``, else null;
+    ``material_class`` is the canonical class (``unknown`` when missing or unmapped).
+    """
     raw, _ = _raw(f, profile, "material")
     material_raw = _text(raw)
-    code = pd.Series(material_raw, dtype=object).map(str.upper, na_action="ignore")
-    known = code.isin(list(MATERIALS)).to_numpy()
+    book = profile.material_map
+    code = np.array([normalise_material_code(v) for v in material_raw], dtype=object)
+    entries = [book.get(c) if c else None for c in code]
+    known = np.array([e is not None for e in entries], dtype=bool)
+    cls = np.array(
+        [e.material_class if e is not None else UNKNOWN_MATERIAL for e in entries], dtype=object
+    )
+    missing = np.asarray(pd.isna(code) | (code == "") | (known & (cls == UNKNOWN_MATERIAL)))
+    named = known & ~missing
     material = np.full(len(code), None, dtype=object)
-    material[known] = code.to_numpy(dtype=object)[known]
+    material[named] = code[named]
+    desc = np.array(
+        [
+            ((e.label or None) if e.label is not None else MATERIAL_CLASSES[e.material_class])
+            if e is not None and n
+            else None
+            for e, n in zip(entries, named, strict=True)
+        ],
+        dtype=object,
+    )
     return {
         "material": material,
         "material_raw": material_raw,
-        "material_desc": np.array(
-            [MATERIALS.get(m) if m else None for m in material], dtype=object
-        ),
-        "missing": (code.isna() | code.isin(MISSING_MATERIAL_CODES)).to_numpy(),
+        "material_class": cls,
+        "material_desc": desc,
+        "lined": np.array([bool(e is not None and e.lined) for e in entries], dtype=bool),
+        "missing": missing,
         "known": known,
     }
 
@@ -173,6 +196,7 @@ def _pipe_attributes(
     dates, install_year, year_source = _install(f, profile, ctx, probs)
     raw, name = _raw(f, profile, "measured_length_m")
     measured, bad = _numeric(raw)
+    measured = measured * LENGTH_UNITS[profile.length_unit]
     probs.add("value_unparseable", bad, name, raw, "is not a number")
     probs.add("value_out_of_range", measured < 0, name, raw, "is negative")
     mat = _material(f, profile)
@@ -190,8 +214,9 @@ def _pipe_attributes(
         ),
         "material": mat["material"],
         "material_raw": mat["material_raw"],
+        "material_class": mat["material_class"],
         "material_desc": mat["material_desc"],
-        "lined": np.isin(mat["material"].astype(str), list(LINED_MATERIALS)),
+        "lined": mat["lined"],
         "diameter_mm": dia,
         "install_date": dates.to_numpy(),
         "install_year": install_year,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import shapely
@@ -23,6 +24,7 @@ from ._common import IngestContext, IngestResult
 from .assets import transform_pipes, transform_streets
 from .breaks import transform_breaks
 from .extent import source_bounds
+from .filters import filter_chunks, filter_frame
 from .neighbourhoods import transform_neighbourhoods
 from .weather import read_eccc_daily, transform_weather
 from .weather_csv import read_weather_table
@@ -33,31 +35,36 @@ __all__ = ["TRANSFORMS", "Transform", "read_source", "register_transform", "tran
 Transform = Callable[[list[Path], str, Profile, IngestContext], IngestResult]
 
 
-def _chunks(files: Sequence[Path], profile: Profile) -> Iterator[RawChunk]:
+def _raw_chunks(files: Sequence[Path], profile: Profile) -> Iterator[RawChunk]:
     for f in files:
         yield from iter_raw(f, profile)
+
+
+def _chunks(files: Sequence[Path], profile: Profile, ctx: IngestContext) -> Iterator[RawChunk]:
+    """The raw chunks of ``files``, with the profile's ``[[where]]`` row filters applied."""
+    return filter_chunks(_raw_chunks(files, profile), profile, ctx.excluded)
 
 
 def _breaks(
     files: list[Path], source_id: str, profile: Profile, ctx: IngestContext
 ) -> IngestResult:
-    return transform_breaks(_chunks(files, profile), source_id, profile, ctx)
+    return transform_breaks(_chunks(files, profile, ctx), source_id, profile, ctx)
 
 
 def _neighbourhoods(
     files: list[Path], source_id: str, profile: Profile, ctx: IngestContext
 ) -> IngestResult:
-    return transform_neighbourhoods(_chunks(files, profile), source_id, profile, ctx)
+    return transform_neighbourhoods(_chunks(files, profile, ctx), source_id, profile, ctx)
 
 
 def _pipes(files: list[Path], source_id: str, profile: Profile, ctx: IngestContext) -> IngestResult:
-    return transform_pipes(_chunks(files, profile), source_id, profile, ctx)
+    return transform_pipes(_chunks(files, profile, ctx), source_id, profile, ctx)
 
 
 def _streets(
     files: list[Path], source_id: str, profile: Profile, ctx: IngestContext
 ) -> IngestResult:
-    return transform_streets(_chunks(files, profile), source_id, profile, ctx)
+    return transform_streets(_chunks(files, profile, ctx), source_id, profile, ctx)
 
 
 def _weather(
@@ -67,6 +74,7 @@ def _weather(
         raw, fmt = read_eccc_daily(files), None
     else:
         raw, fmt = read_weather_table(files, profile, source_id)
+    raw = filter_frame(raw, profile, ", ".join(str(f) for f in files), ctx.excluded)
     w = transform_weather(
         raw,
         source_id,
@@ -114,11 +122,36 @@ def register_transform(kind: str, transform: Transform) -> None:
 def transform_source(
     files: list[Path], source_id: str, profile: Profile, ctx: IngestContext
 ) -> IngestResult:
-    """Run the transform of ``profile.kind`` on ``files``."""
+    """Run the transform of ``profile.kind`` on ``files``.
+
+    The profile's ``[[where]]`` row filters apply to the raw rows as they are read; the
+    rows they drop are counted in ``result.excluded`` (per condition) and added to
+    ``result.rows_in``, so rows in = accepted + quarantined + excluded.
+    """
     fn = TRANSFORMS.get(profile.kind)
     if fn is None:
         raise InputDataError(f"profile {profile.id!r}: kind {profile.kind!r} cannot be ingested")
-    return fn(files, source_id, profile, ctx)
+    ctx = replace(ctx, excluded={})
+    try:
+        result = fn(files, source_id, profile, ctx)
+    except InputDataError as exc:
+        if not ctx.excluded:
+            raise
+        rules = ", ".join(f"{k} ({v})" for k, v in sorted(ctx.excluded.items()))
+        raise InputDataError(
+            f"{exc.message} (the profile's [[where]] row filters excluded: {rules})",
+            exc.problems,
+        ) from exc
+    if ctx.excluded:
+        result.excluded = dict(sorted(ctx.excluded.items()))
+        result.rows_in += result.excluded_rows
+        result.warnings.append(
+            f"source {source_id!r}: {result.excluded_rows} of {result.rows_in} rows excluded by "
+            "the profile's [[where]] row filters: "
+            + ", ".join(f"{k} ({v})" for k, v in result.excluded.items())
+        )
+    result.reconcile()
+    return result
 
 
 def read_source(

@@ -7,6 +7,7 @@ users add their own city with a TOML file (see ``docs/profiles.md``).
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,13 +21,23 @@ from pyproj.exceptions import CRSError
 from .._paths import profiles_dir
 from ..contracts import load_schema
 from ..core.locales import DATE_ORDERS, locale_date_order
+from ..core.vocab import (
+    DEFAULT_MATERIALS,
+    MATERIAL_CLASSES,
+    MaterialCode,
+    normalise_material_code,
+)
 from ..errors import ConfigError, ContractError
 
 __all__ = [
+    "DIAMETER_UNITS",
     "FORMATS",
     "KINDS",
+    "LENGTH_UNITS",
+    "WHERE_OPERATORS",
     "CoordinatePair",
     "Profile",
+    "RowFilter",
     "builtin_profiles",
     "get_profile",
     "load_profile_file",
@@ -111,6 +122,10 @@ _KEYS = {
     "temperature_unit",
     "precip_unit",
     "snow_unit",
+    "materials",
+    "diameter_unit",
+    "length_unit",
+    "where",
 }
 #: unit options of a generic ``weather_daily`` profile: key -> allowed values (default first)
 _WEATHER_UNITS = {
@@ -118,6 +133,12 @@ _WEATHER_UNITS = {
     "precip_unit": ("mm", "in"),
     "snow_unit": ("cm", "mm", "in"),
 }
+#: ``diameter_unit`` -> factor to millimetres; ``length_unit`` -> factor to metres
+DIAMETER_UNITS: dict[str, float] = {"mm": 1.0, "in": 25.4}
+LENGTH_UNITS: dict[str, float] = {"m": 1.0, "ft": 0.3048}
+#: ``[[where]]`` operators
+WHERE_OPERATORS = ("equals", "in", "not_in", "not_null", "min", "max")
+_MATERIAL_ENTRY_KEYS = {"class", "label", "lined"}
 _CHECK_KEYS = {
     "duplicate_key",
     "year_mismatch",
@@ -140,6 +161,33 @@ class CoordinatePair:
     x: str | None = None
     y: str | None = None
     geometry: bool = False
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """One ``[[where]]`` condition on a raw column; a row is kept when every one holds.
+
+    ``op`` is one of :data:`WHERE_OPERATORS`; ``min``/``max`` are inclusive bounds. A
+    range on both sides is one entry with ``min`` and ``max`` (``value`` is then the
+    pair ``(min, max)``, either side ``None``).
+    """
+
+    column: str
+    op: str
+    value: Any = None
+
+    @property
+    def label(self) -> str:
+        """The exclusion reason of rows failing this condition, e.g. ``where:TYPE in ['A']``."""
+        if self.op == "not_null":
+            return f"where:{self.column} not_null"
+        if self.op == "range":
+            lo, hi = self.value
+            parts = [f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else ""]
+            return f"where:{self.column} " + " and ".join(p for p in parts if p)
+        shown = list(self.value) if self.op in ("in", "not_in") else repr(self.value)
+        op = "==" if self.op == "equals" else self.op.replace("_", " ")
+        return f"where:{self.column} {op} {shown}"
 
 
 @dataclass(frozen=True)
@@ -177,12 +225,22 @@ class Profile:
     temperature_unit: str = "C"
     precip_unit: str = "mm"
     snow_unit: str = "cm"
+    materials: Mapping[str, MaterialCode] = field(default_factory=dict)
+    diameter_unit: str = "mm"
+    length_unit: str = "m"
+    where: tuple[RowFilter, ...] = ()
     origin: str = "built-in"
 
     @property
+    def material_map(self) -> dict[str, MaterialCode]:
+        """Normalised code -> meaning: the built-in defaults overridden by ``[materials]``."""
+        return {**DEFAULT_MATERIALS, **self.materials}
+
+    @property
     def raw_columns(self) -> list[str]:
-        """Every raw column the profile reads (mapped fields and coordinate columns)."""
+        """Every raw column the profile reads (mapped fields, coordinates, row filters)."""
         cols = list(self.columns.values())
+        cols.extend(w.column for w in self.where)
         for pair in self.coordinates:
             cols.extend(c for c in (pair.x, pair.y) if c)
         if self.geometry_column:
@@ -379,6 +437,117 @@ def _weather_units(doc: Mapping[str, Any], problems: list[str]) -> dict[str, str
     return units
 
 
+def _parse_materials(table: Any, problems: list[str]) -> dict[str, MaterialCode]:
+    """The ``[materials]`` table: code -> class name, or ``{class, label, lined}``."""
+    if table is None:
+        return {}
+    if not isinstance(table, Mapping):
+        problems.append("[materials] must be a table of code = class")
+        return {}
+    out: dict[str, MaterialCode] = {}
+    classes = sorted(MATERIAL_CLASSES)
+    for code, entry in table.items():
+        where = f"[materials] {code!r}"
+        spec = {"class": entry} if isinstance(entry, str) else entry
+        if not isinstance(spec, Mapping):
+            problems.append(f"{where}: give a class name or {{ class = ..., label = ... }}")
+            continue
+        bad = sorted(set(spec) - _MATERIAL_ENTRY_KEYS)
+        if bad:
+            problems.append(f"{where}: unknown keys {bad}; allowed: {sorted(_MATERIAL_ENTRY_KEYS)}")
+        cls = spec.get("class")
+        if cls not in MATERIAL_CLASSES:
+            problems.append(f"{where}: class must be one of {classes}, got {cls!r}")
+            continue
+        label = spec.get("label")
+        lined = spec.get("lined", False)
+        if not isinstance(lined, bool):
+            problems.append(f"{where}: lined must be true or false, got {lined!r}")
+        key = normalise_material_code(code) or ""
+        if key in out:
+            problems.append(f"{where}: the code is listed twice (codes match case-insensitively)")
+        # an empty label means the publisher gives the code no meaning (null material_desc)
+        out[key] = MaterialCode(cls, str(label) if label is not None else None, bool(lined))
+    return out
+
+
+def _bound(value: Any, where: str, problems: list[str]) -> Any:
+    """A ``min``/``max`` bound: a number, a TOML date or an ISO date text."""
+    if isinstance(value, bool):
+        problems.append(f"{where}: a bound must be a number or an ISO date, got {value!r}")
+    elif isinstance(value, str):
+        try:
+            dt.date.fromisoformat(value[:10])
+        except ValueError:
+            problems.append(f"{where}: {value!r} is neither a number nor an ISO date")
+    elif not isinstance(value, int | float | dt.date):
+        problems.append(f"{where}: a bound must be a number or an ISO date, got {value!r}")
+    return value
+
+
+def _parse_where(entries: Any, problems: list[str]) -> list[RowFilter]:
+    """The ``[[where]]`` row filters: ``column`` and exactly one condition each."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        problems.append("'where' must be an array of tables ([[where]] entries)")
+        return []
+    out: list[RowFilter] = []
+    ops = list(WHERE_OPERATORS)
+    for i, e in enumerate(entries):
+        where = f"[[where]] entry {i + 1}"
+        if not isinstance(e, Mapping):
+            problems.append(f"{where}: must be a table with 'column' and one of {ops}")
+            continue
+        col = e.get("column")
+        if not isinstance(col, str) or not col:
+            problems.append(f"{where}: needs 'column' (a raw column name of the file)")
+            continue
+        where = f"[[where]] {col!r}"
+        bad = sorted(set(e) - {"column", *ops})
+        if bad:
+            problems.append(f"{where}: unknown operators {bad}; allowed: {ops}")
+        given = [k for k in ops if k in e]
+        is_range = bool(given) and set(given) <= {"min", "max"}
+        if not given or (len(given) > 1 and not is_range):
+            problems.append(
+                f"{where}: give exactly one of {ops} (min and max together for a range), "
+                f"got {given or 'none'}"
+            )
+            continue
+        if is_range:
+            lo = _bound(e["min"], where, problems) if "min" in e else None
+            hi = _bound(e["max"], where, problems) if "max" in e else None
+            out.append(RowFilter(col, "range", (lo, hi)))
+            continue
+        op = given[0]
+        v = e[op]
+        if op in ("in", "not_in"):
+            if not isinstance(v, list) or not v:
+                problems.append(f"{where}: '{op}' needs a non-empty list of values")
+                continue
+            v = tuple(v)
+        elif op == "not_null" and v is not True:
+            problems.append(f"{where}: 'not_null' must be true")
+            continue
+        elif op == "equals" and isinstance(v, list | Mapping):
+            problems.append(f"{where}: 'equals' needs one value (use 'in' for a list)")
+            continue
+        out.append(RowFilter(col, op, v))
+    return out
+
+
+def _parse_units(doc: Mapping[str, Any], problems: list[str]) -> tuple[str, str]:
+    """``diameter_unit`` and ``length_unit``."""
+    dia = doc.get("diameter_unit", "mm")
+    if dia not in DIAMETER_UNITS:
+        problems.append(f"'diameter_unit' must be one of {list(DIAMETER_UNITS)}, got {dia!r}")
+    length = doc.get("length_unit", "m")
+    if length not in LENGTH_UNITS:
+        problems.append(f"'length_unit' must be one of {list(LENGTH_UNITS)}, got {length!r}")
+    return str(dia), str(length)
+
+
 def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
     """Build a :class:`Profile` from a parsed TOML table; every problem is reported at once."""
     problems: list[str] = []
@@ -404,6 +573,9 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
     raw_schema = doc.get("raw_schema")
     _check_raw_schema(raw_schema, columns, pairs, problems)
     units = _weather_units(doc, problems)
+    materials = _parse_materials(doc.get("materials"), problems)
+    diameter_unit, length_unit = _parse_units(doc, problems)
+    where = _parse_where(doc.get("where"), problems)
     if problems:
         raise ConfigError(f"{label} is invalid", problems)
     assert isinstance(kind, str) and isinstance(fmt, str), "checked against KINDS and FORMATS"
@@ -437,6 +609,10 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         publisher=str(doc.get("publisher", "")),
         licence=str(doc.get("licence", "")),
         **units,
+        materials=materials,
+        diameter_unit=diameter_unit,
+        length_unit=length_unit,
+        where=tuple(where),
         origin=origin,
     )
 
@@ -444,7 +620,9 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
 def load_profile_file(path: Path, origin: str | None = None) -> list[Profile]:
     """Load the profiles in a TOML file (one top-level profile, or a ``[[profile]]`` list).
 
-    A relative ``raw_schema`` path is resolved against the profile file's folder.
+    A relative ``raw_schema`` path is resolved against the profile file's folder. In a
+    ``[[profile]]`` list, a top-level ``[materials]`` table is shared by every profile of
+    the file (a profile's own ``[materials]`` entries override it).
     """
     path = Path(path)
     if not path.is_file():
@@ -454,8 +632,15 @@ def load_profile_file(path: Path, origin: str | None = None) -> list[Profile]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile file {path} is not valid TOML: {exc}") from None
     docs = doc["profile"] if isinstance(doc.get("profile"), list) else [doc]
+    shared = doc.get("materials") if isinstance(doc.get("profile"), list) else None
     out = []
     for d in docs:
+        if isinstance(shared, Mapping):
+            own = d.get("materials")
+            mine = dict(own) if isinstance(own, Mapping) else {}
+            keys = {normalise_material_code(k) for k in mine}
+            base = {k: v for k, v in shared.items() if normalise_material_code(k) not in keys}
+            d = {**d, "materials": {**base, **mine} if isinstance(own, Mapping | None) else own}
         rs = d.get("raw_schema")
         if isinstance(rs, str) and Path(rs).suffix and not Path(rs).is_absolute():
             d = {**d, "raw_schema": str((path.parent / rs).resolve())}

@@ -25,7 +25,7 @@ import shapely
 
 from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
-from ..core.vocab import MATERIALS, NOT_COMPUTED, UNSCORED
+from ..core.vocab import DEFAULT_MATERIALS, NOT_COMPUTED, UNSCORED, normalise_material_code
 from ..store.duckdb_store import Store
 
 __all__ = [
@@ -79,9 +79,14 @@ LAYER_COLUMNS: dict[str, list[str]] = {
 }
 
 
+def _code_label(code: object) -> str | None:
+    entry = DEFAULT_MATERIALS.get(normalise_material_code(code) or "")
+    return entry.label if entry is not None and entry.label else str(code)
+
+
 def _material_desc(material: pd.Series) -> pd.Series:
-    """Material code -> description (the code itself when unknown; null stays null)."""
-    return material.map(lambda c: MATERIALS.get(c, c) if c else None)
+    """A break's material code -> the built-in label (the code itself when not listed)."""
+    return material.map(lambda c: _code_label(c) if c else None)
 
 
 def _read(store: Store, name: str) -> pd.DataFrame | None:
@@ -172,7 +177,7 @@ def _pipe_columns(df: pd.DataFrame, units: pd.DataFrame) -> None:
     material = units["material"].astype(object)
     df["asset_id"] = units["asset_id"]
     df["material"] = material
-    df["material_desc"] = _material_desc(material)
+    df["material_desc"] = units["material_desc"].astype(object)
     df["diameter_mm"] = units["diameter_mm"]
     df["install_year"] = pd.to_numeric(units["install_year"]).astype("Int32")
     removed = pd.to_numeric(units["removal_year"]).notna()

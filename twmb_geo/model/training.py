@@ -115,15 +115,16 @@ class ModelData:
         return None if self.weight_col is None else df[self.weight_col].to_numpy(dtype=float)
 
 
-def _material_onehots(material: pd.Series) -> pd.DataFrame:
-    codes = material.fillna("").astype(str).str.upper().str.strip()
+def _material_onehots(material_class: pd.Series) -> pd.DataFrame:
+    """``mat_<group>`` one-hots of canonical material classes (:data:`MATERIAL_GROUPS`)."""
+    codes = material_class.fillna("").astype(str).str.strip()
     out = {}
     known: set[str] = set()
     for group, members in MATERIAL_GROUPS.items():
         out[f"mat_{group}"] = codes.isin(members).astype(float)
         known.update(members)
     out["mat_other"] = (~codes.isin(known)).astype(float)
-    return pd.DataFrame(out, index=material.index)
+    return pd.DataFrame(out, index=material_class.index)
 
 
 def _cell_columns(units: pd.DataFrame) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def _pipe_columns(units: pd.DataFrame) -> dict[str, Any]:
         "diameter_mm": units["diameter_mm"].to_numpy(dtype=float),
         "lined": units["lined"].astype("float").to_numpy(),
     }
-    onehots = _material_onehots(units["material"])
+    onehots = _material_onehots(units["material_class"])
     out.update({c: onehots[c].to_numpy() for c in onehots.columns})
     return out
 

@@ -28,7 +28,6 @@ import shapely
 from ..contracts import conform, load_schema, validate_frame
 from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
-from ..core.vocab import material_description
 from ..store.duckdb_store import TABLES, Store
 
 __all__ = ["DIMENSIONS", "FACTS", "KEY_DIMENSIONS", "STAR_TABLES", "build_star", "check_keys"]
@@ -234,7 +233,8 @@ def _location(units: pd.DataFrame) -> dict[str, object]:
 def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
     """Pipes with material meaning, install decade, status and WGS84 geometry."""
     material = pipes["material"].astype(object).where(pipes["material"].notna(), "UNK")
-    desc = material.map(material_description)
+    desc = pipes["material_desc"].astype(object)
+    desc = desc.where(desc.notna(), material.where(material != "UNK", "Unknown"))
     removal = pd.to_numeric(pipes["removal_year"], errors="coerce")
     df = pd.DataFrame(
         {

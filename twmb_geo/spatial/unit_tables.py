@@ -121,6 +121,8 @@ def pipe_units(
             if "asset_id" in pipes
             else pipes["pipe_id"].to_numpy(dtype=object),
             "material": pipes["material"].to_numpy(dtype=object),
+            "material_class": pipes["material_class"].to_numpy(dtype=object),
+            "material_desc": pipes["material_desc"].to_numpy(dtype=object),
             "diameter_mm": pipes["diameter_mm"].to_numpy(dtype=float, na_value=np.nan),
             "install_year": pipes["install_year"].to_numpy(dtype=float, na_value=np.nan),
             "removal_year": pipes["removal_year"].to_numpy(dtype=float, na_value=np.nan),
@@ -199,7 +201,7 @@ def cell_units(
     )
     if pu is not None and len(pipe_cells):
         pc = pipe_cells.merge(
-            pu[["unit_id", "material", "install_year"]],
+            pu[["unit_id", "material_class", "install_year"]],
             left_on="pipe_id",
             right_on="unit_id",
             how="left",
@@ -209,7 +211,7 @@ def cell_units(
         df["n_pipes"] = (
             pc.groupby("cell")["pipe_id"].nunique().reindex(ids).fillna(0).to_numpy(dtype=np.int32)
         )
-        mat = pc["material"].astype(object)
+        mat = pc["material_class"].astype(object)
         for group, codes in MATERIAL_GROUPS.items():
             km = pc["length_m"].where(mat.isin(codes), 0.0).groupby(pc["cell"]).sum()
             df[f"pipe_km_{group}"] = km.reindex(ids).fillna(0.0).to_numpy() / 1000.0

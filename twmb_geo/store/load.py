@@ -53,6 +53,10 @@ class SourceReport:
     quarantined: int
     quarantined_by_reason: dict[str, int]
     flags: dict[str, int] = field(default_factory=dict)
+    #: rows dropped by the profile's ``[[where]]`` row filters (rows in = accepted +
+    #: quarantined + excluded), and per condition
+    excluded: int = 0
+    excluded_by_rule: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -258,6 +262,14 @@ def _refuse_if_nothing_accepted(result: IngestResult, source_id: str, profile_id
         f"{r.source_file} row {r.source_row}: {r.reason}: {r.detail}"
         for r in result.quarantine.head(3).itertuples()
     ]
+    if result.excluded:
+        raise InputDataError(
+            f"source {source_id!r}: none of its {result.rows_in:,} rows was accepted: "
+            f"{result.excluded_rows:,} excluded by the [[where]] row filters of profile "
+            f"{profile_id!r} ({', '.join(f'{k} {v:,}' for k, v in result.excluded.items())}), "
+            f"{len(result.quarantine):,} quarantined; nothing was written. Check the filters",
+            examples,
+        )
     raise InputDataError(
         f"source {source_id!r}: every one of its {result.rows_in:,} rows failed validation "
         f"({', '.join(f'{k} {v:,}' for k, v in result.quarantined_by_reason.items())}); "
@@ -295,17 +307,20 @@ def _ingest_one(
         accepted=result.accepted,
         quarantined=len(result.quarantine),
         quarantined_by_reason=result.quarantined_by_reason,
+        excluded=result.excluded_rows,
+        excluded_by_rule=result.excluded,
         flags=result.flags,
         tables={k: len(v) for k, v in result.tables.items()},
         warnings=result.warnings,
     )
     manifest.sources.append(rep.to_dict())
     log.info(
-        "%s: %d rows in, %d accepted, %d quarantined",
+        "%s: %d rows in, %d accepted, %d quarantined, %d excluded",
         src.id,
         rep.rows_in,
         rep.accepted,
         rep.quarantined,
+        rep.excluded,
     )
     return rep
 
@@ -347,6 +362,8 @@ def _record_run(store: Store, manifest: RunManifest, reports: list[SourceReport]
                 "accepted": np.int64(r.accepted),
                 "quarantined": np.int64(r.quarantined),
                 "quarantined_by_reason": json.dumps(r.quarantined_by_reason, sort_keys=True),
+                "excluded": np.int64(r.excluded),
+                "excluded_by_rule": json.dumps(r.excluded_by_rule, sort_keys=True),
             }
         )
     if rows:

@@ -1,4 +1,5 @@
-"""Headline figures read from the store: breaks per year, top neighbourhoods, weather coverage."""
+"""Headline figures read from the store: reconciliation, breaks per year, top neighbourhoods,
+weather coverage."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ __all__ = ["summarize"]
 def summarize(store: Store, *, top: int = 10) -> dict[str, Any]:
     """Headline figures from the store: breaks per year and the top neighbourhoods by rate."""
     out: dict[str, Any] = {}
+    rec = _reconciliation(store)
+    if rec:
+        out["reconciliation"] = rec
     if store.has_table("breaks") and store.count("breaks"):
         per_year = store.query("SELECT year, count(*) AS n FROM breaks GROUP BY year ORDER BY year")
         out["breaks_per_year"] = {
@@ -31,6 +35,20 @@ def summarize(store: Store, *, top: int = 10) -> dict[str, Any]:
         )
         out["weather"] = {k: int(w[k].iloc[0]) for k in w.columns}
     return out
+
+
+def _reconciliation(store: Store) -> dict[str, dict[str, int]]:
+    """Per source, from its latest ingest: rows in = accepted + quarantined + excluded."""
+    if not (store.has_table("run_inputs") and store.has_table("runs")):
+        return {}
+    df = store.query(
+        "SELECT source_id, rows_in, accepted, quarantined, excluded FROM ("
+        " SELECT i.*, row_number() OVER (PARTITION BY i.source_id"
+        "  ORDER BY r.started_at DESC, i.run_id DESC, i.file) AS k"
+        " FROM run_inputs i JOIN runs r USING (run_id)) WHERE k = 1 ORDER BY source_id"
+    )
+    cols = ("rows_in", "accepted", "quarantined", "excluded")
+    return {str(r["source_id"]): {c: int(r[c]) for c in cols} for _, r in df.iterrows()}
 
 
 def _top_neighbourhoods(store: Store, top: int, n_years: int) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ __all__ = [
 
 #: unit type -> the columns of its units that describe them in the riskiest-units tables
 _LABEL_COLUMNS: dict[str, str] = {
-    "pipe": "unit_id, asset_id, material, diameter_mm, neighbourhood",
+    "pipe": "unit_id, asset_id, material, material_desc, diameter_mm, neighbourhood",
     "street": "unit_id, name, neighbourhood",
     "cell": "unit_id, pipe_km, neighbourhood",
     "neighbourhood": "area_code AS unit_id, area_code AS neighbourhood",

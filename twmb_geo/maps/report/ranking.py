@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 
 from ...core.units import UNIT_TYPES
-from ...core.vocab import MATERIALS
 from . import queries
 from ._format import fmt_int, fmt_num, missing, plural, unit_key
 from .document import SECTIONS, Block, Code, Heading, Section, Table, note, para, table
@@ -93,8 +92,8 @@ def _top_table(ctx: ReportContext, unit_type: str, names: Mapping[str, str]) -> 
 
 def _pipe_label(r: Any) -> str:
     """'<asset> <diameter> mm <material>' for one pipe row."""
-    material = None if missing(r.material) else str(r.material)
-    desc = MATERIALS.get(material, material) if material else None
+    md = getattr(r, "material_desc", None)
+    desc = None if missing(md) else str(md)
     size = "" if missing(r.diameter_mm) else f"{float(r.diameter_mm):.0f} mm "
     asset = "" if missing(r.asset_id) or str(r.asset_id) == str(r.unit_id) else f"{r.asset_id} "
     return f"{asset}{size}{desc or 'unknown material'}".strip()
