@@ -357,7 +357,10 @@ def test_where_excluded_rows_reach_the_report_store_and_summary(tmp_path: Path) 
     shutil.copytree(SPRINGFIELD, project)
     prof = project / "springfield_profiles.toml"
     text = prof.read_text(encoding="utf-8")
-    marker = 'checks = { duplicate_key = ["break_date", "utm17"], year_mismatch = "quarantine" }\n'
+    marker = (
+        'checks = { duplicate_key = ["break_date", "utm17"], duplicate_record_id = "ignore", '
+        'year_mismatch = "quarantine" }\n'
+    )
     assert marker in text
     prof.write_text(
         text.replace(
