@@ -27,9 +27,6 @@ from twmb_geo.io.inspect import (
 )
 from twmb_geo.io.profiles import _KEYS, parse_profile
 
-#: Keys other helpers of issue 12 add to the profile parser; stripped before parsing here.
-_PROJECT_KEYS_UNKNOWN = {"crs"}
-
 
 def _epoch_ms(d: dt.date) -> int:
     return int(dt.datetime(d.year, d.month, d.day, 14, tzinfo=dt.UTC).timestamp() * 1000)
@@ -117,8 +114,10 @@ def _inventory_csv(path: Path) -> Path:
     return path
 
 
-def _strip_unknown(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if k in _KEYS}
+def _known(doc: dict[str, Any]) -> dict[str, Any]:
+    """The drafted profile, after checking it uses only keys the profile parser knows."""
+    assert set(doc) <= _KEYS, sorted(set(doc) - _KEYS)
+    return doc
 
 
 def _profiles(text: str) -> list[dict[str, Any]]:
@@ -145,7 +144,7 @@ def test_hub_breaks_csv_with_bom_and_epoch_ms(tmp_path: Path) -> None:
     assert doc["materials"]["DI"] == "ductile_iron"
     assert "# [[profile.where]]" in text and '# column = "BREAK_TYPE"' in text
     assert "# GUESS: " in text and "byte-order mark" in text
-    prof = parse_profile(_strip_unknown(doc))
+    prof = parse_profile(_known(doc))
     assert prof.kind == "breaks" and prof.coordinates[0].crs == "EPSG:4326"
 
 
@@ -164,7 +163,7 @@ def test_socrata_csv_day_first(tmp_path: Path) -> None:
     assert draft.project_crs == utm_zone_crs(151.2, -33.87) == "EPSG:32756"
     [doc] = _profiles(draft.profiles_toml)
     assert doc["date_order"] == "dmy"
-    parse_profile(_strip_unknown(doc))
+    parse_profile(_known(doc))
 
 
 def test_pipes_geojson_lines_in_inches(tmp_path: Path) -> None:
@@ -189,7 +188,7 @@ def test_pipes_geojson_lines_in_inches(tmp_path: Path) -> None:
     assert draft.project_crs == "EPSG:32614"  # 96.8 W
     [doc] = _profiles(draft.profiles_toml)
     assert "crs" not in doc  # the file says it; written as a comment only
-    parse_profile(_strip_unknown(doc))
+    parse_profile(_known(doc))
 
 
 @pytest.mark.parametrize(("factor", "unit"), [(1.0, "m"), (3.28084, "ft")])
@@ -209,7 +208,7 @@ def test_inventory_without_geometry(tmp_path: Path) -> None:
     assert g.materials["Cast Iron"] == "cast_iron" and g.materials["Unknown"] == "unknown"
     assert g.materials["Asbestos Cement"] == "asbestos_cement"
     [doc] = _profiles(draft_project([g], tmp_path).profiles_toml)
-    parse_profile(_strip_unknown(doc))
+    parse_profile(_known(doc))
 
 
 def test_projected_columns_fitted_from_lonlat_else_check(tmp_path: Path) -> None:
@@ -263,15 +262,12 @@ def test_draft_project_loads_and_cli(tmp_path: Path) -> None:
     cfg_doc = tomllib.loads((proj / "twmb.toml").read_text(encoding="utf-8"))
     assert cfg_doc["project"]["name"] == "newcity" and cfg_doc["project"]["crs"] == "auto"
     assert cfg_doc["sources"][0]["path"] == "../data/breaks.csv"
-    # strip the keys this tree's parsers do not know yet, then the drafts must load
+    # the drafts load as written (sources pointed at the files)
     stripped = tmp_path / "stripped"
     stripped.mkdir()
     prof = tomllib.loads((proj / "profiles.toml").read_text(encoding="utf-8"))
-    prof["profile"] = [_strip_unknown(p) for p in prof["profile"]]
+    prof["profile"] = [_known(p) for p in prof["profile"]]
     (stripped / "profiles.toml").write_text(tomli_w.dumps(prof), encoding="utf-8")
-    cfg_doc["project"] = {
-        k: v for k, v in cfg_doc["project"].items() if k not in _PROJECT_KEYS_UNKNOWN
-    }
     cfg_doc["sources"] = [
         {**s, "path": str((proj / s["path"]).resolve())} for s in cfg_doc["sources"]
     ]
@@ -383,4 +379,4 @@ def test_zipped_shapefile_areas_with_prj(tmp_path: Path) -> None:
     assert 'service_area_source = "neighbourhoods"' in draft.config_toml
     [doc] = _profiles(draft.profiles_toml)
     assert doc["member"] == "Community_Boundaries.shp"
-    parse_profile(_strip_unknown(doc))
+    parse_profile(_known(doc))

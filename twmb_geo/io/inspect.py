@@ -30,13 +30,13 @@ from pyproj.database import query_utm_crs_info
 from pyproj.exceptions import CRSError
 
 from ..core.crs import WGS84, crs_label
+from ..core.vocab import MATERIAL_CLASSES
 from ..errors import InputDataError
 from .profiles import KINDS
 from .readers import detect_encoding
 
 __all__ = [
     "CHECK",
-    "MATERIAL_CLASSES",
     "ColumnInfo",
     "DraftProject",
     "FileGuess",
@@ -53,19 +53,6 @@ __all__ = [
 CHECK = "CHECK"
 #: Rows read per file: enough to see the codes and value ranges, fast on big files.
 SAMPLE_ROWS = 20_000
-#: Canonical material classes (issue 12; the profiles' ``[materials]`` table values).
-MATERIAL_CLASSES = (
-    "cast_iron",
-    "ductile_iron",
-    "pvc",
-    "asbestos_cement",
-    "steel",
-    "concrete",
-    "copper",
-    "hdpe",
-    "other",
-    "unknown",
-)
 #: Raw material code patterns (upper case, punctuation as spaces), first match wins.
 _MATERIAL_RULES: tuple[tuple[str, str], ...] = (
     ("unknown", r"^(|UNK|UNKN|UNKNOWN|NONE|NULL|NA|N A|TBD|\?+)$"),
