@@ -16,6 +16,7 @@ from twmb_geo.core.crs import (
     choose_crs,
     current_crs,
     lonlat_bounds,
+    source_datum,
     transform_xy,
     using_crs,
     utm_epsg,
@@ -41,6 +42,20 @@ def test_utm_zone_of_a_city(bounds, crs) -> None:
     choice = choose_crs(bounds)
     assert choice.crs == crs
     assert "UTM" in choice.name
+
+
+@pytest.mark.parametrize(
+    ("bounds", "crss", "crs"),
+    [
+        ((-97.9, 30.1, -97.5, 30.5), ["EPSG:2277", "EPSG:4326"], "EPSG:26914"),  # NAD83 ftUS
+        ((-79.6, 43.6, -79.1, 43.8), ["EPSG:2952"], "EPSG:2958"),  # NAD83(CSRS)
+        ((10.0, 50.0, 10.5, 50.5), ["EPSG:25832"], "EPSG:25832"),  # ETRS89
+        ((-79.6, 43.6, -79.1, 43.8), ["EPSG:4326", "EPSG:2019"], "EPSG:32617"),  # NAD27: no
+        ((-79.6, 43.6, -79.1, 43.8), ["EPSG:2952", "EPSG:26917"], "EPSG:32617"),  # two datums
+    ],
+)
+def test_utm_zone_on_the_sources_datum(bounds, crss, crs) -> None:
+    assert choose_crs(bounds, source_datum(crss)).crs == crs
 
 
 def test_wide_extent_gets_an_equal_area_crs_centred_on_it() -> None:

@@ -30,8 +30,8 @@ CITIES = Path(__file__).resolve().parent / "fixtures" / "cities"
 
 #: city -> (analysis CRS, how it was set, display name)
 EXPECTED = {
-    "alberta": ("EPSG:32611", "auto", "Alberta Falls"),
-    "texas": ("EPSG:32614", "auto", "Lone Star Springs"),
+    "alberta": ("EPSG:26912", "auto", "Alberta Falls"),  # NAD83: the mains' datum
+    "texas": ("EPSG:26914", "auto", "Lone Star Springs"),
     "queensland": ("EPSG:7856", "config", "Kangaroo Creek"),
     "london": ("EPSG:32631", "auto", "Greenwich Reach"),
 }
@@ -132,8 +132,8 @@ def test_texas_feet_inches_and_month_first(city) -> None:
     want = pd.to_datetime(acc["date_reported"], format="%m/%d/%Y").to_numpy()
     assert (pd.to_datetime(b["break_date"]).to_numpy() == want).all()
     assert set(b["diameter_mm"].round()) <= {152.0, 203.0, 254.0, 305.0}
-    # state plane feet -> metres: the same points in UTM 14N
-    x, y = Transformer.from_crs("EPSG:2277", "EPSG:32614", always_xy=True).transform(
+    # state plane feet -> metres: the same points in NAD83 / UTM 14N
+    x, y = Transformer.from_crs("EPSG:2277", "EPSG:26914", always_xy=True).transform(
         acc["x_coordinate"].astype(float), acc["y_coordinate"].astype(float)
     )
     assert np.hypot(b["x"] - x, b["y"] - y).max() < 0.01

@@ -152,15 +152,15 @@ def test_accepted_rows(city: tuple[Path, dict]) -> None:
     assert b["diameter_mm"].tolist() == accepted["DiameterMM"].astype(float).tolist()
     dates = pd.to_datetime(accepted["ReportedOn"], format="%d/%m/%Y")
     assert (pd.to_datetime(b["break_date"]) == dates).all()
-    # positions: UTM 17N NAD83 -> the analysis CRS chosen from the data (WGS 84 / UTM 17N);
+    # positions: UTM 17N NAD83 -> the analysis CRS chosen from the data (the same CRS);
     # the repaired row is swapped back
     e, n = accepted["Easting"].astype(float), accepted["Northing"].astype(float)
     rep = (accepted["WorkOrder"] == REPAIRED).to_numpy()
     e, n = np.where(rep, n, e), np.where(rep, e, n)
-    x, y = Transformer.from_crs("EPSG:26917", "EPSG:32617", always_xy=True).transform(e, n)
+    x, y = Transformer.from_crs("EPSG:26917", "EPSG:26917", always_xy=True).transform(e, n)
     assert np.hypot(b["x"] - x, b["y"] - y).max() < 5
     with Store(city[0] / "out" / "twmb.duckdb", read_only=True) as store:
-        assert store.read("project_crs")["crs"].tolist() == ["EPSG:32617"]
+        assert store.read("project_crs")["crs"].tolist() == ["EPSG:26917"]
     assert b.loc[rep, "flags"].tolist() == ["utm17_swapped_xy_repaired"]
     assert set(b.loc[~rep, "flags"]) == {""}
 

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_utm_crs_info
 from pyproj.transformer import TransformerGroup
 
 log = logging.getLogger(__name__)
@@ -109,20 +111,53 @@ class CRSChoice:
     reason: str
 
 
+def source_datum(crss: list[str]) -> str | None:
+    """The one geodetic datum of the sources' CRSs worth keeping, if they agree on one.
+
+    WGS 84 (lon/lat files: GeoJSON is WGS 84 by definition, whatever the data's realisation)
+    and NAD27 (its grids are missing, so its shift is a ballpark anyway) do not count.
+    """
+    names = set()
+    for c in crss:
+        try:
+            g = CRS.from_user_input(c).geodetic_crs
+        except Exception:  # noqa: BLE001 - any unusable CRS simply does not vote
+            continue
+        if g is not None and g.name != "WGS 84" and not g.name.startswith("NAD27"):
+            names.add(g.name)
+    return names.pop() if len(names) == 1 else None
+
+
 def utm_epsg(lon: float, lat: float) -> int:
     """EPSG code of the WGS 84 UTM zone holding (lon, lat): 326zz north, 327zz south."""
     zone = min(max(math.floor((lon + 180.0) / 6.0) + 1, 1), 60)
     return (32600 if lat >= 0 else 32700) + zone
 
 
-def choose_crs(bounds: tuple[float, float, float, float]) -> CRSChoice:
+def _datum_utm(datum: str, zone_code: int, bounds: tuple[float, float, float, float]) -> int | None:
+    """EPSG code of ``<datum> / UTM zone NNx`` (easting, northing) when PROJ knows one."""
+    w, s, e, n = bounds
+    name = f"{datum} / UTM zone {zone_code % 100}{'N' if zone_code < 32700 else 'S'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        infos = query_utm_crs_info(
+            datum_name=datum,
+            area_of_interest=AreaOfInterest(max(w, -180), max(s, -90), min(e, 180), min(n, 90)),
+        )
+    codes = [int(i.code) for i in infos if i.name == name and i.auth_name == "EPSG"]
+    return codes[0] if codes else None
+
+
+def choose_crs(bounds: tuple[float, float, float, float], datum: str | None = None) -> CRSChoice:
     """The analysis CRS for a lon/lat extent ``(west, south, east, north)``.
 
-    An extent up to :data:`MAX_UTM_WIDTH_DEG` wide gets the WGS 84 UTM zone of its centre
-    (north or south); a wider one a Lambert azimuthal equal-area projection centred on it
-    (areas true, distances within about 1 % over a few hundred kilometres). Works in both
-    hemispheres and either side of the Greenwich meridian; an extent crossing the
-    antimeridian (west > east) is handled.
+    An extent up to :data:`MAX_UTM_WIDTH_DEG` wide gets the UTM zone of its centre (north or
+    south): on ``datum`` (the geodetic datum of the sources, e.g. ``"NAD83"``) when PROJ has
+    that UTM zone, so no datum shift (and its metre-level uncertainty) is applied to the
+    data, else on WGS 84. A wider extent gets a Lambert azimuthal equal-area projection
+    centred on it (areas true, distances within about 1 % over a few hundred kilometres).
+    Works in both hemispheres and either side of the Greenwich meridian; an extent crossing
+    the antimeridian (west > east) is handled.
     """
     w, s, e, n = (float(v) for v in bounds)
     if not all(math.isfinite(v) for v in (w, s, e, n)) or s > n or abs(s) > 90 or abs(n) > 90:
@@ -134,8 +169,13 @@ def choose_crs(bounds: tuple[float, float, float, float]) -> CRSChoice:
     extent = f"lon {w:.3f}..{e:.3f}, lat {s:.3f}..{n:.3f}"
     if width <= MAX_UTM_WIDTH_DEG and max(abs(s), abs(n)) <= 84:
         code = utm_epsg(lon, lat)
+        on_datum = _datum_utm(datum, code, (w, s, e, n)) if datum and datum != "WGS 84" else None
+        code = on_datum or code
         c = CRS.from_epsg(code)
-        return CRSChoice(f"EPSG:{code}", c.name, f"UTM zone of the data's centre ({extent})")
+        why = f"UTM zone of the data's centre ({extent})"
+        if on_datum:
+            why += f" on the sources' datum {datum}"
+        return CRSChoice(f"EPSG:{code}", c.name, why)
     proj = (
         f"+proj=laea +lat_0={lat:.4f} +lon_0={lon:.4f} +x_0=0 +y_0=0 "
         "+datum=WGS84 +units=m +no_defs +type=crs"

@@ -8,6 +8,7 @@ first coordinate pair of the profile that has values.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +19,15 @@ from ..core.crs import WGS84, crs_label, lonlat_bounds, merge_bounds
 from ..io.profiles import Profile
 from ..io.readers import RawChunk, iter_raw
 
-__all__ = ["LOCATED_KINDS", "source_bounds"]
+__all__ = ["LOCATED_KINDS", "SourceExtent", "source_extent"]
 
 #: source kinds whose records carry a location
 LOCATED_KINDS = ("neighbourhoods", "pipes", "streets", "breaks")
 
 
-def _chunk_bounds(chunk: RawChunk, profile: Profile) -> tuple[float, float, float, float] | None:
+def _chunk_bounds(
+    chunk: RawChunk, profile: Profile
+) -> tuple[tuple[float, float, float, float], str] | None:
     if chunk.geometry is not None and (
         profile.kind != "breaks" or any(p.geometry for p in profile.coordinates)
     ):
@@ -32,7 +35,7 @@ def _chunk_bounds(chunk: RawChunk, profile: Profile) -> tuple[float, float, floa
         crs = crs_label(chunk.crs) if chunk.crs is not None else profile.crs or WGS84
         box = lonlat_bounds(xy[:, 0], xy[:, 1], crs) if len(xy) else None
         if box is not None:
-            return box
+            return box, crs
     for pair in profile.coordinates:
         if pair.geometry or not pair.x or not pair.y or pair.crs is None:
             continue
@@ -43,13 +46,19 @@ def _chunk_bounds(chunk: RawChunk, profile: Profile) -> tuple[float, float, floa
         ok = np.isfinite(x) & np.isfinite(y) & ~((x == 0) & (y == 0))
         box = lonlat_bounds(x[ok], y[ok], pair.crs) if ok.any() else None
         if box is not None:
-            return box
+            return box, pair.crs
     return None
 
 
-def source_bounds(
-    files: Sequence[Path], profile: Profile
-) -> tuple[float, float, float, float] | None:
+@dataclass(frozen=True)
+class SourceExtent:
+    """A source's lon/lat extent and the CRSs its coordinates were given in."""
+
+    bounds: tuple[float, float, float, float]
+    crss: tuple[str, ...]
+
+
+def source_extent(files: Sequence[Path], profile: Profile) -> SourceExtent | None:
     """The lon/lat extent ``(west, south, east, north)`` of a source's records, if located.
 
     Stray points (0/0, swapped pairs) do not move it: each chunk contributes the box of its
@@ -57,10 +66,12 @@ def source_bounds(
     """
     if profile.kind not in LOCATED_KINDS:
         return None
-    boxes = []
+    boxes, crss = [], []
     for f in files:
         for chunk in iter_raw(f, profile):
-            box = _chunk_bounds(chunk, profile)
-            if box is not None:
-                boxes.append(box)
-    return merge_bounds(boxes)
+            found = _chunk_bounds(chunk, profile)
+            if found is not None:
+                boxes.append(found[0])
+                crss.append(found[1])
+    merged = merge_bounds(boxes)
+    return SourceExtent(merged, tuple(dict.fromkeys(crss))) if merged is not None else None

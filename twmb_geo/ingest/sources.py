@@ -16,14 +16,14 @@ from pathlib import Path
 import shapely
 
 from ..contracts import conform
-from ..core.crs import choose_crs, current_crs, using_crs
+from ..core.crs import choose_crs, current_crs, source_datum, using_crs
 from ..errors import InputDataError
 from ..io.profiles import Profile, get_profile
 from ..io.readers import RawChunk, iter_raw
 from ._common import IngestContext, IngestResult
 from .assets import transform_pipes, transform_streets
 from .breaks import transform_breaks
-from .extent import source_bounds
+from .extent import source_extent
 from .filters import filter_chunks, filter_frame
 from .neighbourhoods import transform_neighbourhoods
 from .weather import read_eccc_daily, transform_weather
@@ -200,8 +200,8 @@ def read_source(
     if crs is None:
         crs = current_crs()
     if crs is None:
-        bounds = source_bounds(files, prof)
-        crs = choose_crs(bounds).crs if bounds is not None else None
+        ext = source_extent(files, prof)
+        crs = choose_crs(ext.bounds, source_datum(list(ext.crss))).crs if ext else None
     if crs is None:
         result = transform_source(files, source_id, prof, ctx)  # no locations to project
     else:

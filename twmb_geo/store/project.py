@@ -23,10 +23,11 @@ from ..core.crs import (
     choose_crs,
     crs_name,
     merge_bounds,
+    source_datum,
     using_crs,
 )
 from ..errors import ConfigError, InputDataError
-from ..ingest.extent import source_bounds
+from ..ingest.extent import source_extent
 from .duckdb_store import Store
 
 __all__ = ["in_project_crs", "project_crs", "resolve_analysis_crs", "stored_crs"]
@@ -55,19 +56,20 @@ def configured_crs(cfg: Config) -> str | None:
 
 
 def _choose(cfg: Config, sources: Sequence[SourceConfig]) -> tuple[CRSChoice, tuple | None]:
-    boxes = []
+    boxes, crss = [], []
     for src in sources:
         files = [f for f in src.files(cfg.root) if f.exists()]
-        box = source_bounds(files, cfg.profile(src)) if files else None
-        if box is not None:
-            boxes.append(box)
+        ext = source_extent(files, cfg.profile(src)) if files else None
+        if ext is not None:
+            boxes.append(ext.bounds)
+            crss.extend(ext.crss)
     bounds = merge_bounds(boxes)
     if bounds is None:
         raise InputDataError(
             "cannot choose an analysis CRS: no source has coordinates; set [project] crs "
             "(a projected CRS in metres, e.g. the UTM zone of the city)"
         )
-    return choose_crs(bounds), bounds
+    return choose_crs(bounds, source_datum(crss)), bounds
 
 
 def resolve_analysis_crs(store: Store, cfg: Config) -> dict[str, Any]:
