@@ -26,6 +26,7 @@ MAX_DIAMETER_MM = 5000.0  # the City lists mains up to 4500 mm
 MIN_YEAR = 1800
 LENGTH_MISMATCH_REL = 0.20
 LENGTH_MISMATCH_M = 5.0
+FOOT_M = 0.3048  # international foot
 
 _EPOCH_TEXT = re.compile(r"[+-]?\d{9,}(\.\d*)?")
 
@@ -179,6 +180,8 @@ def _pipe_attributes(
     dates, install_year, year_source = _install(f, profile, ctx, probs)
     raw, name = _raw(f, profile, "measured_length_m")
     measured, bad = _numeric(raw)
+    if getattr(profile, "length_unit", "m") == "ft":
+        measured = measured * FOOT_M
     probs.add("value_unparseable", bad, name, raw, "is not a number")
     probs.add("value_out_of_range", measured < 0, name, raw, "is negative")
     mat = _material(f, profile)
@@ -204,6 +207,7 @@ def _pipe_attributes(
         "install_year_source": year_source,
         "measured_length_m": measured,
         "location_desc": _text(_raw(f, profile, "location_desc")[0]),
+        "street_segment_id": _text(_raw(f, profile, "street_segment_id")[0]),
         "removal_year": ryear,
         "status": np.where(np.isnan(ryear), "active", "abandoned").astype(object),
     }
