@@ -113,7 +113,12 @@ def _sum_by(df: pd.DataFrame, key: str, value: str, ids: pd.Series) -> np.ndarra
 def pipe_units(
     pipes: pd.DataFrame, nb_ids: np.ndarray, nb_geoms: np.ndarray, res: int, warnings: list[str]
 ) -> pd.DataFrame:
-    geoms = pipes["geometry"].map(lambda v: None if v is None else bytes(v)).to_numpy(dtype=object)
+    geoms = (
+        pipes["geometry"]
+        .astype(object)
+        .map(lambda v: None if v is None or v is pd.NA else bytes(v))
+        .to_numpy(dtype=object)
+    )
     g = shapely.from_wkb(geoms)
     located = ~(shapely.is_missing(g) | shapely.is_empty(g))
     x = np.full(len(g), np.nan)

@@ -478,7 +478,7 @@ def _link_pipes(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
         }
     )
     links = link_breaks_to_pipes(b, p, tolerance_m=ctx.settings.pipe_tolerance_m)
-    _warn_unknown_ids(ctx, b, links, "asset_id", "asset id", "pipe inventory")
+    _warn_unknown_ids(ctx, b, links, "asset_id", "an asset id", "pipe inventory")
     return links
 
 
@@ -494,7 +494,7 @@ def _link_streets(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
         }
     )
     links = link_breaks_to_streets(b, s, tolerance_m=ctx.settings.street_tolerance_m)
-    _warn_unknown_ids(ctx, b, links, "street_segment_id", "street segment id", "street layer")
+    _warn_unknown_ids(ctx, b, links, "street_segment_id", "a street segment id", "street layer")
     return links
 
 
@@ -512,7 +512,7 @@ def _warn_unknown_ids(
         spatial = int((unknown & (links["status"] == "matched").to_numpy()).sum())
         eg = ", ".join(map(str, pd.unique(ids[unknown])[:3]))
         ctx.warnings.append(
-            f"{int(unknown.sum())} breaks carry a {what} not in the {where} (e.g. {eg}): "
+            f"{int(unknown.sum())} breaks carry {what} not in the {where} (e.g. {eg}): "
             f"{spatial} matched spatially instead, {int(unknown.sum()) - spatial} unmatched"
         )
 
