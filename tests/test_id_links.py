@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -208,7 +209,7 @@ def test_run_reconciles_and_quarantines_a_main_without_length(project) -> None:
 
 
 def test_breaks_link_to_pipes_by_asset_id_and_to_streets_by_segment_id(project) -> None:
-    folder, doc, facts = project
+    folder, doc, _ = project
     t = _read(folder, "break_links", "breaks")
     links, breaks = t["break_links"], t["breaks"]
     validate_frame(links, TABLES["break_links"])
@@ -247,10 +248,24 @@ def test_pipes_are_located_through_their_street_segment_or_breaks(project) -> No
 
 def test_a_pipe_level_model_is_trained_scored_and_published(project) -> None:
     folder, doc, _ = project
+    (model,) = doc["model"]["models"]
+    assert model["unit_type"] == "pipe" and Path(model["card"]).is_file()
+    assert model["forward_capture_5pct"] is not None
     t = _read(folder, "models", "risk_scores", "unit_pipe")
-    models = t["models"]
-    assert "pipe" in set(models["unit_type"])
+    assert set(t["models"]["unit_type"]) == {"pipe"}
     scores = t["risk_scores"]
-    ps = scores[scores["unit_type"] == "pipe"]
-    assert len(ps) and set(ps["unit_id"]) <= set(t["unit_pipe"]["unit_id"])
-    assert ps["unit_id"].nunique() > 100
+    assert set(scores["unit_type"]) == {"pipe"}
+    ids = set(scores["unit_id"])  # the pipes in service in the target year
+    assert len(ids) == len(scores) > 400 and ids <= set(t["unit_pipe"]["unit_id"])
+    # the star schema: the pipe dimension without WKT, scored pipes in the fact table
+    con = duckdb.connect(str(folder / "out" / "star.duckdb"), read_only=True)
+    try:
+        n, wkt, cells = con.execute(
+            "SELECT count(*), count(wkt), count(*) FILTER (h3_index <> 'unknown') FROM dim_pipe"
+        ).fetchone()
+        scored = con.execute("SELECT count(*) FROM fact_risk_score").fetchone()[0]
+    finally:
+        con.close()
+    assert n == len(t["unit_pipe"]) + 1 and wkt == 0 and cells == len(t["unit_pipe"])
+    assert scored == len(scores)
+    assert (folder / "out" / "maps" / "twmb_map.html").is_file()
