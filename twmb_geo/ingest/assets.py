@@ -217,6 +217,7 @@ def _length_from_attributes(
     measured = np.asarray(cols["measured_length_m"], dtype=float)
     name = profile.columns.get("measured_length_m")
     unusable = ~(measured > 0) & ~checks.failed
+    detail: str | np.ndarray
     if name is None:
         detail = "no geometry and no length: map measured_length_m in the profile's [columns]"
     else:

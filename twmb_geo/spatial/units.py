@@ -324,7 +324,8 @@ def _locate_by_ids(ctx: BuildContext, pu: pd.DataFrame) -> None:
     and is still a pipe unit (attributes and history).
     """
     unloc = pu["geometry"].isna().to_numpy()
-    method = np.where(unloc, None, "geometry").astype(object)
+    method = np.full(len(pu), "geometry", dtype=object)
+    method[unloc] = None
     pu["location_method"] = method
     if not unloc.any():
         return
@@ -357,7 +358,8 @@ def _locate_by_ids(ctx: BuildContext, pu: pd.DataFrame) -> None:
             )
     rest = unloc & pd.isna(method)
     if rest.any() and "asset_id" in ctx.breaks and len(ctx.breaks):
-        keys = np.where(rest, pu["asset_id"].to_numpy(dtype=object), None)
+        keys = pu["asset_id"].to_numpy(dtype=object).copy()
+        keys[~rest] = None
         k = id_positions(ctx.breaks["asset_id"], keys)
         ok = k >= 0
         if ok.any():
@@ -429,7 +431,7 @@ def _apportion_pipes_to_streets(ctx: BuildContext, pu: pd.DataFrame, su: pd.Data
         ),
         half_width_m=half_width,
     )
-    ps["method"] = np.where(ps["segment_id"].notna(), "overlap", None).astype(object)
+    ps["method"] = ps["segment_id"].notna().map({True: "overlap", False: None}).astype(object)
     if by_id.any():
         ps.loc[by_id, "segment_id"] = id_seg[by_id]
         ps.loc[by_id, "overlap_m"] = pu.loc[by_id, "length_m"].to_numpy(dtype=float)
