@@ -49,7 +49,7 @@ from twmb_geo.ingest.assets import (
     transform_pipes,
     transform_streets,
 )
-from twmb_geo.io.profiles import Profile, get_profile
+from twmb_geo.io.profiles import Profile, get_profile, parse_profile
 from twmb_geo.io.readers import RawChunk, iter_raw
 
 HERE = Path(__file__).resolve().parent
@@ -860,3 +860,71 @@ def test_empty_geometry_cell_in_csv_is_quarantined(tmp_path: Path) -> None:
     res = _run(path, "toronto_watermains_distribution_csv")
     assert res.quarantine["reason"].tolist() == ["geometry_missing"]
     assert res.accepted == len(rows) - 1
+
+
+# ------------------------------------------------------------------ attribute-only inventories
+
+_AM_COLUMNS = {
+    "asset_id": "AssetID",
+    "material": "Material",
+    "diameter_mm": "Diameter",
+    "construction_year": "InstallYear",
+    "measured_length_m": "Length",
+    "street_segment_id": "RoadSegID",
+}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_an_inventory_without_geometry_gives_pipes_without_geometry(
+    tmp_path: Path, fmt: str
+) -> None:
+    raw = pd.DataFrame(
+        {
+            "AssetID": ["A1", "A2", "A3", "A4", "A5"],
+            "Material": ["CI", "PVC", "DIP", "CI", "AC"],
+            "Diameter": ["150", "200", "300", "150", "100"],
+            "InstallYear": ["1955", "1990", "1970", "1960", ""],
+            "Length": ["120.5", "", "abc", "0", "80"],
+            "RoadSegID": ["S1", "S2", "S3", "S4", ""],
+        }
+    )
+    path = tmp_path / f"mains.{fmt}"
+    if fmt == "csv":
+        raw.to_csv(path, index=False)
+    else:
+        raw.to_excel(path, index=False)
+    prof = parse_profile(
+        {"id": "am", "kind": "pipes", "format": fmt, "description": "", "columns": _AM_COLUMNS}
+    )
+    res = _run(path, prof)
+    _check_result(res)
+    df = _table(res).set_index("pipe_id")
+    assert list(df.index) == ["A1", "A5"]
+    assert df["geometry"].isna().all() and df["centroid_lon"].isna().all()
+    assert df["length_m"].tolist() == [120.5, 80.0]
+    assert df["street_segment_id"].tolist() == ["S1", None]
+    assert all("no_geometry" in f for f in _flags(_table(res)).values())
+    assert _reasons(res, "AssetID") == {
+        "A2": "geometry_missing",
+        "A3": "value_unparseable",
+        "A4": "geometry_missing",
+    }
+    detail = dict(zip(res.quarantine["reason"], res.quarantine["detail"], strict=False))
+    assert "no geometry and Length=" in detail["geometry_missing"]
+    assert any("reads no geometry" in w for w in res.warnings)
+
+
+def test_a_street_layer_without_geometry_is_still_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "streets.csv"
+    pd.DataFrame({"CENTRELINE_ID": ["1", "2"]}).to_csv(path, index=False)
+    prof = parse_profile(
+        {
+            "id": "st",
+            "kind": "streets",
+            "format": "csv",
+            "description": "",
+            "columns": {"centreline_id": "CENTRELINE_ID"},
+        }
+    )
+    with pytest.raises(InputDataError, match="reads no line geometry"):
+        _run(path, prof)

@@ -86,6 +86,7 @@ def _good_breaks() -> pd.DataFrame:
             "material": [None],
             "diameter_mm": [np.nan],
             "asset_id": [None],
+            "street_segment_id": [None],
             "flags": [""],
             "source_id": ["s"],
             "source_file": ["f.csv"],

@@ -303,3 +303,51 @@ def test_graph_settings_come_from_the_config(network) -> None:
     assert labels["neighbourhood"]["adj"] == "contiguity(rule=queen, tol_m=1.0)"
     band = graph_builders(GraphConfig(), FeatureConfig(distance_graph="band"))
     assert band["street"]["dist"] == "distance_band(threshold_m=250.0, weights=binary)"
+
+
+def test_id_links_win_and_unknown_ids_fall_back_to_location(network) -> None:
+    n = network
+    breaks = n["breaks"].assign(
+        # B1 names P3 (the id wins over the nearer P1); B3 names an unknown pipe (spatial: P4)
+        asset_id=["P3", None, "NOPE", None, None],
+        street_segment_id=["S2", None, None, "S9", None],
+    )
+    pipes = n["pipes"].assign(street_segment_id=[None, None, None, None, "S3"])
+    org = organise(breaks, n["nb"], n["area"], pipes=pipes, streets=n["streets"])
+    pl = org.links[org.links["unit_type"] == "pipe"].set_index("break_id")
+    assert (pl.loc["B1", "unit_id"], pl.loc["B1", "method"]) == ("P3", "asset_id")
+    assert pl.loc["B1", "distance_m"] == pytest.approx(np.hypot(150.0, 3.0))
+    assert (pl.loc["B3", "unit_id"], pl.loc["B3", "method"]) == ("P4", "nearest")
+    sl = org.links[org.links["unit_type"] == "street"].set_index("break_id")
+    assert (sl.loc["B1", "unit_id"], sl.loc["B1", "method"]) == ("S2", "segment_id")
+    assert sl.loc["B4", "reason"] == "no_street_in_tolerance"  # S9 is unknown: spatial
+    assert sl.loc["B2", "method"] == "nearest"
+    text = " | ".join(org.warnings)
+    assert "1 breaks carry an asset id not in the pipe inventory (e.g. NOPE): 1 matched" in text
+    assert "1 breaks carry a street segment id not in the street layer (e.g. S9)" in text
+    # P5 has no geometry: it runs under the segment its id names, with its whole length
+    pu = org.units["pipe"].set_index("unit_id")
+    assert pu.loc["P5", "location_method"] == "segment_id"
+    assert pu.loc["P5", "segment_id"] == "S3" and pu.loc["P5", "cell"] is not None
+    assert pu.loc["P1", "location_method"] == "geometry"
+    ps = org.pipe_streets.set_index("pipe_id")
+    assert ps.loc["P5", "method"] == "segment_id" and ps.loc["P5", "overlap_m"] == 120.0
+    assert ps.loc["P1", "method"] == "overlap"
+    assert org.pipe_cells.set_index("pipe_id").loc["P5", "length_m"] == 120.0
+    su = org.units["street"].set_index("unit_id")
+    assert su.loc["S3", "pipe_km"] == pytest.approx((300.0 + 120.0) / 1000)
+
+
+def test_pipes_without_geometry_or_street_are_located_by_their_breaks(network) -> None:
+    n = network
+    breaks = n["breaks"].assign(asset_id=[None, None, None, "P5", "P5"])
+    org = organise(breaks, n["nb"], n["area"], pipes=n["pipes"], streets=n["streets"])
+    pu = org.units["pipe"].set_index("unit_id")
+    assert pu.loc["P5", "location_method"] == "breaks"
+    assert pu.loc["P5", "x"] == pytest.approx(X0 + 500) and pu.loc["P5", "y"] == pytest.approx(
+        Y0 + 351.5
+    )
+    assert pu.loc["P5", "neighbourhood"] == "001" and pd.isna(pu.loc["P5", "segment_id"])
+    pl = org.links[org.links["unit_type"] == "pipe"].set_index("break_id")
+    assert (pl.loc[["B4", "B5"], "method"] == "asset_id").all()
+    assert pl.loc["B5", "distance_m"] != pl.loc["B5", "distance_m"]  # NaN: P5 has no line

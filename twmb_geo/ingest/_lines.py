@@ -328,6 +328,23 @@ def _project(
     return lines, multipart, self_x
 
 
+def reads_no_geometry(profile: Profile) -> bool:
+    """Whether a table profile (CSV or Excel) names no geometry: an attribute-only inventory."""
+    return (
+        profile.format in ("csv", "xlsx")
+        and not profile.geometry_column
+        and not any(p.geometry or (p.x and p.y) for p in profile.coordinates)
+    )
+
+
+def _no_lines(n: int) -> _Lines:
+    """Lines of a chunk read without geometry: every row flagged ``no_geometry``."""
+    return _Lines(
+        np.full(n, None, dtype=object), np.full(n, np.nan), np.full(n, np.nan),
+        np.full(n, np.nan), [("no_geometry", np.ones(n, dtype=bool))], None,
+    )  # fmt: skip
+
+
 def _check_lines(
     chunk: RawChunk, profile: Profile, ctx: IngestContext, checks: RowChecks
 ) -> _Lines:
@@ -374,12 +391,12 @@ def _duplicates(
     for i in np.flatnonzero(dup):  # duplicates are rare: describe each one
         k = ids[i]
         row0, g0 = seen[k] if k in seen else firsts[k]
-        same = bool(shapely.equals_exact(g0, geoms[i], tolerance=1e-3))
-        what = (
-            "an identical record (same id and geometry)"
-            if same
-            else "the same id with a different geometry"
-        )
+        if g0 is None and geoms[i] is None:
+            what = "the same id (records without geometry)"
+        elif bool(shapely.equals_exact(g0, geoms[i], tolerance=1e-3)):
+            what = "an identical record (same id and geometry)"
+        else:
+            what = "the same id with a different geometry"
         detail[i] = f"{id_col}={k!r} is {what} as row {row0}; the first row is kept"
     seen.update(firsts)
     return dup, detail

@@ -76,8 +76,10 @@ from ._lines import (
     _duplicates,
     _flag_text,
     _Lines,
+    _no_lines,
     _Problems,
     _text,
+    reads_no_geometry,
 )
 from .dates import settle_chunks
 from .pipes import WATERMAIN_TYPES, _pipe_attributes, parse_install_dates
@@ -111,9 +113,11 @@ class _Spec:
     id_field: str
     key: str
     attributes: _Attributes
+    #: rows may come without geometry (an attribute-only CSV/Excel inventory)
+    geometry_optional: bool = False
 
 
-_PIPES = _Spec("pipes", "pipes", "asset_id", "pipe_id", _pipe_attributes)
+_PIPES = _Spec("pipes", "pipes", "asset_id", "pipe_id", _pipe_attributes, geometry_optional=True)
 _STREETS = _Spec("streets", "street_segments", "centreline_id", "segment_id", _street_attributes)
 
 
@@ -189,7 +193,8 @@ def _transform_chunk(
     checks = RowChecks(n)
     ids = _text(f[id_col]) if id_col in f else np.full(n, None, dtype=object)
     checks.add("id_missing", pd.isna(ids), f"{id_col} is empty")
-    lines = _check_lines(chunk, profile, ctx, checks)
+    attribute_only = spec.geometry_optional and reads_no_geometry(profile)
+    lines = _no_lines(n) if attribute_only else _check_lines(chunk, profile, ctx, checks)
     if lines.info is not None:
         run.infos.setdefault(lines.info.source_crs, lines.info)
     probs = _Problems(n)
@@ -200,6 +205,8 @@ def _transform_chunk(
             for code, c in codes.items():
                 run.unmapped[str(code)] = run.unmapped.get(str(code), 0) + int(c)
     probs.flush(checks)
+    if attribute_only:
+        _length_from_attributes(f, profile, cols, lines, checks)
     rows = f["source_row"].to_numpy(dtype=np.int64)
     dup, dup_detail = _duplicates(ids, lines.geometry, ~checks.failed, rows, id_col, run.seen)
     checks.add("id_duplicate", dup, dup_detail)
@@ -213,6 +220,26 @@ def _transform_chunk(
         if c:
             run.flag_counts[name] = run.flag_counts.get(name, 0) + c
     return _accepted(f, keep, spec, ids, cols, lines, flags, source_id), quarantined
+
+
+def _length_from_attributes(
+    f: pd.DataFrame, profile: Profile, cols: dict[str, Any], lines: _Lines, checks: RowChecks
+) -> None:
+    """Rows without geometry: their length is the measured length (> 0), else quarantined."""
+    measured = np.asarray(cols["measured_length_m"], dtype=float)
+    name = profile.columns.get("measured_length_m")
+    unusable = ~(measured > 0) & ~checks.failed
+    detail: str | np.ndarray
+    if name is None:
+        detail = "no geometry and no length: map measured_length_m in the profile's [columns]"
+    else:
+        shown = f[name].to_numpy(dtype=object) if name in f else np.full(len(f), None)
+        detail = np.array(
+            [f"no geometry and {name}={str(v)[:40]!r} gives no length > 0 m" for v in shown],
+            dtype=object,
+        )
+    checks.add("geometry_missing", unusable, detail)
+    lines.length = np.where(measured > 0, measured, np.nan)
 
 
 def _line_warnings(
@@ -304,6 +331,7 @@ def _transform_lines(
         frames.append(out)
     if rows_in == 0:
         raise InputDataError(f"source {source_id!r}: no rows were read (profile {profile.id!r})")
+    no_geometry = spec.geometry_optional and reads_no_geometry(profile)
     df = pd.concat(frames, ignore_index=True)
     df = df.sort_values([spec.key, "source_file", "source_row"], kind="stable")
     node_note = _street_nodes(df, source_id, ctx) if spec.kind == "streets" else None
@@ -318,6 +346,12 @@ def _transform_lines(
         warnings.append(node_note)
     if run.unmapped:
         warnings.append(unmapped_material_warning(source_id, run.unmapped))
+    if no_geometry:
+        warnings.append(
+            f"source {source_id!r}: profile {profile.id!r} reads no geometry (no geometry_column): "
+            f"{len(df)} {spec.table} without location, located through their street segment id or "
+            "their breaks' asset ids; lengths from measured_length_m"
+        )
     return finish_result(
         source_id,
         spec.kind,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,7 @@ from ._common import (
     empty_quarantine,
     finish_result,
 )
+from ._lines import _text
 from ._pairs import (
     _INVALID,
     _MISSING,
@@ -391,6 +392,13 @@ def _check_year(
         flags.add("year_mismatch", mismatch)
 
 
+def _ids(f: pd.DataFrame, col: Mapping[str, str], key: str) -> np.ndarray:
+    """Trimmed id text of mapped field ``key`` (None for blanks; '42.0' read as a float is '42')."""
+    if key in col and col[key] in f:
+        return _text(f[col[key]])
+    return np.full(len(f), None, dtype=object)
+
+
 def _accepted_rows(
     f: pd.DataFrame,
     keep: np.ndarray,
@@ -416,9 +424,8 @@ def _accepted_rows(
             * DIAMETER_UNITS[profile.diameter_unit]
             if "diameter_mm" in col and col["diameter_mm"] in f
             else np.nan,
-            "asset_id": f[col["asset_id"]][keep].astype(str).to_numpy()
-            if "asset_id" in col and col["asset_id"] in f
-            else None,
+            "asset_id": _ids(f, col, "asset_id")[keep],
+            "street_segment_id": _ids(f, col, "street_segment_id")[keep],
             "flags": flags.text[keep],
             "source_id": source_id,
             "source_file": f["source_file"][keep].to_numpy(),

@@ -223,6 +223,7 @@ def _pipe_attributes(
         "install_year_source": year_source,
         "measured_length_m": measured,
         "location_desc": _text(_raw(f, profile, "location_desc")[0]),
+        "street_segment_id": _text(_raw(f, profile, "street_segment_id")[0]),
         "removal_year": ryear,
         "status": np.where(np.isnan(ryear), "active", "abandoned").astype(object),
     }

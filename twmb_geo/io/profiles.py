@@ -54,6 +54,7 @@ KINDS: dict[str, dict[str, bool]] = {
         "material": False,
         "diameter_mm": False,
         "asset_id": False,
+        "street_segment_id": False,
         "record_id": False,
     },
     "neighbourhoods": {"area_code": True, "area_name": True},
@@ -79,6 +80,7 @@ KINDS: dict[str, dict[str, bool]] = {
         "measured_length_m": False,
         "location_desc": False,
         "removal_year": False,
+        "street_segment_id": False,
         "record_id": False,
     },
     "streets": {

@@ -16,6 +16,7 @@ from .hexgrid import cell_str
 
 __all__ = [
     "LINK_COLUMNS",
+    "id_positions",
     "link_breaks_to_cells",
     "link_breaks_to_pipes",
     "link_breaks_to_polygons",
@@ -62,6 +63,41 @@ def _norm_text(a: np.ndarray | pd.Series | None, n: int) -> np.ndarray:
     return s.to_numpy(dtype=object)
 
 
+def id_positions(values: pd.Series | None, keys: np.ndarray) -> np.ndarray:
+    """Position in ``keys`` of each id in ``values`` (-1 when absent or unknown).
+
+    Ids compare as trimmed text; the first of duplicated keys wins.
+    """
+    if values is None:
+        return np.zeros(0, dtype=np.int64)
+    k = pd.Series(keys, dtype=object).map(lambda v: None if v is None or v != v else str(v).strip())
+    index = pd.Series(np.arange(len(k)), index=k.to_numpy(dtype=object))
+    index = index[index.index.notna() & ~index.index.duplicated()]
+    ids = pd.Series(values, dtype=object).map(
+        lambda v: None if v is None or v != v else (str(v).strip() or None)
+    )
+    j = ids.map(index).to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isnan(j), -1, j).astype(np.int64)
+
+
+def _has_id(values: pd.Series | None, n: int) -> np.ndarray:
+    """Rows whose id is present (not null, not blank)."""
+    if values is None:
+        return np.zeros(n, dtype=bool)
+    s = pd.Series(values, dtype=object)
+    return (s.notna() & (s.astype(str).str.strip() != "")).to_numpy(dtype=bool)
+
+
+def _id_distance(pts_x: np.ndarray, pts_y: np.ndarray, geoms: np.ndarray) -> np.ndarray:
+    """Distance from each point to its id-linked geometry (NaN where the unit has none)."""
+    g = np.asarray(geoms, dtype=object)
+    ok = ~(shapely.is_missing(g) | shapely.is_empty(g)) & np.isfinite(pts_x) & np.isfinite(pts_y)
+    d = np.full(len(g), np.nan)
+    if ok.any():
+        d[ok] = shapely.distance(shapely.points(pts_x[ok], pts_y[ok]), g[ok])
+    return d
+
+
 def link_breaks_to_pipes(
     breaks: pd.DataFrame,
     pipes: pd.DataFrame,
@@ -89,9 +125,12 @@ def link_breaks_to_pipes(
     Returns
     -------
     One row per break (``LINK_COLUMNS``). Methods: ``asset_id`` (the record names a known
-    asset), ``nearest``. Reasons when unmatched: ``no_pipe_in_tolerance``,
-    ``no_pipe_in_service`` (pipes are near but none was in service in the break's year),
-    ``pipes_without_geometry``.
+    asset: the id link wins over location; ``distance_m`` is the distance to that pipe when
+    it has geometry), ``nearest`` (spatial, within ``tolerance_m``). A break whose asset id is
+    not in the inventory falls back to spatial matching. Reasons when unmatched:
+    ``no_pipe_in_tolerance``, ``no_pipe_in_service`` (pipes are near but none was in service
+    in the break's year), ``pipes_without_geometry``, ``asset_id_unknown`` (the break's
+    asset id is not in the inventory and no pipe has geometry to fall back on).
     """
     out = _links(breaks["break_id"].to_numpy(dtype=object), "pipe")
     n = len(breaks)
@@ -103,24 +142,30 @@ def link_breaks_to_pipes(
     pid = pipes["pipe_id"].to_numpy(dtype=object)
     done = np.zeros(n, dtype=bool)
 
-    if "asset_id" in breaks and breaks["asset_id"].notna().any():
+    geoms = pipes["geometry"].to_numpy(dtype=object)
+    with_id = _has_id(breaks.get("asset_id"), n)
+    if with_id.any():
         key = pipes["asset_id"] if "asset_id" in pipes else pipes["pipe_id"]
-        index = pd.Series(np.arange(len(pipes)), index=key.astype(str).to_numpy())
-        index = index[~index.index.duplicated()]
-        j = breaks["asset_id"].astype(object).map(index).to_numpy(dtype=float, na_value=np.nan)
-        hit = ~np.isnan(j)
-        jj = j[hit].astype(int)
+        j = id_positions(breaks["asset_id"], key.to_numpy(dtype=object))
+        hit = j >= 0
+        jj = j[hit]
         out.loc[hit, "unit_id"] = pid[jj]
         out.loc[hit, "method"] = "asset_id"
         out.loc[hit, "status"] = "matched"
         out.loc[hit, "candidates"] = 1
+        out.loc[hit, "distance_m"] = _id_distance(
+            breaks["x"].to_numpy(dtype=float)[hit],
+            breaks["y"].to_numpy(dtype=float)[hit],
+            geoms[jj],
+        )
         done |= hit
 
-    geoms = pipes["geometry"].to_numpy(dtype=object)
     has_geom = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     todo = np.flatnonzero(~done)
     if not has_geom.any():
-        out.loc[todo, "reason"] = "pipes_without_geometry"
+        out.loc[todo, "reason"] = np.where(
+            with_id[todo], "asset_id_unknown", "pipes_without_geometry"
+        )
         return out
     located = np.flatnonzero(has_geom)
     tree = shapely.STRtree(geoms[located])
@@ -172,10 +217,43 @@ def link_breaks_to_pipes(
 def link_breaks_to_streets(
     breaks: pd.DataFrame, streets: pd.DataFrame, *, tolerance_m: float = 50.0
 ) -> pd.DataFrame:
-    """Nearest street segment (``is_street`` only) within ``tolerance_m`` of each break."""
+    """The street segment of each break: by its segment id, else the nearest in tolerance.
+
+    A break carrying a ``street_segment_id`` that names a segment links to it (method
+    ``segment_id``, any street class; ``distance_m`` to it); an unknown or missing id falls
+    back to the nearest ``is_street`` segment within ``tolerance_m`` (method ``nearest``).
+    """
     out = _links(breaks["break_id"].to_numpy(dtype=object), "street")
     if len(breaks) == 0:
         return out
+    todo = np.ones(len(breaks), dtype=bool)
+    if _has_id(breaks.get("street_segment_id"), len(breaks)).any():
+        j = id_positions(breaks["street_segment_id"], streets["segment_id"].to_numpy(dtype=object))
+        hit = j >= 0
+        out.loc[hit, "unit_id"] = streets["segment_id"].to_numpy(dtype=object)[j[hit]]
+        out.loc[hit, "method"] = "segment_id"
+        out.loc[hit, "status"] = "matched"
+        out.loc[hit, "candidates"] = 1
+        out.loc[hit, "distance_m"] = _id_distance(
+            breaks["x"].to_numpy(dtype=float)[hit],
+            breaks["y"].to_numpy(dtype=float)[hit],
+            streets["geometry"].to_numpy(dtype=object)[j[hit]],
+        )
+        todo = ~hit
+        if not todo.any():
+            return out
+    rest = np.flatnonzero(todo)
+    spatial = _nearest_street(breaks.iloc[rest].reset_index(drop=True), streets, tolerance_m)
+    for c in LINK_COLUMNS[2:]:
+        out.loc[rest, c] = spatial[c].to_numpy()
+    return out
+
+
+def _nearest_street(
+    breaks: pd.DataFrame, streets: pd.DataFrame, tolerance_m: float
+) -> pd.DataFrame:
+    """Nearest street segment (``is_street`` only) within ``tolerance_m`` of each break."""
+    out = _links(breaks["break_id"].to_numpy(dtype=object), "street")
     s = streets[streets["is_street"].astype(bool)] if "is_street" in streets else streets
     geoms = s["geometry"].to_numpy(dtype=object)
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))

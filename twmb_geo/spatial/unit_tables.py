@@ -15,7 +15,14 @@ from ..core.crs import WGS84, analysis_crs, transform_xy
 from ..core.vocab import MATERIAL_GROUPS
 from . import hexgrid
 
-__all__ = ["cell_units", "from_wkb", "neighbourhood_units", "pipe_units", "street_units"]
+__all__ = [
+    "cell_units",
+    "from_wkb",
+    "locate_points",
+    "neighbourhood_units",
+    "pipe_units",
+    "street_units",
+]
 
 
 def from_wkb(col: pd.Series) -> np.ndarray:
@@ -52,6 +59,19 @@ def _cell_of(x: np.ndarray, y: np.ndarray, res: int) -> np.ndarray:
     ok = cells != 0
     out[ok] = hexgrid.cell_str(cells[ok])
     return out
+
+
+def locate_points(
+    x: np.ndarray, y: np.ndarray, nb_ids: np.ndarray, nb_geoms: np.ndarray, res: int
+) -> dict[str, np.ndarray]:
+    """WGS84 position, neighbourhood and H3 cell of points in the analysis CRS (None/NaN where not finite)."""
+    lon, lat = _lonlat(x, y)
+    return {
+        "centroid_lon": lon,
+        "centroid_lat": lat,
+        "neighbourhood": _assign_polygons(x, y, nb_ids, nb_geoms),
+        "cell": _cell_of(x, y, res),
+    }
 
 
 def neighbourhood_units(
@@ -93,7 +113,12 @@ def _sum_by(df: pd.DataFrame, key: str, value: str, ids: pd.Series) -> np.ndarra
 def pipe_units(
     pipes: pd.DataFrame, nb_ids: np.ndarray, nb_geoms: np.ndarray, res: int, warnings: list[str]
 ) -> pd.DataFrame:
-    geoms = pipes["geometry"].map(lambda v: None if v is None else bytes(v)).to_numpy(dtype=object)
+    geoms = (
+        pipes["geometry"]
+        .astype(object)
+        .map(lambda v: None if v is None or v is pd.NA else bytes(v))
+        .to_numpy(dtype=object)
+    )
     g = shapely.from_wkb(geoms)
     located = ~(shapely.is_missing(g) | shapely.is_empty(g))
     x = np.full(len(g), np.nan)

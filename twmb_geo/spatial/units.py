@@ -21,6 +21,7 @@ from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
 from . import hexgrid
 from .snapping import (
+    id_positions,
     link_breaks_to_cells,
     link_breaks_to_pipes,
     link_breaks_to_polygons,
@@ -30,6 +31,7 @@ from .snapping import (
 from .unit_tables import (
     cell_units,
     from_wkb,
+    locate_points,
     neighbourhood_units,
     pipe_units,
     street_units,
@@ -186,6 +188,7 @@ def _empty_pipe_streets() -> pd.DataFrame:
             "segment_id": pd.Series(dtype=object),
             "overlap_m": pd.Series(dtype=float),
             "overlap_share": pd.Series(dtype=float),
+            "method": pd.Series(dtype=object),
         }
     )
 
@@ -282,6 +285,7 @@ def _build_pipes(ctx: BuildContext) -> pd.DataFrame | None:
         return None
     pu = pipe_units(ctx.pipes, ctx.nb_ids, ctx.nb_geoms, ctx.res, ctx.warnings)
     located = pu["geometry"].notna().to_numpy()
+    _locate_by_ids(ctx, pu)
     if located.any():
         g = shapely.from_wkb(pu.loc[located, "geometry"].to_numpy(dtype=object))
         pc = hexgrid.lines_to_cells(
@@ -298,7 +302,101 @@ def _build_pipes(ctx: BuildContext) -> pd.DataFrame | None:
             .sort_values(["pipe_id", "cell"], kind="stable")
             .reset_index(drop=True)
         )
+    by_id = ~located & pu["cell"].notna().to_numpy()
+    if by_id.any():  # a pipe located through its ids: its whole length in its cell
+        extra = pd.DataFrame(
+            {
+                "pipe_id": pu.loc[by_id, "unit_id"].to_numpy(dtype=object),
+                "cell": pu.loc[by_id, "cell"].to_numpy(dtype=object),
+                "length_m": pu.loc[by_id, "length_m"].to_numpy(dtype=float),
+            }
+        )
+        ctx.pipe_cells = (
+            pd.concat([ctx.pipe_cells, extra], ignore_index=True)
+            .sort_values(["pipe_id", "cell"], kind="stable")
+            .reset_index(drop=True)
+        )
     return pu
+
+
+def _locate_by_ids(ctx: BuildContext, pu: pd.DataFrame) -> None:
+    """Locate pipes without geometry through their ids (in place).
+
+    The representative point of such a pipe is the mid-point of the street segment its
+    ``street_segment_id`` names (``location_method`` ``segment_id``; the pipe runs under that
+    segment), else the median point of the breaks that carry its asset id (``breaks``);
+    its cell and neighbourhood follow from the point. A pipe with neither keeps no location
+    and is still a pipe unit (attributes and history).
+    """
+    unloc = pu["geometry"].isna().to_numpy()
+    method = np.full(len(pu), "geometry", dtype=object)
+    method[unloc] = None
+    pu["location_method"] = method
+    if not unloc.any():
+        return
+    assert ctx.pipes is not None, "pipe units come from pipes"
+    x = pu["x"].to_numpy(dtype=float).copy()
+    y = pu["y"].to_numpy(dtype=float).copy()
+    seg = pu["segment_id"].to_numpy(dtype=object).copy()
+    if "street_segment_id" in ctx.pipes and ctx.streets is not None and len(ctx.streets):
+        sid = pd.Series(
+            ctx.pipes["street_segment_id"].to_numpy(dtype=object),
+            index=ctx.pipes["pipe_id"].astype(str).to_numpy(dtype=object),
+        )
+        own = sid.reindex(pu["unit_id"].to_numpy(dtype=object)).to_numpy(dtype=object)
+        j = id_positions(
+            pd.Series(own, dtype=object), ctx.streets["segment_id"].to_numpy(dtype=object)
+        )
+        hit = unloc & (j >= 0)
+        if hit.any():
+            g = from_wkb(ctx.streets["geometry"].iloc[j[hit]])
+            mid = shapely.line_interpolate_point(g, 0.5, normalized=True)
+            x[hit], y[hit] = shapely.get_x(mid), shapely.get_y(mid)
+            seg[hit] = ctx.streets["segment_id"].astype(str).to_numpy(dtype=object)[j[hit]]
+            method[hit] = "segment_id"
+        unknown = unloc & (j < 0) & pd.notna(own)
+        if unknown.any():
+            ctx.warnings.append(
+                f"{int(unknown.sum())} pipes without geometry name a street segment id that is not "
+                f"in the street layer (e.g. {', '.join(map(str, own[unknown][:3]))}): located "
+                "through their breaks instead, when they have any"
+            )
+    rest = unloc & pd.isna(method)
+    if rest.any() and "asset_id" in ctx.breaks and len(ctx.breaks):
+        keys = pu["asset_id"].to_numpy(dtype=object).copy()
+        keys[~rest] = None
+        k = id_positions(ctx.breaks["asset_id"], keys)
+        ok = k >= 0
+        if ok.any():
+            med = (
+                pd.DataFrame(
+                    {
+                        "k": k[ok],
+                        "x": ctx.breaks["x"].to_numpy(dtype=float)[ok],
+                        "y": ctx.breaks["y"].to_numpy(dtype=float)[ok],
+                    }
+                )
+                .groupby("k", sort=True)
+                .median()
+            )
+            rows = med.index.to_numpy(dtype=np.int64)
+            x[rows], y[rows] = med["x"].to_numpy(), med["y"].to_numpy()
+            method[rows] = "breaks"
+    moved = unloc & pd.notna(method)
+    if moved.any():
+        where = locate_points(x[moved], y[moved], ctx.nb_ids, ctx.nb_geoms, ctx.res)
+        pu.loc[moved, "x"], pu.loc[moved, "y"] = x[moved], y[moved]
+        for c, v in where.items():
+            pu.loc[moved, c] = v
+    pu["segment_id"] = seg
+    pu["location_method"] = method
+    by = pd.Series(method[unloc]).value_counts()
+    ctx.warnings.append(
+        f"pipes without geometry: {int(by.get('segment_id', 0))} located through their street "
+        f"segment id, {int(by.get('breaks', 0))} through the breaks carrying their asset id, "
+        f"{int(unloc.sum() - by.sum())} without location (no cell, street or neighbourhood; "
+        "still pipe units); none has spatial neighbours"
+    )
 
 
 def _build_streets(ctx: BuildContext) -> pd.DataFrame | None:
@@ -306,14 +404,22 @@ def _build_streets(ctx: BuildContext) -> pd.DataFrame | None:
         return None
     su = street_units(ctx.streets, ctx.nb_ids, ctx.nb_geoms, ctx.res)
     pu = ctx.units.get("pipe")
-    if pu is not None and pu["geometry"].notna().any():
+    if pu is not None and (
+        pu["geometry"].notna().any() or (pu["location_method"] == "segment_id").any()
+    ):
         _apportion_pipes_to_streets(ctx, pu, su)
     return su
 
 
 def _apportion_pipes_to_streets(ctx: BuildContext, pu: pd.DataFrame, su: pd.DataFrame) -> None:
-    """The street segment each pipe runs under and the pipe km per segment (in place)."""
+    """The street segment each pipe runs under and the pipe km per segment (in place).
+
+    A located pipe runs under the segment whose corridor holds most of it (method
+    ``overlap``); a pipe without geometry under the segment its id names (``segment_id``).
+    """
     half_width = ctx.settings.street_half_width_m
+    by_id = (pu["location_method"] == "segment_id").to_numpy()
+    id_seg = pu["segment_id"].to_numpy(dtype=object).copy()
     ps = pipes_to_streets(
         pd.DataFrame(
             {
@@ -330,11 +436,17 @@ def _apportion_pipes_to_streets(ctx: BuildContext, pu: pd.DataFrame, su: pd.Data
         ),
         half_width_m=half_width,
     )
+    ps["method"] = ps["segment_id"].notna().map({True: "overlap", False: None}).astype(object)
+    if by_id.any():
+        ps.loc[by_id, "segment_id"] = id_seg[by_id]
+        ps.loc[by_id, "overlap_m"] = pu.loc[by_id, "length_m"].to_numpy(dtype=float)
+        ps.loc[by_id, "overlap_share"] = 1.0
+        ps.loc[by_id, "method"] = "segment_id"
     ctx.pipe_streets = ps.sort_values("pipe_id", kind="stable").reset_index(drop=True)
     pu["segment_id"] = pd.Series(ps["segment_id"].to_numpy(dtype=object), index=pu.index)
     km = pd.Series(pu["length_m"].to_numpy(), index=pu.index).groupby(pu["segment_id"]).sum()
     su["pipe_km"] = km.reindex(su["unit_id"].to_numpy()).fillna(0.0).to_numpy() / 1000.0
-    nostreet = int(pu["segment_id"].isna().sum() - (~pu["geometry"].notna()).sum())
+    nostreet = int((pu["segment_id"].isna() & pu["geometry"].notna()).sum())
     if nostreet > 0:
         ctx.warnings.append(f"{nostreet} pipes run under no street segment within {half_width:g} m")
 
@@ -376,7 +488,9 @@ def _link_pipes(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
             "diameter_mm": pu["diameter_mm"],
         }
     )
-    return link_breaks_to_pipes(b, p, tolerance_m=ctx.settings.pipe_tolerance_m)
+    links = link_breaks_to_pipes(b, p, tolerance_m=ctx.settings.pipe_tolerance_m)
+    _warn_unknown_ids(ctx, b, links, "asset_id", "an asset id", "pipe inventory")
+    return links
 
 
 def _link_streets(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
@@ -390,7 +504,28 @@ def _link_streets(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
             "geometry": shapely.from_wkb(su["geometry"].to_numpy(dtype=object)),
         }
     )
-    return link_breaks_to_streets(b, s, tolerance_m=ctx.settings.street_tolerance_m)
+    links = link_breaks_to_streets(b, s, tolerance_m=ctx.settings.street_tolerance_m)
+    _warn_unknown_ids(ctx, b, links, "street_segment_id", "a street segment id", "street layer")
+    return links
+
+
+def _warn_unknown_ids(
+    ctx: BuildContext, b: pd.DataFrame, links: pd.DataFrame, col: str, what: str, where: str
+) -> None:
+    """Warn about breaks whose id names no unit: they fell back to spatial matching."""
+    if col not in b:
+        return
+    ids = b[col].astype(object)
+    has = (ids.notna() & (ids.astype(str).str.strip() != "")).to_numpy()
+    by_id = links["method"].isin(["asset_id", "segment_id"]).to_numpy()
+    unknown = has & ~by_id
+    if unknown.any():
+        spatial = int((unknown & (links["status"] == "matched").to_numpy()).sum())
+        eg = ", ".join(map(str, pd.unique(ids[unknown])[:3]))
+        ctx.warnings.append(
+            f"{int(unknown.sum())} breaks carry {what} not in the {where} (e.g. {eg}): "
+            f"{spatial} matched spatially instead, {int(unknown.sum()) - spatial} unmatched"
+        )
 
 
 def _link_cells(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
@@ -411,7 +546,7 @@ def _link_neighbourhoods(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | N
 def _link_breaks(ctx: BuildContext) -> pd.DataFrame:
     """Links of every break to every unit type, ordered by break then registry order."""
     b = ctx.breaks[["break_id", "x", "y", "year", "lon", "lat"]].copy()
-    for c in ("asset_id", "material", "diameter_mm"):
+    for c in ("asset_id", "street_segment_id", "material", "diameter_mm"):
         if c in ctx.breaks:
             b[c] = ctx.breaks[c].to_numpy()
     parts = [UNIT_BUILDERS[name].link(ctx, b) for name in UNIT_TYPES]

@@ -274,7 +274,11 @@ class Store:
         df = self.con.execute(sql, params or []).df()
         for f in sch.fields:
             if f.type == "wkb":
-                df[f.name] = df[f.name].map(lambda v: None if v is None else bytes(v))
+                df[f.name] = (
+                    df[f.name]
+                    .astype(object)
+                    .map(lambda v: None if v is None or v is pd.NA or v != v else bytes(v))
+                )
         return df
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
