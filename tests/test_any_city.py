@@ -97,7 +97,7 @@ def test_scores_and_outputs(city) -> None:
     name, project, _, tables = city
     assert len(tables["risk_scores"]) > 0
     maps = project / "out" / "maps"
-    assert list(maps.glob("*.png")) and list(maps.glob("*.html"))
+    assert list(maps.rglob("*.png")) and list(maps.rglob("*.html"))
     report = next((project / "out").rglob("report*.html"))
     html = report.read_text(encoding="utf-8")
     assert EXPECTED[name][2] in html
