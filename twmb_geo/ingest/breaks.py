@@ -92,15 +92,6 @@ def _key_hash(frame: pd.DataFrame, dates: pd.Series, profile: Profile) -> np.nda
     return pd.util.hash_pandas_object(pd.DataFrame(parts), index=False).to_numpy()
 
 
-def _ids(frame: pd.DataFrame, profile: Profile, field: str) -> np.ndarray:
-    """A mapped id column as strings (``None`` where empty or not mapped)."""
-    col = profile.columns.get(field)
-    if col is None or col not in frame:
-        return np.full(len(frame), None, dtype=object)
-    v = frame[col]
-    return v.astype(str).astype(object).where(v.notna(), None).to_numpy(dtype=object)
-
-
 def _break_ids(dates: pd.Series, lon: np.ndarray, lat: np.ndarray) -> list[str]:
     base = pd.DataFrame(
         {
@@ -292,8 +283,8 @@ def _check_duplicates(
         py=py[idx],
         cx=loc.x[idx],
         cy=loc.y[idx],
-        rid=_ids(f, profile, "record_id")[idx],
-        aid=_ids(f, profile, "asset_id")[idx],
+        rid=_ids(f, profile.columns, "record_id")[idx],
+        aid=_ids(f, profile.columns, "asset_id")[idx],
         i=idx,
     )
     run.dups, res = find_duplicates(

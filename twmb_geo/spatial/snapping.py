@@ -147,18 +147,7 @@ def link_breaks_to_pipes(
     if with_id.any():
         key = pipes["asset_id"] if "asset_id" in pipes else pipes["pipe_id"]
         j = id_positions(breaks["asset_id"], key.to_numpy(dtype=object))
-        hit = j >= 0
-        jj = j[hit]
-        out.loc[hit, "unit_id"] = pid[jj]
-        out.loc[hit, "method"] = "asset_id"
-        out.loc[hit, "status"] = "matched"
-        out.loc[hit, "candidates"] = 1
-        out.loc[hit, "distance_m"] = _id_distance(
-            breaks["x"].to_numpy(dtype=float)[hit],
-            breaks["y"].to_numpy(dtype=float)[hit],
-            geoms[jj],
-        )
-        done |= hit
+        done |= _mark_id_links(out, breaks, j, pid, geoms, "asset_id")
 
     has_geom = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     todo = np.flatnonzero(~done)
@@ -214,6 +203,27 @@ def link_breaks_to_pipes(
     return out
 
 
+def _mark_id_links(
+    out: pd.DataFrame,
+    breaks: pd.DataFrame,
+    j: np.ndarray,
+    unit_ids: np.ndarray,
+    geoms: np.ndarray,
+    method: str,
+) -> np.ndarray:
+    """Record the id links ``j`` (position in ``unit_ids``, -1 for none); the mask of linked breaks."""
+    hit = j >= 0
+    jj = j[hit]
+    out.loc[hit, "unit_id"] = unit_ids[jj]
+    out.loc[hit, "method"] = method
+    out.loc[hit, "status"] = "matched"
+    out.loc[hit, "candidates"] = 1
+    out.loc[hit, "distance_m"] = _id_distance(
+        breaks["x"].to_numpy(dtype=float)[hit], breaks["y"].to_numpy(dtype=float)[hit], geoms[jj]
+    )
+    return hit
+
+
 def link_breaks_to_streets(
     breaks: pd.DataFrame, streets: pd.DataFrame, *, tolerance_m: float = 50.0
 ) -> pd.DataFrame:
@@ -229,15 +239,13 @@ def link_breaks_to_streets(
     todo = np.ones(len(breaks), dtype=bool)
     if _has_id(breaks.get("street_segment_id"), len(breaks)).any():
         j = id_positions(breaks["street_segment_id"], streets["segment_id"].to_numpy(dtype=object))
-        hit = j >= 0
-        out.loc[hit, "unit_id"] = streets["segment_id"].to_numpy(dtype=object)[j[hit]]
-        out.loc[hit, "method"] = "segment_id"
-        out.loc[hit, "status"] = "matched"
-        out.loc[hit, "candidates"] = 1
-        out.loc[hit, "distance_m"] = _id_distance(
-            breaks["x"].to_numpy(dtype=float)[hit],
-            breaks["y"].to_numpy(dtype=float)[hit],
-            streets["geometry"].to_numpy(dtype=object)[j[hit]],
+        hit = _mark_id_links(
+            out,
+            breaks,
+            j,
+            streets["segment_id"].to_numpy(dtype=object),
+            streets["geometry"].to_numpy(dtype=object),
+            "segment_id",
         )
         todo = ~hit
         if not todo.any():
