@@ -144,9 +144,9 @@ def _flag_text(flags: list[tuple[str, np.ndarray]], n: int) -> np.ndarray:
 
 
 @cache
-def _crs_area() -> shapely.Geometry:
-    """The area of use of the target CRS as a box in its own coordinates."""
-    bounds = area_of_use_bounds(analysis_crs())
+def _crs_area(crs: str) -> shapely.Geometry:
+    """The area of use of ``crs`` as a box in its own coordinates."""
+    bounds = area_of_use_bounds(crs)
     box = shapely.box(*bounds) if bounds else shapely.box(-1e9, -1e9, 1e9, 1e9)
     shapely.prepare(box)
     return box
@@ -261,7 +261,7 @@ def _check_outside(
     checks: RowChecks,
 ) -> np.ndarray:  # fmt: skip
     """Check that good lines touch the service area; returns the inside mask over ``idx``."""
-    area = ctx.service_area if ctx.service_area is not None else _crs_area()
+    area = ctx.service_area if ctx.service_area is not None else _crs_area(analysis_crs())
     where = (
         "the service area"
         if ctx.service_area is not None

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..core.crs import TORONTO_CRS
+from ..core.crs import TORONTO_CRS, using_crs
 from .fields import GridField
 from .hazard import Simulation, simulate_breaks
 from .params import MATERIAL_CODES, SynthParams
@@ -239,6 +239,11 @@ def make_city(params: SynthParams | None = None, **overrides: Any) -> SynthCity:
         all in EPSG:2952. The same parameters always give the same city.
     """
     params = dataclasses.replace(params or SynthParams(), **overrides)
+    with using_crs(CRS):  # the synthetic city lies in the bundled city's CRS
+        return _make_city(params)
+
+
+def _make_city(params: SynthParams) -> SynthCity:
     ref = load_reference()
     layout = plan_layout(params)
     fields = city_fields(params.seed, params.soil_length_scale_m)

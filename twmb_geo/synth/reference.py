@@ -180,7 +180,9 @@ def _codebook() -> list[dict[str, str]]:
 def _footprint() -> tuple[shapely.Geometry, np.ndarray, np.ndarray, np.ndarray]:
     """The dissolved service area and the neighbourhood polygons with their centroids."""
     path = data_dir() / "toronto" / "neighbourhood_planning_areas_utm6.zip"
-    res = read_source(path, "toronto_neighbourhoods_140", today=dt.date(2026, 1, 1))
+    res = read_source(
+        path, "toronto_neighbourhoods_140", today=dt.date(2026, 1, 1), crs=TORONTO_CRS
+    )
     nb = res.tables["neighbourhoods"].sort_values("area_code", kind="stable")
     polys = shapely.from_wkb(nb["geometry"].to_numpy())
     sa = service_area_table(nb, "neighbourhoods", 0.0)

@@ -281,6 +281,7 @@ def _config(city: SynthCity, geo: bool) -> Config:
     return Config(
         name=f"synthetic-seed{p.seed}-n{p.n_pipes}",
         city="Synthetic city",
+        crs=TORONTO_CRS,
         licence=(
             "Synthetic breaks, water mains and streets (twmb_geo generator); neighbourhoods: "
             "City of Toronto Open Data, Open Government Licence - Toronto; weather: Environment "
