@@ -298,7 +298,7 @@ def _check_analysis_xy(df: pd.DataFrame, sch: TableSchema) -> list[str]:
     """
     crs = current_crs()
     bounds = area_of_use_bounds(crs) if crs else None
-    if bounds is None:
+    if crs is None or bounds is None:
         return []
     minx, miny, maxx, maxy = bounds
     pad_x, pad_y = 0.5 * (maxx - minx), 0.5 * (maxy - miny)

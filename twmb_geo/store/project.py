@@ -56,7 +56,8 @@ def configured_crs(cfg: Config) -> str | None:
 
 
 def _choose(cfg: Config, sources: Sequence[SourceConfig]) -> tuple[CRSChoice, tuple | None]:
-    boxes, crss = [], []
+    boxes: list[tuple[float, float, float, float]] = []
+    crss: list[str] = []
     for src in sources:
         files = [f for f in src.files(cfg.root) if f.exists()]
         ext = source_extent(files, cfg.profile(src)) if files else None
