@@ -163,3 +163,25 @@ def test_london_partial_last_year(city) -> None:
     assert int(b["year"].max()) == 2021
     text = " ".join(doc.get("warnings", []))
     assert "2021" in text and "partial" in text
+
+
+def test_no_service_area_at_all(tmp_path: Path) -> None:
+    """``service_area = "none"``: no area, no cell units; pipes and streets still modelled."""
+    project = tmp_path / "alberta"
+    shutil.copytree(CITIES / "alberta", project, ignore=shutil.ignore_patterns("out"))
+    cfg = (project / "twmb.toml").read_text()
+    cfg = cfg.replace('out = "out"\n', 'out = "out"\nservice_area = "none"\n')
+    cfg = cfg.replace(
+        "[model]\n", '[model]\nunit_types = ["pipe", "street"]\nschemes = ["forward"]\n'
+    )
+    (project / "twmb.toml").write_text(cfg)
+    load_schema.cache_clear()
+    with pytest.MonkeyPatch.context() as mp, using_crs(None):
+        mp.chdir(project)
+        r = twmb("--config", "twmb.toml", "run", "--json")
+    assert r.exit_code == 0, show(r)
+    with Store(project / "out" / "twmb.duckdb", read_only=True) as store:
+        assert store.count("service_area") == 0
+        assert store.count("unit_cell") == 0
+        scored = set(store.read("risk_scores")["unit_type"])
+    assert scored == {"pipe", "street"}

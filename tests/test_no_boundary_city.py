@@ -112,3 +112,4 @@ def test_outputs_exist(run) -> None:
     assert list((out / "maps" / "png").glob("*.png"))
     report = (out / "report" / "report.md").read_text()
     assert "No neighbourhood layer" in report
+    assert "| neighbourhood |" not in report  # no empty neighbourhood column in the rankings

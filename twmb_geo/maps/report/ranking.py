@@ -67,6 +67,8 @@ def _top_table(ctx: ReportContext, unit_type: str, names: Mapping[str, str]) -> 
     with_km = spec is not None and spec.linear
     # a description every unit shares (cells without pipe data) says nothing: left out
     with_desc = top["description"].nunique(dropna=False) > 1
+    # without a neighbourhood layer the column would be empty: left out
+    with_nbhd = bool(top["neighbourhood"].map(lambda v: not missing(v)).any()) and bool(names)
     rows = []
     for r in top.itertuples():
         code = None if missing(r.neighbourhood) else str(r.neighbourhood)
@@ -76,7 +78,7 @@ def _top_table(ctx: ReportContext, unit_type: str, names: Mapping[str, str]) -> 
                 fmt_int(r.rank),
                 str(r.unit_id),
                 *((desc,) if with_desc else ()),
-                f"{names.get(code, code)} ({code})" if code else "–",
+                *((f"{names.get(code, code)} ({code})" if code else "–",) if with_nbhd else ()),
                 *((fmt_num(r.length_km, 3),) if with_km else ()),
                 fmt_num(r.expected_breaks),
                 fmt_num(r.probability),
@@ -84,9 +86,11 @@ def _top_table(ctx: ReportContext, unit_type: str, names: Mapping[str, str]) -> 
                 "–" if missing(r.drivers) else str(r.drivers),
             )
         )
-    header = ("rank", "unit", *(("description",) if with_desc else ()), "neighbourhood")
-    header += (*(("km",) if with_km else ()), "expected breaks", "P(any break)", "tier", "drivers")
-    align = "rl" + ("l" if with_desc else "") + "l" + ("r" if with_km else "") + "rrll"
+    header = ("rank", "unit", *(("description",) if with_desc else ()))
+    header += (*(("neighbourhood",) if with_nbhd else ()), *(("km",) if with_km else ()))
+    header += ("expected breaks", "P(any break)", "tier", "drivers")
+    align = "rl" + ("l" if with_desc else "") + ("l" if with_nbhd else "")
+    align += ("r" if with_km else "") + "rrll"
     return table(header, rows, align)
 
 
