@@ -27,6 +27,7 @@ import shapely
 
 from ..contracts import conform, validate_frame
 from ..core.crs import WGS84, analysis_crs, transform_xy
+from ..core.h3cells import cell_polygons, points_to_cells
 from ..errors import InputDataError
 
 __all__ = ["DERIVED_SOURCE_ID", "SERVICE_AREA_METHODS", "derived_service_area"]
@@ -48,19 +49,11 @@ def _line_points(lines: np.ndarray, step_m: float) -> np.ndarray:
 def _h3_cover(xy: np.ndarray, res: int) -> shapely.Geometry:
     """The dissolved H3 cells (resolution ``res``) holding the points (analysis CRS)."""
     lon, lat, _ = transform_xy(xy[:, 0], xy[:, 1], analysis_crs(), WGS84)
-    ll = np.unique(np.round(np.column_stack([lat, lon]), 6), axis=0)
-    hit = np.unique([h3i.latlng_to_cell(a, b, res) for a, b in ll])
+    hit = np.unique(points_to_cells(lon, lat, res))
+    hit = hit[hit != 0]
     # one ring more: a line can clip a cell between two of its sample points
     cells = np.unique(np.concatenate([h3i.grid_disk(int(c), 1) for c in hit]))
-    rings = [np.asarray(h3i.cell_to_boundary(int(c)), dtype=float) for c in cells]
-    sizes = np.array([len(r) for r in rings])
-    verts = np.concatenate(rings)  # (lat, lon)
-    x, y, _ = transform_xy(verts[:, 1], verts[:, 0], WGS84, analysis_crs())
-    polys = shapely.polygons(
-        shapely.linearrings(
-            np.column_stack([x, y]), indices=np.repeat(np.arange(sizes.size), sizes)
-        )
-    )
+    polys = cell_polygons(cells.astype(np.uint64))
     # a tiny buffer closes the slivers between projected cell edges
     return shapely.union_all(shapely.buffer(polys, 0.01)).buffer(-0.01)
 

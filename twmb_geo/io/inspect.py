@@ -25,12 +25,10 @@ import pandas as pd
 import pyogrio
 import shapely
 from pyproj import CRS, Transformer
-from pyproj.aoi import AreaOfInterest
-from pyproj.database import query_utm_crs_info
 from pyproj.exceptions import CRSError
 
-from ..core.crs import WGS84, crs_label
-from ..core.vocab import MATERIAL_CLASSES
+from ..core.crs import WGS84, choose_crs, crs_label, merge_bounds, source_datum, utm_epsg
+from ..core.vocab import DEFAULT_MATERIALS, MATERIAL_CLASSES, normalise_material_code
 from ..errors import InputDataError
 from .profiles import KINDS
 from .readers import detect_encoding
@@ -506,18 +504,9 @@ def sniff_date_format(values: Sequence[str]) -> tuple[str, str | None, str | Non
 
 def utm_zone_crs(lon: float, lat: float) -> str | None:
     """The WGS 84 UTM zone CRS (``EPSG:326zz`` north, ``327zz`` south) of a lon/lat point."""
-    lon = max(min(lon, 179.999), -179.999)
-    lat = max(min(lat, 83.9), -79.9)
-    infos = query_utm_crs_info(
-        datum_name="WGS 84",
-        area_of_interest=AreaOfInterest(lon - 1e-6, lat - 1e-6, lon + 1e-6, lat + 1e-6),
-    )
-    zone = int((lon + 180) // 6) + 1
-    hemi = "N" if lat >= 0 else "S"
-    for info in infos:
-        if info.name.endswith(f"zone {zone}{hemi}"):
-            return f"{info.auth_name}:{info.code}"
-    return f"{infos[0].auth_name}:{infos[0].code}" if infos else None
+    if not (np.isfinite(lon) and np.isfinite(lat)):
+        return None
+    return f"EPSG:{utm_epsg(max(min(lon, 179.999), -179.999), lat)}"
 
 
 def _lonlat_ok(x: np.ndarray, y: np.ndarray) -> bool:
@@ -937,7 +926,13 @@ def _length_unit_from_geometry(
 
 
 def guess_material_class(code: str) -> str | None:
-    """The canonical material class of a raw code by pattern, or None when no rule matches."""
+    """The canonical material class of a raw code: the ingest defaults, else by pattern.
+
+    None when neither knows the code.
+    """
+    known = DEFAULT_MATERIALS.get(normalise_material_code(code) or "")
+    if known is not None:
+        return known.material_class
     text = re.sub(r"[^A-Z0-9?]+", " ", str(code).upper()).strip()
     for cls, rx in _MATERIAL_RULES:
         if re.search(rx, text):
@@ -1180,26 +1175,19 @@ class DraftProject:
 
 
 def _project_crs(files: Sequence[FileGuess]) -> tuple[str, Guess]:
-    bounds = [f.lonlat_bounds for f in files if f.lonlat_bounds]
-    if not bounds:
+    """The analysis CRS the pipeline would choose for these files (``choose_crs``), or auto."""
+    bounds = merge_bounds([f.lonlat_bounds for f in files if f.lonlat_bounds])
+    if bounds is None:
         return "auto", Guess(
             "project.crs",
             "auto",
             "no lon/lat extent found; chosen from the data's UTM zone at run time",
         )
-    x0, y0 = min(b[0] for b in bounds), min(b[1] for b in bounds)
-    x1, y1 = max(b[2] for b in bounds), max(b[3] for b in bounds)
-    z0, z1 = int((x0 + 180) // 6), int((x1 + 180) // 6)
-    ext = f"lon {x0:.2f}..{x1:.2f}, lat {y0:.2f}..{y1:.2f}"
-    if z0 != z1 or (y0 < 0 < y1):
-        return "auto", Guess(
-            "project.crs", "auto", f"the extent ({ext}) spans UTM zones; chosen at run time"
-        )
-    crs = utm_zone_crs((x0 + x1) / 2, (y0 + y1) / 2)
-    if crs is None:
-        return "auto", Guess("project.crs", "auto", f"no UTM zone found for {ext}")
-    name = CRS.from_user_input(crs).name
-    return crs, Guess("project.crs", crs, f"{name}, the UTM zone of the files' extent ({ext})")
+    crss = [c.crs for f in files for c in f.coordinates if c.crs != CHECK]
+    choice = choose_crs(bounds, source_datum(crss))
+    if not choice.crs.startswith("EPSG:"):  # a projection centred on a wide extent
+        return "auto", Guess("project.crs", "auto", f"{choice.reason}; chosen at run time")
+    return choice.crs, Guess("project.crs", choice.crs, f"{choice.name}: {choice.reason}")
 
 
 def _relpath(path: Path, folder: Path) -> str:

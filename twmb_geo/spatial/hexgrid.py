@@ -20,10 +20,9 @@ import numpy as np
 import shapely
 
 from ..core.crs import WGS84, analysis_crs, transform_geometries
-from ..errors import ConfigError, InputDataError
-from .h3cells import _as_cells as _as_cells
-from .h3cells import _listed as _listed
-from .h3cells import (
+from ..core.h3cells import _as_cells as _as_cells
+from ..core.h3cells import _listed as _listed
+from ..core.h3cells import (
     cell_centroids,
     cell_parents,
     cell_polygons,
@@ -34,6 +33,7 @@ from .h3cells import (
     edge_length_m,
     points_to_cells,
 )
+from ..errors import ConfigError, InputDataError
 from .hexlines import lines_to_cells
 
 __all__ = [

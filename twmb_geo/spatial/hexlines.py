@@ -1,6 +1,6 @@
 """Lines to H3 cells: every cell a line crosses, with the exact length inside it.
 
-Lengths are measured against the cell polygons of :func:`~.h3cells.cell_polygons`, so
+Lengths are measured against the cell polygons of :func:`~twmb_geo.core.h3cells.cell_polygons`, so
 per-cell lengths of a line add up to the line's length.
 """
 
@@ -15,8 +15,7 @@ import pandas as pd
 import shapely
 
 from ..core.crs import WGS84, analysis_crs, transform_xy
-from ..errors import InputDataError
-from .h3cells import (
+from ..core.h3cells import (
     _latlng_cells,
     _listed,
     _projected_vertices,
@@ -24,6 +23,7 @@ from .h3cells import (
     check_resolution,
     edge_length_m,
 )
+from ..errors import InputDataError
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import h3.api.basic_int as h3i
 import numpy as np
 import shapely
 
-from ..core.crs import WGS84, analysis_crs, crs_label, transform_xy
 from ..errors import ConfigError, InputDataError
+from .crs import WGS84, analysis_crs, crs_label, transform_xy
 
 MAX_RES = 15
 _LINE_TYPES = (1, 2, 5)  # shapely type ids: LineString, LinearRing, MultiLineString
