@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import h3.api.basic_int as h3i
@@ -86,14 +87,24 @@ def test_cross_validation_covers_every_scheme_and_model(md: ModelData) -> None:
     cv = cross_validate(md, CHEAP, h3_resolution=9)
     m = cv.metrics
     assert set(m["scheme"]) == {"forward", "spatial", "spatiotemporal", "random"}
-    assert set(m["model"]) == {"model", "past_breaks_5y", "empirical_bayes"}
-    fw = m[(m["scheme"] == "forward") & (m["model"] == "model") & (m["metric"] == "capture_5pct")]
+    baselines = {"past_breaks_5y", "empirical_bayes", "smoothed_5y"} & set(md.baselines)
+    assert set(m["model"]) == {"champion", "boost", "boost_small", "glm", *md.baselines}
+    # the other schemes validate the champion beside the baselines only
+    assert set(m.loc[m["scheme"] != "forward", "model"]) == {"champion", *md.baselines}
+    assert {"past_breaks_5y", "empirical_bayes"} <= baselines
+    fw = m[
+        (m["scheme"] == "forward") & (m["model"] == "champion") & (m["metric"] == "capture_5pct")
+    ]
     assert sorted(fw["test_year"]) == [2006, 2007, 2008]  # the last 3 labelled years
+    # nested: each outer year's champion was chosen on earlier fold years only
+    for year, choice in cv.selection.outer.items():
+        assert choice.inner_years and max(choice.inner_years) < year
     # forward training rows are strictly earlier years
     assert (fw.sort_values("test_year")["n_train"].diff().dropna() > 0).all()
     summary = summarise_cv(m)
-    h = headline(summary)
+    h = headline(summary, list(md.baselines))
     assert h["forward_capture_5pct"] > 0.1  # history predicts the fixed levels
+    assert h["best_baseline"] in md.baselines
     assert cv.warnings == []  # an honest model raises no leakage warning
     assert len(cv.forward_totals) == 3
     assert set(cv.importance["metric"]) <= {"roc_auc", "capture_5pct"}
@@ -117,15 +128,21 @@ def test_leaky_feature_trips_the_guard() -> None:
 def test_too_few_years_is_a_clear_error() -> None:
     p = _panel(years=3)
     md = model_data(p, _units(p), "cell", h3_resolution=9)
-    with pytest.raises(InputDataError, match="at least 3 labelled years"):
+    with pytest.raises(InputDataError, match="at least 4 labelled years"):
         cross_validate(md, CHEAP, h3_resolution=9)
 
 
 def test_fit_final_uses_every_labelled_row(md: ModelData) -> None:
-    m = fit_final(md, CHEAP)
-    assert list(m.feature_names_in_) == md.features
+    cv = cross_validate(md, replace(CHEAP, schemes=("forward",)), h3_resolution=9)
+    m = fit_final(md, CHEAP, cv)
+    assert m.name == cv.champion.name
+    assert set(m.feature_names_in_) <= set(md.rows.columns)
     p = m.break_probability(md.latest)
     assert ((p >= 0) & (p <= 1)).all()
+    e = m.expected_breaks(md.latest)
+    # calibrated out of time: next year's city total is near the recent years' totals
+    recent = md.labelled.groupby("year")["target_count"].sum().tail(3).mean()
+    assert 0.5 * recent < e.sum() < 2.0 * recent
 
 
 def test_model_config_round_trips_through_toml(tmp_path: Path) -> None:

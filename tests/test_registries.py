@@ -85,11 +85,11 @@ def test_the_cli_offers_the_registered_unit_types() -> None:
 
 
 def test_a_new_model_kind_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(MODEL_KINDS, "glm", ModelKind("glm", "count", "Poisson GLM"))
+    monkeypatch.setitem(MODEL_KINDS, "glm_test", ModelKind("glm_test", "count", "Poisson GLM"))
     monkeypatch.setattr(estimators, "LEARNERS", dict(LEARNERS))
-    register_learner("glm", lambda est: PoissonRegressor(alpha=1e-3, max_iter=300))
-    est = make_estimator("glm")
-    assert isinstance(est, BreakCountRegressor) and model_kind("glm").task == "count"
+    register_learner("glm_test", lambda est: PoissonRegressor(alpha=1e-3, max_iter=300))
+    est = make_estimator("glm_test")
+    assert isinstance(est, BreakCountRegressor) and model_kind("glm_test").task == "count"
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, size=(300, 3))
     y = rng.poisson(np.exp(1.5 * X[:, 0]))

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 
 from ._paths import data_dir
 from .core.crs import TORONTO_CRS, AnalysisCRSError, check_analysis_crs
-from .core.model_kinds import MODEL_KINDS
+from .core.model_kinds import MODEL_CANDIDATES, MODEL_KINDS
 from .core.units import UNIT_TYPES, unit_type_names
 from .core.vocab import DEFAULT_TIERS
 from .errors import ConfigError
@@ -120,6 +120,11 @@ class ModelConfig:
 
     unit_types: tuple[str, ...] = field(default_factory=lambda: unit_type_names(modelled=True))
     kind: str = "poisson"
+    candidates: tuple[str, ...] = ("boost", "boost_small", "glm")
+    champion: str = "auto"
+    selection_years: int = 3
+    selection_breaks: float = 3000.0
+    blend_weights: tuple[float, ...] = (0.5,)
     schemes: tuple[str, ...] = CV_SCHEMES
     forward_years: int = 8
     spatial_folds: int = 5
@@ -147,6 +152,8 @@ class ModelConfig:
         doc = dict(self.__dict__)
         doc["unit_types"] = list(self.unit_types)
         doc["schemes"] = list(self.schemes)
+        doc["candidates"] = list(self.candidates)
+        doc["blend_weights"] = list(self.blend_weights)
         doc["unit_horizons"] = list(self.unit_horizons)
         doc["tiers"] = {name: pct for name, pct in self.tiers}
         return doc
@@ -383,6 +390,7 @@ def config_schema() -> dict[str, Any]:
     names = {
         "unit_types": list(UNIT_TYPES),
         "model_kinds": list(MODEL_KINDS),
+        "model_candidates": list(MODEL_CANDIDATES),
         "cv_schemes": list(CV_SCHEMES),
     }
     _fill_enums(schema, names)
@@ -565,7 +573,7 @@ def _problems(doc: dict[str, Any]) -> list[str]:
 
 def _model_config(doc: dict[str, Any]) -> ModelConfig:
     kw = dict(_table(doc, "model"))
-    for k in ("unit_types", "schemes", "unit_horizons"):
+    for k in ("unit_types", "schemes", "unit_horizons", "candidates", "blend_weights"):
         if k in kw:
             kw[k] = tuple(kw[k])
     if "tiers" in kw:

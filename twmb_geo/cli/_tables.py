@@ -188,7 +188,9 @@ def print_models(models: list[dict[str, Any]]) -> None:
     consoles.out.print(t)
     for m in models:
         for w in m.get("warnings", []):
-            consoles.err.print(f"[yellow]leakage guard ({m['unit_type']}):[/] {w}", markup=True)
+            consoles.err.print(f"[yellow]model check ({m['unit_type']}):[/] {w}", markup=True)
+        if m.get("statement"):
+            consoles.out.print(f"{m['unit_type']}: {m['statement']}")
         consoles.out.print(f"card: {m['card']}")
 
 

@@ -13,7 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["MODEL_KINDS", "ModelKind", "model_kind", "register_model_kind"]
+__all__ = [
+    "MODEL_CANDIDATES",
+    "MODEL_KINDS",
+    "ModelKind",
+    "model_kind",
+    "register_model_candidate",
+    "register_model_kind",
+]
 
 Task = Literal["count", "probability"]
 
@@ -61,3 +68,24 @@ register_model_kind(
 register_model_kind(
     ModelKind("lightgbm", "count", "LightGBM with a Poisson objective (optional package)")
 )
+register_model_kind(
+    ModelKind("glm", "count", "Poisson GLM on log-scaled, standardised features (L2 penalty)")
+)
+
+#: name -> description of the learned candidates the champion selection may try
+#: (``[model] candidates``); their builders live in :mod:`twmb_geo.model.candidates`
+MODEL_CANDIDATES: dict[str, str] = {}
+
+
+def register_model_candidate(name: str, description: str) -> None:
+    """Add a candidate name to the registry (a name can be registered once)."""
+    if name in MODEL_CANDIDATES:
+        raise ValueError(f"model candidate {name!r} is already registered")
+    MODEL_CANDIDATES[name] = description
+
+
+register_model_candidate("boost", "the configured model kind on every feature")
+register_model_candidate(
+    "boost_small", "regularised boosting (5 leaves, L2 10, monotone history) on stable features"
+)
+register_model_candidate("glm", "Poisson GLM (L2) on log-scaled stable features")

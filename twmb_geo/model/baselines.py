@@ -46,6 +46,7 @@ __all__ = [
     "EmpiricalBayesRateBaseline",
     "MaterialDecadeBaseline",
     "PastBreaksBaseline",
+    "cross_section_eb",
 ]
 
 UNKNOWN = "UNKNOWN"
@@ -349,3 +350,15 @@ class EmpiricalBayesRateBaseline(_ScoreBaseline):
         if self.output == "expected":
             return np.where(has_km, rate * km, rate)
         return rate
+
+
+def cross_section_eb(X: pd.DataFrame) -> NDArray[np.float64]:
+    """Empirical-Bayes rates of rows ``X`` with the prior fitted on ``X`` itself.
+
+    For one year's cross-section of units (features only, no target), as
+    :class:`EmpiricalBayesRateBaseline` scores it: ``breaks_to_date`` over
+    ``exposure_km * history_years`` (or ``history_years`` without exposure).
+    """
+    eb = EmpiricalBayesRateBaseline()
+    eb._fit_score(X, np.zeros(len(X)))
+    return eb._score(X)

@@ -5,7 +5,9 @@ Two estimators share one private base:
 :class:`BreakCountRegressor` (``RegressorMixin``)
     Expected breaks next year. ``kind="poisson"``:
     :class:`~sklearn.ensemble.HistGradientBoostingRegressor` with ``loss="poisson"`` on
-    the break count; ``kind="lightgbm"``: ``lightgbm.LGBMRegressor`` with the Poisson
+    the break count; ``kind="glm"``: median imputation (with missing indicators), signed
+    ``log1p``, standardisation and :class:`~sklearn.linear_model.PoissonRegressor`;
+    ``kind="lightgbm"``: ``lightgbm.LGBMRegressor`` with the Poisson
     objective when the optional package is installed (``ImportError`` with advice
     otherwise). ``predict`` = expected breaks (never calibrated, so the ranking is the
     model's own); ``break_probability`` = ``1 - exp(-mu)`` or, with ``calibrate``, an
@@ -53,7 +55,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -297,6 +299,8 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
     hgb_params : dict or None
         Further keyword arguments of the HistGradientBoosting estimator
         (e.g. ``{"max_depth": 4}``); ``early_stopping`` is always ``False``.
+    alpha : float, default 1e-3
+        L2 penalty of ``kind="glm"`` (standardised features).
 
     Attributes
     ----------
@@ -304,7 +308,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         Feature columns used (only when fitted on a DataFrame).
     n_features_in_ : int
     model_ : estimator
-        The fitted booster.
+        The fitted booster (or GLM pipeline).
     calibrator_ : IsotonicRegression or None
     n_iter_ : int
         Boosting iterations.
@@ -324,6 +328,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         min_samples_leaf: int = 200,
         l2_regularization: float = 1.0,
         hgb_params: dict[str, Any] | None = None,
+        alpha: float = 1e-3,
     ) -> None:
         self.kind = kind
         self.features = features
@@ -335,6 +340,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.hgb_params = hgb_params
+        self.alpha = alpha
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -532,6 +538,15 @@ def _lightgbm(est: Any) -> BaseEstimator:
     )
 
 
+def _glm(est: Any) -> BaseEstimator:
+    return make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        FunctionTransformer(_signed_log1p),
+        StandardScaler(),
+        PoissonRegressor(alpha=est.alpha, max_iter=300),
+    )
+
+
 def _hgb(est: Any) -> BaseEstimator:
     return HistGradientBoostingClassifier(class_weight="balanced", **est._hgb_kwargs())
 
@@ -551,6 +566,7 @@ def _logistic(est: Any) -> BaseEstimator:
 LEARNERS: dict[str, LearnerFactory] = {
     "poisson": _poisson,
     "lightgbm": _lightgbm,
+    "glm": _glm,
     "hgb": _hgb,
     "logistic": _logistic,
 }

@@ -1,8 +1,8 @@
 """The model registry on disk: ``<out>/models/<version>/`` with the model and its card.
 
 Each trained model is a folder holding ``model.joblib`` (the fitted
-:class:`~twmb_geo.model.estimators.BreakCountRegressor` or
-:class:`~twmb_geo.model.estimators.BreakRiskClassifier`), ``card.json`` (everything needed to
+:class:`~twmb_geo.model.champion.ChampionModel`: a learned candidate, a baseline or a
+blend, chosen by nested forward validation), ``card.json`` (everything needed to
 judge it: data hashes, training window, features, parameters, every validation scheme's
 metrics, baselines, importance, limitations) and ``card.md`` (the same for people). The
 store's ``models`` table indexes the folders.
@@ -19,14 +19,14 @@ import joblib
 
 from ..core.files import atomic_path, atomic_write
 from ..errors import InputDataError
-from .estimators import BreakCountRegressor, BreakRiskClassifier, RiskEstimator
+from .champion import ChampionModel
 
 __all__ = ["load_card", "load_model", "render_card", "save_model"]
 
 _FILES = ("model.joblib", "card.json", "card.md")
 
 
-def save_model(root: Path, version: str, model: RiskEstimator, card: dict[str, Any]) -> Path:
+def save_model(root: Path, version: str, model: ChampionModel, card: dict[str, Any]) -> Path:
     """Write the model, ``card.json`` and ``card.md`` under ``root/version`` (atomically per file)."""
     folder = Path(root) / version
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,10 +57,10 @@ def _folder(root: Path, version: str) -> Path:
     return folder
 
 
-def load_model(root: Path, version: str) -> RiskEstimator:
-    """The fitted model of ``version`` (only load registries you wrote yourself)."""
+def load_model(root: Path, version: str) -> ChampionModel:
+    """The fitted champion of ``version`` (only load registries you wrote yourself)."""
     model = joblib.load(_folder(root, version) / "model.joblib")
-    if not isinstance(model, BreakCountRegressor | BreakRiskClassifier):
+    if not isinstance(model, ChampionModel):
         raise InputDataError(f"{root / version / 'model.joblib'} is not a twmb_geo model")
     return model
 
@@ -109,6 +109,38 @@ def _validation_md(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _champion_md(champ: dict[str, Any]) -> list[str]:
+    """The champion section: why it won and every candidate's outer forward skill."""
+    if not champ:
+        return []
+    o = champ["outer"]
+    lines = [
+        "",
+        "## Champion selection (nested forward validation)",
+        "",
+        f"Published: **{champ['name']}** ({champ['family']}). {champ.get('why', '')}",
+        "",
+        f"Outer test years {o['years'][0]}–{o['years'][-1]}: the champion of each year was "
+        "chosen on the years before it and scored on it; the procedure is the 'champion' row.",
+        "",
+        "| ranking | capture 5 % (outer mean ± sd) | capture 10 % |",
+        "|---|---|---|",
+    ]
+
+    def row(name: str, block: dict[str, Any]) -> str:
+        c5, c10 = block["capture_5pct"], block["capture_10pct"]
+        return (
+            f"| {name} | {_fmt(c5['mean'])} ± {_fmt(c5['std'])} | "
+            f"{_fmt(c10['mean'])} ± {_fmt(c10['std'])} |"
+        )
+
+    lines.append(row("**champion (procedure)**", o["champion"]))
+    lines += [row(n, b) for n, b in o["candidates"].items()]
+    picks = ", ".join(f"{y}: {p}" for y, p in o["picks"].items())
+    lines += ["", f"Picks per outer year: {picks}."]
+    return lines
+
+
 def _importance_md(card: dict[str, Any]) -> list[str]:
     """The permutation-importance table of the card (empty without importance)."""
     lines: list[str] = []
@@ -133,9 +165,11 @@ def render_card(card: dict[str, Any]) -> str:
     """The card as Markdown: what the model is, how well it validates and its limits."""
     h = card.get("headline", {})
     tw = card["training_window"]
+    champ = card.get("champion", {})
     lines = [
         f"# Model card: {card['model_version']}",
         "",
+        *([f"**{champ['statement']}**", ""] if champ.get("statement") else []),
         f"- **Unit type:** {card['unit_type']}  ",
         f"- **Kind:** {card['kind']} (scikit-learn {card.get('sklearn_version', '?')})  ",
         f"- **Trained:** {card['created_at']} (run {card['run_id']})  ",
@@ -152,12 +186,14 @@ def render_card(card: dict[str, Any]) -> str:
     ]
     for k, v in h.items():
         lines.append(f"| {k} | {_fmt(v)} |")
+    lines += _champion_md(champ)
     lines += ["", "## Leakage guard", ""]
     warns = card.get("leakage_warnings", [])
     lines += [f"- **WARNING:** {w}" for w in warns] or [
         "No warning: no scheme shows an AUC above "
         "0.95 or a capture more than twice the best baseline's."
     ]
+    lines += [f"- **Schemes disagree:** {w}" for w in card.get("scheme_warnings", [])]
     lines += [f"- **Skipped:** {m}" for m in card.get("skipped_schemes", [])]
     lines += [
         "",

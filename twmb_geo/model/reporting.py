@@ -2,7 +2,8 @@
 
 The functions take the long-format metrics of :func:`twmb_geo.model.training.cross_validate`
 (one row per scheme, model, fold and metric) or their :func:`summarise_cv` summary; the
-trained model is named :data:`MODEL`, the baselines by their own names.
+champion (in forward validation: the nested selection procedure) is named :data:`MODEL`,
+candidates and baselines by their own names.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .metrics import leakage_warnings, lift
 
 __all__ = [
     "MODEL",
+    "disagreement",
     "headline",
     "leakage",
     "lifts",
@@ -25,8 +27,8 @@ __all__ = [
     "summarise_cv",
 ]
 
-#: model name of the trained model in the metric tables (baselines use their own names)
-MODEL = "model"
+#: model name of the champion in the metric tables (candidates use their own names)
+MODEL = "champion"
 
 
 def summarise_cv(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -48,8 +50,11 @@ def scheme_means(summary: pd.DataFrame, scheme: str) -> dict[str, dict[str, floa
     return out
 
 
-def leakage(metrics: pd.DataFrame) -> list[str]:
-    """Leakage guard per non-random scheme (random K-fold is optimistic by design)."""
+def leakage(metrics: pd.DataFrame, baselines: list[str] | None = None) -> list[str]:
+    """Leakage guard per non-random scheme (random K-fold is optimistic by design).
+
+    The champion is compared with ``baselines`` (every other model name when None).
+    """
     summary = summarise_cv(metrics)
     out = []
     for scheme in summary["scheme"].unique():
@@ -62,13 +67,44 @@ def leakage(metrics: pd.DataFrame) -> list[str]:
             for name, m in scheme_means(summary, scheme).items()
         }
         model = means.pop(MODEL, {})
+        if baselines is not None:
+            means = {k: v for k, v in means.items() if k in baselines}
         for w in leakage_warnings(model, means):
             out.append(f"{scheme}: {w}")
     return out
 
 
-def headline(summary: pd.DataFrame) -> dict[str, Any]:
-    """The figures a registry row and a dashboard need, from :func:`summarise_cv`."""
+def disagreement(metrics: pd.DataFrame, metric: str = "capture_5pct") -> list[str]:
+    """Warnings where a scheme's champion skill differs from forward by more than the spread.
+
+    The spread is the larger of the two schemes' fold standard deviations; random K-fold
+    is included (its optimism is the point of reporting it).
+    """
+    summary = summarise_cv(metrics)
+    s = summary[(summary["model"] == MODEL) & (summary["metric"] == metric)].set_index("scheme")
+    if "forward" not in s.index:
+        return []
+    fm, fs = float(s.at["forward", "mean"]), float(s.at["forward", "std"])
+    out = []
+    for scheme in s.index:
+        if scheme == "forward":
+            continue
+        m, sd = float(s.at[scheme, "mean"]), float(s.at[scheme, "std"])
+        spread = max(v for v in (fs, sd, 0.0) if math.isfinite(v))
+        if math.isfinite(m) and math.isfinite(fm) and abs(m - fm) > spread:
+            out.append(
+                f"{scheme} validation gives {metric} {m:.3f} against {fm:.3f} forward, a "
+                f"difference of {m - fm:+.3f}, more than the fold spread ({spread:.3f}): "
+                "trust the forward figure for next year's ranking"
+            )
+    return out
+
+
+def headline(summary: pd.DataFrame, baselines: list[str] | None = None) -> dict[str, Any]:
+    """The figures a registry row and a dashboard need, from :func:`summarise_cv`.
+
+    ``baselines`` names the baseline rankings (every non-champion name when None).
+    """
 
     def get(scheme: str, model: str, metric: str) -> float | None:
         s = summary[
@@ -81,17 +117,22 @@ def headline(summary: pd.DataFrame) -> dict[str, Any]:
         return float(s["mean"].iloc[0])
 
     fw = scheme_means(summary, "forward")
-    base = {k: v.get("capture_5pct", math.nan) for k, v in fw.items() if k != MODEL}
+    base = {
+        k: v.get("capture_5pct", math.nan)
+        for k, v in fw.items()
+        if k != MODEL and (baselines is None or k in baselines)
+    }
     base = {k: v for k, v in base.items() if math.isfinite(v)}
     best = max(base, key=base.__getitem__) if base else None
-    rnd, spa = get("random", MODEL, "capture_5pct"), get("spatial", MODEL, "capture_5pct")
+    rnd, fwd = get("random", MODEL, "capture_5pct"), get("forward", MODEL, "capture_5pct")
+    spa = get("spatial", MODEL, "capture_5pct")
     return {
         "forward_capture_5pct": get("forward", MODEL, "capture_5pct"),
         "forward_capture_10pct": get("forward", MODEL, "capture_10pct"),
         "forward_roc_auc": get("forward", MODEL, "roc_auc"),
         "spatial_capture_5pct": spa,
         "random_capture_5pct": rnd,
-        "random_cv_optimism_5pct": None if rnd is None or spa is None else rnd - spa,
+        "random_cv_optimism_5pct": None if rnd is None or fwd is None else rnd - fwd,
         "best_baseline": best,
         "best_baseline_capture_5pct": base.get(best) if best else None,
     }

@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..core.vocab import DEFAULT_TIERS
 from ._arrays import as_1d, rank_order
+from .champion import ChampionModel
 from .estimators import RiskEstimator
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 
+#: Size columns: they scale counts but are nothing a planner can act on, so never drivers.
+NOT_DRIVERS: frozenset[str] = frozenset({"area_km2", "exposure_km", "length_km"})
 #: Contributions at or below this (in log / logit units) are not listed as drivers.
 DRIVER_MIN: float = 0.005
 #: Text of a unit without any driver above :data:`DRIVER_MIN`.
@@ -230,8 +233,38 @@ def _reference(
         raise ValueError(f"reference values must be numeric: {exc}") from exc
 
 
+def _frame_contributions(
+    model: ChampionModel, X: pd.DataFrame, reference: pd.Series | None
+) -> pd.DataFrame:
+    """Baseline substitution on the frame, one column at a time (any champion)."""
+    cols = [str(c) for c in model.feature_names_in_ if c != model.density_col]
+    out = pd.DataFrame(0.0, index=X.index, columns=cols)
+    if len(X) == 0 or not cols:
+        return out
+    base = model.link(X)
+    for c in cols:
+        v = X[c]
+        num = pd.to_numeric(v, errors="coerce")
+        if reference is not None:
+            if c not in reference.index:
+                raise ValueError(f"reference lacks a value for feature(s) {[c]}")
+            ref: Any = reference[c]
+        elif num.notna().any() or v.isna().all():
+            ref = float(num.median()) if num.notna().any() else np.nan
+        else:
+            mode = v.mode(dropna=True)
+            ref = mode.iloc[0] if len(mode) else None
+        same = (v == ref) | (v.isna() & pd.isna(ref))
+        if bool(same.all()):
+            continue
+        B = X.copy()
+        B[c] = ref
+        out[c] = np.where(same.to_numpy(), 0.0, base - model.link(B))
+    return out
+
+
 def contributions(
-    model: RiskEstimator, X: pd.DataFrame, reference: pd.Series | None = None
+    model: RiskEstimator | ChampionModel, X: pd.DataFrame, reference: pd.Series | None = None
 ) -> pd.DataFrame:
     """Per-unit feature contributions by baseline substitution.
 
@@ -267,6 +300,8 @@ def contributions(
     stacked into matrices of at most ~32 MB and scored by the fitted estimator in one
     call per chunk.
     """
+    if isinstance(model, ChampionModel):
+        return _frame_contributions(model, X, reference)
     cols = [str(c) for c in model.feature_names_in_]
     A = model.feature_matrix(X)
     n, n_feat = A.shape
@@ -354,7 +389,7 @@ def top_drivers(contrib: pd.DataFrame, X: pd.DataFrame, k: int = 3) -> list[str]
 
 
 def score_units(
-    model: RiskEstimator,
+    model: RiskEstimator | ChampionModel,
     X: pd.DataFrame,
     *,
     weight: ArrayLike | None = None,
@@ -410,13 +445,12 @@ def score_units(
 
     risk = np.asarray(model.risk_score(X), dtype=np.float64)
     prob = np.asarray(model.break_probability(X), dtype=np.float64)
-    if model.predicts_counts:
-        expected = risk.copy()
-    else:
-        expected = -np.log1p(-np.minimum(prob, _P_MAX_EXPECTED))
+    expected = np.asarray(model.expected_breaks(X), dtype=np.float64)
     rank, pct = rank_units(risk, weight)
     tier = assign_tiers(pct, tiers)
-    drivers = top_drivers(contributions(model, X, reference), X, k=n_drivers)
+    contrib = contributions(model, X, reference)
+    contrib = contrib[[c for c in contrib.columns if c not in NOT_DRIVERS]]
+    drivers = top_drivers(contrib, X, k=n_drivers)
 
     out = pd.DataFrame(
         {

@@ -32,10 +32,11 @@ from ..features.coverage import last_year_coverage
 from ..store.duckdb_store import Store
 from ..store.manifest import new_run_id
 from ..store.project import in_project_crs
-from .estimators import RiskEstimator
+from .champion import ChampionModel
 from .registry import load_model, save_model
 from .reporting import headline, lifts, optimism, summarise_cv
 from .scoring import score_units
+from .selection import summary_block
 from .simulate import renewal_scenario, simulate, year_factor_cv
 from .training import (
     SCHEME_TEXT,
@@ -149,6 +150,57 @@ def _coverage_notes(store: Store, cfg: Config, md: ModelData) -> list[str]:
     return []
 
 
+def _baselines(cv: CVResult) -> list[str]:
+    return [n for n, f in cv.families.items() if f == "baseline"]
+
+
+def _pct(v: float) -> str:
+    return f"{v:+.0%}"
+
+
+def champion_statement(block: dict[str, Any]) -> str:
+    """The card's first line: what is published, how it validated and against what."""
+    o = block["outer"]
+    c5 = o["champion"]["capture_5pct"]
+    best, bb = o["best_baseline"], o["best_baseline_capture_5pct"]
+    mean = c5["mean"]
+    if mean is None or best is None or bb is None:
+        return f"The published ranking is '{block['name']}' ({block['family']})."
+    spread = c5["std"] or 0.0
+    vs = f"{mean:.3f} ± {spread:.3f} against {bb:.3f} for the best baseline '{best}'"
+    lift = f" ({_pct(mean / bb - 1)})" if bb > 0 else ""
+    years = f"at least as good in {o['wins']} of {o['n_years']} outer years"
+    if block["family"] == "baseline":
+        models = {
+            k: v["capture_5pct"]["mean"]
+            for k, v in o["candidates"].items()
+            if k not in o["baselines"] and v["capture_5pct"]["mean"] is not None
+        }
+        bm = max(models, key=models.__getitem__) if models else None
+        tail = f"; the best learned candidate '{bm}' scored {models[bm]:.3f}" if bm else ""
+        return (
+            f"No learned ranking beat the baselines here: the published ranking is the baseline "
+            f"'{block['name']}'. The selection procedure's outer forward capture at 5 % is "
+            f"{vs}{lift}, {years}{tail}."
+        )
+    return (
+        f"The published ranking is '{block['name']}' ({block['family']}), chosen by nested "
+        f"forward validation: outer forward capture at 5 % {vs}{lift}, {years}."
+    )
+
+
+def _why(block: dict[str, Any]) -> str:
+    sc = {k: v for k, v in block["selection"]["scores"].items() if v is not None}
+    top = sorted(sc.items(), key=lambda kv: -kv[1])[:4]
+    yrs = block["selection"]["inner_years"]
+    return (
+        f"Chosen on the forward test years {yrs[0]}–{yrs[-1]} (each scored by a fit on the "
+        "years before it) by mean capture at 5 % and 10 %: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in top)
+        + "; ties go to the simpler candidate."
+    )
+
+
 def _limitations(md: ModelData, year_cv: float) -> list[str]:
     out = [
         "Learns from breaks the utility recorded; unrecorded breaks and changes in recording "
@@ -156,10 +208,11 @@ def _limitations(md: ModelData, year_cv: float) -> list[str]:
         "Ranks units for one year ahead assuming it resembles the training years; weather "
         f"swings city-wide totals (estimated extra year-to-year variation {year_cv:.2f}), which "
         "moves counts far more than the ranking.",
-        "Probabilities are calibrated by isotonic regression inside the training folds; the "
-        "ranking uses the model's own expected counts.",
+        "Expected breaks are an isotonic map of the champion's score fitted on its forward "
+        "out-of-fold predictions of the selection years; P(break) = 1 - exp(-expected).",
         "Random K-fold is reported only to show how much ignoring space and time overstates "
-        "skill; trust the forward and spatial schemes.",
+        "skill; spatial and random folds are scored on the forward test years only; trust "
+        "the forward figures.",
     ]
     note = unit_model_spec(md.unit_type).card_note
     if note:
@@ -167,11 +220,15 @@ def _limitations(md: ModelData, year_cv: float) -> list[str]:
     return out
 
 
+def _params(est: Any) -> dict[str, Any]:
+    return {k: v for k, v in est.get_params(deep=False).items() if k != "features"}
+
+
 def _card(
     md: ModelData,
     cfg: Config,
     cv: CVResult,
-    final: RiskEstimator,
+    final: ChampionModel,
     summary: pd.DataFrame,
     version: str,
     run: dict[str, Any],
@@ -182,11 +239,18 @@ def _card(
     mc, lab, ft = cfg.model, md.labelled, cv.forward_totals
     unit_type, created, run_id = md.unit_type, run["created"], run["run_id"]
     data_run, inputs = run["data_run"], run["inputs"]
-    head = headline(summary)
+    head = headline(summary, _baselines(cv))
+    block = summary_block(cv.selection, cv.families)
+    block["statement"] = champion_statement(block)
+    block["why"] = _why(block)
+    block["candidates"] = {
+        n: {"family": cv.families[n], "params": _params(e)} for n, e in cv.estimators.items()
+    }
     return {
         "model_version": version,
         "unit_type": unit_type,
         "kind": mc.kind,
+        "champion": block,
         "created_at": created.isoformat() + "Z",
         "run_id": run_id,
         "package_version": __version__,
@@ -203,10 +267,11 @@ def _card(
         "weight": md.weight_col,
         "features": list(final.feature_names_in_),
         "feature_notes": md.notes,
-        "params": final.get_params(),
+        "params": {n: _params(m) for n, m in final.members_},
         "config": mc.to_toml(),
         "headline": head,
         "leakage_warnings": cv.warnings,
+        "scheme_warnings": cv.scheme_warnings,
         "skipped_schemes": cv.skipped,
         "random_cv_optimism": optimism(summary),
         "lift": lifts(summary),
@@ -239,6 +304,8 @@ def _registry_row(
                 "model_version": version,
                 "unit_type": unit_type,
                 "kind": mc["kind"],
+                "champion": card["champion"]["name"],
+                "champion_family": card["champion"]["family"],
                 "run_id": run_id,
                 "created_at": created,
                 "data_run_id": data_run,
@@ -262,7 +329,7 @@ def _registry_row(
                     )
                 },
                 "year_cv": year_cv,
-                "warnings": json.dumps(cv.warnings),
+                "warnings": json.dumps(cv.warnings + cv.scheme_warnings),
                 "path": folder,
             }
         ]
@@ -282,12 +349,12 @@ def _train_one(
     md = _load_data(store, cfg, unit_type)
     cv = cross_validate(md, mc, h3_resolution=cfg.h3_resolution, progress=tick)
     tick(f"{unit_type}: final fit")
-    final = fit_final(md, mc)
+    final = fit_final(md, mc, cv)
     summary = summarise_cv(cv.metrics)
     ft = cv.forward_totals
     year_cv = float(year_factor_cv(ft["observed"], ft["expected"])) if len(ft) >= 3 else 0.0
     version = _version(md, cfg, inputs)
-    head = headline(summary)
+    head = headline(summary, _baselines(cv))
     created = _now()
     run = {"run_id": run_id, "created": created, "data_run": data_run, "inputs": inputs}
     card = _card(md, cfg, cv, final, summary, version, run, str(store.path), year_cv)
@@ -306,9 +373,12 @@ def _train_one(
         "unit_type": unit_type,
         "path": str(folder),
         "card": str(folder / "card.md"),
+        "champion": card["champion"]["name"],
+        "champion_family": card["champion"]["family"],
+        "statement": card["champion"]["statement"],
         **head,
         "year_cv": year_cv,
-        "warnings": cv.warnings,
+        "warnings": cv.warnings + cv.scheme_warnings,
         "notes": md.notes + cv.skipped + coverage,
     }
 

@@ -1,18 +1,20 @@
-"""Model data, cross-validation under every scheme, permutation importance and the final fit.
+"""Model data, champion selection, validation under every scheme, importance and the final fit.
 
 One unit type at a time: :func:`model_data` joins the panel with the unit attributes
-(material, diameter, lengths) and decides the feature columns, the length weights and the
-H3 cell used for spatial blocks; :func:`cross_validate` runs the model and every baseline
-through the same splitters and returns long-format metrics; :func:`permutation_importance`
-measures each feature on held-out spatial folds; :func:`fit_final` fits on every labelled
-row. Nothing here touches the store or the disk (see :mod:`twmb_geo.model.stage`).
+(material, diameter, lengths), adds the empirical-Bayes and smoothed rates, and decides the
+feature columns, the length weights and the H3 cell used for spatial blocks;
+:func:`cross_validate` chooses the champion by nested forward validation
+(:mod:`twmb_geo.model.selection`) and runs it beside every baseline through the other
+schemes; :func:`permutation_importance` measures each feature on held-out spatial folds;
+:func:`fit_final` fits the champion on every labelled row. Nothing here touches the store
+or the disk (see :mod:`twmb_geo.model.stage`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,10 @@ from .baselines import (
     EmpiricalBayesRateBaseline,
     MaterialDecadeBaseline,
     PastBreaksBaseline,
+    cross_section_eb,
 )
+from .candidates import DERIVED_FEATURES, build_candidates
+from .champion import ChampionModel, fit_member, member_score
 from .estimators import DEFAULT_FEATURES, RiskEstimator, make_estimator
 from .metrics import (
     calibration_table,
@@ -39,8 +44,17 @@ from .metrics import (
     evaluate,
     roc_auc,
 )
-from .reporting import MODEL, leakage
-from .splitters import ForwardSplit, RandomKFold, SpatialBlockKFold, SpatioTemporalSplit
+from .reporting import disagreement, leakage
+from .selection import (
+    CHAMPION,
+    Candidate,
+    Selection,
+    fold_years,
+    forward_folds,
+    make_champion,
+    select,
+)
+from .splitters import RandomKFold, SpatialBlockKFold, SpatioTemporalSplit
 
 __all__ = [
     "FRACS",
@@ -53,6 +67,7 @@ __all__ = [
     "fit_model",
     "make_model",
     "model_data",
+    "model_estimators",
     "permutation_importance",
 ]
 
@@ -61,10 +76,13 @@ log = logging.getLogger(__name__)
 #: shares of the network at which capture and precision are reported
 FRACS = (0.01, 0.05, 0.10)
 SCHEME_TEXT = {
-    "forward": "train on years < T, test on year T (targets T + 1), T walking forward",
-    "spatial": "K-fold over H3 parent blocks, training rows within the ring buffer dropped",
+    "forward": "train on years < T, test on year T (targets T + 1), T walking forward; "
+    "'champion' is the nested selection procedure (chosen on the years before T)",
+    "spatial": "K-fold over H3 parent blocks, training rows within the ring buffer dropped; "
+    "scored on the forward test years only",
     "spatiotemporal": "test block and test year held out at once (forward x spatial folds)",
-    "random": "random K-fold over unit-years: ignores space and time, overstates skill",
+    "random": "random K-fold over unit-years: ignores space and time, overstates skill; "
+    "scored on the forward test years only",
 }
 _MATERIAL_EXTRA = ("other",)
 
@@ -113,6 +131,11 @@ class ModelData:
     def weight(self, df: pd.DataFrame) -> np.ndarray | None:
         """Length weights of ``df`` rows, or None for count-weighted units."""
         return None if self.weight_col is None else df[self.weight_col].to_numpy(dtype=float)
+
+    @property
+    def density_col(self) -> str | None:
+        """The length column learned models are ranked per km of (length-weighted units)."""
+        return self.weight_col
 
 
 def _material_onehots(material_class: pd.Series) -> pd.DataFrame:
@@ -229,6 +252,28 @@ def _unit_attributes(units: pd.DataFrame, spec: UnitModelSpec, h3_res: int) -> p
     return pd.concat([a, pd.DataFrame(cols, index=a.index)], axis=1)
 
 
+def _derived_features(rows: pd.DataFrame) -> pd.DataFrame:
+    """Empirical-Bayes rates (to date, last 5 years) and the ring-smoothed 5-year count.
+
+    The Gamma-Poisson prior is fitted on each year's cross-section of units, from the
+    features of that year only, so a row never sees a later year.
+    """
+    out = {"eb_rate": np.full(len(rows), np.nan), "eb_rate_last5": np.full(len(rows), np.nan)}
+    recent = rows.assign(
+        breaks_to_date=rows["breaks_last5"],
+        history_years=np.minimum(rows["history_years"].to_numpy(dtype=float), 5.0),
+    )
+    for idx in rows.groupby("year", sort=True).indices.values():
+        out["eb_rate"][idx] = cross_section_eb(rows.iloc[idx])
+        out["eb_rate_last5"][idx] = cross_section_eb(recent.iloc[idx])
+    extra = pd.DataFrame(out, index=rows.index)
+    if "lag1_breaks_last5_adj" in rows and rows["lag1_breaks_last5_adj"].notna().any():
+        lag = rows["lag1_breaks_last5_adj"].to_numpy(dtype=float)
+        own = rows["breaks_last5"].to_numpy(dtype=float)
+        extra["smooth_last5"] = np.where(np.isfinite(lag), 0.5 * (own + lag), own)
+    return pd.concat([rows, extra], axis=1)
+
+
 def model_data(
     panel: pd.DataFrame, units: pd.DataFrame, unit_type: str, *, h3_resolution: int
 ) -> ModelData:
@@ -262,7 +307,8 @@ def model_data(
         notes.append(f"{len(bad)} {unit_type} units without a location left out: {list(bad[:5])}")
         rows = rows[~no_cell]
     rows = rows.sort_values(["unit_id", "year"], kind="stable").reset_index(drop=True)
-    cands = [*DEFAULT_FEATURES, *spec.features]
+    rows = _derived_features(rows)
+    cands = [*DEFAULT_FEATURES, *DERIVED_FEATURES, *spec.features]
     lab = rows["target_count"].notna()
     feats = []
     for c in dict.fromkeys(cands):
@@ -281,6 +327,10 @@ def model_data(
         "past_breaks_5y": lambda: PastBreaksBaseline("breaks_last5"),
         "empirical_bayes": lambda: EmpiricalBayesRateBaseline(),
     }
+    if weight_col and rows.loc[lab, "rate_last5_per_km"].notna().any():
+        base["past_rate_5y"] = lambda: PastBreaksBaseline("rate_last5_per_km")
+    if "smooth_last5" in rows:
+        base["smoothed_5y"] = lambda: PastBreaksBaseline("smooth_last5")
     if rows.loc[lab, "age_mean"].notna().any():
         base["age"] = lambda: AgeBaseline()
     else:
@@ -290,8 +340,16 @@ def model_data(
     return ModelData(unit_type, rows, feats, weight_col, base, notes)
 
 
+def model_estimators(md: ModelData, mc: ModelConfig) -> dict[str, BaseEstimator]:
+    """Unfitted members of the champion selection: learned candidates, then baselines."""
+    spec = unit_model_spec(md.unit_type)
+    out = dict(build_candidates(mc.candidates, md.features, spec.features, mc))
+    out.update({name: make() for name, make in md.baselines.items()})
+    return out
+
+
 def make_model(md: ModelData, mc: ModelConfig) -> RiskEstimator:
-    """The configured estimator on ``md``'s features."""
+    """The configured estimator on ``md``'s features (the ``boost`` candidate, calibrated)."""
     return make_estimator(
         mc.kind,
         features=md.features,
@@ -306,7 +364,7 @@ def _labelled_years(df: pd.DataFrame) -> list[int]:
     return sorted(int(y) for y in df["year"].unique())
 
 
-def _splitter(scheme: str, md: ModelData, mc: ModelConfig, lab: pd.DataFrame, res: int) -> Any:
+def _splitter(scheme: str, mc: ModelConfig, lab: pd.DataFrame, res: int) -> Any:
     years = _labelled_years(lab)
     block = min(mc.block_resolution, res)
     spatial_kw: dict[str, Any] = {
@@ -315,8 +373,6 @@ def _splitter(scheme: str, md: ModelData, mc: ModelConfig, lab: pd.DataFrame, re
         "buffer_rings": mc.buffer_rings,
         "random_state": mc.seed,
     }
-    if scheme == "forward":
-        return ForwardSplit(test_years=_test_years(years, mc.forward_years))
     if scheme == "spatial":
         return SpatialBlockKFold(n_splits=mc.spatial_folds, **spatial_kw)
     if scheme == "spatiotemporal":
@@ -338,16 +394,6 @@ def _test_years(years: list[int], n: int) -> list[int]:
     return usable[-n:]
 
 
-def _fold_iter(
-    scheme: str, splitter: Any, lab: pd.DataFrame
-) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray]]:
-    y = lab["target_count"].to_numpy(dtype=float)
-    for k, (tr, te) in enumerate(splitter.split(lab, y)):
-        years = lab["year"].to_numpy()[te]
-        ty = int(years[0]) if scheme in ("forward", "spatiotemporal") and len(te) else None
-        yield k, ty, tr, te
-
-
 def _metric_rows(
     md: ModelData,
     scheme: str,
@@ -357,7 +403,7 @@ def _metric_rows(
     ntr: int,
     te: pd.DataFrame,
     score: np.ndarray,
-    prob: np.ndarray,
+    prob: np.ndarray | None,
 ) -> list[dict[str, Any]]:
     m = evaluate(
         te["target_count"].to_numpy(dtype=float),
@@ -389,89 +435,105 @@ def _metric_rows(
 
 @dataclass
 class CVResult:
-    """Everything cross-validation measured for one unit type."""
+    """Everything cross-validation and the champion selection measured for one unit type."""
 
     metrics: pd.DataFrame
     forward_totals: pd.DataFrame
     forward_predictions: pd.DataFrame
     importance: pd.DataFrame
     warnings: list[str]
+    selection: Selection
+    estimators: dict[str, BaseEstimator]
+    families: dict[str, str]
     skipped: list[str] = field(default_factory=list)
+    scheme_warnings: list[str] = field(default_factory=list)
+
+    @property
+    def champion(self) -> Candidate:
+        """The candidate chosen for publication."""
+        return self.selection.final.pick
 
 
 @dataclass
 class _Parts:
-    """What the folds of :func:`cross_validate` accumulate."""
+    """What the folds of the other schemes accumulate."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
-    totals: list[dict[str, Any]] = field(default_factory=list)
-    preds: list[pd.DataFrame] = field(default_factory=list)
     imp: list[pd.DataFrame] = field(default_factory=list)
 
 
-@dataclass
-class _Fold:
-    """One validation fold: scheme, fold number, test year, training and test rows."""
-
-    scheme: str
-    k: int
-    year: int | None
-    train: pd.DataFrame
-    test: pd.DataFrame
+def _era(lab: pd.DataFrame, years: Sequence[int]) -> np.ndarray:
+    """Row mask of the forward test years (the era other schemes are scored on)."""
+    return np.isin(lab["year"].to_numpy(), np.asarray(list(years)))
 
 
-def _run_fold(
-    md: ModelData, mc: ModelConfig, f: _Fold, rng: np.random.Generator, parts: _Parts
-) -> None:
-    """Fit the model and every baseline on one fold and record what it measured."""
-    trd, ted = f.train, f.test
-    ytr = trd["target_count"].to_numpy(dtype=float)
-    if (ytr > 0).sum() == 0 or len(ted) == 0:
-        log.warning(
-            "%s %s fold %d skipped: no breaks in training rows", md.unit_type, f.scheme, f.k
+def _other_scheme(
+    scheme: str,
+    md: ModelData,
+    mc: ModelConfig,
+    cv: tuple[Selection, dict[str, BaseEstimator]],
+    lab: pd.DataFrame,
+    res: int,
+    parts: _Parts,
+    progress: Callable[[str], None] | None,
+) -> str | None:
+    """Run the champion and the baselines through one non-forward scheme (None, or why skipped).
+
+    Spatial and random folds are scored on the forward test years only (time-aware), so
+    the schemes compare like with like; training rows are every row the splitter allows.
+    """
+    sel, ests = cv
+    try:
+        splitter = _splitter(scheme, mc, lab, res)
+        folds = list(splitter.split(lab, lab["target_count"].to_numpy(dtype=float)))
+    except (InputDataError, ConfigError) as exc:
+        return (
+            f"{md.unit_type}: {scheme} validation skipped: {exc} "
+            "([model] block_resolution and spatial_folds set the spatial blocks)"
         )
-        return
-    model = fit_model(make_model(md, mc), trd, ytr)
-    score = model.risk_score(ted)
-    prob = model.break_probability(ted)
-    head = (md, f.scheme)
-    parts.rows += _metric_rows(*head, MODEL, f.k, f.year, len(trd), ted, score, prob)
-    fold_preds = {MODEL: score}
-    for name, make in md.baselines.items():
-        b = make().fit(trd, ytr)
-        bs = b.risk_score(ted)
-        bp = b.break_probability(ted)
-        parts.rows += _metric_rows(*head, name, f.k, f.year, len(trd), ted, bs, bp)
-        fold_preds[name] = bs
-    if f.scheme == "forward":
-        parts.totals.append(
-            {
-                "test_year": f.year,
-                "observed": float(ted["target_count"].sum()),
-                "expected": float(model.expected_breaks(ted).sum()),
-            }
+    era = _era(lab, sel.outer_years) if scheme in ("spatial", "random") else None
+    rng = np.random.default_rng(mc.seed)
+    pick = sel.final.pick
+    base = [n for n in md.baselines]
+    for k, (tr, te) in enumerate(folds):
+        if progress:
+            progress(f"{md.unit_type}: {scheme} fold {k + 1}/{len(folds)}")
+        if era is not None:
+            te = te[era[te]]
+        trd, ted = lab.iloc[tr], lab.iloc[te]
+        ytr = trd["target_count"].to_numpy(dtype=float)
+        if (ytr > 0).sum() == 0 or len(ted) == 0:
+            log.warning("%s %s fold %d skipped: no breaks or no test rows", md.unit_type, scheme, k)
+            continue
+        year = int(ted["year"].iloc[0]) if scheme == "spatiotemporal" else None
+        champ = make_champion(pick, ests, md.density_col).fit(trd, ytr)
+        head = (md, scheme)
+        parts.rows += _metric_rows(
+            *head,
+            CHAMPION,
+            k,
+            year,
+            len(trd),
+            ted,
+            champ.risk_score(ted),
+            champ.break_probability(ted),
         )
-        parts.preds.append(
-            pd.DataFrame(
-                {
-                    "test_year": f.year,
-                    "y": ted["target_count"].to_numpy(dtype=float),
-                    "prob": prob,
-                    "weight": md.weight(ted) if md.weight_col else 1.0,
-                    **fold_preds,
-                }
+        for name in base:
+            m = fit_member(ests[name], trd, ytr)
+            parts.rows += _metric_rows(
+                *head, name, k, year, len(trd), ted, member_score(m, ted, None), None
             )
-        )
-    if f.scheme == "spatial" and mc.importance_repeats > 0:
-        n_take = max(100, mc.importance_max_rows // max(mc.spatial_folds, 1))
-        take = (
-            np.sort(rng.permutation(len(ted))[:n_take])
-            if len(ted) > n_take
-            else np.arange(len(ted))
-        )
-        parts.imp.append(
-            permutation_importance(model, ted.iloc[take], md, mc.importance_repeats, rng)
-        )
+        if scheme == "spatial" and mc.importance_repeats > 0 and champ.model_members:
+            n_take = max(100, mc.importance_max_rows // max(mc.spatial_folds, 1))
+            take = (
+                np.sort(rng.permutation(len(ted))[:n_take])
+                if len(ted) > n_take
+                else np.arange(len(ted))
+            )
+            parts.imp.append(
+                permutation_importance(champ, ted.iloc[take], md, mc.importance_repeats, rng)
+            )
+    return None
 
 
 def cross_validate(
@@ -481,44 +543,71 @@ def cross_validate(
     h3_resolution: int,
     progress: Callable[[str], None] | None = None,
 ) -> CVResult:
-    """Run the model and every baseline through each configured validation scheme.
+    """Champion selection by nested forward validation, then the champion under every scheme.
 
-    Returns long-format metrics (one row per scheme, model, fold and metric), the
-    forward folds' observed and expected city totals (for the simulation's year-to-year
-    spread), the pooled forward predictions (capture curves, calibration) and the
-    permutation importance on the spatial folds.
+    Forward validation always runs (it is how the champion is chosen, see
+    :mod:`twmb_geo.model.selection`); the spatial, spatio-temporal and random schemes of
+    ``mc.schemes`` then validate the chosen candidate beside the baselines, and the spatial
+    folds measure its permutation importance. Returns long-format metrics (one row per
+    scheme, model, fold and metric; the selection procedure and the champion are named
+    ``champion``), the forward folds' observed and expected city totals, the pooled forward
+    predictions and the importance.
     """
     lab = md.labelled
+    ests = model_estimators(md, mc)
+    models = [n for n in ests if n not in md.baselines]
+    baselines = list(md.baselines)
+    fam = {**{n: "model" for n in models}, **{n: "baseline" for n in baselines}}
+    breaks = lab.groupby("year")["target_count"].sum()
+    fit_years, outer = fold_years(
+        _labelled_years(lab),
+        mc.forward_years,
+        {int(k): float(v) for k, v in breaks.items()},
+        mc.selection_years,
+        mc.selection_breaks,
+    )
+    folds = forward_folds(
+        lab,
+        ests,
+        fit_years,
+        density_col=md.density_col,
+        weight_col=md.weight_col,
+        progress=progress,
+        label=f"{md.unit_type}: ",
+    )
+    forced = None if mc.champion == "auto" else mc.champion
+    sel = select(
+        folds,
+        outer,
+        models,
+        baselines,
+        min_years=mc.selection_years,
+        min_breaks=mc.selection_breaks,
+        blend_weights=mc.blend_weights,
+        density_col=md.density_col,
+        fracs=FRACS,
+        forced=forced,
+    )
     parts = _Parts()
-    rng = np.random.default_rng(mc.seed)
     skipped: list[str] = []
     for scheme in mc.schemes:
-        try:
-            folds = list(_fold_iter(scheme, _splitter(scheme, md, mc, lab, h3_resolution), lab))
-        except (InputDataError, ConfigError) as exc:
-            if scheme == "forward":
-                raise
-            msg = (
-                f"{md.unit_type}: {scheme} validation skipped: {exc} "
-                "([model] block_resolution and spatial_folds set the spatial blocks)"
-            )
-            log.warning(msg)
-            skipped.append(msg)
+        if scheme == "forward":
             continue
-        for k, year, tr, te in folds:
-            if progress:
-                progress(f"{md.unit_type}: {scheme} fold {k + 1}")
-            _run_fold(md, mc, _Fold(scheme, k, year, lab.iloc[tr], lab.iloc[te]), rng, parts)
-    metrics = pd.DataFrame(parts.rows)
-    warns = leakage(metrics)
-    importance = _importance_summary(parts.imp, md.unit_type)
-    preds = parts.preds
+        why = _other_scheme(scheme, md, mc, (sel, ests), lab, h3_resolution, parts, progress)
+        if why:
+            log.warning(why)
+            skipped.append(why)
+    metrics = pd.DataFrame([*sel.metrics, *parts.rows])
     return CVResult(
         metrics=metrics,
-        forward_totals=pd.DataFrame(parts.totals, columns=["test_year", "observed", "expected"]),
-        forward_predictions=pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(),
-        importance=importance,
-        warnings=warns,
+        forward_totals=pd.DataFrame(sel.totals, columns=["test_year", "observed", "expected"]),
+        forward_predictions=sel.preds,
+        importance=_importance_summary(parts.imp, md.unit_type),
+        warnings=leakage(metrics, baselines),
+        scheme_warnings=disagreement(metrics),
+        selection=sel,
+        estimators=ests,
+        families=fam,
         skipped=skipped,
     )
 
@@ -538,7 +627,7 @@ def _score_drop(
 
 
 def permutation_importance(
-    model: RiskEstimator,
+    model: Any,
     test: pd.DataFrame,
     md: ModelData,
     repeats: int,
@@ -546,19 +635,22 @@ def permutation_importance(
 ) -> pd.DataFrame:
     """Drop in held-out ROC AUC and capture at 5 % when each feature is shuffled.
 
-    One row per feature, metric and repeat; feature columns are permuted across the
-    test rows with ``rng`` while the others stay fixed.
+    One row per feature, metric and repeat; each column the model reads (the length
+    column of a density ranking excepted) is permuted across the test rows with ``rng``
+    while the others stay fixed; ``model`` is a fitted champion or risk estimator.
     """
-    A = model.feature_matrix(test)
     y = test["target_count"].to_numpy(dtype=float)
     w = md.weight(test)
-    base = model.risk_score_matrix(A)
+    base = model.risk_score(test)
     rows = []
-    for j, feat in enumerate(model.feature_names_in_):
+    skip = {md.density_col} if md.density_col else set()
+    for feat in model.feature_names_in_:
+        if feat in skip:
+            continue
         for r in range(repeats):
-            B = A.copy()
-            B[:, j] = A[rng.permutation(len(A)), j]
-            for metric, drop in _score_drop(y, w, base, model.risk_score_matrix(B)).items():
+            B = test.copy()
+            B[feat] = test[feat].to_numpy()[rng.permutation(len(test))]
+            for metric, drop in _score_drop(y, w, base, model.risk_score(B)).items():
                 rows.append({"feature": str(feat), "metric": metric, "repeat": r, "drop": drop})
     return pd.DataFrame(rows, columns=["feature", "metric", "repeat", "drop"])
 
@@ -579,19 +671,18 @@ def _importance_summary(parts: list[pd.DataFrame], unit_type: str) -> pd.DataFra
 
 
 def curves(preds: pd.DataFrame, md: ModelData) -> dict[str, Any]:
-    """Pooled forward-validation capture curves (model and baselines) and calibration."""
+    """Pooled outer forward capture curves (champion, candidates, baselines) and calibration."""
     if preds.empty:
         return {"capture_curves": {}, "calibration": []}
     fr = np.round(np.linspace(0, 1, 51), 4)
     w = preds["weight"].to_numpy(dtype=float) if md.weight_col else None
-    names = [MODEL, *md.baselines]
+    names = [c for c in preds.columns if c not in ("test_year", "y", "prob", "weight")]
     cc = {
         n: [
             round(float(v), 6)
             for v in capture_curve(preds["y"], preds[n], w, fr, ties="average")["capture"]
         ]
         for n in names
-        if n in preds
     }
     cal = calibration_table((preds["y"] > 0).astype(float), preds["prob"], n_bins=10)
     return {
@@ -601,13 +692,14 @@ def curves(preds: pd.DataFrame, md: ModelData) -> dict[str, Any]:
     }
 
 
-def fit_final(md: ModelData, mc: ModelConfig) -> RiskEstimator:
-    """Fit the configured model on every labelled row."""
+def fit_final(md: ModelData, mc: ModelConfig, cv: CVResult) -> ChampionModel:
+    """Fit the selected champion on every labelled row, calibrated on its forward predictions."""
     lab = md.labelled
     y = lab["target_count"].to_numpy(dtype=float)
     if (y > 0).sum() == 0:
         raise InputDataError(f"no {md.unit_type} breaks in the labelled years: nothing to learn")
-    return fit_model(make_model(md, mc), lab, y)
+    champ = make_champion(cv.champion, cv.estimators, md.density_col)
+    return champ.fit(lab, y, calibration=cv.selection.calibration)
 
 
 def fit_model(model: RiskEstimator, X: pd.DataFrame, y_count: np.ndarray) -> RiskEstimator:

@@ -127,10 +127,10 @@ def _validation_blocks(card: Mapping[str, Any]) -> list[Block]:
     for scheme in schemes:
         block = validation[scheme]
         models = block.get("models", {})
-        for name in ["model", *sorted(n for n in models if n != "model")]:
+        for name in ["champion", *sorted(n for n in models if n != "champion")]:
             if name not in models:
                 continue
-            if name == "model":
+            if name == "champion":
                 strong.append(len(rows))
             rows.append(
                 (

@@ -168,9 +168,9 @@ def capture_chart(card: Mapping[str, Any]) -> bytes:
         ax = fig.add_subplot()
         ax.plot(fracs, fracs / 100, color="#999999", lw=1, label="random order")
         curves = fwd["capture_curves"]
-        names = ["model", *sorted(n for n in curves if n != "model")]
+        names = ["champion", *sorted(n for n in curves if n != "champion")]
         for i, name in enumerate(names):
-            if name == "model":
+            if name == "champion":
                 colour, style, width = _OI["blue"], "-", 2.2
             else:
                 colour, style = _SERIES_STYLE[(i - 1) % len(_SERIES_STYLE)]
