@@ -1,23 +1,28 @@
-"""Model-stage benchmark on a synthetic city: CV and scoring speed, memory and skill as JSON.
+"""Model-stage benchmark: the whole stage (train, score, simulate) per unit type, as JSON.
 
-Setup (timed on its own, in a child process so its memory does not count against the
-targets): generate the synthetic city, write it, ingest it and build the features
-(``twmb_geo.run(cfg, with_model=False)``). Then, on the pipe panel:
+The model stage is champion selection by nested forward validation of every learned
+candidate, baseline and blend, then the champion under the spatial, spatio-temporal and
+random schemes (with permutation importance), the final fit, scoring with drivers and the
+Monte Carlo outlook with the renewal scenario (``twmb train``, ``score``, ``simulate``, all
+with the project's default ``[model]`` settings).
 
-* Target A: 5-fold spatial CV of the model and every baseline (``importance_repeats=0``;
-  with ``--with-importance`` also with the default 3 repeats) < 180 s, peak RSS < 6 GB.
-* Target B: ``score_units`` of the latest year (~49k pipes) < 5 s (after ``fit_final``).
-* Synthetic acceptance (skipped with ``--quick``): forward-validated capture at 5 % of
-  length, model vs baselines, and the Spearman correlation of each score with the true
-  hazard of the target year (``truth/pipe_hazard.parquet``).
+Cities:
 
-Peak memory: ``ru_maxrss`` of the process plus the largest RSS seen by a sampling thread
-during each phase (``/proc/self/statm``, every 50 ms).
+* ``--toronto-store OUT/twmb.duckdb``: the bundled Toronto data (cells), a store written by
+  ``twmb --out OUT run`` (or ``--no-toronto``);
+* a synthetic Toronto-scale network (``--pipes``, default 49,000 pipes with their streets
+  and H3 cells), generated, written, ingested and featured once in a child process (its
+  memory does not count) and cached under ``--work`` (``--reuse``).
+
+Targets (issue 13): the whole model stage on Toronto cells < 3 minutes; on the
+Toronto-scale network (pipes, streets, cells) < 10 minutes on 2 cores. Peak memory:
+``ru_maxrss`` plus the largest RSS a sampling thread saw (``/proc/self/statm``, 50 ms).
+Skill figures are in ``benchmarks/skill.py``.
 
 Usage::
 
-    python benchmarks/model.py [--pipes 49000] [--work /tmp/twmb-bench-model] [--reuse]
-    python benchmarks/model.py --store OUT/twmb.duckdb --city CITY_FOLDER
+    python benchmarks/model.py --toronto-store /tmp/tor/twmb.duckdb [--pipes 49000] [--reuse]
+    python benchmarks/model.py --no-toronto --store OUT/twmb.duckdb --city CITY_FOLDER
 """
 
 from __future__ import annotations
@@ -37,9 +42,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-TARGET_A_S = 180.0
-TARGET_A_GB = 6.0
-TARGET_B_S = 5.0
+TARGET_TORONTO_S = 180.0
+TARGET_NETWORK_S = 600.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -189,140 +193,57 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
     return store, city, {"source": "generated", **rep}
 
 
-# --------------------------------------------------------------------------- measures
+# --------------------------------------------------------------------------- the stage
 
 
-def _cv_figures(metrics: Any, scheme: str) -> dict[str, Any]:
-    from twmb_geo.model.reporting import summarise_cv
-
-    s = summarise_cv(metrics)
-    s = s[(s["scheme"] == scheme) & (s["metric"].isin(["capture_5pct", "capture_10pct"]))]
-    out: dict[str, Any] = {}
-    for r in s.itertuples(index=False):
-        d = out.setdefault(str(r.model), {})
-        d[f"{r.metric}_mean"] = None if r.mean != r.mean else round(float(r.mean), 4)
-        if r.metric == "capture_5pct":
-            d["capture_5pct_std"] = None if r.std != r.std else round(float(r.std), 4)
-            d["n_folds"] = int(r.n_folds)
-    return out
-
-
-def _fold_sizes(metrics: Any) -> list[dict[str, int]]:
-    """n_train / n_test per fold of the model (rows after the ring buffer)."""
-    m = metrics[metrics["model"] == "model"].drop_duplicates("fold").sort_values("fold")
-    return [
-        {"fold": int(r.fold), "n_train": int(r.n_train), "n_test": int(r.n_test)}
-        for r in m.itertuples(index=False)
-    ]
-
-
-def _spearman(a: Any, b: Any) -> float | None:
-    import numpy as np
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return None
-    rho = spearmanr(a[ok], b[ok]).statistic
-    return None if rho != rho else round(float(rho), 4)
-
-
-def _truth(city: Path, year: int) -> tuple[Any, int, str | None]:
-    """True per-pipe rate of ``year`` (or the latest year in the truth) by asset id."""
-    import pandas as pd
-
-    hz = pd.read_parquet(city / "truth" / "pipe_hazard.parquet")
-    col = "asset_id" if "asset_id" in hz.columns else "asset"
-    years = hz["year"].astype(int)
-    note = None
-    used = year
-    if not (years == year).any():
-        used = int(years.max())
-        note = f"truth has no year {year} (years {int(years.min())}..{used}); used {used}"
-    h = hz.loc[years == used, [col, "rate"]]
-    h = h.assign(asset=h[col].astype(str)).groupby("asset", sort=False)["rate"].sum()
-    return h, used, note
-
-
-def _acceptance(md: Any, cfg: Any, scores: Any, asset_map: Any, city: Path) -> dict[str, Any]:
-    import numpy as np
-
-    from twmb_geo.config import ModelConfig
-    from twmb_geo.model.reporting import MODEL
-    from twmb_geo.model.training import cross_validate
+def _stage(cfg: Any, sampler: RssSampler, label: str) -> dict[str, Any]:
+    """Time ``train_models``, ``score_latest`` and ``run_simulation`` with per-unit splits."""
+    from twmb_geo.model.stage import run_simulation, score_latest, train_models
 
     res: dict[str, Any] = {}
-    t = time.perf_counter()
-    clock = FoldClock("forward cv")
-    cv = cross_validate(
-        md,
-        ModelConfig(schemes=("forward",), importance_repeats=0),
-        h3_resolution=cfg.h3_resolution,
-        progress=clock,
-    )
-    res["forward_cv_s"] = round(time.perf_counter() - t, 2)
-    res["forward_fold_seconds"] = clock.seconds()
-    fw = _cv_figures(cv.metrics, "forward")
-    res["forward_test_years"] = sorted(int(y) for y in cv.metrics["test_year"].dropna().unique())
-    res["forward"] = fw
-    m5 = (fw.get(MODEL) or {}).get("capture_5pct_mean")
-    beats = {}
-    for b in ("age", "past_breaks_5y", "material_decade", "empirical_bayes"):
-        b5 = (fw.get(b) or {}).get("capture_5pct_mean")
-        beats[b] = None if m5 is None or b5 is None else bool(m5 > b5)
-    res["model_beats_baseline_capture_5pct"] = beats
-    res["model_beats_age_and_past_breaks"] = bool(beats.get("age") and beats.get("past_breaks_5y"))
+    marks: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
 
-    # Spearman against the true hazard of the target year, on the latest-year pipes
-    latest = md.latest
-    target_year = md.latest_year + 1
-    truth, used, note = _truth(city, target_year)
-    units = latest[["unit_id", "length_km"]].astype({"unit_id": str})
-    units = units.merge(asset_map, on="unit_id", how="left", validate="one_to_one")
-    units["true_rate"] = units["asset"].map(truth).to_numpy(dtype=float)
-    units["true_rate_per_km"] = units["true_rate"] / units["length_km"]
-    sc = scores.set_index("unit_id")
-    uid = units["unit_id"].astype(str)
-    model_score = sc["risk_score"].reindex(uid).to_numpy(dtype=float)
-    model_per_km = (sc["expected_breaks"].reindex(uid) / units["length_km"].to_numpy()).to_numpy(
-        dtype=float
-    )
-    have = np.isfinite(units["true_rate"].to_numpy(dtype=float))
-    sp: dict[str, Any] = {
-        "target_year": target_year,
-        "truth_year_used": used,
-        "n_pipes_latest": len(units),
-        "n_pipes_with_truth": int(have.sum()),
-        "true_rate": "per pipe (breaks / year, includes length); per_km = rate / length_km",
+    def progress(msg: str, i: int, n: int) -> None:
+        unit = msg.split(" ", 1)[-1].split(":", 1)[0]
+        if not marks or marks[-1][0] != unit:
+            marks.append((unit, time.perf_counter() - t0))
+            print(f"[{label} {time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    train: dict[str, Any] = {}
+    with phase(sampler, train):
+        trained = train_models(cfg, progress=progress)
+    ends = [t for _, t in marks[1:]] + [train["seconds"]]
+    train["seconds_by_unit_type"] = {
+        u: round(e - t, 1) for (u, t), e in zip(marks, ends, strict=True) if u != "train"
     }
-    if note:
-        sp["note"] = note
-    if not have.all():
-        miss = units.loc[~have, "unit_id"]
-        inst = md.latest.set_index("unit_id")["install_year"].reindex(miss)
-        sp["pipes_without_truth"] = (
-            f"{len(miss)} latest-year pipes have no truth row in {used} "
-            f"({int(inst.isna().sum())} of them with an unknown published install year, "
-            "which the panel counts as in service); left out of the correlations"
-        )
-    tr, trk = units["true_rate"].to_numpy(float), units["true_rate_per_km"].to_numpy(float)
-    sp[MODEL] = {
-        "risk_score_vs_true_rate": _spearman(model_score, tr),
-        "risk_score_vs_true_rate_per_km": _spearman(model_score, trk),
-        "risk_per_km_vs_true_rate": _spearman(model_per_km, tr),
-        "risk_per_km_vs_true_rate_per_km": _spearman(model_per_km, trk),
-    }
-    lab = md.labelled
-    y = lab["target_count"].to_numpy(dtype=float)
-    for name, make in md.baselines.items():
-        s = np.asarray(make().fit(lab, y).predict(latest), dtype=float)
-        sp[name] = {
-            "score_vs_true_rate": _spearman(s, tr),
-            "score_vs_true_rate_per_km": _spearman(s, trk),
-            "n_finite_scores": int(np.isfinite(s).sum()),
+    train["models"] = [
+        {
+            k: m.get(k)
+            for k in (
+                "unit_type",
+                "champion",
+                "champion_family",
+                "forward_capture_5pct",
+                "best_baseline",
+                "best_baseline_capture_5pct",
+                "statement",
+            )
         }
-    res["spearman_vs_true_hazard"] = sp
+        for m in trained["models"]
+    ]
+    res["train"] = train
+    score: dict[str, Any] = {}
+    with phase(sampler, score):
+        scored = score_latest(cfg)
+    score["units"] = {s["unit_type"]: s["units"] for s in scored["scores"]}
+    res["score"] = score
+    sim: dict[str, Any] = {}
+    with phase(sampler, sim):
+        run_simulation(cfg)
+    res["simulate"] = sim
+    res["stage_seconds"] = round(train["seconds"] + score["seconds"] + sim["seconds"], 1)
+    res["peak_rss_gb"] = max(train["peak_rss_gb"], score["peak_rss_gb"], sim["peak_rss_gb"])
     return res
 
 
@@ -331,38 +252,25 @@ def main() -> None:
     ap.add_argument("--pipes", type=int, default=49_000)
     ap.add_argument("--work", default="/tmp/twmb-bench-model")
     ap.add_argument("--reuse", action="store_true", help="reuse the store in --work if any")
-    ap.add_argument("--store", help="existing store (twmb.duckdb); needs --city")
-    ap.add_argument("--city", help="synthetic city folder of --store (twmb.toml, truth/)")
-    ap.add_argument("--quick", action="store_true", help="skip the synthetic acceptance")
-    ap.add_argument(
-        "--with-importance", action="store_true", help="also time spatial CV with importance"
-    )
-    ap.add_argument(
-        "--repeats", type=int, default=1, help="time target A this many times (fastest counts)"
-    )
+    ap.add_argument("--store", help="existing synthetic store (twmb.duckdb); needs --city")
+    ap.add_argument("--city", help="synthetic city folder of --store (twmb.toml)")
+    ap.add_argument("--toronto-store", help="store of `twmb run` on the bundled data")
+    ap.add_argument("--no-toronto", action="store_true")
+    ap.add_argument("--no-network", action="store_true", help="leave the synthetic city out")
     ap.add_argument("--setup-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.repeats < 1:
-        ap.error("--repeats must be >= 1")
     if args.setup_child:
         _setup_child(args.pipes, args.work)
         return
-
-    t_all = time.perf_counter()
-    store_path, city, setup = _setup(args)
+    if not args.no_toronto and not args.toronto_store:
+        ap.error("give --toronto-store OUT/twmb.duckdb (from `twmb --out OUT run`) or --no-toronto")
 
     import logging
 
     logging.disable(logging.WARNING)
-    import pandas as pd
+    import twmb_geo as tw
+    from twmb_geo.config import load_config
 
-    from twmb_geo.config import ModelConfig, load_config
-    from twmb_geo.model.reporting import MODEL
-    from twmb_geo.model.scoring import score_units
-    from twmb_geo.model.training import cross_validate, fit_final, model_data
-    from twmb_geo.store.duckdb_store import open_store
-
-    cfg = load_config(city / "twmb.toml", out=store_path.parent)
     sampler = RssSampler()
     out: dict[str, Any] = {
         "benchmark": "model",
@@ -373,138 +281,23 @@ def main() -> None:
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         },
-        "store": str(store_path),
-        "city": str(city),
-        "setup": setup,
     }
-
-    load: dict[str, Any] = {}
-    with phase(sampler, load):
-        with open_store(store_path, read_only=True) as store:
-            panel = store.read("panel", "unit_type = ?", ["pipe"])
-            units = store.read("unit_pipe")
-        asset_map = pd.DataFrame(
-            {"unit_id": units["unit_id"].astype(str), "asset": units["asset_id"].astype(str)}
-        )
-        md = model_data(panel, units, "pipe", h3_resolution=cfg.h3_resolution)
-        del panel, units
-    lab = md.labelled
-    load.update(
-        {
-            "panel_rows": len(md.rows),
-            "pipe_years_labelled": len(lab),
-            "pipes": int(md.rows["unit_id"].nunique()),
-            "years": [int(md.rows["year"].min()), md.latest_year],
-            "n_features": len(md.features),
-            "features": md.features,
-            "baselines": list(md.baselines),
-            "breaks_in_targets": int(lab["target_count"].sum()),
-            "notes": md.notes,
-        }
-    )
-    del lab
-    out["load"] = load
-
-    # Target A: 5-fold spatial CV
-    targets: dict[str, Any] = {}
-    a: dict[str, Any] = {
-        "what": "5-fold spatial CV (model + baselines), importance_repeats=0",
-        "threshold_seconds": TARGET_A_S,
-        "threshold_peak_rss_gb": TARGET_A_GB,
-    }
-    runs = []
-    for i in range(args.repeats):
-        clock = FoldClock(f"spatial cv run {i + 1}")
-        run_i: dict[str, Any] = {}
-        with phase(sampler, run_i):
-            cv = cross_validate(
-                md,
-                ModelConfig(schemes=("spatial",), spatial_folds=5, importance_repeats=0),
-                h3_resolution=cfg.h3_resolution,
-                progress=clock,
-            )
-        run_i["fold_seconds"] = clock.seconds()
-        runs.append(run_i)
-    best = min(runs, key=lambda r: r["seconds"])
-    a.update({k: best[k] for k in ("seconds", "cpu_seconds", "peak_rss_gb")})
-    a["peak_rss_gb"] = max(r["peak_rss_gb"] for r in runs)
-    if len(runs) > 1:
-        a["seconds_is"] = f"fastest of {len(runs)} runs"
-    a["runs"] = runs
-    a["fold_sizes"] = _fold_sizes(cv.metrics)
-    a["process_maxrss_gb"] = _maxrss_gb()
-    a["pass_seconds"] = a["seconds"] < TARGET_A_S
-    a["pass_memory"] = a["peak_rss_gb"] < TARGET_A_GB
-    a["pass"] = a["pass_seconds"] and a["pass_memory"]
-    a["spatial_cv"] = _cv_figures(cv.metrics, "spatial")
-    a["warnings"] = cv.warnings
-    targets["A_spatial_cv"] = a
-    if args.with_importance:
-        ai: dict[str, Any] = {"what": "same with importance_repeats=3 (the default)"}
-        clock = FoldClock("spatial cv + importance")
-        with phase(sampler, ai):
-            cvi = cross_validate(
-                md,
-                ModelConfig(schemes=("spatial",), spatial_folds=5),
-                h3_resolution=cfg.h3_resolution,
-                progress=clock,
-            )
-        ai["fold_seconds"] = clock.seconds()
-        ai["pass_seconds"] = ai["seconds"] < TARGET_A_S
-        ai["pass_memory"] = ai["peak_rss_gb"] < TARGET_A_GB
-        imp = cvi.importance
-        top = imp[imp["metric"] == "capture_5pct"].head(5)
-        ai["top5_features_capture_5pct"] = {
-            str(r.feature): round(float(r.importance_mean), 4) for r in top.itertuples()
-        }
-        targets["A_spatial_cv_with_importance"] = ai
-        del cvi
-
-    # Target B: fit_final, then score the latest year
-    fit: dict[str, Any] = {}
-    print("fit_final ...", file=sys.stderr, flush=True)
-    with phase(sampler, fit):
-        model = fit_final(md, ModelConfig())
-    latest = md.latest
-    weight = md.weight(latest)
-    b: dict[str, Any] = {"what": "score_units on the latest year", "threshold_seconds": TARGET_B_S}
-    with phase(sampler, b):
-        scores = score_units(model, latest, weight=weight)
-    b["n_units"] = len(scores)
-    b["year"] = md.latest_year
-    b["fit_final"] = fit
-    b["pass"] = b["seconds"] < TARGET_B_S
-    targets["B_scoring"] = b
-    out["targets"] = targets
-
-    if not args.quick:
-        acc: dict[str, Any] = {}
-        with phase(sampler, acc):
-            acc.update(_acceptance(md, cfg, scores, asset_map, city))
-        out["acceptance"] = acc
-    sampler.stop()
+    if not args.no_toronto:
+        tor = Path(args.toronto_store)
+        cfg = tw.default_config(tor.parent)
+        res = _stage(cfg, sampler, "toronto")
+        res["target_seconds"] = TARGET_TORONTO_S
+        res["pass"] = res["stage_seconds"] < TARGET_TORONTO_S
+        out["toronto_cells"] = {"store": str(tor), **res}
+    if not args.no_network:
+        store_path, city, setup = _setup(args)
+        cfg = load_config(city / "twmb.toml", out=store_path.parent)
+        res = _stage(cfg, sampler, "network")
+        res["target_seconds"] = TARGET_NETWORK_S
+        res["pass"] = res["stage_seconds"] < TARGET_NETWORK_S
+        out["network"] = {"store": str(store_path), "setup": setup, **res}
     out["process_maxrss_gb"] = _maxrss_gb()
-    out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    out["total_s"] = round(time.perf_counter() - t_all, 2)
-    out["summary"] = {
-        "A_spatial_cv_pass": targets["A_spatial_cv"]["pass"],
-        "B_scoring_pass": targets["B_scoring"]["pass"],
-        "model_spatial_capture_5pct": (a["spatial_cv"].get(MODEL) or {}).get("capture_5pct_mean"),
-    }
-    if "acceptance" in out:
-        acc = out["acceptance"]
-        out["summary"].update(
-            {
-                "model_forward_capture_5pct": (acc["forward"].get(MODEL) or {}).get(
-                    "capture_5pct_mean"
-                ),
-                "model_beats_age_and_past_breaks": acc["model_beats_age_and_past_breaks"],
-                "model_spearman_vs_true_rate": acc["spearman_vs_true_hazard"][MODEL][
-                    "risk_score_vs_true_rate"
-                ],
-            }
-        )
-    print(json.dumps(out, indent=2, default=str))
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -251,6 +251,14 @@ def test_a_pipe_level_model_is_trained_scored_and_published(project) -> None:
     (model,) = doc["model"]["models"]
     assert model["unit_type"] == "pipe" and Path(model["card"]).is_file()
     assert model["forward_capture_5pct"] is not None
+    # the champion was chosen among pipe candidates and every pipe baseline, by length
+    card = json.loads(Path(model["card"]).with_name("card.json").read_text())
+    assert card["weight"] == "length_km"
+    champ = card["champion"]
+    assert model["champion"] == champ["name"] and champ["statement"]
+    pipe_rules = {"age", "material_decade", "empirical_bayes", "past_breaks_5y", "past_rate_5y"}
+    assert pipe_rules <= set(champ["outer"]["baselines"])
+    assert {"boost", "boost_small", "glm"} <= set(champ["outer"]["candidates"])
     t = _read(folder, "models", "risk_scores", "unit_pipe")
     assert set(t["models"]["unit_type"]) == {"pipe"}
     scores = t["risk_scores"]

@@ -96,6 +96,12 @@ def test_cross_validation_covers_every_scheme_and_model(md: ModelData) -> None:
         (m["scheme"] == "forward") & (m["model"] == "champion") & (m["metric"] == "capture_5pct")
     ]
     assert sorted(fw["test_year"]) == [2006, 2007, 2008]  # the last 3 labelled years
+    # time-aware: spatial and random folds are scored on the forward test years only
+    lab = md.labelled
+    in_era = int(lab["year"].isin([2006, 2007, 2008]).sum())
+    for scheme in ("spatial", "random"):
+        rows = m[(m["scheme"] == scheme) & (m["model"] == "champion") & (m["metric"] == "n")]
+        assert rows["value"].sum() == in_era, scheme
     # nested: each outer year's champion was chosen on earlier fold years only
     for year, choice in cv.selection.outer.items():
         assert choice.inner_years and max(choice.inner_years) < year

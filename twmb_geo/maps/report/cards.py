@@ -77,7 +77,11 @@ def _card_blocks(card: Mapping[str, Any]) -> list[Block]:
     """One card: validation, optimism, curves, calibration, importance, guard, limits."""
     version = str(card.get("model_version", "model"))
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", str(card.get("unit_type", version)))
-    blocks: list[Block] = [_card_intro(card)]
+    blocks: list[Block] = []
+    statement = (card.get("champion") or {}).get("statement")
+    if statement:
+        blocks.append(para(str(statement)))
+    blocks.append(_card_intro(card))
     blocks += _validation_blocks(card)
     blocks += _optimism_blocks(card)
     fwd = card.get("forward") or {}
