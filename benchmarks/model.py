@@ -31,101 +31,18 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _bench import RssSampler, maxrss_gb, phase
+
 TARGET_TORONTO_S = 180.0
 TARGET_NETWORK_S = 600.0
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-# --------------------------------------------------------------------------- memory
-
-
-def _rss_bytes() -> int:
-    try:
-        return int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1]) * _PAGE
-    except OSError:  # not Linux: fall back to the lifetime peak
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _maxrss_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
-
-
-class RssSampler:
-    """Background thread keeping the largest RSS seen since the last :meth:`reset`."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak = _rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, _rss_bytes())
-
-    def reset(self) -> None:
-        self.peak = _rss_bytes()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-@contextmanager
-def phase(sampler: RssSampler, out: dict[str, Any]) -> Iterator[None]:
-    """Time the block into ``out['seconds']`` and its peak RSS into ``out['peak_rss_gb']``."""
-    sampler.reset()
-    start_gb = _rss_bytes() / 2**30
-    cpu0 = _cpu_s()
-    t = time.perf_counter()
-    yield
-    out["seconds"] = round(time.perf_counter() - t, 2)
-    out["cpu_seconds"] = round(_cpu_s() - cpu0, 2)
-    out["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    sampler.peak = max(sampler.peak, _rss_bytes())
-    out["rss_at_start_gb"] = round(start_gb, 3)
-    out["peak_rss_gb"] = round(sampler.peak / 2**30, 3)
-
-
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-class FoldClock:
-    """``progress`` callback of ``cross_validate``: per-fold seconds (and a line on stderr)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.t0 = time.perf_counter()
-        self.marks: list[tuple[str, float]] = []
-
-    def __call__(self, msg: str) -> None:
-        now = time.perf_counter() - self.t0
-        self.marks.append((msg, now))
-        print(f"[{self.label} {now:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-    def seconds(self) -> dict[str, float]:
-        """Seconds from each fold's start to the next (the last one to now)."""
-        if not self.marks:
-            return {}
-        ends = [t for _, t in self.marks[1:]] + [time.perf_counter() - self.t0]
-        return {
-            m.split(": ", 1)[-1]: round(e - t, 2)
-            for (m, t), e in zip(self.marks, ends, strict=True)
-        }
+# --------------------------------------------------------------------------- timing
 
 
 # --------------------------------------------------------------------------- setup
@@ -153,7 +70,7 @@ def _setup_child(n_pipes: int, work: str) -> None:
     summary = run(cfg, with_model=False)
     res["ingest_features_s"] = round(time.perf_counter() - t, 2)
     res["panel_rows"] = (summary.get("features") or {}).get("tables", {}).get("panel")
-    res["peak_rss_gb"] = _maxrss_gb()
+    res["peak_rss_gb"] = maxrss_gb()
     print(json.dumps(res))
 
 
@@ -296,7 +213,7 @@ def main() -> None:
         res["target_seconds"] = TARGET_NETWORK_S
         res["pass"] = res["stage_seconds"] < TARGET_NETWORK_S
         out["network"] = {"store": str(store_path), "setup": setup, **res}
-    out["process_maxrss_gb"] = _maxrss_gb()
+    out["process_maxrss_gb"] = maxrss_gb()
     print(json.dumps(out, indent=2))
 
 

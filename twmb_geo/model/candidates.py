@@ -65,24 +65,11 @@ STABLE_FEATURES: tuple[str, ...] = (
     "age_mean",
 )
 #: Features constrained non-decreasing in ``boost_small`` (more past breaks never lowers risk).
-MONOTONE_FEATURES: frozenset[str] = frozenset(
-    {
-        "breaks_last3",
-        "breaks_last5",
-        "breaks_last10",
-        "breaks_to_date",
-        "decayed",
-        "eb_rate",
-        "eb_rate_last5",
-        "smooth_last5",
-        "rate_last5_per_km",
-        "density_last5_per_km2",
-        "lag1_breaks_last5_adj",
-        "lag1_decayed_adj",
-        "nbhd_rate_last5",
-        "local_density",
-    }
-)
+MONOTONE_FEATURES: frozenset[str] = frozenset(STABLE_FEATURES) - {
+    "years_since_last",
+    "exposure_km",
+    "age_mean",
+}
 
 #: builds the estimator from (all features, the unit type's extra features, settings);
 #: None when the candidate does not apply

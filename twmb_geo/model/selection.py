@@ -41,6 +41,7 @@ __all__ = [
     "fold_years",
     "forward_folds",
     "make_champion",
+    "metric_rows",
     "select",
 ]
 
@@ -279,35 +280,46 @@ def _calibrated(
     return exp, -np.expm1(-np.maximum(exp, 0.0))
 
 
-def _rows(
-    name: str, f: FoldScores, score: np.ndarray, prob: np.ndarray | None, fracs: Sequence[float]
+def metric_rows(
+    key: Mapping[str, Any],
+    test: pd.DataFrame,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    score: np.ndarray,
+    prob: np.ndarray | None,
+    fracs: Sequence[float],
 ) -> list[dict[str, Any]]:
+    """Long-format metric rows (``key`` columns + ``metric``, ``value``) of one ranking of
+    ``test`` rows with observed counts ``y`` (units that never broke: ``breaks_to_date`` 0)."""
     m = evaluate(
-        f.y,
+        y,
         score,
         prob,
-        weight=f.w,
+        weight=w,
         fracs=fracs,
-        new_mask=f.test["breaks_to_date"].fillna(0).to_numpy() == 0,
+        new_mask=test["breaks_to_date"].fillna(0).to_numpy() == 0,
     )
     out = []
     for metric, value in m.items():
         if metric == "notes":
             continue
         v = float(value)  # type: ignore[arg-type]
-        out.append(
-            {
-                "scheme": "forward",
-                "model": name,
-                "fold": f.year,
-                "test_year": f.year,
-                "n_train": f.n_train,
-                "n_test": len(f.test),
-                "metric": metric,
-                "value": v if np.isfinite(v) else None,
-            }
-        )
+        out.append({**key, "metric": metric, "value": v if np.isfinite(v) else None})
     return out
+
+
+def _rows(
+    name: str, f: FoldScores, score: np.ndarray, prob: np.ndarray | None, fracs: Sequence[float]
+) -> list[dict[str, Any]]:
+    key = {
+        "scheme": "forward",
+        "model": name,
+        "fold": f.year,
+        "test_year": f.year,
+        "n_train": f.n_train,
+        "n_test": len(f.test),
+    }
+    return metric_rows(key, f.test, f.y, f.w, score, prob, fracs)
 
 
 def select(

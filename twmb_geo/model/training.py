@@ -13,7 +13,6 @@ or the disk (see :mod:`twmb_geo.model.stage`).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +40,6 @@ from .metrics import (
     calibration_table,
     capture_at,
     capture_curve,
-    evaluate,
     roc_auc,
 )
 from .reporting import disagreement, leakage
@@ -52,6 +50,7 @@ from .selection import (
     fold_years,
     forward_folds,
     make_champion,
+    metric_rows,
     select,
 )
 from .splitters import RandomKFold, SpatialBlockKFold, SpatioTemporalSplit
@@ -405,32 +404,16 @@ def _metric_rows(
     score: np.ndarray,
     prob: np.ndarray | None,
 ) -> list[dict[str, Any]]:
-    m = evaluate(
-        te["target_count"].to_numpy(dtype=float),
-        score,
-        prob,
-        weight=md.weight(te),
-        fracs=FRACS,
-        new_mask=te["breaks_to_date"].fillna(0).to_numpy() == 0,
-    )
-    out = []
-    for metric, value in m.items():
-        if metric == "notes":
-            continue
-        v = float(value)  # type: ignore[arg-type]
-        out.append(
-            {
-                "scheme": scheme,
-                "model": name,
-                "fold": fold,
-                "test_year": year,
-                "n_train": ntr,
-                "n_test": len(te),
-                "metric": metric,
-                "value": v if math.isfinite(v) else None,
-            }
-        )
-    return out
+    key = {
+        "scheme": scheme,
+        "model": name,
+        "fold": fold,
+        "test_year": year,
+        "n_train": ntr,
+        "n_test": len(te),
+    }
+    y = te["target_count"].to_numpy(dtype=float)
+    return metric_rows(key, te, y, md.weight(te), score, prob, FRACS)
 
 
 @dataclass

@@ -1,0 +1,75 @@
+"""Shared measuring helpers of the benchmark scripts: peak memory and timed phases."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RssSampler", "cpu_seconds", "maxrss_gb", "phase", "rss_bytes"]
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    try:
+        return int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1]) * _PAGE
+    except OSError:  # not Linux: fall back to the lifetime peak
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def maxrss_gb() -> float:
+    """Lifetime peak RSS of this process in GB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class RssSampler:
+    """Background thread keeping the largest RSS seen since the last :meth:`reset`."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak = rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_bytes())
+
+    def reset(self) -> None:
+        """Start a new peak from the current RSS."""
+        self.peak = rss_bytes()
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def phase(sampler: RssSampler, out: dict[str, Any]) -> Iterator[None]:
+    """Time the block into ``out['seconds']`` and its peak RSS into ``out['peak_rss_gb']``."""
+    sampler.reset()
+    start_gb = rss_bytes() / 2**30
+    cpu0 = cpu_seconds()
+    t = time.perf_counter()
+    yield
+    out["seconds"] = round(time.perf_counter() - t, 2)
+    out["cpu_seconds"] = round(cpu_seconds() - cpu0, 2)
+    out["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    sampler.peak = max(sampler.peak, rss_bytes())
+    out["rss_at_start_gb"] = round(start_gb, 3)
+    out["peak_rss_gb"] = round(sampler.peak / 2**30, 3)
