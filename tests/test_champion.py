@@ -216,3 +216,20 @@ def test_config_validates_the_selection_settings(tmp_path: Path) -> None:
     good.write_text(src + '[model]\ncandidates = ["glm"]\nblend_weights = []\n')
     cfg = load_config(good)
     assert cfg.model.candidates == ("glm",) and cfg.model.blend_weights == ()
+
+
+def test_max_rows_keeps_every_break_and_stays_unbiased() -> None:
+    from twmb_geo.model.estimators import BreakCountRegressor, _subsample_zeros
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20000, 3))
+    y = rng.poisson(np.exp(-3 + X[:, 0])).astype(float)
+    _, yt, w = _subsample_zeros(X, y, 3000, 0)
+    assert w is not None and len(yt) < 3500
+    assert yt.sum() == y.sum()  # every row with a break kept
+    assert (w * (yt == 0)).sum() == pytest.approx((y == 0).sum(), rel=0.1)
+    assert _subsample_zeros(X, y, 50000, 0)[2] is None  # small panels untouched
+    full = BreakCountRegressor(max_iter=30, calibrate=False).fit(X, y).predict(X)
+    sub = BreakCountRegressor(max_iter=30, calibrate=False, max_rows=3000).fit(X, y).predict(X)
+    assert sub.sum() == pytest.approx(full.sum(), rel=0.15)
+    assert np.corrcoef(full, sub)[0, 1] > 0.9

@@ -125,12 +125,13 @@ class ModelConfig:
     selection_years: int = 3
     selection_breaks: float = 3000.0
     blend_weights: tuple[float, ...] = (0.5,)
+    max_train_rows: int = 300_000
     schemes: tuple[str, ...] = CV_SCHEMES
     forward_years: int = 8
     spatial_folds: int = 5
     block_resolution: int = 6
     buffer_rings: int = 1
-    spatiotemporal_years: int = 3
+    spatiotemporal_years: int = 2
     random_folds: int = 5
     max_iter: int = 100
     learning_rate: float = 0.1

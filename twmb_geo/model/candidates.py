@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
-from ..core.model_kinds import MODEL_CANDIDATES
+from ..core.model_kinds import MODEL_CANDIDATES, model_kind
 from .estimators import make_estimator
 
 __all__ = [
@@ -120,7 +120,13 @@ def _boost(features: Sequence[str], extra: Sequence[str], mc: ModelConfig) -> Ba
         random_state=mc.seed,
         learning_rate=mc.learning_rate,
         max_iter=mc.max_iter,
+        **_rows(mc),
     )
+
+
+def _rows(mc: ModelConfig) -> dict[str, int]:
+    """``max_rows`` of count kinds (classifiers train on every row)."""
+    return {"max_rows": mc.max_train_rows} if model_kind(mc.kind).task == "count" else {}
 
 
 def _boost_small(
@@ -143,6 +149,7 @@ def _boost_small(
         min_samples_leaf=100,
         l2_regularization=10.0,
         hgb_params={"monotonic_cst": cst},
+        **_rows(mc),
     )
 
 
@@ -150,7 +157,9 @@ def _glm(features: Sequence[str], extra: Sequence[str], mc: ModelConfig) -> Base
     feats = _stable(features, extra)
     if not feats:
         return None
-    return make_estimator("glm", features=feats, calibrate=False, alpha=1e-2)
+    return make_estimator(
+        "glm", features=feats, calibrate=False, alpha=1e-2, max_rows=mc.max_train_rows
+    )
 
 
 register_candidate(CandidateSpec("boost", _boost))

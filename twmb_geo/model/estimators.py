@@ -301,6 +301,11 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         (e.g. ``{"max_depth": 4}``); ``early_stopping`` is always ``False``.
     alpha : float, default 1e-3
         L2 penalty of ``kind="glm"`` (standardised features).
+    max_rows : int or None, default None
+        Train on at most about this many rows: every row with a break is kept and rows
+        without one are sampled (seeded by ``random_state``) and weighted by the inverse of
+        their sampling rate, so expected counts stay unbiased (negative subsampling with
+        importance weights). ``None`` trains on every row.
 
     Attributes
     ----------
@@ -329,6 +334,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         l2_regularization: float = 1.0,
         hgb_params: dict[str, Any] | None = None,
         alpha: float = 1e-3,
+        max_rows: int | None = None,
     ) -> None:
         self.kind = kind
         self.features = features
@@ -341,6 +347,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         self.l2_regularization = l2_regularization
         self.hgb_params = hgb_params
         self.alpha = alpha
+        self.max_rows = max_rows
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -355,7 +362,8 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         yy = count_target(y, type(self).__name__)
         A, yt = self._fit_matrix(X, yy, ~np.isnan(yy))
         base = self._booster()
-        self.model_ = clone(base).fit(A, yt)
+        A, yt, sw = _subsample_zeros(A, yt, self.max_rows, self.random_state)
+        self.model_ = _fit_weighted(clone(base), A, yt, sw)
         self.calibrator_: IsotonicRegression | None = None
         if self.calibrate:
             hit = (yt > 0).astype(np.int64)
@@ -506,6 +514,37 @@ class BreakRiskClassifier(ClassifierMixin, _PanelModel):
         """``-log(1 - p)``: the Poisson mean with ``P(any break) = p``."""
         p = np.clip(self.break_probability(X), 0.0, _P_MAX_EXPECTED)
         return -np.log1p(-p)
+
+
+def _subsample_zeros(
+    A: NDArray[np.float64], y: NDArray[np.float64], max_rows: int | None, seed: int | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None]:
+    """Rows to train on and their weights (see ``max_rows`` of BreakCountRegressor)."""
+    if max_rows is None or len(y) <= max_rows:
+        return A, y, None
+    pos = y > 0
+    n_zero = int((~pos).sum())
+    room = max(int(max_rows) - int(pos.sum()), 1)
+    q = min(1.0, room / max(n_zero, 1))
+    if q >= 1.0:
+        return A, y, None
+    keep = pos | (np.random.default_rng(seed).random(len(y)) < q)
+    w = np.where(pos, 1.0, 1.0 / q)
+    return A[keep], y[keep], w[keep]
+
+
+def _fit_weighted(
+    est: BaseEstimator,
+    A: NDArray[np.float64],
+    y: NDArray[np.float64],
+    w: NDArray[np.float64] | None,
+) -> BaseEstimator:
+    """``est.fit`` with sample weights (routed to the last step of a pipeline)."""
+    if w is None:
+        return est.fit(A, y)
+    if isinstance(est, Pipeline):
+        return est.fit(A, y, **{f"{est.steps[-1][0]}__sample_weight": w})
+    return est.fit(A, y, sample_weight=w)
 
 
 #: builds the learner of one model kind from the estimator's parameters
