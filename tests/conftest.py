@@ -43,6 +43,8 @@ MODEL_TABLES = (
 #: a cheap model stage for tests: every scheme, fewer folds and boosting iterations
 FAST_MODEL = ModelConfig(
     forward_years=3,
+    candidates=("boost", "glm"),
+    selection_years=2,
     selection_breaks=0,
     spatiotemporal_years=1,
     spatial_folds=3,
