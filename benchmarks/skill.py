@@ -53,16 +53,14 @@ import json
 import math
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from _bench import RssSampler, maxrss_gb, phase
 
 #: synthetic sizes: label -> (n_pipes, level, target)
 SIZES: dict[str, tuple[int, str, str]] = {
@@ -109,65 +107,7 @@ _REGIME_NOTES = {
     "age_rate_factor": "every material's age_rate (ageing per year) times this",
     "base_rate_power": "base_rate[m] = base_rate[CI] * (default base_rate[m] / base_rate[CI]) ** power",
 }
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 METRICS = ("capture_5pct", "capture_10pct")
-
-
-# --------------------------------------------------------------------------- memory
-
-
-def _rss_bytes() -> int:
-    try:
-        return int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1]) * _PAGE
-    except OSError:  # not Linux: fall back to the lifetime peak
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _maxrss_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
-
-
-class RssSampler:
-    """Background thread keeping the largest RSS seen since the last :meth:`reset`."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak = _rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, _rss_bytes())
-
-    def reset(self) -> None:
-        self.peak = _rss_bytes()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-@contextmanager
-def phase(sampler: RssSampler, out: dict[str, Any]) -> Iterator[None]:
-    """Time the block into ``out['seconds']`` and its peak RSS into ``out['peak_rss_gb']``."""
-    sampler.reset()
-    start_gb = _rss_bytes() / 2**30
-    cpu0 = _cpu_s()
-    t = time.perf_counter()
-    yield
-    out["seconds"] = round(time.perf_counter() - t, 2)
-    out["cpu_seconds"] = round(_cpu_s() - cpu0, 2)
-    out["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    sampler.peak = max(sampler.peak, _rss_bytes())
-    out["rss_at_start_gb"] = round(start_gb, 3)
-    out["peak_rss_gb"] = round(sampler.peak / 2**30, 3)
 
 
 def _progress(label: str) -> Any:
@@ -321,7 +261,7 @@ def _setup_child(spec: dict[str, Any]) -> None:
     res["years"] = feats.get("years")
     res["breaks_total"] = summary.get("breaks_total")
     res["setup_s"] = round(time.perf_counter() - t0, 2)
-    res["peak_rss_gb"] = _maxrss_gb()
+    res["peak_rss_gb"] = maxrss_gb()
     print(json.dumps(res, default=str))
 
 
@@ -823,7 +763,7 @@ def _eval_child(spec: dict[str, Any]) -> None:
             u = {"unit_type": ut, "error": f"{type(exc).__name__}: {exc}"}
         units[ut] = u
     sampler.stop()
-    train["process_maxrss_gb"] = _maxrss_gb()
+    train["process_maxrss_gb"] = maxrss_gb()
     out.update({"train": train, "score": score, "units": units})
     print(json.dumps(out, default=str))
 

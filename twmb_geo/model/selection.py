@@ -266,7 +266,8 @@ def _pool(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     s = np.concatenate([cand_score(f, c) for f in folds])
     y = np.concatenate([f.y for f in folds])
-    w = None if folds[0].w is None else np.concatenate([f.w for f in folds])  # type: ignore[misc]
+    ws = [f.w for f in folds if f.w is not None]
+    w = np.concatenate(ws) if ws and len(ws) == len(folds) else None
     return s, y, w
 
 
