@@ -371,9 +371,11 @@ def _polyline(draw: st.DrawFn) -> shapely.LineString:
     n = draw(st.integers(2, 8))
     pts = draw(st.lists(st.tuples(_coord, _coord), min_size=n, max_size=n, unique=True))
     line = shapely.LineString(pts)
-    # consecutive vertices must differ by a usable amount
-    steps = np.hypot(*np.diff(np.asarray(pts), axis=0).T)
-    if steps.min() < 1e-3:
+    # vertices must differ by a usable amount (all pairs: a line that comes back within
+    # a subnormal distance of an earlier vertex looks simple but locates ambiguously)
+    a = np.asarray(pts, dtype=float)
+    gaps = np.hypot(*(a[:, None, :] - a[None, :, :]).transpose(2, 0, 1))
+    if gaps[np.triu_indices(len(a), 1)].min() < 1e-3:
         line = shapely.LineString([(0, 0), (1, 1)])
     return line
 
