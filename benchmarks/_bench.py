@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import resource
 import threading
 import time
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RssSampler", "cpu_seconds", "maxrss_gb", "phase", "rss_bytes"]
+__all__ = ["RssSampler", "cpu_seconds", "machine", "maxrss_gb", "phase", "rss_bytes"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -73,3 +74,14 @@ def phase(sampler: RssSampler, out: dict[str, Any]) -> Iterator[None]:
     sampler.peak = max(sampler.peak, rss_bytes())
     out["rss_at_start_gb"] = round(start_gb, 3)
     out["peak_rss_gb"] = round(sampler.peak / 2**30, 3)
+
+
+def machine() -> dict[str, Any]:
+    """The machine block of a benchmark's JSON (cores, Python, platform, load at start)."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    }

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _bench import RssSampler, maxrss_gb, phase
+from _bench import RssSampler, machine, maxrss_gb, phase
 
 TARGET_TORONTO_S = 180.0
 TARGET_NETWORK_S = 600.0
@@ -191,13 +189,7 @@ def main() -> None:
     sampler = RssSampler()
     out: dict[str, Any] = {
         "benchmark": "model",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        },
+        "machine": machine(),
     }
     if not args.no_toronto:
         tor = Path(args.toronto_store)

@@ -52,7 +52,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -60,7 +59,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _bench import RssSampler, maxrss_gb, phase
+from _bench import RssSampler, machine, maxrss_gb, phase
 
 #: synthetic sizes: label -> (n_pipes, level, target)
 SIZES: dict[str, tuple[int, str, str]] = {
@@ -956,13 +955,7 @@ def main() -> None:
     t_all = time.perf_counter()
     out: dict[str, Any] = {
         "benchmark": "skill",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        },
+        "machine": machine(),
         "work": str(work),
         "mode": "setup-only" if args.setup_only else "full",
         "sizes": {

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from twmb_geo.model import scoring
+from twmb_geo.model.champion import fit_member
 from twmb_geo.model.estimators import BreakCountRegressor, RiskEstimator, make_estimator
 from twmb_geo.model.scoring import (
     DEFAULT_TIERS,
@@ -22,7 +23,6 @@ from twmb_geo.model.scoring import (
     score_units,
     top_drivers,
 )
-from twmb_geo.model.training import fit_model
 
 FEATURES = ["breaks_last5", "decayed", "age_mean"]
 COLUMNS = [
@@ -71,7 +71,7 @@ def panel() -> pd.DataFrame:
 def _fit(kind: str, panel: pd.DataFrame, **params: object) -> RiskEstimator:
     """The estimator of ``kind`` fitted on break counts (binarised for classifiers)."""
     est = make_estimator(kind, learning_rate=0.05, **params)
-    return fit_model(est, panel, panel["target_count"].to_numpy(dtype=float))
+    return fit_member(est, panel, panel["target_count"].to_numpy(dtype=float))
 
 
 @pytest.fixture(scope="module", params=["poisson", "hgb"])

@@ -59,18 +59,6 @@ class Ecdf:
         return np.where(np.isfinite(x), out, 0.0)
 
 
-def _rate(
-    s: NDArray[np.float64], iso: IsotonicRegression | None, nan_rate: float, rate: float
-) -> NDArray[np.float64]:
-    out = np.full(len(s), nan_rate, dtype=np.float64)
-    fin = np.isfinite(s)
-    if iso is not None and fin.any():
-        out[fin] = iso.predict(s[fin])
-    elif fin.any():
-        out[fin] = rate
-    return out
-
-
 class RateCalibrator:
     """Isotonic map of a ranking score to expected breaks per unit of weight.
 
@@ -97,7 +85,14 @@ class RateCalibrator:
 
     def rate(self, score: ArrayLike) -> NDArray[np.float64]:
         """Expected breaks per unit of weight for ``score``."""
-        return _rate(np.asarray(score, dtype=np.float64), self.iso_, self.nan_rate_, self.rate_)
+        s = np.asarray(score, dtype=np.float64)
+        out = np.full(len(s), self.nan_rate_, dtype=np.float64)
+        fin = np.isfinite(s)
+        if self.iso_ is not None and fin.any():
+            out[fin] = self.iso_.predict(s[fin])
+        elif fin.any():
+            out[fin] = self.rate_
+        return out
 
 
 def _is_model(est: Any) -> bool:
@@ -153,10 +148,8 @@ class ChampionModel(BaseEstimator):
     members_ : list of (str, fitted estimator)
     references_ : list of Ecdf
         Reference distribution per member (blends only).
-    calibrator_ : IsotonicRegression or None
+    calibration_ : RateCalibrator
         Score -> expected breaks (per km with ``density_col``).
-    nan_rate_ : float
-        Expected breaks (per km) of rows whose score is NaN.
     feature_names_in_ : ndarray of str
         Every column the members read, in first-seen order.
     """
@@ -229,14 +222,9 @@ class ChampionModel(BaseEstimator):
             known = ~np.isnan(yy)
             Xk = X[known]
             calibration = (self.raw_score(Xk), yy[known], _weights(Xk, self.density_col))
-        self._fit_calibration(*calibration)
+        score, yc, w = calibration
+        self.calibration_ = RateCalibrator().fit(score, yc, w if self.density_col else None)
         return self
-
-    def _fit_calibration(self, score: ArrayLike, y: ArrayLike, w: ArrayLike | None) -> None:
-        cal = RateCalibrator().fit(score, y, w if self.density_col else None)
-        self.calibrator_ = cal.iso_
-        self.nan_rate_ = cal.nan_rate_
-        self.rate_ = cal.rate_
 
     # ------------------------------------------------------------------ predict
 
@@ -271,7 +259,7 @@ class ChampionModel(BaseEstimator):
 
     def expected_rate(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """Calibrated expected breaks per unit of weight (per km, or per unit)."""
-        return _rate(self.raw_score(X), self.calibrator_, self.nan_rate_, self.rate_)
+        return self.calibration_.rate(self.raw_score(X))
 
     def expected_breaks(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """Calibrated expected breaks next year per row."""

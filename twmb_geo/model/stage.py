@@ -354,10 +354,10 @@ def _train_one(
     ft = cv.forward_totals
     year_cv = float(year_factor_cv(ft["observed"], ft["expected"])) if len(ft) >= 3 else 0.0
     version = _version(md, cfg, inputs)
-    head = headline(summary, _baselines(cv))
     created = _now()
     run = {"run_id": run_id, "created": created, "data_run": data_run, "inputs": inputs}
     card = _card(md, cfg, cv, final, summary, version, run, str(store.path), year_cv)
+    head = card["headline"]
     coverage = _coverage_notes(store, cfg, md)
     card["limitations"].extend(coverage)
     folder = save_model(cfg.out_dir / "models", version, final, card)

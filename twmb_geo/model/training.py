@@ -35,7 +35,7 @@ from .baselines import (
 )
 from .candidates import DERIVED_FEATURES, build_candidates
 from .champion import ChampionModel, fit_member, member_score
-from .estimators import DEFAULT_FEATURES, RiskEstimator, make_estimator
+from .estimators import DEFAULT_FEATURES
 from .metrics import (
     calibration_table,
     capture_at,
@@ -63,8 +63,6 @@ __all__ = [
     "cross_validate",
     "curves",
     "fit_final",
-    "fit_model",
-    "make_model",
     "model_data",
     "model_estimators",
     "permutation_importance",
@@ -345,18 +343,6 @@ def model_estimators(md: ModelData, mc: ModelConfig) -> dict[str, BaseEstimator]
     out = dict(build_candidates(mc.candidates, md.features, spec.features, mc))
     out.update({name: make() for name, make in md.baselines.items()})
     return out
-
-
-def make_model(md: ModelData, mc: ModelConfig) -> RiskEstimator:
-    """The configured estimator on ``md``'s features (the ``boost`` candidate, calibrated)."""
-    return make_estimator(
-        mc.kind,
-        features=md.features,
-        calibrate=mc.calibrate,
-        random_state=mc.seed,
-        learning_rate=mc.learning_rate,
-        max_iter=mc.max_iter,
-    )
 
 
 def _labelled_years(df: pd.DataFrame) -> list[int]:
@@ -683,10 +669,3 @@ def fit_final(md: ModelData, mc: ModelConfig, cv: CVResult) -> ChampionModel:
         raise InputDataError(f"no {md.unit_type} breaks in the labelled years: nothing to learn")
     champ = make_champion(cv.champion, cv.estimators, md.density_col)
     return champ.fit(lab, y, calibration=cv.selection.calibration)
-
-
-def fit_model(model: RiskEstimator, X: pd.DataFrame, y_count: np.ndarray) -> RiskEstimator:
-    """Fit ``model`` on break counts: the count itself, or ``y > 0`` for a classifier."""
-    if model.predicts_counts:
-        return model.fit(X, y_count)
-    return model.fit(X, np.where(np.isnan(y_count), np.nan, y_count > 0))
