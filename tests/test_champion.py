@@ -14,7 +14,12 @@ from twmb_geo.core.model_kinds import MODEL_CANDIDATES
 from twmb_geo.errors import ConfigError, InputDataError
 from twmb_geo.model import candidates as cand_mod
 from twmb_geo.model.baselines import PastBreaksBaseline
-from twmb_geo.model.candidates import CandidateSpec, build_candidates, register_candidate
+from twmb_geo.model.candidates import (
+    CandidateSpec,
+    UnitFeatures,
+    build_candidates,
+    register_candidate,
+)
 from twmb_geo.model.champion import ChampionModel, Ecdf, RateCalibrator
 from twmb_geo.model.estimators import make_estimator
 from twmb_geo.model.selection import (
@@ -188,16 +193,17 @@ def test_a_new_candidate_is_one_registration(monkeypatch: pytest.MonkeyPatch) ->
     register_candidate(
         CandidateSpec(
             "glm_strong",
-            lambda feats, extra, mc: make_estimator("glm", features=list(feats), alpha=1.0),
+            lambda u, mc: make_estimator("glm", features=list(u.features), alpha=1.0),
         )
     )
-    built = build_candidates(["glm_strong", "boost"], ["breaks_last5"], [], ModelConfig())
+    unit = UnitFeatures(("breaks_last5",))
+    built = build_candidates(["glm_strong", "boost"], unit, ModelConfig())
     assert list(built) == ["glm_strong", "boost"]
     assert built["glm_strong"].get_params()["alpha"] == 1.0
     with pytest.raises(ValueError, match="unknown model candidate"):
-        build_candidates(["nope"], ["breaks_last5"], [], ModelConfig())
+        build_candidates(["nope"], unit, ModelConfig())
     with pytest.raises(ValueError, match="not registered"):
-        register_candidate(CandidateSpec("unregistered", lambda f, e, mc: None))
+        register_candidate(CandidateSpec("unregistered", lambda u, mc: None))
 
 
 def test_config_validates_the_selection_settings(tmp_path: Path) -> None:
@@ -219,16 +225,17 @@ def test_config_validates_the_selection_settings(tmp_path: Path) -> None:
 
 
 def test_max_rows_keeps_every_break_and_stays_unbiased() -> None:
-    from twmb_geo.model.estimators import BreakCountRegressor, _subsample_zeros
+    from twmb_geo.model.estimators import BreakCountRegressor, _sample_rows
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20000, 3))
     y = rng.poisson(np.exp(-3 + X[:, 0])).astype(float)
-    _, yt, w = _subsample_zeros(X, y, 3000, 0)
-    assert w is not None and len(yt) < 3500
+    keep, w = _sample_rows(y, 3000, 0)
+    assert keep is not None and w is not None and len(keep) < 3500
+    yt = y[keep]
     assert yt.sum() == y.sum()  # every row with a break kept
     assert (w * (yt == 0)).sum() == pytest.approx((y == 0).sum(), rel=0.1)
-    assert _subsample_zeros(X, y, 50000, 0)[2] is None  # small panels untouched
+    assert _sample_rows(y, 50000, 0) == (None, None)  # small panels untouched
     full = BreakCountRegressor(max_iter=30, calibrate=False).fit(X, y).predict(X)
     sub = BreakCountRegressor(max_iter=30, calibrate=False, max_rows=3000).fit(X, y).predict(X)
     assert sub.sum() == pytest.approx(full.sum(), rel=0.15)

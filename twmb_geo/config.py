@@ -120,12 +120,12 @@ class ModelConfig:
 
     unit_types: tuple[str, ...] = field(default_factory=lambda: unit_type_names(modelled=True))
     kind: str = "poisson"
-    candidates: tuple[str, ...] = ("boost", "boost_small", "glm")
+    candidates: tuple[str, ...] = ("boost", "boost_small", "glm", "pwe")
     champion: str = "auto"
     selection_years: int = 3
     selection_breaks: float = 3000.0
     blend_weights: tuple[float, ...] = (0.5,)
-    max_train_rows: int = 300_000
+    max_train_rows: int = 200_000
     schemes: tuple[str, ...] = CV_SCHEMES
     forward_years: int = 8
     spatial_folds: int = 5

@@ -71,6 +71,13 @@ register_model_kind(
 register_model_kind(
     ModelKind("glm", "count", "Poisson GLM on log-scaled, standardised features (L2 penalty)")
 )
+register_model_kind(
+    ModelKind(
+        "pwe",
+        "count",
+        "piecewise-exponential Poisson GLM: proportional hazards with age bands by material",
+    )
+)
 
 #: name -> description of the learned candidates the champion selection may try
 #: (``[model] candidates``); their builders live in :mod:`twmb_geo.model.candidates`
@@ -89,3 +96,6 @@ register_model_candidate(
     "boost_small", "regularised boosting (5 leaves, L2 10, monotone history) on stable features"
 )
 register_model_candidate("glm", "Poisson GLM (L2) on log-scaled stable features")
+register_model_candidate(
+    "pwe", "piecewise-exponential hazard GLM (age bands by material, offset log length)"
+)

@@ -59,11 +59,16 @@ def missing_columns_error(who: str, missing: Sequence[str]) -> ValueError:
     )
 
 
-def frame_numeric(X: pd.DataFrame, cols: Sequence[str]) -> NDArray[np.float64]:
-    """Columns ``cols`` of ``X`` as a float matrix (non-numbers become NaN)."""
-    out = np.empty((len(X), len(cols)), dtype=np.float64)
+def frame_numeric(
+    X: pd.DataFrame, cols: Sequence[str], rows: NDArray[np.intp] | None = None
+) -> NDArray[np.float64]:
+    """Columns ``cols`` of ``X`` (only the positions ``rows`` when given) as a float matrix;
+    non-numbers become NaN."""
+    n = len(X) if rows is None else len(rows)
+    out = np.empty((n, len(cols)), dtype=np.float64)
     for j, c in enumerate(cols):
-        out[:, j] = pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        col = X[c] if rows is None else X[c].iloc[rows]
+        out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return out
 
 

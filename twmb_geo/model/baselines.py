@@ -189,15 +189,25 @@ class AgeBaseline(_ScoreBaseline):
 
 
 def _decade_keys(X: pd.DataFrame, material_col: str, year_col: str) -> pd.Series:
-    mat = X[material_col].astype("string").str.strip().str.upper().fillna(UNKNOWN)
-    mat = mat.mask(mat == "", UNKNOWN)
-    year = _num(X, year_col)
-    dec = np.floor(year / 10.0) * 10.0
-    dec_s = pd.Series(
-        np.where(np.isfinite(dec), np.nan_to_num(dec).astype(np.int64).astype(str), UNKNOWN),
-        index=X.index,
+    """``"MATERIAL|decade"`` per row; the strings are built once per distinct pair."""
+    codes, uniq = pd.factorize(X[material_col], use_na_sentinel=True)
+    names = pd.Series(uniq, dtype="string").str.strip().str.upper().fillna(UNKNOWN)
+    names = names.mask(names == "", UNKNOWN).to_numpy(dtype=object)
+    names = np.append(names, UNKNOWN)  # code -1 (missing) indexes the last name
+    dec = np.floor(_num(X, year_col) / 10.0)
+    known = np.isfinite(dec)
+    lo = float(dec[known].min()) if known.any() else 0.0
+    dec_i = np.where(known, np.nan_to_num(dec) - lo, -1).astype(np.int64) + 1  # 0 = unknown
+    span = int(dec_i.max()) + 1
+    pairs, pair = np.unique((codes.astype(np.int64) + 1) * span + dec_i, return_inverse=True)
+    labels = np.array(
+        [
+            f"{names[c - 1]}|{int((d - 1 + lo) * 10) if d else UNKNOWN}"
+            for c, d in zip(pairs // span, pairs % span, strict=True)
+        ],
+        dtype=object,
     )
-    return mat.astype(str) + "|" + dec_s
+    return pd.Series(labels[pair], index=X.index, dtype=object)
 
 
 class MaterialDecadeBaseline(_ScoreBaseline):

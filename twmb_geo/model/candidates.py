@@ -14,6 +14,12 @@ tried; the baselines of the unit type are always candidates too). Built in:
 ``glm``
     A Poisson GLM (L2 penalty) on log-scaled, standardised stable features: the most
     regularised learned ranking, often best with a few hundred units.
+``pwe``
+    The piecewise-exponential hazard GLM (``kind="pwe"``): a proportional-hazards model
+    with a baseline hazard by age band and material, log diameter and previous breaks as
+    levels, on every feature, with the unit's length as exposure (an offset) where capture
+    is by length. The structured model of the pipe-break literature; it ranks pipes per km
+    far better than the boosters on short pipe histories.
 
 Adding one is a :func:`~twmb_geo.core.model_kinds.register_model_candidate` call for its
 name and a :func:`register_candidate` call for its builder (``docs/architecture.md``).
@@ -36,6 +42,7 @@ __all__ = [
     "MONOTONE_FEATURES",
     "STABLE_FEATURES",
     "CandidateSpec",
+    "UnitFeatures",
     "build_candidates",
     "register_candidate",
 ]
@@ -71,9 +78,30 @@ MONOTONE_FEATURES: frozenset[str] = frozenset(STABLE_FEATURES) - {
     "age_mean",
 }
 
-#: builds the estimator from (all features, the unit type's extra features, settings);
-#: None when the candidate does not apply
-Builder = Callable[[Sequence[str], Sequence[str], ModelConfig], BaseEstimator | None]
+
+@dataclass(frozen=True)
+class UnitFeatures:
+    """What a candidate is built for: a unit type's feature columns and its exposure.
+
+    Attributes
+    ----------
+    features : tuple of str
+        Every model feature of the unit type.
+    extra : tuple of str
+        The unit type's own features (pipe attributes, cell shares), a subset of them.
+    exposure : str or None
+        The column expected counts are proportional to (length in km where capture is by
+        length), or None (counts of units).
+    """
+
+    features: tuple[str, ...]
+    extra: tuple[str, ...] = ()
+    exposure: str | None = None
+
+
+#: builds the estimator from the unit type's features and the settings; None when the
+#: candidate does not apply
+Builder = Callable[[UnitFeatures, ModelConfig], BaseEstimator | None]
 
 
 @dataclass(frozen=True)
@@ -106,16 +134,16 @@ def register_candidate(spec: CandidateSpec) -> CandidateSpec:
     return spec
 
 
-def _stable(features: Sequence[str], extra: Sequence[str]) -> list[str]:
-    have = set(features)
+def _stable(u: UnitFeatures) -> list[str]:
+    have = set(u.features)
     out = [f for f in STABLE_FEATURES if f in have]
-    return out + [f for f in extra if f in have and f not in out]
+    return out + [f for f in u.extra if f in have and f not in out]
 
 
-def _boost(features: Sequence[str], extra: Sequence[str], mc: ModelConfig) -> BaseEstimator:
+def _boost(u: UnitFeatures, mc: ModelConfig) -> BaseEstimator:
     return make_estimator(
         mc.kind,
-        features=[f for f in features if f not in DERIVED_FEATURES],
+        features=[f for f in u.features if f not in DERIVED_FEATURES],
         calibrate=False,
         random_state=mc.seed,
         learning_rate=mc.learning_rate,
@@ -129,12 +157,10 @@ def _rows(mc: ModelConfig) -> dict[str, int]:
     return {"max_rows": mc.max_train_rows} if model_kind(mc.kind).task == "count" else {}
 
 
-def _boost_small(
-    features: Sequence[str], extra: Sequence[str], mc: ModelConfig
-) -> BaseEstimator | None:
+def _boost_small(u: UnitFeatures, mc: ModelConfig) -> BaseEstimator | None:
     if mc.kind not in ("poisson", "hgb"):
         return None
-    feats = _stable(features, extra)
+    feats = _stable(u)
     if not feats:
         return None
     cst = [1 if f in MONOTONE_FEATURES else 0 for f in feats]
@@ -153,8 +179,8 @@ def _boost_small(
     )
 
 
-def _glm(features: Sequence[str], extra: Sequence[str], mc: ModelConfig) -> BaseEstimator | None:
-    feats = _stable(features, extra)
+def _glm(u: UnitFeatures, mc: ModelConfig) -> BaseEstimator | None:
+    feats = _stable(u)
     if not feats:
         return None
     return make_estimator(
@@ -162,20 +188,34 @@ def _glm(features: Sequence[str], extra: Sequence[str], mc: ModelConfig) -> Base
     )
 
 
+def _pwe(u: UnitFeatures, mc: ModelConfig) -> BaseEstimator | None:
+    if not u.features:
+        return None
+    return make_estimator(
+        "pwe",
+        features=list(u.features),
+        calibrate=False,
+        alpha=1e-4,
+        max_rows=mc.max_train_rows,
+        exposure=u.exposure,
+    )
+
+
 register_candidate(CandidateSpec("boost", _boost))
 register_candidate(CandidateSpec("boost_small", _boost_small))
 register_candidate(CandidateSpec("glm", _glm))
+register_candidate(CandidateSpec("pwe", _pwe))
 
 
 def build_candidates(
-    names: Sequence[str], features: Sequence[str], extra: Sequence[str], mc: ModelConfig
+    names: Sequence[str], unit: UnitFeatures, mc: ModelConfig
 ) -> dict[str, BaseEstimator]:
     """The unfitted estimators of the named candidates that apply (unknown names raise)."""
     out: dict[str, BaseEstimator] = {}
     for name in names:
         if name not in CANDIDATES:
             raise ValueError(f"unknown model candidate {name!r}; known: {list(CANDIDATES)}")
-        est = CANDIDATES[name].build(features, extra, mc)
+        est = CANDIDATES[name].build(unit, mc)
         if est is not None:
             out[name] = est
     return out

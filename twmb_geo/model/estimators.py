@@ -7,6 +7,9 @@ Two estimators share one private base:
     :class:`~sklearn.ensemble.HistGradientBoostingRegressor` with ``loss="poisson"`` on
     the break count; ``kind="glm"``: median imputation (with missing indicators), signed
     ``log1p``, standardisation and :class:`~sklearn.linear_model.PoissonRegressor`;
+    ``kind="pwe"``: the piecewise-exponential proportional-hazards design
+    (:class:`~twmb_geo.model.hazard_design.HazardDesign`: age bands by material, log
+    diameter, previous breaks as levels), standardisation and ``PoissonRegressor``;
     ``kind="lightgbm"``: ``lightgbm.LGBMRegressor`` with the Poisson
     objective when the optional package is installed (``ImportError`` with advice
     otherwise). ``predict`` = expected breaks (never calibrated, so the ranking is the
@@ -50,10 +53,9 @@ from typing import Any, ClassVar, Final
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.model_selection import KFold
@@ -66,6 +68,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, v
 from ..core.model_kinds import MODEL_KINDS, model_kind
 from ..features.history import HISTORY_FEATURES
 from ._arrays import count_target, frame_numeric, is_frame, label_target, missing_columns_error
+from .hazard_design import HazardDesign
 
 __all__ = [
     "CLASSIFIER_KINDS",
@@ -74,6 +77,7 @@ __all__ = [
     "DEFAULT_LEARNING_RATE",
     "DEFAULT_MAX_ITER",
     "FORBIDDEN_FEATURES",
+    "MIN_EXPOSURE",
     "REGRESSOR_KINDS",
     "BreakCountRegressor",
     "BreakRiskClassifier",
@@ -87,6 +91,9 @@ DEFAULT_KIND: Final[str] = "poisson"
 DEFAULT_MAX_ITER: Final[int] = 100
 #: Default boosting learning rate (``[model] learning_rate``).
 DEFAULT_LEARNING_RATE: Final[float] = 0.1
+#: Smallest exposure of a row (1 m of pipe when exposure is in km): a unit of unknown or zero
+#: size still gets a finite rate and a near-zero expected count.
+MIN_EXPOSURE: Final[float] = 1e-3
 #: Kinds of :class:`BreakCountRegressor`.
 REGRESSOR_KINDS: Final[tuple[str, ...]] = tuple(
     n for n, k in MODEL_KINDS.items() if k.task == "count"
@@ -208,14 +215,17 @@ class _PanelModel(BaseEstimator):
     # ------------------------------------------------------------------ inputs
 
     def _fit_matrix(
-        self, X: Any, y: NDArray[Any], known: NDArray[np.bool_]
+        self, X: Any, y: NDArray[Any], rows: NDArray[np.intp]
     ) -> tuple[NDArray[np.float64], NDArray[Any]]:
-        """Feature matrix and target of the rows with a known target; sets the feature names."""
+        """Feature matrix and target of the training ``rows``; sets the feature names.
+
+        Only those rows of the feature columns are read, so a subsample of a large panel
+        costs its own size.
+        """
         if is_frame(X):
             check_consistent_length(X, y)
-            Xt = X.loc[known]
-            cols = self._resolve_features(Xt)
-            A = frame_numeric(Xt, cols)
+            cols = self._resolve_features(X.iloc[rows] if self.features is None else X)
+            A = frame_numeric(X, cols, rows)
             self.feature_names_in_ = np.asarray(cols, dtype=object)
             self.n_features_in_ = len(cols)
         else:
@@ -223,13 +233,13 @@ class _PanelModel(BaseEstimator):
                 raise ValueError("features names DataFrame columns; X is an array")
             A = validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
             check_consistent_length(A, y)
-            A = A[known]
+            A = A[rows]
         if len(A) == 0:
             raise ValueError("no row with a known target (y is null in every row)")
         # a feature with no value in these rows (e.g. one small training fold) carries no
         # information; binning an all-missing column fails, so it becomes a constant
         A[:, np.isnan(A).all(axis=0)] = 0.0
-        return A, y[known]
+        return A, y[rows]
 
     def feature_matrix(self, X: Any) -> NDArray[np.float64]:
         """The float matrix of the model's features (columns = ``feature_names_in_``)."""
@@ -306,6 +316,12 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         without one are sampled (seeded by ``random_state``) and weighted by the inverse of
         their sampling rate, so expected counts stay unbiased (negative subsampling with
         importance weights). ``None`` trains on every row.
+    exposure : str or None, default None
+        A column of the DataFrame ``X`` the expected count is proportional to (a pipe's
+        length in km): the learner fits breaks per unit of it, weighted by it (for the
+        Poisson deviance the same as an offset ``log exposure``); ``risk_score`` is then the
+        rate per unit of exposure and ``predict`` the rate times the row's exposure (at
+        least :data:`MIN_EXPOSURE`). ``None`` learns counts directly.
 
     Attributes
     ----------
@@ -335,6 +351,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         hgb_params: dict[str, Any] | None = None,
         alpha: float = 1e-3,
         max_rows: int | None = None,
+        exposure: str | None = None,
     ) -> None:
         self.kind = kind
         self.features = features
@@ -348,6 +365,7 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
         self.hgb_params = hgb_params
         self.alpha = alpha
         self.max_rows = max_rows
+        self.exposure = exposure
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -360,29 +378,48 @@ class BreakCountRegressor(RegressorMixin, _PanelModel):
     def fit(self, X: Any, y: ArrayLike) -> BreakCountRegressor:
         """Fit on rows ``X`` and break counts ``y`` (``target_count``; null rows ignored)."""
         yy = count_target(y, type(self).__name__)
-        A, yt = self._fit_matrix(X, yy, ~np.isnan(yy))
+        rows = np.flatnonzero(~np.isnan(yy))
+        keep, sw = _sample_rows(yy[rows], self.max_rows, self.random_state)
+        if keep is not None:
+            rows = rows[keep]
+        A, yt = self._fit_matrix(X, yy, rows)
+        size = None if self.exposure is None else self._size(X)[rows]
         base = self._booster()
-        A, yt, sw = _subsample_zeros(A, yt, self.max_rows, self.random_state)
+        if size is not None:
+            # Poisson deviance of rate y / L weighted by L = that of counts with offset log L
+            yt = yt / size
+            sw = size if sw is None else sw * size
         self.model_ = _fit_weighted(clone(base), A, yt, sw)
         self.calibrator_: IsotonicRegression | None = None
         if self.calibrate:
             hit = (yt > 0).astype(np.int64)
             oof = np.empty(len(yt), dtype=np.float64)
             for tr, te in self._cv().split(A):
-                oof[te] = clone(base).fit(A[tr], yt[tr]).predict(A[te])
+                fold = _fit_weighted(clone(base), A[tr], yt[tr], None if sw is None else sw[tr])
+                oof[te] = fold.predict(A[te])
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-            self.calibrator_ = iso.fit(oof, hit)
+            self.calibrator_ = iso.fit(oof if size is None else oof * size, hit)
         self.n_iter_ = _n_iter(self.model_, self.max_iter)
         return self
 
+    def _size(self, X: Any) -> NDArray[np.float64]:
+        """The ``exposure`` of every row, at least :data:`MIN_EXPOSURE` (missing: the minimum)."""
+        if not is_frame(X):
+            raise ValueError(f"exposure={self.exposure!r} names a column: X must be a DataFrame")
+        if self.exposure not in X.columns:
+            raise missing_columns_error(type(self).__name__, [str(self.exposure)])
+        v = pd.to_numeric(X[self.exposure], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return np.where(np.isfinite(v), np.maximum(v, MIN_EXPOSURE), MIN_EXPOSURE)
+
     def risk_score_matrix(self, A: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Expected breaks of a ready feature matrix."""
+        """Expected breaks of a ready feature matrix (per unit of ``exposure`` when set)."""
         check_is_fitted(self)
         return np.asarray(self.model_.predict(A), dtype=np.float64)
 
     def predict(self, X: Any) -> NDArray[np.float64]:
         """Expected breaks next year per row (the Poisson mean)."""
-        return self.risk_score(X)
+        mu = self.risk_score(X)
+        return mu if self.exposure is None else mu * self._size(X)
 
     def expected_breaks(self, X: Any) -> NDArray[np.float64]:
         """Expected breaks next year, floored at 0."""
@@ -481,7 +518,7 @@ class BreakRiskClassifier(ClassifierMixin, _PanelModel):
     def fit(self, X: Any, y: ArrayLike) -> BreakRiskClassifier:
         """Fit on rows ``X`` and binary labels ``y`` (``target_any``; null rows ignored)."""
         labels, known = label_target(y, type(self).__name__)
-        A, yt = self._fit_matrix(X, labels, known)
+        A, yt = self._fit_matrix(X, labels, np.flatnonzero(known))
         hit = self._binary(yt)
         base = self._base()
         if self.calibrate:
@@ -516,21 +553,21 @@ class BreakRiskClassifier(ClassifierMixin, _PanelModel):
         return -np.log1p(-p)
 
 
-def _subsample_zeros(
-    A: NDArray[np.float64], y: NDArray[np.float64], max_rows: int | None, seed: int | None
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None]:
-    """Rows to train on and their weights (see ``max_rows`` of BreakCountRegressor)."""
+def _sample_rows(
+    y: NDArray[np.float64], max_rows: int | None, seed: int | None
+) -> tuple[NDArray[np.intp] | None, NDArray[np.float64] | None]:
+    """Rows to train on and their weights (see ``max_rows`` of BreakCountRegressor);
+    ``(None, None)``: every row, unweighted."""
     if max_rows is None or len(y) <= max_rows:
-        return A, y, None
+        return None, None
     pos = y > 0
     n_zero = int((~pos).sum())
     room = max(int(max_rows) - int(pos.sum()), 1)
     q = min(1.0, room / max(n_zero, 1))
     if q >= 1.0:
-        return A, y, None
-    keep = pos | (np.random.default_rng(seed).random(len(y)) < q)
-    w = np.where(pos, 1.0, 1.0 / q)
-    return A[keep], y[keep], w[keep]
+        return None, None
+    keep = np.flatnonzero(pos | (np.random.default_rng(seed).random(len(y)) < q))
+    return keep, np.where(pos[keep], 1.0, 1.0 / q)
 
 
 def _fit_weighted(
@@ -551,8 +588,30 @@ def _fit_weighted(
 LearnerFactory = Callable[[Any], BaseEstimator]
 
 
+class _QuantileBins:
+    """Bin thresholds from plain quantiles of the training rows, whatever the sample weights.
+
+    scikit-learn's weighted binning is about 60 times slower than the unweighted one (29 s
+    against 0.5 s for 100,000 rows and 30 features here), and sample weights are what the
+    zero subsampling (``max_rows``) and balanced classes produce; the weights still enter
+    every gradient and leaf value. Should the private hook change, the override is simply not
+    called and fitting is only slower.
+    """
+
+    def _bin_data(self, X: Any, sample_weight: Any, is_training_data: bool) -> Any:
+        return super()._bin_data(X, None, is_training_data)  # type: ignore[misc]
+
+
+class _Booster(_QuantileBins, HistGradientBoostingRegressor):
+    """Histogram gradient boosting regressor with unweighted bin thresholds."""
+
+
+class _BoostedClassifier(_QuantileBins, HistGradientBoostingClassifier):
+    """Histogram gradient boosting classifier with unweighted bin thresholds."""
+
+
 def _poisson(est: Any) -> BaseEstimator:
-    return HistGradientBoostingRegressor(loss="poisson", **est._hgb_kwargs())
+    return _Booster(loss="poisson", **est._hgb_kwargs())
 
 
 def _lightgbm(est: Any) -> BaseEstimator:
@@ -577,22 +636,60 @@ def _lightgbm(est: Any) -> BaseEstimator:
     )
 
 
+class _MedianImputer(TransformerMixin, BaseEstimator):
+    """Missing values to the column's median (0 for an all-missing column), plus an indicator
+    column for each column with a missing value in the fitted rows: ``SimpleImputer(
+    strategy="median", add_indicator=True, keep_empty_features=True)`` without its masked-array
+    median, which took 1.5 s per fit on 300,000 rows here (``np.nanmedian`` partitions)."""
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def fit(self, X: Any, y: Any = None) -> _MedianImputer:
+        A = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        missing = np.isnan(A)
+        empty = missing.all(axis=0)
+        with np.errstate(all="ignore"):
+            med = np.nanmedian(np.where(empty, 0.0, A), axis=0)
+        self.statistics_ = np.where(empty, 0.0, med)
+        self.indicator_ = np.flatnonzero(missing.any(axis=0))
+        return self
+
+    def transform(self, X: Any) -> NDArray[np.float64]:
+        check_is_fitted(self)
+        A = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+        missing = np.isnan(A)
+        out = np.where(missing, self.statistics_, A)
+        return np.hstack([out, missing[:, self.indicator_].astype(np.float64)])
+
+
 def _glm(est: Any) -> BaseEstimator:
     return make_pipeline(
-        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        _MedianImputer(),
         FunctionTransformer(_signed_log1p),
         StandardScaler(),
         PoissonRegressor(alpha=est.alpha, max_iter=300),
     )
 
 
+def _pwe(est: Any) -> BaseEstimator:
+    names = getattr(est, "feature_names_in_", None)
+    return make_pipeline(
+        HazardDesign(None if names is None else [str(n) for n in names]),
+        StandardScaler(),
+        PoissonRegressor(alpha=est.alpha, solver="newton-cholesky", max_iter=100),
+    )
+
+
 def _hgb(est: Any) -> BaseEstimator:
-    return HistGradientBoostingClassifier(class_weight="balanced", **est._hgb_kwargs())
+    return _BoostedClassifier(class_weight="balanced", **est._hgb_kwargs())
 
 
 def _logistic(est: Any) -> BaseEstimator:
     return make_pipeline(
-        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        _MedianImputer(),
         FunctionTransformer(_signed_log1p),
         StandardScaler(),
         LogisticRegression(
@@ -606,6 +703,7 @@ LEARNERS: dict[str, LearnerFactory] = {
     "poisson": _poisson,
     "lightgbm": _lightgbm,
     "glm": _glm,
+    "pwe": _pwe,
     "hgb": _hgb,
     "logistic": _logistic,
 }

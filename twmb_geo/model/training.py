@@ -33,7 +33,7 @@ from .baselines import (
     PastBreaksBaseline,
     cross_section_eb,
 )
-from .candidates import DERIVED_FEATURES, build_candidates
+from .candidates import DERIVED_FEATURES, UnitFeatures, build_candidates
 from .champion import ChampionModel, fit_member, member_score
 from .estimators import DEFAULT_FEATURES
 from .metrics import (
@@ -340,7 +340,8 @@ def model_data(
 def model_estimators(md: ModelData, mc: ModelConfig) -> dict[str, BaseEstimator]:
     """Unfitted members of the champion selection: learned candidates, then baselines."""
     spec = unit_model_spec(md.unit_type)
-    out = dict(build_candidates(mc.candidates, md.features, spec.features, mc))
+    unit = UnitFeatures(tuple(md.features), spec.features, md.density_col)
+    out = dict(build_candidates(mc.candidates, unit, mc))
     out.update({name: make() for name, make in md.baselines.items()})
     return out
 
