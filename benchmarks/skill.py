@@ -487,13 +487,14 @@ def _targets(cities: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
     """The issue's skill targets, checked on what was run (None: not measured)."""
     tor = next((c for c in cities if c["kind"] == "toronto"), None)
     tor5 = (((tor or {}).get("units") or {}).get("cell") or {}).get("champion_capture_5pct")
-    pipe_c5, pipe_sp = [], []
+    pipe_c5, pipe_sp, pipe_sp_km = [], [], []
     for c in cities:
         u = (c.get("units") or {}).get("pipe") or {}
         if c["kind"] == "synthetic" and u.get("champion"):
             pipe_c5.append(((u.get("champion_capture_5pct") or {}).get("mean"), c["id"]))
-            sp = (u.get("spearman") or {}).get("risk_score_vs_true_rate")
-            pipe_sp.append((sp, c["id"]))
+            sp = u.get("spearman") or {}
+            pipe_sp.append((sp.get("expected_breaks_vs_true_rate"), c["id"]))
+            pipe_sp_km.append((sp.get("risk_per_km_vs_true_rate_per_km"), c["id"]))
     return {
         "every_city_champion_ge_best_within_spread": {
             ut: s["champion_ge_best_within_spread_everywhere"] for ut, s in summary.items()
@@ -511,8 +512,11 @@ def _targets(cities: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
         "synthetic_pipes_spearman_at_least_0.95": None
         if not pipe_sp
         else {cid: None if v is None else v >= 0.95 for v, cid in pipe_sp},
-        "spearman_used": "risk_score vs the true rate of the target year (pipes), as in "
-        "benchmarks/model.py",
+        "synthetic_pipes_spearman_per_km_at_least_0.95": None
+        if not pipe_sp_km
+        else {cid: None if v is None else v >= 0.95 for v, cid in pipe_sp_km},
+        "spearman_used": "per pipe: the champion's expected breaks vs the pipe's true rate "
+        "(lambda) in the target year; per km: both divided by the pipe's length",
     }
 
 
@@ -629,6 +633,7 @@ def _spearman_block(
         rs, eb = df["risk_score"].to_numpy(float), df["expected_breaks"].to_numpy(float)
         out.update(
             {
+                "expected_breaks_vs_true_rate": _spearman(eb, tr),
                 "risk_score_vs_true_rate": _spearman(rs, tr),
                 "risk_score_vs_true_rate_per_km": _spearman(rs, tr / km),
                 "risk_per_km_vs_true_rate": _spearman(eb / km, tr),

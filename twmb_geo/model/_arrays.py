@@ -59,6 +59,11 @@ def missing_columns_error(who: str, missing: Sequence[str]) -> ValueError:
     )
 
 
+def signed_log1p(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``sign(a) * log1p(|a|)``: a log scale for counts and rates that keeps 0 and the sign."""
+    return np.sign(a) * np.log1p(np.abs(a))
+
+
 def frame_numeric(
     X: pd.DataFrame, cols: Sequence[str], rows: NDArray[np.intp] | None = None
 ) -> NDArray[np.float64]:

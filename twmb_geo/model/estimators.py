@@ -67,7 +67,14 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, v
 
 from ..core.model_kinds import MODEL_KINDS, model_kind
 from ..features.history import HISTORY_FEATURES
-from ._arrays import count_target, frame_numeric, is_frame, label_target, missing_columns_error
+from ._arrays import (
+    count_target,
+    frame_numeric,
+    is_frame,
+    label_target,
+    missing_columns_error,
+    signed_log1p,
+)
 from .hazard_design import HazardDesign
 
 __all__ = [
@@ -138,8 +145,8 @@ def _forbidden(name: str) -> bool:
     return name in FORBIDDEN_FEATURES or name.startswith("target")
 
 
-def _signed_log1p(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.sign(a) * np.log1p(np.abs(a))
+#: the name saved models' pipelines refer to
+_signed_log1p = signed_log1p
 
 
 def _n_iter(model: Any, default: int) -> int:

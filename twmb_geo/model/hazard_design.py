@@ -32,6 +32,8 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._arrays import signed_log1p
+
 __all__ = ["AGE_EDGES", "HISTORY_LEVELS", "HazardDesign"]
 
 #: inner edges of the age bands, in years
@@ -41,10 +43,6 @@ HISTORY_LEVELS: tuple[str, ...] = ("breaks_last3", "breaks_last5")
 _AGE = "age_mean"
 _DIAMETER = "diameter_mm"
 _AGE_CAP = 100.0
-
-
-def _signed_log1p(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.sign(a) * np.log1p(np.abs(a))
 
 
 class HazardDesign(TransformerMixin, BaseEstimator):
@@ -96,7 +94,7 @@ class HazardDesign(TransformerMixin, BaseEstimator):
             med = np.nanmedian(np.where(np.isnan(A).all(axis=0), 0.0, A), axis=0)
         self.medians_ = np.where(np.isfinite(med), med, 0.0)
         filled = np.where(np.isnan(A), self.medians_, A)
-        self.binary_ = np.isin(filled, (0.0, 1.0)).all(axis=0)
+        self.binary_: NDArray[np.bool_] = np.asarray(np.isin(filled, (0.0, 1.0)).all(axis=0))
         return self
 
     def transform(self, X: Any) -> NDArray[np.float64]:
@@ -139,7 +137,7 @@ class HazardDesign(TransformerMixin, BaseEstimator):
             if n in used:
                 continue
             v = filled[:, col[n]]
-            out.append(v if self.binary_[col[n]] else _signed_log1p(v))
+            out.append(v if self.binary_[col[n]] else signed_log1p(v))
         if not out:
             return np.empty((len(A), 0), dtype=np.float64)
         return np.column_stack(out)
