@@ -53,6 +53,7 @@ FAST_MODEL = ModelConfig(
     importance_repeats=1,
     importance_max_rows=3000,
     n_sims=200,
+    n_jobs=1,
 )
 
 

@@ -117,6 +117,15 @@ def test_cross_validation_covers_every_scheme_and_model(md: ModelData) -> None:
     assert cv.importance.groupby("metric")["rank"].min().eq(1).all()
 
 
+def test_folds_in_worker_processes_give_the_same_validation(md: ModelData) -> None:
+    one = cross_validate(md, CHEAP, h3_resolution=9)
+    two = cross_validate(md, replace(CHEAP, n_jobs=2), h3_resolution=9)
+    pd.testing.assert_frame_equal(one.metrics, two.metrics)
+    pd.testing.assert_frame_equal(one.importance, two.importance)
+    assert one.selection.outer == two.selection.outer
+    assert one.champion == two.champion
+
+
 def test_leaky_feature_trips_the_guard() -> None:
     p = _panel(seed=1)
     p["decayed"] = p["target_count"].fillna(0) * 10 + p["breaks"]  # the future, leaked
@@ -168,6 +177,7 @@ def test_bad_model_section_lists_every_problem(tmp_path: Path) -> None:
     text = path.read_text().replace('kind = "poisson"', 'kind = "xgboost"')
     text = text.replace("spatial_folds = 5", "spatial_folds = 1")
     text = text.replace("horizon = 10", "horizon = 80")
+    text = text.replace("n_jobs = 2", "n_jobs = 0")
     text = text.replace("[model]", "[model]\nbogus = 1")
     path.write_text(text)
     with pytest.raises(ConfigError) as exc:
@@ -177,6 +187,7 @@ def test_bad_model_section_lists_every_problem(tmp_path: Path) -> None:
         "kind must be one of",
         "spatial_folds must be an integer >= 2",
         "horizon must be at most 50",
+        "n_jobs must be an integer >= 1, or -1 for one per core",
         "unknown keys ['bogus']",
     ):
         assert needle in msg, needle

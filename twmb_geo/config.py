@@ -147,6 +147,7 @@ class ModelConfig:
     renewal_units: int = 100
     renewal_residual: float = 0.1
     seed: int = 42
+    n_jobs: int = 2
 
     def to_toml(self) -> dict[str, Any]:
         """TOML-ready form (tiers as a table name -> minimum percentile)."""

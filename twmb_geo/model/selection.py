@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 
 from ..errors import InputDataError
@@ -125,6 +126,35 @@ def fold_years(
     return sorted({*first, *usable[usable.index(outer_years[0]) :]}), outer_years
 
 
+def _forward_fold(
+    lab: pd.DataFrame,
+    members: Mapping[str, BaseEstimator],
+    T: int,
+    density_col: str | None,
+    weight_col: str | None,
+) -> FoldScores | None:
+    """Fit every member on the years before ``T`` and score year ``T`` (None: no breaks to
+    learn from or no test rows)."""
+    year = lab["year"].to_numpy()
+    tr, te = lab[year <= T - 1], lab[year == T]
+    ytr = tr["target_count"].to_numpy(dtype=float)
+    if len(te) == 0 or (ytr > 0).sum() == 0:
+        return None
+    ref = tr[tr["year"].to_numpy() == tr["year"].max()]
+    f = FoldScores(
+        year=int(T),
+        n_train=len(tr),
+        test=te,
+        y=te["target_count"].to_numpy(dtype=float),
+        w=None if weight_col is None else te[weight_col].to_numpy(dtype=float),
+    )
+    for name, est in members.items():
+        m = fit_member(est, tr, ytr)
+        f.score[name] = member_score(m, te, density_col)
+        f.pct[name] = Ecdf(member_score(m, ref, density_col))(f.score[name])
+    return f
+
+
 def forward_folds(
     lab: pd.DataFrame,
     members: Mapping[str, BaseEstimator],
@@ -134,30 +164,23 @@ def forward_folds(
     weight_col: str | None,
     progress: Callable[[str], None] | None = None,
     label: str = "",
+    n_jobs: int = 1,
 ) -> list[FoldScores]:
-    """Fit every member on the years before each test year and score the test year."""
+    """Fit every member on the years before each test year and score the test year.
+
+    The folds are independent: with ``n_jobs`` other than 1 they run in that many worker
+    processes (joblib's ``loky``; -1: one per core), each with its share of the cores'
+    threads. The result does not depend on the order they finish in.
+    """
     out: list[FoldScores] = []
-    year = lab["year"].to_numpy()
-    for k, T in enumerate(years):
+    jobs = (delayed(_forward_fold)(lab, members, int(T), density_col, weight_col) for T in years)
+    done = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    for k, (T, f) in enumerate(zip(years, done, strict=True)):
         if progress:
             progress(f"{label}forward fold {k + 1}/{len(years)}")
-        tr, te = lab[year <= T - 1], lab[year == T]
-        ytr = tr["target_count"].to_numpy(dtype=float)
-        if len(te) == 0 or (ytr > 0).sum() == 0:
+        if f is None:
             log.warning("%sforward year %d skipped: no breaks in its training rows", label, T)
             continue
-        ref = tr[tr["year"].to_numpy() == tr["year"].max()]
-        f = FoldScores(
-            year=int(T),
-            n_train=len(tr),
-            test=te,
-            y=te["target_count"].to_numpy(dtype=float),
-            w=None if weight_col is None else te[weight_col].to_numpy(dtype=float),
-        )
-        for name, est in members.items():
-            m = fit_member(est, tr, ytr)
-            f.score[name] = member_score(m, te, density_col)
-            f.pct[name] = Ecdf(member_score(m, ref, density_col))(f.score[name])
         out.append(f)
     return out
 

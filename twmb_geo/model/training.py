@@ -12,6 +12,7 @@ or the disk (see :mod:`twmb_geo.model.stage`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
@@ -462,48 +464,71 @@ def _other_scheme(
             "([model] block_resolution and spatial_folds set the spatial blocks)"
         )
     era = _era(lab, sel.outer_years) if scheme in ("spatial", "random") else None
-    rng = np.random.default_rng(mc.seed)
-    pick = sel.final.pick
-    base = [n for n in md.baselines]
-    for k, (tr, te) in enumerate(folds):
+    slim = dataclasses.replace(md, rows=md.rows.iloc[:0])
+    jobs = (
+        delayed(_scheme_fold)(
+            scheme, k, lab, tr, te if era is None else te[era[te]], sel.final.pick, ests, slim, mc
+        )
+        for k, (tr, te) in enumerate(folds)
+    )
+    done = Parallel(n_jobs=mc.n_jobs, return_as="generator")(jobs)
+    for k, (rows, imp) in enumerate(done):
         if progress:
             progress(f"{md.unit_type}: {scheme} fold {k + 1}/{len(folds)}")
-        if era is not None:
-            te = te[era[te]]
-        trd, ted = lab.iloc[tr], lab.iloc[te]
-        ytr = trd["target_count"].to_numpy(dtype=float)
-        if (ytr > 0).sum() == 0 or len(ted) == 0:
+        if rows is None:
             log.warning("%s %s fold %d skipped: no breaks or no test rows", md.unit_type, scheme, k)
             continue
-        year = int(ted["year"].iloc[0]) if scheme == "spatiotemporal" else None
-        champ = make_champion(pick, ests, md.density_col).fit(trd, ytr)
-        head = (md, scheme)
-        parts.rows += _metric_rows(
-            *head,
-            CHAMPION,
-            k,
-            year,
-            len(trd),
-            ted,
-            champ.risk_score(ted),
-            champ.break_probability(ted),
-        )
-        for name in base:
-            m = fit_member(ests[name], trd, ytr)
-            parts.rows += _metric_rows(
-                *head, name, k, year, len(trd), ted, member_score(m, ted, None), None
-            )
-        if scheme == "spatial" and mc.importance_repeats > 0 and champ.model_members:
-            n_take = max(100, mc.importance_max_rows // max(mc.spatial_folds, 1))
-            take = (
-                np.sort(rng.permutation(len(ted))[:n_take])
-                if len(ted) > n_take
-                else np.arange(len(ted))
-            )
-            parts.imp.append(
-                permutation_importance(champ, ted.iloc[take], md, mc.importance_repeats, rng)
-            )
+        parts.rows += rows
+        if imp is not None:
+            parts.imp.append(imp)
     return None
+
+
+def _scheme_fold(
+    scheme: str,
+    k: int,
+    lab: pd.DataFrame,
+    tr: np.ndarray,
+    te: np.ndarray,
+    pick: Candidate,
+    ests: dict[str, BaseEstimator],
+    md: ModelData,
+    mc: ModelConfig,
+) -> tuple[list[dict[str, Any]] | None, pd.DataFrame | None]:
+    """One fold of a non-forward scheme: the champion's and the baselines' metric rows and,
+    in spatial folds, the champion's permutation importance (rows None: fold skipped).
+
+    ``md`` needs no rows (its weight and density columns are read); the importance sample
+    and permutations are seeded by ``(seed, k)``, so folds can run in any order.
+    """
+    trd, ted = lab.iloc[tr], lab.iloc[te]
+    ytr = trd["target_count"].to_numpy(dtype=float)
+    if (ytr > 0).sum() == 0 or len(ted) == 0:
+        return None, None
+    year = int(ted["year"].iloc[0]) if scheme == "spatiotemporal" else None
+    champ = make_champion(pick, ests, md.density_col).fit(trd, ytr)
+    head = (md, scheme)
+    rows = _metric_rows(
+        *head,
+        CHAMPION,
+        k,
+        year,
+        len(trd),
+        ted,
+        champ.risk_score(ted),
+        champ.break_probability(ted),
+    )
+    for name in md.baselines:
+        m = fit_member(ests[name], trd, ytr)
+        rows += _metric_rows(*head, name, k, year, len(trd), ted, member_score(m, ted, None), None)
+    imp = None
+    if scheme == "spatial" and mc.importance_repeats > 0 and champ.model_members:
+        rng = np.random.default_rng([mc.seed, k])
+        n_take = max(100, mc.importance_max_rows // max(mc.spatial_folds, 1))
+        take = np.sort(rng.permutation(len(ted))[:n_take]) if len(ted) > n_take else None
+        sample = ted if take is None else ted.iloc[take]
+        imp = permutation_importance(champ, sample, md, mc.importance_repeats, rng)
+    return rows, imp
 
 
 def cross_validate(
@@ -544,6 +569,7 @@ def cross_validate(
         weight_col=md.weight_col,
         progress=progress,
         label=f"{md.unit_type}: ",
+        n_jobs=mc.n_jobs,
     )
     forced = None if mc.champion == "auto" else mc.champion
     sel = select(
