@@ -12,7 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RssSampler", "cpu_seconds", "machine", "maxrss_gb", "phase", "rss_bytes"]
+__all__ = [
+    "RssSampler",
+    "cpu_seconds",
+    "machine",
+    "maxrss_gb",
+    "phase",
+    "rss_bytes",
+    "tree_rss_bytes",
+]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -23,6 +31,33 @@ def rss_bytes() -> int:
         return int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1]) * _PAGE
     except OSError:  # not Linux: fall back to the lifetime peak
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            kids = [int(k) for k in (t / "children").read_text(encoding="ascii").split()]
+        except OSError:
+            continue
+        for k in kids:
+            out += [k, *_descendants(k)]
+    return out
+
+
+def tree_rss_bytes() -> int:
+    """RSS of this process plus every descendant (the model stage's fold workers)."""
+    total = rss_bytes()
+    for pid in _descendants(os.getpid()):
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text(encoding="ascii").split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):  # the worker just ended
+            continue
+    return total
 
 
 def maxrss_gb() -> float:
@@ -42,17 +77,23 @@ class RssSampler:
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.peak = rss_bytes()
+        self.peak_tree = tree_rss_bytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        n = 0
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, rss_bytes())
+            n += 1
+            if n % 10 == 0:  # the process tree every 0.5 s: /proc walks cost more
+                self.peak_tree = max(self.peak_tree, tree_rss_bytes())
 
     def reset(self) -> None:
         """Start a new peak from the current RSS."""
         self.peak = rss_bytes()
+        self.peak_tree = tree_rss_bytes()
 
     def stop(self) -> None:
         """Stop the thread."""
@@ -74,6 +115,7 @@ def phase(sampler: RssSampler, out: dict[str, Any]) -> Iterator[None]:
     sampler.peak = max(sampler.peak, rss_bytes())
     out["rss_at_start_gb"] = round(start_gb, 3)
     out["peak_rss_gb"] = round(sampler.peak / 2**30, 3)
+    out["peak_rss_with_workers_gb"] = round(max(sampler.peak_tree, sampler.peak) / 2**30, 3)
 
 
 def machine() -> dict[str, Any]:
