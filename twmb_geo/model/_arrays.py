@@ -64,6 +64,14 @@ def signed_log1p(a: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.sign(a) * np.log1p(np.abs(a))
 
 
+def nan_medians(A: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Median of every column of ``A`` ignoring NaN; 0 for a column with no value."""
+    empty = np.isnan(A).all(axis=0)
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(np.where(empty, 0.0, A), axis=0)
+    return np.where(empty | ~np.isfinite(med), 0.0, med)
+
+
 def frame_numeric(
     X: pd.DataFrame, cols: Sequence[str], rows: NDArray[np.intp] | None = None
 ) -> NDArray[np.float64]:

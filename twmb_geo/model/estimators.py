@@ -73,6 +73,7 @@ from ._arrays import (
     is_frame,
     label_target,
     missing_columns_error,
+    nan_medians,
     signed_log1p,
 )
 from .hazard_design import HazardDesign
@@ -656,12 +657,8 @@ class _MedianImputer(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> _MedianImputer:
         A = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
-        missing = np.isnan(A)
-        empty = missing.all(axis=0)
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(np.where(empty, 0.0, A), axis=0)
-        self.statistics_ = np.where(empty, 0.0, med)
-        self.indicator_ = np.flatnonzero(missing.any(axis=0))
+        self.statistics_ = nan_medians(A)
+        self.indicator_ = np.flatnonzero(np.isnan(A).any(axis=0))
         return self
 
     def transform(self, X: Any) -> NDArray[np.float64]:

@@ -18,8 +18,8 @@ model, a Cox model with a piecewise baseline (Holford 1980; Laird and Olivier 19
 * 0/1 columns as they are; every other column ``log1p`` of its non-negative part (signed
   for negative values), the median where missing.
 
-With feature names unknown (a plain array) every column is treated as "other". The
-transformer is stateless apart from the medians learned in ``fit``.
+With feature names unknown (a plain array) every column is treated as "other". ``fit``
+learns only the medians used for missing values and which columns are 0/1.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._arrays import signed_log1p
+from ._arrays import nan_medians, signed_log1p
 
 __all__ = ["AGE_EDGES", "HISTORY_LEVELS", "HazardDesign"]
 
@@ -90,9 +90,7 @@ class HazardDesign(TransformerMixin, BaseEstimator):
         edges = np.asarray(self.age_edges, dtype=float)
         if edges.ndim != 1 or np.any(np.diff(edges) <= 0):
             raise ValueError(f"age_edges must increase, got {list(self.age_edges)}")
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(np.where(np.isnan(A).all(axis=0), 0.0, A), axis=0)
-        self.medians_ = np.where(np.isfinite(med), med, 0.0)
+        self.medians_ = nan_medians(A)
         filled = np.where(np.isnan(A), self.medians_, A)
         self.binary_: NDArray[np.bool_] = np.asarray(np.isin(filled, (0.0, 1.0)).all(axis=0))
         return self
