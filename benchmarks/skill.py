@@ -450,6 +450,7 @@ def _summary(cities: list[dict[str, Any]]) -> dict[str, Any]:
                     "headline_lifts": [],
                     "not_ge_within_spread": [],
                     "no_champion": [],
+                    "headrooms": [],
                 },
             )
             s["cities"].append(c["id"])
@@ -463,11 +464,13 @@ def _summary(cities: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             if u.get("lift_5pct") is not None:
                 s["lifts"].append(u["lift_5pct"])
+            if (u.get("oracle") or {}).get("headroom_5pct") is not None:
+                s["headrooms"].append(u["oracle"]["headroom_5pct"])
             if u.get("ge_best_baseline_within_spread") is False:
                 s["not_ge_within_spread"].append(c["id"])
     out: dict[str, Any] = {}
     for ut, s in per.items():
-        lifts, hl = s.pop("lifts"), s.pop("headline_lifts")
+        lifts, hl, room = s.pop("lifts"), s.pop("headline_lifts"), s.pop("headrooms")
         out[ut] = {
             **s,
             "n_cities": len(s["cities"]),
@@ -477,6 +480,8 @@ def _summary(cities: list[dict[str, Any]]) -> dict[str, Any]:
             "champion_ge_best_within_spread_everywhere": (
                 None if not lifts else not s["not_ge_within_spread"]
             ),
+            # the lift the true rates reach over the same best baseline (synthetic only)
+            "mean_oracle_headroom_5pct": _r(sum(room) / len(room)) if room else None,
         }
         if hl:  # cards without a champion block: the model's headline lift instead
             out[ut]["no_champion_mean_headline_lift_5pct"] = _r(sum(hl) / len(hl))
@@ -668,6 +673,110 @@ def _spearman_block(
     return out
 
 
+def _truth_by_unit(store: Any, city_dir: Path, unit_type: str) -> Any:
+    """True rates per (unit id, year): pipes by asset id; cells by the pipe length in each
+    cell (``pipe_cells``), the way breaks on a pipe fall into cells."""
+    import pandas as pd
+
+    hz = pd.read_parquet(
+        city_dir / "truth" / "pipe_hazard.parquet", columns=["asset_id", "year", "rate"]
+    )
+    hz["asset_id"] = hz["asset_id"].astype(str)
+    if unit_type == "pipe":
+        up = store.query("SELECT unit_id, asset_id FROM unit_pipe")
+        key = dict(zip(up["asset_id"].astype(str), up["unit_id"].astype(str), strict=True))
+        hz["unit_id"] = hz["asset_id"].map(key)
+        hz = hz[hz["unit_id"].notna()]
+        return hz.groupby(["unit_id", "year"], sort=False)["rate"].sum()
+    pc = store.query(
+        "SELECT pipe_id AS asset_id, cell AS unit_id, "
+        "length_m / sum(length_m) OVER (PARTITION BY pipe_id) AS share FROM pipe_cells"
+    )
+    pc["asset_id"] = pc["asset_id"].astype(str)
+    m = hz.merge(pc, on="asset_id", how="inner")
+    m["rate"] = m["rate"] * m["share"]
+    return m.groupby(["unit_id", "year"], sort=False)["rate"].sum()
+
+
+def oracle_by_year(pan: Any, truth: Any, outer_years: list[int]) -> dict[str, float | None]:
+    """Capture at 5 % per outer year ``T`` of the ranking by the true rate of ``T + 1``.
+
+    ``pan``: panel rows (``unit_id``, ``year``, ``target_count``, optional ``km`` weight);
+    ``truth``: rates indexed by (``unit_id``, ``year``). None where a year has no truth or
+    no breaks.
+    """
+    from twmb_geo.model.metrics import capture_at
+
+    out: dict[str, float | None] = {}
+    truth_years = set(truth.index.get_level_values(1))
+    for y in outer_years:
+        te = pan[pan["year"] == y]
+        yc = te["target_count"].to_numpy(dtype=float)
+        if (y + 1) not in truth_years or len(te) == 0 or yc.sum() <= 0:
+            out[str(y)] = None
+            continue
+        t = truth.xs(y + 1, level=1)
+        s = te["unit_id"].astype(str).map(t).fillna(0.0).to_numpy(dtype=float)
+        w = te["km"].fillna(0.0).to_numpy(dtype=float) if "km" in te else None
+        out[str(y)] = _r(capture_at(yc, s, 0.05, w, ties="average"))
+    return out
+
+
+def oracle_block(
+    store_path: Path,
+    city_dir: Path,
+    unit_type: str,
+    h3_resolution: int,
+    outer_years: list[int],
+    best_baseline_5pct: float | None,
+    champion_5pct: float | None,
+) -> dict[str, Any]:
+    """The ceiling: outer capture of a ranking by the true rate of each target year.
+
+    Ranking the units of outer year ``T`` by the simulator's true break rate of ``T+1``
+    (what ``target_count`` counts) and scoring it like every candidate (capture at 5 %,
+    of length for pipes, ties averaged) gives the best any ranking can expect on these
+    years: the rest is Poisson noise. ``headroom`` = oracle / best baseline - 1 bounds the
+    lift a model can reach; ``share_of_headroom`` = (champion - baseline) / (oracle - baseline).
+    """
+    import numpy as np
+
+    from twmb_geo.store.duckdb_store import open_store
+
+    with open_store(store_path, read_only=True) as store:
+        pan = store.query(
+            "SELECT unit_id, year, target_count FROM panel "
+            "WHERE unit_type = ? AND target_count IS NOT NULL ORDER BY year, unit_id",
+            [unit_type],
+        )
+        if unit_type == "pipe":  # capture by length, as the selection scores pipes
+            km = store.query("SELECT unit_id, length_m / 1000 AS km FROM unit_pipe")
+            pan = pan.merge(km, on="unit_id", how="left")
+        truth = _truth_by_unit(store, city_dir, unit_type)
+    by_year = oracle_by_year(pan, truth, outer_years)
+    vals = [v for v in by_year.values() if v is not None]
+    o5 = float(np.mean(vals)) if vals else None
+    head = None if o5 is None or not best_baseline_5pct else o5 / best_baseline_5pct - 1
+    share = (
+        None
+        if o5 is None
+        or best_baseline_5pct is None
+        or champion_5pct is None
+        or o5 <= best_baseline_5pct
+        else (champion_5pct - best_baseline_5pct) / (o5 - best_baseline_5pct)
+    )
+    return {
+        "capture_5pct": {
+            "mean": _r(o5),
+            "std": _r(float(np.std(vals, ddof=1))) if len(vals) > 1 else None,
+        },
+        "by_year_capture_5pct": by_year,
+        "headroom_5pct": _r(head),
+        "share_of_headroom": _r(share),
+        "what": "outer capture at 5 % of a ranking by the true rate of each target year",
+    }
+
+
 # --------------------------------------------------------------------------- one city
 
 
@@ -763,6 +872,16 @@ def _eval_child(spec: dict[str, Any]) -> None:
                 u["spearman"] = _spearman_block(
                     cfg.store_path, folder / "city", ut, cfg.h3_resolution
                 )
+                if u.get("champion"):
+                    u["oracle"] = oracle_block(
+                        cfg.store_path,
+                        folder / "city",
+                        ut,
+                        cfg.h3_resolution,
+                        u["outer_years"],
+                        u.get("best_baseline_capture_5pct"),
+                        (u.get("champion_capture_5pct") or {}).get("mean"),
+                    )
         except Exception as exc:  # noqa: BLE001 - one unit's report must not lose the city
             u = {"unit_type": ut, "error": f"{type(exc).__name__}: {exc}"}
         units[ut] = u
@@ -878,8 +997,23 @@ def self_check() -> dict[str, Any]:
         assert list(rate.index) == ["A"], rate
         assert abs(rate["A"] - 0.3 * 5 / 3 * math.exp(0.01)) < 1e-6, rate
         assert info["pipes_retired_in_target_year"] == 1, info
+    # oracle: 20 units, the true rate ranks unit 19 first; its 2 breaks of 4 fall in the top 5 %
+    import pandas as pd
+
+    pan = pd.DataFrame(
+        {
+            "unit_id": [f"u{i}" for i in range(20)] * 2,
+            "year": [2010] * 20 + [2011] * 20,
+            "target_count": [0.0] * 17 + [1.0, 1.0, 2.0] + [0.0] * 20,
+        }
+    )
+    idx = pd.MultiIndex.from_product([[f"u{i}" for i in range(20)], [2011, 2012]])
+    truth = pd.Series([float(i // 2) for i in range(40)], index=idx)
+    oracle = oracle_by_year(pan, truth, [2010, 2011, 2012])
+    assert oracle == {"2010": 0.5, "2011": None, "2012": None}, oracle
     return {
         "self_check": "ok",
+        "oracle_by_year": oracle,
         "unit_report_with_champion": with_c,
         "unit_report_without_champion": without,
         "summary": summ,
@@ -974,6 +1108,8 @@ def main() -> None:
             "ge_best_baseline_within_spread": "champion mean + spread >= best baseline mean; "
             "spread = the larger of the champion's and the best baseline's std over outer years",
             "wins": "outer years with the champion >= the best baseline (from the card)",
+            "oracle": "synthetic cities: the same outer capture of a ranking by the true rate "
+            "of each target year (the ceiling); headroom = oracle / best baseline - 1",
         },
     }
     results = []

@@ -190,6 +190,14 @@ class AgeBaseline(_ScoreBaseline):
 
 def _decade_keys(X: pd.DataFrame, material_col: str, year_col: str) -> pd.Series:
     """``"MATERIAL|decade"`` per row; the strings are built once per distinct pair."""
+    pair, labels = _decade_classes(X, material_col, year_col)
+    return pd.Series(labels[pair], index=X.index, dtype=object)
+
+
+def _decade_classes(
+    X: pd.DataFrame, material_col: str, year_col: str
+) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
+    """The class index of every row and the ``"MATERIAL|decade"`` label of every class."""
     codes, uniq = pd.factorize(X[material_col], use_na_sentinel=True)
     names = pd.Series(uniq, dtype="string").str.strip().str.upper().fillna(UNKNOWN)
     names = names.mask(names == "", UNKNOWN).to_numpy(dtype=object)
@@ -207,7 +215,9 @@ def _decade_keys(X: pd.DataFrame, material_col: str, year_col: str) -> pd.Series
         ],
         dtype=object,
     )
-    return pd.Series(labels[pair], index=X.index, dtype=object)
+    # materials that differ only in case or spaces share a label: one class per label
+    code, uniq = pd.factorize(labels)
+    return code[pair].astype(np.int64, copy=False), np.asarray(uniq, dtype=object)
 
 
 class MaterialDecadeBaseline(_ScoreBaseline):
@@ -258,18 +268,18 @@ class MaterialDecadeBaseline(_ScoreBaseline):
         ok = np.isfinite(exp) & (exp > 0)
         if not np.any(ok):
             raise ValueError(f"no training row has a positive {self.exposure_col}")
-        keys = _decade_keys(X, self.material_col, self.year_col)[ok]
-        agg = pd.DataFrame({"key": keys.to_numpy(), "y": y[ok], "e": exp[ok]}).groupby("key")[
-            ["y", "e"]
-        ]
-        sums = agg.sum()
+        pair, labels = _decade_classes(X, self.material_col, self.year_col)
+        ys = np.bincount(pair[ok], weights=y[ok], minlength=len(labels))
+        es = np.bincount(pair[ok], weights=exp[ok], minlength=len(labels))
+        seen = np.bincount(pair[ok], minlength=len(labels)) > 0
         self.global_rate_ = float(y[ok].sum() / exp[ok].sum())
-        self.rates_ = {str(k): float(r.y / r.e) for k, r in sums.iterrows()}
+        classes = zip(labels[seen], ys[seen], es[seen], strict=True)
+        self.rates_ = {str(k): float(a / b) for k, a, b in sorted(classes)}
 
     def _score(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        keys = _decade_keys(X, self.material_col, self.year_col)
-        rate = keys.map(self.rates_).to_numpy(dtype=np.float64, na_value=np.nan)
-        rate = np.where(np.isnan(rate), self.global_rate_, rate)
+        pair, labels = _decade_classes(X, self.material_col, self.year_col)
+        g = self.global_rate_
+        rate = np.array([self.rates_.get(str(k), g) for k in labels], dtype=np.float64)[pair]
         if self.output == "expected":
             return rate * _num(X, self.exposure_col)
         return rate

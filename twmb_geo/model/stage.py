@@ -73,8 +73,15 @@ def _unit_types(store: Store, wanted: Sequence[str]) -> list[str]:
     return types
 
 
-def _load_data(store: Store, cfg: Config, unit_type: str) -> ModelData:
-    panel = store.read("panel", "unit_type = ?", [unit_type])
+def _load_data(
+    store: Store, cfg: Config, unit_type: str, *, latest_only: bool = False
+) -> ModelData:
+    """The model rows of ``unit_type``; ``latest_only``: the latest panel year alone (what
+    scoring ranks: every feature of a row comes from its own year's cross-section)."""
+    where = "unit_type = ?"
+    if latest_only:
+        where += " AND year = (SELECT max(year) FROM panel WHERE unit_type = ?)"
+    panel = store.read("panel", where, [unit_type] * (2 if latest_only else 1))
     units = store.read(unit_type_spec(unit_type).table)
     return model_data(panel, units, unit_type, h3_resolution=cfg.h3_resolution)
 
@@ -458,7 +465,7 @@ def score_latest(
         for ut, row in rows.items():
             version = str(row["model_version"])
             model = load_model(cfg.out_dir / "models", version)
-            md = _load_data(store, cfg, ut)
+            md = _load_data(store, cfg, ut, latest_only=True)
             latest = md.latest
             scores = score_units(model, latest, weight=md.weight(latest), tiers=cfg.model.tiers)
             length = latest.set_index("unit_id")["length_km"]

@@ -1,0 +1,26 @@
+"""The skill benchmark's reporting (unit reports, summary, true rates, oracle) on hand-made
+cards and truths: ``benchmarks/skill.py --self-check`` raises on any mismatch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_skill_benchmark_self_check() -> None:
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "skill.py"), "--self-check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    assert out["self_check"] == "ok"
+    # the true-rate ranking puts the unit with 2 of the year's 4 breaks in the top 5 %
+    assert out["oracle_by_year"] == {"2010": 0.5, "2011": None, "2012": None}
