@@ -202,7 +202,7 @@ def test_every_star_table_has_turso_and_parquet_queries(kit: tuple[Path, dict]) 
     on_disk = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert res["files"] == on_disk
     assert res["folder"] == str(folder)
-    assert res["tables"] == len(STAR_TABLES) == 12
+    assert res["tables"] == len(STAR_TABLES) == 13
     assert res["source"] == "turso"
 
 
@@ -273,9 +273,9 @@ def test_column_types_follow_the_contract(kit: tuple[Path, dict], table: str) ->
         assert info["doc"] == " ".join(f.description.split())
         if f.name.endswith("_key") or f.type == "string":
             assert props["summarizeBy"] == "none", f.name
-        if table in FACTS and f.name in KEY_DIMENSIONS:
+        if f.name in KEY_DIMENSIONS:  # keys relate tables, people slice on the labels
             assert "isHidden" in info["flags"], f.name
-        if table in DIMENSIONS:
+        elif table in DIMENSIONS:
             assert "isHidden" not in info["flags"], f.name
     assert f"\tpartition {table} = m\n\t\tmode: import\n\t\tsource =\n" in tmdl
 
@@ -482,7 +482,7 @@ def test_cli_powerbi_json(tmp_path: Path) -> None:
     doc = ok_json(twmb("--out", tmp_path, "powerbi", "--json"))
     assert doc["command"] == "powerbi"
     assert doc["folder"] == str(tmp_path / "powerbi")
-    assert doc["tables"] == 12
+    assert doc["tables"] == 13
     assert doc["relationships"] > 0 and doc["measures"] >= len(MEASURES)
     for rel in doc["files"]:
         assert (tmp_path / "powerbi" / rel).is_file(), rel
@@ -494,7 +494,7 @@ def test_cli_powerbi_json(tmp_path: Path) -> None:
 def test_cli_powerbi_human_folder_and_source(tmp_path: Path) -> None:
     r = twmb("--out", tmp_path, "powerbi", "--folder", tmp_path / "kit", "--source", "parquet")
     assert r.exit_code == 0, show(r)
-    assert "Power BI kit in" in r.stdout and "12 tables" in r.stdout
+    assert "Power BI kit in" in r.stdout and "13 tables" in r.stdout
     assert "Parquet.Document" in read(tmp_path / "kit", f"{SM}/tables/fact_break.tmdl")
     r = twmb("powerbi", "--help")
     assert r.exit_code == 0 and "--source" in r.stdout and "--json" in r.stdout

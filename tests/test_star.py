@@ -8,11 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from star_slicing import check_partition, check_spatial_slicer, check_year_slicer
 
 import twmb_geo as tw
 from twmb_geo.contracts import load_schema, validate_frame
 from twmb_geo.publish import STAR_TABLES, build_star, check_keys
-from twmb_geo.publish.star import DIMENSIONS, FACTS, KEY_DIMENSIONS, _dim_pipe, _fact_unit_year
+from twmb_geo.publish.star import (
+    DIMENSIONS,
+    FACTS,
+    KEY_DIMENSIONS,
+    NOT_APPLICABLE_KEY,
+    UNKNOWN_KEY,
+    _dim_pipe,
+    _fact_unit_year,
+)
 
 #: Toronto's bounding box, WGS84 (lon, lat)
 LON_RANGE = (-79.7, -79.1)
@@ -42,13 +51,17 @@ def test_every_table_is_built_and_validates(star) -> None:
 
 def test_row_counts(star, store_counts) -> None:
     assert len(star["fact_break"]) == store_counts["breaks"] == 35_439
-    assert len(star["dim_h3_cell"]) == store_counts["unit_cell"] + 1 == 6_024 + 1
+    assert len(star["dim_h3_cell"]) == store_counts["unit_cell"] + 2 == 6_024 + 2
     assert len(star["fact_unit_year"]) == store_counts["panel"]
     assert len(star["fact_risk_score"]) == store_counts["risk_scores"]
-    # no pipes or streets in the bundled data: only the unknown rows
-    assert star["dim_pipe"]["pipe_key"].tolist() == [0]
-    assert star["dim_street_segment"]["street_key"].tolist() == [0]
-    assert len(star["dim_neighbourhood"]) == 140 + 1
+    # no pipes or streets in the bundled data: only the special rows
+    assert star["dim_pipe"]["pipe_key"].tolist() == [NOT_APPLICABLE_KEY, UNKNOWN_KEY]
+    assert star["dim_street_segment"]["street_key"].tolist() == [-2, -1]
+    assert len(star["dim_neighbourhood"]) == 140 + 2
+    # dim_year: every year of every fact, the special rows first
+    years = star["dim_year"]["year_key"].tolist()
+    assert years[:2] == [-2, -1] and years[2:] == list(range(1990, years[-1] + 1))
+    assert years[-1] >= 2017  # the scored target year and the simulated years
     assert len(star["dim_model"]) >= 2
     for fact in ("fact_hotspot", "fact_cv_metric", "fact_simulation"):
         assert len(star[fact]) > 0, fact
@@ -62,7 +75,34 @@ def test_every_fact_key_resolves(star) -> None:
                 assert star[fact][key].notna().all()
     fb = star["fact_break"]
     assert (fb["cell_key"] > 0).all() and (fb["neighbourhood_key"] > 0).all()
-    assert (fb["pipe_key"] == 0).all() and (fb["street_key"] == 0).all()
+    # every break could lie on a pipe and a street: not linked is unknown, not "n/a"
+    assert (fb["pipe_key"] == UNKNOWN_KEY).all() and (fb["street_key"] == UNKNOWN_KEY).all()
+    assert (fb["year_key"] == fb["year"]).all()
+
+
+def test_slicers_filter_every_fact(star, bundled_cfg) -> None:
+    """A neighbourhood, cell or year selection filters every fact like the store says."""
+    assert check_partition(star) == []
+    fb = star["fact_break"]
+    nb = star["dim_neighbourhood"].set_index("neighbourhood_key")["neighbourhood_code"]
+    busiest = fb["neighbourhood_key"].value_counts().index[:3]
+    quiet = fb["neighbourhood_key"].value_counts().index[-2:]
+    cell_dim = star["dim_h3_cell"].set_index("cell_key")["h3_index"]
+    cells = fb["cell_key"].value_counts().index[:3]
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        assert (
+            check_spatial_slicer(star, s, "neighbourhood", [nb[k] for k in [*busiest, *quiet]])
+            == []
+        )
+        assert check_spatial_slicer(star, s, "cell", [cell_dim[k] for k in cells]) == []
+        assert check_year_slicer(star, s, [1990, 2008, 2016, 2017]) == []
+    # the cell facts reach every neighbourhood slicer (they were all key 0 before)
+    risk = star["fact_risk_score"]
+    cell_risk = risk[(risk["unit_type"] == "cell") & risk["is_current"].astype(bool)]
+    assert cell_risk["neighbourhood_key"].nunique() == 140
+    assert (cell_risk["neighbourhood_key"] > 0).all()
+    hot = star["fact_hotspot"]
+    assert (hot.loc[hot["unit_type"] == "cell", "neighbourhood_key"] > 0).all()
 
 
 def test_check_keys_reports_dangling_keys(star) -> None:
@@ -79,13 +119,14 @@ def test_surrogate_keys(star) -> None:
         key = next(k for k, d in KEY_DIMENSIONS.items() if d == dim)
         keys = star[dim][key]
         assert keys.is_unique and str(keys.dtype) == "int64"
-        if dim == "dim_date":
+        if dim in ("dim_date", "dim_year"):
             continue
-        assert keys.tolist() == list(range(len(keys)))  # 0 unknown, then 1..n
+        assert keys.tolist() == [-2, -1, *range(1, len(keys) - 1)]  # n/a, unknown, 1..n
     cells = star["dim_h3_cell"]
-    assert cells.loc[0, "h3_index"] == "unknown"
-    assert cells["h3_index"].iloc[1:].is_monotonic_increasing
-    assert cells["h3_index"].iloc[1:].str.fullmatch("[0-9a-f]{15}").all()
+    assert cells["h3_index"].iloc[:2].tolist() == ["not applicable", "unknown"]
+    assert cells["neighbourhood_name"].iloc[:2].tolist() == ["Not applicable", "Unknown"]
+    assert cells["h3_index"].iloc[2:].is_monotonic_increasing
+    assert cells["h3_index"].iloc[2:].str.fullmatch("[0-9a-f]{15}").all()
     assert star["fact_break"]["break_id"].is_monotonic_increasing
 
 
@@ -120,7 +161,7 @@ def test_dim_date_covers_the_breaks(star, bundled_cfg) -> None:
 
 def test_map_columns_are_wgs84_in_toronto(star) -> None:
     for name in ("dim_h3_cell", "dim_neighbourhood"):
-        df = star[name].iloc[1:]  # skip the unknown row
+        df = star[name].iloc[2:]  # skip the special rows
         geoms = shapely.from_wkt(df["wkt"].to_numpy())
         assert shapely.is_valid_input(geoms).all() and not shapely.is_missing(geoms).any()
         b = shapely.bounds(geoms)
@@ -138,23 +179,41 @@ def test_unit_year_rate(star) -> None:
     expected = fy.loc[has, "breaks"] / fy.loc[has, "exposure_km"] * 100
     np.testing.assert_allclose(fy.loc[has, "rate_per_100km"], expected)
     assert fy.loc[~has, "rate_per_100km"].isna().all()
-    # one unit key per row, matching unit_type
-    for unit_type, key in (("cell", "cell_key"), ("neighbourhood", "neighbourhood_key")):
-        sub = fy[fy["unit_type"] == unit_type]
-        assert (sub[key] > 0).all()
-        others = [
-            k for k in ("cell_key", "pipe_key", "street_key", "neighbourhood_key") if k != key
-        ]
-        assert (sub[others] == 0).all().all()
+    # conformed keys: a cell row carries its cell and the cell's neighbourhood, pipes and
+    # streets do not apply; a neighbourhood row carries only its own key
+    cells = fy[fy["unit_type"] == "cell"]
+    assert (cells["cell_key"] > 0).all() and (cells["neighbourhood_key"] > 0).all()
+    assert (cells[["pipe_key", "street_key"]] == NOT_APPLICABLE_KEY).all().all()
+    nb = fy[fy["unit_type"] == "neighbourhood"]
+    assert (nb["neighbourhood_key"] > 0).all()
+    assert (nb[["cell_key", "pipe_key", "street_key"]] == NOT_APPLICABLE_KEY).all().all()
+    assert (fy["year_key"] == fy["year"]).all()
     assert fy["breaks"].sum() == len(star["fact_break"]) * fy["unit_type"].nunique()
 
 
 def test_unit_year_rate_with_exposure() -> None:
     dims = {
-        "dim_h3_cell": pd.DataFrame({"cell_key": [0], "h3_index": ["unknown"]}),
-        "dim_pipe": pd.DataFrame({"pipe_key": [0, 1, 2], "unit_id": ["unknown", "P1", "P2"]}),
-        "dim_street_segment": pd.DataFrame({"street_key": [0], "unit_id": ["unknown"]}),
-        "dim_neighbourhood": pd.DataFrame({"neighbourhood_key": [0], "neighbourhood_code": ["x"]}),
+        "dim_h3_cell": pd.DataFrame({"cell_key": [-2, -1, 1], "h3_index": ["n/a", "u", "c1"]}),
+        "dim_pipe": pd.DataFrame({"pipe_key": [-2, -1, 1, 2], "unit_id": ["n", "u", "P1", "P2"]}),
+        "dim_street_segment": pd.DataFrame(
+            {"street_key": [-2, -1, 1], "unit_id": ["n", "u", "S1"]}
+        ),
+        "dim_neighbourhood": pd.DataFrame(
+            {"neighbourhood_key": [-2, -1, 1], "neighbourhood_code": ["n", "u", "x"]}
+        ),
+    }
+    places = {
+        "pipe": pd.DataFrame(
+            {
+                "unit_id": ["P1", "P2"],
+                "street": ["S1", None],
+                "cell": ["c1", "elsewhere"],
+                "neighbourhood": ["x", "x"],
+            }
+        ),
+        "street": pd.DataFrame({"unit_id": ["S1"], "cell": ["c1"], "neighbourhood": ["x"]}),
+        "cell": pd.DataFrame({"unit_id": ["c1"], "neighbourhood": ["x"]}),
+        "neighbourhood": pd.DataFrame({"unit_id": ["x"]}),
     }
     panel = pd.DataFrame(
         {
@@ -165,8 +224,13 @@ def test_unit_year_rate_with_exposure() -> None:
             "exposure_km": [0.5, 0.0, np.nan],
         }
     )
-    out = _fact_unit_year(panel, dims)
+    out = _fact_unit_year(panel, dims, places)
     assert out["pipe_key"].tolist() == [1, 2, 2]
+    # P1 lies on S1 in c1; P2 on no known street, in a cell outside the grid: unknown
+    assert out["street_key"].tolist() == [1, -1, -1]
+    assert out["cell_key"].tolist() == [1, -1, -1]
+    assert out["neighbourhood_key"].tolist() == [1, 1, 1]
+    assert out["year_key"].tolist() == [2000, 2000, 2001]
     assert out["rate_per_100km"].iloc[0] == pytest.approx(400.0)
     assert out["rate_per_100km"].iloc[1:].isna().all()
 
@@ -192,7 +256,9 @@ def test_dim_pipe_labels() -> None:
         }
     )
     dim = _dim_pipe(pipes).set_index("unit_id")
-    assert dim.loc["unknown", "pipe_key"] == 0
+    assert dim.loc["unknown", "pipe_key"] == UNKNOWN_KEY
+    assert dim.loc["not applicable", "pipe_key"] == NOT_APPLICABLE_KEY
+    assert dim.loc["not applicable", "material"] == "N/A"
     assert dim.loc[["a", "b", "c"], "pipe_key"].tolist() == [1, 2, 3]
     assert dim.loc["b", "material_desc"] == "Cast Iron"
     assert dim.loc["a", "material_desc"] == "Unknown" and dim.loc["a", "material"] == "UNK"
@@ -209,7 +275,7 @@ def test_empty_store_gives_unknown_rows_and_empty_facts(tmp_path: Path) -> None:
     assert tuple(tables) == STAR_TABLES
     assert tables["dim_date"].empty
     for dim in DIMENSIONS[1:]:
-        assert len(tables[dim]) == 1, dim
+        assert tables[dim].iloc[:, 0].tolist() == [-2, -1], dim
     for fact in FACTS:
         assert tables[fact].empty, fact
         assert list(tables[fact].columns) == load_schema(f"star/{fact}").columns

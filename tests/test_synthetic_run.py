@@ -190,3 +190,40 @@ def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp
             assert table_checksum(got) == table_checksum(want) == res.checksums[t], t
     finally:
         con.close()
+
+
+def test_star_slicers_on_a_city_with_pipes_and_streets(synthetic_model) -> None:
+    """Conformed keys: pipe and street facts follow the cell, neighbourhood and street
+    slicers too, and every unit type's totals match the store."""
+    from star_slicing import check_partition, check_spatial_slicer, check_year_slicer
+
+    from twmb_geo.core.crs import using_crs
+    from twmb_geo.publish import build_star
+    from twmb_geo.store.project import project_crs
+
+    _, _, cfg = synthetic_model
+    crs = project_crs(cfg)
+    with tw.open_store(cfg.store_path, read_only=True) as s, using_crs(crs):
+        star = build_star(s)
+        assert check_partition(star) == []
+        fb = star["fact_break"]
+        members = {}
+        for unit_type, dim, key, natural in (
+            ("neighbourhood", "dim_neighbourhood", "neighbourhood_key", "neighbourhood_code"),
+            ("cell", "dim_h3_cell", "cell_key", "h3_index"),
+            ("street", "dim_street_segment", "street_key", "unit_id"),
+            ("pipe", "dim_pipe", "pipe_key", "unit_id"),
+        ):
+            ids = star[dim].set_index(key)[natural]
+            top = fb.loc[fb[key] > 0, key].value_counts().index[:3]
+            members[unit_type] = [ids[k] for k in top]
+            assert check_spatial_slicer(star, s, unit_type, members[unit_type]) == []
+        years = sorted(set(star["fact_unit_year"]["year"]))
+        assert check_year_slicer(star, s, [years[0], years[-1], years[-1] + 1]) == []
+    fy = star["fact_unit_year"]
+    pipes = fy[fy["unit_type"] == "pipe"]
+    assert (pipes["cell_key"] > 0).mean() > 0.95  # pipes carry their cell and neighbourhood
+    assert (pipes["neighbourhood_key"] > 0).mean() > 0.95
+    assert (pipes["street_key"] > 0).mean() > 0.5  # and, where matched, their street
+    streets = fy[fy["unit_type"] == "street"]
+    assert (streets["pipe_key"] == -2).all() and (streets["cell_key"] > 0).mean() > 0.95

@@ -205,6 +205,59 @@ def test_migrations_are_versioned_and_idempotent(tmp_path) -> None:
         session.close()
 
 
+def _columns(session, table: str) -> list[str]:
+    return [r[1] for r in session.query(f'PRAGMA table_info("{table}")')]
+
+
+def test_migrated_tables_match_the_contracts(tmp_path) -> None:
+    """The frozen migration SQL gives every star table exactly its contract's columns (a
+    contract change without a new migration fails here), and paged reads have an index on
+    (publish_id, sort order)."""
+    session = connect(TursoTarget(mode="file", path=tmp_path / "m.db"))
+    try:
+        migrate(session)
+        for t in STAR_TABLES:
+            want = [*star_schema(t).columns, "publish_id"]
+            assert sorted(_columns(session, t)) == sorted(want), t
+            idx = session.query(f'PRAGMA index_list("{t}")')
+            assert [r[1] for r in idx] == [f"ix_{t}_page"], t
+            cols = [r[2] for r in session.query(f'PRAGMA index_info("ix_{t}_page")')]
+            sch = star_schema(t)
+            assert cols == ["publish_id", *(sch.sort_by or sch.primary_key)], t
+        session.finish()
+    finally:
+        session.close()
+
+
+def test_a_version_1_database_is_upgraded_and_keeps_its_publishes(tmp_path) -> None:
+    from twmb_geo.publish.turso.migrations import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    conn = turso.connect(str(path))
+    for stmt in MIGRATIONS[0].statements():
+        conn.execute(stmt)
+    conn.execute(
+        'INSERT INTO "twmb_schema_version" VALUES (1, ?, ?)', ["v1", "2026-01-01T00:00:00Z"]
+    )
+    conn.execute(
+        'INSERT INTO "fact_cv_metric" ("model_key", "scheme", "model", "fold", "test_year", '
+        '"n_train", "n_test", "metric", "value", "publish_id") '
+        "VALUES (1, 'forward', 'm', 0, 2015, 10, 5, 'capture_5pct', 0.2, 'star-old')"
+    )
+    conn.commit()
+    conn.close()
+    session = connect(TursoTarget(mode="file", path=path))
+    try:
+        assert migrate(session) == SCHEMA_VERSION
+        for t in STAR_TABLES:
+            assert sorted(_columns(session, t)) == sorted([*star_schema(t).columns, "publish_id"])
+        old = session.query('SELECT "publish_id", "value", "year_key" FROM "fact_cv_metric"')
+        assert old == [("star-old", 0.2, -2)]  # the earlier publish stays readable
+        session.finish()
+    finally:
+        session.close()
+
+
 def test_publisher_killed_mid_publish_leaves_the_previous_publish(
     bundled_run, bundled_cfg, empty_star, turso_server
 ) -> None:

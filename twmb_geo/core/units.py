@@ -54,6 +54,11 @@ class UnitType:
     source_kind
         The curated source kind the units are built from (``"pipes"``), None when they
         are derived (H3 cells cover the service area).
+    located_in
+        ``(unit type, column)`` pairs: the column of :attr:`table` that holds the id of the
+        unit of another type this unit lies in (a pipe's street segment, H3 cell and
+        neighbourhood). The star gives every fact row of this type those units' keys, so
+        a slicer on any of their dimensions filters it; other types are "not applicable".
     """
 
     name: str
@@ -69,6 +74,7 @@ class UnitType:
     star_natural_key: str
     modelled: bool = True
     source_kind: str | None = None
+    located_in: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():
@@ -117,6 +123,7 @@ register_unit_type(
         star_key="pipe_key",
         star_natural_key="unit_id",
         source_kind="pipes",
+        located_in=(("street", "segment_id"), ("cell", "cell"), ("neighbourhood", "neighbourhood")),
     )
 )
 register_unit_type(
@@ -133,6 +140,7 @@ register_unit_type(
         star_key="street_key",
         star_natural_key="unit_id",
         source_kind="streets",
+        located_in=(("cell", "cell"), ("neighbourhood", "neighbourhood")),
     )
 )
 register_unit_type(
@@ -148,6 +156,7 @@ register_unit_type(
         star_dimension="dim_h3_cell",
         star_key="cell_key",
         star_natural_key="h3_index",
+        located_in=(("neighbourhood", "neighbourhood"),),
     )
 )
 register_unit_type(

@@ -3,11 +3,18 @@
 Every table has a contract under ``schemas/star/``. Conventions:
 
 * surrogate keys are ``<dim>_key`` int64, ``1..n`` in the stable (mergesort) order of the
-  dimension's natural key; key ``0`` is the "unknown / not applicable" row every dimension
-  except ``dim_date`` carries, so fact keys are never null (a break not linked to a pipe has
-  ``pipe_key = 0``);
-* unit facts (``fact_unit_year``, ``fact_risk_score``, ``fact_hotspot``) carry one key column
-  per unit type; the keys of the other types are ``0``;
+  dimension's natural key; every dimension except ``dim_date`` also has the member
+  ``-1`` (unknown: the row has such a place but it is not known, e.g. a break not linked
+  to a pipe) and ``-2`` (not applicable: e.g. the pipe of an H3-cell row), so fact keys are
+  never null and the two are never confused;
+* conformed places: a unit fact row (``fact_unit_year``, ``fact_risk_score``,
+  ``fact_hotspot``) carries the key of its own unit and of every unit it lies in (the
+  registry's ``located_in``: a pipe's street segment, H3 cell and neighbourhood; a cell's
+  neighbourhood by largest area share), so a slicer on any spatial dimension filters every
+  fact; ``fact_break`` carries the units its break is linked to;
+* ``dim_year`` (``year_key`` = the year) relates to every fact with a year: the break
+  year, the panel year, the LISA year, the scored target year, the simulated year and the
+  target year of a validation fold;
 * map columns are WGS84: ``centroid_lat``/``centroid_lon`` and ``wkt`` (EPSG:4326,
   transformed from the store's WKB in the analysis CRS); H3 indexes are hex strings;
 * ``dim_date`` spans whole calendar years of the break dates; ``winter_season`` labels
@@ -30,11 +37,21 @@ from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..store.duckdb_store import TABLES, Store
 
-__all__ = ["DIMENSIONS", "FACTS", "KEY_DIMENSIONS", "STAR_TABLES", "build_star", "check_keys"]
+__all__ = [
+    "DIMENSIONS",
+    "FACTS",
+    "KEY_DIMENSIONS",
+    "NOT_APPLICABLE_KEY",
+    "STAR_TABLES",
+    "UNKNOWN_KEY",
+    "build_star",
+    "check_keys",
+]
 
 #: dimension tables, in build order
 DIMENSIONS: tuple[str, ...] = (
     "dim_date",
+    "dim_year",
     "dim_h3_cell",
     "dim_pipe",
     "dim_street_segment",
@@ -56,6 +73,7 @@ STAR_TABLES: tuple[str, ...] = DIMENSIONS + FACTS
 #: fact key column -> the dimension it points into (the column has the same name there)
 KEY_DIMENSIONS: dict[str, str] = {
     "date_key": "dim_date",
+    "year_key": "dim_year",
     "cell_key": "dim_h3_cell",
     "pipe_key": "dim_pipe",
     "street_key": "dim_street_segment",
@@ -67,6 +85,11 @@ _MONTHS = list(calendar.month_name[1:])
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _STATISTICS = ("expected", "mean", "p10", "p50", "p90", "p95")
 _UNKNOWN = "unknown"
+_NOT_APPLICABLE = "not applicable"
+#: the key of the "unknown" member of every dimension but dim_date
+UNKNOWN_KEY = -1
+#: the key of the "not applicable" member of every dimension but dim_date
+NOT_APPLICABLE_KEY = -2
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -95,38 +118,85 @@ def _wkt(wkb: pd.Series) -> np.ndarray:
 
 
 def _with_keys(
-    df: pd.DataFrame, natural: str, key: str, unknown: Mapping[str, object]
+    df: pd.DataFrame,
+    natural: str,
+    key: str,
+    unknown: Mapping[str, object],
+    not_applicable: Mapping[str, object],
 ) -> pd.DataFrame:
-    """Sort by the natural key (stable), number rows 1..n and prepend the key-0 unknown row."""
+    """Sort by the natural key (stable), number rows 1..n and prepend the members -2 (not
+    applicable) and -1 (unknown) with their labels."""
     df = df.sort_values(natural, kind="mergesort").reset_index(drop=True)
     df.insert(0, key, np.arange(1, len(df) + 1, dtype=np.int64))
-    unk = pd.DataFrame({c: [unknown.get(c)] for c in df.columns}).astype(object)
-    unk[key] = np.int64(0)
+    special = pd.DataFrame({c: [not_applicable.get(c), unknown.get(c)] for c in df.columns}).astype(
+        object
+    )
+    special[key] = np.array([NOT_APPLICABLE_KEY, UNKNOWN_KEY], dtype=np.int64)
     if df.empty:
-        return unk
-    return pd.concat([unk, df.astype(object)], ignore_index=True)
+        return special
+    return pd.concat([special, df.astype(object)], ignore_index=True)
 
 
 def _key_map(dim: pd.DataFrame, natural: str, key: str) -> pd.Series:
-    """Natural key -> surrogate key, without the unknown row."""
-    real = dim[dim[key] != 0]
+    """Natural key -> surrogate key, without the special members."""
+    real = dim[dim[key].astype(np.int64) > 0]
     return pd.Series(real[key].to_numpy(dtype=np.int64), index=real[natural].to_numpy())
 
 
 def _map_keys(ids: pd.Series, mapping: pd.Series) -> np.ndarray:
-    """Surrogate keys of ``ids``; 0 where the id is null or not in the dimension."""
-    return ids.map(mapping).fillna(0).to_numpy(dtype=np.int64)
+    """Surrogate keys of ``ids``; unknown (-1) where the id is null or not in the dimension."""
+    return ids.map(mapping).fillna(UNKNOWN_KEY).to_numpy(dtype=np.int64)
 
 
-def _unit_keys(df: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Add the four unit key columns from ``unit_type``/``unit_id`` (0 for other types)."""
+def _year_keys(years: pd.Series) -> np.ndarray:
+    """``dim_year`` keys of a year column; not applicable (-2) where it is null."""
+    y = pd.to_numeric(years, errors="coerce")
+    return y.fillna(NOT_APPLICABLE_KEY).to_numpy(dtype=np.int64)
+
+
+def _places(units: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Per unit type: ``unit_id`` and the id of every unit it lies in (``located_in``)."""
+    out = {}
+    for name, spec in UNIT_TYPES.items():
+        df = units[name]
+        cols = {other: col for other, col in spec.located_in if col in df.columns}
+        out[name] = pd.DataFrame(
+            {"unit_id": df["unit_id"].astype(str), **{o: df[c] for o, c in cols.items()}}
+        ).drop_duplicates("unit_id")
+    return out
+
+
+def _unit_keys(
+    df: pd.DataFrame, dims: Mapping[str, pd.DataFrame], places: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """Add the unit key columns of every type from ``unit_type``/``unit_id``: the row's own
+    unit, the units it lies in (unknown when not known), not applicable for the rest."""
     df = df.copy()
-    for spec in UNIT_TYPES.values():
-        key = spec.star_key
-        keys = _map_keys(
-            df["unit_id"], _key_map(dims[spec.star_dimension], spec.star_natural_key, key)
-        )
-        df[key] = np.where(df["unit_type"].to_numpy() == spec.name, keys, 0).astype(np.int64)
+    maps = {
+        n: _key_map(dims[s.star_dimension], s.star_natural_key, s.star_key)
+        for n, s in UNIT_TYPES.items()
+    }
+    kind = df["unit_type"].to_numpy()
+    ids = df["unit_id"].astype(str)
+    keys = {
+        s.star_key: np.full(len(df), NOT_APPLICABLE_KEY, dtype=np.int64)
+        for s in UNIT_TYPES.values()
+    }
+    for name, spec in UNIT_TYPES.items():
+        rows = kind == name
+        if not rows.any():
+            continue
+        keys[spec.star_key][rows] = _map_keys(ids[rows], maps[name])
+        where = places[name].set_index("unit_id")
+        for other, _ in spec.located_in:
+            other_key = UNIT_TYPES[other].star_key
+            if other in where.columns:
+                inside = ids[rows].map(where[other])
+                keys[other_key][rows] = _map_keys(inside, maps[other])
+            else:
+                keys[other_key][rows] = UNKNOWN_KEY
+    for k, v in keys.items():
+        df[k] = v
     return df
 
 
@@ -145,6 +215,44 @@ def _finish(name: str, df: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- dimensions ---------------------------------------------------------------------------
+def _labels(code: str, *cols: str) -> dict[str, object]:
+    """Labels of a special member: codes lower-case, names capitalised."""
+    return {
+        c: code if c.endswith(("_code", "_id", "index", "decade", "status")) else code.capitalize()
+        for c in cols
+    }
+
+
+def _dim_year(years: list[pd.Series]) -> pd.DataFrame:
+    """One row per calendar year from the earliest to the latest year of any fact."""
+    vals = pd.concat([pd.to_numeric(y, errors="coerce") for y in years]).dropna()
+    span = (
+        np.arange(int(vals.min()), int(vals.max()) + 1, dtype=np.int64)
+        if len(vals)
+        else np.array([], dtype=np.int64)
+    )
+    df = pd.DataFrame(
+        {
+            "year": span,
+            "year_label": span.astype(str),
+            "decade": pd.Series((span // 10) * 10, dtype="int64").astype(str) + "s",
+        }
+    )
+    df = df.astype({"year_label": object, "decade": object})
+    df["sort_year"] = span
+    out = _with_keys(
+        df,
+        "sort_year",
+        "year_key",
+        {"year_label": "Unknown", "decade": _UNKNOWN},
+        {"year_label": "Not applicable", "decade": _NOT_APPLICABLE},
+    ).drop(columns="sort_year")
+    real = out["year_key"].astype(np.int64) > 0
+    if real.any():
+        out.loc[real, "year_key"] = out.loc[real, "year"]
+    return out
+
+
 def _dim_date(breaks: pd.DataFrame) -> pd.DataFrame:
     """Daily calendar over the whole years spanned by the break dates."""
     if len(breaks):
@@ -205,12 +313,13 @@ def _dim_h3_cell(cells: pd.DataFrame, nbhd: pd.DataFrame) -> pd.DataFrame:
             .fillna("Unknown"),
         }
     )
-    unknown = {
-        "h3_index": _UNKNOWN,
-        "neighbourhood_code": _UNKNOWN,
-        "neighbourhood_name": "Unknown",
-    }
-    return _with_keys(df, "h3_index", "cell_key", unknown)
+    return _with_keys(
+        df,
+        "h3_index",
+        "cell_key",
+        _labels(_UNKNOWN, "h3_index", "neighbourhood_code", "neighbourhood_name"),
+        _labels(_NOT_APPLICABLE, "h3_index", "neighbourhood_code", "neighbourhood_name"),
+    )
 
 
 def _decade(year: pd.Series) -> pd.Series:
@@ -252,16 +361,21 @@ def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
             **_location(pipes),
         }
     )
-    unknown = {
-        "unit_id": _UNKNOWN,
-        "material": "UNK",
-        "material_desc": "Unknown",
-        "install_decade": _UNKNOWN,
-        "status": _UNKNOWN,
-        "neighbourhood_code": _UNKNOWN,
-        "h3_index": _UNKNOWN,
-    }
-    return _with_keys(df, "unit_id", "pipe_key", unknown)
+    cols = (
+        "unit_id",
+        "material_desc",
+        "install_decade",
+        "status",
+        "neighbourhood_code",
+        "h3_index",
+    )
+    return _with_keys(
+        df,
+        "unit_id",
+        "pipe_key",
+        {**_labels(_UNKNOWN, *cols), "material": "UNK"},
+        {**_labels(_NOT_APPLICABLE, *cols), "material": "N/A"},
+    )
 
 
 def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
@@ -276,14 +390,14 @@ def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
             **_location(streets),
         }
     )
-    unknown = {
-        "unit_id": _UNKNOWN,
-        "name": "Unknown",
-        "feature_class": "Unknown",
-        "neighbourhood_code": _UNKNOWN,
-        "h3_index": _UNKNOWN,
-    }
-    return _with_keys(df, "unit_id", "street_key", unknown)
+    cols = ("unit_id", "name", "feature_class", "neighbourhood_code", "h3_index")
+    return _with_keys(
+        df,
+        "unit_id",
+        "street_key",
+        _labels(_UNKNOWN, *cols),
+        _labels(_NOT_APPLICABLE, *cols),
+    )
 
 
 def _dim_neighbourhood(nbhd: pd.DataFrame) -> pd.DataFrame:
@@ -301,20 +415,27 @@ def _dim_neighbourhood(nbhd: pd.DataFrame) -> pd.DataFrame:
             "wkt": _wkt(nbhd["geometry"]),
         }
     )
-    unknown = {
-        "neighbourhood_code": _UNKNOWN,
-        "neighbourhood_name": "Unknown",
-        "neighbourhood_label": "Unknown",
-    }
-    return _with_keys(df, "neighbourhood_code", "neighbourhood_key", unknown)
+    cols = ("neighbourhood_code", "neighbourhood_name", "neighbourhood_label")
+    return _with_keys(
+        df,
+        "neighbourhood_code",
+        "neighbourhood_key",
+        _labels(_UNKNOWN, *cols),
+        _labels(_NOT_APPLICABLE, *cols),
+    )
 
 
 def _dim_model(models: pd.DataFrame) -> pd.DataFrame:
     """The model registry with its validation summary."""
-    cols = load_schema("star/dim_model").columns[1:]
-    df = models[cols].copy()
-    unknown = {"model_version": _UNKNOWN, "unit_type": _UNKNOWN, "kind": _UNKNOWN}
-    return _with_keys(df, "model_version", "model_key", unknown)
+    df = models[load_schema("star/dim_model").columns[1:]].copy()
+    labels = ("model_version", "unit_type", "kind")
+    return _with_keys(
+        df,
+        "model_version",
+        "model_key",
+        {c: _UNKNOWN for c in labels},
+        {c: _NOT_APPLICABLE for c in labels},
+    )
 
 
 # -- facts --------------------------------------------------------------------------------
@@ -333,6 +454,7 @@ def _fact_break(
                 if len(df)
                 else pd.Series(dtype=np.int64)
             ),
+            "year_key": _year_keys(df["year"]),
             "year": df["year"],
             "lat": df["lat"],
             "lon": df["lon"],
@@ -348,9 +470,13 @@ def _fact_break(
     return out
 
 
-def _fact_unit_year(panel: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _fact_unit_year(
+    panel: pd.DataFrame, dims: Mapping[str, pd.DataFrame], places: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
     """Breaks, exposure and rate per 100 km per unit and year."""
-    df = _unit_keys(panel[["unit_type", "unit_id", "year", "breaks", "exposure_km"]], dims)
+    cols = ["unit_type", "unit_id", "year", "breaks", "exposure_km"]
+    df = _unit_keys(panel[cols], dims, places)
+    df["year_key"] = _year_keys(df["year"])
     exposure = pd.to_numeric(df["exposure_km"], errors="coerce").to_numpy(dtype=float)
     breaks = pd.to_numeric(df["breaks"]).to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -360,7 +486,10 @@ def _fact_unit_year(panel: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd
 
 
 def _fact_risk_score(
-    scores: pd.DataFrame, sims: pd.DataFrame, dims: Mapping[str, pd.DataFrame]
+    scores: pd.DataFrame,
+    sims: pd.DataFrame,
+    dims: Mapping[str, pd.DataFrame],
+    places: Mapping[str, pd.DataFrame],
 ) -> pd.DataFrame:
     """Risk scores with unit keys, model key and the horizon-1 simulated p90.
 
@@ -383,25 +512,41 @@ def _fact_risk_score(
     df = scores.merge(runs, on=["run_id", "model_version", "unit_type"], how="left")
     p90 = one.rename(columns={"run_id": "sim_run_id"}).drop(columns="model_version")
     df = df.merge(p90, on=["sim_run_id", "unit_type", "unit_id"], how="left", validate="m:1")
-    df = _unit_keys(df, dims)
+    df = _unit_keys(df, dims, places)
     df["model_key"] = _model_keys(df, dims)
+    df["year_key"] = _year_keys(df["target_year"])
     return df
 
 
-def _fact_hotspot(lisa: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _fact_hotspot(
+    lisa: pd.DataFrame, dims: Mapping[str, pd.DataFrame], places: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
     """LISA classes per unit, year and variable."""
-    return _unit_keys(lisa, dims)
+    df = _unit_keys(lisa, dims, places)
+    df["year_key"] = _year_keys(df["year"])
+    return df
 
 
 def _fact_cv_metric(cv: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Validation metrics with the model key."""
+    """Validation metrics with the model key and the year of the breaks a fold predicts."""
     df = cv.copy()
     df["model_key"] = _model_keys(df, dims)
+    df["year_key"] = _year_keys(pd.to_numeric(df["test_year"], errors="coerce") + 1)
     return df
 
 
-def _fact_simulation(city: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """City simulation in long format: one row per statistic."""
+def _first_target_years(scores: pd.DataFrame) -> pd.Series:
+    """The target year of the latest scores of each (model version, unit type)."""
+    if scores.empty:
+        return pd.Series(dtype="float64")
+    return scores.groupby(["model_version", "unit_type"])["target_year"].max()
+
+
+def _fact_simulation(
+    city: pd.DataFrame, scores: pd.DataFrame, dims: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """City simulation in long format: one row per statistic; the year of horizon ``h`` is
+    the target year of the model's latest scores plus ``h - 1``."""
     ids = ["run_id", "model_version", "unit_type", "scenario", "horizon", "is_current"]
     df = city.melt(
         id_vars=ids,
@@ -411,7 +556,35 @@ def _fact_simulation(city: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> pd
     )
     df["statistic_order"] = df["statistic"].map({s: i + 1 for i, s in enumerate(_STATISTICS)})
     df["model_key"] = _model_keys(df, dims)
+    first = _first_target_years(scores)
+    start = pd.Series(
+        first.reindex(pd.MultiIndex.from_frame(df[["model_version", "unit_type"]])).to_numpy(),
+        index=df.index,
+    )
+    year = start + pd.to_numeric(df["horizon"]) - 1
+    df["year_key"] = np.where(year.notna(), year.fillna(0), UNKNOWN_KEY).astype(np.int64)
     return df
+
+
+def _fact_years(get: Callable[[str], pd.DataFrame]) -> list[pd.Series]:
+    """Every year a fact row can carry (what dim_year must cover)."""
+    scores = get("risk_scores")
+    city = get("simulation_city")
+    cv = pd.to_numeric(get("cv_metrics")["test_year"], errors="coerce") + 1
+    first = _first_target_years(scores)
+    last_sim = (
+        first.max() + pd.to_numeric(city["horizon"]).max() - 1
+        if len(first) and len(city)
+        else np.nan
+    )
+    return [
+        get("breaks")["year"],
+        get("panel")["year"],
+        get("lisa")["year"],
+        scores["target_year"],
+        cv,
+        pd.Series([last_sim], dtype="float64"),
+    ]
 
 
 # -- public -------------------------------------------------------------------------------
@@ -438,6 +611,7 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
 
     builders: dict[str, Callable[[], pd.DataFrame]] = {
         "dim_date": lambda: _dim_date(get("breaks")),
+        "dim_year": lambda: _dim_year(_fact_years(get)),
         "dim_h3_cell": lambda: _dim_h3_cell(get("unit_cell"), get("neighbourhoods")),
         "dim_pipe": lambda: _dim_pipe(get("unit_pipe")),
         "dim_street_segment": lambda: _dim_street_segment(get("unit_street")),
@@ -447,15 +621,18 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     for name in DIMENSIONS:
         out[name] = _finish(name, builders[name]())
+    places = _places({n: get(s.table) for n, s in UNIT_TYPES.items()})
     facts: dict[str, Callable[[], pd.DataFrame]] = {
         "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), out),
-        "fact_unit_year": lambda: _fact_unit_year(get("panel"), out),
+        "fact_unit_year": lambda: _fact_unit_year(get("panel"), out, places),
         "fact_risk_score": lambda: _fact_risk_score(
-            get("risk_scores"), get("simulation_unit"), out
+            get("risk_scores"), get("simulation_unit"), out, places
         ),
-        "fact_hotspot": lambda: _fact_hotspot(get("lisa"), out),
+        "fact_hotspot": lambda: _fact_hotspot(get("lisa"), out, places),
         "fact_cv_metric": lambda: _fact_cv_metric(get("cv_metrics"), out),
-        "fact_simulation": lambda: _fact_simulation(get("simulation_city"), out),
+        "fact_simulation": lambda: _fact_simulation(
+            get("simulation_city"), get("risk_scores"), out
+        ),
     }
     for name in FACTS:
         out[name] = _finish(name, facts[name]())

@@ -52,6 +52,30 @@ def _assign_polygons(
     return out
 
 
+def _largest_overlap(polys: np.ndarray, ids: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """The id of the area polygon covering the largest share of each polygon (lowest id on
+    an exact tie; None where none overlaps)."""
+    out = np.full(len(polys), None, dtype=object)
+    if len(polys) == 0 or len(areas) == 0:
+        return out
+    pi, aj = shapely.STRtree(areas).query(polys, predicate="intersects")
+    if len(pi) == 0:
+        return out
+    cand = pd.DataFrame(
+        {
+            "p": pi,
+            "id": np.asarray(ids, dtype=object)[aj].astype(str),
+            "a": shapely.area(shapely.intersection(polys[pi], areas[aj])),
+        }
+    )
+    cand = cand[cand["a"] > 0]
+    best = cand.sort_values(
+        ["p", "a", "id"], ascending=[True, False, True], kind="stable"
+    ).drop_duplicates("p")
+    out[best["p"].to_numpy()] = best["id"].to_numpy(dtype=object)
+    return out
+
+
 def _cell_of(x: np.ndarray, y: np.ndarray, res: int) -> np.ndarray:
     lon, lat = _lonlat(x, y)
     cells = hexgrid.points_to_cells(lon, lat, res)
@@ -220,7 +244,7 @@ def cell_units(
             "y": y,
             "centroid_lon": lon,
             "centroid_lat": lat,
-            "neighbourhood": _assign_polygons(x, y, nb_ids, nb_geoms),
+            "neighbourhood": _largest_overlap(polys, nb_ids, nb_geoms),
             "geometry": shapely.to_wkb(polys),
         }
     )

@@ -80,6 +80,7 @@ SORT_BY = {
     "quarter_label": "quarter",
     "day_name": "day_of_week",
     "statistic": "statistic_order",
+    "year_label": "year_key",
 }
 PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -111,8 +111,8 @@ def _break_measures() -> tuple[Measure, ...]:
             "Break rate: breaks / in-service pipe km-years * 100 (fact_unit_year; exposure_km "
             "is per unit and year, so its sum over years is km-years). Uses the pipe rows when "
             "the filter context has pipe exposure, else the H3 cell rows, so units are never "
-            "counted twice; blank without pipe data. Slice by fact_unit_year[year] (the fact "
-            "has a year, not a date key).",
+            "counted twice; blank without pipe data. Slice it with dim_year and any spatial "
+            "dimension (every unit-year row carries the keys of the places it lies in).",
             "Breaks",
             literals=(
                 ("fact_unit_year", "unit_type", "pipe"),
@@ -227,11 +227,12 @@ def _hotspot_measures() -> tuple[Measure, ...]:
             "    DISTINCTCOUNT(fact_hotspot[cell_key]),\n"
             '    fact_hotspot[unit_type] = "cell",\n'
             '    fact_hotspot[cluster] = "hot spot",\n'
-            "    fact_hotspot[cell_key] <> 0\n"
+            "    fact_hotspot[cell_key] > 0\n"
             ")",
             "#,0",
             "Number of distinct H3 cells in a significant high-high LISA cluster ('hot spot') "
-            "in fact_hotspot; filter fact_hotspot[year] and [variable] to one year and variable.",
+            "in fact_hotspot; slice dim_year to one year and filter fact_hotspot[variable] to one "
+            "variable.",
             "Hot spots",
             literals=(
                 ("fact_hotspot", "unit_type", "cell"),

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...contracts import Field, TableSchema
-from ..star import FACTS, STAR_TABLES
+from ..star import FACTS, KEY_DIMENSIONS, STAR_TABLES
 from .common import (
     DEFINITION,
     LATITUDE,
@@ -64,8 +64,8 @@ def _column(table: str, f: Field, schema: TableSchema, *, is_fact: bool) -> list
     lines.append(f"\t\tdataType: {TMDL_TYPES[f.type]}")
     if table == "dim_date" and f.name == "date":
         lines.append("\t\tisKey")
-    if is_fact and f.name.endswith("_key"):
-        lines.append("\t\tisHidden")
+    if f.name.endswith("_key") and (is_fact or f.name in KEY_DIMENSIONS):
+        lines.append("\t\tisHidden")  # keys relate tables; people slice by the labels
     fmt = _format_string(f)
     if fmt:
         lines.append(f"\t\tformatString: {fmt}")

@@ -8,8 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -17,17 +16,10 @@ import pandas as pd
 from ...core.types import Progress
 from ...errors import PublishError, SchemaVersionError
 from ..base import PreparedStar, prepare_star
-from ..sql import (
-    CURRENT_TABLE,
-    PUBLISH_COLUMN,
-    RUNS_TABLE,
-    SCHEMA_TABLE,
-    quote,
-    star_schema,
-    table_ddl,
-)
+from ..sql import CURRENT_TABLE, PUBLISH_COLUMN, RUNS_TABLE, SCHEMA_TABLE, quote
 from ..star import STAR_TABLES
 from .http_session import Stmt
+from .migrations import MIGRATIONS, SCHEMA_VERSION, Migration
 from .session import Session
 
 __all__ = [
@@ -40,40 +32,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One numbered, idempotent schema step."""
-
-    version: int
-    description: str
-    statements: Callable[[], list[str]]
-
-
-def _v1() -> list[str]:
-    stmts = [
-        f"CREATE TABLE IF NOT EXISTS {quote(SCHEMA_TABLE)} ("
-        '"version" INTEGER PRIMARY KEY, "description" TEXT NOT NULL, "applied_at" TEXT NOT NULL)',
-        f"CREATE TABLE IF NOT EXISTS {quote(RUNS_TABLE)} ("
-        f'{quote(PUBLISH_COLUMN)} TEXT PRIMARY KEY, "status" TEXT NOT NULL, '
-        '"started_at" TEXT NOT NULL, "finished_at" TEXT, "source" TEXT, '
-        '"row_counts" TEXT NOT NULL, "checksums" TEXT NOT NULL)',
-        f"CREATE TABLE IF NOT EXISTS {quote(CURRENT_TABLE)} ("
-        '"id" INTEGER PRIMARY KEY CHECK ("id" = 1), '
-        f'{quote(PUBLISH_COLUMN)} TEXT NOT NULL, "published_at" TEXT NOT NULL)',
-    ]
-    for t in STAR_TABLES:
-        stmts += table_ddl(star_schema(t))
-    return stmts
-
-
-#: every schema step, in order; a new contract version adds one (never edit an applied one)
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "star schema 1.0: 12 star tables, publish pointer, publish log", _v1),
-)
-#: the newest schema version this code writes
-SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
 def _now() -> str:
