@@ -269,11 +269,12 @@ def test_a_pipe_level_model_is_trained_scored_and_published(project) -> None:
     con = duckdb.connect(str(folder / "out" / "star.duckdb"), read_only=True)
     try:
         n, wkt, cells = con.execute(
-            "SELECT count(*), count(wkt), count(*) FILTER (h3_index <> 'unknown') FROM dim_pipe"
+            "SELECT count(*), count(wkt), count(*) FILTER (pipe_key > 0 AND h3_index <> 'unknown') "
+            "FROM dim_pipe"
         ).fetchone()
         scored = con.execute("SELECT count(*) FROM fact_risk_score").fetchone()[0]
     finally:
         con.close()
-    assert n == len(t["unit_pipe"]) + 1 and wkt == 0 and cells == len(t["unit_pipe"])
+    assert n == len(t["unit_pipe"]) + 2 and wkt == 0 and cells == len(t["unit_pipe"])
     assert scored == len(scores)
     assert (folder / "out" / "maps" / "twmb_map.html").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,14 @@ from twmb_geo.publish.star import (
     DIMENSIONS,
     FACTS,
     KEY_DIMENSIONS,
+    MAX_WKT_CHARS,
     NOT_APPLICABLE_KEY,
     UNKNOWN_KEY,
     _dim_pipe,
     _fact_unit_year,
+    _wkt,
 )
+from twmb_geo.publish.topojson import SHAPE_MAPS, star_topojson
 
 #: Toronto's bounding box, WGS84 (lon, lat)
 LON_RANGE = (-79.7, -79.1)
@@ -173,6 +177,88 @@ def test_map_columns_are_wgs84_in_toronto(star) -> None:
     assert fb["lon"].between(*LON_RANGE).all() and fb["lat"].between(*LAT_RANGE).all()
 
 
+def test_every_polygon_fits_power_bi_text(star) -> None:
+    """Toronto's three longest neighbourhood polygons (up to 75,250 characters) are
+    simplified to fit; every other WKT is exact."""
+    for name in ("dim_h3_cell", "dim_neighbourhood"):
+        df = star[name].iloc[2:]
+        assert df["wkt"].str.len().max() <= MAX_WKT_CHARS, name
+        assert df["wkt_tolerance_m"].notna().all()
+    nb = star["dim_neighbourhood"].iloc[2:]
+    simplified = nb[nb["wkt_tolerance_m"] > 0]
+    assert 1 <= len(simplified) <= 5
+    assert (star["dim_h3_cell"]["wkt_tolerance_m"].iloc[2:] == 0).all()
+    assert star["dim_neighbourhood"]["wkt_tolerance_m"].iloc[:2].isna().all()
+
+
+def _decode_topojson(doc: dict, name: str) -> list[tuple[dict, shapely.Geometry]]:
+    """An independent TopoJSON decoder: quantised delta arcs -> WGS84 polygons."""
+    (sx, sy), (tx, ty) = doc["transform"]["scale"], doc["transform"]["translate"]
+    arcs = []
+    for arc in doc["arcs"]:
+        q = np.cumsum(np.asarray(arc, dtype=float), axis=0)
+        arcs.append(np.column_stack([q[:, 0] * sx + tx, q[:, 1] * sy + ty]))
+
+    def ring(refs: list[int]) -> np.ndarray:
+        parts = [arcs[i] if i >= 0 else arcs[~i][::-1] for i in refs]
+        return np.vstack([parts[0], *[p[1:] for p in parts[1:]]])
+
+    out = []
+    for g in doc["objects"][name]["geometries"]:
+        polys = [g["arcs"]] if g["type"] == "Polygon" else g["arcs"]
+        shape = shapely.MultiPolygon(
+            [shapely.Polygon(ring(p[0]), [ring(h) for h in p[1:]]) for p in polys]
+        )
+        out.append((g["properties"], shape))
+    return out
+
+
+def test_topojson_for_the_shape_map(star) -> None:
+    """Every neighbourhood and cell is in the TopoJSON with its key and code, shared borders
+    are shared arcs, and the decoded shapes are the dimension's polygons."""
+    files = star_topojson(star)
+    assert set(files) == {"neighbourhoods.topojson", "h3_cells.topojson"}
+    for dim, (name, cols) in SHAPE_MAPS.items():
+        doc = json.loads(files[f"{name}.topojson"])
+        assert doc["type"] == "Topology" and list(doc["objects"]) == [name]
+        shapes = _decode_topojson(doc, name)
+        real = star[dim][star[dim][cols[0]] > 0].set_index(cols[0])
+        assert sorted(p[cols[0]] for p, _ in shapes) == sorted(real.index)
+        for props, shape in shapes[:: max(1, len(shapes) // 200)]:
+            row = real.loc[props[cols[0]]]
+            assert props[cols[1]] == row[cols[1]]
+            truth = shapely.from_wkt(row["wkt"])
+            assert shape.is_valid
+            assert shapely.symmetric_difference(shape, truth).area <= 1e-3 * truth.area
+    cells = json.loads(files["h3_cells.topojson"])
+    # neighbouring hexagons share edges: far fewer arcs than 6 per cell
+    assert len(cells["arcs"]) < 4 * len(cells["objects"]["h3_cells"]["geometries"])
+    assert star_topojson(star) == files  # deterministic
+
+
+def test_long_wkt_is_simplified_within_its_tolerance() -> None:
+    # a 20,000-vertex ring (about 0.9 MB of WKT) and a small square, in the analysis CRS
+    angle = np.linspace(0, 2 * np.pi, 20_000, endpoint=False)
+    wiggle = 300 + 2 * np.sin(angle * 900)
+    ring = np.column_stack([313_000 + wiggle * np.cos(angle), 4_835_000 + wiggle * np.sin(angle)])
+    big = shapely.Polygon(ring)
+    small = shapely.box(313_000, 4_835_000, 313_100, 4_835_100)
+    out = _wkt(pd.Series([shapely.to_wkb(big), shapely.to_wkb(small), None]))
+    assert len(out["wkt"][0]) <= MAX_WKT_CHARS < len(shapely.to_wkt(big))
+    tol = out["wkt_tolerance_m"]
+    assert tol[0] > 0 and tol[1] == 0 and np.isnan(tol[2]) and out["wkt"][2] is None
+    # back in the analysis CRS, the simplified ring stays within its tolerance of the truth
+    import pyproj
+
+    back = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:2952", always_xy=True)
+    got = shapely.transform(
+        shapely.from_wkt(out["wkt"][0]),
+        lambda c: np.column_stack(back.transform(c[:, 0], c[:, 1])),
+    )
+    assert got.is_valid
+    assert shapely.hausdorff_distance(got, big) <= tol[0] + 0.2  # + 6-decimal rounding
+
+
 def test_unit_year_rate(star) -> None:
     fy = star["fact_unit_year"]
     has = fy["exposure_km"].notna() & (fy["exposure_km"] > 0)
@@ -306,7 +392,8 @@ def test_publish_folder_is_complete_deterministic_and_swapped(
         }
 
     first = digest()
-    assert len(first) == 2 * len(STAR_TABLES)
+    assert len(first) == 2 * len(STAR_TABLES) + 2  # + the two TopoJSON files
+    assert {"topojson/neighbourhoods.topojson", "topojson/h3_cells.topojson"} <= set(first)
     for t in STAR_TABLES:
         assert pq.read_metadata(target / "parquet" / f"{t}.parquet").num_rows == doc["rows"][t]
         csv = pd.read_csv(target / "csv" / f"{t}.csv")

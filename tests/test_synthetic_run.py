@@ -178,7 +178,7 @@ def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp
     )
     assert [t["target"] for t in res.targets] == ["duckdb", "turso"]
     assert res.rows["dim_pipe"] > 1000 and res.rows["dim_street_segment"] > 1000
-    assert res.rows["fact_risk_score"] > 0 and res.rows["dim_model"] == 4  # 3 + unknown
+    assert res.rows["fact_risk_score"] > 0 and res.rows["dim_model"] == 5  # 3 + 2 special
     import duckdb
 
     con = duckdb.connect(str(duck), read_only=True)

@@ -176,9 +176,10 @@ def star_with_fact(rows: int, seed: int = 42) -> dict[str, pd.DataFrame]:
         {
             "unit_type": "cell",
             "cell_key": np.repeat(np.arange(1, cells + 1, dtype=np.int64), years)[:rows],
-            "pipe_key": np.zeros(rows, np.int64),
-            "street_key": np.zeros(rows, np.int64),
-            "neighbourhood_key": np.zeros(rows, np.int64),
+            "pipe_key": np.full(rows, -2, np.int64),
+            "street_key": np.full(rows, -2, np.int64),
+            "neighbourhood_key": np.full(rows, -1, np.int64),
+            "year_key": np.tile(np.arange(1990, 1990 + years, dtype=np.int64), cells)[:rows],
             "year": np.tile(np.arange(1990, 1990 + years, dtype=np.int32), cells)[:rows],
             "breaks": breaks,
             "exposure_km": exposure,

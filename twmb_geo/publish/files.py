@@ -1,4 +1,5 @@
-"""Publish the star schema as a folder of Parquet and/or CSV files (Power BI "Folder" source).
+"""Publish the star schema as a folder of Parquet and/or CSV files (Power BI "Folder" source)
+and TopoJSON of its polygon dimensions (Power BI's Shape Map, :mod:`.topojson`).
 
 The folder is written next to its final place and swapped in with renames, so a reader
 sees either the previous complete set or the new one, never a mix; a publish that dies
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 from ..errors import InputDataError
 from .base import PreparedStar, TargetResult
 from .star import STAR_TABLES
+from .topojson import star_topojson
 
 __all__ = ["FORMATS", "FolderTarget", "check_formats", "write_star_folder"]
 
@@ -49,9 +51,11 @@ def write_star_folder(
     formats: Sequence[str] = FORMATS,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Write every star table to ``folder/<format>/<table>.<ext>`` and swap it in atomically.
+    """Write every star table to ``folder/<format>/<table>.<ext>``, the polygon dimensions
+    to ``folder/topojson/<name>.topojson``, and swap the folder in atomically.
 
-    Returns the folder, formats and rows per table (also written to ``manifest.json``).
+    Returns the folder, formats, rows per table and TopoJSON files (also written to
+    ``manifest.json``).
     """
     check_formats(formats)
     missing = [t for t in STAR_TABLES if t not in tables]
@@ -69,7 +73,16 @@ def write_star_folder(
         (staging / fmt).mkdir(parents=True)
         for t in STAR_TABLES:
             _write_one(tables[t], staging / fmt / f"{t}.{fmt}", fmt)
-    manifest = {"run_id": run_id, "formats": list(formats), "rows": rows}
+    shapes = star_topojson(tables)
+    (staging / "topojson").mkdir(parents=True, exist_ok=True)
+    for name, text in shapes.items():
+        (staging / "topojson" / name).write_text(text, encoding="utf-8")
+    manifest = {
+        "run_id": run_id,
+        "formats": list(formats),
+        "rows": rows,
+        "topojson": sorted(shapes),
+    }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if folder.exists():
         folder.rename(old)
@@ -106,7 +119,7 @@ class FolderTarget:
             publish_id=pid,
             rows=res["rows"],
             schema_version=self.schema_version,
-            extra={"run_id": res["run_id"], "formats": res["formats"]},
+            extra={"run_id": res["run_id"], "formats": res["formats"], "topojson": res["topojson"]},
         )
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ Every table has a contract under ``schemas/star/``. Conventions:
 from __future__ import annotations
 
 import calendar
+import logging
 from collections.abc import Callable, Mapping
 from functools import cache
 
@@ -36,6 +37,8 @@ from ..contracts import conform, load_schema, validate_frame
 from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..store.duckdb_store import TABLES, Store
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DIMENSIONS",
@@ -85,6 +88,10 @@ _MONTHS = list(calendar.month_name[1:])
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _STATISTICS = ("expected", "mean", "p10", "p50", "p90", "p95")
 _UNKNOWN = "unknown"
+#: Power BI's longest text value (characters): longer WKT is simplified to fit
+MAX_WKT_CHARS = 32_766
+#: simplification tolerances tried in turn (metres, analysis CRS)
+WKT_TOLERANCES_M: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 _NOT_APPLICABLE = "not applicable"
 #: the key of the "unknown" member of every dimension but dim_date
 UNKNOWN_KEY = -1
@@ -105,16 +112,59 @@ def _transformer(crs: str) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(crs, WGS84, always_xy=True)
 
 
-def _wkt(wkb: pd.Series) -> np.ndarray:
-    """WKB (analysis CRS) -> WKT in WGS84 (lon lat, 6 decimals); None where the blob is null."""
-    out = np.full(len(wkb), None, dtype=object)
+def _wgs84_wkt(geoms: np.ndarray) -> np.ndarray:
+    tr = _transformer(analysis_crs())
+    geoms = shapely.transform(geoms, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
+    return np.asarray(shapely.to_wkt(geoms, rounding_precision=6, trim=True), dtype=object)
+
+
+def _wkt(wkb: pd.Series, what: str = "geometries") -> dict[str, np.ndarray]:
+    """WKB (analysis CRS) -> ``wkt`` in WGS84 (lon lat, 6 decimals) and ``wkt_tolerance_m``.
+
+    A WKT longer than :data:`MAX_WKT_CHARS` (Power BI's longest text) is simplified
+    (topology-preserving, in metres of the analysis CRS) with the smallest tolerance of
+    :data:`WKT_TOLERANCES_M` that makes it fit; the tolerance is recorded (0: exact).
+    None/NaN where the blob is null.
+    """
+    n = len(wkb)
+    out = np.full(n, None, dtype=object)
+    tol = np.full(n, np.nan)
     mask = wkb.notna().to_numpy()
-    if mask.any():
-        tr = _transformer(analysis_crs())
-        geoms = shapely.from_wkb(wkb.to_numpy()[mask])
-        geoms = shapely.transform(geoms, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
-        out[mask] = shapely.to_wkt(geoms, rounding_precision=6, trim=True)
-    return out
+    if not mask.any():
+        return {"wkt": out, "wkt_tolerance_m": tol}
+    idx = np.flatnonzero(mask)
+    geoms = shapely.from_wkb(wkb.to_numpy()[mask])
+    text = _wgs84_wkt(geoms)
+    used = np.zeros(len(geoms))
+    long = np.char.str_len(text.astype(str)) > MAX_WKT_CHARS
+    for t in WKT_TOLERANCES_M:
+        if not long.any():
+            break
+        todo = np.flatnonzero(long)
+        fitted = _wgs84_wkt(shapely.simplify(geoms[todo], t, preserve_topology=True))
+        fits = np.char.str_len(fitted.astype(str)) <= MAX_WKT_CHARS
+        text[todo[fits]], used[todo[fits]] = fitted[fits], t
+        long[todo[fits]] = False
+    if long.any():
+        log.warning(
+            "%d %s stay longer than %d characters even simplified by %g m: their WKT is left "
+            "out (null); draw them from the TopoJSON or the map files",
+            int(long.sum()),
+            what,
+            MAX_WKT_CHARS,
+            WKT_TOLERANCES_M[-1],
+        )
+        text[long], used[long] = None, np.nan
+    if (used > 0).any():
+        log.info(
+            "%d %s simplified (up to %g m) to fit Power BI's %d-character text limit",
+            int((used > 0).sum()),
+            what,
+            float(np.nanmax(used)),
+            MAX_WKT_CHARS,
+        )
+    out[idx], tol[idx] = text, used
+    return {"wkt": out, "wkt_tolerance_m": tol}
 
 
 def _with_keys(
@@ -306,7 +356,7 @@ def _dim_h3_cell(cells: pd.DataFrame, nbhd: pd.DataFrame) -> pd.DataFrame:
             "area_km2": cells["area_km2"],
             "centroid_lat": cells["centroid_lat"],
             "centroid_lon": cells["centroid_lon"],
-            "wkt": _wkt(cells["geometry"]),
+            **_wkt(cells["geometry"], "H3 cell polygons"),
             "neighbourhood_code": code.fillna(_UNKNOWN),
             "neighbourhood_name": code.map(_neighbourhood_names(nbhd))
             .astype(object)
@@ -335,7 +385,7 @@ def _location(units: pd.DataFrame) -> dict[str, object]:
         "h3_index": units["cell"].fillna(_UNKNOWN),
         "centroid_lat": units["centroid_lat"],
         "centroid_lon": units["centroid_lon"],
-        "wkt": _wkt(units["geometry"]),
+        **_wkt(units["geometry"], "unit lines"),
     }
 
 
@@ -412,7 +462,7 @@ def _dim_neighbourhood(nbhd: pd.DataFrame) -> pd.DataFrame:
             "area_km2": nbhd["area_km2"],
             "centroid_lat": nbhd["centroid_lat"],
             "centroid_lon": nbhd["centroid_lon"],
-            "wkt": _wkt(nbhd["geometry"]),
+            **_wkt(nbhd["geometry"], "neighbourhood polygons"),
         }
     )
     cols = ("neighbourhood_code", "neighbourhood_name", "neighbourhood_label")

@@ -52,9 +52,14 @@ _STAR_1_0: tuple[str, ...] = (
     'CREATE INDEX IF NOT EXISTS "ix_fact_simulation_publish_id" ON "fact_simulation" ("publish_id")',
 )
 
-#: star schema 2.0: dim_year, year_key on every fact, (publish_id, sort order) indexes
+#: star schema 2.0: dim_year, year_key on every fact, wkt_tolerance_m on the map dimensions,
+#: (publish_id, sort order) indexes
 _STAR_2_0: tuple[str, ...] = (
     'CREATE TABLE IF NOT EXISTS "dim_year" ("year_key" INTEGER NOT NULL, "year" INTEGER, "year_label" TEXT NOT NULL, "decade" TEXT NOT NULL, "publish_id" TEXT NOT NULL)',
+    'ALTER TABLE "dim_h3_cell" ADD COLUMN "wkt_tolerance_m" REAL',
+    'ALTER TABLE "dim_pipe" ADD COLUMN "wkt_tolerance_m" REAL',
+    'ALTER TABLE "dim_street_segment" ADD COLUMN "wkt_tolerance_m" REAL',
+    'ALTER TABLE "dim_neighbourhood" ADD COLUMN "wkt_tolerance_m" REAL',
     'ALTER TABLE "fact_break" ADD COLUMN "year_key" INTEGER NOT NULL DEFAULT -2',
     'ALTER TABLE "fact_unit_year" ADD COLUMN "year_key" INTEGER NOT NULL DEFAULT -2',
     'ALTER TABLE "fact_risk_score" ADD COLUMN "year_key" INTEGER NOT NULL DEFAULT -2',
@@ -111,7 +116,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
         "star schema 2.0: dim_year, year_key on every fact, conformed keys (-1 unknown, "
-        "-2 not applicable), (publish_id, sort order) indexes for paged reads",
+        "-2 not applicable), simplified WKT with its tolerance, (publish_id, sort order) "
+        "indexes for paged reads",
         lambda: list(_STAR_2_0),
     ),
 )
