@@ -25,7 +25,7 @@ from PIL import Image
 import twmb_geo as tw
 from twmb_geo.errors import InputDataError
 from twmb_geo.maps.exports import EXPORT_FORMATS, GPKG_NAME, export_layers, orient_rfc7946
-from twmb_geo.maps.layers import map_layers
+from twmb_geo.maps.layers import LAYER_TYPES, map_layers
 from twmb_geo.maps.static import MAP_NAMES, PAGE_PX, render_maps
 
 #: generous lon/lat box around Toronto
@@ -210,6 +210,48 @@ def test_line_layers_export(synthetic, tmp_path) -> None:
     assert not (tmp_path / "geojson" / "pipes.geojson").exists()
     assert not (tmp_path / "geoparquet" / "pipes.parquet").exists()
     assert (tmp_path / "geojson" / "streets.geojson").exists()
+
+
+_GPKG_TYPE = {"string": "TEXT", "int32": "MEDIUMINT", "int64": "INTEGER", "float64": "REAL"}
+_GPKG_TYPE["date"] = "DATE"
+_ARROW_TYPE = {"string": "string", "int32": "int32", "int64": "int64", "float64": "double"}
+_ARROW_TYPE["date"] = "date32[day]"
+
+
+def _file_types(folder: Path, name: str) -> tuple[dict[str, str], dict[str, str]]:
+    import sqlite3
+
+    import pyarrow.parquet as papq
+
+    with sqlite3.connect(folder / GPKG_NAME) as con:
+        cols = con.execute(f'PRAGMA table_info("{name}")').fetchall()
+    gpkg = {c[1]: c[2] for c in cols if c[1] not in ("fid", "geom")}
+    schema = papq.read_schema(folder / "geoparquet" / f"{name}.parquet")
+    arrow = {f.name: str(f.type) for f in schema if f.name != "geometry"}
+    return gpkg, arrow
+
+
+def test_attribute_types_are_declared_and_the_same_for_every_city(
+    toronto, synthetic, toronto_export, tmp_path
+) -> None:
+    """Toronto (scored) and an unscored synthetic city with pipes write every layer column
+    with its declared type, all-null columns included (no TEXT dates, REAL nulls or Arrow
+    null types)."""
+    folder, _ = toronto_export
+    export_layers(synthetic[0], tmp_path)
+    seen: dict[str, tuple] = {}
+    for where, layers in ((folder, toronto[0]), (tmp_path, synthetic[0])):
+        for name in layers:
+            gpkg, arrow = _file_types(where, name)
+            declared = LAYER_TYPES[name]
+            assert list(gpkg) == list(declared) == list(arrow), name
+            assert gpkg == {c: _GPKG_TYPE[t] for c, t in declared.items()}, name
+            assert arrow == {c: _ARROW_TYPE[t] for c, t in declared.items()}, name
+            if name in seen:
+                assert seen[name] == (gpkg, arrow), name  # the same in both cities
+            seen[name] = (gpkg, arrow)
+    unscored = gpd.read_parquet(tmp_path / "geoparquet" / "pipes.parquet")
+    assert unscored["risk_score"].isna().all()  # all null, and still typed double
 
 
 @pytest.mark.parametrize("formats", [["shapefile"], ["geojson", "kml"], []])

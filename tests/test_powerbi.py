@@ -501,6 +501,18 @@ def test_cli_powerbi_human_folder_and_source(tmp_path: Path) -> None:
     assert "  powerbi " in twmb("--help").stdout
 
 
+def test_star_folder_is_kept_as_the_power_bi_machine_sees_it(tmp_path: Path) -> None:
+    windows = "D:\\bi\\twmb\\star"
+    r = twmb("--out", tmp_path, "powerbi", "--folder", tmp_path / "kit", "--star-folder", windows)
+    assert r.exit_code == 0, show(r)
+    params = read(tmp_path / "kit", "powerquery/parameters.pq")
+    assert f'"{windows}"' in params and str(tmp_path) not in params
+    assert f'"{windows}"' in read(tmp_path / "kit", f"{SM}/expressions.tmdl")
+    r = twmb("--out", tmp_path, "powerbi", "--folder", tmp_path / "kit2")  # default: here
+    assert r.exit_code == 0, show(r)
+    assert str((tmp_path / "star").resolve()) in read(tmp_path / "kit2", "powerquery/parameters.pq")
+
+
 def test_cli_broken_contract_exit_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     patch_contract(monkeypatch, "fact_hotspot", lambda s: rename(s, "cluster", "lisa_class"))
     msg = error_text(twmb("--out", tmp_path, "powerbi"), 4)

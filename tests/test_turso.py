@@ -48,6 +48,7 @@ from twmb_geo.publish.values import frame_rows, table_checksum
 from twmb_geo.store.duckdb_store import Store
 
 TWMB = str(Path(sys.executable).with_name("twmb"))
+ROOT = Path(__file__).resolve().parents[1]
 HTTP = ("--turso-mode", "http", "--turso-url")
 TO_TURSO = ("--to", "turso", "--turso-url")
 
@@ -128,6 +129,16 @@ def test_run_publishes_the_star_to_a_local_turso_file(bundled_run, bundled_cfg, 
         assert pid == res.publish_id
         n = con.execute(reader_sql("fact_break").replace("SELECT ", "SELECT count(*), ", 1))
         assert n.fetchone()[0] == 35_439
+        # the example queries of docs/star-schema.md run as pasted
+        doc = (ROOT / "docs" / "star-schema.md").read_text(encoding="utf-8")
+        block = doc[doc.index("```sql") + 6 :]
+        queries = [q for q in block[: block.index("```")].split(";") if q.strip()]
+        results = [con.execute(q).fetchall() for q in queries]
+        per_year = dict(results[0])
+        assert sum(per_year.values()) == 35_439 and per_year[2016] == 882
+        assert len(results[1]) == 20 and results[1][0][1] > 0  # neighbourhoods with breaks
+        assert results[2] == []  # no pipes in the bundled data
+        assert {r[3] for r in results[3]} >= {"champion", "past_breaks_5y"}
 
 
 def test_bundled_star_on_a_turso_server_equals_duckdb(
@@ -203,6 +214,62 @@ def test_migrations_are_versioned_and_idempotent(tmp_path) -> None:
         session.finish()
     finally:
         session.close()
+
+
+def _small_star(empty_star: dict[str, pd.DataFrame], n: int, label: str) -> dict:
+    """The empty star with ``n`` breaks in 2016 (a plain count tells the publishes apart)."""
+    out = _variant(empty_star, label)
+    fb = empty_star["fact_break"]
+    rows = {c: [] for c in fb.columns}
+    for i in range(n):
+        for c, v in {
+            "break_key": i + 1,
+            "break_id": f"{label}{i}",
+            "date_key": 20160115,
+            "year_key": 2016,
+            "year": 2016,
+            "lat": 43.7,
+            "lon": -79.4,
+            "breaks": 1,
+        }.items():
+            rows[c].append(v)
+        for c in ("cell_key", "pipe_key", "street_key", "neighbourhood_key"):
+            rows[c].append(-1)
+    out["fact_break"] = pd.DataFrame(rows)[list(fb.columns)].astype(fb.dtypes.to_dict())
+    year = empty_star["dim_year"]
+    extra = pd.DataFrame(
+        {"year_key": [2016], "year": [2016], "year_label": ["2016"], "decade": ["2010s"]}
+    )
+    out["dim_year"] = pd.concat([year, extra], ignore_index=True).astype(year.dtypes.to_dict())
+    return out
+
+
+#: what a SQL user pastes: breaks of 2016 through the year dimension, current data only
+_PLAIN_SQL = (
+    'SELECT count(*) FROM "fact_break_current" b JOIN "dim_year_current" y '
+    'ON b."year_key" = y."year_key" WHERE y."year" = 2016'
+)
+
+
+@pytest.mark.parametrize("mode", ["http", "sync"])
+def test_plain_sql_on_the_current_views_after_two_publishes(
+    empty_star, turso_server, tmp_path, mode
+) -> None:
+    """A SQL user's join counts the current publish once, whatever was published before."""
+    target = TursoTarget(mode=mode, url=turso_server.url, replica=tmp_path / "replica.db")
+    first = _publish(target, _small_star(empty_star, 5, "A"))
+    second = _publish(target, _small_star(empty_star, 3, "B"))
+    assert second["previous"] == first["publish_id"]
+    # both publishes are stored (the previous one is kept for readers mid-refresh) ...
+    assert query(turso_server.url, 'SELECT count(*) FROM "fact_break"') == [(8,)]
+    # ... but the views hold the current one only, for every star table
+    assert query(turso_server.url, _PLAIN_SQL) == [(3,)]
+    for t in STAR_TABLES:
+        cols = ", ".join(f'"{c}"' for c in star_schema(t).columns)
+        got = query(turso_server.url, f'SELECT {cols} FROM "{t}_current"')
+        assert sorted(got, key=repr) == sorted(read_current(turso_server.url, t), key=repr), t
+    _publish(target, _small_star(empty_star, 5, "A"))  # back to A: the views follow
+    assert query(turso_server.url, _PLAIN_SQL) == [(5,)]
 
 
 def _columns(session, table: str) -> list[str]:

@@ -232,21 +232,27 @@ def write_report(
 
 
 def write_powerbi_kit(
-    cfg: Config, *, folder: Path | str | None = None, source: str = "turso"
+    cfg: Config,
+    *,
+    folder: Path | str | None = None,
+    source: str = "turso",
+    star_folder: str | None = None,
 ) -> PowerBIKitResult:
     """Write the Power BI kit (Power Query scripts, PBIP/TMDL model) for the star schema.
 
     Generated from the star contracts alone (no store needed), into ``folder`` (default
     ``<out>/powerbi``). ``source`` picks what the model's tables read: ``"turso"`` (the
-    Turso database over HTTP) or ``"parquet"`` (the folder of :func:`publish_star`). The
-    risk tiers counted as "high" are the two riskiest of the config's ``[model] tiers``. The
-    README, model description and report page name carry ``[project] city``, licence and
-    attribution.
+    Turso database over HTTP) or ``"parquet"`` (the folder of :func:`publish_star`).
+    ``star_folder`` is the default of the ``StarFolder`` parameter as the Power BI machine
+    sees the publish folder (e.g. ``D:\\bi\\twmb\\star``), kept as given; without it, the
+    absolute path of ``<out>/star`` on this machine. The risk tiers counted as "high" are
+    the two riskiest of the config's ``[model] tiers``. The README, model description and
+    report page name carry ``[project] city``, licence and attribution.
     """
     res = _write_powerbi_kit(
         Path(folder) if folder else cfg.out_dir / "powerbi",
         source=source,
-        star_folder=str((cfg.out_dir / "star").resolve()),
+        star_folder=star_folder or str((cfg.out_dir / "star").resolve()),
         tiers=cfg.model.tiers,
         city=cfg.city_name,
         credit=cfg.credit_line(),

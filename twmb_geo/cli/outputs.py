@@ -212,9 +212,22 @@ def report_cmd(ctx: click.Context, folder: Path | None, as_json: bool) -> None:
     show_default=True,
     help="What the model's tables read: the Turso database over HTTP or the Parquet folder.",
 )
+@click.option(
+    "--star-folder",
+    default=None,
+    metavar="PATH",
+    help="The publish folder as the Power BI machine sees it (default of the StarFolder "
+    "parameter, kept as given, e.g. 'D:\\bi\\twmb\\star'); default: <out>/star here.",
+)
 @json_option
 @click.pass_context
-def powerbi_cmd(ctx: click.Context, folder: Path | None, source: str, as_json: bool) -> None:
+def powerbi_cmd(
+    ctx: click.Context,
+    folder: Path | None,
+    source: str,
+    star_folder: str | None,
+    as_json: bool,
+) -> None:
     """Write the Power BI kit: Power Query (M) scripts and a PBIP semantic model (TMDL).
 
     Generated from the star-schema contracts alone (no store needed): one Turso and one
@@ -222,7 +235,9 @@ def powerbi_cmd(ctx: click.Context, folder: Path | None, source: str, as_json: b
     TMDL model with relationships and DAX measures, and TWMB.pbip to open in Power BI
     Desktop (see docs/powerbi.md).
     """
-    res = api.write_powerbi_kit(project_config(ctx), folder=folder, source=source).to_dict()
+    res = api.write_powerbi_kit(
+        project_config(ctx), folder=folder, source=source, star_folder=star_folder
+    ).to_dict()
 
     def human() -> None:
         consoles.out.print(

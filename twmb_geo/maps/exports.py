@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 
 from ..core.files import atomic_path
 from ..errors import InputDataError
-from .layers import LAYERS
+from .layers import LAYERS, typed_layer
 
 __all__ = ["EXPORT_FORMATS", "GPKG_NAME", "export_layers", "orient_rfc7946"]
 
@@ -98,7 +98,8 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
 
 
 def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """One layer ready to write: checked name, WGS84, RFC 7946 ring order, plain index."""
+    """One layer ready to write: checked name, WGS84, RFC 7946 ring order, plain index, and
+    the declared column types of a package layer (:data:`~.layers.LAYER_TYPES`)."""
     if not _LAYER_NAME.match(name):
         raise InputDataError(
             f"map layer name {name!r} cannot be used as a file name; "
@@ -109,7 +110,7 @@ def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     if gdf.crs is None:
         raise InputDataError(f"map layer {name!r} has no CRS; set one before exporting")
     out = gdf.to_crs(_WGS84) if not gdf.crs.equals(_WGS84) else gdf.copy()
-    out = out.reset_index(drop=True)
+    out = typed_layer(name, out.reset_index(drop=True))
     geom = out.geometry
     out[geom.name] = gpd.GeoSeries(orient_rfc7946(geom.to_numpy()), crs=_WGS84)
     return out
@@ -118,7 +119,7 @@ def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _write_geojson(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         pyogrio.write_dataframe(
-            gdf, tmp, layer=name, driver="GeoJSON", layer_options=_GEOJSON_OPTIONS
+            gdf, tmp, layer=name, driver="GeoJSON", layer_options=_GEOJSON_OPTIONS, use_arrow=True
         )
 
 
@@ -130,7 +131,7 @@ def _write_parquet(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
 def _write_gpkg(layers: Mapping[str, gpd.GeoDataFrame], path: Path) -> None:
     with atomic_path(path) as tmp:
         for name, gdf in layers.items():
-            pyogrio.write_dataframe(gdf, tmp, layer=name, driver="GPKG")
+            pyogrio.write_dataframe(gdf, tmp, layer=name, driver="GPKG", use_arrow=True)
 
 
 def _per_layer(

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from ..core.crs import WGS84, analysis_crs
@@ -31,8 +32,10 @@ from ..store.duckdb_store import Store
 __all__ = [
     "LAYERS",
     "LAYER_COLUMNS",
+    "LAYER_TYPES",
     "UNIT_LAYERS",
     "map_layers",
+    "typed_layer",
 ]
 
 #: the store's projected CRS (NAD83(CSRS) / MTM zone 10, metres)
@@ -77,6 +80,83 @@ LAYER_COLUMNS: dict[str, list[str]] = {
         *("cell", "pipe", "street", "neighbourhood_code", "neighbourhood_name", "geometry"),
     ],
 }
+
+
+_STR, _I32, _I64, _F64, _DATE = "string", "int32", "int64", "float64", "date"
+_UNIT_TYPES = dict.fromkeys(_UNIT, _STR)
+_RESULT_TYPES = {
+    "breaks_total": _I64,
+    "breaks_last_year": _I64,
+    "last_year": _I32,
+    "risk_score": _F64,
+    "probability": _F64,
+    "expected_breaks": _F64,
+    "rank": _I64,
+    "percentile": _F64,
+    "tier": _STR,
+    "drivers": _STR,
+    "model_version": _STR,
+    "score_year": _I32,
+    "lisa_cluster": _STR,
+    "lisa_year": _I32,
+    "hotspot_class": _STR,
+    "years_hot": _I64,
+}
+#: layer -> column -> its type in every exported file (GeoPackage, GeoParquet, GeoJSON),
+#: the same for every city and run whatever the values (an all-null column keeps its type)
+LAYER_TYPES: dict[str, dict[str, str]] = {
+    "cells": {**_UNIT_TYPES, "area_km2": _F64, "pipe_km": _F64, **_RESULT_TYPES},
+    "pipes": {
+        **_UNIT_TYPES,
+        **dict.fromkeys(("asset_id", "material", "material_desc"), _STR),
+        **{"diameter_mm": _F64, "install_year": _I32, "status": _STR, "length_m": _F64},
+        **_RESULT_TYPES,
+    },
+    "streets": {
+        **_UNIT_TYPES,
+        **{"name": _STR, "feature_class": _STR, "length_m": _F64},
+        **_RESULT_TYPES,
+    },
+    "neighbourhoods": {**_UNIT_TYPES, "area_km2": _F64, **_RESULT_TYPES},
+    "breaks": {
+        **{"break_id": _STR, "date": _DATE, "year": _I32, "month": _I32},
+        **{"material": _STR, "material_desc": _STR, "diameter_mm": _F64},
+        **dict.fromkeys(
+            ("cell", "pipe", "street", "neighbourhood_code", "neighbourhood_name"), _STR
+        ),
+    },
+}
+_ARROW = {
+    _STR: pa.string(),
+    _I32: pa.int32(),
+    _I64: pa.int64(),
+    _F64: pa.float64(),
+    _DATE: pa.date32(),
+}
+
+
+def typed_layer(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``gdf`` with every column of :data:`LAYER_TYPES` ``[name]`` as its declared Arrow type
+    (what the exports write); other layers and columns unchanged."""
+    types = LAYER_TYPES.get(name)
+    if types is None:
+        return gdf
+    out = gdf.copy()
+    for col, kind in types.items():
+        if col not in out.columns:
+            continue
+        values = out[col]
+        if kind == _DATE:
+            stamps = pd.to_datetime(values, errors="coerce").astype("datetime64[ms]")
+            arr = pa.array(stamps, type=pa.timestamp("ms"), from_pandas=True).cast(pa.date32())
+        elif kind == _STR:
+            text = [None if pd.isna(v) else str(v) for v in values.astype(object)]
+            arr = pa.array(text, type=pa.string())
+        else:
+            numbers = pd.to_numeric(values, errors="coerce")
+            arr = pa.array(numbers, from_pandas=True).cast(_ARROW[kind])
+        out[col] = pd.Series(pd.arrays.ArrowExtensionArray(arr), index=out.index)
+    return out
 
 
 def _code_label(code: object) -> str | None:

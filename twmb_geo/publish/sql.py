@@ -226,6 +226,24 @@ def table_ddl(schema: TableSchema) -> list[str]:
 
 #: the query a paging reader sends first: the publish to read (bind it to every page)
 CURRENT_SQL = f'SELECT "{PUBLISH_COLUMN}" FROM "{CURRENT_TABLE}" WHERE "id" = 1'
+#: suffix of the view holding a star table's rows of the current publish
+CURRENT_VIEW_SUFFIX = "_current"
+
+
+def current_view_statements(table: str) -> list[str]:
+    """(Re)define ``<table>_current``: the contract's columns of the current publish only.
+
+    What a SQL user queries instead of filtering on ``publish_id`` by hand; the view reads
+    the pointer, so it moves with every publish switch.
+    """
+    schema = star_schema(table)
+    view = quote(f"{schema.name}{CURRENT_VIEW_SUFFIX}")
+    cols = ", ".join(quote(c) for c in schema.columns)
+    return [
+        f"DROP VIEW IF EXISTS {view}",
+        f"CREATE VIEW {view} AS SELECT {cols} FROM {quote(schema.name)} "
+        f"WHERE {quote(PUBLISH_COLUMN)} = ({CURRENT_SQL})",
+    ]
 
 
 def reader_sql(table: str, *, paged: bool = False, columns: Sequence[str] | None = None) -> str:

@@ -216,6 +216,10 @@ class HttpSession:
     def finish(self) -> None:
         return None
 
+    def define_views(self, stmts: Sequence[str]) -> None:
+        """Run view DDL in one transactional batch."""
+        self.transaction([(sql, []) for sql in stmts])
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

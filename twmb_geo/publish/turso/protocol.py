@@ -16,7 +16,14 @@ import pandas as pd
 from ...core.types import Progress
 from ...errors import PublishError, SchemaVersionError
 from ..base import PreparedStar, prepare_star
-from ..sql import CURRENT_TABLE, PUBLISH_COLUMN, RUNS_TABLE, SCHEMA_TABLE, quote
+from ..sql import (
+    CURRENT_TABLE,
+    PUBLISH_COLUMN,
+    RUNS_TABLE,
+    SCHEMA_TABLE,
+    current_view_statements,
+    quote,
+)
 from ..star import STAR_TABLES
 from .http_session import Stmt
 from .migrations import MIGRATIONS, SCHEMA_VERSION, Migration
@@ -109,6 +116,11 @@ def _counts(session: Session, pid: str) -> dict[str, int]:
     return {str(name): int(n) for name, n in session.query(parts, params)}
 
 
+def _views() -> list[str]:
+    """The ``<table>_current`` views of every star table (for SQL users; module doc)."""
+    return [sql for t in STAR_TABLES for sql in current_view_statements(t)]
+
+
 def publish_tables(
     session: Session,
     tables: Mapping[str, pd.DataFrame],
@@ -139,11 +151,13 @@ def publish_tables(
     current_id = current[0][0] if current else None
     if current_id == pid and _counts(session, pid) == counts:
         session.finish()  # a sync replica may still hold an interrupted push: send it
+        session.define_views(_views())
         return {**result, "changed": False, "previous": current_id}
     _start(session, star, current_id, counts, source)
     _load(session, star, counts, progress)
     _switch(session, pid, keep_previous)
     session.finish()
+    session.define_views(_views())
     if progress:
         total = sum(counts.values())
         progress("published", total, total)

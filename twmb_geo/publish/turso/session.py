@@ -44,6 +44,8 @@ class Session(Protocol):
 
     def finish(self) -> None: ...
 
+    def define_views(self, stmts: Sequence[str]) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -56,11 +58,19 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
 class LocalSession:
     """A pyturso connection; everything up to :meth:`finish` is one transaction."""
 
-    def __init__(self, conn: Any, label: str, push: bool, scrub: Scrubber | None = None) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        label: str,
+        push: bool,
+        scrub: Scrubber | None = None,
+        remote: HttpSession | None = None,
+    ) -> None:
         self.conn = conn
         self.label = label
         self._push = push
         self.scrub = scrub or Scrubber()
+        self._remote = remote
 
     def __repr__(self) -> str:
         return f"LocalSession({self.label!r})"
@@ -108,6 +118,18 @@ class LocalSession:
                     "the previous publish and the next publish resumes the push"
                 ) from exc
 
+    def define_views(self, stmts: Sequence[str]) -> None:
+        """Run view DDL after :meth:`finish`: here for a local file; on the server over HTTP
+        for a sync replica (a push does not replicate ``CREATE VIEW``)."""
+        if self._remote is not None:
+            self._remote.define_views(stmts)
+            return
+        self.transaction([(sql, []) for sql in stmts])
+        try:
+            self.conn.commit()
+        except Exception as exc:
+            raise self._wrap(exc, "committing the views of") from exc
+
     def close(self) -> None:
         try:
             if self.conn.in_transaction:
@@ -116,6 +138,8 @@ class LocalSession:
             log.debug("rollback on %s failed: %s", self.label, self.scrub(str(exc)))
         finally:
             self.conn.close()
+            if self._remote is not None:
+                self._remote.close()
 
 
 @dataclass(frozen=True)
@@ -174,7 +198,8 @@ def _connect_sync(target: TursoTarget) -> Session:
             f"cannot sync with Turso at {label} ({text}): check --turso-url and that the "
             "database is up; the previous publish is unchanged"
         ) from None
-    return LocalSession(conn, label, push=True, scrub=scrub)
+    remote = HttpSession(url, target.token, chunk_rows=target.chunk_rows)
+    return LocalSession(conn, label, push=True, scrub=scrub, remote=remote)
 
 
 def connect(target: TursoTarget) -> Session:
