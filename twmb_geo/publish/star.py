@@ -273,6 +273,24 @@ def _labels(code: str, *cols: str) -> dict[str, object]:
     }
 
 
+_PLACE_LABELS = ("neighbourhood_code", "h3_index")
+
+
+def _keyed(
+    df: pd.DataFrame, natural: str, key: str, *labelled: str, **fixed: tuple[object, object]
+) -> pd.DataFrame:
+    """:func:`_with_keys` with the special members labelled on the natural key and
+    ``labelled`` columns; ``fixed`` gives a column's (unknown, not applicable) values."""
+    cols = (natural, *labelled)
+    return _with_keys(
+        df,
+        natural,
+        key,
+        {**_labels(_UNKNOWN, *cols), **{c: v[0] for c, v in fixed.items()}},
+        {**_labels(_NOT_APPLICABLE, *cols), **{c: v[1] for c, v in fixed.items()}},
+    )
+
+
 def _dim_year(years: list[pd.Series]) -> pd.DataFrame:
     """One row per calendar year from the earliest to the latest year of any fact."""
     vals = pd.concat([pd.to_numeric(y, errors="coerce") for y in years]).dropna()
@@ -363,13 +381,7 @@ def _dim_h3_cell(cells: pd.DataFrame, nbhd: pd.DataFrame) -> pd.DataFrame:
             .fillna("Unknown"),
         }
     )
-    return _with_keys(
-        df,
-        "h3_index",
-        "cell_key",
-        _labels(_UNKNOWN, "h3_index", "neighbourhood_code", "neighbourhood_name"),
-        _labels(_NOT_APPLICABLE, "h3_index", "neighbourhood_code", "neighbourhood_name"),
-    )
+    return _keyed(df, "h3_index", "cell_key", "neighbourhood_code", "neighbourhood_name")
 
 
 def _decade(year: pd.Series) -> pd.Series:
@@ -411,21 +423,8 @@ def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
             **_location(pipes),
         }
     )
-    cols = (
-        "unit_id",
-        "material_desc",
-        "install_decade",
-        "status",
-        "neighbourhood_code",
-        "h3_index",
-    )
-    return _with_keys(
-        df,
-        "unit_id",
-        "pipe_key",
-        {**_labels(_UNKNOWN, *cols), "material": "UNK"},
-        {**_labels(_NOT_APPLICABLE, *cols), "material": "N/A"},
-    )
+    labels = ("material_desc", "install_decade", "status", *_PLACE_LABELS)
+    return _keyed(df, "unit_id", "pipe_key", *labels, material=("UNK", "N/A"))
 
 
 def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
@@ -440,14 +439,7 @@ def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
             **_location(streets),
         }
     )
-    cols = ("unit_id", "name", "feature_class", "neighbourhood_code", "h3_index")
-    return _with_keys(
-        df,
-        "unit_id",
-        "street_key",
-        _labels(_UNKNOWN, *cols),
-        _labels(_NOT_APPLICABLE, *cols),
-    )
+    return _keyed(df, "unit_id", "street_key", "name", "feature_class", *_PLACE_LABELS)
 
 
 def _dim_neighbourhood(nbhd: pd.DataFrame) -> pd.DataFrame:
@@ -465,13 +457,8 @@ def _dim_neighbourhood(nbhd: pd.DataFrame) -> pd.DataFrame:
             **_wkt(nbhd["geometry"], "neighbourhood polygons"),
         }
     )
-    cols = ("neighbourhood_code", "neighbourhood_name", "neighbourhood_label")
-    return _with_keys(
-        df,
-        "neighbourhood_code",
-        "neighbourhood_key",
-        _labels(_UNKNOWN, *cols),
-        _labels(_NOT_APPLICABLE, *cols),
+    return _keyed(
+        df, "neighbourhood_code", "neighbourhood_key", "neighbourhood_name", "neighbourhood_label"
     )
 
 
