@@ -479,7 +479,7 @@ def _dim_model(models: pd.DataFrame) -> pd.DataFrame:
 def _fact_break(
     breaks: pd.DataFrame, links: pd.DataFrame, dims: Mapping[str, pd.DataFrame]
 ) -> pd.DataFrame:
-    """One row per break with its date key and linked unit keys (0 when unlinked)."""
+    """One row per break with its date key and linked unit keys (-1, unknown, when unlinked)."""
     df = breaks.sort_values("break_id", kind="mergesort").reset_index(drop=True)
     dates = pd.to_datetime(df["break_date"])
     out = pd.DataFrame(
@@ -637,7 +637,7 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
     -------
     dict
         Table name -> frame, in :data:`STAR_TABLES` order. A dimension without source rows
-        holds only its unknown row; a fact without source rows is empty.
+        holds only its special members (-2, -1); a fact without source rows is empty.
     """
     src: dict[str, pd.DataFrame] = {}
 
