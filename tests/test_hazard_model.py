@@ -15,7 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from twmb_geo.config import ModelConfig
-from twmb_geo.model.baselines import _decade_keys
+from twmb_geo.model.baselines import _decade_classes
 from twmb_geo.model.candidates import UnitFeatures, build_candidates
 from twmb_geo.model.estimators import (
     MIN_EXPOSURE,
@@ -217,6 +217,11 @@ def test_booster_bins_ignore_sample_weights() -> None:
     assert not np.allclose(weighted.predict(X), plain.predict(X))
 
 
+def _decade_keys(X: pd.DataFrame) -> list[str]:
+    pair, labels = _decade_classes(X, "material", "install_year")
+    return labels[pair].tolist()
+
+
 def test_decade_keys() -> None:
     X = pd.DataFrame(
         {
@@ -224,7 +229,7 @@ def test_decade_keys() -> None:
             "install_year": [1955.0, np.nan, 1970.0, 2001.0, 1999.0, 1990.0],
         }
     )
-    assert _decade_keys(X, "material", "install_year").tolist() == [
+    assert _decade_keys(X) == [
         "CI|1950",
         "CI|UNKNOWN",
         "UNKNOWN|1970",
@@ -235,4 +240,4 @@ def test_decade_keys() -> None:
     none = pd.DataFrame(
         {"material": pd.array([None, None], dtype="string"), "install_year": [np.nan] * 2}
     )
-    assert _decade_keys(none, "material", "install_year").tolist() == ["UNKNOWN|UNKNOWN"] * 2
+    assert _decade_keys(none) == ["UNKNOWN|UNKNOWN"] * 2

@@ -23,6 +23,7 @@ from twmb_geo.publish.star import (
     UNKNOWN_KEY,
     _dim_pipe,
     _fact_unit_year,
+    _unit_key_maps,
     _wkt,
 )
 from twmb_geo.publish.topojson import SHAPE_MAPS, star_topojson
@@ -310,7 +311,8 @@ def test_unit_year_rate_with_exposure() -> None:
             "exposure_km": [0.5, 0.0, np.nan],
         }
     )
-    out = _fact_unit_year(panel, dims, places)
+    indexed = {k: v.set_index("unit_id") for k, v in places.items()}
+    out = _fact_unit_year(panel, _unit_key_maps(dims), indexed)
     assert out["pipe_key"].tolist() == [1, 2, 2]
     # P1 lies on S1 in c1; P2 on no known street, in a cell outside the grid: unknown
     assert out["street_key"].tolist() == [1, -1, -1]

@@ -150,8 +150,7 @@ def typed_layer(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             stamps = pd.to_datetime(values, errors="coerce").astype("datetime64[ms]")
             arr = pa.array(stamps, type=pa.timestamp("ms"), from_pandas=True).cast(pa.date32())
         elif kind == _STR:
-            text = [None if pd.isna(v) else str(v) for v in values.astype(object)]
-            arr = pa.array(text, type=pa.string())
+            arr = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
         else:
             numbers = pd.to_numeric(values, errors="coerce")
             arr = pa.array(numbers, from_pandas=True).cast(_ARROW[kind])

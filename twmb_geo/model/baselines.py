@@ -188,12 +188,6 @@ class AgeBaseline(_ScoreBaseline):
         return _num(X, self.column)
 
 
-def _decade_keys(X: pd.DataFrame, material_col: str, year_col: str) -> pd.Series:
-    """``"MATERIAL|decade"`` per row; the strings are built once per distinct pair."""
-    pair, labels = _decade_classes(X, material_col, year_col)
-    return pd.Series(labels[pair], index=X.index, dtype=object)
-
-
 def _decade_classes(
     X: pd.DataFrame, material_col: str, year_col: str
 ) -> tuple[NDArray[np.int64], NDArray[np.object_]]:

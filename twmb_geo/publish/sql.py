@@ -22,12 +22,10 @@ __all__ = [
     "PUBLISH_COLUMN",
     "RUNS_TABLE",
     "SCHEMA_TABLE",
-    "SQLITE_TYPES",
     "quote",
     "reader_sql",
     "safe_identifier",
     "star_schema",
-    "table_ddl",
 ]
 
 #: the column every published star row carries: the publish that wrote it
@@ -38,17 +36,6 @@ CURRENT_TABLE = "twmb_current"
 RUNS_TABLE = "twmb_publish_run"
 #: applied schema migrations
 SCHEMA_TABLE = "twmb_schema_version"
-
-#: contract type -> SQLite column type (dates and timestamps as ISO-8601 text)
-SQLITE_TYPES: dict[str, str] = {
-    "string": "TEXT",
-    "int32": "INTEGER",
-    "int64": "INTEGER",
-    "float64": "REAL",
-    "bool": "INTEGER",
-    "date": "TEXT",
-    "timestamp": "TEXT",
-}
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # words SQLite reserves that a contract could plausibly use as a name
@@ -207,21 +194,6 @@ def quote(name: str) -> str:
 def star_schema(table: str) -> TableSchema:
     """The contract of a star table (``schemas/star/<table>.json``)."""
     return load_schema(f"star/{safe_identifier(table, what='table name')}")
-
-
-def table_ddl(schema: TableSchema) -> list[str]:
-    """``CREATE TABLE IF NOT EXISTS`` (+ its ``publish_id`` index) for a star contract."""
-    cols = []
-    for f in schema.fields:
-        null = "" if f.nullable else " NOT NULL"
-        cols.append(f"{quote(f.name)} {SQLITE_TYPES[f.type]}{null}")
-    cols.append(f"{quote(PUBLISH_COLUMN)} TEXT NOT NULL")
-    name = quote(schema.name)
-    index = quote(f"ix_{schema.name}_{PUBLISH_COLUMN}")
-    return [
-        f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})",
-        f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({quote(PUBLISH_COLUMN)})",
-    ]
 
 
 #: the query a paging reader sends first: the publish to read (bind it to every page)

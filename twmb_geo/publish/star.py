@@ -205,27 +205,32 @@ def _year_keys(years: pd.Series) -> np.ndarray:
 
 
 def _places(units: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Per unit type: ``unit_id`` and the id of every unit it lies in (``located_in``)."""
+    """Per unit type, by ``unit_id``: the id of every unit it lies in (``located_in``)."""
     out = {}
     for name, spec in UNIT_TYPES.items():
         df = units[name]
         cols = {other: col for other, col in spec.located_in if col in df.columns}
-        out[name] = pd.DataFrame(
+        places = pd.DataFrame(
             {"unit_id": df["unit_id"].astype(str), **{o: df[c] for o, c in cols.items()}}
-        ).drop_duplicates("unit_id")
+        )
+        out[name] = places.drop_duplicates("unit_id").set_index("unit_id")
     return out
 
 
+def _unit_key_maps(dims: Mapping[str, pd.DataFrame]) -> dict[str, pd.Series]:
+    """Per unit type: natural key -> surrogate key of its dimension."""
+    return {
+        n: _key_map(dims[s.star_dimension], s.star_natural_key, s.star_key)
+        for n, s in UNIT_TYPES.items()
+    }
+
+
 def _unit_keys(
-    df: pd.DataFrame, dims: Mapping[str, pd.DataFrame], places: Mapping[str, pd.DataFrame]
+    df: pd.DataFrame, maps: Mapping[str, pd.Series], places: Mapping[str, pd.DataFrame]
 ) -> pd.DataFrame:
     """Add the unit key columns of every type from ``unit_type``/``unit_id``: the row's own
     unit, the units it lies in (unknown when not known), not applicable for the rest."""
     df = df.copy()
-    maps = {
-        n: _key_map(dims[s.star_dimension], s.star_natural_key, s.star_key)
-        for n, s in UNIT_TYPES.items()
-    }
     kind = df["unit_type"].to_numpy()
     ids = df["unit_id"].astype(str)
     keys = {
@@ -237,7 +242,7 @@ def _unit_keys(
         if not rows.any():
             continue
         keys[spec.star_key][rows] = _map_keys(ids[rows], maps[name])
-        where = places[name].set_index("unit_id")
+        where = places[name]
         for other, _ in spec.located_in:
             other_key = UNIT_TYPES[other].star_key
             if other in where.columns:
@@ -291,12 +296,13 @@ def _keyed(
     )
 
 
-def _dim_year(years: list[pd.Series]) -> pd.DataFrame:
-    """One row per calendar year from the earliest to the latest year of any fact."""
-    vals = pd.concat([pd.to_numeric(y, errors="coerce") for y in years]).dropna()
+def _dim_year(facts: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per calendar year from the earliest to the latest ``year_key`` of any fact."""
+    keys = np.concatenate([f["year_key"].to_numpy(dtype=np.int64) for f in facts.values()])
+    years = keys[keys > 0]
     span = (
-        np.arange(int(vals.min()), int(vals.max()) + 1, dtype=np.int64)
-        if len(vals)
+        np.arange(int(years.min()), int(years.max()) + 1, dtype=np.int64)
+        if len(years)
         else np.array([], dtype=np.int64)
     )
     df = pd.DataFrame(
@@ -307,14 +313,13 @@ def _dim_year(years: list[pd.Series]) -> pd.DataFrame:
         }
     )
     df = df.astype({"year_label": object, "decade": object})
-    df["sort_year"] = span
     out = _with_keys(
         df,
-        "sort_year",
+        "year",
         "year_key",
         {"year_label": "Unknown", "decade": _UNKNOWN},
         {"year_label": "Not applicable", "decade": _NOT_APPLICABLE},
-    ).drop(columns="sort_year")
+    )
     real = out["year_key"].astype(np.int64) > 0
     if real.any():
         out.loc[real, "year_key"] = out.loc[real, "year"]
@@ -477,7 +482,7 @@ def _dim_model(models: pd.DataFrame) -> pd.DataFrame:
 
 # -- facts --------------------------------------------------------------------------------
 def _fact_break(
-    breaks: pd.DataFrame, links: pd.DataFrame, dims: Mapping[str, pd.DataFrame]
+    breaks: pd.DataFrame, links: pd.DataFrame, maps: Mapping[str, pd.Series]
 ) -> pd.DataFrame:
     """One row per break with its date key and linked unit keys (-1, unknown, when unlinked)."""
     df = breaks.sort_values("break_id", kind="mergesort").reset_index(drop=True)
@@ -502,17 +507,16 @@ def _fact_break(
     for spec in UNIT_TYPES.values():
         sub = matched[matched["unit_type"] == spec.name]
         unit_of = pd.Series(sub["unit_id"].to_numpy(), index=sub["break_id"].to_numpy())
-        dim = _key_map(dims[spec.star_dimension], spec.star_natural_key, spec.star_key)
-        out[spec.star_key] = _map_keys(out["break_id"].map(unit_of), dim)
+        out[spec.star_key] = _map_keys(out["break_id"].map(unit_of), maps[spec.name])
     return out
 
 
 def _fact_unit_year(
-    panel: pd.DataFrame, dims: Mapping[str, pd.DataFrame], places: Mapping[str, pd.DataFrame]
+    panel: pd.DataFrame, maps: Mapping[str, pd.Series], places: Mapping[str, pd.DataFrame]
 ) -> pd.DataFrame:
     """Breaks, exposure and rate per 100 km per unit and year."""
     cols = ["unit_type", "unit_id", "year", "breaks", "exposure_km"]
-    df = _unit_keys(panel[cols], dims, places)
+    df = _unit_keys(panel[cols], maps, places)
     df["year_key"] = _year_keys(df["year"])
     exposure = pd.to_numeric(df["exposure_km"], errors="coerce").to_numpy(dtype=float)
     breaks = pd.to_numeric(df["breaks"]).to_numpy(dtype=float)
@@ -526,6 +530,7 @@ def _fact_risk_score(
     scores: pd.DataFrame,
     sims: pd.DataFrame,
     dims: Mapping[str, pd.DataFrame],
+    maps: Mapping[str, pd.Series],
     places: Mapping[str, pd.DataFrame],
 ) -> pd.DataFrame:
     """Risk scores with unit keys, model key and the horizon-1 simulated p90.
@@ -549,17 +554,17 @@ def _fact_risk_score(
     df = scores.merge(runs, on=["run_id", "model_version", "unit_type"], how="left")
     p90 = one.rename(columns={"run_id": "sim_run_id"}).drop(columns="model_version")
     df = df.merge(p90, on=["sim_run_id", "unit_type", "unit_id"], how="left", validate="m:1")
-    df = _unit_keys(df, dims, places)
+    df = _unit_keys(df, maps, places)
     df["model_key"] = _model_keys(df, dims)
     df["year_key"] = _year_keys(df["target_year"])
     return df
 
 
 def _fact_hotspot(
-    lisa: pd.DataFrame, dims: Mapping[str, pd.DataFrame], places: Mapping[str, pd.DataFrame]
+    lisa: pd.DataFrame, maps: Mapping[str, pd.Series], places: Mapping[str, pd.DataFrame]
 ) -> pd.DataFrame:
     """LISA classes per unit, year and variable."""
-    df = _unit_keys(lisa, dims, places)
+    df = _unit_keys(lisa, maps, places)
     df["year_key"] = _year_keys(df["year"])
     return df
 
@@ -603,27 +608,6 @@ def _fact_simulation(
     return df
 
 
-def _fact_years(get: Callable[[str], pd.DataFrame]) -> list[pd.Series]:
-    """Every year a fact row can carry (what dim_year must cover)."""
-    scores = get("risk_scores")
-    city = get("simulation_city")
-    cv = pd.to_numeric(get("cv_metrics")["test_year"], errors="coerce") + 1
-    first = _first_target_years(scores)
-    last_sim = (
-        first.max() + pd.to_numeric(city["horizon"]).max() - 1
-        if len(first) and len(city)
-        else np.nan
-    )
-    return [
-        get("breaks")["year"],
-        get("panel")["year"],
-        get("lisa")["year"],
-        scores["target_year"],
-        cv,
-        pd.Series([last_sim], dtype="float64"),
-    ]
-
-
 # -- public -------------------------------------------------------------------------------
 def build_star(store: Store) -> dict[str, pd.DataFrame]:
     """Build every star table from ``store``, each conformed and validated against its contract.
@@ -648,7 +632,6 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
 
     builders: dict[str, Callable[[], pd.DataFrame]] = {
         "dim_date": lambda: _dim_date(get("breaks")),
-        "dim_year": lambda: _dim_year(_fact_years(get)),
         "dim_h3_cell": lambda: _dim_h3_cell(get("unit_cell"), get("neighbourhoods")),
         "dim_pipe": lambda: _dim_pipe(get("unit_pipe")),
         "dim_street_segment": lambda: _dim_street_segment(get("unit_street")),
@@ -656,16 +639,17 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
         "dim_model": lambda: _dim_model(get("models")),
     }
     out: dict[str, pd.DataFrame] = {}
-    for name in DIMENSIONS:
-        out[name] = _finish(name, builders[name]())
+    for name, build in builders.items():
+        out[name] = _finish(name, build())
+    maps = _unit_key_maps(out)
     places = _places({n: get(s.table) for n, s in UNIT_TYPES.items()})
     facts: dict[str, Callable[[], pd.DataFrame]] = {
-        "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), out),
-        "fact_unit_year": lambda: _fact_unit_year(get("panel"), out, places),
+        "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), maps),
+        "fact_unit_year": lambda: _fact_unit_year(get("panel"), maps, places),
         "fact_risk_score": lambda: _fact_risk_score(
-            get("risk_scores"), get("simulation_unit"), out, places
+            get("risk_scores"), get("simulation_unit"), out, maps, places
         ),
-        "fact_hotspot": lambda: _fact_hotspot(get("lisa"), out, places),
+        "fact_hotspot": lambda: _fact_hotspot(get("lisa"), maps, places),
         "fact_cv_metric": lambda: _fact_cv_metric(get("cv_metrics"), out),
         "fact_simulation": lambda: _fact_simulation(
             get("simulation_city"), get("risk_scores"), out
@@ -673,7 +657,9 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
     }
     for name in FACTS:
         out[name] = _finish(name, facts[name]())
-    return out
+    # the year dimension spans the years the facts carry (year_key is the year itself)
+    out["dim_year"] = _finish("dim_year", _dim_year({f: out[f] for f in FACTS}))
+    return {name: out[name] for name in STAR_TABLES}
 
 
 def check_keys(tables: Mapping[str, pd.DataFrame]) -> list[str]:
