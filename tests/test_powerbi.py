@@ -399,7 +399,7 @@ def test_kit_is_deterministic(tmp_path: Path, kit: tuple[Path, dict]) -> None:
     folder, res = kit
     before = {rel: (folder / rel).read_bytes() for rel in res["files"]}
     again = write_powerbi_kit(folder)
-    assert again == res
+    assert again == {**res, "report": "kept"}
     assert {rel: (folder / rel).read_bytes() for rel in again["files"]} == before
     other = write_powerbi_kit(tmp_path / "other")
     assert {rel: (tmp_path / "other" / rel).read_bytes() for rel in other["files"]} == before
@@ -411,7 +411,7 @@ def test_kit_is_deterministic(tmp_path: Path, kit: tuple[Path, dict]) -> None:
 def test_regeneration_keeps_the_report_and_drops_stale_tables(tmp_path: Path) -> None:
     folder = tmp_path / "kit"
     write_powerbi_kit(folder)
-    page = folder / "TWMB.Report/definition/pages/overview/page.json"
+    page = folder / "TWMB.Report/definition/pages/risk_map/page.json"
     page.write_text('{"edited": true}\n', encoding="utf-8")
     stale = [folder / "powerquery/turso/old_table.pq", folder / SM / "tables/old_table.tmdl"]
     for p in stale:
@@ -496,6 +496,13 @@ def test_cli_powerbi_human_folder_and_source(tmp_path: Path) -> None:
     assert r.exit_code == 0, show(r)
     assert "Power BI kit in" in r.stdout and "13 tables" in r.stdout
     assert "Parquet.Document" in read(tmp_path / "kit", f"{SM}/tables/fact_break.tmdl")
+    assert "starter report written" in r.stdout
+    page = tmp_path / "kit/TWMB.Report/definition/pages/trend/page.json"
+    page.write_text("{}\n", encoding="utf-8")
+    r = twmb("--out", tmp_path, "powerbi", "--folder", tmp_path / "kit")
+    assert "starter report kept" in r.stdout and page.read_text(encoding="utf-8") == "{}\n"
+    r = twmb("--out", tmp_path, "powerbi", "--folder", tmp_path / "kit", "--replace-report")
+    assert "starter report written" in r.stdout and '"trend"' in page.read_text(encoding="utf-8")
     r = twmb("powerbi", "--help")
     assert r.exit_code == 0 and "--source" in r.stdout and "--json" in r.stdout
     assert "  powerbi " in twmb("--help").stdout

@@ -14,6 +14,7 @@ from star_slicing import check_partition, check_spatial_slicer, check_year_slice
 import twmb_geo as tw
 from twmb_geo.contracts import load_schema, validate_frame
 from twmb_geo.publish import STAR_TABLES, build_star, check_keys
+from twmb_geo.publish.powerbi.report import starter_pages
 from twmb_geo.publish.star import (
     DIMENSIONS,
     FACTS,
@@ -403,3 +404,23 @@ def test_publish_folder_is_complete_deterministic_and_swapped(
     assert doc["rows"]["fact_break"] == 35_439
     tw.publish_star(bundled_cfg, folder=target)
     assert digest() == first  # same store, byte-identical files
+
+
+def test_starter_report_filters_select_data_on_the_bundled_run(star) -> None:
+    """Every visual filter of the starter report matches rows of the bundled run's star (a
+    value spelled differently from the data would leave its visual empty)."""
+    checked = 0
+    for page in starter_pages():
+        for v in page.visuals:
+            by_table: dict[str, pd.Series] = {}
+            for f in v.filters:
+                df = star[f.field.table]
+                hit = df[f.field.name].isin(list(f.values))
+                if not f.exclude:
+                    assert hit.any(), f"{v.name}: no {f.field.query_ref} in {f.values}"
+                keep = ~hit if f.exclude else hit
+                by_table[f.field.table] = by_table.get(f.field.table, keep) & keep
+            for table, keep in by_table.items():
+                assert keep.any(), f"{v.name}: its filters leave no row of {table}"
+                checked += 1
+    assert checked >= 7

@@ -237,6 +237,7 @@ def write_powerbi_kit(
     folder: Path | str | None = None,
     source: str = "turso",
     star_folder: str | None = None,
+    replace_report: bool = False,
 ) -> PowerBIKitResult:
     """Write the Power BI kit (Power Query scripts, PBIP/TMDL model) for the star schema.
 
@@ -247,7 +248,9 @@ def write_powerbi_kit(
     sees the publish folder (e.g. ``D:\\bi\\twmb\\star``), kept as given; without it, the
     absolute path of ``<out>/star`` on this machine. The risk tiers counted as "high" are
     the two riskiest of the config's ``[model] tiers``. The README, model description and
-    report page name carry ``[project] city``, licence and attribution.
+    first report page carry ``[project] city``, licence and attribution. The starter report
+    (map, trend, ranking and model pages) is written when the folder has none;
+    ``replace_report`` rewrites it over one edited in Desktop.
     """
     res = _write_powerbi_kit(
         Path(folder) if folder else cfg.out_dir / "powerbi",
@@ -256,6 +259,7 @@ def write_powerbi_kit(
         tiers=cfg.model.tiers,
         city=cfg.city_name,
         credit=cfg.credit_line(),
+        replace_report=replace_report,
     )
     return PowerBIKitResult(
         folder=Path(res["folder"]),
@@ -264,6 +268,7 @@ def write_powerbi_kit(
         tables=res["tables"],
         relationships=res["relationships"],
         measures=res["measures"],
+        report=res["report"],
     )
 
 

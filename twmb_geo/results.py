@@ -106,6 +106,7 @@ class PowerBIKitResult(_Result):
     tables: int
     relationships: int
     measures: int
+    report: str = "written"
 
 
 @dataclass(frozen=True)

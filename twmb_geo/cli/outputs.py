@@ -219,6 +219,12 @@ def report_cmd(ctx: click.Context, folder: Path | None, as_json: bool) -> None:
     help="The publish folder as the Power BI machine sees it (default of the StarFolder "
     "parameter, kept as given, e.g. 'D:\\bi\\twmb\\star'); default: <out>/star here.",
 )
+@click.option(
+    "--replace-report",
+    is_flag=True,
+    help="Rewrite the starter report even if the kit folder has one (edits made in Power BI "
+    "Desktop are lost); without it an existing report is kept.",
+)
 @json_option
 @click.pass_context
 def powerbi_cmd(
@@ -226,24 +232,30 @@ def powerbi_cmd(
     folder: Path | None,
     source: str,
     star_folder: str | None,
+    replace_report: bool,
     as_json: bool,
 ) -> None:
     """Write the Power BI kit: Power Query (M) scripts and a PBIP semantic model (TMDL).
 
     Generated from the star-schema contracts alone (no store needed): one Turso and one
     Parquet query per star table, the parameters TursoUrl, TursoToken and StarFolder, the
-    TMDL model with relationships and DAX measures, and TWMB.pbip to open in Power BI
-    Desktop (see docs/powerbi.md).
+    TMDL model with relationships and DAX measures, a starter report (map, trend, ranking
+    and model pages) and TWMB.pbip to open in Power BI Desktop (see docs/powerbi.md).
     """
     res = api.write_powerbi_kit(
-        project_config(ctx), folder=folder, source=source, star_folder=star_folder
+        project_config(ctx),
+        folder=folder,
+        source=source,
+        star_folder=star_folder,
+        replace_report=replace_report,
     ).to_dict()
 
     def human() -> None:
         consoles.out.print(
             f"Power BI kit in {res['folder']}: {res['tables']} tables, "
             f"{res['relationships']} relationships, {res['measures']} measures "
-            f"(source {res['source']}, {len(res['files'])} files); open TWMB.pbip"
+            f"(source {res['source']}, {len(res['files'])} files; starter report "
+            f"{res['report']}); open TWMB.pbip"
         )
 
     emit({"command": "powerbi", **res}, as_json, human)

@@ -45,6 +45,7 @@ __all__ = [
     "FACTS",
     "KEY_DIMENSIONS",
     "NOT_APPLICABLE_KEY",
+    "SPECIAL_CODES",
     "STAR_TABLES",
     "UNKNOWN_KEY",
     "build_star",
@@ -97,6 +98,8 @@ _NOT_APPLICABLE = "not applicable"
 UNKNOWN_KEY = -1
 #: the key of the "not applicable" member of every dimension but dim_date
 NOT_APPLICABLE_KEY = -2
+#: the natural-key codes (``h3_index``, ``neighbourhood_code``, ...) of those two members
+SPECIAL_CODES = (_UNKNOWN, _NOT_APPLICABLE)
 
 
 # -- helpers ------------------------------------------------------------------------------

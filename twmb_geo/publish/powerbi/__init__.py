@@ -16,15 +16,18 @@ needs no store and cannot drift from what ``twmb publish`` writes:
   columns, types and descriptions), many-to-one single-direction relationships from every fact
   key column to its dimension (:data:`~twmb_geo.publish.star.KEY_DIMENSIONS`), ``dim_date``
   marked as the date table and the DAX measures of :data:`MEASURES` in a ``_Measures`` table;
-* ``TWMB.pbip`` and a blank ``TWMB.Report/`` (PBIR) so Power BI Desktop opens the project.
+* ``TWMB.pbip`` and the starter report ``TWMB.Report/`` (PBIR, :mod:`.report`): map, trend,
+  ranking and model pages with neighbourhood and year slicers, every field checked against
+  the model before writing.
 
 The output is deterministic: the same contracts give byte-identical files (stable order, ``\\n``
-line endings, lineage tags derived from names). The report skeleton is only written when
-missing, so pages built in Power BI Desktop survive a regeneration.
+line endings, lineage tags derived from names). The report is only written when the folder
+has none (or with ``replace_report=True``), so edits made in Power BI Desktop survive a
+regeneration.
 
 Modules: :mod:`.common` (names, types, contract checks), :mod:`.measures` (DAX),
-:mod:`.m_query` (Power Query M), :mod:`.tmdl` (the PBIP project) and :mod:`.writer` (the
-README and the files).
+:mod:`.m_query` (Power Query M), :mod:`.tmdl` (the PBIP project and model), :mod:`.report`
+(the starter report) and :mod:`.writer` (the README and the files).
 """
 
 from __future__ import annotations

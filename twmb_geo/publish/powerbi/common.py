@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from ...contracts import Field, TableSchema
 from ...errors import ContractError
@@ -22,6 +24,7 @@ __all__ = [
     "SOURCES",
     "TMDL_TYPES",
     "contract_field",
+    "json_lines",
     "kit_schemas",
     "quoted",
     "relationships",
@@ -60,7 +63,6 @@ TMDL_TYPES: dict[str, str] = {
 SEMANTIC_MODEL = f"{MODEL_NAME}.SemanticModel"
 REPORT = f"{MODEL_NAME}.Report"
 DEFINITION = f"{SEMANTIC_MODEL}/definition"
-PAGE = "overview"
 TAG_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/twmb/twmb_geo/powerbi")
 SCHEMA_URL = "https://developer.microsoft.com/json-schemas/fabric"
 TURSO_URL_PLACEHOLDER = "https://<db>.turso.io"
@@ -88,6 +90,11 @@ PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def quoted(value: str) -> str:
     """A double-quoted text literal of M or DAX (embedded double quotes doubled)."""
     return '"' + value.replace('"', '""') + '"'
+
+
+def json_lines(doc: Mapping[str, Any]) -> list[str]:
+    """A JSON document as the lines of a generated file (indented, UTF-8 text kept)."""
+    return json.dumps(doc, indent=2, ensure_ascii=False).split("\n")
 
 
 def contract_field(schema: TableSchema | None, column: str) -> Field | None:

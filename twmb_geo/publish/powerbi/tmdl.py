@@ -1,11 +1,10 @@
-"""The PBIP project: the semantic model in TMDL and a blank PBIR report."""
+"""The PBIP project file and the semantic model in TMDL."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ...contracts import Field, TableSchema
 from ..star import FACTS, KEY_DIMENSIONS, STAR_TABLES
@@ -15,7 +14,6 @@ from .common import (
     LONGITUDE,
     MEASURES_TABLE,
     MODEL_NAME,
-    PAGE,
     PLAIN_NAME,
     REPORT,
     SCHEMA_URL,
@@ -24,11 +22,12 @@ from .common import (
     SUMMABLE,
     TAG_NAMESPACE,
     TMDL_TYPES,
+    json_lines,
 )
 from .m_query import parameter_value, parameters, parquet_query, turso_function, turso_query
 from .measures import Measure
 
-__all__ = ["model_files", "report_files"]
+__all__ = ["model_files"]
 
 
 # -- TMDL ---------------------------------------------------------------------------------
@@ -222,10 +221,6 @@ def _relationships_tmdl(rels: Sequence[tuple[str, str, str, str]]) -> list[str]:
     return lines[:-1]
 
 
-def _json(doc: Mapping[str, Any]) -> list[str]:
-    return json.dumps(doc, indent=2).split("\n")
-
-
 def model_files(
     schemas: Mapping[str, TableSchema],
     rels: Sequence[tuple[str, str, str, str]],
@@ -237,7 +232,7 @@ def model_files(
 ) -> dict[str, list[str]]:
     """The semantic model's files; ``description`` is the model's (city, licence)."""
     files: dict[str, list[str]] = {
-        f"{MODEL_NAME}.pbip": _json(
+        f"{MODEL_NAME}.pbip": json_lines(
             {
                 "$schema": f"{SCHEMA_URL}/pbip/pbipProperties/1.0.0/schema.json",
                 "version": "1.0",
@@ -245,7 +240,7 @@ def model_files(
                 "settings": {"enableAutoRecovery": True},
             }
         ),
-        f"{SEMANTIC_MODEL}/definition.pbism": _json(
+        f"{SEMANTIC_MODEL}/definition.pbism": json_lines(
             {
                 "$schema": f"{SCHEMA_URL}/item/semanticModel/definitionProperties/1.0.0/schema.json",
                 "version": "4.0",
@@ -261,47 +256,3 @@ def model_files(
     for t, sch in schemas.items():
         files[f"{DEFINITION}/tables/{t}.tmdl"] = _table_tmdl(sch, source)
     return files
-
-
-def report_files(city: str = "") -> dict[str, list[str]]:
-    """A blank PBIR report bound to the semantic model (written only when missing).
-
-    The page is named ``"<city> — overview"`` (``"Overview"`` without a city).
-    """
-    base = f"{SCHEMA_URL}/item/report"
-    return {
-        f"{REPORT}/definition.pbir": _json(
-            {
-                "$schema": f"{base}/definitionProperties/2.0.0/schema.json",
-                "version": "4.0",
-                "datasetReference": {"byPath": {"path": f"../{SEMANTIC_MODEL}"}},
-            }
-        ),
-        f"{REPORT}/definition/version.json": _json(
-            {"$schema": f"{base}/definition/versionMetadata/1.0.0/schema.json", "version": "2.0.0"}
-        ),
-        f"{REPORT}/definition/report.json": _json(
-            {
-                "$schema": f"{base}/definition/report/1.0.0/schema.json",
-                "themeCollection": {},
-                "layoutOptimization": "None",
-            }
-        ),
-        f"{REPORT}/definition/pages/pages.json": _json(
-            {
-                "$schema": f"{base}/definition/pagesMetadata/1.0.0/schema.json",
-                "pageOrder": [PAGE],
-                "activePageName": PAGE,
-            }
-        ),
-        f"{REPORT}/definition/pages/{PAGE}/page.json": _json(
-            {
-                "$schema": f"{base}/definition/page/1.0.0/schema.json",
-                "name": PAGE,
-                "displayName": f"{city} — overview" if city else "Overview",
-                "displayOption": "FitToPage",
-                "height": 720,
-                "width": 1280,
-            }
-        ),
-    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from .common import (
 )
 from .m_query import powerquery_files
 from .measures import Measure, check_measures, kit_measures
-from .tmdl import model_files, report_files
+from .report import Page, check_report, report_files, starter_pages
+from .tmdl import model_files
 
 __all__ = ["write_powerbi_kit"]
 
@@ -36,6 +38,7 @@ def _readme(
     source: str,
     city: str = "",
     credit: str = "",
+    pages: Sequence[Page] = (),
 ) -> list[str]:
     other = "parquet" if source == "turso" else "turso"
     lines = [
@@ -54,7 +57,10 @@ def _readme(
         f"{len(measures)} measures in `{MEASURES_TABLE}`; partitions read from **{source}** |",
         f"| `{SEMANTIC_MODEL}/definition/expressions.tmdl` | parameters `TursoUrl`, `TursoToken`, `StarFolder`"
         + (" and the `TursoTable` function |" if source == "turso" else " |"),
-        f"| `{REPORT}/` | a blank report bound to the model (kept when it already exists) |",
+        f"| `{REPORT}/` | the starter report (PBIR): pages "
+        + ", ".join(p.display_name for p in pages)
+        + ", each with neighbourhood and "
+        "year slicers; kept when it already exists (`twmb powerbi --replace-report` rewrites it) |",
         "| `powerquery/parameters.pq` | the same parameters, for building a report by hand |",
         f"| `powerquery/turso/TursoTable.pq` | shared function: POST to `TursoUrl/v2/pipeline`, {PAGE_SIZE:,} rows per page, typed values |",
         "| `powerquery/turso/<table>.pq` | one query per table: the reader SQL and the contract's column types |",
@@ -111,14 +117,15 @@ def write_powerbi_kit(
     tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS,
     city: str = "",
     credit: str = "",
+    replace_report: bool = False,
 ) -> dict[str, Any]:
     """Write the Power BI kit for the star schema to ``folder``.
 
     Parameters
     ----------
     folder
-        Target folder (created). Generated files are overwritten; the report skeleton is only
-        written when missing.
+        Target folder (created). Generated files are overwritten; the starter report is
+        written only when the folder has no report yet (a report edited in Desktop is kept).
     source
         Where the semantic model's partitions read from: ``"turso"`` (default) or
         ``"parquet"``. The Power Query scripts of both are always written.
@@ -131,6 +138,8 @@ def write_powerbi_kit(
     city, credit
         The city's display name (``[project] city``) and its licence/attribution line: in the
         README title and text, the model description and the report page name.
+    replace_report
+        Delete an existing report folder and write the starter report again.
 
     Returns
     -------
@@ -142,7 +151,8 @@ def write_powerbi_kit(
     ------
     ContractError
         A contract column has no Power BI type, a key column is missing, or a measure reads a
-        column the contracts do not have.
+        column the contracts do not have, or the starter report uses a field, measure or
+        filter value the model does not have.
     InputDataError
         A contract column name is not a safe identifier, or ``source`` is unknown.
     """
@@ -152,6 +162,8 @@ def write_powerbi_kit(
     measures = kit_measures(tiers)
     check_measures(measures, schemas)
     rels = relationships(schemas)
+    pages = starter_pages()
+    check_report(pages, schemas, measures)
     star = star_folder or STAR_FOLDER_PLACEHOLDER
     description = " ".join(
         x
@@ -163,21 +175,26 @@ def write_powerbi_kit(
         **model_files(
             schemas, rels, measures, source=source, star_folder=star, description=description
         ),
-        "README.md": _readme(schemas, rels, measures, source, city, credit),
+        "README.md": _readme(schemas, rels, measures, source, city, credit, pages),
     }
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale(root, set(files))
     for rel in sorted(files):
         _write(root / rel, files[rel])
-    report = report_files(city)
-    for rel in sorted(report):
-        if not (root / rel).exists():
+    report = report_files(city, pages)
+    report_dir = root / REPORT
+    if replace_report and report_dir.exists():
+        shutil.rmtree(report_dir)
+    written_report = not (report_dir / "definition.pbir").exists()
+    if written_report:
+        for rel in sorted(report):
             _write(root / rel, report[rel])
     return {
         "folder": str(root),
         "source": source,
         "files": sorted([*files, *report]),
+        "report": "written" if written_report else "kept",
         "tables": len(schemas),
         "relationships": len(rels),
         "measures": len(measures),
