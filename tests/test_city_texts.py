@@ -127,8 +127,8 @@ def test_powerbi_kit_names_the_city(city: Config, tmp_path: Path) -> None:
     assert model.startswith(
         f"/// Water main breaks of Springfield (twmb_geo star schema). {CREDIT}\nmodel Model\n"
     )
-    page = next((kit.folder / "TWMB.Report").rglob("page.json"))
-    assert json.loads(page.read_text())["displayName"] == "Springfield — overview"
+    page = kit.folder / "TWMB.Report/definition/pages/risk_map/page.json"
+    assert json.loads(page.read_text(encoding="utf-8"))["displayName"] == "Springfield — risk map"
     for rel in kit.files:
         assert "Toronto" not in (kit.folder / rel).read_text(encoding="utf-8"), rel
 
