@@ -8,11 +8,12 @@ ingest, ``<out>/models/`` for training, the star targets, the maps, the report,
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -42,6 +43,7 @@ from .results import (
 )
 from .store.duckdb_store import Store
 from .store.load import ingest_sources
+from .store.runlog import command
 from .store.summary import summarize
 from .synth import make_city, write_city
 from .synth.evaluation import evaluate_matching
@@ -64,7 +66,25 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 
+
+def _tracked(stage: str) -> Callable[[_F], _F]:
+    """Run a verb as the command ``stage`` (lock, manifest, ``runs`` row), or as a stage of
+    the command already running (:func:`twmb_geo.store.runlog.command`)."""
+
+    def wrap(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def verb(cfg: Config, *args: Any, **kwargs: Any) -> Any:
+            with command(cfg.out_dir, cfg.store_path, stage, cfg.to_toml()):
+                return fn(cfg, *args, **kwargs)
+
+        return cast(_F, verb)
+
+    return wrap
+
+
+@_tracked("features")
 def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureReport:
     """Build units, break links, graphs, the unit-year panel, spatial lags and hot spots.
 
@@ -90,6 +110,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     return _build_features(cfg, progress=progress)
 
 
+@_tracked("train")
 def train_models(
     cfg: Config, *, unit_types: Sequence[str] | None = None, progress: Progress | None = None
 ) -> TrainResult:
@@ -106,6 +127,7 @@ def list_models(cfg: Config) -> pd.DataFrame:
     return _list_models(cfg)
 
 
+@_tracked("score")
 def score_units(
     cfg: Config,
     *,
@@ -118,6 +140,7 @@ def score_units(
     return ScoreResult(run_id=res["run_id"], scores=res["scores"])
 
 
+@_tracked("simulate")
 def simulate_breaks(
     cfg: Config,
     *,
@@ -141,6 +164,7 @@ def simulate_breaks(
     return SimulationResult(run_id=res["run_id"], simulations=res["simulations"])
 
 
+@_tracked("publish")
 def publish_star(
     cfg: Config,
     *,
@@ -189,6 +213,7 @@ def publish_star(
     )
 
 
+@_tracked("maps")
 def render_maps(
     cfg: Config,
     *,
@@ -212,6 +237,7 @@ def render_maps(
     )
 
 
+@_tracked("report")
 def write_report(
     cfg: Config, *, folder: Path | str | None = None, maps: MapsResult | None = None
 ) -> ReportResult:
@@ -310,6 +336,9 @@ def run(
     """The main job: ingest, features, models (train, score, simulate), publish, maps, report.
 
     Writes ``<out>/summary.json``; ``with_model`` and ``with_report`` need ``with_features``.
+    Holds the output folder's lock for the whole job (a second command on the folder is
+    refused) and keeps ``<out>/manifest.json`` current: each stage (ingest, features, train,
+    score, simulate, publish, maps, report) started, finished or failed with its error.
     The publish goes to the local targets (Parquet/CSV folder, DuckDB file, local Turso
     database file); maps go to ``<out>/maps/`` and the report to ``<out>/report/``.
 
@@ -319,7 +348,19 @@ def run(
     >>> res = tw.run(tw.default_config("out"))  # doctest: +SKIP
     >>> res.summary["breaks_total"]  # doctest: +SKIP
     """
-    report = ingest_sources(cfg, progress=progress, command="run")
+    with command(cfg.out_dir, cfg.store_path, "run", cfg.to_toml(), as_stage=False):
+        return _run(cfg, progress, with_features, with_model, with_publish, with_report)
+
+
+def _run(
+    cfg: Config,
+    progress: Progress | None,
+    with_features: bool,
+    with_model: bool,
+    with_publish: bool,
+    with_report: bool,
+) -> RunResult:
+    report = ingest_sources(cfg, progress=progress)
     feats = build_features(cfg, progress=progress).to_dict() if with_features else None
     model = _model_summary(cfg, progress) if (with_features and with_model) else None
     published = publish_star(cfg, progress=progress) if with_publish else None

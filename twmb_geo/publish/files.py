@@ -10,6 +10,8 @@ publish. The same store gives byte-identical files.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +46,29 @@ def check_formats(formats: Sequence[str]) -> None:
         raise InputDataError(f"formats must be among {list(FORMATS)}, got {list(formats)}")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_dead_leftovers(folder: Path) -> None:
+    """Remove the staging and old folders of publishes whose process is gone (a killed
+    publish); those of a live process (another publish to the same folder) are left alone."""
+    for p in sorted(folder.parent.glob(f".{folder.name}.*")):
+        suffix = p.name[len(folder.name) + 2 :]
+        kind, _, tag = suffix.partition("-")
+        if kind not in ("staging", "old") or not p.is_dir():
+            continue
+        pid = tag.split("-")[0]
+        if not tag or not pid.isdigit() or not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def write_star_folder(
     tables: Mapping[str, pd.DataFrame],
     folder: Path | str,
@@ -63,11 +88,10 @@ def write_star_folder(
         raise InputDataError(f"star tables missing from the publish: {missing}")
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".{folder.name}.staging")
-    old = folder.with_name(f".{folder.name}.old")
-    for leftover in (staging, old):
-        if leftover.exists():
-            shutil.rmtree(leftover)
+    _remove_dead_leftovers(folder)
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+    staging = folder.with_name(f".{folder.name}.staging-{tag}")
+    old = folder.with_name(f".{folder.name}.old-{tag}")
     rows = {t: len(tables[t]) for t in STAR_TABLES}
     for fmt in formats:
         (staging / fmt).mkdir(parents=True)

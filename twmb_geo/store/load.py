@@ -21,14 +21,14 @@ import shapely
 
 from ..config import Config, SourceConfig
 from ..core.crs import using_crs
-from ..core.files import atomic_write
 from ..core.types import Progress
-from ..errors import InputDataError, TwmbError
+from ..errors import InputDataError
 from ..ingest._common import IngestContext, IngestResult
 from ..ingest.neighbourhoods import service_area_table
 from ..ingest.service_area import DERIVED_SOURCE_ID, derived_service_area
 from ..ingest.sources import transform_source
 from ..io.readers import sha256_file
+from . import runlog
 from .duckdb_store import Store
 from .manifest import RunManifest
 from .project import resolve_analysis_crs
@@ -73,18 +73,19 @@ class IngestReport:
     store: Path
     sources: list[SourceReport]
     manifest: RunManifest
+    status: str = "ok"
 
     @property
     def ok(self) -> bool:
-        """True when the run finished."""
-        return self.manifest.status == "ok"
+        """True when the ingest finished."""
+        return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "run_id": self.run_id,
             "store": str(self.store),
-            "status": self.manifest.status,
+            "status": self.status,
             "sources": [s.to_dict() for s in self.sources],
             "warnings": self.manifest.warnings,
         }
@@ -118,8 +119,10 @@ def ingest_sources(
     """Ingest the config's sources (or ``source_ids``) into the store.
 
     Neighbourhood sources go first so the service area exists for the other checks. Each
-    source is one transaction. Raises the first :class:`~twmb_geo.errors.TwmbError` after
-    recording the failed run.
+    source is one transaction. Runs as the command (or, inside ``run``, the stage) ``command``
+    (:func:`twmb_geo.store.runlog.command`: the folder's lock, ``manifest.json`` as it goes,
+    the ``runs`` row). Raises the first :class:`~twmb_geo.errors.TwmbError` after recording
+    the failed run.
     """
     wanted = (
         [s for s in cfg.sources if s.enabled]
@@ -127,11 +130,12 @@ def ingest_sources(
         else [cfg.source(i) for i in source_ids]
     )
     wanted.sort(key=lambda s: _KIND_ORDER.get(cfg.profile(s).kind, 9))
-    manifest = RunManifest(command=command)
-    manifest.config = cfg.to_toml()
     reports: list[SourceReport] = []
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    with Store(cfg.store_path) as store:
+    with (
+        runlog.command(cfg.out_dir, cfg.store_path, command, cfg.to_toml()) as manifest,
+        Store(cfg.store_path) as store,
+    ):
         try:
             with manifest.step("analysis_crs"):
                 crs_row = resolve_analysis_crs(store, cfg)
@@ -144,14 +148,13 @@ def ingest_sources(
                 _derive_service_area(store, cfg, manifest)
             if progress:
                 progress("ingest done", len(wanted), len(wanted))
-            manifest.finish("ok")
-        except TwmbError as exc:
-            manifest.finish("failed", str(exc))
-            _record_run(store, manifest, reports)
-            _write_manifest(cfg, manifest)
+        except BaseException:
+            try:  # what was ingested before the failure; never hide the failure itself
+                _record_run(store, manifest, reports)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not record the inputs of run %s: %s", manifest.run_id, exc)
             raise
         _record_run(store, manifest, reports)
-    _write_manifest(cfg, manifest)
     return IngestReport(manifest.run_id, cfg.store_path, reports, manifest)
 
 
@@ -326,24 +329,8 @@ def _ingest_one(
 
 
 def _record_run(store: Store, manifest: RunManifest, reports: list[SourceReport]) -> None:
-    runs = pd.DataFrame(
-        [
-            {
-                "run_id": manifest.run_id,
-                "command": manifest.command,
-                "status": manifest.status,
-                "started_at": pd.Timestamp(manifest.started_at).tz_convert(None),
-                "finished_at": pd.Timestamp(manifest.finished_at).tz_convert(None)
-                if manifest.finished_at
-                else pd.NaT,
-                "package_version": manifest.to_dict()["versions"]["twmb_geo"],
-                "manifest": manifest.to_json(),
-            }
-        ]
-    )
-    runs["started_at"] = runs["started_at"].astype("datetime64[us]")
-    runs["finished_at"] = runs["finished_at"].astype("datetime64[us]")
-    store.append("runs", runs)
+    """The ``runs`` row as it stands (the command rewrites it when it ends) and the inputs."""
+    runlog.record_run(store, manifest)
     by_source = {r.source_id: r for r in reports}
     rows = []
     for inp in manifest.inputs:
@@ -368,8 +355,3 @@ def _record_run(store: Store, manifest: RunManifest, reports: list[SourceReport]
         )
     if rows:
         store.append("run_inputs", pd.DataFrame(rows))
-
-
-def _write_manifest(cfg: Config, manifest: RunManifest) -> None:
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(cfg.out_dir / "manifest.json", (manifest.to_json() + "\n").encode("utf-8"))

@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pyogrio
 import pyproj
 
 from .._version import __version__
+from ..core.files import atomic_write
 
 __all__ = ["RunManifest", "library_versions", "new_run_id"]
 
@@ -71,6 +73,52 @@ class RunManifest:
     warnings: list[str] = field(default_factory=list)
     service_area: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: the command's stages: started, finished or failed (with the error), as they go
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    #: the earlier command on the folder that was killed (found when this one started)
+    interrupted: dict[str, Any] | None = None
+    #: where :meth:`save` writes the manifest (None: kept in memory only)
+    path: Path | None = None
+
+    def save(self) -> None:
+        """Write the manifest to :attr:`path` atomically (no-op without a path)."""
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, (self.to_json() + "\n").encode("utf-8"))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Record a stage: ``running`` when it starts, then ``ok`` or ``failed`` / ``interrupted``
+        with the error; the manifest is saved at each change."""
+        entry: dict[str, Any] = {
+            "stage": name,
+            "status": "running",
+            "started_at": dt.datetime.now(dt.UTC).isoformat(),
+            "finished_at": None,
+            "seconds": None,
+            "error": None,
+        }
+        self.stages.append(entry)
+        self.save()
+        t0 = time.perf_counter()
+        status, error = "failed", None
+        try:
+            yield
+            status = "ok"
+        except KeyboardInterrupt:
+            status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+            raise
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            entry.update(
+                status=status,
+                error=error,
+                finished_at=dt.datetime.now(dt.UTC).isoformat(),
+                seconds=round(time.perf_counter() - t0, 3),
+            )
+            self.save()
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -108,6 +156,8 @@ class RunManifest:
             "crs": self.crs,
             "warnings": self.warnings,
             "service_area": self.service_area,
+            "stages": self.stages,
+            "interrupted": self.interrupted,
             "error": self.error,
         }
 

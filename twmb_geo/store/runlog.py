@@ -1,0 +1,199 @@
+"""Tracking a command: the folder's run lock, the manifest written as each stage goes, the
+``runs`` row.
+
+Every command that writes to ``<out>`` runs inside :func:`command`: it takes the run lock
+(:mod:`twmb_geo.core.lock`), starts a :class:`~twmb_geo.store.manifest.RunManifest` and saves
+it to ``<out>/manifest.json`` atomically when the command starts, when each stage starts and
+ends, and when the command ends: ``ok``, ``failed`` with the error (any exception, not only
+the package's own) or ``interrupted`` (Ctrl-C). A command killed outright leaves its manifest
+at ``running`` with the stage it was in; the next command on the folder records that run as
+interrupted (manifest warning and its ``runs`` row). Commands called inside another (``run``
+calling ``ingest``, ``features``, ...) become stages of the outer command's manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..core.lock import run_lock
+from ..errors import TwmbError
+from .duckdb_store import Store
+from .manifest import RunManifest
+
+__all__ = ["MANIFEST_NAME", "active_manifest", "command", "record_run"]
+
+MANIFEST_NAME = "manifest.json"
+log = logging.getLogger(__name__)
+_ACTIVE: ContextVar[RunManifest | None] = ContextVar("twmb_active_manifest", default=None)
+
+
+def active_manifest() -> RunManifest | None:
+    """The manifest of the command running in this context, if any."""
+    return _ACTIVE.get()
+
+
+def _ts(value: dt.datetime | None) -> Any:
+    return pd.Timestamp(value).tz_convert(None) if value is not None else pd.NaT
+
+
+def record_run(store: Store, manifest: RunManifest) -> None:
+    """Write (or rewrite) the ``runs`` row of ``manifest``."""
+    row = pd.DataFrame(
+        [
+            {
+                "run_id": manifest.run_id,
+                "command": manifest.command,
+                "status": manifest.status,
+                "started_at": _ts(manifest.started_at),
+                "finished_at": _ts(manifest.finished_at),
+                "package_version": manifest.to_dict()["versions"]["twmb_geo"],
+                "manifest": manifest.to_json(),
+            }
+        ]
+    )
+    for c in ("started_at", "finished_at"):
+        row[c] = row[c].astype("datetime64[us]")
+    store.replace_rows("runs", row, "run_id = ?", [manifest.run_id])
+
+
+def _previous_interrupted(out: Path) -> dict[str, Any] | None:
+    """The manifest a killed command left at ``running`` (read before it is overwritten)."""
+    try:
+        doc = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("status") == "running" else None
+
+
+def _mark_interrupted(store_path: Path, previous: dict[str, Any]) -> None:
+    run_id = previous.get("run_id")
+    if not run_id or not store_path.exists():
+        return
+    with Store(store_path) as store:
+        if not store.has_table("runs"):
+            return
+        old = store.read("runs", "run_id = ?", [run_id])
+        if old.empty or old["status"].iloc[0] != "running":
+            return
+        doc = {**previous, "status": "interrupted"}
+        old["status"] = "interrupted"
+        old["manifest"] = json.dumps(doc, indent=2, default=str)
+        store.replace_rows("runs", old, "run_id = ?", [run_id])
+
+
+def _record_final(store_path: Path, manifest: RunManifest) -> None:
+    """Best effort: the ``runs`` row as it stands (a store that cannot be opened is logged)."""
+    if not store_path.exists():
+        return
+    try:
+        with Store(store_path) as store:
+            record_run(store, manifest)
+    except (TwmbError, OSError) as exc:
+        log.warning("could not record run %s in %s: %s", manifest.run_id, store_path, exc)
+
+
+@contextmanager
+def command(
+    out: Path,
+    store_path: Path,
+    name: str,
+    config: dict[str, Any] | None = None,
+    *,
+    as_stage: bool = True,
+) -> Iterator[RunManifest]:
+    """Run the block as the command (or, inside another command, the stage) ``name``.
+
+    Parameters
+    ----------
+    out
+        The output folder (locked for the whole command; holds ``manifest.json``).
+    store_path
+        The DuckDB store that receives the ``runs`` row.
+    name
+        Command (or stage) name.
+    config
+        The config as a dict, recorded in the manifest of a top-level command.
+    as_stage
+        Record the command itself as a stage (False for ``run``, whose stages are the
+        commands it calls).
+
+    Yields
+    ------
+    RunManifest
+        The manifest of the outermost command.
+    """
+    outer = _ACTIVE.get()
+    if outer is not None:
+        with outer.stage(name):
+            yield outer
+        return
+    out = Path(out)
+    with run_lock(out, name) as lock:
+        previous = _previous_interrupted(out)
+        manifest = RunManifest(command=name, path=out / MANIFEST_NAME)
+        manifest.config = config or {}
+        if previous is not None or lock.get("took_over"):
+            what = previous or {}
+            stage = next(
+                (
+                    s["stage"]
+                    for s in reversed(what.get("stages", []))
+                    if s.get("status") == "running"
+                ),
+                None,
+            )
+            manifest.interrupted = {
+                "run_id": what.get("run_id"),
+                "command": what.get("command") or lock.get("took_over", {}).get("command"),
+                "stage": stage,
+                "started_at": what.get("started_at"),
+            }
+            manifest.warnings.append(
+                f"the previous command on this folder (`twmb {manifest.interrupted['command']}`, "
+                f"run {manifest.interrupted['run_id']}) was interrupted"
+                + (f" in stage {stage!r}" if stage else "")
+                + "; its outputs from that stage on were not finished and are replaced by this run"
+            )
+            log.warning("%s", manifest.warnings[-1])
+            if previous is not None:
+                try:
+                    _mark_interrupted(store_path, previous)
+                except (TwmbError, OSError) as exc:
+                    log.warning(
+                        "could not mark run %s as interrupted: %s", previous.get("run_id"), exc
+                    )
+        token = _ACTIVE.set(manifest)
+        manifest.save()
+        _record_final(store_path, manifest)  # "running": a killed command leaves it so
+        try:
+            with manifest.stage(name) if as_stage else _nothing():
+                yield manifest
+        except KeyboardInterrupt:
+            manifest.finish("interrupted", "interrupted by the user (Ctrl-C)")
+            manifest.save()
+            _record_final(store_path, manifest)
+            raise
+        except BaseException as exc:
+            manifest.finish("failed", f"{type(exc).__name__}: {exc}")
+            manifest.save()
+            _record_final(store_path, manifest)
+            raise
+        finally:
+            _ACTIVE.reset(token)
+        manifest.finish("ok")
+        manifest.save()
+        _record_final(store_path, manifest)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
