@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +25,12 @@ from twmb_geo.io.ckan import (
     CkanResource,
     FetchReport,
     PackageSpec,
+    UrlPolicy,
     fetch_packages,
     fetch_toronto,
     safe_filename,
     select_resources,
+    token_allowed,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +73,9 @@ class FakeCkan:
     file_always: dict[str, str] = field(default_factory=dict)
     api_plan: dict[str, list[str]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    auth: list[tuple[str, str | None]] = field(default_factory=list)
+    redirects: dict[str, tuple[int, str]] = field(default_factory=dict)
+    unsized: dict[str, str] = field(default_factory=dict)
     expected: dict[str, bytes] = field(default_factory=dict)
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -143,7 +149,15 @@ class FakeCkan:
     def handle(self, h: BaseHTTPRequestHandler) -> None:
         with self.lock:
             self.requests.append((h.path, h.headers.get("User-Agent", "")))
+            self.auth.append((h.path, h.headers.get("Authorization")))
         split = urlsplit(h.path)
+        if h.path in self.redirects:
+            code, location = self.redirects[h.path]
+            h.send_response(code)
+            h.send_header("Location", location)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         if split.path == "/api/3/action/package_show":
             slug = parse_qs(split.query).get("id", [""])[0]
             behaviour = self._next(self.api_plan, slug)
@@ -181,6 +195,22 @@ class FakeCkan:
             h.send_header("Content-Length", str(len(body) + 100))
             h.end_headers()
             h.wfile.write(body[: len(body) // 2])
+            h.close_connection = True
+        elif self.unsized.get(h.path) == "chunked":
+            h.send_response(200)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            for start in range(0, len(body), 65536):
+                piece = body[start : start + 65536]
+                h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            h.wfile.write(b"0\r\n\r\n")
+            h.close_connection = True
+        elif self.unsized.get(h.path) == "close":
+            h.send_response(200)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.end_headers()
+            h.wfile.write(body)
             h.close_connection = True
         elif behaviour == "sleep":
             self.release.wait(10)
@@ -332,17 +362,16 @@ def populate(fake: FakeCkan) -> None:
         fake.add(slug, f"{name} - 4326.csv", f"{stem}-4326.csv", b"x\n", "CSV")
 
 
-@pytest.fixture
-def ckan() -> Iterator[FakeCkan]:
-    fake = FakeCkan()
+@contextlib.contextmanager
+def serving(fake: FakeCkan, host: str = "127.0.0.1") -> Iterator[FakeCkan]:
+    """Serve ``fake`` on 127.0.0.1 (a free port), its URLs naming ``host``."""
     server = _Server(("127.0.0.1", 0), _handler_for(fake))
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    fake.base_url = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
     thread.start()
     try:
-        populate(fake)
         yield fake
     finally:
         fake.release.set()
@@ -350,6 +379,27 @@ def ckan() -> Iterator[FakeCkan]:
         server.server_close()
         thread.join(timeout=10)
         assert not thread.is_alive()
+
+
+@pytest.fixture
+def ckan() -> Iterator[FakeCkan]:
+    with serving(FakeCkan()) as fake:
+        populate(fake)
+        yield fake
+
+
+@pytest.fixture
+def other_host() -> Iterator[FakeCkan]:
+    """A second server standing for another host: its URLs say ``localhost``."""
+    with serving(FakeCkan(), "localhost") as fake:
+        yield fake
+
+
+@pytest.fixture
+def other_port() -> Iterator[FakeCkan]:
+    """A second server on the catalogue's host (127.0.0.1) but another port: another origin."""
+    with serving(FakeCkan()) as fake:
+        yield fake
 
 
 def _temp_files(root: Path) -> list[Path]:
@@ -800,3 +850,280 @@ def test_package_spec_validation() -> None:
     with pytest.raises(ConfigError):
         PackageSpec(slug="x", resources="abc")  # type: ignore[arg-type]
     assert PackageSpec(slug="x", formats=("GeoJSON",)).formats == ("geojson",)
+
+
+# --------------------------------------------------------------------------- URL policy
+
+ONE = "one"
+ONE_SPEC = {ONE: PackageSpec(slug=ONE)}
+BODY = generated("policy", 300_000)
+
+
+def _one(fake: FakeCkan, path: str = "/files/data.bin", body: bytes = BODY, **extra: Any) -> str:
+    """Package ``one`` with a single resource served by ``fake`` at ``path``; returns its URL."""
+    res = fake.add(ONE, "Data", "data.bin", body, "BIN", path=path, **extra)
+    return str(res["url"])
+
+
+def _fetch(fake: FakeCkan, dest: Path, **kwargs: Any) -> FetchReport:
+    opts = {**FAST, "retries": 1, **kwargs}
+    return fetch_packages(dest, base_url=fake.base_url, specs=ONE_SPEC, **opts)
+
+
+def _refused(report: FetchReport) -> str:
+    (entry,) = report.files
+    assert entry.status == "failed", report.to_dict()
+    assert not entry.path.exists()
+    assert _temp_files(entry.path.parent.parent) == []
+    return entry.error or ""
+
+
+def test_cross_host_redirect_is_refused(
+    ckan: FakeCkan, other_host: FakeCkan, tmp_path: Path
+) -> None:
+    url = _one(ckan)
+    other_host.files["/elsewhere.bin"] = BODY
+    target = f"{other_host.base_url}/elsewhere.bin"
+    ckan.redirects["/files/data.bin"] = (302, target)
+
+    error = _refused(_fetch(ckan, tmp_path))
+
+    assert f"redirect from {url} to {target} refused" in error
+    assert "--allow-host localhost" in error
+    assert other_host.requests == []  # never connected
+    assert ckan.file_requests() == ["/files/data.bin"]  # refused at once, not retried
+
+
+def test_redirect_to_another_port_is_refused(
+    ckan: FakeCkan, other_port: FakeCkan, tmp_path: Path
+) -> None:
+    _one(ckan)
+    other_port.files["/x.bin"] = BODY
+    ckan.redirects["/files/data.bin"] = (307, f"{other_port.base_url}/x.bin")
+
+    assert "refused" in _refused(_fetch(ckan, tmp_path))
+    assert other_port.requests == []
+
+
+def test_allow_listed_host_is_followed(
+    ckan: FakeCkan, other_host: FakeCkan, other_port: FakeCkan, tmp_path: Path
+) -> None:
+    _one(ckan)
+    other_host.files["/elsewhere.bin"] = BODY
+    ckan.redirects["/files/data.bin"] = (302, f"{other_host.base_url}/elsewhere.bin")
+
+    report = _fetch(ckan, tmp_path, allow_hosts=["localhost"])
+    assert report.ok, report.to_dict()
+    assert report.files[0].path.read_bytes() == BODY
+    assert other_host.file_requests() == ["/elsewhere.bin"]
+
+    # host:port entries allow that port only
+    port = urlsplit(other_port.base_url).port
+    other_port.files["/x.bin"] = BODY
+    ckan.redirects["/files/data.bin"] = (301, f"{other_port.base_url}/x.bin")
+    assert _fetch(ckan, tmp_path / "b", allow_hosts=[f"127.0.0.1:{port}"]).ok
+    assert not _fetch(ckan, tmp_path / "c", allow_hosts=[f"127.0.0.1:{port + 1}"]).ok
+
+
+@pytest.mark.parametrize("scheme", ["ftp", "file"])
+def test_redirect_to_non_http_scheme_is_refused(
+    ckan: FakeCkan, tmp_path: Path, scheme: str
+) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.3)
+        _one(ckan)
+        if scheme == "ftp":
+            target = f"ftp://127.0.0.1:{listener.getsockname()[1]}/data.bin"
+        else:
+            target = "file:///etc/passwd"
+        ckan.redirects["/files/data.bin"] = (302, target)
+
+        error = _refused(_fetch(ckan, tmp_path, timeout=1.0, retries=0))
+
+        assert f"to {target} refused" in error and f"unsupported URL scheme {scheme!r}" in error
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody connected to the ftp port
+
+
+@pytest.mark.parametrize("location", ["/moved/data.bin", "{base}/moved/data.bin"])
+def test_same_host_redirect_is_followed(ckan: FakeCkan, tmp_path: Path, location: str) -> None:
+    _one(ckan)
+    ckan.files["/moved/data.bin"] = BODY
+    ckan.redirects["/files/data.bin"] = (302, location.format(base=ckan.base_url))
+
+    report = _fetch(ckan, tmp_path)
+
+    assert report.ok, report.to_dict()
+    assert report.files[0].path.read_bytes() == BODY
+    assert ckan.file_requests() == ["/files/data.bin", "/moved/data.bin"]
+
+
+def test_resource_on_another_host_needs_the_allow_list(
+    ckan: FakeCkan, other_host: FakeCkan, tmp_path: Path
+) -> None:
+    other_host.files["/mirror/data.bin"] = BODY
+    res = ckan.add(ONE, "Data", "data.bin", BODY, "BIN", path="/unused")
+    res["url"] = f"{other_host.base_url}/mirror/data.bin"
+
+    error = _refused(_fetch(ckan, tmp_path))
+    assert res["url"] in error and "not on the catalogue's host" in error
+    assert "--allow-host localhost" in error
+    assert other_host.requests == []
+
+    report = _fetch(ckan, tmp_path, allow_hosts=["LOCALHOST"])
+    assert report.ok, report.to_dict()
+    assert report.files[0].path.read_bytes() == BODY
+
+
+def test_plain_http_to_a_non_loopback_host_is_refused(ckan: FakeCkan, tmp_path: Path) -> None:
+    res = ckan.add(ONE, "Data", "data.bin", BODY, "BIN", path="/unused")
+    res["url"] = "http://data.example.org/data.bin"
+
+    report = _fetch(ckan, tmp_path, allow_hosts=["data.example.org"])
+    error = _refused(report)
+    assert "plain http://" in error and "https://" in error
+    assert report.files[0].attempts == 0  # refused before connecting
+
+    with pytest.raises(ConfigError, match="plain http://"):
+        fetch_packages(tmp_path, base_url="http://ckan.example.org", **FAST)
+
+
+def test_package_show_redirect_to_another_host_raises(
+    ckan: FakeCkan, other_host: FakeCkan, tmp_path: Path
+) -> None:
+    _one(ckan)
+    api = "/api/3/action/package_show?id=one"
+    ckan.redirects[api] = (302, f"{other_host.base_url}{api}")
+
+    with pytest.raises(FetchError, match=r"redirect from .*127\.0\.0\.1.* to .*localhost.*refused"):
+        _fetch(ckan, tmp_path)
+    assert other_host.requests == []
+    assert ckan.api_requests(ONE) == 1
+
+
+def test_size_cap_from_content_length(ckan: FakeCkan, tmp_path: Path) -> None:
+    url = _one(ckan, size=None)
+    final = tmp_path / ONE / "data.bin"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"previous")
+
+    report = _fetch(ckan, tmp_path, max_bytes=100_000)
+
+    (entry,) = report.files
+    assert entry.status == "failed" and entry.attempts == 1  # not retried
+    assert url in (entry.error or "")
+    assert "300,000 bytes (Content-Length)" in (entry.error or "")
+    assert "cap of 100,000 bytes" in (entry.error or "")
+    assert final.read_bytes() == b"previous"
+    assert _temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_size_cap_while_streaming(ckan: FakeCkan, tmp_path: Path, framing: str) -> None:
+    body = generated("big", 3 * 1024 * 1024)
+    url = _one(ckan, body=body, size=None)
+    ckan.unsized["/files/data.bin"] = framing
+
+    error = _refused(_fetch(ckan, tmp_path, max_bytes=1_500_000))
+    assert url in error and "cap of 1,500,000 bytes" in error
+    assert ckan.file_requests() == ["/files/data.bin"]
+
+    report = _fetch(ckan, tmp_path, max_bytes=len(body))  # exactly the cap: accepted
+    assert report.ok, report.to_dict()
+    assert report.files[0].path.read_bytes() == body
+
+
+def test_size_cap_from_the_catalogue(ckan: FakeCkan, tmp_path: Path) -> None:
+    _one(ckan)  # CKAN declares 300,000 bytes
+    error = _refused(_fetch(ckan, tmp_path, max_bytes=1000))
+    assert "CKAN declares 300,000 bytes" in error and "cap of 1,000 bytes" in error
+    assert ckan.file_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://data.example.org/x", True),
+        ("http://data.example.org/x", False),
+        ("http://127.0.0.1:8000/x", True),
+        ("http://127.8.9.10/x", True),
+        ("http://[::1]:8000/x", True),
+        ("http://localhost/x", True),
+        ("http://LOCALHOST./x", True),
+        ("http://localhost.example.org/x", False),
+        ("http://127.0.0.1.example.org/x", False),
+        ("http://10.0.0.1/x", False),
+        ("ftp://127.0.0.1/x", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_token_only_over_https_or_loopback(url: str, allowed: bool) -> None:
+    assert token_allowed(url) is allowed
+
+
+def test_token_goes_to_the_catalogue_origin_only() -> None:
+    policy = UrlPolicy("https://ckan.example.org", allow_hosts=["files.example.org"], token="t")
+    assert policy.sends_token("https://ckan.example.org/api/3/action/package_show?id=x")
+    assert policy.sends_token("https://ckan.example.org:443/dataset/x.zip")
+    assert not policy.sends_token("https://files.example.org/x.zip")  # allowed, but no token
+    assert not policy.sends_token("http://ckan.example.org/x.zip")  # plain http
+    assert not policy.sends_token("https://ckan.example.org:8443/x.zip")  # another origin
+    assert not UrlPolicy("https://ckan.example.org").sends_token("https://ckan.example.org/")
+    assert "token=set" in repr(policy) and "'t'" not in repr(policy)
+    loopback = UrlPolicy("http://127.0.0.1:9", token="t")
+    assert loopback.sends_token("http://127.0.0.1:9/x")
+
+
+def test_token_not_forwarded_to_another_host(
+    ckan: FakeCkan, other_host: FakeCkan, tmp_path: Path
+) -> None:
+    _one(ckan)
+    ckan.files["/moved/data.bin"] = BODY
+    ckan.redirects["/files/data.bin"] = (302, "/moved/data.bin")
+
+    assert _fetch(ckan, tmp_path, token="s3cret").ok
+    assert {path: token for path, token in ckan.auth} == {
+        "/api/3/action/package_show?id=one": "s3cret",
+        "/files/data.bin": "s3cret",
+        "/moved/data.bin": "s3cret",  # same origin: kept
+    }
+
+    other_host.files["/elsewhere.bin"] = BODY
+    ckan.redirects["/files/data.bin"] = (302, f"{other_host.base_url}/elsewhere.bin")
+    report = _fetch(ckan, tmp_path / "b", token="s3cret", allow_hosts=["localhost"])
+    assert report.ok, report.to_dict()
+    assert other_host.auth == [("/elsewhere.bin", None)]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"allow_hosts": ["host/path"]}, {"allow_hosts": [""]}, {"max_bytes": 0}],
+)
+def test_bad_policy_arguments_raise_config_error(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        fetch_packages(tmp_path, base_url="https://ckan.example.org", **kwargs)
+
+
+def test_cli_size_cap_and_refused_redirect_exit_6(
+    ckan: FakeCkan, other_host: FakeCkan, tmp_path: Path
+) -> None:
+    from cli_helpers import error_text, flat, show, twmb
+
+    base = ["--out", tmp_path / "out", "fetch", "toronto", "--base-url", ckan.base_url]
+    base += ["--retries", "0", "--package", "neighbourhoods"]
+    r = twmb(*base, "--max-bytes", "1K")
+    assert r.exit_code == 6, show(r)
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "cap of 1,024 bytes" in flat(r.stderr)
+
+    r = twmb(*base, "--max-bytes", "lots")
+    assert r.exit_code == 2 and "positive size" in r.stderr, show(r)
+
+    api = "/api/3/action/package_show?id=neighbourhoods"
+    ckan.redirects[api] = (302, f"{other_host.base_url}{api}")
+    msg = error_text(twmb(*base), 6)
+    assert "refused" in msg and other_host.base_url in msg and "--allow-host" in msg
+    r = twmb(*base, "--allow-host", "localhost", "--json")
+    assert other_host.api_requests("neighbourhoods") == 1, show(r)

@@ -424,3 +424,81 @@ def test_starter_report_filters_select_data_on_the_bundled_run(star) -> None:
                 assert keep.any(), f"{v.name}: its filters leave no row of {table}"
                 checked += 1
     assert checked >= 7
+
+
+CRAFTED_NAMES = ['=HYPERLINK("http://x.test","y")', "+1+1", "-2+3", "@SUM(A1:A9)", "\tcmd", "\rx"]
+
+
+def test_csv_copy_neutralises_formulas_parquet_keeps_values(tmp_path: Path) -> None:
+    """Crafted street names are written as text in the CSV copy, true values in Parquet."""
+    import pyarrow.parquet as pq
+
+    from twmb_geo.publish.files import write_star_folder
+
+    with tw.open_store(tmp_path / "empty.duckdb") as s:
+        tables = build_star(s)
+    special = tables["dim_street_segment"]
+    n = len(CRAFTED_NAMES) + 3
+    crafted = pd.DataFrame(
+        {
+            "street_key": range(1, n + 1),
+            "unit_id": [f"u{i}" for i in range(n)],
+            "name": [*CRAFTED_NAMES, "-12.5", "Main St", None],
+            "feature_class": ["Local"] * n,
+            "is_street": [True] * n,
+            "length_m": [-5.0, *[10.0] * (n - 1)],
+        }
+    )
+    tables["dim_street_segment"] = pd.concat([special, crafted], ignore_index=True)
+    original = tables["dim_street_segment"].copy()
+    write_star_folder(tables, tmp_path / "star")
+
+    csv = pd.read_csv(
+        tmp_path / "star" / "csv" / "dim_street_segment.csv",
+        dtype={"name": str},
+        keep_default_na=False,
+        na_values=[""],
+    )
+    names = csv["name"].tolist()
+    assert names[2:-1] == [
+        '\'=HYPERLINK("http://x.test","y")',
+        "'+1+1",
+        "'-2+3",
+        "'@SUM(A1:A9)",
+        "'\tcmd",
+        "'\rx",
+        "-12.5",  # a number as text: a spreadsheet reads the same number, runs nothing
+        "Main St",
+    ]
+    assert pd.isna(names[-1])
+    assert csv["street_key"].tolist()[:2] == [-2, -1]  # negative numbers untouched
+    assert csv["length_m"].iloc[2] == -5.0
+    text = (tmp_path / "star" / "csv" / "dim_street_segment.csv").read_bytes().decode("utf-8")
+    assert "\r\n-2," in text and ",-5.0," in text
+    assert text.count("\r\n") == len(tables["dim_street_segment"]) + 1  # the CR is quoted
+    parquet = pq.read_table(tmp_path / "star" / "parquet" / "dim_street_segment.parquet")
+    assert parquet.column("name").to_pylist()[2:-1] == [*CRAFTED_NAMES, "-12.5", "Main St"]
+    pd.testing.assert_frame_equal(tables["dim_street_segment"], original)  # input untouched
+
+
+def test_spreadsheet_safe_column_kinds() -> None:
+    from twmb_geo.publish.files import spreadsheet_safe
+
+    df = pd.DataFrame(
+        {
+            "obj": pd.Series(["=1+1", None, 3, "ok", "-", "+5"], dtype=object),
+            "str": pd.Series(["@x", pd.NA, "a", "-1e3", "-1e", ".5"], dtype="string"),
+            "cat": pd.Categorical(["=A", "b", "=A", "b", "c", "c"]),
+            "num": [-1, -2, 3, 4, 5, 6],
+            "date": pd.to_datetime(["2024-01-01"] * 6),
+        }
+    )
+    out = spreadsheet_safe(df)
+    assert out["obj"].tolist() == ["'=1+1", None, 3, "ok", "'-", "+5"]
+    assert out["str"].tolist()[:1] == ["'@x"] and pd.isna(out["str"].iloc[1])
+    assert out["str"].tolist()[2:] == ["a", "-1e3", "'-1e", ".5"]
+    assert out["cat"].tolist() == ["'=A", "b", "'=A", "b", "c", "c"]
+    assert out["num"].tolist() == [-1, -2, 3, 4, 5, 6]
+    pd.testing.assert_series_equal(out["date"], df["date"])
+    clean = df.drop(columns=["obj", "str", "cat"])
+    assert spreadsheet_safe(clean) is clean  # nothing to escape: no copy

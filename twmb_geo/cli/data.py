@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -12,7 +15,7 @@ from rich.table import Table
 from .. import api, builtin_profiles, fetch_toronto
 from ..config import default_config, load_config, write_config
 from ..errors import EXIT_FETCH, ConfigError
-from ..io.ckan import TORONTO_CKAN_URL, TORONTO_PACKAGES, FetchReport
+from ..io.ckan import DEFAULT_MAX_BYTES, TORONTO_CKAN_URL, TORONTO_PACKAGES, FetchReport
 from ..io.inspect import draft_project, inspect_file
 from ..synth import make_city, write_city
 from ._common import consoles, emit, json_option, progress_bar, project_config, root_options
@@ -22,6 +25,28 @@ __all__ = ["fetch", "ingest", "init", "profiles", "synth"]
 
 #: File formats ``twmb synth`` can write streets and pipes in.
 SYNTH_FORMATS = ("geojson", "csv")
+
+#: Environment variable holding the CKAN API token of ``twmb fetch`` (never an option).
+CKAN_TOKEN_ENV = "CKAN_API_TOKEN"
+
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)i?b?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+class ByteSize(click.ParamType):
+    """A positive size in bytes: ``1000000``, ``500M``, ``500MiB``, ``2G`` (powers of 1024)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The size in bytes; a usage error (exit 2) for anything else."""
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        match = _SIZE.fullmatch(str(value).strip())
+        number = int(match[1]) * _SIZE_UNITS[match[2].lower()] if match else 0
+        if number <= 0:
+            self.fail(f"{value!r} is not a positive size such as 2G, 500M or 1048576", param, ctx)
+        return number
 
 
 @click.command()
@@ -257,6 +282,20 @@ def _print_downloads(dest: Path, report: FetchReport) -> None:
     show_default=True,
     help="Retries per request.",
 )
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Also download from (and follow redirects to) this host, https only (repeatable). "
+    "Default: only the portal's own host.",
+)
+@click.option(
+    "--max-bytes",
+    type=ByteSize(),
+    default=DEFAULT_MAX_BYTES,
+    help="Largest file to download, e.g. 500M or 4G (default 2G); a larger one fails.",
+)
 @json_option
 @click.pass_context
 def fetch_toronto_cmd(
@@ -266,12 +305,17 @@ def fetch_toronto_cmd(
     base_url: str | None,
     timeout: float,
     retries: int,
+    allow_hosts: tuple[str, ...],
+    max_bytes: int,
     as_json: bool,
 ) -> None:
     """Fetch Watermain Breaks, Watermains, Centreline and Neighbourhoods via the CKAN API.
 
     Files are streamed to a temporary file, verified (size, checksum), renamed atomically;
-    unchanged files are skipped. Exit code 6 when any file failed after all retries.
+    unchanged files are skipped. Only https is used (http only to localhost), only on the
+    portal's host or an --allow-host, redirects included; files above --max-bytes are
+    refused. An API token, if needed, comes from CKAN_API_TOKEN and is sent to the
+    portal's host over https only. Exit code 6 when any file failed or was refused.
     """
     dest = dest or ((root_options(ctx)["out"] or Path("out")) / "downloads")
     with progress_bar(ctx, as_json) as prog:
@@ -287,6 +331,9 @@ def fetch_toronto_cmd(
             timeout=timeout,
             retries=retries,
             progress=on_bytes,
+            allow_hosts=allow_hosts,
+            max_bytes=max_bytes,
+            token=os.environ.get(CKAN_TOKEN_ENV) or None,
         )
     data = {"command": "fetch", "dest": str(dest), **report.to_dict()}
     data["ok"] = report.ok

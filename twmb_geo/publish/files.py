@@ -1,6 +1,10 @@
 """Publish the star schema as a folder of Parquet and/or CSV files (Power BI "Folder" source)
 and TopoJSON of its polygon dimensions (Power BI's Shape Map, :mod:`.topojson`).
 
+CSV copies are spreadsheet-safe (:func:`spreadsheet_safe`): a text cell that Excel or
+LibreOffice would run as a formula is prefixed with a single quote. Parquet keeps the
+true values.
+
 The folder is written next to its final place and swapped in with renames, so a reader
 sees either the previous complete set or the new one, never a mix; a publish that dies
 half-way leaves the previous folder untouched and its leftovers are cleared by the next
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Mapping, Sequence
@@ -26,9 +31,61 @@ from .base import PreparedStar, TargetResult
 from .star import STAR_TABLES
 from .topojson import star_topojson
 
-__all__ = ["FORMATS", "FolderTarget", "check_formats", "write_star_folder"]
+__all__ = ["FORMATS", "FolderTarget", "check_formats", "spreadsheet_safe", "write_star_folder"]
 
 FORMATS = ("parquet", "csv")
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+FORMULA_START = "=+-@\t\r"
+_FORMULA_START = re.compile("[" + re.escape(FORMULA_START) + "]")
+#: A plain decimal number (``-5``, ``+1.5``, ``-1e3``): left alone, a spreadsheet reads it
+#: as the same number and runs nothing.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Neutralise text cells a spreadsheet would run as a formula (CSV injection).
+
+    A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    gets a leading single quote (``'=HYPERLINK(...)`` is shown as text, not run), as the
+    OWASP guidance on CSV injection recommends. Left unchanged: numeric columns (``-5``
+    stays ``-5``), missing values, non-text cells, and text that is a plain decimal
+    number (``"-12.5"``, ``"+3"``, ``"-1e3"``), which a spreadsheet reads as that number.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table about to be written as CSV; it is not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df`` itself when no cell needs escaping, otherwise a copy with the escaped
+        text columns replaced. Vectorised: one pass of pandas string operations per
+        text column.
+    """
+    changed: dict[str, pd.Series] = {}
+    for col in df.columns:
+        s = df[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)
+        if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)):
+            continue
+        try:  # object columns of dates, bytes, ... have no .str
+            starts = s.str.match(_FORMULA_START, na=False).astype(bool)
+        except AttributeError:
+            continue
+        if not starts.any():
+            continue
+        risky = starts & ~s.str.fullmatch(_NUMBER, na=False).astype(bool)
+        if risky.any():
+            changed[col] = s.mask(risky, "'" + s.where(risky, ""))
+    if not changed:
+        return df
+    out = df.copy()
+    for col, values in changed.items():
+        out[col] = values
+    return out
 
 
 def _write_one(df: pd.DataFrame, path: Path, fmt: str) -> None:
@@ -36,7 +93,12 @@ def _write_one(df: pd.DataFrame, path: Path, fmt: str) -> None:
         table = pa.Table.from_pandas(df, preserve_index=False)
         pq.write_table(table, path, compression="zstd")
     else:
-        df.to_csv(path, index=False, lineterminator="\n", encoding="utf-8", date_format="%Y-%m-%d")
+        # CRLF rows (RFC 4180): the csv module quotes a field holding any character of the
+        # line terminator, so a CR inside a cell cannot start a new row (a bare CR in an
+        # unquoted cell would, and the text after it could be a formula).
+        spreadsheet_safe(df).to_csv(
+            path, index=False, lineterminator="\r\n", encoding="utf-8", date_format="%Y-%m-%d"
+        )
 
 
 def check_formats(formats: Sequence[str]) -> None:

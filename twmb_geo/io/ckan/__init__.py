@@ -9,11 +9,16 @@ CKAN have been verified. Transient failures (connection errors, timeouts, HTTP 4
 Files whose CKAN fingerprint and on-disk SHA-256 are unchanged since the last run are
 skipped, using a small state file in the destination folder.
 
+Every URL, redirect and download size passes a :class:`UrlPolicy`: https only (http to
+loopback), the catalogue's own origin or allow-listed hosts, a size cap per file, and the
+optional API token only to the catalogue over https.
+
 Only the standard library is used, so the fetcher works before any heavy dependency is
 importable.
 """
 
 from twmb_geo.io.ckan._http import CHUNK_SIZE, USER_AGENT
+from twmb_geo.io.ckan._policy import DEFAULT_MAX_BYTES, UrlPolicy, is_loopback, token_allowed
 from twmb_geo.io.ckan.catalogue import (
     CkanResource,
     PackageSpec,
@@ -32,6 +37,7 @@ from twmb_geo.io.ckan.toronto import TORONTO_CKAN_URL, TORONTO_PACKAGES
 
 __all__ = [
     "CHUNK_SIZE",
+    "DEFAULT_MAX_BYTES",
     "STATE_FILENAME",
     "TORONTO_CKAN_URL",
     "TORONTO_PACKAGES",
@@ -42,8 +48,11 @@ __all__ = [
     "FetchedFile",
     "PackageSpec",
     "ProgressCallback",
+    "UrlPolicy",
     "fetch_packages",
     "fetch_toronto",
+    "is_loopback",
     "safe_filename",
     "select_resources",
+    "token_allowed",
 ]

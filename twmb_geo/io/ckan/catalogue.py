@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.error import HTTPError
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
-from urllib.request import urlopen
 
 from twmb_geo.errors import ConfigError, FetchError
 from twmb_geo.io.ckan._http import (
@@ -24,9 +23,9 @@ from twmb_geo.io.ckan._http import (
     _GaveUp,
     _positive_int,
     _quote_url,
-    _request,
     _with_retries,
 )
+from twmb_geo.io.ckan._policy import UrlPolicy, UrlRefused
 
 log = logging.getLogger(__name__)
 
@@ -315,11 +314,13 @@ def _ckan_error_text(payload: Any) -> str:
     return "success is false"
 
 
-def _package_show_once(url: str, timeout: float) -> dict[str, Any]:
+def _package_show_once(url: str, policy: UrlPolicy, timeout: float) -> dict[str, Any]:
     try:
-        with urlopen(_request(url, "application/json"), timeout=timeout) as resp:
+        with policy.open(url, "application/json", timeout) as resp:
             expected = _content_length(resp.headers)
             body = resp.read(_MAX_JSON_BYTES + 1)
+    except UrlRefused as exc:
+        raise _AttemptError(str(exc), retryable=False) from exc
     except HTTPError as exc:
         if 400 <= exc.code < 500 and exc.code != 429:
             # CKAN answers "not found"/"forbidden" with a JSON body explaining why.
@@ -351,18 +352,28 @@ def _package_show_once(url: str, timeout: float) -> dict[str, Any]:
 
 
 def _package_show(
-    base_url: str, slug: str, *, timeout: float, retries: int, backoff: float
+    base_url: str,
+    slug: str,
+    *,
+    policy: UrlPolicy,
+    timeout: float,
+    retries: int,
+    backoff: float,
 ) -> dict[str, Any]:
     url = f"{base_url.rstrip('/')}/api/3/action/package_show?{urlencode({'id': slug})}"
     log.info("package_show %s", url)
     try:
         result, _ = _with_retries(
-            lambda: _package_show_once(url, timeout),
+            lambda: _package_show_once(url, policy, timeout),
             what=f"package_show {slug}",
             retries=retries,
             backoff=backoff,
         )
     except _GaveUp as exc:
+        if isinstance(exc.cause.__cause__, UrlRefused):
+            raise FetchError(
+                f"CKAN package_show for package {slug!r} at {url} refused: {exc.cause}"
+            ) from exc
         raise FetchError(
             f"CKAN package_show failed for package {slug!r} at {url} after "
             f"{exc.attempts} attempt(s): {exc.cause}. Check the package slug and the "

@@ -11,7 +11,6 @@ import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, Final
-from urllib.request import urlopen
 
 from twmb_geo.io.ckan._http import (
     _NETWORK_ERRORS,
@@ -19,8 +18,8 @@ from twmb_geo.io.ckan._http import (
     _AttemptError,
     _classify,
     _content_length,
-    _request,
 )
+from twmb_geo.io.ckan._policy import UrlPolicy, UrlRefused
 from twmb_geo.io.ckan.catalogue import CkanResource
 
 log = logging.getLogger(__name__)
@@ -92,6 +91,14 @@ def _reserve_temp(directory: Path, hint: str) -> Path:
             continue
 
 
+def _over_cap(got: str, max_bytes: int) -> _AttemptError:
+    return _AttemptError(
+        f"{got}, more than the download size cap of {max_bytes:,} bytes; raise the cap "
+        f"(--max-bytes, max_bytes=) if the file is expected to be this large",
+        retryable=False,
+    )
+
+
 def _stream_body(
     resp: IO[bytes],
     fh: IO[bytes],
@@ -101,7 +108,9 @@ def _stream_body(
     timeout: float,
     extra: Any,
     progress: ProgressCallback | None,
+    max_bytes: int,
 ) -> tuple[int, str]:
+    """Copy ``resp`` into ``fh``, hashing it; stop once more than ``max_bytes`` arrived."""
     sha = hashlib.sha256()
     done = 0
     if progress is not None:
@@ -113,6 +122,8 @@ def _stream_body(
             raise _classify(exc, timeout) from exc
         if not chunk:
             break
+        if done + len(chunk) > max_bytes:
+            raise _over_cap(f"the body grew past {max_bytes:,} bytes", max_bytes)
         try:
             fh.write(chunk)
         except OSError as exc:
@@ -130,22 +141,33 @@ def _download_once(
     res: CkanResource,
     tmp: Path,
     *,
+    policy: UrlPolicy,
     label: str,
     timeout: float,
     progress: ProgressCallback | None,
 ) -> tuple[int, str]:
-    """One download attempt into ``tmp``; returns ``(bytes, sha256)`` once verified."""
+    """One download attempt into ``tmp``; returns ``(bytes, sha256)`` once verified.
+
+    The URL and every redirect are checked by ``policy``; more than ``policy.max_bytes``
+    (declared by ``Content-Length`` or received) stops the attempt, not retried.
+    """
     expected_hash = _parse_ckan_hash(res.hash)
     extra = None
     if expected_hash is not None and expected_hash[0] != "sha256":
         extra = hashlib.new(expected_hash[0], usedforsecurity=False)
     try:
-        resp_cm = urlopen(_request(res.url, "*/*"), timeout=timeout)
+        resp_cm = policy.open(res.url, "*/*", timeout)
+    except UrlRefused as exc:
+        raise _AttemptError(str(exc), retryable=False) from exc
     except _NETWORK_ERRORS as exc:
         raise _classify(exc, timeout) from exc
     try:
         with resp_cm as resp, tmp.open("wb") as fh:
             length = _content_length(resp.headers)
+            if length is not None and length > policy.max_bytes:
+                raise _over_cap(
+                    f"the server declares {length:,} bytes (Content-Length)", policy.max_bytes
+                )
             done, sha256 = _stream_body(
                 resp,
                 fh,
@@ -154,6 +176,7 @@ def _download_once(
                 timeout=timeout,
                 extra=extra,
                 progress=progress,
+                max_bytes=policy.max_bytes,
             )
             if length is not None and done != length:
                 raise _AttemptError(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from twmb_geo.errors import ConfigError, FetchError
 from twmb_geo.io.ckan._http import _GaveUp, _with_retries
+from twmb_geo.io.ckan._policy import DEFAULT_MAX_BYTES, UrlPolicy, UrlRefused
 from twmb_geo.io.ckan.catalogue import (
     CkanResource,
     PackageSpec,
@@ -126,6 +126,7 @@ class _Options:
     retries: int
     backoff: float
     progress: ProgressCallback | None
+    policy: UrlPolicy
 
 
 def _fetch_one(
@@ -151,9 +152,17 @@ def _fetch_one(
             package, res.name, res.url, final, "failed", attempts=attempts, error=message
         )
 
-    scheme = urlsplit(res.url).scheme.lower()
-    if scheme not in {"http", "https"}:
-        return failed(f"unsupported URL scheme {scheme or '(none)'!r}", 0)
+    try:
+        opts.policy.check(res.url)
+    except UrlRefused as exc:
+        return failed(str(exc), 0)
+    if res.size is not None and res.size > opts.policy.max_bytes:
+        return failed(
+            f"CKAN declares {res.size:,} bytes, more than the download size cap of "
+            f"{opts.policy.max_bytes:,} bytes; raise the cap (--max-bytes, max_bytes=) if "
+            f"the file is expected to be this large",
+            0,
+        )
 
     same = _unchanged(res, final, state.get(key))
     if same is not None:
@@ -169,7 +178,12 @@ def _fetch_one(
         log.info("downloading %s -> %s", res.url, final)
         (nbytes, sha256), attempts = _with_retries(
             lambda: _download_once(
-                res, tmp, label=label, timeout=opts.timeout, progress=opts.progress
+                res,
+                tmp,
+                policy=opts.policy,
+                label=label,
+                timeout=opts.timeout,
+                progress=opts.progress,
             ),
             what=f"{package}/{res.name}",
             retries=opts.retries,
@@ -201,7 +215,6 @@ def _fetch_one(
 
 def _check_arguments(
     packages: Sequence[str] | None,
-    base_url: str,
     specs: Mapping[str, PackageSpec],
     timeout: float,
     retries: int,
@@ -214,8 +227,6 @@ def _check_arguments(
         raise ConfigError(f"retries must be a non-negative integer, got {retries!r}")
     if not (backoff >= 0):
         raise ConfigError(f"backoff must be >= 0, got {backoff!r}")
-    if urlsplit(base_url).scheme.lower() not in {"http", "https"}:
-        raise ConfigError(f"base URL must start with http:// or https://, got {base_url!r}")
     keys = list(specs) if packages is None else list(dict.fromkeys(packages))
     unknown = [k for k in keys if k not in specs]
     if unknown:
@@ -231,6 +242,7 @@ def _resolve(
     base_url: str,
     specs: Mapping[str, PackageSpec],
     *,
+    policy: UrlPolicy,
     timeout: float,
     retries: int,
     backoff: float,
@@ -240,7 +252,12 @@ def _resolve(
     for key in keys:
         spec = specs[key]
         result = _package_show(
-            base_url, spec.slug, timeout=timeout, retries=retries, backoff=backoff
+            base_url,
+            spec.slug,
+            policy=policy,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
         )
         resources = [
             CkanResource.from_json(r, base_url) for r in result["resources"] if isinstance(r, dict)
@@ -276,8 +293,16 @@ def fetch_packages(
     retries: int = 4,
     backoff: float = 1.0,
     progress: ProgressCallback | None = None,
+    allow_hosts: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    token: str | None = None,
 ) -> FetchReport:
     """Download the selected resources of CKAN packages into ``dest/<slug>/``.
+
+    Only https URLs are opened (http only to a loopback host: ``localhost``, 127.0.0.0/8,
+    ``::1``), only on the catalogue's origin (scheme, host and port of ``base_url``) or an
+    allow-listed host, and redirects are followed under the same rules: a resource or a
+    redirect elsewhere fails that file, naming both URLs.
 
     Parameters
     ----------
@@ -299,6 +324,17 @@ def fetch_packages(
         Base delay in seconds.
     progress : callable, optional
         ``progress(label, done_bytes, total_bytes_or_None)`` called while streaming.
+    allow_hosts : iterable of str
+        Hosts besides the catalogue's that resources and redirects may point to:
+        ``host`` (any port), ``host:port`` or ``https://host[:port]``.
+    max_bytes : int
+        Largest accepted file, in bytes (default 2 GiB): checked against the CKAN size
+        and ``Content-Length`` before downloading and while streaming; a larger file
+        fails (not retried) and its partial copy is removed.
+    token : str, optional
+        CKAN API token, sent as the ``Authorization`` header only to the catalogue's
+        origin over https (or to loopback), never to another host or on a redirect to
+        another host.
 
     Returns
     -------
@@ -308,20 +344,27 @@ def fetch_packages(
     Raises
     ------
     ConfigError
-        Unknown package key or invalid argument.
+        Unknown package key or invalid argument (including a base URL that is not https,
+        or http to loopback).
     FetchError
-        ``package_show`` failed after retries, answered ``success: false`` or does not
-        know the slug, or ``dest`` cannot be created.
+        ``package_show`` failed after retries, answered ``success: false``, does not
+        know the slug or was redirected where the rules above refuse, or ``dest`` cannot
+        be created.
     """
-    keys = _check_arguments(packages, base_url, specs, timeout, retries, backoff)
+    keys = _check_arguments(packages, specs, timeout, retries, backoff)
+    policy = UrlPolicy(base_url, allow_hosts=allow_hosts, max_bytes=max_bytes, token=token)
     dest = Path(dest)
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FetchError(f"cannot create download folder {dest}: {exc}") from exc
 
-    plans = _resolve(keys, base_url, specs, timeout=timeout, retries=retries, backoff=backoff)
-    opts = _Options(timeout=timeout, retries=retries, backoff=backoff, progress=progress)
+    plans = _resolve(
+        keys, base_url, specs, policy=policy, timeout=timeout, retries=retries, backoff=backoff
+    )
+    opts = _Options(
+        timeout=timeout, retries=retries, backoff=backoff, progress=progress, policy=policy
+    )
     state = _load_state(dest)
     report = FetchReport()
     for key, spec, resources in plans:
@@ -351,6 +394,9 @@ def fetch_toronto(
     retries: int = 4,
     backoff: float = 1.0,
     progress: ProgressCallback | None = None,
+    allow_hosts: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    token: str | None = None,
 ) -> FetchReport:
     """Fetch the default City of Toronto packages; see :func:`fetch_packages`."""
     return fetch_packages(
@@ -362,4 +408,7 @@ def fetch_toronto(
         retries=retries,
         backoff=backoff,
         progress=progress,
+        allow_hosts=allow_hosts,
+        max_bytes=max_bytes,
+        token=token,
     )
