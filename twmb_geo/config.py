@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import tomli_w
-from jsonschema import Draft202012Validator, ValidationError, validators
 
 from ._paths import data_dir
+from ._validation import fill_enums, is_integer, is_number, plain, schema_problems
 from .core.crs import TORONTO_CRS, AnalysisCRSError, check_analysis_crs
 from .core.model_kinds import MODEL_CANDIDATES, MODEL_KINDS
 from .core.units import UNIT_TYPES, unit_type_names
@@ -352,36 +351,6 @@ def default_config(out: Path | str = "out") -> Config:
 _SCHEMA_FILE = Path(__file__).with_name("config_schema.json")
 
 
-def _is_integer(_checker: Any, value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(_checker: Any, value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return isinstance(value, int) or math.isfinite(value)
-
-
-_Validator = validators.extend(
-    Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
-        {"integer": _is_integer, "number": _is_number}
-    ),
-)
-
-
-def _fill_enums(node: Any, names: dict[str, list[str]]) -> None:
-    """Set ``enum`` on every schema node naming a registry in ``enumFrom``."""
-    if isinstance(node, dict):
-        if "enumFrom" in node:
-            node["enum"] = names[node["enumFrom"]]
-        for value in node.values():
-            _fill_enums(value, names)
-    elif isinstance(node, list):
-        for value in node:
-            _fill_enums(value, names)
-
-
 def config_schema() -> dict[str, Any]:
     """The JSON Schema (Draft 2020-12) of the project file, enums filled from the registries.
 
@@ -395,81 +364,13 @@ def config_schema() -> dict[str, Any]:
         "model_candidates": list(MODEL_CANDIDATES),
         "cv_schemes": list(CV_SCHEMES),
     }
-    _fill_enums(schema, names)
+    fill_enums(schema, names)
     return schema
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with TOML dates and times as ISO strings, as the schema sees them."""
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _schema_at(schema: dict[str, Any], path: list[Any]) -> dict[str, Any]:
-    """The subschema that applies to the value at ``path`` of a document."""
-    node: Any = schema
-    for key in path:
-        if isinstance(key, int):
-            node = node.get("items", {})
-        else:
-            node = node.get("properties", {}).get(key, node.get("additionalProperties", {}))
-        if not isinstance(node, dict):
-            return {}
-    return node
-
-
-def _value_at(doc: Any, path: list[Any]) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
-
-
-def _message(error: ValidationError, schema: dict[str, Any], doc: dict[str, Any]) -> str:
-    """The message of one schema error, from the ``errorMessage`` template of its subschema."""
-    path = list(error.absolute_path)
-    sub = error.schema if isinstance(error.schema, dict) else {}
-    template = sub.get("errorMessage")
-    if isinstance(template, dict):
-        template = template.get(str(error.validator), template.get("default"))
-    if not template:
-        return f"{'/'.join(map(str, path)) or 'config'}: {error.message}"
-    parent = _value_at(doc, path[:-1]) if path else None
-    is_obj = isinstance(error.instance, dict)
-    obj = error.instance if is_obj else parent if isinstance(parent, dict) else {}
-    required = _schema_at(schema, path if is_obj else path[:-1]).get("required", [])
-    props = list(sub.get("properties", {}))
-    enum = list(sub.get("enum", []))
-    n = next((k + 1 for k in path if isinstance(k, int)), 0)
-    sid = obj.get("id")
-    return str(template).format(
-        value=error.instance,
-        parent=parent,
-        n=n,
-        source=f"#{n} ({sid})" if isinstance(sid, str) and sid else f"#{n}",
-        unknown=sorted(set(obj) - set(props)),
-        allowed=sorted(props),
-        names=", ".join(props),
-        missing=[k for k in required if obj.get(k) in (None, "")],
-        enum=enum,
-        choices=", ".join(map(str, enum)),
-    )
-
-
-def _path_key(error: ValidationError) -> tuple[tuple[int, int, str], ...]:
-    return tuple((0, k, "") if isinstance(k, int) else (1, 0, str(k)) for k in error.absolute_path)
 
 
 def _schema_problems(doc: dict[str, Any]) -> list[str]:
     """Every schema error of ``doc``, sorted by path, as messages (each once)."""
-    schema = config_schema()
-    validator = _Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(doc), key=_path_key)
-    return list(dict.fromkeys(_message(e, schema, doc) for e in errors))
+    return schema_problems(doc, config_schema())
 
 
 def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -538,15 +439,19 @@ def _crs_problems(doc: dict[str, Any]) -> list[str]:
 
 
 def _percent(value: Any) -> bool:
-    return _is_number(None, value) and 0 <= value <= 100
+    return is_number(None, value) and 0 <= value <= 100
 
 
 def _model_problems(doc: dict[str, Any]) -> list[str]:
-    """``[model]`` tiers (one starting at 0, all different) and unit horizons within the horizon."""
+    """``[model]`` tiers (one starting at 0, all different) and unit horizons within the horizon.
+
+    The tier rules look at the percentiles that are valid, so one tier out of range (a
+    schema error) does not hide a missing 0 tier or a repeated percentile.
+    """
     model, problems = _table(doc, "model"), []
     tiers = model.get("tiers")
-    if isinstance(tiers, dict) and tiers and all(_percent(v) for v in tiers.values()):
-        values = [float(v) for v in tiers.values()]
+    values = [float(v) for v in tiers.values() if _percent(v)] if isinstance(tiers, dict) else []
+    if values:
         if min(values) != 0:
             problems.append("[model] tiers need one tier starting at 0 so every unit gets one")
         if len(set(values)) != len(values):
@@ -557,19 +462,61 @@ def _model_problems(doc: dict[str, Any]) -> list[str]:
         problems.extend(
             f"[model] unit_horizons must be integers in 1..horizon, got {h!r}"
             for h in horizons
-            if _is_integer(None, h) and horizon < h <= 50
+            if is_integer(None, h) and horizon < h <= 50
         )
     return problems
 
 
-def _problems(doc: dict[str, Any]) -> list[str]:
-    """Every problem of a project document: schema errors, then the cross-field rules."""
+def _nested(exc: ConfigError) -> str:
+    """``exc`` as one problem of the config: its message, its own problems indented below."""
+    return exc.message + "".join(f"\n    - {p}" for p in exc.problems)
+
+
+def _profile_problems(doc: dict[str, Any], root: Path) -> list[str]:
+    """Profile files that cannot be loaded, and sources naming a profile that does not exist.
+
+    Every profile file is read (each lists all its problems); the sources' profile ids are
+    looked up only when every file loaded, so a broken file does not also report its ids as
+    unknown. Values of the wrong type are left to the schema.
+    """
+    files = _table(doc, "profiles").get("files", [])
+    if not isinstance(files, list):
+        return []
+    problems: list[str] = []
+    user: list[Profile] = []
+    for f in files:
+        if not isinstance(f, str) or not f:
+            continue
+        path = Path(f) if Path(f).is_absolute() else root / f
+        try:
+            user.extend(load_profile_file(path))
+        except ConfigError as exc:
+            problems.append(_nested(exc))
+    sources = doc.get("sources")
+    if problems or not isinstance(sources, list):
+        return problems
+    for i, s in enumerate(sources):
+        pid = s.get("profile") if isinstance(s, dict) else None
+        if not isinstance(pid, str) or not pid:
+            continue
+        sid = s.get("id")
+        where = f"#{i + 1} ({sid})" if isinstance(sid, str) and sid else f"#{i + 1}"
+        try:
+            get_profile(pid, user)
+        except ConfigError as exc:
+            problems.append(f"[[sources]] {where} profile: {exc.message}")
+    return problems
+
+
+def _problems(doc: dict[str, Any], root: Path) -> list[str]:
+    """Every problem of a project document: schema errors, the cross-field rules, profiles."""
     return [
         *_schema_problems(doc),
         *_source_problems(doc),
         *_crs_problems(doc),
         *_feature_problems(doc),
         *_model_problems(doc),
+        *_profile_problems(doc, root),
     ]
 
 
@@ -625,26 +572,6 @@ def _build(doc: dict[str, Any], path: Path) -> Config:
     )
 
 
-def _check_profiles(cfg: Config, path: Path) -> None:
-    """Resolve every profile now, so a typo fails before any work starts."""
-    errs: list[str] = []
-    user: list[Profile] = []
-    for p in cfg.profile_files:
-        ppath = Path(p) if Path(p).is_absolute() else cfg.root / p
-        try:
-            user.extend(load_profile_file(ppath))
-        except ConfigError as exc:
-            errs.append(str(exc))
-    if not errs:
-        for s in cfg.sources:
-            try:
-                get_profile(s.profile, user)
-            except ConfigError as exc:
-                errs.append(f"source {s.id!r}: {exc}")
-    if errs:
-        raise ConfigError(f"config file {path} refers to unusable profiles", errs)
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found; create one with `twmb init`")
@@ -657,19 +584,38 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_config(path: Path | str | None, *, out: Path | str | None = None) -> Config:
     """Read a project config; ``None`` gives :func:`default_config`.
 
-    The file is checked against :func:`config_schema` and the cross-field rules; one
-    :class:`ConfigError` lists every problem.
+    The file is checked against :func:`config_schema`, the cross-field rules and its
+    profiles (every profile file loaded with :func:`~twmb_geo.io.profiles.load_profile_file`,
+    every source's profile resolved); one :class:`ConfigError` lists every problem, each
+    naming its key path (``[features] esda_permutations ...``, ``[[sources]] #2 (breaks)
+    ...``, a profile file's problems under its name).
+
+    Parameters
+    ----------
+    path : Path or str, optional
+        The ``twmb.toml``; ``None`` for the bundled project.
+    out : Path or str, optional
+        An output folder overriding ``[project] out``.
+
+    Returns
+    -------
+    Config
+        The project, rooted at the file's folder.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not TOML, or invalid (exit code 2 in the CLI).
     """
     if path is None:
         cfg = default_config()
     else:
         path = Path(path)
-        doc = _plain(_read_toml(path))
-        problems = _problems(doc)
+        doc = plain(_read_toml(path))
+        problems = _problems(doc, path.resolve().parent)
         if problems:
             raise ConfigError(f"config file {path} is invalid", problems)
         cfg = _build(doc, path)
-        _check_profiles(cfg, path)
     return cfg.with_out(Path(out)) if out else cfg
 
 

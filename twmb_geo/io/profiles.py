@@ -7,7 +7,11 @@ users add their own city with a TOML file (see ``docs/profiles.md``).
 
 from __future__ import annotations
 
+import codecs
+import copy
 import datetime as dt
+import json
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +23,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from .._paths import profiles_dir
+from .._validation import fill_enums, is_number, plain, schema_problems
 from ..contracts import load_schema
 from ..core.locales import DATE_ORDERS, locale_date_order
 from ..core.vocab import (
@@ -42,6 +47,7 @@ __all__ = [
     "get_profile",
     "load_profile_file",
     "parse_profile",
+    "profile_schema",
 ]
 
 FORMATS = ("shapefile", "csv", "geojson", "gpkg", "xlsx", "eccc_daily_csv")
@@ -141,15 +147,6 @@ LENGTH_UNITS: dict[str, float] = {"m": 1.0, "ft": 0.3048}
 #: ``[[where]]`` operators
 WHERE_OPERATORS = ("equals", "in", "not_in", "not_null", "min", "max")
 _MATERIAL_ENTRY_KEYS = {"class", "label", "lined"}
-_CHECK_KEYS = {
-    "duplicate_key",
-    "year_mismatch",
-    "min_date",
-    "conflict_tolerance_m",
-    "duplicate_max_distance_m",
-    "duplicate_distance_m",
-    "duplicate_record_id",
-}
 #: default duplicate tolerance (metres, analysis CRS)
 DEFAULT_DUPLICATE_DISTANCE_M = 5.0
 
@@ -270,9 +267,9 @@ def _check_crs(value: str, where: str, problems: list[str]) -> None:
         )
 
 
-def _check_columns(columns: dict[str, Any], kind: Any, fmt: Any, problems: list[str]) -> None:
+def _check_columns(columns: Any, kind: Any, fmt: Any, problems: list[str]) -> None:
     """The ``[columns]`` table must map known fields, and every required one."""
-    if kind not in KINDS:
+    if kind not in KINDS or not isinstance(columns, Mapping):
         return
     allowed = KINDS[kind]
     bad = sorted(set(columns) - set(allowed))
@@ -286,37 +283,40 @@ def _check_columns(columns: dict[str, Any], kind: Any, fmt: Any, problems: list[
 
 
 def _parse_pairs(doc: Mapping[str, Any], kind: Any, problems: list[str]) -> list[CoordinatePair]:
-    """The ``[[coordinates]]`` pairs, and the profile's own ``crs``."""
+    """The ``[[coordinates]]`` pairs, and the profile's own ``crs``.
+
+    Entries of the wrong type are left to the schema (they are skipped here).
+    """
     pairs: list[CoordinatePair] = []
-    for i, c in enumerate(doc.get("coordinates", [])):
-        name = c.get("name") or f"pair{i + 1}"
-        geom = bool(c.get("geometry", False))
-        crs = c.get("crs") or (doc.get("crs") if geom else None)
+    entries = doc.get("coordinates", [])
+    own_crs = doc.get("crs") if isinstance(doc.get("crs"), str) else None
+    for i, c in enumerate(entries if isinstance(entries, list) else []):
+        if not isinstance(c, Mapping):
+            continue
+        raw_name = c.get("name")
+        name = raw_name if isinstance(raw_name, str) and raw_name else f"pair{i + 1}"
+        geom = c.get("geometry", False) is True
+        crs = c.get("crs") or (own_crs if geom else None)
         if not geom and not (c.get("x") and c.get("y")):
             problems.append(
                 f"[[coordinates]] {name!r} needs 'x' and 'y' columns or geometry = true"
             )
         if not geom and not crs:
             problems.append(f"[[coordinates]] {name!r} needs a 'crs'")
-        if crs:
+        if isinstance(crs, str) and crs:
             _check_crs(crs, f"[[coordinates]] {name!r}", problems)
         pairs.append(CoordinatePair(name=name, crs=crs, x=c.get("x"), y=c.get("y"), geometry=geom))
-    if kind == "breaks" and not pairs:
+    if kind == "breaks" and not pairs and isinstance(entries, list):
         problems.append("a breaks profile needs at least one [[coordinates]] entry")
-    if doc.get("crs"):
-        _check_crs(doc["crs"], "'crs'", problems)
+    if own_crs:
+        _check_crs(own_crs, "'crs'", problems)
     return pairs
 
 
-def _number(checks: dict[str, Any], key: str, problems: list[str]) -> float | None:
-    """A non-negative number from ``[checks]`` (``None`` when absent or bad)."""
-    if key not in checks:
-        return None
-    v = checks[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
-        problems.append(f"[checks] {key} must be a number of metres >= 0, got {v!r}")
-        return None
-    return float(v)
+def _number(checks: Mapping[str, Any], key: str) -> float | None:
+    """A number from ``[checks]`` (``None`` when absent or not a number: the schema says so)."""
+    v: Any = checks.get(key)
+    return float(v) if is_number(None, v) else None
 
 
 @dataclass(frozen=True)
@@ -334,15 +334,15 @@ def _parse_checks(
     pairs: list[CoordinatePair],
     problems: list[str],
 ) -> _Checks:
-    """The ``[checks]`` table (duplicate key and tolerances, year-mismatch action)."""
-    bad_checks = sorted(set(checks) - _CHECK_KEYS)
-    if bad_checks:
-        problems.append(f"[checks] has unknown keys {bad_checks}; allowed: {sorted(_CHECK_KEYS)}")
-    ym = checks.get("year_mismatch", "quarantine")
-    if ym not in ("quarantine", "flag"):
-        problems.append(f"[checks] year_mismatch must be 'quarantine' or 'flag', got {ym!r}")
+    """The ``[checks]`` table (duplicate key and tolerances, year-mismatch action).
+
+    Keys, types, ranges and choices are the schema's; here the duplicate key's names and
+    the old tolerance alias are checked.
+    """
     default_key = ("break_date",) if "break_date" in columns else ()
-    dup = tuple(checks.get("duplicate_key", default_key))
+    raw_key = checks.get("duplicate_key", default_key)
+    ok_key = isinstance(raw_key, list | tuple) and all(isinstance(k, str) for k in raw_key)
+    dup: tuple[str, ...] = tuple(raw_key) if ok_key else ()
     pair_names = {p.name for p in pairs}
     for k in dup:
         if k not in columns and k not in pair_names:
@@ -351,14 +351,10 @@ def _parse_checks(
             )
     if len([k for k in dup if k in pair_names]) > 1:
         problems.append("[checks] duplicate_key may name at most one coordinate pair")
+    ym = checks.get("year_mismatch", "quarantine")
     rid = checks.get("duplicate_record_id", "distinct")
-    if rid not in ("distinct", "ignore"):
-        problems.append(
-            "[checks] duplicate_record_id must be 'distinct' (different record ids are different"
-            f" breaks) or 'ignore' (the ids are row numbers), got {rid!r}"
-        )
-    dist = _number(checks, "duplicate_distance_m", problems)
-    max_dist = _number(checks, "duplicate_max_distance_m", problems)
+    dist = _number(checks, "duplicate_distance_m")
+    max_dist = _number(checks, "duplicate_max_distance_m")
     if max_dist is not None and not any(k in pair_names for k in dup):
         # Without a coordinate pair in the key, "same key within X m" is exactly the
         # distance tolerance: the old key is an alias of duplicate_distance_m.
@@ -382,36 +378,63 @@ def _parse_checks(
 DATE_FORMATS = ("auto", "epoch_ms", "epoch_s", "excel", "year")
 
 
-def _check_dates(doc: Mapping[str, Any], problems: list[str]) -> None:
-    """``date_format``, ``date_order`` and ``locale`` must be understood."""
-    fmt = doc.get("date_format", "auto")
-    if not isinstance(fmt, str) or (fmt not in DATE_FORMATS and "%" not in fmt):
+#: strptime directives a ``date_format`` pattern may use (``%%`` is a literal ``%``)
+_STRFTIME_DIRECTIVES = frozenset("aAbBcdfGHIjmMpSuUVwWxXyYzZ%")
+_DIRECTIVE = re.compile(r"%(.?)", re.DOTALL)
+
+
+def _check_strftime(fmt: str, problems: list[str]) -> None:
+    """A ``date_format`` that is not a keyword must be a strftime pattern pandas can use."""
+    found = [m.group(1) for m in _DIRECTIVE.finditer(fmt)]
+    bad = sorted({f"%{d}" for d in found if d not in _STRFTIME_DIRECTIVES})
+    if bad:
+        known = " ".join(f"%{d}" for d in sorted(_STRFTIME_DIRECTIVES - {"%"}))
+        problems.append(
+            f"'date_format' {fmt!r} has invalid strftime directives {bad}; known: {known} "
+            "(and %% for a percent sign), e.g. '%d/%m/%Y'"
+        )
+    elif not [d for d in found if d != "%"]:
         problems.append(
             f"'date_format' must be one of {list(DATE_FORMATS)} or a strftime pattern such as "
             f"'%d/%m/%Y', got {fmt!r}"
         )
-    order = doc.get("date_order", "auto")
-    if order not in DATE_ORDERS:
-        problems.append(
-            f"'date_order' must be one of {list(DATE_ORDERS)} (day/month/year order of dates "
-            f"such as 03/04/2015), got {order!r}"
-        )
+
+
+def _check_dates(doc: Mapping[str, Any], problems: list[str]) -> None:
+    """``date_format`` (a keyword or a valid strftime pattern) and ``locale`` must be understood.
+
+    Types and the ``date_order`` choices are the schema's.
+    """
+    fmt = doc.get("date_format", "auto")
+    if isinstance(fmt, str) and fmt and fmt not in DATE_FORMATS:
+        _check_strftime(fmt, problems)
     loc = doc.get("locale")
-    if loc is not None:
-        if not isinstance(loc, str):
-            problems.append(f"'locale' must be text such as 'en_US', got {loc!r}")
-        else:
-            try:
-                locale_date_order(loc)
-            except KeyError as exc:
-                problems.append(f"'locale': {exc.args[0]}")
+    if isinstance(loc, str) and loc:
+        try:
+            locale_date_order(loc)
+        except KeyError as exc:
+            problems.append(f"'locale': {exc.args[0]}")
+
+
+def _check_encoding(doc: Mapping[str, Any], problems: list[str]) -> None:
+    """``encoding`` must be ``auto`` or a codec Python knows."""
+    enc = doc.get("encoding", "auto")
+    if not isinstance(enc, str) or not enc or enc == "auto":
+        return
+    try:
+        codecs.lookup(enc)
+    except LookupError:
+        problems.append(
+            f"'encoding' {enc!r} is not a known text encoding; use 'auto' or a name such as "
+            "'utf-8', 'utf-8-sig', 'cp1252' or 'latin-1'"
+        )
 
 
 def _check_raw_schema(
-    raw_schema: Any, columns: dict[str, Any], pairs: list[CoordinatePair], problems: list[str]
+    raw_schema: Any, columns: Mapping[str, Any], pairs: list[CoordinatePair], problems: list[str]
 ) -> None:
     """Every column the profile reads must be declared in its raw schema."""
-    if not raw_schema:
+    if not isinstance(raw_schema, str) or not raw_schema:
         return
     try:
         sch = load_schema(raw_schema)
@@ -419,20 +442,24 @@ def _check_raw_schema(
         problems.append(str(exc))
         return
     declared = set(sch.columns)
-    used = [c for c in [*columns.values(), *(p.x for p in pairs), *(p.y for p in pairs)] if c]
+    used = [
+        c
+        for c in [*columns.values(), *(p.x for p in pairs), *(p.y for p in pairs)]
+        if isinstance(c, str) and c
+    ]
     undeclared = sorted({c for c in used if c not in declared})
     if undeclared:
         problems.append(f"columns {undeclared} are not declared in raw schema {raw_schema}")
 
 
 def _weather_units(doc: Mapping[str, Any], problems: list[str]) -> dict[str, str]:
-    """The unit keys of a weather profile (``snow_unit`` follows ``precip_unit = "in"``)."""
+    """The unit keys of a weather profile (``snow_unit`` follows ``precip_unit = "in"``).
+
+    The allowed values are the schema's; here the keys are kept to weather profiles.
+    """
     units = {k: str(doc.get(k, allowed[0])) for k, allowed in _WEATHER_UNITS.items()}
     if "snow_unit" not in doc and units["precip_unit"] == "in":
         units["snow_unit"] = "in"
-    for key, allowed in _WEATHER_UNITS.items():
-        if units[key] not in allowed:
-            problems.append(f"{key!r} must be one of {list(allowed)}, got {doc.get(key)!r}")
     given = sorted(k for k in _WEATHER_UNITS if k in doc)
     if given and doc.get("kind") != "weather_daily":
         problems.append(f"{given} apply to kind 'weather_daily' only")
@@ -539,47 +566,85 @@ def _parse_where(entries: Any, problems: list[str]) -> list[RowFilter]:
     return out
 
 
-def _parse_units(doc: Mapping[str, Any], problems: list[str]) -> tuple[str, str]:
-    """``diameter_unit`` and ``length_unit``."""
-    dia = doc.get("diameter_unit", "mm")
-    if dia not in DIAMETER_UNITS:
-        problems.append(f"'diameter_unit' must be one of {list(DIAMETER_UNITS)}, got {dia!r}")
-    length = doc.get("length_unit", "m")
-    if length not in LENGTH_UNITS:
-        problems.append(f"'length_unit' must be one of {list(LENGTH_UNITS)}, got {length!r}")
-    return str(dia), str(length)
+_SCHEMA_FILE = Path(__file__).with_name("profile_schema.json")
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(_SCHEMA_FILE.read_text(encoding="utf-8"))
+    names = {
+        "profile_kinds": sorted(KINDS),
+        "profile_formats": list(FORMATS),
+        "date_orders": list(DATE_ORDERS),
+        "diameter_units": list(DIAMETER_UNITS),
+        "length_units": list(LENGTH_UNITS),
+        **{f"{k.removesuffix('_unit')}_units": list(v) for k, v in _WEATHER_UNITS.items()},
+    }
+    fill_enums(schema, names)
+    return schema
+
+
+def profile_schema() -> dict[str, Any]:
+    """The JSON Schema (Draft 2020-12) of one profile, enums filled from the registries.
+
+    Returns
+    -------
+    dict
+        A copy of ``twmb_geo/io/profile_schema.json`` with ``enum`` set on every node
+        naming a registry in ``enumFrom`` (kinds, formats, date orders, units).
+    """
+    return copy.deepcopy(_schema())
 
 
 def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
-    """Build a :class:`Profile` from a parsed TOML table; every problem is reported at once."""
-    problems: list[str] = []
-    pid = str(doc.get("id", "")).strip()
+    """Build a :class:`Profile` from a parsed TOML table; every problem is reported at once.
+
+    The table is checked against :func:`profile_schema` (keys, types, ranges, choices),
+    then against the rules across keys (required columns of the kind, coordinate pairs,
+    duplicate key, strftime directives, CRS, locale, encoding, raw schema, ``[materials]``,
+    ``[[where]]``).
+
+    Parameters
+    ----------
+    doc : Mapping
+        One profile (a top-level profile file, or one ``[[profile]]`` entry).
+    origin : str
+        Where it comes from (a file path, or ``"built-in"``), for messages.
+
+    Returns
+    -------
+    Profile
+        The profile.
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem of ``doc`` (``problems``), each naming its key.
+    """
+    if not isinstance(doc, Mapping):
+        problem = f"a profile must be a table of profile keys, got {doc!r}"
+        raise ConfigError(f"profile ({origin}) is invalid", [problem])
+    raw_id = doc.get("id")
+    pid = raw_id.strip() if isinstance(raw_id, str) else ""
     label = f"profile {pid or '(no id)'} ({origin})"
-    unknown = sorted(set(doc) - _KEYS)
-    if unknown:
-        problems.append(f"unknown keys {unknown}; allowed: {sorted(_KEYS)}")
-    if not pid:
-        problems.append("missing 'id'")
-    kind = doc.get("kind")
-    if kind not in KINDS:
-        problems.append(f"'kind' must be one of {sorted(KINDS)}, got {kind!r}")
-    fmt = doc.get("format")
-    if fmt not in FORMATS:
-        problems.append(f"'format' must be one of {list(FORMATS)}, got {fmt!r}")
-    columns = dict(doc.get("columns", {}))
-    _check_columns(columns, kind, fmt, problems)
+    problems = schema_problems(plain(dict(doc)), _schema())
+    kind, fmt = doc.get("kind"), doc.get("format")
+    raw_columns = doc.get("columns", {})
+    columns = dict(raw_columns) if isinstance(raw_columns, Mapping) else {}
+    _check_columns(raw_columns, kind, fmt, problems)
     _check_dates(doc, problems)
+    _check_encoding(doc, problems)
     pairs = _parse_pairs(doc, kind, problems)
-    checks = dict(doc.get("checks", {}))
+    raw_checks = doc.get("checks", {})
+    checks = dict(raw_checks) if isinstance(raw_checks, Mapping) else {}
     chk = _parse_checks(checks, columns, pairs, problems)
     raw_schema = doc.get("raw_schema")
     _check_raw_schema(raw_schema, columns, pairs, problems)
     units = _weather_units(doc, problems)
     materials = _parse_materials(doc.get("materials"), problems)
-    diameter_unit, length_unit = _parse_units(doc, problems)
     where = _parse_where(doc.get("where"), problems)
     if problems:
-        raise ConfigError(f"{label} is invalid", problems)
+        raise ConfigError(f"{label} is invalid", list(dict.fromkeys(problems)))
     assert isinstance(kind, str) and isinstance(fmt, str), "checked against KINDS and FORMATS"
     return Profile(
         id=pid,
@@ -612,11 +677,56 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         licence=str(doc.get("licence", "")),
         **units,
         materials=materials,
-        diameter_unit=diameter_unit,
-        length_unit=length_unit,
+        diameter_unit=str(doc.get("diameter_unit", "mm")),
+        length_unit=str(doc.get("length_unit", "m")),
         where=tuple(where),
         origin=origin,
     )
+
+
+def _file_entries(doc: dict[str, Any], problems: list[str]) -> list[tuple[str, Any]]:
+    """The profiles of a file, each with the label naming it in messages.
+
+    A file holds one profile at the top level, or a non-empty ``[[profile]]`` array of
+    tables beside an optional shared ``[materials]`` table.
+    """
+    if "profile" not in doc:
+        return [("profile", doc)]
+    entries = doc["profile"]
+    if not isinstance(entries, list) or not entries:
+        problems.append(
+            "'profile' must be a non-empty array of tables ([[profile]] entries, each a "
+            f"table with id, kind, format, ...), got {entries!r}"
+        )
+        return []
+    extra = sorted(set(doc) - {"profile", "materials"})
+    if extra:
+        problems.append(
+            f"keys {extra} are outside every [[profile]] entry; beside [[profile]] a file "
+            "may hold only a shared [materials] table"
+        )
+    shared = doc.get("materials")
+    if shared is not None and not isinstance(shared, Mapping):
+        problems.append(
+            "[materials] (shared by every [[profile]] of the file) must be a table of "
+            f"code = class, got {shared!r}"
+        )
+    return [(f"[[profile]] #{i + 1}", e) for i, e in enumerate(entries)]
+
+
+def _with_shared(d: Mapping[str, Any], shared: Any, folder: Path) -> dict[str, Any]:
+    """``d`` with the file's shared ``[materials]`` merged in and ``raw_schema`` resolved."""
+    out = dict(d)
+    if isinstance(shared, Mapping):
+        own = d.get("materials")
+        mine = dict(own) if isinstance(own, Mapping) else {}
+        keys = {normalise_material_code(k) for k in mine}
+        base = {k: v for k, v in shared.items() if normalise_material_code(k) not in keys}
+        out["materials"] = {**base, **mine} if isinstance(own, Mapping | None) else own
+    rs = d.get("raw_schema")
+    if isinstance(rs, str) and Path(rs).suffix and not Path(rs).is_absolute():
+        out["raw_schema"] = str((folder / rs).resolve())
+    return out
 
 
 def load_profile_file(path: Path, origin: str | None = None) -> list[Profile]:
@@ -625,6 +735,25 @@ def load_profile_file(path: Path, origin: str | None = None) -> list[Profile]:
     A relative ``raw_schema`` path is resolved against the profile file's folder. In a
     ``[[profile]]`` list, a top-level ``[materials]`` table is shared by every profile of
     the file (a profile's own ``[materials]`` entries override it).
+
+    Parameters
+    ----------
+    path : Path
+        The profile file.
+    origin : str, optional
+        Where the profiles come from in messages and :attr:`Profile.origin`; the path
+        when not given.
+
+    Returns
+    -------
+    list of Profile
+        The file's profiles, in file order.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing or not TOML, or with every problem of every profile of
+        the file listed together, each prefixed by the profile (``[[profile]] #2 (id): ...``).
     """
     path = Path(path)
     if not path.is_file():
@@ -633,20 +762,29 @@ def load_profile_file(path: Path, origin: str | None = None) -> list[Profile]:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile file {path} is not valid TOML: {exc}") from None
-    docs = doc["profile"] if isinstance(doc.get("profile"), list) else [doc]
-    shared = doc.get("materials") if isinstance(doc.get("profile"), list) else None
-    out = []
-    for d in docs:
-        if isinstance(shared, Mapping):
-            own = d.get("materials")
-            mine = dict(own) if isinstance(own, Mapping) else {}
-            keys = {normalise_material_code(k) for k in mine}
-            base = {k: v for k, v in shared.items() if normalise_material_code(k) not in keys}
-            d = {**d, "materials": {**base, **mine} if isinstance(own, Mapping | None) else own}
-        rs = d.get("raw_schema")
-        if isinstance(rs, str) and Path(rs).suffix and not Path(rs).is_absolute():
-            d = {**d, "raw_schema": str((path.parent / rs).resolve())}
-        out.append(parse_profile(d, origin=origin or str(path)))
+    problems: list[str] = []
+    entries = _file_entries(doc, problems)
+    shared = doc.get("materials") if "profile" in doc else None
+    out: list[Profile] = []
+    seen: set[str] = set()
+    for label, d in entries:
+        if not isinstance(d, Mapping):
+            problems.append(f"{label} must be a table of profile keys, got {d!r}")
+            continue
+        pid = d.get("id")
+        if isinstance(pid, str) and pid.strip():
+            label = f"{label} ({pid})" if label.startswith("[[") else f"profile {pid!r}"
+            if pid in seen:
+                problems.append(f"{label}: the id is used by an earlier profile of the file")
+            seen.add(pid)
+        try:
+            out.append(
+                parse_profile(_with_shared(d, shared, path.parent), origin=origin or str(path))
+            )
+        except ConfigError as exc:
+            problems.extend(f"{label}: {p}" for p in exc.problems or [exc.message])
+    if problems:
+        raise ConfigError(f"profile file {path} is invalid", problems)
     return out
 
 
