@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -121,7 +122,11 @@ def test_card_records_data_hashes_schemes_and_limits(
         "## Limitations",
     ):
         assert section in md, section
-    assert (folder / "model.joblib").stat().st_size > 0
+    artefact = (folder / "model.skops").read_bytes()
+    assert card["artefact"]["sha256"] == hashlib.sha256(artefact).hexdigest()
+    assert card["artefact"]["bytes"] == len(artefact) > 0
+    assert not (folder / "model.joblib").exists()
+    assert card["artefact"]["sha256"] in md
 
 
 def test_retraining_the_same_data_gives_the_same_version(copy_cfg: Config) -> None:

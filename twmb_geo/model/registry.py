@@ -1,37 +1,171 @@
 """The model registry on disk: ``<out>/models/<version>/`` with the model and its card.
 
-Each trained model is a folder holding ``model.joblib`` (the fitted
+Each trained model is a folder holding ``model.skops`` (the fitted
 :class:`~twmb_geo.model.champion.ChampionModel`: a learned candidate, a baseline or a
-blend, chosen by nested forward validation), ``card.json`` (everything needed to
-judge it: data hashes, training window, features, parameters, every validation scheme's
-metrics, baselines, importance, limitations) and ``card.md`` (the same for people). The
-store's ``models`` table indexes the folders.
+blend, chosen by nested forward validation, in the :mod:`skops.io` format), ``card.json``
+(everything needed to judge it: data hashes, training window, features, parameters, every
+validation scheme's metrics, baselines, importance, limitations, and the sha256 of
+``model.skops``) and ``card.md`` (the same for people). The store's ``models`` table
+indexes the folders.
+
+Loading a model never runs code from the folder (docs/model.md, "Trust model"):
+
+1. only ``model.skops`` is read; a ``model.joblib`` of older versions (a pickle, which can
+   run any code when loaded) is refused and never opened;
+2. the sha256 of its bytes must equal the one ``card.json`` records;
+3. every type the file names must be one skops trusts by default (NumPy, SciPy and
+   scikit-learn's public estimators) or one of :data:`TRUSTED_TYPES` (exact names, no
+   prefixes): checked with :func:`skops.io.get_untrusted_types` before any object is built,
+   and again by :func:`skops.io.loads` itself;
+4. the histogram-boosting trees are checked (node and feature indices in range, no
+   categorical split) before the model can predict: scikit-learn indexes them without
+   bounds checks.
+
+:func:`save_model` runs the same checks on what it writes, so a model that could not be
+loaded is refused when it is trained, not when it is scored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import joblib
+import numpy as np
+from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
+    BaseHistGradientBoosting,
+)
+from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
-from ..core.files import atomic_path, atomic_write
-from ..errors import InputDataError
+from ..core.files import atomic_write
+from ..errors import InputDataError, TwmbError
 from .champion import ChampionModel
 
-__all__ = ["load_card", "load_model", "render_card", "save_model"]
+__all__ = [
+    "ARTEFACT",
+    "LEGACY_ARTEFACT",
+    "TRUSTED_TYPES",
+    "load_card",
+    "load_model",
+    "register_trusted_type",
+    "render_card",
+    "save_model",
+]
 
-_FILES = ("model.joblib", "card.json", "card.md")
+#: file name of the fitted model in a model folder
+ARTEFACT = "model.skops"
+#: the pickle earlier versions of twmb_geo wrote: refused, never opened
+LEGACY_ARTEFACT = "model.joblib"
+_CARD_FILES = ("card.json", "card.md")
+_RETRAIN = "retrain with `twmb train` (it writes a new model.skops and card)"
+
+#: Types a twmb_geo model holds beyond those skops trusts by default, by exact name: the
+#: package's estimators, baselines and helpers, three scikit-learn internals (the boosting
+#: trees, the calibrated-classifier wrapper and its folds) and the optional LightGBM
+#: learner. Found by dumping a fitted model of every kind, baseline and blend; nothing
+#: else loads. A custom learner's classes are added with :func:`register_trusted_type`.
+TRUSTED_TYPES: set[str] = {
+    "twmb_geo.model._arrays.signed_log1p",
+    "twmb_geo.model.baselines.AgeBaseline",
+    "twmb_geo.model.baselines.EmpiricalBayesRateBaseline",
+    "twmb_geo.model.baselines.MaterialDecadeBaseline",
+    "twmb_geo.model.baselines.PastBreaksBaseline",
+    "twmb_geo.model.champion.ChampionModel",
+    "twmb_geo.model.champion.Ecdf",
+    "twmb_geo.model.champion.RateCalibrator",
+    "twmb_geo.model.estimators.BreakCountRegressor",
+    "twmb_geo.model.estimators.BreakRiskClassifier",
+    "twmb_geo.model.estimators._BoostedClassifier",
+    "twmb_geo.model.estimators._Booster",
+    "twmb_geo.model.estimators._MedianImputer",
+    "twmb_geo.model.hazard_design.HazardDesign",
+    # its nodes are checked after loading (_tree_problem_of): skops leaves it out of its
+    # defaults because scikit-learn indexes them without bounds checks
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.model_selection._split.KFold",
+    # kind = "lightgbm" (optional package): the booster is LightGBM's own text model format
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMRegressor",
+}
+
+
+def register_trusted_type(name: str) -> None:
+    """Trust the type ``name`` (fully qualified, e.g. ``"mypkg.learners.MyLearner"``) in
+    model artefacts: the classes of a custom learner (``register_learner``).
+
+    Trust is widened by code, never by a file: a name a model file brings is refused unless
+    registered here.
+    """
+    parts = name.split(".")
+    if len(parts) < 2 or not all(p.isidentifier() for p in parts):
+        raise ValueError(f"not a fully qualified type name: {name!r}")
+    TRUSTED_TYPES.add(name)
 
 
 def save_model(root: Path, version: str, model: ChampionModel, card: dict[str, Any]) -> Path:
-    """Write the model, ``card.json`` and ``card.md`` under ``root/version`` (atomically per file)."""
+    """Write ``model.skops``, ``card.json`` and ``card.md`` under ``root/version``.
+
+    Parameters
+    ----------
+    root : Path
+        The registry folder (``<out>/models``).
+    version : str
+        The model version (the folder name).
+    model : ChampionModel
+        The fitted model.
+    card : dict
+        The model card; written with an ``artefact`` block (file, format, sha256, bytes).
+
+    Returns
+    -------
+    Path
+        The model folder.
+
+    Raises
+    ------
+    TwmbError
+        The model holds a type outside :data:`TRUSTED_TYPES` or a tree that could not be
+        loaded back (nothing is written).
+    """
+    import skops
+    import skops.io as sio  # imported when used: it imports every scikit-learn estimator
+
     folder = Path(root) / version
+    path = folder / ARTEFACT
+    data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED)
+    bad = _untrusted(data, path)
+    if bad:
+        raise TwmbError(
+            f"model {version!r} holds types twmb_geo does not trust in {ARTEFACT}: {bad}; "
+            "a custom learner's classes must be registered with "
+            "twmb_geo.model.registry.register_trusted_type"
+        )
+    problem = _tree_problem_of(model)
+    if problem:
+        raise TwmbError(
+            f"model {version!r} holds {problem}: {ARTEFACT} would be refused when loaded, so "
+            "it is not written (twmb_geo's boosted models use no categorical feature)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "model.joblib") as tmp:
-        joblib.dump(model, tmp, compress=3)
+    atomic_write(path, data, mode=None)
+    # retraining into a folder of an older version replaces its pickle
+    (folder / LEGACY_ARTEFACT).unlink(missing_ok=True)
+    card = {
+        **card,
+        "artefact": {
+            "file": ARTEFACT,
+            "format": f"skops {skops.__version__}",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        },
+    }
     text = json.dumps(card, indent=2, sort_keys=False, default=_json_default) + "\n"
     atomic_write(folder / "card.json", text.encode("utf-8"), mode=None)
     atomic_write(folder / "card.md", render_card(card).encode("utf-8"), mode=None)
@@ -48,7 +182,7 @@ def _json_default(v: Any) -> Any:
 
 def _folder(root: Path, version: str) -> Path:
     folder = Path(root) / version
-    missing = [f for f in _FILES if not (folder / f).is_file()]
+    missing = [f for f in _CARD_FILES if not (folder / f).is_file()]
     if missing:
         raise InputDataError(
             f"model {version!r} is incomplete or absent in {root} (missing {missing}); "
@@ -57,17 +191,161 @@ def _folder(root: Path, version: str) -> Path:
     return folder
 
 
+def _untrusted(data: bytes, path: Path) -> list[str]:
+    """The types named in the skops bytes ``data`` that are not trusted (none are built)."""
+    import skops.io as sio
+
+    try:
+        found = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # noqa: BLE001 - skops raises several types for a damaged file
+        raise InputDataError(
+            f"{path} is not a readable skops model file ({type(exc).__name__}: {exc}); {_RETRAIN}"
+        ) from None
+    return sorted(set(found) - TRUSTED_TYPES)
+
+
+def _walk(obj: Any, seen: set[int]) -> Iterator[Any]:
+    """``obj`` and every object reachable through containers and instance attributes."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    yield obj
+    if isinstance(obj, dict):
+        children: Any = obj.values()
+    elif isinstance(obj, list | tuple):
+        children = obj
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+        children = vars(obj).values()
+    else:
+        return
+    for child in children:
+        yield from _walk(child, seen)
+
+
+def _tree_problem(tree: Any, n_features: int) -> str | None:
+    """Why a boosting tree is unsafe to predict with, or ``None``.
+
+    Prediction follows ``left``/``right`` from node 0 and reads ``feature_idx`` of the input
+    row without bounds checks: every split node must point to later nodes of the same tree
+    (so every walk ends on a leaf) and to a feature of the model. Categorical splits (never
+    used by twmb_geo) would index further arrays and are refused.
+    """
+    if not isinstance(tree, TreePredictor):
+        return f"a {type(tree).__name__} where a tree was expected"
+    nodes = getattr(tree, "nodes", None)
+    if not isinstance(nodes, np.ndarray) or nodes.dtype != PREDICTOR_RECORD_DTYPE:
+        return "tree nodes of an unexpected type"
+    if nodes.ndim != 1 or len(nodes) == 0:
+        return "a tree without nodes"
+    split = nodes["is_leaf"] == 0
+    idx = np.arange(len(nodes))[split]
+    for side in ("left", "right"):
+        child = nodes[side][split].astype(np.int64)
+        if np.any(child <= idx) or np.any(child >= len(nodes)):
+            return f"a tree node whose {side} child is out of range"
+    feat = nodes["feature_idx"][split]
+    if np.any(feat < 0) or np.any(feat >= n_features):
+        return "a tree split on a feature the model does not have"
+    if np.any(nodes["is_categorical"] != 0):
+        return "a categorical tree split"
+    return None
+
+
+def _tree_problem_of(model: Any) -> str | None:
+    """Why the histogram-boosting trees of ``model`` are unsafe to predict with, or ``None``."""
+    for obj in _walk(model, set()):
+        if not isinstance(obj, BaseHistGradientBoosting):
+            continue
+        cats = getattr(getattr(obj, "_bin_mapper", None), "is_categorical_", None)
+        if cats is not None and np.any(cats):
+            return "a categorical feature in a boosted model"
+        n_features = int(getattr(obj, "n_features_in_", 0))
+        for trees in getattr(obj, "_predictors", []):
+            for tree in trees if isinstance(trees, list) else [trees]:
+                problem = _tree_problem(tree, n_features)
+                if problem:
+                    return problem
+    return None
+
+
 def load_model(root: Path, version: str) -> ChampionModel:
-    """The fitted champion of ``version`` (only load registries you wrote yourself)."""
-    model = joblib.load(_folder(root, version) / "model.joblib")
+    """The fitted champion of ``version``, loaded without running code from the folder.
+
+    Parameters
+    ----------
+    root : Path
+        The registry folder (``<out>/models``).
+    version : str
+        The model version.
+
+    Returns
+    -------
+    ChampionModel
+
+    Raises
+    ------
+    InputDataError
+        The folder has only a legacy ``model.joblib`` (never opened), ``model.skops`` is
+        missing, its sha256 differs from the card's, it names a type outside the trusted
+        ones or holds an unsafe tree; each message names the file and says to retrain.
+    """
+    folder = _folder(root, version)
+    path = folder / ARTEFACT
+    if not path.is_file():
+        if (folder / LEGACY_ARTEFACT).is_file():
+            raise InputDataError(
+                f"{folder / LEGACY_ARTEFACT} is a pickle written by an older twmb_geo: loading "
+                f"a pickle can run any code, so it is not opened; {_RETRAIN}, then delete "
+                f"{LEGACY_ARTEFACT}"
+            )
+        raise InputDataError(f"model {version!r} in {root} has no {ARTEFACT}; {_RETRAIN}")
+    block = load_card(root, version).get("artefact")
+    expected = block.get("sha256") if isinstance(block, dict) else None
+    if not isinstance(expected, str) or not expected:
+        raise InputDataError(
+            f"{folder / 'card.json'} records no sha256 of {ARTEFACT}, so {path} cannot be "
+            f"checked and is not loaded; {_RETRAIN}"
+        )
+    # hash and parse the same bytes: the file cannot change between check and load
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected.lower():
+        raise InputDataError(
+            f"{path} has sha256 {actual} but {folder / 'card.json'} records {expected}: the "
+            f"file changed after training and is not loaded; {_RETRAIN}"
+        )
+    bad = _untrusted(data, path)
+    if bad:
+        raise InputDataError(
+            f"{path} names types twmb_geo does not trust: {bad}; it is not loaded (no object "
+            f"was built); {_RETRAIN}"
+        )
+    import skops.io as sio
+
+    try:
+        model = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+    except Exception as exc:  # noqa: BLE001 - skops raises several types for a damaged file
+        raise InputDataError(
+            f"{path} cannot be loaded ({type(exc).__name__}: {exc}); {_RETRAIN}"
+        ) from None
     if not isinstance(model, ChampionModel):
-        raise InputDataError(f"{root / version / 'model.joblib'} is not a twmb_geo model")
+        raise InputDataError(f"{path} is not a twmb_geo model; {_RETRAIN}")
+    problem = _tree_problem_of(model)
+    if problem:
+        raise InputDataError(f"{path} holds {problem}, which twmb never writes; {_RETRAIN}")
     return model
 
 
 def load_card(root: Path, version: str) -> dict[str, Any]:
-    """The card of ``version`` as a dict."""
-    return json.loads((_folder(root, version) / "card.json").read_text(encoding="utf-8"))
+    """The card of ``version`` as a dict (also of a folder with a legacy ``model.joblib``)."""
+    path = _folder(root, version) / "card.json"
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputDataError(f"{path} is not valid JSON ({exc}); {_RETRAIN}") from None
+    if not isinstance(card, dict):
+        raise InputDataError(f"{path} is not a model card (a JSON object); {_RETRAIN}")
+    return card
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -161,6 +439,13 @@ def _importance_md(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _artefact_md(block: Any) -> str:
+    """The card line of the model file: name, format and sha256."""
+    if not isinstance(block, dict):
+        return "– (no artefact record: retrain with `twmb train`)"
+    return f"`{block.get('file')}` ({block.get('format')}), sha256 `{block.get('sha256')}`"
+
+
 def render_card(card: dict[str, Any]) -> str:
     """The card as Markdown: what the model is, how well it validates and its limits."""
     h = card.get("headline", {})
@@ -177,7 +462,8 @@ def render_card(card: dict[str, Any]) -> str:
         f"targets {tw['target_years'][0]}–{tw['target_years'][1]}; {tw['rows']:,} unit-years, "
         f"{tw['units']:,} units, {tw['breaks']:,.0f} breaks  ",
         f"- **Scores year:** {card['scoring']['target_year']} "
-        f"(features of {card['scoring']['feature_year']})",
+        f"(features of {card['scoring']['feature_year']})  ",
+        f"- **Artefact:** {_artefact_md(card.get('artefact'))}",
         "",
         "## Headline (mean over folds)",
         "",
