@@ -117,6 +117,7 @@ def turso_server(tmp_path: Path):
         yield srv
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Distribute by file (``--dist loadgroup``), but every file that uses the session's
     bundled Toronto run goes to the same worker, so that run happens once, not per worker."""

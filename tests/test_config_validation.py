@@ -15,7 +15,7 @@ from cli_helpers import error_text, twmb
 from jsonschema import Draft202012Validator
 
 import twmb_geo as tw
-from twmb_geo._validation import is_integer, is_number
+from twmb_geo.core.validation import is_integer, is_number
 from twmb_geo.errors import ConfigError
 from twmb_geo.io.profiles import _KEYS, KINDS, builtin_profiles, parse_profile, profile_schema
 

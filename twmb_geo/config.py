@@ -17,10 +17,10 @@ from typing import Any
 import tomli_w
 
 from ._paths import data_dir
-from ._validation import fill_enums, is_integer, is_number, plain, schema_problems
 from .core.crs import TORONTO_CRS, AnalysisCRSError, check_analysis_crs
 from .core.model_kinds import MODEL_CANDIDATES, MODEL_KINDS
 from .core.units import UNIT_TYPES, unit_type_names
+from .core.validation import fill_enums, is_integer, is_number, plain, schema_problems
 from .core.vocab import DEFAULT_TIERS
 from .errors import ConfigError
 from .io.profiles import Profile, get_profile, load_profile_file

@@ -23,9 +23,9 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from .._paths import profiles_dir
-from .._validation import fill_enums, is_number, plain, schema_problems
 from ..contracts import load_schema
 from ..core.locales import DATE_ORDERS, locale_date_order
+from ..core.validation import fill_enums, is_number, plain, schema_problems
 from ..core.vocab import (
     DEFAULT_MATERIALS,
     MATERIAL_CLASSES,

@@ -87,19 +87,19 @@ def _load_data(
 
 
 def _data_inputs(store: Store) -> tuple[str | None, list[dict[str, Any]]]:
-    if store.count("runs") == 0:
+    """The inputs the store's data came from: per source, its latest ingest (whatever the
+    outcome of the command around it: inside ``run`` the command is still running)."""
+    if not store.has_table("run_inputs") or store.count("run_inputs") == 0:
         return None, []
-    runs = store.query(
-        "SELECT run_id FROM runs WHERE status = 'ok' AND command IN ('ingest', 'run') "
-        "ORDER BY started_at DESC, run_id DESC LIMIT 1"
-    )
-    if runs.empty:
-        return None, []
-    rid = str(runs["run_id"].iloc[0])
     inp = store.query(
-        "SELECT source_id, file, sha256, rows_in FROM run_inputs WHERE run_id = ? ORDER BY source_id, file",
-        [rid],
+        "SELECT run_id, source_id, file, sha256, rows_in FROM ("
+        " SELECT i.*, dense_rank() OVER (PARTITION BY i.source_id"
+        "  ORDER BY r.started_at DESC, i.run_id DESC) AS k"
+        " FROM run_inputs i JOIN runs r USING (run_id)) WHERE k = 1 ORDER BY source_id, file"
     )
+    if inp.empty:
+        return None, []
+    rid = str(inp["run_id"].max())
     return rid, [
         {"source_id": r.source_id, "path": r.file, "sha256": r.sha256, "rows": int(r.rows_in)}
         for r in inp.itertuples(index=False)
