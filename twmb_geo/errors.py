@@ -55,7 +55,7 @@ class ReconciliationError(ContractError):
 
 
 class StoreError(TwmbError):
-    """The DuckDB store cannot be opened or written (exit 5)."""
+    """The DuckDB store or the output folder cannot be opened or written (exit 5)."""
 
     exit_code = EXIT_STORE
 

@@ -18,6 +18,7 @@ from rich.progress import Progress as ProgressBar
 from rich.text import Text
 
 from ..config import Config, load_config
+from ..core.ioerrors import io_error
 from ..core.types import Progress
 from ..core.units import unit_type_names
 from ..errors import EXIT_FAILURE, TwmbError
@@ -43,7 +44,7 @@ Exit codes:
   2  usage or config error
   3  bad input data (missing, unreadable or misformatted file)
   4  contract or reconciliation failure
-  5  store error (DuckDB file)
+  5  store or output folder error (cannot write: disk full, read-only; folder in use)
   6  download failed (twmb fetch)
   7  publish failed (target unreachable, token refused, write failed, newer schema)
 """
@@ -51,10 +52,23 @@ Exit codes:
 _NOISY_LOGGERS = ("pyogrio", "fiona", "urllib3")
 
 
+def _is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 def _console(stream: Any) -> Console:
-    """A console on ``stream``; pipes and CI logs get a wide one instead of 80 columns."""
-    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "120"))
-    return Console(file=stream, highlight=False, width=width)
+    """A console on ``stream``; pipes and CI logs get a wide one instead of 80 columns.
+
+    Colours, styles and cursor moves only on a terminal: a stream redirected to a file or a
+    pipe gets plain text even when ``FORCE_COLOR`` or ``TTY_COMPATIBLE`` is set (CI systems
+    set them), so a log file never holds escape codes.
+    """
+    tty = _is_tty(stream)
+    width = None if tty else int(os.environ.get("COLUMNS", "120"))
+    return Console(file=stream, highlight=False, width=width, force_terminal=tty)
 
 
 class Consoles:
@@ -88,8 +102,12 @@ class TwmbGroup(click.Group):
             raise
         except KeyboardInterrupt:
             _fail(ctx, 130, "interrupted")
-        except Exception as exc:  # a bug: keep the traceback in verbose mode
-            if ctx.find_root().params.get("verbose"):
+        except Exception as exc:
+            # an I/O failure outside the stages' own handling: the exit code of the command
+            err = io_error(exc, ctx.invoked_subcommand or "twmb", (ctx.obj or {}).get("out"))
+            if err is not None:
+                _fail(ctx, err.exit_code, str(err))
+            if ctx.find_root().params.get("verbose"):  # a bug: keep the traceback
                 raise
             _fail(
                 ctx,
@@ -140,8 +158,9 @@ def _bar() -> Iterator[Progress]:
 
 @contextmanager
 def progress_bar(ctx: click.Context, as_json: bool) -> Iterator[Progress | None]:
-    """A progress callback, or None with ``--quiet`` or ``--json``."""
-    if root_options(ctx)["quiet"] or as_json:
+    """A progress callback, or None with ``--quiet`` or ``--json``, or when stderr is not a
+    terminal (a progress bar in a log file is only escape codes)."""
+    if root_options(ctx)["quiet"] or as_json or not consoles.err.is_terminal:
         yield None
         return
     with _bar() as update:

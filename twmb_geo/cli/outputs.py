@@ -31,7 +31,12 @@ def _print_publish(res: dict[str, Any]) -> None:
         t.add_row(name, f"{n:,}")
     consoles.out.print(t)
     for tgt in res["targets"]:
-        state = "unchanged" if tgt.get("changed") is False else "written"
+        if tgt.get("resumed"):
+            state = "pushed: the interrupted push of this publish was completed"
+        elif tgt.get("changed") is False:
+            state = "unchanged"
+        else:
+            state = "written"
         consoles.out.print(f"{tgt['target']}: {tgt['location']} ({state})")
 
 

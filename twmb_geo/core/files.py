@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "pid_alive",
+    "remove_dead_leftovers",
+    "sibling",
+]
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int | None = 0o644) -> Path:
@@ -26,13 +36,19 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = 0o644) -> Path:
     Path
         ``path``.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:  # name the file being written, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         if mode is not None:
             Path(tmp).chmod(mode)
         Path(tmp).replace(path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -52,3 +68,41 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sibling(path: Path, kind: str) -> Path:
+    """A hidden name beside ``path`` for a file or folder being written:
+    ``.<name>.<kind>-<pid>-<random>`` (:func:`remove_dead_leftovers` knows it by the PID)."""
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_dead_leftovers(path: Path, kinds: Sequence[str]) -> list[Path]:
+    """Remove the :func:`sibling` files and folders of ``path`` (of the given ``kinds``) whose
+    process is gone (a killed or failed writer); those of a live process (another writer of
+    the same file) are left alone. Returns what was removed."""
+    removed = []
+    for p in sorted(path.parent.glob(f".{path.name}.*")):
+        suffix = p.name[len(path.name) + 2 :]
+        kind, _, tag = suffix.partition("-")
+        if kind not in kinds:
+            continue
+        pid = tag.split("-")[0]
+        if tag and pid.isdigit() and pid_alive(int(pid)):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed

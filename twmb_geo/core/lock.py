@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
+from .ioerrors import NOT_A_FOLDER, describe, io_kind, io_path
 
 __all__ = ["LOCK_NAME", "FolderLockedError", "holder", "run_lock"]
 
@@ -56,6 +57,26 @@ def holder(folder: Path | str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return {"command": "?", "unreadable": text[:200]}
     return info if isinstance(info, dict) else None
+
+
+def _open_lock(root: Path, path: Path) -> int:
+    """Create the output folder and open its lock file; an output folder that is a file is a
+    config error (exit 2), one that cannot be written a store error (exit 5)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if io_kind(exc) == NOT_A_FOLDER:
+            culprit = io_path(exc, root)
+            where = "" if culprit == root else f" cannot be created: {culprit}"
+            raise ConfigError(
+                f"the output folder {root}{where} {NOT_A_FOLDER}; set [project] out (or "
+                "--out) to a folder, or move the file away"
+            ) from exc
+        text = describe(exc, path)
+        if text is None:
+            raise
+        raise StoreError(f"cannot use the output folder {root}: {text}") from exc
 
 
 @contextmanager
@@ -94,9 +115,8 @@ def run_lock(folder: Path | str, command: str) -> Iterator[dict[str, Any]]:
             with _guard:
                 _held[root] -= 1
         return
-    root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(root, path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

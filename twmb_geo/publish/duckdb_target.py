@@ -2,11 +2,14 @@
 
 One transaction replaces every star table and the one-row ``twmb_publish`` record, so a
 reader sees the previous publish or the new one, never a mix; the same content (same
-``publish_id``) is not rewritten. A file written by a newer star schema is refused.
+``publish_id``) is not rewritten. The first publish goes to a temporary file renamed into
+place when complete, so there is never an empty or half-written file to open. A file
+written by a newer star schema is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -16,6 +19,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ..core.files import remove_dead_leftovers, sibling
+from ..core.ioerrors import describe
 from ..errors import PublishError, SchemaVersionError
 from ..store.duckdb_store import arrow_table
 from .base import PreparedStar, TargetResult
@@ -44,6 +49,11 @@ def _check(current: tuple[str, int] | None, path: Path, schema_version: int) -> 
         )
 
 
+def _why(exc: BaseException, path: Path) -> str:
+    """The cause of a failure in plain words (disk full, read-only, ...), else its text."""
+    return describe(exc, at=path) or str(exc)
+
+
 def check_star_duckdb(path: Path | str, schema_version: int) -> None:
     """Refuse early a DuckDB star file written by a newer schema (nothing to check if absent)."""
     path = Path(path)
@@ -52,11 +62,18 @@ def check_star_duckdb(path: Path | str, schema_version: int) -> None:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise PublishError(f"cannot open the DuckDB file {path}: {exc}") from exc
+        raise PublishError(f"cannot open the DuckDB file {path}: {_why(exc, path)}") from exc
     try:
         _check(_current(con), path, schema_version)
     finally:
         con.close()
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back what is open; after a failed COMMIT nothing is, and that must not replace
+    the error that made the write fail."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
 
 
 def _replace(
@@ -98,8 +115,14 @@ def _replace(
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
+
+
+def _discard(path: Path) -> None:
+    """Remove a DuckDB file and its WAL."""
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
 
 
 def write_star_duckdb(
@@ -111,26 +134,50 @@ def write_star_duckdb(
     checksums: Mapping[str, str],
     source: str = "",
 ) -> dict[str, Any]:
-    """Replace the star tables in the DuckDB file ``path`` in one transaction."""
+    """Replace the star tables in the DuckDB file ``path`` in one transaction.
+
+    The first publish (no file yet) is written to a temporary file beside ``path`` and
+    renamed onto it when complete: a publish that fails or is killed leaves no file, or the
+    temporary one that the next publish removes. Failures raise :class:`PublishError`
+    naming the file and the cause (disk full, read-only, ...).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = {t: len(tables[t]) for t in STAR_TABLES}
     result: dict[str, Any] = {"target": str(path), "publish_id": publish_id, "rows": rows}
     try:
-        con = duckdb.connect(str(path))
-    except duckdb.Error as exc:
-        raise PublishError(f"cannot open the DuckDB file {path}: {exc}") from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_leftovers(path, ("tmp",))
+    except OSError as exc:
+        raise PublishError(f"cannot create the DuckDB file {path}: {_why(exc, path)}") from exc
+    fresh = not path.exists()
+    work = sibling(path, "tmp") if fresh else path
+    unchanged = "nothing was published" if fresh else "the previous publish is unchanged"
     try:
-        current = _current(con)
-        _check(current, path, schema_version)
-        result["previous"] = current[0] if current else None
-        if current and current[0] == publish_id:
-            return {**result, "changed": False}
-        _replace(con, tables, publish_id, schema_version, checksums, source)
-    except duckdb.Error as exc:
-        raise PublishError(f"writing the star schema to {path} failed: {exc}") from exc
+        try:
+            con = duckdb.connect(str(work))
+        except duckdb.Error as exc:
+            raise PublishError(f"cannot open the DuckDB file {path}: {_why(exc, path)}") from exc
+        try:
+            current = _current(con)
+            _check(current, path, schema_version)
+            result["previous"] = current[0] if current else None
+            if current and current[0] == publish_id:
+                return {**result, "changed": False}
+            _replace(con, tables, publish_id, schema_version, checksums, source)
+            if fresh:  # everything into the file itself before it is moved in
+                con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        if fresh:
+            _discard(path)  # a WAL left without its file must not be replayed on this one
+            work.replace(path)
+    except (duckdb.Error, OSError) as exc:
+        raise PublishError(
+            f"publish to the DuckDB file {path} failed: {_why(exc, path)}; {unchanged}"
+        ) from exc
     finally:
-        con.close()
+        if fresh:
+            _discard(work)
     return {**result, "changed": True}
 
 

@@ -6,19 +6,20 @@ LibreOffice would run as a formula is prefixed with a single quote. Parquet keep
 true values.
 
 The folder is written next to its final place and swapped in with renames, so a reader
-sees either the previous complete set or the new one, never a mix; a publish that dies
-half-way leaves the previous folder untouched and its leftovers are cleared by the next
-publish. The same store gives byte-identical files.
+sees either the previous complete set or the new one, never a mix; a publish that fails
+(disk full, read-only: a :class:`~twmb_geo.errors.PublishError` naming the file and the
+cause) removes its staging folder, one that is killed leaves it to the next publish to
+clear; either way the previous folder is untouched. The same store gives byte-identical
+files.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import InputDataError
+from ..core.files import remove_dead_leftovers, sibling
+from ..core.ioerrors import NOT_A_FOLDER, describe
+from ..errors import InputDataError, PublishError
 from .base import PreparedStar, TargetResult
 from .star import STAR_TABLES
 from .topojson import star_topojson
@@ -108,27 +111,10 @@ def check_formats(formats: Sequence[str]) -> None:
         raise InputDataError(f"formats must be among {list(FORMATS)}, got {list(formats)}")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def _remove_dead_leftovers(folder: Path) -> None:
     """Remove the staging and old folders of publishes whose process is gone (a killed
     publish); those of a live process (another publish to the same folder) are left alone."""
-    for p in sorted(folder.parent.glob(f".{folder.name}.*")):
-        suffix = p.name[len(folder.name) + 2 :]
-        kind, _, tag = suffix.partition("-")
-        if kind not in ("staging", "old") or not p.is_dir():
-            continue
-        pid = tag.split("-")[0]
-        if not tag or not pid.isdigit() or not _pid_alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
+    remove_dead_leftovers(folder, ("staging", "old"))
 
 
 def write_star_folder(
@@ -149,33 +135,84 @@ def write_star_folder(
     if missing:
         raise InputDataError(f"star tables missing from the publish: {missing}")
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _io_failure(folder, folder.parent):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise PublishError(
+            f"publishing the star folder {folder} failed: {folder} {NOT_A_FOLDER}; move "
+            "it away or choose another --folder"
+        )
     _remove_dead_leftovers(folder)
-    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
-    staging = folder.with_name(f".{folder.name}.staging-{tag}")
-    old = folder.with_name(f".{folder.name}.old-{tag}")
+    staging = sibling(folder, "staging")
+    old = staging.with_name(staging.name.replace(".staging-", ".old-", 1))
     rows = {t: len(tables[t]) for t in STAR_TABLES}
+    try:
+        manifest = _write_staging(tables, staging, folder, formats, rows, run_id)
+        with _io_failure(folder, folder):
+            if folder.exists():
+                folder.rename(old)
+            try:
+                staging.rename(folder)
+            except BaseException:
+                if old.exists() and not folder.exists():
+                    old.rename(folder)  # put the previous publish back
+                raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written left behind
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return {"folder": str(folder), **manifest}
+
+
+@contextmanager
+def _io_failure(folder: Path, path: Path) -> Iterator[None]:
+    """An I/O failure writing ``path`` as a :class:`PublishError` naming the star folder, the
+    file (as it will be named in the folder) and the cause."""
+    try:
+        yield
+    except OSError as exc:
+        text = describe(exc, at=path)
+        if text is None:
+            raise
+        raise PublishError(
+            f"publishing the star folder {folder} failed: {text}; the previous publish in "
+            "the folder is unchanged"
+        ) from exc
+
+
+def _write_staging(
+    tables: Mapping[str, pd.DataFrame],
+    staging: Path,
+    folder: Path,
+    formats: Sequence[str],
+    rows: dict[str, int],
+    run_id: str | None,
+) -> dict[str, Any]:
+    """Every file of the publish in the staging folder; I/O failures name the file as it
+    will be called in ``folder``."""
     for fmt in formats:
-        (staging / fmt).mkdir(parents=True)
+        with _io_failure(folder, folder / fmt):
+            (staging / fmt).mkdir(parents=True)
         for t in STAR_TABLES:
-            _write_one(tables[t], staging / fmt / f"{t}.{fmt}", fmt)
+            with _io_failure(folder, folder / fmt / f"{t}.{fmt}"):
+                _write_one(tables[t], staging / fmt / f"{t}.{fmt}", fmt)
     shapes = star_topojson(tables)
-    (staging / "topojson").mkdir(parents=True, exist_ok=True)
+    with _io_failure(folder, folder / "topojson"):
+        (staging / "topojson").mkdir(parents=True, exist_ok=True)
     for name, text in shapes.items():
-        (staging / "topojson" / name).write_text(text, encoding="utf-8")
+        with _io_failure(folder, folder / "topojson" / name):
+            (staging / "topojson" / name).write_text(text, encoding="utf-8")
     manifest = {
         "run_id": run_id,
         "formats": list(formats),
         "rows": rows,
         "topojson": sorted(shapes),
     }
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    if folder.exists():
-        folder.rename(old)
-    staging.rename(folder)
-    if old.exists():
-        shutil.rmtree(old)
-    return {"folder": str(folder), **manifest}
+    with _io_failure(folder, folder / "manifest.json"):
+        (staging / "manifest.json").write_text(
+            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+        )
+    return manifest
 
 
 class FolderTarget:

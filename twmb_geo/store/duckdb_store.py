@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..contracts import TableSchema, load_schema, validate_frame
+from ..core.ioerrors import describe
 from ..core.units import UNIT_TYPES
 from ..errors import StoreError
 
@@ -125,7 +126,9 @@ class Store:
                 str(self.path), read_only=read_only, config={"memory_limit": "1GB", "threads": 2}
             )
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+            raise StoreError(
+                f"cannot open store {self.path}: {describe(exc, self.path) or exc}"
+            ) from None
         self.read_only = read_only
 
     def __enter__(self) -> Store:
@@ -202,10 +205,21 @@ class Store:
         try:
             yield self
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self._rollback()
             raise
-        else:
+        try:
             self.con.execute("COMMIT")
+        except BaseException:  # disk full: the commit failed, nothing of it is in the store
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        """Roll back whatever is open; a failure to (nothing open after a failed commit)
+        must not replace the error that made the write fail."""
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.Error as exc:
+            log.debug("rollback on %s: %s", self.path, exc)
 
     def replace_source(
         self, source_id: str, tables: Mapping[str, pd.DataFrame], quarantine: pd.DataFrame

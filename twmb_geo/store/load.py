@@ -131,7 +131,6 @@ def ingest_sources(
     )
     wanted.sort(key=lambda s: _KIND_ORDER.get(cfg.profile(s).kind, 9))
     reports: list[SourceReport] = []
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     with (
         runlog.command(cfg.out_dir, cfg.store_path, command, cfg.to_toml()) as manifest,
         Store(cfg.store_path) as store,

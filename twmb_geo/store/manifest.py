@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import platform
 import secrets
 import time
@@ -19,8 +20,11 @@ import pyproj
 
 from .._version import __version__
 from ..core.files import atomic_write
+from ..core.ioerrors import describe
 
 __all__ = ["RunManifest", "library_versions", "new_run_id"]
+
+log = logging.getLogger(__name__)
 
 _LIBS = (
     "numpy",
@@ -80,11 +84,21 @@ class RunManifest:
     #: where :meth:`save` writes the manifest (None: kept in memory only)
     path: Path | None = None
 
-    def save(self) -> None:
-        """Write the manifest to :attr:`path` atomically (no-op without a path)."""
-        if self.path is not None:
+    def save(self, *, quiet: bool = False) -> None:
+        """Write the manifest to :attr:`path` atomically (no-op without a path).
+
+        ``quiet``: a failure to write it is logged, not raised: the save after a failed
+        stage must not replace the stage's own error (the full disk that made it fail).
+        """
+        if self.path is None:
+            return
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, (self.to_json() + "\n").encode("utf-8"))
+        except OSError as exc:
+            if not quiet:
+                raise
+            log.warning("could not save %s: %s", self.path, describe(exc, self.path) or exc)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -118,7 +132,7 @@ class RunManifest:
                 finished_at=dt.datetime.now(dt.UTC).isoformat(),
                 seconds=round(time.perf_counter() - t0, 3),
             )
-            self.save()
+            self.save(quiet=status != "ok")
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -9,6 +9,11 @@ the package's own) or ``interrupted`` (Ctrl-C). A command killed outright leaves
 at ``running`` with the stage it was in; the next command on the folder records that run as
 interrupted (manifest warning and its ``runs`` row). Commands called inside another (``run``
 calling ``ingest``, ``features``, ...) become stages of the outer command's manifest.
+
+An I/O failure inside a stage (disk full, read-only, a file where a folder should be) is
+re-raised as the error of that stage, naming the file and the cause
+(:func:`twmb_geo.core.ioerrors.io_error`: exit 7 in ``publish``, 5 elsewhere); saving the
+manifest of a failed command never replaces the command's own error.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.ioerrors import describe, io_guard
 from ..core.lock import run_lock
-from ..errors import TwmbError
 from .duckdb_store import Store
 from .manifest import RunManifest
 
@@ -97,8 +102,18 @@ def _record_final(store_path: Path, manifest: RunManifest) -> None:
     try:
         with Store(store_path) as store:
             record_run(store, manifest)
-    except (TwmbError, OSError) as exc:
-        log.warning("could not record run %s in %s: %s", manifest.run_id, store_path, exc)
+    except Exception as exc:  # noqa: BLE001  (disk full, read-only: never hide the real error)
+        log.warning(
+            "could not record run %s in %s: %s",
+            manifest.run_id,
+            store_path,
+            describe(exc, store_path) or exc,
+        )
+
+
+def _save_quietly(manifest: RunManifest) -> None:
+    """Save the manifest of a failed command (:meth:`RunManifest.save` with ``quiet``)."""
+    manifest.save(quiet=True)
 
 
 @contextmanager
@@ -132,12 +147,12 @@ def command(
         The manifest of the outermost command.
     """
     outer = _ACTIVE.get()
+    out = Path(out)
     if outer is not None:
-        with outer.stage(name):
+        with outer.stage(name), io_guard(name, out):
             yield outer
         return
-    out = Path(out)
-    with run_lock(out, name) as lock:
+    with io_guard(name, out, folder=out), run_lock(out, name) as lock:
         previous = _previous_interrupted(out)
         manifest = RunManifest(command=name, path=out / MANIFEST_NAME)
         manifest.config = config or {}
@@ -167,24 +182,24 @@ def command(
             if previous is not None:
                 try:
                     _mark_interrupted(store_path, previous)
-                except (TwmbError, OSError) as exc:
+                except Exception as exc:  # noqa: BLE001  (best effort)
                     log.warning(
                         "could not mark run %s as interrupted: %s", previous.get("run_id"), exc
                     )
-        token = _ACTIVE.set(manifest)
         manifest.save()
         _record_final(store_path, manifest)  # "running": a killed command leaves it so
+        token = _ACTIVE.set(manifest)
         try:
-            with manifest.stage(name) if as_stage else _nothing():
+            with manifest.stage(name) if as_stage else _nothing(), io_guard(name, out):
                 yield manifest
         except KeyboardInterrupt:
             manifest.finish("interrupted", "interrupted by the user (Ctrl-C)")
-            manifest.save()
+            _save_quietly(manifest)
             _record_final(store_path, manifest)
             raise
         except BaseException as exc:
             manifest.finish("failed", f"{type(exc).__name__}: {exc}")
-            manifest.save()
+            _save_quietly(manifest)
             _record_final(store_path, manifest)
             raise
         finally:

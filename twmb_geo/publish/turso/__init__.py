@@ -3,10 +3,11 @@
 Three ways to reach a database, one publishing protocol:
 
 * ``file``: a local Turso database file (embedded ``pyturso``; no server). The whole publish
-  is one transaction.
+  is one transaction; the first one (no file, or a file without any row) is written to a
+  temporary file renamed into place when complete, so no empty database is ever left.
 * ``sync``: a remote database through ``turso.sync``: the publish is written to a local
   replica in one transaction, then pushed; a push is atomic on the server and a push that
-  dies is resumed by the next publish.
+  dies is resumed by the next publish (which reports it as a change, ``resumed``).
 * ``http``: a remote database through the HTTP API Power BI reads from
   (``POST /v2/pipeline``); rows go in chunks of ``chunk_rows`` bound as one JSON parameter
   each (``json_each``), every chunk a transactional batch. About 5x faster than ``sync``.

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...errors import InputDataError, PublishError
-from ..sql import quote
+from ..sql import CURRENT_SQL, quote
 
 __all__ = ["HttpSession", "Scrubber", "Stmt", "http_url", "remote_label"]
 
@@ -213,12 +213,28 @@ class HttpSession:
             ]
             self.transaction(stmts)
 
+    def unpushed(self) -> bool:
+        """Nothing waits to be sent: every batch went to the server when it was written."""
+        return False
+
+    def target_current(self) -> str | None:
+        """The publish the server's pointer names (None without one)."""
+        try:
+            rows = self.query(CURRENT_SQL)
+        except PublishError:  # no pointer table yet
+            return None
+        return str(rows[0][0]) if rows else None
+
     def finish(self) -> None:
         return None
 
     def define_views(self, stmts: Sequence[str]) -> None:
         """Run view DDL in one transactional batch."""
         self.transaction([(sql, []) for sql in stmts])
+
+    def complete(self) -> None:
+        """Nothing to move: the server's pointer switch made the publish visible."""
+        return None
 
     def close(self) -> None:
         if self._conn is not None:

@@ -133,8 +133,10 @@ def publish_tables(
     """Publish every star table through ``session`` with the pointer protocol (module doc).
 
     ``prepared`` is :func:`prepare_star` of ``tables`` when the caller has it already.
-    Returns the publish id, whether anything changed, rows and checksums per table, and the
-    schema version. Raises :class:`PublishError` (the previous publish stays readable).
+    Returns the publish id, whether anything changed (``changed``; ``resumed`` when the only
+    change was the push of an earlier, interrupted publish of this content), rows and
+    checksums per table, and the schema version. Raises :class:`PublishError` (the previous
+    publish stays readable).
     """
     star = prepared or prepare_star(tables)
     pid = star.publish_id
@@ -150,18 +152,24 @@ def publish_tables(
     current = session.query(f"SELECT {quote(PUBLISH_COLUMN)} FROM {quote(CURRENT_TABLE)}")
     current_id = current[0][0] if current else None
     if current_id == pid and _counts(session, pid) == counts:
-        session.finish()  # a sync replica may still hold an interrupted push: send it
+        # a sync replica may hold this publish with its push interrupted: the push resumes
+        # here and the server changes (from the publish it held before)
+        resumed = session.unpushed()
+        previous = session.target_current() if resumed else current_id
+        session.finish()
         session.define_views(_views())
-        return {**result, "changed": False, "previous": current_id}
+        session.complete()
+        return {**result, "changed": resumed, "resumed": resumed, "previous": previous}
     _start(session, star, current_id, counts, source)
     _load(session, star, counts, progress)
     _switch(session, pid, keep_previous)
     session.finish()
     session.define_views(_views())
+    session.complete()
     if progress:
         total = sum(counts.values())
         progress("published", total, total)
-    return {**result, "changed": True, "previous": current_id}
+    return {**result, "changed": True, "resumed": False, "previous": current_id}
 
 
 def _start(

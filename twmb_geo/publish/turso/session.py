@@ -15,8 +15,10 @@ from typing import Any, Protocol
 import turso
 import turso.sync
 
+from ...core.files import remove_dead_leftovers, sibling
+from ...core.ioerrors import describe
 from ...errors import InputDataError, PublishError
-from ..sql import quote
+from ..sql import CURRENT_SQL, quote
 from .http_session import HttpSession, Scrubber, Stmt, http_url, remote_label
 
 __all__ = ["MODES", "LocalSession", "Session", "TursoTarget", "connect"]
@@ -42,9 +44,15 @@ class Session(Protocol):
         self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
     ) -> None: ...
 
+    def unpushed(self) -> bool: ...
+
+    def target_current(self) -> str | None: ...
+
     def finish(self) -> None: ...
 
     def define_views(self, stmts: Sequence[str]) -> None: ...
+
+    def complete(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -55,8 +63,20 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {quote(table)} ({cols}) VALUES ({marks})"
 
 
+def _discard(path: Path) -> None:
+    """Remove a Turso database file and its WAL."""
+    for p in (path, path.with_name(path.name + "-wal")):
+        p.unlink(missing_ok=True)
+
+
 class LocalSession:
-    """A pyturso connection; everything up to :meth:`finish` is one transaction."""
+    """A pyturso connection; everything up to :meth:`finish` is one transaction.
+
+    ``install``: the connection writes a temporary file (``work``) that :meth:`complete`
+    moves onto ``install`` once the publish is whole (the first publish to a file); until
+    then there is no file at ``install`` to open, and :meth:`close` removes the temporary
+    one.
+    """
 
     def __init__(
         self,
@@ -65,25 +85,31 @@ class LocalSession:
         push: bool,
         scrub: Scrubber | None = None,
         remote: HttpSession | None = None,
+        *,
+        install: Path | None = None,
+        work: Path | None = None,
     ) -> None:
         self.conn = conn
         self.label = label
         self._push = push
         self.scrub = scrub or Scrubber()
         self._remote = remote
+        self._install = install
+        self._work = work
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"LocalSession({self.label!r})"
 
     def _wrap(self, exc: Exception, what: str) -> PublishError:
         text = self.scrub(str(exc))
-        hint = ""
-        low = f"{type(exc).__name__} {text}".lower()
-        if any(k in low for k in ("full", "i/o", "ioerr", "toolarge", "no space")):
-            hint = " (is the disk full?)"
-        return PublishError(
-            f"{what} {self.label} failed: {text}{hint}; the previous publish is unchanged"
+        cause = describe(exc, at=None if self._push else self.label)
+        state = (
+            "nothing was published"
+            if self._install is not None
+            else "the previous publish is unchanged"
         )
+        return PublishError(f"publish to {self.label} failed ({what}): {cause or text}; {state}")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -102,7 +128,28 @@ class LocalSession:
         try:
             self.conn.executemany(_insert_sql(table, columns), rows)
         except Exception as exc:
-            raise self._wrap(exc, f"writing {table} to") from exc
+            raise self._wrap(exc, f"writing {table}") from exc
+
+    def unpushed(self) -> bool:
+        """Whether a sync replica holds changes the server has not received (a push that was
+        interrupted); always False for a local file."""
+        if not self._push:
+            return False
+        try:
+            return int(self.conn.stats().cdc_operations) > 0
+        except Exception as exc:  # noqa: BLE001  (stats are a nicety: assume nothing pending)
+            log.debug("sync stats of %s: %s", self.label, self.scrub(str(exc)))
+            return False
+
+    def target_current(self) -> str | None:
+        """The publish the target holds now: the server's (over HTTP) for a sync replica,
+        else the file's; None when it holds none."""
+        session: HttpSession | LocalSession = self._remote if self._remote is not None else self
+        try:
+            rows = session.query(CURRENT_SQL)
+        except PublishError:  # no pointer table yet
+            return None
+        return str(rows[0][0]) if rows else None
 
     def finish(self) -> None:
         try:
@@ -130,16 +177,54 @@ class LocalSession:
         except Exception as exc:
             raise self._wrap(exc, "committing the views of") from exc
 
+    def complete(self) -> None:
+        """The publish is whole: move a first publish's temporary file into place.
+
+        The WAL is folded into the file first (a checkpoint), so the one rename carries the
+        whole database; a WAL left beside the target by an earlier file is removed so it
+        cannot be replayed onto this one.
+        """
+        if self._install is None or self._work is None:
+            return
+        work, target = self._work, self._install
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._close_conn()
+            wal = work.with_name(work.name + "-wal")
+            if wal.exists() and wal.stat().st_size:
+                raise PublishError(
+                    f"publish to {self.label} failed: the new database could not be "
+                    "checkpointed; nothing was published"
+                )
+            target.with_name(target.name + "-wal").unlink(missing_ok=True)
+            work.replace(target)
+        except PublishError:
+            raise
+        except Exception as exc:
+            raise self._wrap(exc, "moving the new database into place") from exc
+        finally:
+            _discard(work)
+        self._install = None
+
+    def _close_conn(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.conn.close()
+
     def close(self) -> None:
         try:
-            if self.conn.in_transaction:
+            if not self._closed and self.conn.in_transaction:
                 self.conn.rollback()
         except _TURSO_ERRORS as exc:  # the write already failed; closing drops the transaction
             log.debug("rollback on %s failed: %s", self.label, self.scrub(str(exc)))
         finally:
-            self.conn.close()
-            if self._remote is not None:
-                self._remote.close()
+            try:
+                self._close_conn()
+            finally:
+                if self._install is not None and self._work is not None:
+                    _discard(self._work)  # an unfinished first publish leaves no file
+                if self._remote is not None:
+                    self._remote.close()
 
 
 @dataclass(frozen=True)
@@ -170,12 +255,57 @@ class TursoTarget:
         return f"TursoTarget(mode={self.mode!r}, target={self.label!r})"
 
 
-def _connect_file(path: Path) -> Session:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _holds_data(path: Path) -> bool:
+    """Whether the Turso file at ``path`` holds any row.
+
+    False for no file, an empty one, or the leftover of a first publish that was killed
+    before its commit (empty tables): those are replaced whole, like a first publish.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return False
     try:
-        return LocalSession(turso.connect(str(path)), str(path), push=False)
+        conn = turso.connect(str(path))
+    except Exception:  # noqa: BLE001  (the real connect says why)
+        return True
+    try:
+        names = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+        ]
+        return any(
+            conn.execute('SELECT 1 FROM "' + n.replace('"', '""') + '" LIMIT 1').fetchone()
+            is not None
+            for n in names
+        )
+    except Exception:  # noqa: BLE001  (unreadable: let the publish report it)
+        return True
+    finally:
+        conn.close()
+
+
+def _connect_file(path: Path) -> Session:
+    """A session on the Turso file ``path``; a first publish (no file, or one without any
+    row) writes a temporary file moved into place by :meth:`LocalSession.complete`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_leftovers(path, ("tmp",))  # of a first publish that was killed
+    except OSError as exc:
+        why = describe(exc, at=path) or str(exc)
+        raise PublishError(f"cannot create the Turso database file {path}: {why}") from exc
+    fresh = not _holds_data(path)
+    work = sibling(path, "tmp") if fresh else path
+    try:
+        conn = turso.connect(str(work))
     except Exception as exc:
-        raise PublishError(f"cannot open the Turso database file {path}: {exc}") from exc
+        if fresh:
+            _discard(work)
+        why = describe(exc, at=path) or str(exc)
+        raise PublishError(f"cannot open the Turso database file {path}: {why}") from exc
+    if fresh:
+        return LocalSession(conn, str(path), push=False, install=path, work=work)
+    return LocalSession(conn, str(path), push=False)
 
 
 def _connect_sync(target: TursoTarget) -> Session:

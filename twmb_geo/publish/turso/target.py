@@ -57,6 +57,7 @@ class TursoPublishTarget:
             changed=res["changed"],
             previous=res["previous"],
             mode=self.spec.mode,
+            extra={"resumed": True} if res.get("resumed") else {},
         )
 
     def close(self) -> None:
