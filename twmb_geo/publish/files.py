@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core.files import pid_alive
 from ..errors import InputDataError
 from .base import PreparedStar, TargetResult
 from .star import STAR_TABLES
@@ -108,16 +109,6 @@ def check_formats(formats: Sequence[str]) -> None:
         raise InputDataError(f"formats must be among {list(FORMATS)}, got {list(formats)}")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def _remove_dead_leftovers(folder: Path) -> None:
     """Remove the staging and old folders of publishes whose process is gone (a killed
     publish); those of a live process (another publish to the same folder) are left alone."""
@@ -127,7 +118,7 @@ def _remove_dead_leftovers(folder: Path) -> None:
         if kind not in ("staging", "old") or not p.is_dir():
             continue
         pid = tag.split("-")[0]
-        if not tag or not pid.isdigit() or not _pid_alive(int(pid)):
+        if not tag or not pid.isdigit() or not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
 
