@@ -224,3 +224,60 @@ def test_publish_staging_is_unique_per_process_and_dead_leftovers_go(tmp_path: P
     _remove_dead_leftovers(folder)
     assert not dead.exists() and not legacy.exists()
     assert live.exists() and other.exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid  # gone (and not reused this soon)
+
+
+def test_a_killed_writers_temporary_files_go_with_the_next_write(tmp_path: Path) -> None:
+    """Issue 15 fault suite: a run killed while writing the GeoPackage left its temporary
+    file in maps/ for good (the next write only removed its own)."""
+    from twmb_geo.core.files import atomic_path, atomic_write
+
+    dead, live = _dead_pid(), os.getpid()
+    target = tmp_path / "twmb_layers.gpkg"
+    leftovers = [tmp_path / f".twmb_layers.{dead}.tmp.gpkg", tmp_path / f".report.md.{dead}.ab12"]
+    kept = [
+        tmp_path / f".twmb_layers.{os.getppid()}.tmp.gpkg",  # a live writer's
+        tmp_path / f".other.{dead}.tmp.gpkg",  # another file's
+    ]
+    for p in leftovers + kept:
+        p.write_bytes(b"half")
+    with atomic_path(target) as tmp:
+        assert tmp.name == f".twmb_layers.{live}.tmp.gpkg"
+        tmp.write_bytes(b"whole")
+    atomic_write(tmp_path / "report.md", b"text")
+    assert target.read_bytes() == b"whole" and (tmp_path / "report.md").read_bytes() == b"text"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["twmb_layers.gpkg", "report.md", *(p.name for p in kept)]
+    )
+
+
+def test_a_run_killed_before_it_had_a_runs_row_is_recorded(tmp_path: Path) -> None:
+    """Issue 15 fault suite: the first run on a new folder, killed in its ingest before the
+    store had a ``runs`` table, was never recorded; one killed between two stages is named
+    with the stage it finished."""
+    out, store = tmp_path, tmp_path / "twmb.duckdb"
+    killed = {
+        "run_id": "20260101T000000Z-0badc0de",
+        "command": "run",
+        "status": "running",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "versions": {"twmb_geo": tw.__version__},
+        "stages": [{"stage": "ingest", "status": "ok"}, {"stage": "features", "status": "ok"}],
+    }
+    (out / "manifest.json").write_text(json.dumps(killed), encoding="utf-8")
+    with Store(store) as s:  # a store without a runs table
+        s.con.execute("CREATE TABLE other (x INTEGER)")
+    with command(out, store, "features"):
+        pass
+    doc = _manifest(out)
+    assert doc["interrupted"]["stage"] is None and doc["interrupted"]["after"] == "features"
+    assert "was interrupted after stage 'features'" in doc["warnings"][0]
+    assert _runs(store) == [
+        (killed["run_id"], "run", "interrupted"),
+        (doc["run_id"], "features", "ok"),
+    ]

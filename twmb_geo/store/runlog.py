@@ -79,20 +79,59 @@ def _previous_interrupted(out: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("status") == "running" else None
 
 
-def _mark_interrupted(store_path: Path, previous: dict[str, Any]) -> None:
+def _mark_interrupted(store_path: Path, previous: dict[str, Any]) -> bool:
+    """Record the killed run ``previous`` as interrupted in the ``runs`` table.
+
+    Its ``running`` row is rewritten; a run killed before it had a row (the first command on
+    a new folder, killed before the store had a ``runs`` table) gets one from its manifest.
+    Returns False when there is no store yet (the caller tries again once there is one).
+    """
     run_id = previous.get("run_id")
-    if not run_id or not store_path.exists():
-        return
+    if not run_id:
+        return True
+    if not store_path.exists():
+        return False
+    doc = {**previous, "status": "interrupted"}
     with Store(store_path) as store:
-        if not store.has_table("runs"):
-            return
-        old = store.read("runs", "run_id = ?", [run_id])
-        if old.empty or old["status"].iloc[0] != "running":
-            return
-        doc = {**previous, "status": "interrupted"}
-        old["status"] = "interrupted"
-        old["manifest"] = json.dumps(doc, indent=2, default=str)
-        store.replace_rows("runs", old, "run_id = ?", [run_id])
+        old = store.read("runs", "run_id = ?", [run_id]) if store.has_table("runs") else None
+        if old is not None and not old.empty:
+            if old["status"].iloc[0] != "running":
+                return True
+            row = old
+        else:
+            started = pd.Timestamp(previous.get("started_at") or dt.datetime.now(dt.UTC))
+            row = pd.DataFrame(
+                [
+                    {
+                        "run_id": run_id,
+                        "command": str(previous.get("command") or "?"),
+                        "status": "interrupted",
+                        "started_at": started.tz_convert(None) if started.tz else started,
+                        "finished_at": pd.NaT,
+                        "package_version": str(
+                            (previous.get("versions") or {}).get("twmb_geo") or "?"
+                        ),
+                        "manifest": "",
+                    }
+                ]
+            )
+            for c in ("started_at", "finished_at"):
+                row[c] = row[c].astype("datetime64[us]")
+        row["status"] = "interrupted"
+        row["manifest"] = json.dumps(doc, indent=2, default=str)
+        store.replace_rows("runs", row, "run_id = ?", [run_id])
+    return True
+
+
+def _try_mark_interrupted(store_path: Path, previous: dict[str, Any] | None) -> bool:
+    """:func:`_mark_interrupted`, logged instead of raised; True when nothing is left to do."""
+    if previous is None:
+        return True
+    try:
+        return _mark_interrupted(store_path, previous)
+    except Exception as exc:  # noqa: BLE001  (best effort: never hide the command's outcome)
+        log.warning("could not mark run %s as interrupted: %s", previous.get("run_id"), exc)
+        return True
 
 
 def _record_final(store_path: Path, manifest: RunManifest) -> None:
@@ -158,34 +197,32 @@ def command(
         manifest.config = config or {}
         if previous is not None or lock.get("took_over"):
             what = previous or {}
+            stages = what.get("stages", [])
             stage = next(
-                (
-                    s["stage"]
-                    for s in reversed(what.get("stages", []))
-                    if s.get("status") == "running"
-                ),
-                None,
+                (s["stage"] for s in reversed(stages) if s.get("status") == "running"), None
             )
+            # killed between two stages: the last one it finished
+            after = next((s["stage"] for s in reversed(stages) if s.get("status") == "ok"), None)
             manifest.interrupted = {
                 "run_id": what.get("run_id"),
                 "command": what.get("command") or lock.get("took_over", {}).get("command"),
                 "stage": stage,
+                "after": None if stage else after,
                 "started_at": what.get("started_at"),
             }
+            where = (
+                f" in stage {stage!r}"
+                if stage
+                else (f" after stage {after!r}, before the next one" if after else "")
+            )
             manifest.warnings.append(
                 f"the previous command on this folder (`twmb {manifest.interrupted['command']}`, "
-                f"run {manifest.interrupted['run_id']}) was interrupted"
-                + (f" in stage {stage!r}" if stage else "")
-                + "; its outputs from that stage on were not finished and are replaced by this run"
+                f"run {manifest.interrupted['run_id']}) was interrupted{where}; its outputs "
+                "from that point on were not finished and are replaced by this run"
             )
             log.warning("%s", manifest.warnings[-1])
-            if previous is not None:
-                try:
-                    _mark_interrupted(store_path, previous)
-                except Exception as exc:  # noqa: BLE001  (best effort)
-                    log.warning(
-                        "could not mark run %s as interrupted: %s", previous.get("run_id"), exc
-                    )
+        # a killed run on a folder without a store yet is recorded once this command made one
+        pending = None if _try_mark_interrupted(store_path, previous) else previous
         manifest.save()
         _record_final(store_path, manifest)  # "running": a killed command leaves it so
         token = _ACTIVE.set(manifest)
@@ -195,17 +232,20 @@ def command(
         except KeyboardInterrupt:
             manifest.finish("interrupted", "interrupted by the user (Ctrl-C)")
             _save_quietly(manifest)
+            _try_mark_interrupted(store_path, pending)
             _record_final(store_path, manifest)
             raise
         except BaseException as exc:
             manifest.finish("failed", f"{type(exc).__name__}: {exc}")
             _save_quietly(manifest)
+            _try_mark_interrupted(store_path, pending)
             _record_final(store_path, manifest)
             raise
         finally:
             _ACTIVE.reset(token)
         manifest.finish("ok")
         manifest.save()
+        _try_mark_interrupted(store_path, pending)
         _record_final(store_path, manifest)
 
 
