@@ -67,7 +67,7 @@ def _hook(
 def _after_stage(stage: str) -> Callable[..., bool]:
     """A manifest save that records ``stage`` finished ok (the boundary to the next stage)."""
 
-    def when(manifest: Any) -> bool:
+    def when(manifest: Any, *args: Any, **kwargs: Any) -> bool:
         last = manifest.stages[-1] if manifest.stages else {}
         return bool(last.get("stage") == stage and last.get("status") == "ok")
 

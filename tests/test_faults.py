@@ -55,8 +55,8 @@ CHILD = Path(__file__).with_name("fault_child.py")
 #: Columns that differ between two clean runs of the same inputs in two folders (found by
 #: comparing two such runs column by column), left out of the checksums:
 STORE_VOLATILE: dict[str, tuple[str, ...]] = {
-    # the training run, when it trained, the model folder under <out>/models/
-    "models": ("run_id", "created_at", "path"),
+    # the training run, the ingest its data came from, when it trained, the model folder
+    "models": ("run_id", "data_run_id", "created_at", "path"),
     # the scoring run and when it scored
     "risk_scores": ("run_id", "scored_at"),
     # the simulation run
@@ -552,7 +552,7 @@ def _check_left_behind(point: str, out: Path, pid: int, published: set[str]) -> 
     if point == "ingest":  # neighbourhoods in, breaks not
         assert _count(out, "neighbourhoods") > 0 and _count(out, "breaks") == 0
     elif point == "train":  # the model saved, not registered
-        assert list((out / "models").glob("*/model.joblib")) and _count(out, "models") == 0
+        assert list((out / "models").glob("*/model.skops")) and _count(out, "models") == 0
     elif point == "after-score":  # current scores, no simulation yet
         assert _count(out, "risk_scores", "is_current") > 0 and _count(out, "simulation_city") == 0
     elif point == "publish-turso":  # the folder and DuckDB targets switched, Turso not yet

@@ -28,6 +28,7 @@ loaded is refused when it is trained, not when it is scored.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import zipfile
@@ -109,6 +110,49 @@ def register_trusted_type(name: str) -> None:
     TRUSTED_TYPES.add(name)
 
 
+def _reproducible_zip(data: bytes) -> bytes:
+    """The same skops file with reproducible bytes: the same model gives the same bytes (and
+    sha256 in the card) in any process, at any time.
+
+    skops names objects by their memory address (``__id__`` and the ``<id>.npy`` array
+    members) and zips with the current time; the addresses are renumbered 1, 2, ... in
+    the order of the schema (references between nodes keep pointing at the same node), the
+    members are written in order with a fixed time.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        members = {n: src.read(n) for n in src.namelist()}
+    schema = json.loads(members.pop("schema.json"))
+    ids: dict[int, int] = {}
+    files: dict[str, str] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k == "__id__" and isinstance(v, int):
+                    out[k] = ids.setdefault(v, len(ids) + 1)
+                elif k == "file" and isinstance(v, str) and v in members:
+                    out[k] = files.setdefault(v, f"{len(files) + 1}.npy")
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    schema = walk(schema)
+    renamed = {files.get(n, n): b for n, b in members.items()}
+    renamed["schema.json"] = json.dumps(schema, indent=2).encode("utf-8")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in sorted(renamed):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, renamed[name])
+    return out.getvalue()
+
+
 def save_model(root: Path, version: str, model: ChampionModel, card: dict[str, Any]) -> Path:
     """Write ``model.skops``, ``card.json`` and ``card.md`` under ``root/version``.
 
@@ -139,7 +183,7 @@ def save_model(root: Path, version: str, model: ChampionModel, card: dict[str, A
 
     folder = Path(root) / version
     path = folder / ARTEFACT
-    data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED)
+    data = _reproducible_zip(sio.dumps(model, compression=zipfile.ZIP_DEFLATED))
     bad = _untrusted(data, path)
     if bad:
         raise TwmbError(
