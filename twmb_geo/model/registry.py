@@ -127,7 +127,7 @@ def _reproducible_zip(data: bytes) -> bytes:
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
-            out = {}
+            out: dict[str, Any] = {}
             for k, v in node.items():
                 if k == "__id__" and isinstance(v, int):
                     out[k] = ids.setdefault(v, len(ids) + 1)
