@@ -148,10 +148,11 @@ def test_install_dates_year_only_column() -> None:
     s = pd.Series([1965, "1972", 1988.0, "2001.0", None, "n/a", 2150], dtype=object)
     dates, missing, bad = parse_install_dates(s, "auto")
     years = ["1965-01-01", "1972-01-01", "1988-01-01", "2001-01-01"]
-    # 2150 is not a year 1800-2100: epoch milliseconds, as before
-    assert _days(dates) == [*years, None, None, "1970-01-01"]
+    # 2150 is not a year 1800-2100, and too small for epoch milliseconds (read so it was
+    # 1970-01-01, silently): not parsed
+    assert _days(dates) == [*years, None, None, None]
     assert missing.tolist() == [False] * 4 + [True, False, False]
-    assert bad.tolist() == [False] * 5 + [True, False]
+    assert bad.tolist() == [False] * 5 + [True, True]
 
 
 def test_install_date_formats() -> None:

@@ -178,3 +178,23 @@ def test_snow_follows_inches_and_eccc_profile_is_unchanged() -> None:
     metric = parse_profile({**US_PROFILE, "temperature_unit": "C", "precip_unit": "mm"})
     assert metric.snow_unit == "cm"
     assert parse_profile({**US_PROFILE, "snow_unit": "mm"}).snow_unit == "mm"
+
+
+def test_ambiguous_dates_follow_date_order_and_a_guess_is_warned(tmp_path: Path) -> None:
+    """Day-first dates that are all ambiguous (days 1-12) were read month-first silently:
+    the profile's date_order was ignored and nothing said so."""
+    days = [dt.date(2020, m, d) for m in (1, 2, 3) for d in (2, 5, 9)]
+    path = tmp_path / "w.csv"
+    path.write_text(
+        "DATE,TMAX\n" + "".join(f"{d:%d/%m/%Y},{10 + k}\n" for k, d in enumerate(days)),
+        encoding="utf-8",
+    )
+    base = {**US_PROFILE, "date_format": "auto", "temperature_unit": "C"}
+    base["columns"] = {"date": "DATE", "max_temp_c": "TMAX"}
+    guessed = read_source(path, parse_profile(base), source_id="st", today=TODAY)
+    assert any("could not be determined" in w and "date_order" in w for w in guessed.warnings)
+    told = read_source(
+        path, parse_profile({**base, "date_order": "dmy"}), source_id="st", today=TODAY
+    )
+    assert told.tables["weather_daily"]["date"].dt.date.tolist() == days
+    assert not any("day/month" in w for w in told.warnings)

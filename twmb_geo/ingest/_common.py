@@ -12,6 +12,7 @@ import pandas as pd
 import shapely
 
 from ..errors import ReconciliationError
+from ..io.readers import Rejected
 
 QUARANTINE_COLUMNS = [
     "source_id",
@@ -34,6 +35,8 @@ class IngestContext:
     street_node_tolerance_m: float = 1.0  # end points this close are one derived street node
     #: rows dropped by the profile's ``[[where]]`` filters while reading (condition -> rows)
     excluded: dict[str, int] = field(default_factory=dict)
+    #: rows the readers refused (``encoding_error``, ``extra_fields``, ``field_too_large``)
+    rejected: list[Rejected] = field(default_factory=list)
 
 
 @dataclass
@@ -160,6 +163,18 @@ def build_quarantine(
             "raw_record": raw_records(frame, geometry),
         }
     )
+
+
+def rejected_quarantine(source_id: str, rejected: list[Rejected]) -> pd.DataFrame:
+    """Quarantine rows for the rows readers refused (one reason each)."""
+    parts = [
+        build_quarantine(
+            source_id, r.frame, [[c] for c in r.reason], [[d] for d in r.detail], r.geometry
+        )
+        for r in rejected
+        if len(r)
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else empty_quarantine()
 
 
 def empty_quarantine() -> pd.DataFrame:

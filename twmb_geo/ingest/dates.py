@@ -6,10 +6,17 @@ from the profile's ``date_order``, else from the values that only one order make
 (a first field above 12 is a day), else from the profile's ``locale``, else month-first with
 a warning. Values that only the other order makes valid are ``conflict`` rows (quarantined
 as ``date_order_conflict``). See :func:`settle_chunks` for the per-source decision.
+
+Time zones: a value with a UTC offset or zone after its time (``2015-03-04T23:30-05:00``,
+``...Z``, ``... UTC``, ``... GMT+2``, ``... EST``) is read as the calendar date written in it
+(its wall-clock date): the offset never moves a break to another day. This holds row by row,
+so a column may mix offsets, or offsets and plain dates; a value that still does not parse is
+unparseable (``date_unparseable``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -34,13 +41,22 @@ __all__ = [
 
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 _MIN_YEAR, _MAX_YEAR = 1800, 2100
+#: ``auto`` reads a number as epoch milliseconds only from this size on (dates from 1973-03,
+#: or before 1966-10): a smaller one is as likely epoch seconds or Excel serial days, and
+#: read as milliseconds it would be a silently wrong day in January 1970
+_MIN_EPOCH_MS = 1e11
 
 #: day/month/year fields with one separator, optionally a time (ignored: dates are days)
 _NUMERIC_DATE = (
     r"^(?P<a>\d{1,4})(?P<sep>[/.\-])(?P<b>\d{1,2})(?P=sep)(?P<c>\d{1,4})"
-    r"(?:(?:\s+|T)\d{1,2}(?::\d{2}){1,2}(?:[.,]\d+)?\s*(?:[AaPp]\.?[Mm]\.?)?"
+    r"(?:(?:\s+|T)(?:[01]?\d|2[0-4]):[0-5]\d(?::(?:[0-5]\d|60))?(?:[.,]\d+)?\s*(?:[AaPp]\.?[Mm]\.?)?"
     r"\s*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})?)?$"
 )
+#: a time, then a UTC offset or time zone: Z, +05:30, -0500, +01, UTC, GMT+2, EST
+_TIME = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?"
+_ZONE = r"Z|(?:UTC|GMT)(?:\s*[+-]\d{1,2}(?::?\d{2})?)?|[+-]\d{2}(?::?\d{2})?|[A-Za-z]{3,5}"
+_ZONE_AFTER_TIME = rf"{_TIME}\s*({_ZONE})\s*$"
+_ZONE_STRIP = rf"({_TIME})\s*(?:{_ZONE})\s*$"
 _LABEL = {"dmy": "day-first (dd/mm/yyyy)", "mdy": "month-first (mm/dd/yyyy)", "ymd": "year-first"}
 
 
@@ -233,7 +249,8 @@ def decide_order(
 
 def _numbers(num: np.ndarray) -> np.ndarray:
     """``auto`` for numbers: whole 1800-2100 -> that year's 1 January; whole yyyymmdd in
-    that range -> that day; anything else epoch milliseconds."""
+    that range -> that day; else epoch milliseconds when at least 1e11 in size; anything
+    else (epoch seconds, Excel serial days, ...) is not parsed (``NaT``)."""
     out = np.full(len(num), np.datetime64("NaT"), dtype="datetime64[s]")
     whole = np.isfinite(num) & (np.floor(num) == num)
     year = whole & (num >= _MIN_YEAR) & (num <= _MAX_YEAR)
@@ -243,7 +260,7 @@ def _numbers(num: np.ndarray) -> np.ndarray:
     if ymd.any():
         v = num[ymd].astype(np.int64)
         out[ymd] = _ymd(v // 10_000, v // 100 % 100, v % 100)
-    rest = ~year & ~ymd & np.isfinite(num)
+    rest = ~year & ~ymd & np.isfinite(num) & (np.abs(num) >= _MIN_EPOCH_MS)
     if rest.any():
         out[rest] = _to_days(pd.to_datetime(pd.Series(num[rest]), unit="ms", errors="coerce"))
     return out
@@ -262,7 +279,7 @@ def _auto_text(
         days[numeric] = _numbers(num[numeric])
     rest = ~numeric
     if rest.any():
-        days[rest] = _to_days(pd.to_datetime(text[rest], errors="coerce", format="ISO8601"))
+        days[rest] = _parse_days(text[rest], format="ISO8601")
     left = np.flatnonzero(np.isnat(days) & ~numeric)
     decision = None
     if len(left):
@@ -279,9 +296,7 @@ def _auto_text(
         others = np.ones(len(sub), dtype=bool)
         others[f.rows] = False
         if others.any():
-            days[left[others]] = _to_days(
-                pd.to_datetime(sub[others], errors="coerce", format="mixed")
-            )
+            days[left[others]] = _parse_days(sub[others], format="mixed")
     days[conflict] = np.datetime64("NaT")
     return days, conflict, decision
 
@@ -297,8 +312,9 @@ def read_dates(
         Raw values: timestamps, ``datetime``/``date`` objects, text or numbers.
     date_format
         ``"auto"``: timestamps as they are; numbers (and digit strings) as a year when whole
-        and 1800-2100, as ``yyyymmdd`` when whole and 18000101-21001231, else epoch
-        milliseconds; text as ISO 8601, then numeric dates (``03/04/2015``, ``3-4-15``, with
+        and 1800-2100, as ``yyyymmdd`` when whole and 18000101-21001231, else as epoch
+        milliseconds when at least 1e11 in size (smaller numbers are not parsed: they may
+        be epoch seconds or Excel serial days; say which with ``date_format``); text as ISO 8601, then numeric dates (``03/04/2015``, ``3-4-15``, with
         or without a time) in one day/month ``order``, then other common forms (month
         names). Or ``"epoch_ms"``, ``"epoch_s"``, ``"excel"`` (serial days), ``"year"`` or
         a ``strftime`` pattern such as ``"%d/%m/%Y"``.
@@ -317,7 +333,7 @@ def read_dates(
         dtype=bool
     )
     if is_dt.any():
-        out[is_dt] = _to_days(pd.to_datetime(s[is_dt], errors="coerce"))
+        out[is_dt] = _parse_days(s[is_dt])
     rest = ~is_dt & ~missing
     if rest.any():
         raw = s[rest].reset_index(drop=True)
@@ -339,9 +355,7 @@ def read_dates(
             days, conf, decision = _auto_text(text, order, locale)
             conflict[rest] = conf
         else:
-            days = _to_days(
-                pd.to_datetime(raw.astype(str).str.strip(), errors="coerce", format=date_format)
-            )
+            days = _parse_days(raw.astype(str).str.strip(), format=date_format)
         out[rest] = days
     bad = ~missing & np.isnat(out) & ~conflict
     return ParsedDates(pd.Series(out, dtype="datetime64[s]"), missing, bad, conflict, decision)
@@ -376,6 +390,46 @@ def settle_chunks(
         return held, profile, None
     decision = decide_order(ev, "auto", profile.locale)
     return held, replace(profile, date_order=decision.order), decision
+
+
+def _parse_days(values: pd.Series, **kw: str) -> np.ndarray:
+    """``pd.to_datetime(values, errors="coerce", **kw)`` as days, at each value's wall-clock date.
+
+    pandas refuses a column that mixes UTC offsets (or offsets and plain dates), and leaves
+    zone names it does not know (``EST``) unparsed: such values are read again without their
+    zone, which keeps the date written in them. A pattern with ``%z``/``%Z`` needs the
+    offsets, so it is applied once per distinct offset instead.
+    """
+    fmt = kw.get("format", "")
+    keep_zone = "%z" in fmt or "%Z" in fmt
+    try:
+        out = _to_days(pd.to_datetime(values, errors="coerce", **kw))
+    except (ValueError, TypeError):  # "Mixed timezones detected"
+        if keep_zone:
+            return _per_zone(values, **kw)
+        out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
+        todo = np.ones(len(values), dtype=bool)
+    else:
+        todo = np.isnat(out) & values.notna().to_numpy(dtype=bool)
+        if keep_zone or not todo.any():
+            return out
+    text = values[todo].astype(str)
+    naive = text.str.replace(_ZONE_STRIP, r"\1", regex=True)
+    if (naive != text).any():
+        # a value pandas still refuses is left NaT: the caller reports it as unparseable
+        with contextlib.suppress(ValueError, TypeError):
+            out[todo] = _to_days(pd.to_datetime(naive, errors="coerce", **kw))
+    return out
+
+
+def _per_zone(values: pd.Series, **kw: str) -> np.ndarray:
+    """Parse with a ``%z`` pattern once per distinct offset (pandas refuses them mixed)."""
+    zone = values.astype(str).str.extract(_ZONE_AFTER_TIME, expand=False).fillna("")
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
+    for idx in zone.groupby(zone.to_numpy(), sort=False).indices.values():
+        with contextlib.suppress(ValueError, TypeError):  # left NaT: unparseable
+            out[idx] = _to_days(pd.to_datetime(values.iloc[idx], errors="coerce", **kw))
+    return out
 
 
 def _to_days(conv: pd.Series | pd.Index) -> np.ndarray:

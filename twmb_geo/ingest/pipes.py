@@ -34,7 +34,7 @@ def parse_install_dates(
 
     ``"auto"`` reads numbers (and digit strings) as a year when whole and 1800-2100 (a
     year-only column), as ``yyyymmdd`` when whole and 18000101-21001231, else as epoch
-    milliseconds; timestamps as they are; text as ISO 8601, then numeric dates in one
+    milliseconds when at least 1e11 in size (smaller ones are not parsed); timestamps as they are; text as ISO 8601, then numeric dates in one
     day/month ``order``. Values only the other order makes valid count as not parsed.
     """
     return parse_dates(values, date_format, order, locale)

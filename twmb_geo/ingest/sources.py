@@ -13,14 +13,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import shapely
 
 from ..contracts import conform
 from ..core.crs import choose_crs, current_crs, source_datum, using_crs
 from ..errors import InputDataError
 from ..io.profiles import Profile, get_profile
-from ..io.readers import RawChunk, iter_raw
-from ._common import IngestContext, IngestResult
+from ..io.readers import RawChunk, iter_raw, split_rejected
+from ._common import IngestContext, IngestResult, rejected_quarantine
 from .assets import transform_pipes, transform_streets
 from .breaks import transform_breaks
 from .extent import source_extent
@@ -35,14 +36,17 @@ __all__ = ["TRANSFORMS", "Transform", "read_source", "register_transform", "tran
 Transform = Callable[[list[Path], str, Profile, IngestContext], IngestResult]
 
 
-def _raw_chunks(files: Sequence[Path], profile: Profile) -> Iterator[RawChunk]:
+def _raw_chunks(files: Sequence[Path], profile: Profile, ctx: IngestContext) -> Iterator[RawChunk]:
     for f in files:
-        yield from iter_raw(f, profile)
+        yield from split_rejected(iter_raw(f, profile), ctx.rejected)
 
 
 def _chunks(files: Sequence[Path], profile: Profile, ctx: IngestContext) -> Iterator[RawChunk]:
-    """The raw chunks of ``files``, with the profile's ``[[where]]`` row filters applied."""
-    return filter_chunks(_raw_chunks(files, profile), profile, ctx.excluded)
+    """The raw chunks of ``files``, with the profile's ``[[where]]`` row filters applied.
+
+    Rows the reader refused go to ``ctx.rejected`` (quarantined by :func:`transform_source`).
+    """
+    return filter_chunks(_raw_chunks(files, profile, ctx), profile, ctx.excluded)
 
 
 def _breaks(
@@ -73,7 +77,7 @@ def _weather(
     if profile.format == "eccc_daily_csv":
         raw, fmt = read_eccc_daily(files), None
     else:
-        raw, fmt = read_weather_table(files, profile, source_id)
+        raw, fmt = read_weather_table(files, profile, source_id, ctx.rejected)
     raw = filter_frame(raw, profile, ", ".join(str(f) for f in files), ctx.excluded)
     w = transform_weather(
         raw,
@@ -96,7 +100,7 @@ def _weather(
         },
         w.quarantine,
         w.rows_in,
-        list(w.warnings),
+        [*(fmt.notes if fmt else []), *w.warnings],
     )
     res.reconcile()
     return res
@@ -131,17 +135,28 @@ def transform_source(
     fn = TRANSFORMS.get(profile.kind)
     if fn is None:
         raise InputDataError(f"profile {profile.id!r}: kind {profile.kind!r} cannot be ingested")
-    ctx = replace(ctx, excluded={})
+    ctx = replace(ctx, excluded={}, rejected=[])
     try:
         result = fn(files, source_id, profile, ctx)
     except InputDataError as exc:
-        if not ctx.excluded:
+        notes = []
+        if ctx.excluded:
+            rules = ", ".join(f"{k} ({v})" for k, v in sorted(ctx.excluded.items()))
+            notes.append(f"the profile's [[where]] row filters excluded: {rules}")
+        if ctx.rejected:
+            notes.append(f"rows refused while reading: {_reasons(ctx)}")
+        if not notes:
             raise
-        rules = ", ".join(f"{k} ({v})" for k, v in sorted(ctx.excluded.items()))
-        raise InputDataError(
-            f"{exc.message} (the profile's [[where]] row filters excluded: {rules})",
-            exc.problems,
-        ) from exc
+        problems = [*exc.problems, *_rejected_examples(ctx)]
+        raise InputDataError(f"{exc.message} ({'; '.join(notes)})", problems) from exc
+    if ctx.rejected:
+        q = rejected_quarantine(source_id, ctx.rejected)
+        result.quarantine = pd.concat([result.quarantine, q], ignore_index=True)
+        result.rows_in += len(q)
+        result.warnings.append(
+            f"source {source_id!r}: {len(q):,} row(s) quarantined while reading the file: "
+            f"{_reasons(ctx)}"
+        )
     if ctx.excluded:
         result.excluded = dict(sorted(ctx.excluded.items()))
         result.rows_in += result.excluded_rows
@@ -152,6 +167,28 @@ def transform_source(
         )
     result.reconcile()
     return result
+
+
+def _reasons(ctx: IngestContext) -> str:
+    """``encoding_error 2, extra_fields 1``: reader refusals per reason code."""
+    counts: dict[str, int] = {}
+    for r in ctx.rejected:
+        for code in r.reason:
+            counts[str(code)] = counts.get(str(code), 0) + 1
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+
+
+def _rejected_examples(ctx: IngestContext, n: int = 3) -> list[str]:
+    out = []
+    for r in ctx.rejected:
+        f = r.frame
+        for file, row, code, detail in zip(
+            f["source_file"], f["source_row"], r.reason, r.detail, strict=True
+        ):
+            out.append(f"{file} row {row}: {code}: {detail}")
+            if len(out) == n:
+                return out
+    return out
 
 
 def read_source(

@@ -99,12 +99,16 @@ class WeatherFormat:
     scales
         Canonical value column -> ``(offset, factor)``: the value used is
         ``(raw + offset) * factor`` (e.g. Fahrenheit ``(-32, 5/9)``, inches ``(0, 25.4)``).
+    notes
+        Warnings ``parse_date`` leaves, such as how a day/month order was settled.
     """
 
     names: Mapping[str, str] = field(default_factory=lambda: dict(DISPLAY_NAMES))
     parse_date: Callable[[pd.Series], pd.Series] | None = None
     date_hint: str = "YYYY-MM-DD"
     scales: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: warnings ``parse_date`` leaves (how a day/month order was settled)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

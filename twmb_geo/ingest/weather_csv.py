@@ -34,8 +34,8 @@ import pandas as pd
 
 from ..errors import InputDataError
 from ..io.profiles import Profile
-from ..io.readers import iter_raw
-from .dates import parse_dates
+from ..io.readers import Rejected, iter_raw, split_rejected
+from .dates import read_dates
 from .eccc import RAW_COLUMNS
 from .weather import WeatherFormat
 
@@ -80,18 +80,27 @@ def unit_scales(profile: Profile) -> dict[str, tuple[float, float]]:
     return scales
 
 
-def _one_frame(files: Sequence[Path], profile: Profile) -> pd.DataFrame:
-    frames = [chunk.frame for f in files for chunk in iter_raw(Path(f), profile)]
+def _one_frame(
+    files: Sequence[Path], profile: Profile, rejected: list[Rejected] | None
+) -> pd.DataFrame:
+    sink: list[Rejected] = [] if rejected is None else rejected
+    frames = [
+        chunk.frame for f in files for chunk in split_rejected(iter_raw(Path(f), profile), sink)
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def read_weather_table(
-    files: Sequence[Path], profile: Profile, source_id: str
+    files: Sequence[Path],
+    profile: Profile,
+    source_id: str,
+    rejected: list[Rejected] | None = None,
 ) -> tuple[pd.DataFrame, WeatherFormat]:
     """Read the files of a generic ``weather_daily`` profile into the raw weather frame.
 
     Values stay raw strings (blank is null); unmapped value columns are null. Without a
-    ``station_id`` column every row gets ``source_id`` as its station.
+    ``station_id`` column every row gets ``source_id`` as its station. Rows the reader
+    refused are appended to ``rejected`` (dropped when it is ``None``).
 
     Raises
     ------
@@ -101,7 +110,7 @@ def read_weather_table(
     """
     if not files:
         raise InputDataError(f"weather profile {profile.id!r}: no files were given")
-    raw = _one_frame(files, profile)
+    raw = _one_frame(files, profile, rejected)
     n = len(raw)
     out = pd.DataFrame(index=pd.RangeIndex(n))
     names: dict[str, str] = {}
@@ -138,9 +147,21 @@ def read_weather_table(
     for col in RAW_COLUMNS:
         if col != "source_row":
             out[col] = out[col].astype("str").where(out[col].notna())
+    notes: list[str] = []
+
+    def parse_date(values: pd.Series) -> pd.Series:
+        # the whole column at once: one day/month order per source, as the profile says
+        # (date_order, locale), else from the values, and said in a warning when guessed
+        parsed = read_dates(values, profile.date_format, profile.date_order, profile.locale)
+        note = parsed.decision.warning(source_id, profile.id) if parsed.decision else None
+        if note:
+            notes.append(note)
+        return parsed.dates
+
     fmt = WeatherFormat(
         names=names,
-        parse_date=lambda s: parse_dates(s, profile.date_format)[0],
+        parse_date=parse_date,
+        notes=notes,
         date_hint=(
             "a date" if profile.date_format == "auto" else f"date_format {profile.date_format!r}"
         ),

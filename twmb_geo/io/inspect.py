@@ -346,6 +346,13 @@ def _read_sample(path: Path, g: FileGuess) -> tuple[pd.DataFrame, np.ndarray | N
             )
         elif g.encoding == "cp1252":
             g.add("encoding", "cp1252", "the file is not valid UTF-8; cp1252 (Windows) assumed")
+        elif g.encoding.startswith(("utf-16", "utf-32")):
+            g.add(
+                "encoding",
+                "auto",
+                f"the file is {g.encoding.upper()} text (a byte-order mark or NUL-byte pattern)",
+                True,
+            )
         try:
             df = pd.read_csv(
                 path, dtype=str, keep_default_na=False, encoding=g.encoding, nrows=SAMPLE_ROWS

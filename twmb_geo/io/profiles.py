@@ -33,6 +33,7 @@ from ..core.vocab import (
     normalise_material_code,
 )
 from ..errors import ConfigError, ContractError
+from .csvscan import DEFAULT_MAX_FIELD_BYTES
 
 __all__ = [
     "DIAMETER_UNITS",
@@ -125,6 +126,7 @@ _KEYS = {
     "geometry_encoding",
     "null_values",
     "chunk_size",
+    "max_field_bytes",
     "publisher",
     "licence",
     "temperature_unit",
@@ -212,6 +214,9 @@ class Profile:
     geometry_encoding: str = "geojson"
     null_values: tuple[str, ...] = ("", "None", "NULL", "null", "NaN", "nan", "N/A")
     chunk_size: int = 200_000
+    #: a field longer than this (bytes as stored; characters for Excel and vector files)
+    #: quarantines its row as ``field_too_large``; a CSV row is cut out unread
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
     duplicate_key: tuple[str, ...] = ()
     year_mismatch: str = "quarantine"
     min_date: str = "1850-01-01"
@@ -666,6 +671,7 @@ def parse_profile(doc: Mapping[str, Any], origin: str = "built-in") -> Profile:
         geometry_encoding=str(doc.get("geometry_encoding", "geojson")),
         null_values=tuple(doc.get("null_values", Profile.null_values)),
         chunk_size=int(doc.get("chunk_size", 200_000)),
+        max_field_bytes=int(doc.get("max_field_bytes", Profile.max_field_bytes)),
         duplicate_key=chk.key,
         year_mismatch=chk.year_mismatch,
         min_date=str(checks.get("min_date", "1850-01-01")),
