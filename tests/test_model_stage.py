@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -127,6 +128,21 @@ def test_card_records_data_hashes_schemes_and_limits(
     assert card["artefact"]["bytes"] == len(artefact) > 0
     assert not (folder / "model.joblib").exists()
     assert card["artefact"]["sha256"] in md
+
+
+def test_card_records_the_threads(bundled_run: dict) -> None:
+    folder = Path(bundled_run["model"]["models"][0]["path"])
+    card = json.loads((folder / "card.json").read_text())
+    cores = len(os.sched_getaffinity(0))  # [compute] threads left out: the cores available
+    each = min(cores, int(os.environ.get("OMP_NUM_THREADS") or cores))  # ... capped by it
+    assert card["compute"] == {
+        "threads": cores,
+        "n_jobs": 1,  # FAST_MODEL: the folds in this process
+        "threads_per_process": each,
+        "limited": True,
+    }
+    md = (folder / "card.md").read_text()
+    assert f"{cores} threads: folds in the main process, {each} thread" in md
 
 
 def test_retraining_the_same_data_gives_the_same_version(copy_cfg: Config) -> None:

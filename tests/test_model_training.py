@@ -12,6 +12,7 @@ import pytest
 from conftest import FAST_MODEL
 
 from twmb_geo.config import ModelConfig, default_config, load_config, write_config
+from twmb_geo.core.compute import ThreadPlan
 from twmb_geo.errors import ConfigError, InputDataError
 from twmb_geo.model.reporting import headline, summarise_cv
 from twmb_geo.model.training import ModelData, cross_validate, fit_final, model_data
@@ -124,6 +125,22 @@ def test_folds_in_worker_processes_give_the_same_validation(md: ModelData) -> No
     pd.testing.assert_frame_equal(one.importance, two.importance)
     assert one.selection.outer == two.selection.outer
     assert one.champion == two.champion
+
+
+def test_same_model_with_one_thread_and_with_two(md: ModelData) -> None:
+    """``[compute] threads`` 1 (the folds in this process, one thread) and 2 (two fold
+    workers of one thread each) validate, choose and fit the same model."""
+    mc = replace(CHEAP, n_jobs=2)
+    one = cross_validate(md, mc, h3_resolution=9, threads=1)
+    two = cross_validate(md, mc, h3_resolution=9, threads=2)
+    assert one.plan == ThreadPlan(threads=1, n_jobs=1, per_process=1)
+    assert two.plan == ThreadPlan(threads=2, n_jobs=2, per_process=1)
+    pd.testing.assert_frame_equal(one.metrics, two.metrics)
+    pd.testing.assert_frame_equal(one.importance, two.importance)
+    pd.testing.assert_frame_equal(one.forward_predictions, two.forward_predictions)
+    assert one.champion == two.champion
+    a, b = fit_final(md, mc, one, threads=1), fit_final(md, mc, two, threads=2)
+    np.testing.assert_array_equal(a.expected_breaks(md.latest), b.expected_breaks(md.latest))
 
 
 def test_leaky_feature_trips_the_guard() -> None:

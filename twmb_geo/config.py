@@ -17,6 +17,7 @@ from typing import Any
 import tomli_w
 
 from ._paths import data_dir
+from .core.compute import ThreadPlan, available_cores, thread_plan
 from .core.crs import TORONTO_CRS, AnalysisCRSError, check_analysis_crs
 from .core.model_kinds import MODEL_CANDIDATES, MODEL_KINDS
 from .core.units import UNIT_TYPES, unit_type_names
@@ -26,6 +27,7 @@ from .errors import ConfigError
 from .io.profiles import Profile, get_profile, load_profile_file
 
 __all__ = [
+    "ComputeConfig",
     "Config",
     "FeatureConfig",
     "GraphConfig",
@@ -161,6 +163,45 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    """CPU use of the job (``[compute]``).
+
+    ``threads`` is the total number of CPU threads the job may use; None (the key left out)
+    means the cores available to the process (:func:`~twmb_geo.core.compute.available_cores`:
+    its CPU affinity, else ``os.cpu_count()``; an ``OMP_NUM_THREADS`` in the environment
+    then caps the threads of each process). The model stage runs at most that many fold
+    workers (``[model] n_jobs``) and gives this process and each worker
+    ``max(1, threads // workers)`` OpenMP/BLAS threads (see :mod:`twmb_geo.core.compute`).
+    """
+
+    threads: int | None = None
+
+    @property
+    def effective_threads(self) -> int:
+        """``threads``, or the cores available to the process when it is not set."""
+        return available_cores() if self.threads is None else self.threads
+
+    def plan(self, n_jobs: int) -> ThreadPlan:
+        """The thread plan for ``n_jobs`` fold workers (:func:`~twmb_geo.core.compute.thread_plan`).
+
+        Parameters
+        ----------
+        n_jobs : int
+            Requested worker processes (``[model] n_jobs``).
+
+        Returns
+        -------
+        ThreadPlan
+            Workers, threads per process and the budget.
+        """
+        return thread_plan(self.threads, n_jobs)
+
+    def to_toml(self) -> dict[str, Any]:
+        """TOML-ready form (``threads`` left out when it follows the machine)."""
+        return {} if self.threads is None else {"threads": self.threads}
+
+
+@dataclass(frozen=True)
 class Config:
     """A project: sources, profiles, output folder and analysis settings."""
 
@@ -180,6 +221,7 @@ class Config:
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig())
     model: ModelConfig = field(default_factory=lambda: ModelConfig())
     graphs: GraphConfig = field(default_factory=lambda: GraphConfig())
+    compute: ComputeConfig = field(default_factory=lambda: ComputeConfig())
     sources: tuple[SourceConfig, ...] = ()
     profile_files: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
@@ -307,6 +349,8 @@ class Config:
         doc["features"] = feats
         doc["model"] = self.model.to_toml()
         doc["graphs"] = self.graphs.to_toml()
+        if compute := self.compute.to_toml():
+            doc["compute"] = compute
         if self.profile_files:
             doc["profiles"] = {"files": list(self.profile_files)}
         doc["sources"] = [
@@ -562,6 +606,7 @@ def _build(doc: dict[str, Any], path: Path) -> Config:
         features=FeatureConfig(**_table(doc, "features")),
         model=_model_config(doc),
         graphs=_graph_config(doc),
+        compute=ComputeConfig(**_table(doc, "compute")),
         sources=tuple(
             SourceConfig(s["id"], s["profile"], s["path"], s.get("enabled", True))
             for s in doc["sources"]

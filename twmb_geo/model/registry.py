@@ -490,6 +490,20 @@ def _artefact_md(block: Any) -> str:
     return f"`{block.get('file')}` ({block.get('format')}), sha256 `{block.get('sha256')}`"
 
 
+def _compute_md(card: dict[str, Any]) -> str:
+    """``", 2 threads: 2 fold workers of 1 thread"`` (the card's ``compute`` block) or ""."""
+    c = card.get("compute")
+    if not c:
+        return ""
+    if not c.get("limited", True):
+        return f", {c['n_jobs']} fold workers, threads not limited"
+    per, n = c["threads_per_process"], c["n_jobs"]
+    each = f"{per} thread{'s' * (per != 1)}"
+    if n == 1:
+        return f", {c['threads']} threads: folds in the main process, {each}"
+    return f", {c['threads']} threads: {n} fold workers of {each}"
+
+
 def render_card(card: dict[str, Any]) -> str:
     """The card as Markdown: what the model is, how well it validates and its limits."""
     h = card.get("headline", {})
@@ -501,7 +515,7 @@ def render_card(card: dict[str, Any]) -> str:
         *([f"**{champ['statement']}**", ""] if champ.get("statement") else []),
         f"- **Unit type:** {card['unit_type']}  ",
         f"- **Kind:** {card['kind']} (scikit-learn {card.get('sklearn_version', '?')})  ",
-        f"- **Trained:** {card['created_at']} (run {card['run_id']})  ",
+        f"- **Trained:** {card['created_at']} (run {card['run_id']}){_compute_md(card)}  ",
         f"- **Training window:** feature years {tw['feature_years'][0]}–{tw['feature_years'][1]}, "
         f"targets {tw['target_years'][0]}–{tw['target_years'][1]}; {tw['rows']:,} unit-years, "
         f"{tw['units']:,} units, {tw['breaks']:,.0f} breaks  ",

@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 
+from ..core.compute import ThreadPlan, parallel_map, thread_plan
 from ..errors import InputDataError
 from .champion import ChampionModel, Ecdf, RateCalibrator, fit_member, member_score
 from .metrics import capture_at, evaluate
@@ -165,16 +165,20 @@ def forward_folds(
     progress: Callable[[str], None] | None = None,
     label: str = "",
     n_jobs: int = 1,
+    plan: ThreadPlan | None = None,
 ) -> list[FoldScores]:
     """Fit every member on the years before each test year and score the test year.
 
     The folds are independent: with ``n_jobs`` other than 1 they run in that many worker
-    processes (joblib's ``loky``; -1: one per core), each with its share of the cores'
-    threads. The result does not depend on the order they finish in.
+    processes (joblib's ``loky``; -1: one per core), each with its share of the threads
+    (``plan``, default :func:`~twmb_geo.core.compute.thread_plan` of the cores available
+    and ``n_jobs``; a given plan sets the workers instead of ``n_jobs``). The result does
+    not depend on the order they finish in.
     """
+    plan = plan or thread_plan(None, n_jobs)
     out: list[FoldScores] = []
-    jobs = (delayed(_forward_fold)(lab, members, int(T), density_col, weight_col) for T in years)
-    done = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    jobs = ((lab, members, int(T), density_col, weight_col) for T in years)
+    done = parallel_map(_forward_fold, jobs, plan)
     for k, (T, f) in enumerate(zip(years, done, strict=True)):
         if progress:
             progress(f"{label}forward fold {k + 1}/{len(years)}")

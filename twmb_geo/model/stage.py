@@ -12,11 +12,12 @@ current scores.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ import sklearn
 from .._version import __version__
 from ..config import Config, ModelConfig
 from ..contracts import conform
+from ..core.compute import limit_threads
 from ..core.types import Progress
 from ..core.units import unit_type as unit_type_spec
 from ..errors import InputDataError, StoreError
@@ -52,6 +54,27 @@ from .training import (
 __all__ = ["list_models", "run_simulation", "score_latest", "train_models"]
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _thread_limited(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a stage ``fn(cfg, ...)`` under the thread limit of ``cfg.compute``.
+
+    This process uses ``max(1, threads // workers)`` OpenMP/BLAS threads, as each fold
+    worker does (:mod:`twmb_geo.core.compute`).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        cfg = args[0] if args else kwargs["cfg"]
+        if not isinstance(cfg, Config):
+            raise TypeError(f"{fn.__name__} needs a Config as its first argument")
+        with limit_threads(cfg.compute.plan(cfg.model.n_jobs)):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _now() -> dt.datetime:
@@ -276,6 +299,7 @@ def _card(
         "feature_notes": md.notes,
         "params": {n: _params(m) for n, m in final.members_},
         "config": mc.to_toml(),
+        "compute": cv.plan.to_dict() if cv.plan else None,
         "headline": head,
         "leakage_warnings": cv.warnings,
         "scheme_warnings": cv.scheme_warnings,
@@ -354,9 +378,10 @@ def _train_one(
 ) -> dict[str, Any]:
     mc = cfg.model
     md = _load_data(store, cfg, unit_type)
-    cv = cross_validate(md, mc, h3_resolution=cfg.h3_resolution, progress=tick)
+    threads = cfg.compute.threads
+    cv = cross_validate(md, mc, h3_resolution=cfg.h3_resolution, progress=tick, threads=threads)
     tick(f"{unit_type}: final fit")
-    final = fit_final(md, mc, cv)
+    final = fit_final(md, mc, cv, threads=threads)
     summary = summarise_cv(cv.metrics)
     ft = cv.forward_totals
     year_cv = float(year_factor_cv(ft["observed"], ft["expected"])) if len(ft) >= 3 else 0.0
@@ -391,6 +416,7 @@ def _train_one(
 
 
 @in_project_crs
+@_thread_limited
 def train_models(
     cfg: Config, *, unit_types: Sequence[str] | None = None, progress: Progress | None = None
 ) -> dict[str, Any]:
@@ -446,6 +472,7 @@ def _model_row(store: Store, unit_type: str, version: str | None) -> pd.Series:
 
 
 @in_project_crs
+@_thread_limited
 def score_latest(
     cfg: Config,
     *,
@@ -640,6 +667,7 @@ def _simulate_one(
 
 
 @in_project_crs
+@_thread_limited
 def run_simulation(
     cfg: Config,
     *,

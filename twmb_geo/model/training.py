@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
+from ..core.compute import ThreadPlan, limit_threads, parallel_map, thread_plan
 from ..core.units import unit_type as unit_type_spec
 from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
@@ -419,6 +419,8 @@ class CVResult:
     families: dict[str, str]
     skipped: list[str] = field(default_factory=list)
     scheme_warnings: list[str] = field(default_factory=list)
+    #: the workers and threads the validation ran with (see :func:`cross_validate`)
+    plan: ThreadPlan | None = None
 
     @property
     def champion(self) -> Candidate:
@@ -448,6 +450,7 @@ def _other_scheme(
     res: int,
     parts: _Parts,
     progress: Callable[[str], None] | None,
+    plan: ThreadPlan,
 ) -> str | None:
     """Run the champion and the baselines through one non-forward scheme (None, or why skipped).
 
@@ -466,12 +469,10 @@ def _other_scheme(
     era = _era(lab, sel.outer_years) if scheme in ("spatial", "random") else None
     slim = dataclasses.replace(md, rows=md.rows.iloc[:0])
     jobs = (
-        delayed(_scheme_fold)(
-            scheme, k, lab, tr, te if era is None else te[era[te]], sel.final.pick, ests, slim, mc
-        )
+        (scheme, k, lab, tr, te if era is None else te[era[te]], sel.final.pick, ests, slim, mc)
         for k, (tr, te) in enumerate(folds)
     )
-    done = Parallel(n_jobs=mc.n_jobs, return_as="generator")(jobs)
+    done = parallel_map(_scheme_fold, jobs, plan)
     for k, (rows, imp) in enumerate(done):
         if progress:
             progress(f"{md.unit_type}: {scheme} fold {k + 1}/{len(folds)}")
@@ -537,6 +538,7 @@ def cross_validate(
     *,
     h3_resolution: int,
     progress: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> CVResult:
     """Champion selection by nested forward validation, then the champion under every scheme.
 
@@ -547,7 +549,25 @@ def cross_validate(
     scheme, model, fold and metric; the selection procedure and the champion are named
     ``champion``), the forward folds' observed and expected city totals, the pooled forward
     predictions and the importance.
+
+    The folds run in ``mc.n_jobs`` worker processes, at most ``threads`` (``[compute]
+    threads``; None: the cores available), and this process and each worker use
+    ``max(1, threads // workers)`` OpenMP/BLAS threads
+    (:func:`~twmb_geo.core.compute.thread_plan`, recorded in :attr:`CVResult.plan`).
     """
+    plan = thread_plan(threads, mc.n_jobs)
+    with limit_threads(plan):
+        return _cross_validate(md, mc, h3_resolution, progress, plan)
+
+
+def _cross_validate(
+    md: ModelData,
+    mc: ModelConfig,
+    h3_resolution: int,
+    progress: Callable[[str], None] | None,
+    plan: ThreadPlan,
+) -> CVResult:
+    """:func:`cross_validate` under ``plan``'s limit."""
     lab = md.labelled
     ests = model_estimators(md, mc)
     models = [n for n in ests if n not in md.baselines]
@@ -569,7 +589,7 @@ def cross_validate(
         weight_col=md.weight_col,
         progress=progress,
         label=f"{md.unit_type}: ",
-        n_jobs=mc.n_jobs,
+        plan=plan,
     )
     forced = None if mc.champion == "auto" else mc.champion
     sel = select(
@@ -589,7 +609,7 @@ def cross_validate(
     for scheme in mc.schemes:
         if scheme == "forward":
             continue
-        why = _other_scheme(scheme, md, mc, (sel, ests), lab, h3_resolution, parts, progress)
+        why = _other_scheme(scheme, md, mc, (sel, ests), lab, h3_resolution, parts, progress, plan)
         if why:
             log.warning(why)
             skipped.append(why)
@@ -605,6 +625,7 @@ def cross_validate(
         estimators=ests,
         families=fam,
         skipped=skipped,
+        plan=plan,
     )
 
 
@@ -688,11 +709,19 @@ def curves(preds: pd.DataFrame, md: ModelData) -> dict[str, Any]:
     }
 
 
-def fit_final(md: ModelData, mc: ModelConfig, cv: CVResult) -> ChampionModel:
-    """Fit the selected champion on every labelled row, calibrated on its forward predictions."""
+def fit_final(
+    md: ModelData, mc: ModelConfig, cv: CVResult, *, threads: int | None = None
+) -> ChampionModel:
+    """Fit the selected champion on every labelled row, calibrated on its forward predictions.
+
+    The fit runs in this process with the OpenMP/BLAS threads of one process of
+    :func:`cross_validate`: ``max(1, threads // workers)`` (``threads`` None: the cores
+    available; workers: ``mc.n_jobs``, at most ``threads``).
+    """
     lab = md.labelled
     y = lab["target_count"].to_numpy(dtype=float)
     if (y > 0).sum() == 0:
         raise InputDataError(f"no {md.unit_type} breaks in the labelled years: nothing to learn")
     champ = make_champion(cv.champion, cv.estimators, md.density_col)
-    return champ.fit(lab, y, calibration=cv.selection.calibration)
+    with limit_threads(thread_plan(threads, mc.n_jobs)):
+        return champ.fit(lab, y, calibration=cv.selection.calibration)
