@@ -116,17 +116,3 @@ def turso_server(tmp_path: Path):
     with TursoServer(tmp_path / "server.db") as srv:
         yield srv
 
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Distribute by file (``--dist loadgroup``), but every file that uses the session's
-    bundled Toronto run goes to the same worker, so that run happens once, not per worker."""
-    shared: set[str] = set()
-    for item in items:
-        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        run = defs.get("bundled_run")
-        if run and run[-1].func is bundled_run.__wrapped__:  # type: ignore[attr-defined]
-            shared.add(item.nodeid.split("::")[0])
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("bundled" if module in shared else module))
