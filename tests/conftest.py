@@ -116,3 +116,27 @@ def turso_server(tmp_path: Path):
     with TursoServer(tmp_path / "server.db") as srv:
         yield srv
 
+
+def small_cells_city(root: Path, *, n_pipes: int, seed: int, **model: object) -> Config:
+    """A synthetic city with breaks and neighbourhoods only, H3 resolution 7 and a fast
+    forward-validated cell model (``model`` overrides FAST_MODEL's settings)."""
+    from dataclasses import replace
+
+    from twmb_geo.synth import make_city, write_city
+
+    paths = write_city(make_city(n_pipes=n_pipes, seed=seed), root / "city")
+    cfg = tw.load_config(paths["config"], out=root / "out")
+    keep = {"breaks", "neighbourhoods"}
+    settings: dict[str, object] = {
+        "unit_types": ("cell",),
+        "schemes": ("forward",),
+        "forward_years": 2,
+        **model,
+    }
+    return replace(
+        cfg,
+        h3_resolution=7,
+        sources=tuple(replace(s, enabled=s.id in keep) for s in cfg.sources),
+        features=replace(cfg.features, esda_permutations=9),
+        model=replace(FAST_MODEL, **settings),  # type: ignore[arg-type]
+    )

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from cli_helpers import error_text, twmb
-from conftest import FAST_MODEL
+from conftest import small_cells_city
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -50,7 +50,6 @@ from twmb_geo.model.registry import (
     load_model,
     save_model,
 )
-from twmb_geo.synth import make_city, write_city
 
 # ---------------------------------------------------------------- code a crafted file runs
 
@@ -97,22 +96,12 @@ class Project:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A synthetic city (cells only) with a boosting champion trained the normal way."""
     root = tmp_path_factory.mktemp("artefacts")
-    paths = write_city(make_city(n_pipes=600, seed=11), root / "city")
-    cfg = tw.load_config(paths["config"], out=root / "out")
-    keep = {"breaks", "neighbourhoods"}
-    cfg = replace(
-        cfg,
-        h3_resolution=7,
-        sources=tuple(replace(s, enabled=s.id in keep) for s in cfg.sources),
-        features=replace(cfg.features, esda_permutations=9),
-        model=replace(
-            FAST_MODEL,
-            unit_types=("cell",),
-            schemes=("forward",),
-            forward_years=2,
-            champion="boost",  # a learned model: trees, calibration and all
-            n_sims=50,
-        ),
+    cfg = small_cells_city(
+        root,
+        n_pipes=600,
+        seed=11,
+        champion="boost",  # a learned model: trees, calibration and all
+        n_sims=50,
     )
     tw.ingest_sources(cfg)
     tw.build_features(cfg)

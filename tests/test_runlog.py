@@ -9,18 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from cli_helpers import error_text, flat, show, twmb
-from conftest import FAST_MODEL
+from conftest import small_cells_city
 
 import twmb_geo as tw
 from twmb_geo.core.lock import LOCK_NAME, FolderLockedError, holder, run_lock
 from twmb_geo.store.duckdb_store import Store
 from twmb_geo.store.runlog import active_manifest, command
-from twmb_geo.synth import make_city, write_city
 
 TWMB = str(Path(sys.executable).with_name("twmb"))
 
@@ -128,17 +126,9 @@ def test_ctrl_c_is_recorded_as_interrupted(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> tw.Config:
     root = tmp_path_factory.mktemp("runlog")
-    paths = write_city(make_city(n_pipes=300, seed=7), root / "city")
-    cfg = tw.load_config(paths["config"], out=root / "out")
-    keep = {"breaks", "neighbourhoods"}
-    cfg = replace(
-        cfg,
-        h3_resolution=7,
-        sources=tuple(replace(s, enabled=s.id in keep) for s in cfg.sources),
-        features=replace(cfg.features, esda_permutations=9),
-        model=replace(FAST_MODEL, unit_types=("cell",), schemes=("forward",), forward_years=2),
-    )
-    written = tw.write_config(cfg, Path(paths["config"]).with_name("runlog.toml"), overwrite=True)
+    cfg = small_cells_city(root, n_pipes=300, seed=7)
+    assert cfg.path is not None
+    written = tw.write_config(cfg, cfg.path.with_name("runlog.toml"), overwrite=True)
     return tw.load_config(written, out=root / "out")
 
 
