@@ -347,8 +347,11 @@ def lonlat_bounds(
         return None
     lon, lat = lon[fin], lat[fin]
     # stray points (0/0, swapped pairs, a wrong CRS) do not widen it: only points within
-    # STRAY_DEG of the median position count
-    near = (np.abs(lon - np.median(lon)) <= STRAY_DEG) & (np.abs(lat - np.median(lat)) <= STRAY_DEG)
+    # STRAY_DEG of the point nearest the median position count (a point of the data, so
+    # never none: the median of two far-apart points is near neither)
+    gap = np.abs(lon - np.median(lon)) + np.abs(lat - np.median(lat))
+    c = int(np.argmin(gap))
+    near = (np.abs(lon - lon[c]) <= STRAY_DEG) & (np.abs(lat - lat[c]) <= STRAY_DEG)
     lon, lat = lon[near], lat[near]
     return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
 

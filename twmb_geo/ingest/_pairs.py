@@ -72,7 +72,10 @@ def _located(
         return out
     if aou is None:
         raise ValueError("the CRS area of use is needed when there is no service area")
-    return ok & _in_box(raw[0], raw[1], aou)
+    # inside the source CRS's area of use and, once projected, the analysis CRS's (a WGS 84
+    # pair is valid anywhere on Earth, the analysis CRS only around the city)
+    target = area_of_use_bounds(analysis_crs())
+    return ok & _in_box(raw[0], raw[1], aou) & (_in_box(x, y, target) if target else True)
 
 
 def _reference_bounds(area: shapely.Geometry | None, crs: str) -> tuple[float, float, float, float]:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import shapely
 
 from ..contracts import conform, validate_frame
-from ..core.crs import WGS84, analysis_crs, crs_label, transform_geometries, transform_xy
+from ..core.crs import (
+    WGS84,
+    analysis_crs,
+    area_of_use_bounds,
+    crs_label,
+    transform_geometries,
+    transform_xy,
+)
 from ..errors import InputDataError
 from ..io.profiles import Profile
 from ..io.readers import RawChunk
@@ -46,7 +54,45 @@ def _check_chunk(
     fixed = geoms.copy()
     if invalid.any():
         fixed[invalid] = [_polygonal(g) for g in shapely.make_valid(geoms[invalid])]
+    _check_projected(fixed, ~missing & poly, chunk, checks)
     return checks, codes, names, fixed, invalid
+
+
+def _check_projected(
+    geoms: np.ndarray, cand: np.ndarray, chunk: RawChunk, checks: RowChecks
+) -> None:
+    """``geometry_invalid`` for polygons whose coordinates do not project to a finite, non-zero
+    area in the analysis CRS; ``outside_service_area`` for polygons entirely outside its area
+    of use (a polygon given in the wrong CRS or with swapped axes)."""
+    assert chunk.crs is not None
+    idx = np.flatnonzero(cand & ~shapely.is_missing(geoms))
+    if not idx.size:
+        return
+    projected, _ = transform_geometries(geoms[idx], chunk.crs)
+    xy, which = shapely.get_coordinates(projected, return_index=True)
+    nonfinite = np.bincount(which[~np.isfinite(xy).all(axis=1)], minlength=idx.size)
+    ok = nonfinite == 0
+    with np.errstate(invalid="ignore"):
+        area = np.where(ok, shapely.area(projected), 0.0)
+    bad = np.zeros(len(geoms), dtype=bool)
+    bad[idx] = ~ok | ~(area > 0)
+    checks.add(
+        "geometry_invalid",
+        bad,
+        f"coordinates do not make a polygon of non-zero area in {analysis_crs()}",
+    )
+    bounds = area_of_use_bounds(analysis_crs())
+    if bounds is None:
+        return
+    box = shapely.box(*bounds)
+    away = np.zeros(len(geoms), dtype=bool)
+    good = ~bad[idx]
+    away[idx[good]] = ~shapely.intersects(box, projected[good])
+    checks.add(
+        "outside_service_area",
+        away,
+        f"polygon lies entirely outside the area of use of {analysis_crs()}",
+    )
 
 
 def _accepted(
@@ -110,9 +156,11 @@ def transform_neighbourhoods(
     crs_records: list[dict] = []
     warnings: list[str] = []
     seen: set[str] = set()
+    paths: list[Path] = []
     for chunk in chunks:
         f = chunk.frame
         rows_in += len(f)
+        paths.append(chunk.path)
         if chunk.geometry is None or chunk.crs is None:
             raise InputDataError(f"{chunk.path}: neighbourhoods need polygon geometry with a CRS")
         checks, codes, names, fixed, invalid = _check_chunk(chunk, profile, seen)
@@ -126,6 +174,8 @@ def transform_neighbourhoods(
         frames.append(
             _accepted(chunk, ~bad, codes, names, fixed, invalid, source_id, crs_records, warnings)
         )
+    if not frames:  # every row was refused while reading (the caller says which)
+        raise InputDataError(f"source {source_id!r}: no neighbourhood row could be read")
     df = pd.concat(frames, ignore_index=True).sort_values("area_code", kind="stable")
     df = conform(df, "curated/neighbourhoods")
     validate_frame(df, "curated/neighbourhoods")
@@ -141,8 +191,17 @@ def transform_neighbourhoods(
     )
     result.reconcile()
     if df.empty:
+        where = ", ".join(dict.fromkeys(str(p) for p in paths)) or f"source {source_id!r}"
+        counts = quarantine["reason"].value_counts(sort=False).sort_index()
+        examples = quarantine.drop_duplicates("reason").sort_values("reason")
         raise InputDataError(
-            f"source {source_id!r}: every neighbourhood row is invalid (see quarantine)"
+            f"{where}: every neighbourhood row is invalid ("
+            + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+            + "); the source needs at least one valid polygon",
+            [
+                f"row {r}: {d}"
+                for r, d in zip(examples["source_row"], examples["detail"], strict=True)
+            ],
         )
     return result
 

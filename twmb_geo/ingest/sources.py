@@ -24,7 +24,7 @@ from ..io.readers import RawChunk, iter_raw, split_rejected
 from ._common import IngestContext, IngestResult, rejected_quarantine
 from .assets import transform_pipes, transform_streets
 from .breaks import transform_breaks
-from .extent import source_extent
+from .extent import LOCATED_KINDS, source_extent
 from .filters import filter_chunks, filter_frame
 from .neighbourhoods import transform_neighbourhoods
 from .weather import read_eccc_daily, transform_weather
@@ -145,10 +145,13 @@ def transform_source(
             notes.append(f"the profile's [[where]] row filters excluded: {rules}")
         if ctx.rejected:
             notes.append(f"rows refused while reading: {_reasons(ctx)}")
-        if not notes:
+        named = any(f.name in exc.message for f in files)
+        if not notes and named:
             raise
+        message = exc.message if named else f"{', '.join(map(str, files))}: {exc.message}"
         problems = [*exc.problems, *_rejected_examples(ctx)]
-        raise InputDataError(f"{exc.message} ({'; '.join(notes)})", problems) from exc
+        tail = f" ({'; '.join(notes)})" if notes else ""
+        raise InputDataError(message + tail, problems) from exc
     if ctx.rejected:
         q = rejected_quarantine(source_id, ctx.rejected)
         result.quarantine = pd.concat([result.quarantine, q], ignore_index=True)
@@ -236,9 +239,15 @@ def read_source(
     ctx = IngestContext(today=today or dt.date.today(), service_area=service_area)
     if crs is None:
         crs = current_crs()
-    if crs is None:
+    if crs is None and prof.kind in LOCATED_KINDS:
         ext = source_extent(files, prof)
-        crs = choose_crs(ext.bounds, source_datum(list(ext.crss))).crs if ext else None
+        if ext is None:
+            raise InputDataError(
+                f"{', '.join(str(f) for f in files)}: cannot choose an analysis CRS: no record "
+                "has usable coordinates; pass crs= (a projected CRS in metres, e.g. the UTM "
+                "zone of the city) or check the profile's coordinate columns"
+            )
+        crs = choose_crs(ext.bounds, source_datum(list(ext.crss))).crs
     if crs is None:
         result = transform_source(files, source_id, prof, ctx)  # no locations to project
     else:

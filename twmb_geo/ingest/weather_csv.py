@@ -87,7 +87,11 @@ def _one_frame(
     frames = [
         chunk.frame for f in files for chunk in split_rejected(iter_raw(Path(f), profile), sink)
     ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    # every row refused while reading: no rows, the profile's columns
+    cols = dict.fromkeys([*profile.columns.values(), "source_file", "source_row"])
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
 
 
 def read_weather_table(

@@ -240,6 +240,17 @@ def _too_large(
     return out
 
 
+def _unbuildable(wkb: np.ndarray, geometry: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``geometry_invalid`` for geometries GDAL read that GEOS cannot build (a line of one
+    point, a ring of fewer than four): refused here, with their raw attributes kept."""
+    bad = pd.notna(pd.Series(wkb, dtype=object)).to_numpy() & shapely.is_missing(geometry)
+    if not bad.any():
+        return []
+    text = np.full(len(wkb), "", dtype=object)
+    text[bad] = "geometry cannot be built (too few points for its type)"
+    return [("geometry_invalid", bad, text)]
+
+
 def _undecodable(
     frame: pd.DataFrame, columns: Iterable[str], encoding: str
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -402,11 +413,13 @@ def _read_vector(path: Path, profile: Profile) -> Iterator[RawChunk]:
     n = len(frame)
     if n == 0:
         raise InputDataError(f"{path}: the file has no records")
-    geometry = shapely.from_wkb(geom) if geom is not None else None
+    geometry = shapely.from_wkb(geom, on_invalid="ignore") if geom is not None else None
     frame = _object_frame(frame, profile)
     frame["source_file"] = path.name
     frame["source_row"] = np.arange(1, n + 1, dtype=np.int64)
     checks = _too_large(frame, cols, profile.max_field_bytes)
+    if geom is not None and geometry is not None:
+        checks += _unbuildable(geom, geometry)
     frame, geometry, rejected = _refuse(frame.reset_index(drop=True), geometry, checks)
     yield RawChunk(frame=frame, geometry=geometry, crs=crs, path=path, rejected=rejected)
 
