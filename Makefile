@@ -40,7 +40,7 @@ chromium:
 test: $(STAMP) $(TURSO_STAMP) chromium
 	# two workers, a file each (module fixtures stay in one process), slowest files first
 	# (tests/conftest.py); one OpenMP thread per worker so the two do not oversubscribe the cores
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscopereorder --durations=20
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check twmb_geo tests benchmarks examples

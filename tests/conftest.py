@@ -59,7 +59,7 @@ FAST_MODEL = ModelConfig(
 
 #: Seconds each slow test file took (``pytest -n 2 --durations=0``, December 2026, fixtures
 #: included). Files run slowest first so the two workers finish together (longest job first);
-#: the Makefile turns off xdist's own order (by number of tests) with --no-loadscopereorder.
+#: the Makefile turns off xdist's own order (by number of tests) with --no-loadscope-reorder.
 FILE_SECONDS = {
     "test_turso.py": 170, "test_synthetic_run.py": 101, "test_faults.py": 92,
     "test_star.py": 72, "test_any_city.py": 72, "test_hardening_io.py": 61, "test_cli.py": 60,

@@ -411,3 +411,84 @@ def test_logs_redirected_to_a_file_carry_no_escape_codes(city: tw.Config, out: P
     assert "INFO" in text  # the logs are there ...
     assert "\x1b[" not in text and "\x1b" not in text  # ... as plain text
     assert "\x1b" not in res.stdout
+
+
+# -- known gaps closed: the folder swap and the HTML map --------------------------------------
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_exchange_swaps_two_folders_in_one_step(tmp_path: Path) -> None:
+    from twmb_geo.core.files import exchange
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "f").write_text("b")
+    assert exchange(tmp_path / "a", tmp_path / "b")  # Linux, glibc >= 2.28 here
+    assert (tmp_path / "a" / "f").read_text() == "b"
+    assert (tmp_path / "b" / "f").read_text() == "a"
+
+
+def test_folder_publish_swaps_without_a_moment_with_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: ``star`` was renamed away, then the staging folder renamed in: a reader (or a
+    kill) between the two saw no ``star`` folder."""
+    import twmb_geo.publish.files as files
+
+    with tw.open_store(tmp_path / "empty.duckdb") as s:
+        tables = build_star(s)
+    star = tmp_path / "star"
+    files.write_star_folder(tables, star)
+    seen: list[bool] = []
+    real = files.exchange
+
+    def watched(a: Path, b: Path) -> bool:
+        ok = real(a, b)
+        seen.append(star.is_dir())  # right after the swap
+        return ok
+
+    monkeypatch.setattr(files, "exchange", watched)
+    files.write_star_folder(tables, star, run_id="second")
+    assert seen == [True]
+    assert json.loads((star / "manifest.json").read_text())["run_id"] == "second"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".star")] == []
+
+
+def test_publish_killed_between_the_two_renames_is_restored(tmp_path: Path) -> None:
+    """Before: where folders cannot be exchanged, a publish killed between its renames left
+    no ``star`` folder, and the next publish deleted the previous one (as a dead leftover)
+    before writing. Now the previous publish is put back first."""
+    from twmb_geo.publish.files import _remove_dead_leftovers
+
+    star = tmp_path / "star"
+    pid = _dead_pid()
+    old = tmp_path / f".star.old-{pid}-abcd1234"
+    staging = tmp_path / f".star.staging-{pid}-abcd1234"
+    old.mkdir()
+    (old / "manifest.json").write_text('{"run_id": "previous"}')
+    staging.mkdir()
+    _remove_dead_leftovers(star)
+    assert json.loads((star / "manifest.json").read_text())["run_id"] == "previous"
+    assert not old.exists() and not staging.exists()
+
+
+def test_html_map_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: ``path.write_bytes``: a kill mid-write left a truncated map page."""
+    import twmb_geo.maps.interactive as interactive
+
+    calls: list[Path] = []
+    real = interactive.atomic_write
+
+    def spy(path: Path, data: bytes, **kw: object) -> Path:
+        calls.append(path)
+        return real(path, data)
+
+    monkeypatch.setattr(interactive, "atomic_write", spy)
+    monkeypatch.setattr(interactive, "html_map", lambda layers, **kw: ("<html></html>", {}))
+    interactive.write_html_map({}, tmp_path / "m.html")
+    assert calls == [tmp_path / "m.html"]
+    assert (tmp_path / "m.html").read_text() == "<html></html>"

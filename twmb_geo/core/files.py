@@ -7,6 +7,9 @@ write of the same target removes the temporary files of processes that are gone.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import glob
 import os
 import secrets
@@ -18,6 +21,7 @@ from pathlib import Path
 __all__ = [
     "atomic_path",
     "atomic_write",
+    "exchange",
     "pid_alive",
     "remove_dead_leftovers",
     "sibling",
@@ -105,6 +109,42 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _renameat2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):  # not glibc >= 2.28 / not Linux
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_RENAMEAT2 = _renameat2()
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``):
+    a reader sees one or the other at each name, never neither.
+
+    Returns False when the system or file system cannot (the caller falls back to two
+    renames); other failures raise :class:`OSError` naming ``b``.
+    """
+    if _RENAMEAT2 is None:
+        return False
+    rc = _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def sibling(path: Path, kind: str) -> Path:

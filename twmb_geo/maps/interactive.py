@@ -37,6 +37,7 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
+from ..core.files import atomic_write
 from ..core.vocab import HOTSPOT_ORDER, TIER_ORDER, UNSCORED
 
 __all__ = [
@@ -441,5 +442,5 @@ def write_html_map(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = page.encode("utf-8")
-    path.write_bytes(raw)
+    atomic_write(path, raw)
     return {"path": str(path), "bytes": len(raw), "layers": counts}

@@ -15,7 +15,9 @@ files.
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,12 +29,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core.files import remove_dead_leftovers, sibling
+from ..core.files import exchange, pid_alive, remove_dead_leftovers, sibling
 from ..core.ioerrors import NOT_A_FOLDER, describe
 from ..errors import InputDataError, PublishError
 from .base import PreparedStar, TargetResult
 from .star import STAR_TABLES
 from .topojson import star_topojson
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FORMATS", "FolderTarget", "check_formats", "spreadsheet_safe", "write_star_folder"]
 
@@ -113,8 +117,26 @@ def check_formats(formats: Sequence[str]) -> None:
 
 def _remove_dead_leftovers(folder: Path) -> None:
     """Remove the staging and old folders of publishes whose process is gone (a killed
-    publish); those of a live process (another publish to the same folder) are left alone."""
+    publish); those of a live process (another publish to the same folder) are left alone.
+
+    A publish killed between its two renames (where the system cannot exchange folders
+    atomically) left the folder missing and the previous publish under its old name: that
+    one is put back first."""
+    if not folder.exists():
+        dead_old = [
+            p
+            for p in sorted(folder.parent.glob(f".{glob.escape(folder.name)}.old-*"))
+            if p.is_dir() and not _writer_alive(p, folder)
+        ]
+        if dead_old:
+            dead_old[-1].rename(folder)
+            log.warning("star folder %s restored from an interrupted publish", folder)
     remove_dead_leftovers(folder, ("staging", "old"))
+
+
+def _writer_alive(p: Path, folder: Path) -> bool:
+    pid = p.name[len(folder.name) + 2 :].partition("-")[2].split("-")[0]
+    return pid.isdigit() and pid_alive(int(pid))
 
 
 def write_star_folder(
@@ -149,14 +171,17 @@ def write_star_folder(
     try:
         manifest = _write_staging(tables, staging, folder, formats, rows, run_id)
         with _io_failure(folder, folder):
-            if folder.exists():
-                folder.rename(old)
-            try:
-                staging.rename(folder)
-            except BaseException:
-                if old.exists() and not folder.exists():
-                    old.rename(folder)  # put the previous publish back
-                raise
+            if folder.exists() and exchange(staging, folder):
+                staging.rename(old)  # the previous publish, now under the staging name
+            else:
+                if folder.exists():
+                    folder.rename(old)
+                try:
+                    staging.rename(folder)
+                except BaseException:
+                    if old.exists() and not folder.exists():
+                        old.rename(folder)  # put the previous publish back
+                    raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written left behind
         raise
