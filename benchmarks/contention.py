@@ -29,6 +29,11 @@ Usage (from the repository root, with the package importable)::
     python benchmarks/contention.py --toronto-store OUT/twmb.duckdb --no-fit \
         --conditions loaded --omp-env 2 --forward-years 3
 
+    python benchmarks/contention.py --no-fit --no-train --whole-run
+
+``--whole-run`` times the whole ``twmb run`` on the bundled data, quiet and loaded, with the
+seconds of each stage (from the run's manifest).
+
 ``OUT/twmb.duckdb`` comes from ``twmb --out OUT run`` (``--no-model`` is enough); it is
 copied to ``--work`` first, the given store is not written to. One default run takes
 10-12 minutes on 2 busy cores (each measurement 1-3 minutes).
@@ -199,6 +204,31 @@ def _run_child(args: list[str], limits: bool, load: int, omp: int | None = None)
     return res
 
 
+def _whole_run(folder: Path, limits: bool, load: int) -> dict[str, Any]:
+    """``twmb --out FOLDER run`` on the bundled data (a fresh folder), timed, with the
+    seconds of each stage from its manifest."""
+    shutil.rmtree(folder, ignore_errors=True)
+    cmd = [sys.executable, "-m", "twmb_geo.cli", "-q", "--out", str(folder), "run"]
+    with Load(load):
+        la0 = os.getloadavg()[0]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(limits, None))
+        wall = time.perf_counter() - t
+        la1 = os.getloadavg()[0]
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"twmb run failed (exit {proc.returncode})")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return {
+        "busy_loops": load,
+        "thread_limits": limits,
+        "wall_seconds": round(wall, 1),
+        "stage_seconds": {s["stage"]: s.get("seconds") for s in manifest.get("stages", [])},
+        "status": manifest.get("status"),
+        "loadavg_1m": [round(la0, 2), round(la1, 2)],
+    }
+
+
 def _log(msg: str) -> None:
     print(f"[contention {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -219,6 +249,13 @@ def main() -> None:
     ap.add_argument("--fit-rows", type=int, default=50_000)
     ap.add_argument("--no-fit", action="store_true", help="skip the single-fit measurement")
     ap.add_argument("--no-train", action="store_true", help="skip the model-stage measurement")
+    ap.add_argument(
+        "--whole-run",
+        action="store_true",
+        help="also time the whole `twmb run` on the bundled data per condition (limits on; "
+        "--whole-run-before adds limits off)",
+    )
+    ap.add_argument("--whole-run-before", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--fit-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--train-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -275,6 +312,17 @@ def main() -> None:
             for key in keys
         }
         out["train"] = train
+    if args.whole_run:
+        runs: dict[str, Any] = {}
+        labels = [("after", True)] + ([("before", False)] if args.whole_run_before else [])
+        for name, load in conditions:
+            for label, limits in labels:
+                _log(f"twmb run {name}, {label}")
+                runs[f"{name}_{label}"] = _whole_run(
+                    Path(args.work) / f"run-{name}-{label}", limits, load
+                )
+                _log(f"  {runs[f'{name}_{label}']['wall_seconds']} s")
+        out["whole_run"] = runs
     print(json.dumps(out, indent=2))
 
 
