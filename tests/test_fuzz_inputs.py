@@ -387,24 +387,16 @@ def check(res: tw.IngestResult | None, rows: int, prof: Profile) -> None:
             assert d.min().date() >= dt.date.fromisoformat(prof.min_date), c
 
 
-@pytest.mark.parametrize("pid", CSV_PROFILES)
+@pytest.mark.parametrize(
+    ("pid", "fmt"), [(p, "csv") for p in CSV_PROFILES] + [(p, "geojson") for p in GEOJSON_PROFILES]
+)
 @FUZZ
 @given(data=st.data(), own_crs=st.booleans())
-def test_csv_files(tmp_path_factory, pid: str, data: st.DataObject, own_crs: bool) -> None:
+def test_files(tmp_path_factory, pid: str, fmt: str, data: st.DataObject, own_crs: bool) -> None:
+    """One whole file per example, read with the analysis CRS in force or chosen from it."""
     prof = profile(pid)
-    f = data.draw(csv_file(prof))
-    path = tmp_path_factory.mktemp("fz") / "fuzz.csv"
-    path.write_bytes(f["bytes"])
-    check(read(path, prof, own_crs=own_crs), f["rows"], prof)
-
-
-@pytest.mark.parametrize("pid", GEOJSON_PROFILES)
-@FUZZ
-@given(data=st.data(), own_crs=st.booleans())
-def test_geojson_files(tmp_path_factory, pid: str, data: st.DataObject, own_crs: bool) -> None:
-    prof = profile(pid)
-    f = data.draw(geojson_file(prof))
-    path = tmp_path_factory.mktemp("fz") / "fuzz.geojson"
+    f = data.draw(csv_file(prof) if fmt == "csv" else geojson_file(prof))
+    path = tmp_path_factory.mktemp("fz") / f"fuzz.{fmt}"
     path.write_bytes(f["bytes"])
     check(read(path, prof, own_crs=own_crs), f["rows"], prof)
 
