@@ -17,6 +17,7 @@ from typing import Any
 import tomli_w
 
 from ._paths import data_dir
+from .core.cluster import ClusterSpec
 from .core.compute import ThreadPlan, available_cores, thread_plan
 from .core.crs import TORONTO_CRS, AnalysisCRSError, check_analysis_crs
 from .core.model_kinds import MODEL_CANDIDATES, MODEL_KINDS
@@ -175,6 +176,19 @@ class ComputeConfig:
     """
 
     threads: int | None = None
+    #: where partitioned work runs: "" this process, "local" a Dask LocalCluster, or the
+    #: address of a Dask scheduler (:mod:`twmb_geo.core.cluster`)
+    scheduler: str = ""
+    #: LocalCluster worker processes and the memory limit of each
+    workers: int = 2
+    worker_memory: str = "4GiB"
+    #: most breaks per spatial partition (the partition resolution is chosen from it)
+    partition_rows: int = 50_000
+
+    @property
+    def cluster(self) -> ClusterSpec:
+        """Where partitioned work runs (:class:`~twmb_geo.core.cluster.ClusterSpec`)."""
+        return ClusterSpec(self.scheduler, self.workers, self.worker_memory)
 
     @property
     def effective_threads(self) -> int:
@@ -197,8 +211,18 @@ class ComputeConfig:
         return thread_plan(self.threads, n_jobs)
 
     def to_toml(self) -> dict[str, Any]:
-        """TOML-ready form (``threads`` left out when it follows the machine)."""
-        return {} if self.threads is None else {"threads": self.threads}
+        """TOML-ready form (``threads`` left out when it follows the machine; the other keys
+        only when they differ from the defaults)."""
+        out: dict[str, Any] = {} if self.threads is None else {"threads": self.threads}
+        for name, default in (
+            ("scheduler", ""),
+            ("workers", 2),
+            ("worker_memory", "4GiB"),
+            ("partition_rows", 50_000),
+        ):
+            if getattr(self, name) != default:
+                out[name] = getattr(self, name)
+        return out
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -45,6 +46,13 @@ EXAMPLES = ("toronto", "synthetic")
     help="Skip the publish of the star schema to the local targets (folder, DuckDB, Turso file).",
 )
 @click.option("--no-report", is_flag=True, help="Skip the maps and the run report.")
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Where partitioned work runs: 'local' (a Dask LocalCluster), a Dask scheduler "
+    "address such as tcp://host:8786, or '' (this process); overrides [compute] scheduler.",
+)
 @json_option
 @click.pass_context
 def run_cmd(
@@ -56,6 +64,7 @@ def run_cmd(
     no_model: bool,
     no_publish: bool,
     no_report: bool,
+    scheduler: str | None,
     as_json: bool,
 ) -> None:
     """Run the main job on the configured sources (default: the bundled example city).
@@ -74,6 +83,8 @@ def run_cmd(
         "with_publish": not no_publish,
         "with_report": not no_report,
     }
+    if example == "synthetic" and scheduler is not None:
+        raise click.UsageError("--scheduler applies to the project config and --example toronto")
     if example == "synthetic":
         out_dir = (out or Path("out")).resolve()
         with progress_bar(ctx, as_json) as prog:
@@ -84,6 +95,9 @@ def run_cmd(
         if n_pipes is not None or seed is not None:
             raise click.UsageError("--pipes and --seed only apply to --example synthetic")
         cfg = default_config(out or "out") if example == "toronto" else project_config(ctx)
+        if scheduler is not None:
+            cfg = replace(cfg, compute=replace(cfg.compute, scheduler=scheduler))
+            cfg.compute.cluster  # noqa: B018 - checked here: a bad address is a usage error
         with progress_bar(ctx, as_json) as prog:
             result = api.run(cfg, progress=prog, **stages)
     summary = result.to_dict()

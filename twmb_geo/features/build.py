@@ -20,6 +20,7 @@ from libpysal.graph import Graph
 
 from ..config import Config, FeatureConfig, GraphConfig
 from ..contracts import conform, load_schema
+from ..core.cluster import open_client
 from ..core.types import Progress
 from ..core.units import UNIT_TYPES
 from ..errors import InputDataError
@@ -58,6 +59,9 @@ class FeatureReport:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the partitioned break matching on a cluster: scheduler, resolution, partitions,
+    #: largest (breaks), pipes_in_largest_task, halo_pipes (empty: in this process)
+    partitions: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -446,7 +450,25 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     breaks, nb, area, pipes, streets = _read_inputs(cfg)
     tick("read", 0)
     y0, y1, coverage_notes = _study_years(cfg, breaks)
-    org = organise(breaks, nb, area, pipes=pipes, streets=streets, settings=settings)
+    with open_client(cfg.compute.cluster) as client:
+        org = organise(
+            breaks,
+            nb,
+            area,
+            pipes=pipes,
+            streets=streets,
+            settings=settings,
+            client=client,
+            partition_rows=cfg.compute.partition_rows,
+        )
+    if org.partitions:
+        log.info(
+            "break matching on %s: %d partitions (H3 resolution %d, at most %d breaks each)",
+            cfg.compute.scheduler,
+            org.partitions["partitions"],
+            org.partitions["resolution"],
+            org.partitions["largest"],
+        )
     warnings = [*coverage_notes, *org.warnings]
     if pipes is None:
         warnings.append(
@@ -511,6 +533,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         timings=timings,
         peak_rss_mb=peak,
         warnings=warnings,
+        partitions={"scheduler": cfg.compute.scheduler, **org.partitions} if org.partitions else {},
     )
     for w in warnings:
         log.warning("%s", w)

@@ -104,6 +104,7 @@ def link_breaks_to_pipes(
     *,
     tolerance_m: float = 25.0,
     tie_m: float = 1.0,
+    any_located: bool | None = None,
 ) -> pd.DataFrame:
     """Match each break to one pipe.
 
@@ -121,6 +122,10 @@ def link_breaks_to_pipes(
     tie_m
         Candidates within ``tie_m`` of the nearest count as tied; ties go to the pipe whose
         material/diameter agree with the break record, then the nearest, then the lowest id.
+    any_located
+        Whether any pipe of the whole inventory has geometry (default: any of ``pipes``);
+        given by a caller that passes one spatial partition's pipes, so the reasons are
+        those of the whole city.
 
     Returns
     -------
@@ -151,16 +156,19 @@ def link_breaks_to_pipes(
 
     has_geom = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     todo = np.flatnonzero(~done)
-    if not has_geom.any():
+    if not (has_geom.any() if any_located is None else any_located):
         out.loc[todo, "reason"] = np.where(
             with_id[todo], "asset_id_unknown", "pipes_without_geometry"
         )
         return out
+    if not has_geom.any():  # located pipes exist, none near this partition
+        out.loc[todo, "reason"] = "no_pipe_in_tolerance"
+        return out
     located = np.flatnonzero(has_geom)
     tree = shapely.STRtree(geoms[located])
-    pts = shapely.points(
-        breaks["x"].to_numpy(dtype=float)[todo], breaks["y"].to_numpy(dtype=float)[todo]
-    )
+    bx, by = breaks["x"].to_numpy(dtype=float), breaks["y"].to_numpy(dtype=float)
+    todo = todo[np.isfinite(bx[todo]) & np.isfinite(by[todo])]  # no location: no spatial match
+    pts = shapely.points(bx[todo], by[todo])
     bi, pj = tree.query(pts, predicate="dwithin", distance=tolerance_m)
     pj = located[pj]
     cand = pd.DataFrame({"b": todo[bi], "p": pj})

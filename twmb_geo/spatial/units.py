@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from ..core.units import UNIT_TYPES
 from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
 from . import hexgrid
+from .partitioned import DEFAULT_TARGET_ROWS, PartitionReport, link_breaks_to_pipes_partitioned
 from .snapping import (
     id_positions,
     link_breaks_to_cells,
@@ -47,6 +49,9 @@ __all__ = [
     "organise",
     "register_unit_builder",
 ]
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,8 @@ class Organised:
     pipe_cells: pd.DataFrame
     pipe_streets: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    #: what the partitioned break matching did (empty when it ran in this process)
+    partitions: PartitionReport = field(default_factory=PartitionReport)
 
     def apportion(self, unit_type: str) -> pd.DataFrame | None:
         """Pipe length per unit of ``unit_type``: ``pipe_id``, ``unit``, ``length_m`` (None without pipes)."""
@@ -137,6 +144,10 @@ class BuildContext:
     pipe_streets: pd.DataFrame = field(default_factory=lambda: _empty_pipe_streets())
     grid: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.uint64))
     warnings: list[str] = field(default_factory=list)
+    #: a Dask client: break-to-pipe matching runs partition by partition on its cluster
+    client: Client | None = None
+    partition_rows: int = DEFAULT_TARGET_ROWS
+    partitions: PartitionReport = field(default_factory=PartitionReport)
 
     @property
     def res(self) -> int:
@@ -225,6 +236,8 @@ def organise(
     pipes: pd.DataFrame | None = None,
     streets: pd.DataFrame | None = None,
     settings: SpatialSettings | None = None,
+    client: Client | None = None,
+    partition_rows: int = DEFAULT_TARGET_ROWS,
 ) -> Organised:
     """Build the unit tables and break links from curated tables (as read from the store).
 
@@ -244,6 +257,10 @@ def organise(
         without geometry are kept as units; location-based work skips them with a warning.
     settings
         Resolutions and matching tolerances.
+    client, partition_rows
+        A Dask client: the breaks are matched to the pipes partition by partition on its
+        cluster (:mod:`~twmb_geo.spatial.partitioned`; the same links), with at most
+        ``partition_rows`` breaks per partition. None: in this process, as one block.
 
     Returns
     -------
@@ -263,6 +280,8 @@ def organise(
         if nb is None
         else nb["area_code"].astype(str).to_numpy(dtype=object),
         nb_geoms=np.array([], dtype=object) if nb is None else from_wkb(nb["geometry"]),
+        client=client,
+        partition_rows=partition_rows,
     )
     missing = [name for name in UNIT_TYPES if name not in UNIT_BUILDERS]
     if missing:
@@ -271,12 +290,14 @@ def organise(
         table = UNIT_BUILDERS[name].build(ctx)
         if table is not None:
             ctx.units[name] = table
+    links = _link_breaks(ctx)
     return Organised(
         units=ctx.units,
-        links=_link_breaks(ctx),
+        links=links,
         pipe_cells=ctx.pipe_cells,
         pipe_streets=ctx.pipe_streets,
         warnings=ctx.warnings,
+        partitions=ctx.partitions,
     )
 
 
@@ -488,7 +509,17 @@ def _link_pipes(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
             "diameter_mm": pu["diameter_mm"],
         }
     )
-    links = link_breaks_to_pipes(b, p, tolerance_m=ctx.settings.pipe_tolerance_m)
+    if ctx.client is None:
+        links = link_breaks_to_pipes(b, p, tolerance_m=ctx.settings.pipe_tolerance_m)
+    else:
+        links = link_breaks_to_pipes_partitioned(
+            b,
+            p,
+            tolerance_m=ctx.settings.pipe_tolerance_m,
+            target_rows=ctx.partition_rows,
+            client=ctx.client,
+            report=ctx.partitions,
+        )
     _warn_unknown_ids(ctx, b, links, "asset_id", "an asset id", "pipe inventory")
     return links
 

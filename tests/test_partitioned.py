@@ -1,0 +1,205 @@
+"""Spatial partitions with halos and break matching per partition (issue 16, first part).
+
+The partitioned matching must equal the whole-city matching exactly, at every partition
+resolution (fine ones make most breaks sit near a partition edge), in this process and on a
+Dask LocalCluster of two workers, and a worker killed in the middle of a task must change
+nothing but the time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twmb_geo.core.cluster import ClusterSpec, map_partitions, open_client
+from twmb_geo.errors import ConfigError
+from twmb_geo.spatial.partition import (
+    choose_resolution,
+    halo_members,
+    home_cells,
+    home_members,
+)
+from twmb_geo.spatial.partitioned import PartitionReport, link_breaks_to_pipes_partitioned
+from twmb_geo.spatial.snapping import link_breaks_to_pipes
+from twmb_geo.synth.matching import matching_case
+
+X0, Y0 = 315_000.0, 4_840_000.0  # central Toronto, MTM zone 10 (the tests' analysis CRS)
+
+
+@pytest.fixture(scope="module")
+def town():
+    """4,000 random pipes (about 11 km square) and 3,000 breaks near them."""
+    return matching_case(4_000, 3_000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def whole(town):
+    breaks, pipes = town
+    return link_breaks_to_pipes(breaks, pipes, tolerance_m=25.0)
+
+
+@pytest.mark.parametrize("resolution", [5, 7, 8])
+def test_partitioned_links_equal_the_whole_city(town, whole, resolution) -> None:
+    breaks, pipes = town
+    report = PartitionReport()
+    got = link_breaks_to_pipes_partitioned(
+        breaks, pipes, tolerance_m=25.0, resolution=resolution, report=report
+    )
+    pd.testing.assert_frame_equal(got, whole)
+    assert report["resolution"] == resolution
+    if resolution >= 8:  # hundreds of partitions: the halos matter
+        assert report["partitions"] > 20 and report["halo_pipes"] > 100
+    assert whole["status"].eq("matched").mean() > 0.8
+    assert set(whole["method"].dropna()) == {"asset_id", "nearest"}
+    assert {"no_pipe_in_tolerance", "no_pipe_in_service"} <= set(whole["reason"].dropna())
+
+
+def test_resolution_is_chosen_from_the_data(town) -> None:
+    breaks, pipes = town
+    report = PartitionReport()
+    link_breaks_to_pipes_partitioned(breaks, pipes, target_rows=200, report=report)
+    assert report["largest"] <= 200
+    coarser = choose_resolution(breaks["x"], breaks["y"], 3_000)
+    assert coarser < report["resolution"]
+    with pytest.raises(ConfigError, match="target_rows"):
+        choose_resolution(breaks["x"], breaks["y"], 0)
+
+
+def test_breaks_without_coordinates_keep_their_id_links(town) -> None:
+    breaks, pipes = town
+    b = breaks.head(300).copy()
+    b.loc[b.index[:40], ["x", "y"]] = np.nan
+    want = link_breaks_to_pipes(b, pipes)
+    pd.testing.assert_frame_equal(link_breaks_to_pipes_partitioned(b, pipes, resolution=9), want)
+
+
+def test_no_pipe_geometry_anywhere_gives_the_whole_city_reasons(town) -> None:
+    breaks, pipes = town
+    p = pipes.assign(geometry=None)
+    want = link_breaks_to_pipes(breaks.head(200), p)
+    got = link_breaks_to_pipes_partitioned(breaks.head(200), p, resolution=8)
+    pd.testing.assert_frame_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    resolution=st.integers(6, 11),
+    halo=st.floats(0.0, 300.0),
+)
+def test_halo_holds_every_line_within_reach_of_a_home_point(seed, resolution, halo) -> None:
+    """Property: a line within ``halo`` of a point is in the halo of the point's partition."""
+    rng = np.random.default_rng(seed)
+    px, py = X0 + rng.uniform(-3000, 3000, 60), Y0 + rng.uniform(-3000, 3000, 60)
+    sx, sy = X0 + rng.uniform(-3300, 3300, 200), Y0 + rng.uniform(-3300, 3300, 200)
+    ex, ey = sx + rng.normal(0, 150, 200), sy + rng.normal(0, 150, 200)
+    lines = shapely.linestrings(np.stack([np.stack([sx, sy], 1), np.stack([ex, ey], 1)], 1))
+    homes = home_cells(px, py, resolution)
+    members = home_members(homes)
+    cells = np.array(sorted(members), dtype=np.uint64)
+    halos = halo_members(cells, lines, halo, resolution)
+    d = shapely.distance(shapely.points(px, py)[:, None], lines[None, :])
+    for i in range(len(px)):
+        near = set(np.flatnonzero(d[i] <= halo).tolist())
+        assert near <= set(halos[int(homes[i])].tolist())
+    assert sorted(np.concatenate(list(members.values())).tolist()) == list(range(len(px)))
+
+
+def test_cluster_spec_is_checked() -> None:
+    with pytest.raises(ConfigError, match="scheduler"):
+        ClusterSpec("cluster-a")
+    with pytest.raises(ConfigError, match="workers"):
+        ClusterSpec("local", workers=0)
+    assert not ClusterSpec().distributed and ClusterSpec("tcp://h:8786").distributed
+
+
+@pytest.fixture(scope="module")
+def client():
+    pytest.importorskip("distributed")
+    with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as c:
+        yield c
+
+
+def test_local_cluster_gives_the_same_links(town, whole, client) -> None:
+    breaks, pipes = town
+    got = link_breaks_to_pipes_partitioned(breaks, pipes, resolution=8, client=client)
+    pd.testing.assert_frame_equal(got, whole)
+    assert len(client.scheduler_info()["workers"]) == 2
+
+
+def _die_once(marker: str, value: int) -> tuple[int, int]:
+    """Kill this worker process the first time any task runs; then work."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return value * 2, os.getpid()
+    os.close(fd)
+    os._exit(1)
+
+
+def test_a_worker_killed_mid_task_changes_nothing(client, tmp_path: Path) -> None:
+    marker = str(tmp_path / "died")
+    got = map_partitions(_die_once, [(marker, v) for v in range(8)], client)
+    assert [g[0] for g in got] == [v * 2 for v in range(8)]
+    assert Path(marker).exists()  # a worker did die
+
+
+def test_feature_stage_on_a_local_cluster_gives_the_in_process_links(
+    tmp_path: Path, client
+) -> None:
+    """A synthetic city: the spatial organisation with the cluster's client equals the one in
+    this process (links and every unit table), and the feature stage with
+    ``[compute] scheduler = "local"`` stores those links."""
+    from dataclasses import replace
+
+    import duckdb
+
+    import twmb_geo as tw
+    from twmb_geo.core.crs import using_crs
+    from twmb_geo.features.build import _read_inputs
+    from twmb_geo.spatial.units import SpatialSettings, organise
+    from twmb_geo.store.project import project_crs
+    from twmb_geo.synth import make_city, write_city
+
+    paths = write_city(make_city(n_pipes=500, seed=5), tmp_path / "city")
+    cfg = tw.load_config(paths["config"], out=tmp_path / "out")
+    cfg = replace(
+        cfg,
+        features=replace(cfg.features, esda_permutations=9),
+        compute=replace(cfg.compute, scheduler="local", workers=2, partition_rows=20),
+    )
+    tw.ingest_sources(cfg)
+    with using_crs(project_crs(cfg)):
+        breaks, nb, area, pipes, streets = _read_inputs(cfg)
+        kw = {"pipes": pipes, "streets": streets, "settings": SpatialSettings()}
+        here = organise(breaks, nb, area, **kw)
+        there = organise(breaks, nb, area, client=client, partition_rows=20, **kw)
+    assert there.partitions["partitions"] > 5 and not here.partitions
+    pd.testing.assert_frame_equal(there.links, here.links)
+    for ut, units in here.units.items():
+        pd.testing.assert_frame_equal(there.units[ut], units, obj=ut)
+    assert here.links["status"].eq("matched").any()
+
+    rep = tw.build_features(cfg)
+    assert rep.partitions["scheduler"] == "local" and rep.partitions["partitions"] > 5
+    with duckdb.connect(str(cfg.store_path), read_only=True) as con:
+        stored = con.execute(
+            "SELECT break_id, unit_id FROM break_links WHERE unit_type = 'pipe' ORDER BY break_id"
+        ).df()
+    want = here.links[here.links["unit_type"] == "pipe"].sort_values("break_id")
+    got = stored["unit_id"].astype(object)
+    assert got.where(got.notna(), None).tolist() == want["unit_id"].tolist()
+
+
+def test_run_scheduler_option_is_checked(tmp_path: Path) -> None:
+    from cli_helpers import show, twmb
+
+    r = twmb("--out", tmp_path / "x", "run", "--scheduler", "nope")
+    assert r.exit_code == 2 and "[compute] scheduler" in r.stderr, show(r)

@@ -1,0 +1,107 @@
+"""Where per-partition work runs: in this process, or on a Dask cluster.
+
+``[compute] scheduler`` (or ``twmb run --scheduler``) names it:
+
+* ``""`` (default): in this process, one partition after another;
+* ``"local"``: a Dask ``LocalCluster`` started for the command, ``[compute] workers``
+  processes of one thread each, ``[compute] worker_memory`` each;
+* ``"tcp://host:8786"`` (any Dask scheduler address): an existing cluster.
+
+The same function runs the partitions either way (:func:`map_partitions`), so a laptop's
+in-process run, its LocalCluster and a real cluster give the same results; results come
+back in the order of the partitions given, whichever worker finished first. Dask
+reschedules the task of a worker that dies (up to ``distributed.scheduler.allowed-failures``
+times), so a killed worker costs time, not results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["ClusterSpec", "map_partitions", "open_client"]
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where partitions run: ``scheduler`` "" (this process), "local" or a Dask address."""
+
+    scheduler: str = ""
+    workers: int = 2
+    worker_memory: str = "4GiB"
+
+    def __post_init__(self) -> None:
+        s = self.scheduler
+        if s not in ("", "local") and "://" not in s:
+            raise ConfigError(
+                f'[compute] scheduler must be "", "local" or a Dask scheduler address '
+                f"such as tcp://host:8786, got {s!r}"
+            )
+        if int(self.workers) < 1:
+            raise ConfigError(f"[compute] workers must be >= 1, got {self.workers!r}")
+
+    @property
+    def distributed(self) -> bool:
+        """Whether partitions run on a Dask cluster."""
+        return bool(self.scheduler)
+
+
+@contextmanager
+def open_client(spec: ClusterSpec) -> Iterator[Client | None]:
+    """A Dask client for ``spec`` (None for in-process), closed (with its LocalCluster) at
+    the end of the block."""
+    if not spec.distributed:
+        yield None
+        return
+    from distributed import Client, LocalCluster  # optional dependency, imported on use
+
+    if spec.scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=int(spec.workers),
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=spec.worker_memory,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+        return
+    try:
+        client = Client(spec.scheduler, timeout="30s")
+    except OSError as exc:
+        raise ConfigError(
+            f"[compute] scheduler {spec.scheduler}: cannot connect ({exc}); start the Dask "
+            'scheduler or use scheduler = "local"'
+        ) from exc
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def map_partitions(
+    fn: Callable[..., R], items: Sequence[tuple[Any, ...]], client: Client | None = None
+) -> list[R]:
+    """``fn(*item)`` for every item, in this process or on the client's cluster; results in
+    the order of ``items``."""
+    if client is None:
+        return [fn(*item) for item in items]
+    futures = client.map(_apply, [fn] * len(items), list(items), pure=False)
+    return list(client.gather(futures))
+
+
+def _apply(fn: Callable[..., R], item: tuple[Any, ...]) -> R:
+    return fn(*item)
