@@ -99,8 +99,33 @@ def map_partitions(
     the order of ``items``."""
     if client is None:
         return [fn(*item) for item in items]
-    futures = client.map(_apply, [fn] * len(items), list(items), pure=False)
-    return list(client.gather(futures))
+    from distributed import as_completed  # optional dependency, imported on use
+
+    # a sliding window of tasks (two per worker): each task carries its partition's data,
+    # so only a few partitions are in flight at a time and a worker's memory is bounded by
+    # the partition size, not by the city
+    window = max(2, 2 * len(client.scheduler_info()["workers"]))
+    results: list[Any] = [None] * len(items)
+    position: dict[str, int] = {}
+    queue = iter(enumerate(items))
+
+    def submit() -> Any:
+        nxt = next(queue, None)
+        if nxt is None:
+            return None
+        k, item = nxt
+        fut = client.submit(_apply, fn, item, pure=False)
+        position[fut.key] = k
+        return fut
+
+    running = as_completed([f for f in (submit() for _ in range(window)) if f is not None])
+    for fut in running:
+        results[position.pop(fut.key)] = fut.result()
+        fut.release()
+        new = submit()
+        if new is not None:
+            running.add(new)
+    return results
 
 
 def _apply(fn: Callable[..., R], item: tuple[Any, ...]) -> R:
