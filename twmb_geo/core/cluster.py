@@ -106,7 +106,7 @@ def map_partitions(
     # the partition size, not by the city
     window = max(2, 2 * len(client.scheduler_info()["workers"]))
     results: list[Any] = [None] * len(items)
-    position: dict[str, int] = {}
+    position: dict[Any, int] = {}  # future key -> item
     queue = iter(enumerate(items))
 
     def submit() -> Any:
