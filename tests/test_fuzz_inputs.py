@@ -492,10 +492,12 @@ def test_break_projecting_outside_the_analysis_area_is_quarantined(tmp_path) -> 
 
 
 def test_neighbourhood_polygons_that_do_not_project_are_quarantined(tmp_path) -> None:
-    """Before: ContractError (null centroid) for a polygon with coordinates beyond the CRS."""
+    """Before: ContractError (null centroid) for a polygon with coordinates beyond the CRS,
+    and a GEOSException (orientationIndex NaN/Inf) for one with an infinite vertex."""
     ring = [[-79.4, 43.7], [-79.39, 43.7], [-79.39, 43.71], [-79.4, 43.7]]
     huge = [[1e308, 1e308], [-1e308, 1e308], [-1e308, -1e308], [1e308, 1e308]]
     away = [[100.0, -40.0], [100.1, -40.0], [100.1, -40.1], [100.0, -40.0]]
+    inf = [[-79.35, 43.695], [0.0, float("inf")], [-79.42, 43.68], [-79.35, 43.695]]
     path = _geojson(
         tmp_path / "n.geojson",
         [
@@ -511,12 +513,16 @@ def test_neighbourhood_polygons_that_do_not_project_are_quarantined(tmp_path) ->
                 {"AREA_SHORT_CODE": "3", "AREA_NAME": "C"},
                 {"type": "Polygon", "coordinates": [away]},
             ),
+            (
+                {"AREA_SHORT_CODE": "4", "AREA_NAME": "D"},
+                {"type": "Polygon", "coordinates": [inf]},
+            ),
         ],
     )
     res = tw.read_source(path, "toronto_neighbourhoods_158", today=TODAY)
     assert res.accepted == 1
     got = res.quarantine.set_index("source_row")["reason"].to_dict()
-    assert got == {2: "geometry_invalid", 3: "outside_service_area"}
+    assert got == {2: "geometry_invalid", 3: "outside_service_area", 4: "geometry_invalid"}
 
 
 def test_every_neighbourhood_invalid_names_the_file_and_the_reasons(tmp_path) -> None:

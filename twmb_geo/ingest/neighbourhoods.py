@@ -49,6 +49,13 @@ def _check_chunk(
     checks.add("geometry_missing", missing, "no geometry")
     poly = np.isin(shapely.get_type_id(geoms), _POLYGONAL)
     checks.add("geometry_invalid", ~missing & ~poly, "geometry is not a polygon")
+    xy, which = shapely.get_coordinates(geoms, return_index=True)
+    nonfinite = np.zeros(len(geoms), dtype=bool)
+    nonfinite[which[~np.isfinite(xy).all(axis=1)]] = True
+    checks.add(
+        "geometry_invalid", ~missing & poly & nonfinite, "polygon has non-finite coordinates"
+    )
+    poly &= ~nonfinite  # GEOS cannot test or repair them
     seen.update(c for c in codes.dropna())
     invalid = ~missing & poly & ~shapely.is_valid(geoms)
     fixed = geoms.copy()
