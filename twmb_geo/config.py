@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -214,14 +214,9 @@ class ComputeConfig:
         """TOML-ready form (``threads`` left out when it follows the machine; the other keys
         only when they differ from the defaults)."""
         out: dict[str, Any] = {} if self.threads is None else {"threads": self.threads}
-        for name, default in (
-            ("scheduler", ""),
-            ("workers", 2),
-            ("worker_memory", "4GiB"),
-            ("partition_rows", 50_000),
-        ):
-            if getattr(self, name) != default:
-                out[name] = getattr(self, name)
+        for f in fields(self):
+            if f.name != "threads" and getattr(self, f.name) != f.default:
+                out[f.name] = getattr(self, f.name)
         return out
 
 

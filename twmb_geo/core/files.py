@@ -21,6 +21,7 @@ from pathlib import Path
 __all__ = [
     "atomic_path",
     "atomic_write",
+    "dead_siblings",
     "exchange",
     "pid_alive",
     "remove_dead_leftovers",
@@ -153,22 +154,29 @@ def sibling(path: Path, kind: str) -> Path:
     return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def remove_dead_leftovers(path: Path, kinds: Sequence[str]) -> list[Path]:
-    """Remove the :func:`sibling` files and folders of ``path`` (of the given ``kinds``) whose
-    process is gone (a killed or failed writer); those of a live process (another writer of
-    the same file) are left alone. Returns what was removed."""
-    removed = []
-    for p in sorted(path.parent.glob(f".{path.name}.*")):
-        suffix = p.name[len(path.name) + 2 :]
-        kind, _, tag = suffix.partition("-")
+def dead_siblings(path: Path, kinds: Sequence[str]) -> list[Path]:
+    """The :func:`sibling` files and folders of ``path`` (of the given ``kinds``) whose
+    writing process is gone, in name order."""
+    out = []
+    for p in sorted(path.parent.glob(f".{glob.escape(path.name)}.*")):
+        kind, _, tag = p.name[len(path.name) + 2 :].partition("-")
         if kind not in kinds:
             continue
         pid = tag.split("-")[0]
         if tag and pid.isdigit() and pid_alive(int(pid)):
             continue
+        out.append(p)
+    return out
+
+
+def remove_dead_leftovers(path: Path, kinds: Sequence[str]) -> list[Path]:
+    """Remove the :func:`sibling` files and folders of ``path`` (of the given ``kinds``) whose
+    process is gone (a killed or failed writer); those of a live process (another writer of
+    the same file) are left alone. Returns what was removed."""
+    removed = dead_siblings(path, kinds)
+    for p in removed:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
-        removed.append(p)
     return removed

@@ -15,7 +15,6 @@ files.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import re
@@ -29,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core.files import exchange, pid_alive, remove_dead_leftovers, sibling
+from ..core.files import dead_siblings, exchange, remove_dead_leftovers, sibling
 from ..core.ioerrors import NOT_A_FOLDER, describe
 from ..errors import InputDataError, PublishError
 from .base import PreparedStar, TargetResult
@@ -123,20 +122,11 @@ def _remove_dead_leftovers(folder: Path) -> None:
     atomically) left the folder missing and the previous publish under its old name: that
     one is put back first."""
     if not folder.exists():
-        dead_old = [
-            p
-            for p in sorted(folder.parent.glob(f".{glob.escape(folder.name)}.old-*"))
-            if p.is_dir() and not _writer_alive(p, folder)
-        ]
+        dead_old = [p for p in dead_siblings(folder, ("old",)) if p.is_dir()]
         if dead_old:
             dead_old[-1].rename(folder)
             log.warning("star folder %s restored from an interrupted publish", folder)
     remove_dead_leftovers(folder, ("staging", "old"))
-
-
-def _writer_alive(p: Path, folder: Path) -> bool:
-    pid = p.name[len(folder.name) + 2 :].partition("-")[2].split("-")[0]
-    return pid.isdigit() and pid_alive(int(pid))
 
 
 def write_star_folder(
@@ -172,7 +162,7 @@ def write_star_folder(
         manifest = _write_staging(tables, staging, folder, formats, rows, run_id)
         with _io_failure(folder, folder):
             if folder.exists() and exchange(staging, folder):
-                staging.rename(old)  # the previous publish, now under the staging name
+                old = staging  # the previous publish, now under the staging name
             else:
                 if folder.exists():
                     folder.rename(old)

@@ -32,6 +32,7 @@ __all__ = [
     "halo_members",
     "home_cells",
     "home_members",
+    "partition_points",
 ]
 
 #: halo widening, as a share of the cell edge (see the module docstring)
@@ -44,25 +45,38 @@ _RESOLUTIONS = range(0, 13)
 def home_cells(x: np.ndarray, y: np.ndarray, resolution: int) -> np.ndarray:
     """The home partition of analysis-CRS points: their H3 cell at ``resolution`` (uint64;
     0 for a point without finite coordinates, which belongs to no partition)."""
-    resolution = check_resolution(resolution, "partition resolution")
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    lon, lat, _ = transform_xy(x, y, analysis_crs(), WGS84)
-    return points_to_cells(lon, lat, resolution)
+    return partition_points(x, y, resolution=resolution)[1]
 
 
 def choose_resolution(x: np.ndarray, y: np.ndarray, target_rows: int) -> int:
     """The coarsest H3 resolution at which no partition holds more than ``target_rows``
     of the points (the finest considered, 12, when even that one is too busy)."""
-    if int(target_rows) < 1:
+    return partition_points(x, y, target_rows=target_rows)[0]
+
+
+def partition_points(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    target_rows: int | None = None,
+    resolution: int | None = None,
+) -> tuple[int, np.ndarray]:
+    """The partition resolution (``resolution``, else chosen from ``target_rows`` as in
+    :func:`choose_resolution`) and the home cell of each point, projected once."""
+    limit = 0 if target_rows is None else int(target_rows)
+    if resolution is None and limit < 1:
         raise ConfigError(f"partition target_rows must be >= 1, got {target_rows!r}")
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     lon, lat, _ = transform_xy(x, y, analysis_crs(), WGS84)
+    if resolution is not None:
+        res = check_resolution(resolution, "partition resolution")
+        return res, points_to_cells(lon, lat, res)
     for res in _RESOLUTIONS:
         cells = points_to_cells(lon, lat, res)
-        cells = cells[cells != 0]
-        if not cells.size or np.unique(cells, return_counts=True)[1].max() <= target_rows:
-            return res
-    return _RESOLUTIONS[-1]
+        found = cells[cells != 0]
+        if not found.size or np.unique(found, return_counts=True)[1].max() <= limit:
+            return res, cells
+    return res, cells
 
 
 def home_members(homes: np.ndarray) -> dict[int, np.ndarray]:

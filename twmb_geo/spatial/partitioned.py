@@ -19,7 +19,7 @@ import pandas as pd
 import shapely
 
 from ..core.cluster import map_partitions
-from .partition import choose_resolution, halo_members, home_cells, home_members
+from .partition import halo_members, home_members, partition_points
 from .snapping import id_positions, link_breaks_to_pipes
 
 if TYPE_CHECKING:
@@ -90,8 +90,7 @@ def link_breaks_to_pipes_partitioned(
         return link_breaks_to_pipes(breaks, pipes, tolerance_m=tolerance_m, tie_m=tie_m)
     x = breaks["x"].to_numpy(dtype=float)
     y = breaks["y"].to_numpy(dtype=float)
-    res = choose_resolution(x, y, target_rows) if resolution is None else resolution
-    homes = home_cells(x, y, res)
+    res, homes = partition_points(x, y, target_rows=target_rows, resolution=resolution)
     members = home_members(homes)
     geoms = pipes["geometry"].to_numpy(dtype=object)
     any_located = bool((~(shapely.is_missing(geoms) | shapely.is_empty(geoms))).any())
