@@ -14,7 +14,15 @@ memory of the measuring process (each size in a fresh child process) and of each
 (``VmHWM``, read from the workers at the end), so the memory per worker can be seen to
 stay flat as the city grows.
 
+``--whole-run``: instead, the whole ``twmb run`` (ingest, features, train, score,
+simulate, publish, maps, report) of a synthetic city of each size (``make_city``, written in
+City formats) with its partitioned work on a LocalCluster of ``--workers`` workers that this
+script starts and hands to the run by address (as an existing cluster). Printed: seconds
+per stage (the run's manifest), the run process's peak memory per stage (sampled every
+0.2 s from ``/proc``) and overall, each worker's peak (``VmHWM``), rows per second.
+
 Usage: python benchmarks/scale.py [--sizes 50000 500000 2000000] [--workers 2]
+       python benchmarks/scale.py --whole-run [--sizes 50000 500000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -89,14 +97,123 @@ def _child(n_pipes: int, workers: int, partition_rows: int, breaks_per_pipe: flo
     print(json.dumps(res))
 
 
+def _rss_gb(pid: int) -> float | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024**2
+    return None
+
+
+def _whole_run(n_pipes: int, workers: int, worker_memory: str, rows: int, keep: str | None) -> dict:
+    """One size through ``twmb run`` on a LocalCluster (see the module docstring)."""
+    import datetime as dt
+    import shutil
+    import tempfile
+    import threading
+    from dataclasses import replace
+
+    from distributed import Client, LocalCluster
+
+    from twmb_geo.config import load_config, write_config
+    from twmb_geo.synth import make_city, write_city
+
+    res: dict[str, Any] = {"n_pipes": n_pipes, "workers": workers, "worker_memory": worker_memory}
+    base = Path(keep) / f"city-{n_pipes}" if keep else Path(tempfile.mkdtemp(prefix="scale-"))
+    city_dir, out = base / "city", base / "out"
+    if not (city_dir / "twmb.toml").exists():
+        t = time.perf_counter()
+        city = make_city(n_pipes=n_pipes)
+        res["city"] = {k: v for k, v in city.figures().items() if k != "material_shares_pct"}
+        write_city(city, city_dir)
+        del city
+        res["generate_and_write_s"] = round(time.perf_counter() - t, 1)
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = load_config(city_dir / "twmb.toml")
+    cfg = replace(cfg, compute=replace(cfg.compute, partition_rows=rows))
+    config = write_config(cfg, city_dir / "twmb-scale.toml", overwrite=True)
+    twmb = str(Path(sys.executable).with_name("twmb"))
+    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=worker_memory,
+                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+        client.run(_worker_peak_gb)  # started
+        cmd = [twmb, "--config", str(config), "--out", str(out), "run",
+               "--scheduler", cluster.scheduler_address]  # fmt: skip
+        samples: list[tuple[float, float]] = []
+        t0 = time.time()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                v = _rss_gb(proc.pid)
+                if v is not None:
+                    samples.append((time.time(), v))
+                time.sleep(0.2)
+
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        _, stderr = proc.communicate()
+        done.set()
+        th.join()
+        res["wall_s"] = round(time.time() - t0, 1)
+        res["exit"] = proc.returncode
+        if proc.returncode:
+            res["stderr"] = stderr.decode(errors="replace")[-3000:]
+        peaks = client.run(_worker_peak_gb)
+    res["worker_peak_gb"] = sorted(round(v, 2) for v in peaks.values())
+    res["run_peak_gb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2, 2)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    stages = {}
+    for st in manifest.get("stages", []):
+        a = dt.datetime.fromisoformat(st["started_at"]).timestamp()
+        b = dt.datetime.fromisoformat(st["finished_at"]).timestamp() if st["finished_at"] else a
+        inside = [v for t, v in samples if a - 0.2 <= t <= b + 0.2]
+        stages[st["stage"]] = {
+            "s": st["seconds"],
+            "status": st["status"],
+            "peak_gb": round(max(inside), 2) if inside else None,
+        }
+    res["stages"] = stages
+    summary = out / "summary.json"
+    if summary.exists():
+        doc = json.loads(summary.read_text(encoding="utf-8"))
+        feats = doc.get("features") or {}
+        res["units"] = feats.get("units")
+        res["panel_rows"] = (feats.get("tables") or {}).get("panel")
+        res["partitions"] = feats.get("partitions")
+        if res["panel_rows"] and stages.get("features", {}).get("s"):
+            res["panel_rows_per_s"] = round(res["panel_rows"] / stages["features"]["s"])
+    res["total_gb_peak_sum"] = round(res["run_peak_gb"] + sum(res["worker_peak_gb"]), 2)
+    if not keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[50_000, 500_000, 2_000_000])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--partition-rows", type=int, default=50_000)
     ap.add_argument("--breaks-per-pipe", type=float, default=0.5)
+    ap.add_argument("--whole-run", action="store_true", help="time the whole `twmb run`")
+    ap.add_argument("--worker-memory", default="8GiB")
+    ap.add_argument("--keep", help="--whole-run: keep (and reuse) each size's city here")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.whole_run:
+        runs = []
+        for n in args.sizes:
+            print(f"[scale] whole run, {n:,} pipes", file=sys.stderr, flush=True)
+            runs.append(
+                _whole_run(n, args.workers, args.worker_memory, args.partition_rows, args.keep)
+            )
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+        doc = {"benchmark": "scale (whole run)", "machine": machine(), "runs": runs}
+        print(json.dumps(doc, indent=2))
+        return
     if args.child:
         _child(args.child, args.workers, args.partition_rows, args.breaks_per_pipe)
         return

@@ -157,6 +157,31 @@ def test_retraining_the_same_data_gives_the_same_version(copy_cfg: Config) -> No
         assert store.count("cv_metrics") == n_cv  # replaced, not appended
 
 
+def test_large_unit_types_train_on_a_stratified_sample_and_score_every_unit(
+    copy_cfg: Config,
+) -> None:
+    """More units than ``max_train_units``: training and validation read only a stratified
+    sample of units (whole histories), the card says so, and scoring ranks every unit."""
+    cfg = replace(
+        copy_cfg, model=replace(copy_cfg.model, max_train_units=1500, schemes=("forward",))
+    )
+    res = tw.train_models(cfg)
+    card = json.loads((Path(res.models[0]["path"]) / "card.json").read_text())
+    window = card["training_window"]
+    assert window["sample"]["units"] == 1500 and window["sample"]["of"] == 6024
+    assert window["units"] == 1500  # cells: every sampled unit has labelled rows
+    with tw.open_store(cfg.store_path, read_only=True) as store:
+        broke = store.query(
+            "SELECT unit_id, bool_or(breaks > 0) AS b FROM panel WHERE unit_type = 'cell' "
+            "GROUP BY unit_id"
+        )
+    city_share = broke["b"].mean()
+    assert window["breaks"] > 0 and 0.1 < city_share < 0.9
+    assert any("stratified sample of 1,500 of 6,024 units" in x for x in card["limitations"])
+    scored = tw.score_units(cfg).scores[0]
+    assert scored["units"] == 6024 and scored["model_version"] == res.models[0]["model_version"]
+
+
 def test_rescoring_keeps_history_and_flags_the_current_run(copy_cfg: Config) -> None:
     first = tw.score_units(copy_cfg)
     with tw.open_store(copy_cfg.store_path, read_only=True) as store:

@@ -1,9 +1,10 @@
-"""Spatial partitions with halos and break matching per partition (issue 16, first part).
+"""Spatial partitions with halos: break matching and the panel per partition (issue 16).
 
 The partitioned matching must equal the whole-city matching exactly, at every partition
 resolution (fine ones make most breaks sit near a partition edge), in this process and on a
 Dask LocalCluster of two workers, and a worker killed in the middle of a task must change
-nothing but the time.
+nothing but the time. The partitioned panel (history, exposure, spatial lags of order 1 and
+2, local density, near breaks) must equal the whole-city panel of every unit type.
 """
 
 from __future__ import annotations
@@ -151,12 +152,13 @@ def test_a_worker_killed_mid_task_changes_nothing(client, tmp_path: Path) -> Non
     assert Path(marker).exists()  # a worker did die
 
 
-def test_feature_stage_on_a_local_cluster_gives_the_in_process_links(
+def test_feature_stage_on_a_local_cluster_gives_the_in_process_tables(
     tmp_path: Path, client
 ) -> None:
     """A synthetic city: the spatial organisation with the cluster's client equals the one in
     this process (links and every unit table), and the feature stage with
-    ``[compute] scheduler = "local"`` stores those links."""
+    ``[compute] scheduler = "local"`` (matching and panel partition by partition, the
+    panel written as Parquet by the workers) stores the tables of the in-process stage."""
     from dataclasses import replace
 
     import duckdb
@@ -173,29 +175,156 @@ def test_feature_stage_on_a_local_cluster_gives_the_in_process_links(
     cfg = replace(
         cfg,
         features=replace(cfg.features, esda_permutations=9),
-        compute=replace(cfg.compute, scheduler="local", workers=2, partition_rows=20),
+        compute=replace(cfg.compute, scheduler="local", workers=2, partition_rows=60),
     )
     tw.ingest_sources(cfg)
     with using_crs(project_crs(cfg)):
         breaks, nb, area, pipes, streets = _read_inputs(cfg)
         kw = {"pipes": pipes, "streets": streets, "settings": SpatialSettings()}
         here = organise(breaks, nb, area, **kw)
-        there = organise(breaks, nb, area, client=client, partition_rows=20, **kw)
+        there = organise(breaks, nb, area, client=client, partition_rows=60, **kw)
     assert there.partitions["partitions"] > 5 and not here.partitions
     pd.testing.assert_frame_equal(there.links, here.links)
     for ut, units in here.units.items():
         pd.testing.assert_frame_equal(there.units[ut], units, obj=ut)
     assert here.links["status"].eq("matched").any()
 
+    from twmb_geo.store.duckdb_store import Store
+
+    tables = ("panel", "moran_global", "lisa", "hotspot_persistence", "break_links")
+
+    def stored() -> dict[str, pd.DataFrame]:
+        with Store(cfg.store_path) as store:
+            return {t: store.read(t) for t in tables}
+
     rep = tw.build_features(cfg)
     assert rep.partitions["scheduler"] == "local" and rep.partitions["partitions"] > 5
+    panel_rep = rep.partitions["panel"]
+    assert set(panel_rep) == {"pipe", "street", "cell"}
+    assert all(r["partitions"] > 1 and r["halo_units"] > 0 for r in panel_rep.values())
+    parts = sorted((cfg.out_dir / "partitions" / "panel").glob("*/part-*.parquet"))
+    assert len(parts) == sum(r["partitions"] for r in panel_rep.values())
+    there_t = stored()
     with duckdb.connect(str(cfg.store_path), read_only=True) as con:
-        stored = con.execute(
+        got_links = con.execute(
             "SELECT break_id, unit_id FROM break_links WHERE unit_type = 'pipe' ORDER BY break_id"
         ).df()
     want = here.links[here.links["unit_type"] == "pipe"].sort_values("break_id")
-    got = stored["unit_id"].astype(object)
+    got = got_links["unit_id"].astype(object)
     assert got.where(got.notna(), None).tolist() == want["unit_id"].tolist()
+
+    # the same stage in this process: the same panel, ESDA and links
+    tw.build_features(replace(cfg, compute=replace(cfg.compute, scheduler="")))
+    here_t = stored()
+    for t in tables:
+        pd.testing.assert_frame_equal(
+            there_t[t], here_t[t], check_exact=False, rtol=1e-12, obj=t
+        )
+    assert len(here_t["panel"]) > 10_000
+
+
+@pytest.fixture(scope="module")
+def synth_city(tmp_path_factory):
+    """A 500-pipe synthetic city, ingested: its config and its whole-city organisation."""
+    import twmb_geo as tw
+    from twmb_geo.core.crs import using_crs
+    from twmb_geo.features.build import _read_inputs, _study_years, build_graphs
+    from twmb_geo.spatial.units import SpatialSettings, organise
+    from twmb_geo.store.project import project_crs
+    from twmb_geo.synth import make_city, write_city
+
+    root = tmp_path_factory.mktemp("synth_city")
+    paths = write_city(make_city(n_pipes=500, seed=5), root / "city")
+    cfg = tw.load_config(paths["config"], out=root / "out")
+    tw.ingest_sources(cfg)
+    crs = project_crs(cfg)
+    with using_crs(crs):
+        breaks, nb, area, pipes, streets = _read_inputs(cfg)
+        org = organise(breaks, nb, area, pipes=pipes, streets=streets, settings=SpatialSettings())
+        graphs = build_graphs(org, cfg.graphs, cfg.features)
+    y0, y1, _ = _study_years(cfg, breaks)
+    return cfg, crs, breaks, org, graphs, (y0, y1)
+
+
+@pytest.mark.parametrize(("unit_type", "rows"), [("pipe", 120), ("street", 150), ("cell", 1500)])
+def test_partitioned_panel_equals_the_whole_city_panel(
+    synth_city, unit_type: str, rows: int, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+
+    from twmb_geo.core.crs import using_crs
+    from twmb_geo.features.panel import PanelSettings, build_panel
+    from twmb_geo.features.partitioned import build_panel_partitioned, read_panel_parts
+
+    cfg, crs, breaks, org, graphs, (y0, y1) = synth_city
+    ps = PanelSettings(start_year=y0, end_year=y1)
+    pu = org.units["pipe"]
+    nbhd = build_panel(
+        "neighbourhood",
+        org.units["neighbourhood"],
+        org.links[org.links["unit_type"] == "neighbourhood"],
+        breaks,
+        ps,
+        graphs=graphs["neighbourhood"],
+        pipes=pu,
+        pipe_units_of=org.apportion("neighbourhood"),
+    )
+    args = (
+        unit_type,
+        org.units[unit_type],
+        org.links[org.links["unit_type"] == unit_type],
+        breaks[breaks["year"].between(y0, y1)] if unit_type != "cell" else breaks,
+        ps,
+    )
+    kw = {
+        "graphs": graphs[unit_type],
+        "pipes": pu,
+        "pipe_units_of": None if unit_type == "pipe" else org.apportion(unit_type),
+        "nbhd_rate": nbhd[["unit_id", "year", "nbhd_rate_last5"]],
+    }
+    whole = build_panel(*args, **kw)
+    rep: dict = {}
+    with using_crs(crs):
+        parts = build_panel_partitioned(*args, str(tmp_path), target_rows=rows, report=rep, **kw)
+    assert rep["partitions"] == len(parts) > 5 and rep["halo_units"] > 0, rep
+    got = pa.Table.from_batches(list(read_panel_parts(parts))).to_pandas()
+    assert sum(p.rows for p in parts) == len(got) == len(whole)
+    key = ["unit_id", "year"]
+    got = got.sort_values(key).reset_index(drop=True)
+    whole = whole.sort_values(key).reset_index(drop=True)
+    # lag columns of rows at partition edges are the point; some must be set
+    assert whole["lag2_decayed_adj"].notna().any() and whole["lag1_decayed_dist"].notna().any()
+    pd.testing.assert_frame_equal(got, whole, check_dtype=False, check_exact=False, rtol=1e-12)
+
+
+def test_subgraph_keeps_rows_whose_neighbours_are_kept() -> None:
+    from libpysal.graph import Graph
+
+    from twmb_geo.spatial.graphs import subgraph
+
+    g = Graph.from_arrays(
+        np.array(["a", "a", "b", "b", "c", "c", "d"]),
+        np.array(["b", "c", "a", "c", "a", "b", "c"]),
+        np.ones(7),
+    ).transform("r")
+    sub = subgraph(g, ["d", "b", "c", "x"])
+    assert list(sub.unique_ids) == ["b", "c", "d"] and sub.transformation == "R"
+    assert dict(sub[("d")]) == dict(g["d"])  # all of d's neighbours kept: the same row
+    assert dict(sub["b"]) == {"c": 0.5}  # a dropped: b keeps its weight to c, not renormalised
+    assert list(subgraph(g, ["a"]).isolates) == ["a"]
+
+
+def test_store_refuses_arrow_rows_of_another_shape(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from twmb_geo.errors import StoreError
+    from twmb_geo.store.duckdb_store import Store
+
+    with Store(tmp_path / "s.duckdb") as store:
+        bad = pa.record_batch({"unit_type": ["pipe"], "unit_id": ["p1"]})
+        with pytest.raises(StoreError, match="contract's columns"):
+            store.insert_arrow("panel", [bad])
+        assert store.count("panel") == 0
 
 
 def test_run_scheduler_option_is_checked(tmp_path: Path) -> None:

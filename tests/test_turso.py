@@ -557,3 +557,31 @@ def test_infinite_values_are_refused_before_writing(empty_star, tmp_path) -> Non
         ContractError, match=r"dim_neighbourhood has infinite values in \['area_km2'\]"
     ):
         _publish_file(tmp_path / "inf.db", bad)
+
+
+def test_tables_are_loaded_in_bounded_batches(empty_star, tmp_path, monkeypatch) -> None:
+    """Rows reach the session a bounded batch at a time (memory bounded by the batch, not
+    the table), and the publish holds every row once."""
+    from twmb_geo.publish.turso import protocol
+
+    monkeypatch.setattr(protocol, "LOAD_BATCH_ROWS", 1)
+    tables = _variant(empty_star, "batched")
+    session = connect(TursoTarget(mode="file", path=tmp_path / "b.db"))
+    sizes: dict[str, list[int]] = {}
+    real = session.insert
+
+    def spy(table, columns, rows):
+        sizes.setdefault(table, []).append(len(rows))
+        return real(table, columns, rows)
+
+    monkeypatch.setattr(session, "insert", spy)
+    try:
+        res = publish_tables(session, tables)
+    finally:
+        session.close()
+    assert max(max(v) for v in sizes.values()) == 1
+    big = [t for t in STAR_TABLES if len(tables[t]) > 1]
+    assert big and all(len(sizes[t]) > 1 for t in big), sizes
+    for t in STAR_TABLES:
+        assert sum(sizes.get(t, [])) == len(tables[t]) == res["rows"][t], t
+        assert len(file_rows(tmp_path / "b.db", t)) == len(tables[t]), t

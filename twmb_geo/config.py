@@ -128,6 +128,9 @@ class ModelConfig:
     selection_breaks: float = 3000.0
     blend_weights: tuple[float, ...] = (0.5,)
     max_train_rows: int = 200_000
+    #: more units of a type than this: train and validate on a stratified sample of this
+    #: many units (:mod:`~twmb_geo.model.sampling`); every unit is still scored
+    max_train_units: int = 150_000
     schemes: tuple[str, ...] = CV_SCHEMES
     forward_years: int = 8
     spatial_folds: int = 5
@@ -182,13 +185,21 @@ class ComputeConfig:
     #: LocalCluster worker processes and the memory limit of each
     workers: int = 2
     worker_memory: str = "4GiB"
-    #: most breaks per spatial partition (the partition resolution is chosen from it)
+    #: most rows per spatial partition: breaks for the matching, units for the panel (the
+    #: partition resolution is chosen from it)
     partition_rows: int = 50_000
+    #: folder or fsspec URL (s3://, gs://, abfs://) where partitioned work writes its
+    #: intermediate tables; "" for ``<out>/partitions``
+    partition_store: str = ""
 
     @property
     def cluster(self) -> ClusterSpec:
         """Where partitioned work runs (:class:`~twmb_geo.core.cluster.ClusterSpec`)."""
         return ClusterSpec(self.scheduler, self.workers, self.worker_memory)
+
+    def partition_folder(self, out_dir: Path) -> str:
+        """Where partitioned work writes (``partition_store``, else ``<out_dir>/partitions``)."""
+        return self.partition_store or str(out_dir / "partitions")
 
     @property
     def effective_threads(self) -> int:

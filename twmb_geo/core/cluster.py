@@ -16,7 +16,7 @@ times), so a killed worker costs time, not results.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -94,10 +94,14 @@ def open_client(spec: ClusterSpec) -> Iterator[Client | None]:
 
 
 def map_partitions(
-    fn: Callable[..., R], items: Sequence[tuple[Any, ...]], client: Client | None = None
+    fn: Callable[..., R], items: Iterable[tuple[Any, ...]], client: Client | None = None
 ) -> list[R]:
     """``fn(*item)`` for every item, in this process or on the client's cluster; results in
-    the order of ``items``."""
+    the order of ``items``.
+
+    ``items`` is consumed as tasks are submitted, so a generator that slices each
+    partition's data when asked keeps only the partitions in flight in memory.
+    """
     if client is None:
         return [fn(*item) for item in items]
     from distributed import as_completed  # imported on use (see open_client)
@@ -106,7 +110,7 @@ def map_partitions(
     # so only a few partitions are in flight at a time and a worker's memory is bounded by
     # the partition size, not by the city
     window = max(2, 2 * len(client.scheduler_info()["workers"]))
-    results: list[Any] = [None] * len(items)
+    results: dict[int, Any] = {}
     position: dict[Any, int] = {}  # future key -> item
     queue = iter(enumerate(items))
 
@@ -126,7 +130,7 @@ def map_partitions(
         new = submit()
         if new is not None:
             running.add(new)
-    return results
+    return [results[k] for k in range(len(results))]
 
 
 def _apply(fn: Callable[..., R], item: tuple[Any, ...]) -> R:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,11 @@ from ..store.duckdb_store import Store
 from ..store.project import in_project_crs
 from . import esda
 from .coverage import last_year_coverage
-from .panel import PanelSettings, build_panel
+from .panel import PanelSettings, build_panel, panel_chunks
+from .partitioned import build_panel_partitioned, read_panel_parts
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = [
     "FeatureReport",
@@ -59,8 +64,10 @@ class FeatureReport:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    #: the partitioned break matching on a cluster: scheduler, resolution, partitions,
-    #: largest (breaks), pipes_in_largest_task, halo_pipes (empty: in this process)
+    #: the partitioned work on a cluster (empty: in this process): scheduler and, for the
+    #: break matching, resolution, partitions, largest (breaks), pipes_in_largest_task,
+    #: halo_pipes; ``panel``: per unit type resolution, partitions, largest (home units),
+    #: largest_task, halo_units
     partitions: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -349,6 +356,19 @@ def _read_inputs(
     return breaks, nb, area, pipes, streets
 
 
+@dataclass
+class _PanelPartitions:
+    """Where and how the panel runs partition by partition (on a cluster)."""
+
+    client: Client
+    folder: str
+    target_rows: int
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_ESDA_COLUMNS = ["unit_id", "year", "breaks", "exposure_km", "area_km2"]
+
+
 def _write_panels(
     store: Store,
     org: Organised,
@@ -356,8 +376,13 @@ def _write_panels(
     breaks: pd.DataFrame,
     b_in: pd.DataFrame,
     ps: PanelSettings,
+    partitioned: _PanelPartitions | None = None,
 ) -> tuple[pd.DataFrame | None, int]:
-    """Build and insert every unit type's panel; return the cell columns ESDA needs and rows."""
+    """Build and insert every unit type's panel; return the cell columns ESDA needs and rows.
+
+    With ``partitioned``, every unit type but the (few) neighbourhoods is built partition by
+    partition on the cluster, written as Parquet by the workers and streamed into the store.
+    """
     pu = org.units.get("pipe")
     apportion = {ut: org.apportion(ut) for ut in org.units if ut != "pipe"}
     store.clear("panel")
@@ -381,32 +406,66 @@ def _write_panels(
     for ut in (u for u in UNIT_TYPES if u != AREA_UNIT_TYPE):
         if ut not in org.units:
             continue
-        cell_parts: list[pd.DataFrame] = []
-
-        def sink(chunk: pd.DataFrame, ut: str = ut, keep: list[pd.DataFrame] = cell_parts) -> None:
-            nonlocal n_panel
-            n_panel += len(chunk)
-            store.insert("panel", chunk)
-            if ut == ESDA_UNIT_TYPE:
-                keep.append(chunk[["unit_id", "year", "breaks", "exposure_km", "area_km2"]])
-
-        build_panel(
+        args = (
             ut,
             org.units[ut],
             org.links[org.links["unit_type"] == ut],
             b_in if UNIT_TYPES[ut].linear else breaks,
             ps,
-            graphs=graphs.get(ut),
-            pipes=pu,
-            pipe_units_of=apportion.get(ut),
-            nbhd_rate=nbhd_rate,
-            sink=sink,
         )
+        kw: dict[str, Any] = {
+            "graphs": graphs.get(ut),
+            "pipes": pu,
+            "pipe_units_of": apportion.get(ut),
+            "nbhd_rate": nbhd_rate,
+        }
+        if partitioned is not None:
+            rep: dict[str, Any] = {}
+            parts = build_panel_partitioned(
+                *args,
+                f"{partitioned.folder.rstrip('/')}/panel",
+                client=partitioned.client,
+                target_rows=partitioned.target_rows,
+                report=rep,
+                **kw,
+            )
+            partitioned.report[ut] = rep
+            n_panel += store.insert_arrow("panel", read_panel_parts(parts))
+            if ut == ESDA_UNIT_TYPE:
+                cell_panel = _in_unit_order(
+                    pd.concat(
+                        [b.to_pandas() for b in read_panel_parts(parts, _ESDA_COLUMNS)],
+                        ignore_index=True,
+                    ),
+                    org.units[ut],
+                )
+            continue
+        # streamed: one unit type's matrices and a chunk of rows in memory at a time
+        cell_parts: list[pd.DataFrame] = []
+        keep = cell_parts if ut == ESDA_UNIT_TYPE else None
+        n_panel += store.insert_frames("panel", _kept(panel_chunks(*args, **kw), keep))
         if ut == ESDA_UNIT_TYPE:
             cell_panel = pd.concat(cell_parts, ignore_index=True)
     if nbhd is not None:
         store.insert("panel", nbhd)
     return cell_panel, n_panel
+
+
+def _kept(
+    chunks: Iterable[pd.DataFrame], keep: list[pd.DataFrame] | None
+) -> Iterator[pd.DataFrame]:
+    """The chunks, as they come; the columns ESDA needs of each also go to ``keep``."""
+    for chunk in chunks:
+        if keep is not None:
+            keep.append(chunk[_ESDA_COLUMNS])
+        yield chunk
+
+
+def _in_unit_order(panel: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """Panel rows in the order the whole-city build emits them: units, then years."""
+    pos = pd.Index(units["unit_id"].astype(str)).get_indexer(panel["unit_id"].astype(str))
+    order = np.lexsort((panel["year"].to_numpy(), pos))
+    return panel.iloc[order].reset_index(drop=True)
 
 
 def _island_warnings(graphs: GraphSet, builders: dict[str, dict[str, str]]) -> list[str]:
@@ -450,7 +509,11 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     breaks, nb, area, pipes, streets = _read_inputs(cfg)
     tick("read", 0)
     y0, y1, coverage_notes = _study_years(cfg, breaks)
-    with open_client(cfg.compute.cluster) as client:
+    # the cluster (if any) lives from the matching to the end of the panel, inside the
+    # store's transaction that outlives it
+    cluster = ExitStack()
+    client = cluster.enter_context(open_client(cfg.compute.cluster))
+    try:
         org = organise(
             breaks,
             nb,
@@ -461,61 +524,73 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             client=client,
             partition_rows=cfg.compute.partition_rows,
         )
-    if org.partitions:
-        log.info(
-            "break matching on %s: %d partitions (H3 resolution %d, at most %d breaks each)",
-            cfg.compute.scheduler,
-            org.partitions["partitions"],
-            org.partitions["resolution"],
-            org.partitions["largest"],
-        )
-    warnings = [*coverage_notes, *org.warnings]
-    if pipes is None:
-        warnings.append(
-            "no pipes in the store: pipe units, pipe exposure and break-to-pipe matching are skipped"
-        )
-    if streets is None:
-        warnings.append("no street segments in the store: street units are skipped")
-    if nb is None:
-        warnings.append(
-            "no neighbourhood layer: neighbourhood units and the neighbourhood rate are skipped"
-        )
-    if area is None:
-        warnings.append("no service area: H3 cell units and the cell ESDA are skipped")
-    tick("organise", 1)
-    builders = graph_builders(cfg.graphs, fc)
-    graphs = build_graphs(org, cfg.graphs, fc)
-    warnings.extend(_island_warnings(graphs, builders))
-    tick("graphs", 2)
-    ps = PanelSettings(
-        start_year=y0, end_year=y1, decay_tau=fc.decay_tau, near_radius_m=fc.near_radius_m
-    )
-    b_in = breaks[(breaks["year"] >= y0) & (breaks["year"] <= y1)]
-    # One transaction for every feature table; each panel is written as soon as it is built
-    # and then freed, so memory holds one unit type's panel at a time.
-    with Store(cfg.store_path) as store, store.transaction():
-        cell_panel, n_panel = _write_panels(store, org, graphs, breaks, b_in, ps)
-        tick("panel", 3)
-        if cell_panel is not None and ESDA_UNIT_TYPE in graphs:
-            glob, lisa, pers = run_esda(
-                cell_panel,
-                graphs[ESDA_UNIT_TYPE]["adj"],
-                ESDA_UNIT_TYPE,
-                permutations=fc.esda_permutations,
-                seed=fc.seed,
+        if org.partitions:
+            log.info(
+                "break matching on %s: %d partitions (H3 resolution %d, at most %d breaks each)",
+                cfg.compute.scheduler,
+                org.partitions["partitions"],
+                org.partitions["resolution"],
+                org.partitions["largest"],
             )
-        else:
-            glob, lisa, pers = (
-                conform(pd.DataFrame(columns=load_schema(f"features/{t}").columns), f"features/{t}")
-                for t in ("moran_global", "lisa", "hotspot_persistence")
+        warnings = [*coverage_notes, *org.warnings]
+        if pipes is None:
+            warnings.append(
+                "no pipes in the store: pipe units, pipe exposure and break-to-pipe matching are skipped"
             )
-        tick("esda", 4)
-        tables = _feature_tables(org, graphs, builders, glob, lisa, pers)
-        counts = {k: len(v) for k, v in tables.items()}
-        counts["panel"] = n_panel
-        for name, df in tables.items():
-            store.clear(name)
-            store.insert(name, df)
+        if streets is None:
+            warnings.append("no street segments in the store: street units are skipped")
+        if nb is None:
+            warnings.append(
+                "no neighbourhood layer: neighbourhood units and the neighbourhood rate are skipped"
+            )
+        if area is None:
+            warnings.append("no service area: H3 cell units and the cell ESDA are skipped")
+        tick("organise", 1)
+        builders = graph_builders(cfg.graphs, fc)
+        graphs = build_graphs(org, cfg.graphs, fc)
+        warnings.extend(_island_warnings(graphs, builders))
+        tick("graphs", 2)
+        ps = PanelSettings(
+            start_year=y0, end_year=y1, decay_tau=fc.decay_tau, near_radius_m=fc.near_radius_m
+        )
+        b_in = breaks[(breaks["year"] >= y0) & (breaks["year"] <= y1)]
+        # One transaction for every feature table; each panel is written as soon as it is built
+        # and then freed, so memory holds one unit type's panel at a time.
+        partitioned = (
+            None
+            if client is None
+            else _PanelPartitions(
+                client, cfg.compute.partition_folder(cfg.out_dir), cfg.compute.partition_rows
+            )
+        )
+        with Store(cfg.store_path) as store, store.transaction():
+            cell_panel, n_panel = _write_panels(store, org, graphs, breaks, b_in, ps, partitioned)
+            cluster.close()  # the workers are done
+            tick("panel", 3)
+            if cell_panel is not None and ESDA_UNIT_TYPE in graphs:
+                glob, lisa, pers = run_esda(
+                    cell_panel,
+                    graphs[ESDA_UNIT_TYPE]["adj"],
+                    ESDA_UNIT_TYPE,
+                    permutations=fc.esda_permutations,
+                    seed=fc.seed,
+                )
+            else:
+                glob, lisa, pers = (
+                    conform(
+                        pd.DataFrame(columns=load_schema(f"features/{t}").columns), f"features/{t}"
+                    )
+                    for t in ("moran_global", "lisa", "hotspot_persistence")
+                )
+            tick("esda", 4)
+            tables = _feature_tables(org, graphs, builders, glob, lisa, pers)
+            counts = {k: len(v) for k, v in tables.items()}
+            counts["panel"] = n_panel
+            for name, df in tables.items():
+                store.clear(name)
+                store.insert(name, df)
+    finally:
+        cluster.close()
     tick("store", 5)
     hot = pers["class"].value_counts()
     report = FeatureReport(
@@ -533,7 +608,15 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         timings=timings,
         peak_rss_mb=peak,
         warnings=warnings,
-        partitions={"scheduler": cfg.compute.scheduler, **org.partitions} if org.partitions else {},
+        partitions=(
+            {
+                "scheduler": cfg.compute.scheduler,
+                **org.partitions,
+                "panel": partitioned.report if partitioned else {},
+            }
+            if org.partitions
+            else {}
+        ),
     )
     for w in warnings:
         log.warning("%s", w)

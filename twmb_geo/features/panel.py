@@ -9,7 +9,7 @@ column-wise, so the whole panel is vectorised.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "graph_lags",
     "local_density",
     "near_counts",
+    "panel_chunks",
 ]
 
 log = logging.getLogger(__name__)
@@ -209,19 +210,22 @@ def _nbhd_rate_matrix(
     return np.where(pos[:, None] >= 0, vals[np.maximum(pos, 0)], np.nan)
 
 
-def _emit(
+def _chunks(
     unit_type: str,
     ids: np.ndarray,
     years: np.ndarray,
     mats: dict[str, np.ndarray],
     alive: np.ndarray | None,
     chunk_units: int,
-    sink: Callable[[pd.DataFrame], None] | None,
-) -> pd.DataFrame:
-    """Long panel rows from the units x years matrices, whole or chunk by chunk to ``sink``."""
+    emit: np.ndarray | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Long panel rows from the units x years matrices, ``chunk_units`` units at a time
+    (only the units where ``emit`` is true, when given)."""
     n, t = len(ids), len(years)
+    if emit is not None:
+        shown = np.broadcast_to(np.asarray(emit, dtype=bool)[:, None], (n, t))
+        alive = shown if alive is None else alive & shown
     columns = load_schema("features/panel").columns
-    parts = []
     for a in range(0, n, chunk_units):
         b = min(n, a + chunk_units)
         keep = alive[a:b].ravel() if alive is not None else slice(None)
@@ -234,12 +238,7 @@ def _emit(
             m = mats.get(c)
             data[c] = (m[a:b].ravel() if m is not None else np.full((b - a) * t, np.nan))[keep]
         data["history_years"] = data["history_years"].astype(np.int32)
-        parts.append(conform(pd.DataFrame(data, copy=False), "features/panel"))
-        if sink is not None:
-            sink(parts.pop())
-    if sink is not None:
-        return pd.DataFrame({c: [] for c in columns})
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        yield conform(pd.DataFrame(data, copy=False), "features/panel")
 
 
 def _per_size(
@@ -265,8 +264,51 @@ def build_panel(
     nbhd_rate: pd.DataFrame | None = None,
     chunk_units: int = 100_000,
     sink: Callable[[pd.DataFrame], None] | None = None,
+    emit: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The panel for one unit type (rows: units x study years; pipes only while in service).
+    """The panel for one unit type, whole (or handed chunk by chunk to ``sink``, returning
+    an empty frame): :func:`panel_chunks` with the same parameters."""
+    chunks = panel_chunks(
+        unit_type,
+        units,
+        links,
+        breaks,
+        settings,
+        graphs=graphs,
+        pipes=pipes,
+        pipe_units_of=pipe_units_of,
+        nbhd_rate=nbhd_rate,
+        chunk_units=chunk_units,
+        emit=emit,
+    )
+    columns = load_schema("features/panel").columns
+    if sink is not None:
+        for chunk in chunks:
+            sink(chunk)
+        return pd.DataFrame({c: [] for c in columns})
+    parts = list(chunks)
+    if not parts:
+        return conform(pd.DataFrame({c: [] for c in columns}), "features/panel")
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def panel_chunks(
+    unit_type: str,
+    units: pd.DataFrame,
+    links: pd.DataFrame,
+    breaks: pd.DataFrame,
+    settings: PanelSettings,
+    *,
+    graphs: dict[str, Graph] | None = None,
+    pipes: pd.DataFrame | None = None,
+    pipe_units_of: pd.DataFrame | None = None,
+    nbhd_rate: pd.DataFrame | None = None,
+    chunk_units: int = 100_000,
+    emit: np.ndarray | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The panel rows of one unit type (units x study years; pipes only while in service),
+    ``chunk_units`` units at a time, for streaming them into the store (bounded memory for
+    city-scale pipe panels).
 
     Parameters
     ----------
@@ -284,9 +326,12 @@ def build_panel(
         Pipe units and the pipe -> unit apportionment, for exposure and age.
     nbhd_rate
         ``unit_id`` (neighbourhood), ``year``, ``nbhd_rate_last5`` to attach by neighbourhood.
-    chunk_units, sink
-        With a ``sink``, the panel is handed over ``chunk_units`` units at a time (bounded
-        memory for city-scale pipe panels) and an empty frame is returned.
+    chunk_units
+        Units per chunk.
+    emit
+        Boolean per unit: only these units' rows are returned; the others still feed the
+        spatial features of their neighbours (the halo of a partition,
+        :mod:`~twmb_geo.features.partitioned`).
     """
     ids = units["unit_id"].astype(str).to_numpy(dtype=object)
     years = settings.years
@@ -334,4 +379,4 @@ def build_panel(
         mats["nbhd_rate_last5"] = _nbhd_rate_matrix(units, nbhd_rate, years)
     elif unit_type == "neighbourhood":
         mats["nbhd_rate_last5"] = unit_rate if unit_rate is not None else nan
-    return _emit(unit_type, ids, years, mats, alive, chunk_units, sink)
+    yield from _chunks(unit_type, ids, years, mats, alive, chunk_units, emit)

@@ -37,6 +37,7 @@ from ..store.project import in_project_crs
 from .champion import ChampionModel
 from .registry import load_model, save_model
 from .reporting import headline, lifts, optimism, summarise_cv
+from .sampling import sample_units, unit_strata
 from .scoring import score_units
 from .selection import summary_block
 from .simulate import renewal_scenario, simulate, year_factor_cv
@@ -107,6 +108,55 @@ def _load_data(
     panel = store.read("panel", where, [unit_type] * (2 if latest_only else 1))
     units = store.read(unit_type_spec(unit_type).table)
     return model_data(panel, units, unit_type, h3_resolution=cfg.h3_resolution)
+
+
+def _training_data(store: Store, cfg: Config, unit_type: str) -> ModelData:
+    """The model rows of ``unit_type`` to train and validate on: every unit, or a stratified
+    sample of ``[model] max_train_units`` (:mod:`~twmb_geo.model.sampling`) read without
+    the rest of the panel."""
+    mc = cfg.model
+    hist = store.query(
+        "SELECT unit_id, bool_or(breaks > 0) AS broke FROM panel WHERE unit_type = ? "
+        "GROUP BY unit_id ORDER BY unit_id",
+        [unit_type],
+    )
+    if len(hist) <= mc.max_train_units:
+        return _load_data(store, cfg, unit_type)
+    table = unit_type_spec(unit_type).table
+    where = store.query(f'SELECT unit_id, centroid_lon, centroid_lat FROM "{table}"')
+    hist = hist.merge(where, on="unit_id", how="left", validate="one_to_one")
+    strata = unit_strata(
+        hist["centroid_lon"].to_numpy(dtype=float),
+        hist["centroid_lat"].to_numpy(dtype=float),
+        hist["broke"].to_numpy(dtype=bool),
+        mc.block_resolution,
+    )
+    keep = sample_units(strata, mc.max_train_units, mc.seed)
+    chosen = hist.loc[keep, ["unit_id"]].reset_index(drop=True)
+    with store.registered("_sampled_units", chosen):
+        panel = store.read(
+            "panel",
+            "unit_type = ? AND unit_id IN (SELECT unit_id FROM _sampled_units)",
+            [unit_type],
+        )
+    units = store.read(table)
+    units = units[units["unit_id"].isin(chosen["unit_id"])].reset_index(drop=True)
+    md = model_data(panel, units, unit_type, h3_resolution=cfg.h3_resolution)
+    md.sample = {
+        "units": len(chosen),
+        "of": len(hist),
+        "fraction": round(len(chosen) / len(hist), 6),
+        "seed": mc.seed,
+        "strata": f"H3 block (resolution {mc.block_resolution}) x ever broke",
+        "strata_count": int(np.unique(strata).size),
+    }
+    log.info(
+        "%s: training and validation on a stratified sample of %d of %d units",
+        unit_type,
+        len(chosen),
+        len(hist),
+    )
+    return md
 
 
 def _data_inputs(store: Store) -> tuple[str | None, list[dict[str, Any]]]:
@@ -247,6 +297,13 @@ def _limitations(md: ModelData, year_cv: float) -> list[str]:
     note = unit_model_spec(md.unit_type).card_note
     if note:
         out.append(note)
+    if md.sample:
+        out.append(
+            f"Trained and validated on a stratified sample of {md.sample['units']:,} of "
+            f"{md.sample['of']:,} units ({md.sample['fraction']:.1%}; spatial blocks x ever "
+            "broke, every unit equally likely), so the validation figures estimate the "
+            "whole network's; every unit is scored."
+        )
     return out
 
 
@@ -292,6 +349,7 @@ def _card(
             "rows": len(lab),
             "units": int(lab["unit_id"].nunique()),
             "breaks": float(lab["target_count"].sum()),
+            "sample": md.sample or None,
         },
         "scoring": {"feature_year": md.latest_year, "target_year": md.latest_year + 1},
         "weight": md.weight_col,
@@ -377,7 +435,7 @@ def _train_one(
     tick: Callable[[str], None],
 ) -> dict[str, Any]:
     mc = cfg.model
-    md = _load_data(store, cfg, unit_type)
+    md = _training_data(store, cfg, unit_type)
     threads = cfg.compute.threads
     cv = cross_validate(md, mc, h3_resolution=cfg.h3_resolution, progress=tick, threads=threads)
     tick(f"{unit_type}: final fit")

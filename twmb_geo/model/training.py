@@ -103,6 +103,8 @@ class ModelData:
     baselines : dict of name -> factory
     notes : list of str
         Why a baseline or feature was left out.
+    sample : dict
+        The sample of units the rows are, when the stage sampled (empty: every unit).
     """
 
     unit_type: str
@@ -111,6 +113,9 @@ class ModelData:
     weight_col: str | None
     baselines: dict[str, Callable[[], BaseEstimator]]
     notes: list[str] = field(default_factory=list)
+    #: the stratified sample of units the rows are (:mod:`~twmb_geo.model.sampling`):
+    #: ``units``, ``of``, ``fraction``, ``seed``, ``strata``; empty: every unit
+    sample: dict[str, Any] = field(default_factory=dict)
 
     @property
     def labelled(self) -> pd.DataFrame:

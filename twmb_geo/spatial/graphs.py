@@ -39,6 +39,7 @@ __all__ = [
     "line_network",
     "relabel",
     "shared_nodes",
+    "subgraph",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,21 @@ def higher_order(graph: Graph, k: int = 2) -> Graph:
     ring.eliminate_zeros()
     ring.sort_indices()
     return _from_csr(np.asarray(graph.unique_ids), ring.astype(float), transformation="B")
+
+
+def subgraph(graph: Graph, ids: Any) -> Graph:
+    """The graph restricted to the units ``ids`` (those absent from ``graph`` ignored), in
+    the graph's order, with the weights and transformation as they are.
+
+    Weights are not standardised again: a unit all of whose neighbours are kept has the
+    same row as in ``graph``; a unit that keeps none becomes an isolate.
+    """
+    pos = np.sort(graph.unique_ids.get_indexer(pd.Index(np.asarray(ids))))
+    pos = pos[pos >= 0]
+    w = sparse.csr_array(graph.sparse)[pos][:, pos]
+    w.eliminate_zeros()
+    w.sort_indices()
+    return _from_csr(np.asarray(graph.unique_ids[pos]), w, graph.transformation)
 
 
 def relabel(graph: Graph, labels: Any) -> Graph:

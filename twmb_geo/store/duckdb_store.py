@@ -8,7 +8,7 @@ as it was; re-writing the same source replaces its rows, so runs are idempotent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -89,7 +89,6 @@ def contract_of(table: str) -> str:
 
 def arrow_table(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
     """A frame as an Arrow table with the contract's column types (dates as date32)."""
-    fields = [pa.field(f.name, _ARROW[f.type], nullable=f.nullable) for f in schema.fields]
     arrays = []
     for f in schema.fields:
         s = df[f.name]
@@ -99,7 +98,12 @@ def arrow_table(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
             arrays.append(pa.array([None if v is None else bytes(v) for v in s], type=pa.binary()))
         else:
             arrays.append(pa.array(s, type=_ARROW[f.type], from_pandas=True))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    return pa.Table.from_arrays(arrays, schema=_schema_of(schema))
+
+
+def _schema_of(schema: TableSchema) -> pa.Schema:
+    """The Arrow schema :func:`arrow_table` gives a contract's tables."""
+    return pa.schema([pa.field(f.name, _ARROW[f.type], nullable=f.nullable) for f in schema.fields])
 
 
 class Store:
@@ -190,13 +194,40 @@ class Store:
         validate_frame(df, sch)
         if df.empty:
             return
-        for start in range(0, len(df), _INSERT_CHUNK):  # bounded memory for big tables
-            tbl = arrow_table(df.iloc[start : start + _INSERT_CHUNK], sch)
-            self.con.register("_incoming", tbl)
-            try:
-                self.con.execute(f'INSERT INTO "{name}" SELECT * FROM _incoming')
-            finally:
-                self.con.unregister("_incoming")
+        batches = (  # converted a chunk at a time: bounded memory for big tables
+            batch
+            for start in range(0, len(df), _INSERT_CHUNK)
+            for batch in arrow_table(df.iloc[start : start + _INSERT_CHUNK], sch).to_batches()
+        )
+        self._append(name, _schema_of(sch), batches)
+
+    def insert_frames(self, name: str, frames: Iterable[pd.DataFrame]) -> int:
+        """Validate and append frames as they come (a generator of chunks: memory bounded by
+        a chunk, not the table), with one streaming ``INSERT``; no transaction of its own.
+        Returns the rows appended."""
+        sch = self.ensure_table(name)
+        rows = 0
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal rows
+            for df in frames:
+                validate_frame(df, sch)
+                rows += len(df)
+                yield from arrow_table(df, sch).to_batches()
+
+        self._append(name, _schema_of(sch), batches())
+        return rows
+
+    def _append(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
+        """Append a stream of batches with one ``INSERT``: inside a transaction DuckDB then
+        writes the rows out as they come (many small INSERTs there would keep every row in
+        memory until the commit)."""
+        reader = pa.RecordBatchReader.from_batches(schema, iter(batches))
+        self.con.register("_incoming", reader)
+        try:
+            self.con.execute(f'INSERT INTO "{name}" SELECT * FROM _incoming')
+        finally:
+            self.con.unregister("_incoming")
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:
@@ -258,6 +289,36 @@ class Store:
         """Validate ``df`` against the table's contract and append it (no transaction of its own)."""
         self._insert(name, df)
 
+    def insert_arrow(self, name: str, batches: Iterable[pa.RecordBatch]) -> int:
+        """Append Arrow batches already in the contract's columns and types (as
+        :func:`arrow_table` makes them: partitions written by workers), streamed with one
+        ``INSERT`` (memory bounded by a batch); no transaction of its own. Returns the rows
+        appended."""
+        sch = self.ensure_table(name)
+        want = _schema_of(sch)
+        rows = 0
+        problem: list[str] = []
+
+        def checked() -> Iterator[pa.RecordBatch]:
+            nonlocal rows
+            for batch in batches:
+                if not batch.schema.remove_metadata().equals(want, check_metadata=False):
+                    problem.append(
+                        f"rows for {name!r} do not have its contract's columns and types: "
+                        f"{batch.schema.names} ({[str(t) for t in batch.schema.types]})"
+                    )
+                    return
+                rows += batch.num_rows
+                yield batch
+
+        try:
+            self._append(name, want, checked())
+        except duckdb.Error as exc:
+            raise StoreError(problem[0] if problem else f"appending to {name!r}: {exc}") from exc
+        if problem:
+            raise StoreError(problem[0])
+        return rows
+
     def replace_rows(
         self, name: str, df: pd.DataFrame, where: str = "", params: list | None = None
     ) -> None:
@@ -294,6 +355,16 @@ class Store:
                     .map(lambda v: None if v is None or v is pd.NA or v != v else bytes(v))
                 )
         return df
+
+    @contextmanager
+    def registered(self, name: str, df: pd.DataFrame) -> Iterator[None]:
+        """``df`` readable as the table ``name`` by the reads of the block (e.g. a sample of
+        unit ids to read the rows of: ``unit_id IN (SELECT unit_id FROM name)``)."""
+        self.con.register(name, df)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         """Run a read query and return a frame."""

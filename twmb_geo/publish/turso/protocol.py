@@ -121,6 +121,11 @@ def _views() -> list[str]:
     return [sql for t in STAR_TABLES for sql in current_view_statements(t)]
 
 
+#: rows tagged and handed to the session at a time (memory bounded by the batch, not the
+#: table; the HTTP session sends each batch in chunks of ``chunk_rows``)
+LOAD_BATCH_ROWS = 50_000
+
+
 def publish_tables(
     session: Session,
     tables: Mapping[str, pd.DataFrame],
@@ -218,9 +223,13 @@ def _load(
     for t in STAR_TABLES:
         if progress:
             progress(f"publish {t}", done, total)
-        tagged = [(*r, pid) for r in star.rows[t]]
-        session.insert(t, [*star.columns[t], PUBLISH_COLUMN], tagged)
-        done += len(tagged)
+        rows = star.rows[t]
+        for start in range(0, len(rows), LOAD_BATCH_ROWS):
+            tagged = [(*r, pid) for r in rows[start : start + LOAD_BATCH_ROWS]]
+            session.insert(t, [*star.columns[t], PUBLISH_COLUMN], tagged)
+            done += len(tagged)
+            if progress and len(rows) > LOAD_BATCH_ROWS:
+                progress(f"publish {t}", done, total)
     got = _counts(session, pid)
     if got != counts:
         bad = [
