@@ -152,13 +152,15 @@ def test_a_worker_killed_mid_task_changes_nothing(client, tmp_path: Path) -> Non
     assert Path(marker).exists()  # a worker did die
 
 
-def test_feature_stage_on_a_local_cluster_gives_the_in_process_tables(
+def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     tmp_path: Path, client
 ) -> None:
     """A synthetic city: the spatial organisation with the cluster's client equals the one in
     this process (links and every unit table), and the feature stage with
     ``[compute] scheduler = "local"`` (matching and panel partition by partition, the
-    panel written as Parquet by the workers) stores the tables of the in-process stage."""
+    panel written as Parquet by the workers) stores the tables of the in-process stage, and
+    the model trained, scored and published from either store gives the same scores and the
+    same star."""
     from dataclasses import replace
 
     import duckdb
@@ -213,6 +215,14 @@ def test_feature_stage_on_a_local_cluster_gives_the_in_process_tables(
     got = got_links["unit_id"].astype(object)
     assert got.where(got.notna(), None).tolist() == want["unit_id"].tolist()
 
+    import shutil
+
+    from twmb_geo.config import ModelConfig
+    from twmb_geo.publish.star import build_star
+
+    cluster_cfg = replace(cfg, out=tmp_path / "out-cluster", store=None)
+    shutil.copytree(cfg.out_dir, cluster_cfg.out_dir)
+
     # the same stage in this process: the same panel, ESDA and links
     tw.build_features(replace(cfg, compute=replace(cfg.compute, scheduler="")))
     here_t = stored()
@@ -221,6 +231,39 @@ def test_feature_stage_on_a_local_cluster_gives_the_in_process_tables(
             there_t[t], here_t[t], check_exact=False, rtol=1e-12, obj=t
         )
     assert len(here_t["panel"]) > 10_000
+
+    # ... and so the same scores and the same star downstream
+    cheap = ModelConfig(
+        unit_types=("pipe",),
+        candidates=("glm",),
+        schemes=("forward",),
+        forward_years=2,
+        selection_years=1,
+        selection_breaks=0,
+        importance_repeats=0,
+        n_sims=50,
+        n_jobs=1,
+    )
+    per_run = ["run_id", "scored_at", "created_at", "model_version", "publish_id"]
+    outcome = {}
+    for name, c in (("here", cfg), ("cluster", cluster_cfg)):
+        c = replace(c, model=cheap)
+        tw.train_models(c)
+        tw.score_units(c)
+        with Store(c.store_path) as store:
+            scores = store.read("risk_scores")
+            star = build_star(store)
+        outcome[name] = {"risk_scores": scores, **star}
+    assert len(outcome["here"]["risk_scores"]) > 400
+    for t, want_df in outcome["here"].items():
+        drop = [col for col in per_run if col in want_df]
+        pd.testing.assert_frame_equal(
+            outcome["cluster"][t].drop(columns=drop),
+            want_df.drop(columns=drop),
+            check_exact=False,
+            rtol=1e-9,
+            obj=t,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +299,7 @@ def test_partitioned_panel_equals_the_whole_city_panel(
     from twmb_geo.features.panel import PanelSettings, build_panel
     from twmb_geo.features.partitioned import build_panel_partitioned, read_panel_parts
 
-    cfg, crs, breaks, org, graphs, (y0, y1) = synth_city
+    _, crs, breaks, org, graphs, (y0, y1) = synth_city
     ps = PanelSettings(start_year=y0, end_year=y1)
     pu = org.units["pipe"]
     nbhd = build_panel(

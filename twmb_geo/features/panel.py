@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import ParamSpec
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -251,47 +254,6 @@ def _per_size(
     return np.divide(counts_last5 / window, size, out=np.full((n, t), np.nan), where=size > 0)
 
 
-def build_panel(
-    unit_type: str,
-    units: pd.DataFrame,
-    links: pd.DataFrame,
-    breaks: pd.DataFrame,
-    settings: PanelSettings,
-    *,
-    graphs: dict[str, Graph] | None = None,
-    pipes: pd.DataFrame | None = None,
-    pipe_units_of: pd.DataFrame | None = None,
-    nbhd_rate: pd.DataFrame | None = None,
-    chunk_units: int = 100_000,
-    sink: Callable[[pd.DataFrame], None] | None = None,
-    emit: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """The panel for one unit type, whole (or handed chunk by chunk to ``sink``, returning
-    an empty frame): :func:`panel_chunks` with the same parameters."""
-    chunks = panel_chunks(
-        unit_type,
-        units,
-        links,
-        breaks,
-        settings,
-        graphs=graphs,
-        pipes=pipes,
-        pipe_units_of=pipe_units_of,
-        nbhd_rate=nbhd_rate,
-        chunk_units=chunk_units,
-        emit=emit,
-    )
-    columns = load_schema("features/panel").columns
-    if sink is not None:
-        for chunk in chunks:
-            sink(chunk)
-        return pd.DataFrame({c: [] for c in columns})
-    parts = list(chunks)
-    if not parts:
-        return conform(pd.DataFrame({c: [] for c in columns}), "features/panel")
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-
-
 def panel_chunks(
     unit_type: str,
     units: pd.DataFrame,
@@ -380,3 +342,22 @@ def panel_chunks(
     elif unit_type == "neighbourhood":
         mats["nbhd_rate_last5"] = unit_rate if unit_rate is not None else nan
     yield from _chunks(unit_type, ids, years, mats, alive, chunk_units, emit)
+
+
+def _concatenated(chunks: Callable[P, Iterator[pd.DataFrame]]) -> Callable[P, pd.DataFrame]:
+    def whole(*args: P.args, **kwargs: P.kwargs) -> pd.DataFrame:
+        parts = list(chunks(*args, **kwargs))
+        if not parts:
+            columns = load_schema("features/panel").columns
+            return conform(pd.DataFrame({c: [] for c in columns}), "features/panel")
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    whole.__name__ = whole.__qualname__ = "build_panel"
+    whole.__doc__ = (
+        "The panel of one unit type as one frame: :func:`panel_chunks` (same parameters), "
+        "concatenated."
+    )
+    return whole
+
+
+build_panel = _concatenated(panel_chunks)

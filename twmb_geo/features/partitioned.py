@@ -42,8 +42,8 @@ from ..core.cluster import map_partitions
 from ..core.units import UNIT_TYPES
 from ..spatial import graphs as gb
 from ..spatial.partition import home_members, partition_points
-from ..store.duckdb_store import arrow_table
-from .panel import PanelSettings, build_panel
+from ..store.duckdb_store import arrow_schema, arrow_table
+from .panel import PanelSettings, panel_chunks
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -137,34 +137,22 @@ def _task(
     fs, target = fsspec.core.url_to_fs(path)
     fs.makedirs(posixpath.dirname(target), exist_ok=True)
     rows = 0
-    with fs.open(target, "wb") as f:
-        writer: pq.ParquetWriter | None = None
-
-        def sink(chunk: pd.DataFrame) -> None:
-            nonlocal writer, rows
-            tbl = arrow_table(chunk, schema)
-            if writer is None:
-                writer = pq.ParquetWriter(f, tbl.schema)
-            writer.write_table(tbl, row_group_size=BATCH_ROWS)
+    chunks = panel_chunks(
+        unit_type,
+        units.reset_index(drop=True),
+        links,
+        breaks,
+        settings,
+        graphs=graphs,
+        pipes=units.reset_index(drop=True) if unit_type == "pipe" else pipes,
+        pipe_units_of=pipe_units_of,
+        nbhd_rate=nbhd_rate,
+        emit=emit,
+    )
+    with fs.open(target, "wb") as f, pq.ParquetWriter(f, arrow_schema(schema)) as writer:
+        for chunk in chunks:
+            writer.write_table(arrow_table(chunk, schema), row_group_size=BATCH_ROWS)
             rows += len(chunk)
-
-        build_panel(
-            unit_type,
-            units.reset_index(drop=True),
-            links,
-            breaks,
-            settings,
-            graphs=graphs,
-            pipes=units.reset_index(drop=True) if unit_type == "pipe" else pipes,
-            pipe_units_of=pipe_units_of,
-            nbhd_rate=nbhd_rate,
-            sink=sink,
-            emit=emit,
-        )
-        if writer is None:  # no rows: an empty file of the contract's columns
-            pq.write_table(arrow_table(pd.DataFrame(columns=schema.columns), schema), f)
-        else:
-            writer.close()
     return PanelPart(path, rows, int(emit.sum()), len(units))
 
 

@@ -22,7 +22,7 @@ from ..core.ioerrors import describe
 from ..core.units import UNIT_TYPES
 from ..errors import StoreError
 
-__all__ = ["Store", "arrow_table", "contract_of", "open_store"]
+__all__ = ["Store", "arrow_schema", "arrow_table", "contract_of", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,10 @@ def arrow_table(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
             arrays.append(pa.array([None if v is None else bytes(v) for v in s], type=pa.binary()))
         else:
             arrays.append(pa.array(s, type=_ARROW[f.type], from_pandas=True))
-    return pa.Table.from_arrays(arrays, schema=_schema_of(schema))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema(schema))
 
 
-def _schema_of(schema: TableSchema) -> pa.Schema:
+def arrow_schema(schema: TableSchema) -> pa.Schema:
     """The Arrow schema :func:`arrow_table` gives a contract's tables."""
     return pa.schema([pa.field(f.name, _ARROW[f.type], nullable=f.nullable) for f in schema.fields])
 
@@ -199,7 +199,7 @@ class Store:
             for start in range(0, len(df), _INSERT_CHUNK)
             for batch in arrow_table(df.iloc[start : start + _INSERT_CHUNK], sch).to_batches()
         )
-        self._append(name, _schema_of(sch), batches)
+        self._append(name, arrow_schema(sch), batches)
 
     def insert_frames(self, name: str, frames: Iterable[pd.DataFrame]) -> int:
         """Validate and append frames as they come (a generator of chunks: memory bounded by
@@ -215,7 +215,7 @@ class Store:
                 rows += len(df)
                 yield from arrow_table(df, sch).to_batches()
 
-        self._append(name, _schema_of(sch), batches())
+        self._append(name, arrow_schema(sch), batches())
         return rows
 
     def _append(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
@@ -295,7 +295,7 @@ class Store:
         ``INSERT`` (memory bounded by a batch); no transaction of its own. Returns the rows
         appended."""
         sch = self.ensure_table(name)
-        want = _schema_of(sch)
+        want = arrow_schema(sch)
         rows = 0
         problem: list[str] = []
 
