@@ -227,9 +227,7 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     tw.build_features(replace(cfg, compute=replace(cfg.compute, scheduler="")))
     here_t = stored()
     for t in tables:
-        pd.testing.assert_frame_equal(
-            there_t[t], here_t[t], check_exact=False, rtol=1e-12, obj=t
-        )
+        pd.testing.assert_frame_equal(there_t[t], here_t[t], check_exact=False, rtol=1e-12, obj=t)
     assert len(here_t["panel"]) > 10_000
 
     # ... and so the same scores and the same star downstream
