@@ -217,7 +217,8 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
 
     import shutil
 
-    from twmb_geo.config import ModelConfig
+    from conftest import FAST_MODEL
+
     from twmb_geo.publish.star import build_star
 
     cluster_cfg = replace(cfg, out=tmp_path / "out-cluster", store=None)
@@ -231,16 +232,8 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     assert len(here_t["panel"]) > 10_000
 
     # ... and so the same scores and the same star downstream
-    cheap = ModelConfig(
-        unit_types=("pipe",),
-        candidates=("glm",),
-        schemes=("forward",),
-        forward_years=2,
-        selection_years=1,
-        selection_breaks=0,
-        importance_repeats=0,
-        n_sims=50,
-        n_jobs=1,
+    cheap = replace(
+        FAST_MODEL, unit_types=("pipe",), candidates=("glm",), schemes=("forward",), n_sims=50
     )
     per_run = ["run_id", "scored_at", "created_at", "model_version", "publish_id"]
     outcome = {}
@@ -336,6 +329,59 @@ def test_partitioned_panel_equals_the_whole_city_panel(
     # lag columns of rows at partition edges are the point; some must be set
     assert whole["lag2_decayed_adj"].notna().any() and whole["lag1_decayed_dist"].notna().any()
     pd.testing.assert_frame_equal(got, whole, check_dtype=False, check_exact=False, rtol=1e-12)
+
+
+def test_partitioned_panel_of_units_without_a_location_and_on_a_url(
+    synth_city, tmp_path: Path
+) -> None:
+    """Units without a point form their own partition; an fsspec URL works as the store."""
+    import pyarrow as pa
+
+    from twmb_geo.core.crs import using_crs
+    from twmb_geo.features.panel import PanelSettings, build_panel
+    from twmb_geo.features.partitioned import build_panel_partitioned, read_panel_parts
+
+    _, crs, breaks, org, graphs, (y0, y1) = synth_city
+    ps = PanelSettings(start_year=y0, end_year=y1)
+    units = org.units["pipe"].copy()
+    lost = units.index[::7]
+    units.loc[lost, ["x", "y"]] = np.nan
+    args = ("pipe", units, org.links[org.links["unit_type"] == "pipe"], breaks, ps)
+    whole = build_panel(*args, graphs=graphs["pipe"], pipes=units)
+    stale = tmp_path / "pipe" / "part-99999.parquet"  # an earlier run's: removed
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
+    rep: dict = {}
+    with using_crs(crs):
+        parts = build_panel_partitioned(
+            *args, f"file://{tmp_path}", graphs=graphs["pipe"], target_rows=200, report=rep
+        )
+    assert not stale.exists()
+    assert parts[-1].home_units == len(lost) and rep["partitions"] == len(parts) > 2
+    got = pa.Table.from_batches(list(read_panel_parts(parts))).to_pandas()
+    key = ["unit_id", "year"]
+    pd.testing.assert_frame_equal(
+        got.sort_values(key).reset_index(drop=True),
+        whole.sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert (tmp_path / "pipe" / "part-00000.parquet").exists()
+
+
+def test_unusable_partition_store_is_a_clear_config_error(synth_city) -> None:
+    from twmb_geo.features.panel import PanelSettings
+    from twmb_geo.features.partitioned import build_panel_partitioned
+
+    _, _, breaks, org, _, (y0, y1) = synth_city
+    with pytest.raises(ConfigError, match=r"\[compute\] partition_store 'nosuchscheme://b/p'"):
+        build_panel_partitioned(
+            "cell",
+            org.units["cell"],
+            org.links[org.links["unit_type"] == "cell"],
+            breaks,
+            PanelSettings(start_year=y0, end_year=y1),
+            "nosuchscheme://b/p",
+        )
 
 
 def test_subgraph_keeps_rows_whose_neighbours_are_kept() -> None:

@@ -40,6 +40,7 @@ from scipy import sparse
 from ..contracts import load_schema
 from ..core.cluster import map_partitions
 from ..core.units import UNIT_TYPES
+from ..errors import ConfigError
 from ..spatial import graphs as gb
 from ..spatial.partition import home_members, partition_points
 from ..store.duckdb_store import arrow_schema, arrow_table
@@ -63,7 +64,8 @@ _PIPE_COLUMNS = ["unit_id", "length_m", "install_year", "removal_year"]
 
 @dataclass(frozen=True)
 class PanelPart:
-    """One partition's panel rows, written: ``path`` (a file or URL) and ``rows``."""
+    """One partition's panel rows, written: ``path`` (a file or URL), ``rows``, and the
+    units whose rows they are (``home_units``) and that the task read (``task_units``)."""
 
     path: str
     rows: int
@@ -175,6 +177,22 @@ def _task_breaks(
     return breaks[keep]
 
 
+def _clear(folder: str, sub: str) -> None:
+    """Remove the files of an earlier run under ``folder/sub``; fail early, naming the
+    setting, when the partition store cannot be opened (an unknown URL scheme, its fsspec
+    driver not installed)."""
+    try:
+        fs, target = fsspec.core.url_to_fs(f"{folder.rstrip('/')}/{sub}")
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(
+            f"[compute] partition_store {folder!r} cannot be opened: {exc}. Use a folder "
+            "every worker can reach, or install the fsspec driver of the URL's scheme "
+            "(s3fs, gcsfs, adlfs) here and on the workers"
+        ) from exc
+    if fs.exists(target):
+        fs.rm(target, recursive=True)
+
+
 def build_panel_partitioned(
     unit_type: str,
     units: pd.DataFrame,
@@ -217,6 +235,7 @@ def build_panel_partitioned(
     list of PanelPart
         In partition order; together the rows of the whole-city panel, each once.
     """
+    _clear(folder, unit_type)
     units = units.reset_index(drop=True)
     ids = units["unit_id"].astype(str).to_numpy(dtype=object)
     res, homes = partition_points(
