@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import pandas as pd
 
+from ..contracts import TableSchema
 from ..core.types import Progress
 from ..errors import InputDataError
 from .sql import safe_identifier, star_schema
 from .star import STAR_TABLES
-from .values import frame_rows, table_checksum
+from .values import RowDigests, frame_rows
 
 __all__ = [
     "PreparedStar",
     "PublishTarget",
+    "StarRows",
     "TargetOptions",
     "TargetResult",
     "prepare_star",
@@ -33,14 +35,46 @@ __all__ = [
 ]
 
 
+class StarRows(Sequence[tuple[Any, ...]]):
+    """A star table's canonical rows, made a slice at a time (``rows[a:b]``) when a target
+    asks for them, so a table of tens of millions of rows is never held as Python tuples."""
+
+    def __init__(self, frame: pd.DataFrame, schema: TableSchema) -> None:
+        self._frame = frame
+        self._schema = schema
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[Any, ...]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[Any, ...]]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[Any, ...] | list[tuple[Any, ...]]:
+        if isinstance(i, slice):
+            return frame_rows(self._frame.iloc[i], self._schema)
+        return frame_rows(self._frame.iloc[[i]], self._schema)[0]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        for a in range(0, len(self), ROW_BATCH):
+            yield from self[a : a + ROW_BATCH]
+
+
+#: rows converted to canonical values at a time (checksums, targets' batches)
+ROW_BATCH = 100_000
+
+
 @dataclass(frozen=True)
 class PreparedStar:
     """Star tables as checked, canonical rows with their checksums and publish id.
 
-    Built once per publish (:func:`prepare_star`) and shared by every target.
+    Built once per publish (:func:`prepare_star`) and shared by every target; the rows are
+    made a slice at a time (:class:`StarRows`).
     """
 
-    rows: dict[str, list[tuple[Any, ...]]]
+    rows: dict[str, StarRows]
     columns: dict[str, list[str]]
     checksums: dict[str, str]
     publish_id: str
@@ -58,8 +92,9 @@ def prepare_star(tables: Mapping[str, pd.DataFrame]) -> PreparedStar:
     missing = [t for t in STAR_TABLES if t not in tables]
     if missing:
         raise InputDataError(f"star tables missing from the publish: {missing}")
-    rows: dict[str, list[tuple[Any, ...]]] = {}
+    rows: dict[str, StarRows] = {}
     columns: dict[str, list[str]] = {}
+    checksums: dict[str, str] = {}
     for t in STAR_TABLES:
         schema = star_schema(t)
         cols = [safe_identifier(c, what=f"column of {t}") for c in tables[t].columns]
@@ -68,9 +103,12 @@ def prepare_star(tables: Mapping[str, pd.DataFrame]) -> PreparedStar:
                 f"star table {t} has columns {cols}, its contract {schema.columns}: "
                 "build it with twmb_geo.publish.build_star"
             )
-        rows[t] = frame_rows(tables[t], schema)
+        rows[t] = StarRows(tables[t], schema)
         columns[t] = cols
-    checksums = {t: table_checksum(rows[t]) for t in STAR_TABLES}
+        digests = RowDigests()
+        for a in range(0, len(rows[t]), ROW_BATCH):
+            digests.add(rows[t][a : a + ROW_BATCH])
+        checksums[t] = digests.hexdigest()
     return PreparedStar(rows, columns, checksums, publish_id_for(checksums))
 
 
