@@ -8,7 +8,7 @@ as it was; re-writing the same source replaces its rows, so runs are idempotent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -337,18 +337,30 @@ class Store:
             self._insert(name, df)
 
     # -- reads ----------------------------------------------------------------------------
-    def read(self, name: str, where: str = "", params: list | None = None) -> pd.DataFrame:
-        """Read a table in its contract's stable order."""
+    def read(
+        self,
+        name: str,
+        where: str = "",
+        params: list | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read a table (or only some of its ``columns``) in its contract's stable order."""
         if not self.has_table(name):
             raise StoreError(f"store {self.path} has no table {name!r}; ingest its source first")
         sch = self._schema(name)
+        unknown = sorted(set(columns or ()) - set(sch.columns))
+        if unknown:
+            raise StoreError(f"table {name!r} has no columns {unknown}")
         order = ", ".join(f'"{c}"' for c in (sch.sort_by or sch.primary_key or sch.columns[:1]))
+        picked = "*" if columns is None else ", ".join(f'"{c}"' for c in columns)
         sql = (
-            f'SELECT * FROM "{name}"' + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
+            f'SELECT {picked} FROM "{name}"'
+            + (f" WHERE {where}" if where else "")
+            + f" ORDER BY {order}"
         )
         df = self.con.execute(sql, params or []).df()
         for f in sch.fields:
-            if f.type == "wkb":
+            if f.type == "wkb" and f.name in df:
                 df[f.name] = (
                     df[f.name]
                     .astype(object)
