@@ -511,9 +511,8 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     y0, y1, coverage_notes = _study_years(cfg, breaks)
     # the cluster (if any) lives from the matching to the end of the panel, inside the
     # store's transaction that outlives it
-    cluster = ExitStack()
-    client = cluster.enter_context(open_client(cfg.compute.cluster))
-    try:
+    with ExitStack() as cluster:
+        client = cluster.enter_context(open_client(cfg.compute.cluster))
         org = organise(
             breaks,
             nb,
@@ -589,8 +588,6 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             for name, df in tables.items():
                 store.clear(name)
                 store.insert(name, df)
-    finally:
-        cluster.close()
     tick("store", 5)
     hot = pers["class"].value_counts()
     report = FeatureReport(

@@ -133,14 +133,10 @@ def _training_data(store: Store, cfg: Config, unit_type: str) -> ModelData:
     )
     keep = sample_units(strata, mc.max_train_units, mc.seed)
     chosen = hist.loc[keep, ["unit_id"]].reset_index(drop=True)
+    sampled = "unit_id IN (SELECT unit_id FROM _sampled_units)"
     with store.registered("_sampled_units", chosen):
-        panel = store.read(
-            "panel",
-            "unit_type = ? AND unit_id IN (SELECT unit_id FROM _sampled_units)",
-            [unit_type],
-        )
-    units = store.read(table)
-    units = units[units["unit_id"].isin(chosen["unit_id"])].reset_index(drop=True)
+        panel = store.read("panel", f"unit_type = ? AND {sampled}", [unit_type])
+        units = store.read(table, sampled)
     md = model_data(panel, units, unit_type, h3_resolution=cfg.h3_resolution)
     md.sample = {
         "units": len(chosen),

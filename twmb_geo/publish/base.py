@@ -22,7 +22,7 @@ from ..core.types import Progress
 from ..errors import InputDataError
 from .sql import safe_identifier, star_schema
 from .star import STAR_TABLES
-from .values import RowDigests, frame_rows
+from .values import frame_rows, table_checksum
 
 __all__ = [
     "PreparedStar",
@@ -62,7 +62,7 @@ class StarRows(Sequence[tuple[Any, ...]]):
             yield from self[a : a + ROW_BATCH]
 
 
-#: rows converted to canonical values at a time (checksums, targets' batches)
+#: rows converted to canonical values at a time when a table is iterated (checksums)
 ROW_BATCH = 100_000
 
 
@@ -105,10 +105,7 @@ def prepare_star(tables: Mapping[str, pd.DataFrame]) -> PreparedStar:
             )
         rows[t] = StarRows(tables[t], schema)
         columns[t] = cols
-        digests = RowDigests()
-        for a in range(0, len(rows[t]), ROW_BATCH):
-            digests.add(rows[t][a : a + ROW_BATCH])
-        checksums[t] = digests.hexdigest()
+        checksums[t] = table_checksum(rows[t])  # rows made a batch at a time
     return PreparedStar(rows, columns, checksums, publish_id_for(checksums))
 
 

@@ -94,11 +94,11 @@ class RowDigests:
     def add(self, rows: Iterable[Sequence[Any]]) -> None:
         """Hash these rows into the checksum."""
         sha = hashlib.sha256
-        blob = b"".join(
-            sha("\t".join(_token(v) for v in row).encode("utf-8")).digest() for row in rows
-        )
+        blob = bytearray()  # 32 bytes per row, however the rows arrive
+        for row in rows:
+            blob += sha("\t".join(_token(v) for v in row).encode("utf-8")).digest()
         if blob:
-            self._parts.append(np.frombuffer(blob, dtype="S32"))
+            self._parts.append(np.frombuffer(bytes(blob), dtype="S32"))
 
     def hexdigest(self) -> str:
         """The checksum of every row added so far."""
