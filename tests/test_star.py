@@ -404,6 +404,41 @@ def test_publish_folder_is_complete_deterministic_and_swapped(
     assert doc["rows"]["fact_break"] == 35_439
     tw.publish_star(bundled_cfg, folder=target)
     assert digest() == first  # same store, byte-identical files
+    assert not list(bundled_cfg.out_dir.glob(".star.spool-*"))  # the spool is removed
+
+
+def test_spooled_star_equals_the_star_in_memory(star, bundled_cfg, tmp_path: Path) -> None:
+    """``fact_unit_year`` built a chunk at a time into a spool (chunks far smaller than the
+    table: the bundled panel has hundreds of thousands of rows) is the table built from the
+    whole panel at once; every other table is the same frame; the folder target writes the
+    same CSV bytes and the same Parquet values from either."""
+    import pyarrow.parquet as pq
+
+    from twmb_geo.core.units import UNIT_TYPES
+    from twmb_geo.publish.files import write_star_folder
+    from twmb_geo.publish.star import _UNIT_YEAR_COLUMNS, _finish, _places, spool_star
+    from twmb_geo.publish.tables import SpooledTable, frame_of
+
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        panel = s.read("panel", columns=_UNIT_YEAR_COLUMNS)
+        places = _places({n: s.read(spec.table) for n, spec in UNIT_TYPES.items()})
+        spooled = spool_star(s, tmp_path, chunk_rows=7_919)
+    unit_year = spooled["fact_unit_year"]
+    assert isinstance(unit_year, SpooledTable) and len(unit_year) == len(panel) > 50_000
+    # the whole panel at once, sorted in pandas: what the star was before it was chunked
+    whole = _finish("fact_unit_year", _fact_unit_year(panel, _unit_key_maps(star), places))
+    pd.testing.assert_frame_equal(frame_of(unit_year), whole, check_exact=True)
+    for name in STAR_TABLES:
+        pd.testing.assert_frame_equal(frame_of(spooled[name]), star[name], check_exact=True)
+    assert len(list(unit_year.chunks(10_000))) == -(-len(panel) // 10_000)
+
+    write_star_folder(star, tmp_path / "a")
+    write_star_folder(spooled, tmp_path / "b")
+    for name in STAR_TABLES:
+        a = (tmp_path / "a" / "csv" / f"{name}.csv").read_bytes()
+        assert a == (tmp_path / "b" / "csv" / f"{name}.csv").read_bytes(), name
+        pa_a = pq.read_table(tmp_path / "a" / "parquet" / f"{name}.parquet")
+        assert pa_a.equals(pq.read_table(tmp_path / "b" / "parquet" / f"{name}.parquet")), name
 
 
 def test_starter_report_filters_select_data_on_the_bundled_run(star) -> None:
@@ -502,3 +537,37 @@ def test_spreadsheet_safe_column_kinds() -> None:
     pd.testing.assert_series_equal(out["date"], df["date"])
     clean = df.drop(columns=["obj", "str", "cat"])
     assert spreadsheet_safe(clean) is clean  # nothing to escape: no copy
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 100])
+def test_unit_year_duplicate_key_is_refused_across_chunks(tmp_path: Path, chunk_rows) -> None:
+    """Two pipes missing from ``dim_pipe`` get the same keys (-1) in the same year: a primary
+    key clash the chunked build catches whether the rows share a chunk or sit either side of
+    a chunk boundary; a panel without the clash goes through."""
+    from twmb_geo.core.units import UNIT_TYPES
+    from twmb_geo.errors import ContractError
+    from twmb_geo.publish.star import _fact_unit_year_chunks
+
+    dims = {
+        "dim_h3_cell": pd.DataFrame({"cell_key": [-2, -1], "h3_index": ["n/a", "u"]}),
+        "dim_pipe": pd.DataFrame({"pipe_key": [-2, -1, 1], "unit_id": ["n", "u", "P1"]}),
+        "dim_street_segment": pd.DataFrame({"street_key": [-2, -1], "unit_id": ["n", "u"]}),
+        "dim_neighbourhood": pd.DataFrame(
+            {"neighbourhood_key": [-2, -1], "neighbourhood_code": ["n", "u"]}
+        ),
+    }
+    places = {n: pd.DataFrame(index=pd.Index([], name="unit_id")) for n in UNIT_TYPES}
+
+    def chunks(ids: list[str]) -> list[pd.DataFrame]:
+        with tw.open_store(tmp_path / f"{'-'.join(ids)}.duckdb") as s:
+            s.execute(
+                "CREATE TABLE panel AS SELECT * FROM (VALUES "
+                + ", ".join(f"('pipe', '{u}', 2000, 1.0, 0.5)" for u in ids)
+                + ") AS t(unit_type, unit_id, year, breaks, exposure_km)"
+            )
+            return list(_fact_unit_year_chunks(s, _unit_key_maps(dims), places, chunk_rows))
+
+    ok = chunks(["P1", "Q"])
+    assert pd.concat(ok)["pipe_key"].tolist() == [-1, 1]  # sorted by the keys
+    with pytest.raises(ContractError, match="not unique"):
+        chunks(["P1", "Q", "R"])

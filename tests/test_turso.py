@@ -585,3 +585,56 @@ def test_tables_are_loaded_in_bounded_batches(empty_star, tmp_path, monkeypatch)
     for t in STAR_TABLES:
         assert sum(sizes.get(t, [])) == len(tables[t]) == res["rows"][t], t
         assert len(file_rows(tmp_path / "b.db", t)) == len(tables[t]), t
+
+
+def test_a_load_committed_in_steps_and_stopped_keeps_the_previous_publish(
+    empty_star, tmp_path, monkeypatch
+) -> None:
+    """A local load commits every ``COMMIT_ROWS`` rows (pyturso holds an open transaction in
+    memory); stopped half-way after several commits, readers still see the previous publish
+    whole, and the next publish of the same content clears the half load and completes."""
+    from twmb_geo.publish.turso import protocol
+    from twmb_geo.publish.turso import session as sessions
+
+    monkeypatch.setattr(protocol, "LOAD_BATCH_ROWS", 1)
+    monkeypatch.setattr(sessions, "COMMIT_ROWS", 2)
+    path = tmp_path / "steps.db"
+    prev = _publish_file(path, empty_star)
+    tables = _variant(empty_star, "stepped")
+    session = connect(TursoTarget(mode="file", path=path))
+    real, calls = session.insert, []
+    commits = []
+    real_commit = session.conn.commit
+
+    def stop_after_some(table, columns, rows):
+        calls.append(table)
+        if len(calls) == 9:
+            raise OSError("the publisher stops here")
+        return real(table, columns, rows)
+
+    def counted_commit():
+        commits.append(len(calls))
+        return real_commit()
+
+    monkeypatch.setattr(session, "insert", stop_after_some)
+    monkeypatch.setattr(session.conn, "commit", counted_commit)
+    try:
+        with pytest.raises(OSError, match="stops here"):
+            publish_tables(session, tables)
+    finally:
+        session.close()
+    assert len(commits) >= 3  # the half load was committed in steps before it stopped
+    for t in STAR_TABLES:
+        assert table_checksum(file_rows(path, t)) == prev["checksums"][t], t
+    res = _publish_file(path, tables)
+    assert res["changed"] is True and res["previous"] == prev["publish_id"]
+    conn = turso.connect(str(path))
+    try:
+        for t in STAR_TABLES:
+            assert table_checksum(file_rows(path, t)) == res["checksums"][t], t
+            n = conn.execute(
+                f'SELECT count(*) FROM "{t}" WHERE "publish_id" = ?', (res["publish_id"],)
+            ).fetchall()[0][0]
+            assert n == len(tables[t]), t  # the half load's rows are gone, none twice
+    finally:
+        conn.close()

@@ -582,12 +582,11 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                     for t in ("moran_global", "lisa", "hotspot_persistence")
                 )
             tick("esda", 4)
-            tables = _feature_tables(org, graphs, builders, glob, lisa, pers)
-            counts = {k: len(v) for k, v in tables.items()}
+            counts = {}
+            for name, frames in _feature_tables(org, graphs, builders, glob, lisa, pers):
+                store.clear(name)  # each table made, written and freed in turn
+                counts[name] = store.insert_frames(name, frames)
             counts["panel"] = n_panel
-            for name, df in tables.items():
-                store.clear(name)
-                store.insert(name, df)
     tick("store", 5)
     hot = pers["class"].value_counts()
     report = FeatureReport(
@@ -627,29 +626,42 @@ def _feature_tables(
     glob: pd.DataFrame,
     lisa: pd.DataFrame,
     pers: pd.DataFrame,
-) -> dict[str, pd.DataFrame]:
-    tables: dict[str, pd.DataFrame] = {}
+) -> Iterator[tuple[str, Iterable[pd.DataFrame]]]:
+    """Every stored feature table but the panel, as its name and its frames, made lazily:
+    the store writes one before the next is made (a 500,000-pipe city's unit tables and
+    graph edges are gigabytes together), the edges one graph at a time."""
     for ut, spec in UNIT_TYPES.items():
         unit = org.units.get(ut)
         if unit is None:  # absent (no such layer): an empty table, not a stale one
             unit = pd.DataFrame(columns=load_schema(f"features/{spec.table}").columns)
-        tables[spec.table] = conform(unit, f"features/{spec.table}")
-    tables["break_links"] = conform(org.links, "features/break_links")
-    tables["pipe_cells"] = conform(org.pipe_cells, "features/pipe_cells")
-    tables["pipe_streets"] = conform(org.pipe_streets, "features/pipe_streets")
-    summaries, edges = [], []
+        yield spec.table, [conform(unit, f"features/{spec.table}")]
+    yield "break_links", [conform(org.links, "features/break_links")]
+    yield "pipe_cells", [conform(org.pipe_cells, "features/pipe_cells")]
+    yield "pipe_streets", [conform(org.pipe_streets, "features/pipe_streets")]
+    summaries = [
+        _graph_summary(ut, name, g, builders[ut][name])
+        for ut, gs in graphs.items()
+        for name, g in gs.items()
+    ]
+    yield "graph_summary", [conform(pd.DataFrame(summaries), "features/graph_summary")]
+    yield "graph_edges", _graph_edges(graphs)
+    yield "moran_global", [glob]
+    yield "lisa", [lisa]
+    yield "hotspot_persistence", [pers]
+
+
+def _graph_edges(graphs: GraphSet) -> Iterator[pd.DataFrame]:
+    """The stored graphs' edges, a graph at a time (one empty frame when there are none)."""
+    made = False
     for ut, gs in graphs.items():
         for name, g in gs.items():
-            summaries.append(_graph_summary(ut, name, g, builders[ut][name]))
             if UNIT_TYPES[ut].linear and name == "dist":
                 continue  # KNN of centroids: cheap to rebuild, millions of rows to store
             e = gb.graph_edges(g)
             e.insert(0, "unit_type", ut)
             e.insert(1, "graph", name)
-            edges.append(e)
-    tables["graph_summary"] = conform(pd.DataFrame(summaries), "features/graph_summary")
-    tables["graph_edges"] = conform(pd.concat(edges, ignore_index=True), "features/graph_edges")
-    tables["moran_global"] = glob
-    tables["lisa"] = lisa
-    tables["hotspot_persistence"] = pers
-    return tables
+            made = True
+            yield conform(e, "features/graph_edges")
+    if not made:
+        edges = load_schema("features/graph_edges")
+        yield conform(pd.DataFrame(columns=edges.columns), edges)

@@ -13,16 +13,15 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, overload
-
-import pandas as pd
+from typing import Any, Protocol
 
 from ..contracts import TableSchema
 from ..core.types import Progress
 from ..errors import InputDataError
 from .sql import safe_identifier, star_schema
 from .star import STAR_TABLES
-from .values import frame_rows, table_checksum
+from .tables import StarTable, chunks_of
+from .values import RowDigests, frame_columns, frame_rows
 
 __all__ = [
     "PreparedStar",
@@ -35,35 +34,30 @@ __all__ = [
 ]
 
 
-class StarRows(Sequence[tuple[Any, ...]]):
-    """A star table's canonical rows, made a slice at a time (``rows[a:b]``) when a target
+#: rows converted to canonical values at a time when a table is iterated (checksums)
+ROW_BATCH = 100_000
+
+
+class StarRows:
+    """A star table's canonical rows, made a batch at a time (:meth:`batches`) when a target
     asks for them, so a table of tens of millions of rows is never held as Python tuples."""
 
-    def __init__(self, frame: pd.DataFrame, schema: TableSchema) -> None:
-        self._frame = frame
+    def __init__(self, table: StarTable, schema: TableSchema) -> None:
+        self._table = table
         self._schema = schema
 
     def __len__(self) -> int:
-        return len(self._frame)
+        return len(self._table)
 
-    @overload
-    def __getitem__(self, i: int) -> tuple[Any, ...]: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[tuple[Any, ...]]: ...
-
-    def __getitem__(self, i: int | slice) -> tuple[Any, ...] | list[tuple[Any, ...]]:
-        if isinstance(i, slice):
-            return frame_rows(self._frame.iloc[i], self._schema)
-        return frame_rows(self._frame.iloc[[i]], self._schema)[0]
+    def batches(self, rows: int = ROW_BATCH) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows in table order, at most ``rows`` at a time (nothing for an empty table)."""
+        for chunk in chunks_of(self._table, rows):
+            if len(chunk):
+                yield frame_rows(chunk, self._schema)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        for a in range(0, len(self), ROW_BATCH):
-            yield from self[a : a + ROW_BATCH]
-
-
-#: rows converted to canonical values at a time when a table is iterated (checksums)
-ROW_BATCH = 100_000
+        for batch in self.batches():
+            yield from batch
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ def publish_id_for(checksums: Mapping[str, str]) -> str:
     return f"star-{h.hexdigest()[:16]}"
 
 
-def prepare_star(tables: Mapping[str, pd.DataFrame]) -> PreparedStar:
+def prepare_star(tables: Mapping[str, StarTable]) -> PreparedStar:
     """Check every star table against its contract (safe identifiers, column order) and turn
     it into canonical rows; :class:`InputDataError` names the table or column at fault."""
     missing = [t for t in STAR_TABLES if t not in tables]
@@ -105,7 +99,10 @@ def prepare_star(tables: Mapping[str, pd.DataFrame]) -> PreparedStar:
             )
         rows[t] = StarRows(tables[t], schema)
         columns[t] = cols
-        checksums[t] = table_checksum(rows[t])  # rows made a batch at a time
+        digests = RowDigests()  # canonical columns made a chunk at a time, never rows
+        for chunk in chunks_of(tables[t], ROW_BATCH):
+            digests.add_columns(frame_columns(chunk, schema))
+        checksums[t] = digests.hexdigest()
     return PreparedStar(rows, columns, checksums, publish_id_for(checksums))
 
 
@@ -209,7 +206,7 @@ class PublishTarget(Protocol):
         """Fail fast, before the star is built: unreachable, token refused, newer schema."""
         ...
 
-    def write(self, tables: Mapping[str, pd.DataFrame], prepared: PreparedStar) -> TargetResult:
+    def write(self, tables: Mapping[str, StarTable], prepared: PreparedStar) -> TargetResult:
         """Write the prepared star atomically; raise :class:`~twmb_geo.errors.PublishError`."""
         ...
 

@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
 from ..core.files import remove_dead_leftovers, sibling
 from ..core.ioerrors import describe
 from ..errors import PublishError, SchemaVersionError
-from ..store.duckdb_store import arrow_table
+from ..store.duckdb_store import arrow_schema, arrow_table
 from .base import PreparedStar, TargetResult
 from .sql import quote, star_schema
 from .star import STAR_TABLES
+from .tables import StarTable, chunks_of
 
 __all__ = ["DuckDBTarget", "check_star_duckdb", "write_star_duckdb"]
 
@@ -78,7 +79,7 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 def _replace(
     con: duckdb.DuckDBPyConnection,
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, StarTable],
     publish_id: str,
     schema_version: int,
     checksums: Mapping[str, str],
@@ -92,7 +93,12 @@ def _replace(
             schema = star_schema(t)
             con.execute(f"DROP TABLE IF EXISTS {quote(t)}")
             con.execute(schema.ddl(t))
-            con.register("_incoming", arrow_table(tables[t], schema))
+            batches = (  # a chunk at a time: a spooled table is never read whole
+                b for chunk in chunks_of(tables[t]) for b in arrow_table(chunk, schema).to_batches()
+            )
+            con.register(
+                "_incoming", pa.RecordBatchReader.from_batches(arrow_schema(schema), batches)
+            )
             try:
                 con.execute(f"INSERT INTO {quote(t)} SELECT * FROM _incoming")
             finally:
@@ -126,7 +132,7 @@ def _discard(path: Path) -> None:
 
 
 def write_star_duckdb(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, StarTable],
     path: Path | str,
     *,
     publish_id: str,
@@ -198,7 +204,7 @@ class DuckDBTarget:
         """Refuse a file written by a newer star schema."""
         check_star_duckdb(self.path, self.schema_version)
 
-    def write(self, tables: Mapping[str, pd.DataFrame], prepared: PreparedStar) -> TargetResult:
+    def write(self, tables: Mapping[str, StarTable], prepared: PreparedStar) -> TargetResult:
         """Replace the star tables unless the file holds this publish already."""
         res = write_star_duckdb(
             tables,

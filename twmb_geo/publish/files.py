@@ -31,9 +31,11 @@ import pyarrow.parquet as pq
 from ..core.files import dead_siblings, exchange, remove_dead_leftovers, sibling
 from ..core.ioerrors import NOT_A_FOLDER, describe
 from ..errors import InputDataError, PublishError
+from ..store.duckdb_store import arrow_schema
 from .base import PreparedStar, TargetResult
 from .star import STAR_TABLES
-from .topojson import star_topojson
+from .tables import SpooledTable, StarTable, chunks_of, frame_of
+from .topojson import SHAPE_MAPS, star_topojson
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +96,36 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _write_one(df: pd.DataFrame, path: Path, fmt: str) -> None:
+def _parquet_schema(table: StarTable) -> pa.Schema:
+    """The Arrow schema pandas infers for the whole table (a spooled table: from its first
+    chunk, a column that is null there typed by the contract)."""
+    if not isinstance(table, SpooledTable):
+        return pa.Schema.from_pandas(table, preserve_index=False)
+    schema = pa.Schema.from_pandas(next(table.chunks()), preserve_index=False)
+    contract = arrow_schema(table.schema)
+    for i, f in enumerate(schema):
+        if pa.types.is_null(f.type):
+            schema = schema.set(i, f.with_type(contract.field(f.name).type))
+    return schema
+
+
+def _write_one(table: StarTable, path: Path, fmt: str) -> None:
+    """One table in one format, written a chunk at a time (a spooled table is never read
+    whole; a Parquet row group per chunk)."""
     if fmt == "parquet":
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        pq.write_table(table, path, compression="zstd")
-    else:
-        # CRLF rows (RFC 4180): the csv module quotes a field holding any character of the
-        # line terminator, so a CR inside a cell cannot start a new row (a bare CR in an
-        # unquoted cell would, and the text after it could be a formula).
-        spreadsheet_safe(df).to_csv(
-            path, index=False, lineterminator="\r\n", encoding="utf-8", date_format="%Y-%m-%d"
-        )
+        schema = _parquet_schema(table)
+        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+            for chunk in chunks_of(table):
+                writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+        return
+    # CRLF rows (RFC 4180): the csv module quotes a field holding any character of the
+    # line terminator, so a CR inside a cell cannot start a new row (a bare CR in an
+    # unquoted cell would, and the text after it could be a formula).
+    with path.open("w", encoding="utf-8", newline="") as f:
+        for i, chunk in enumerate(chunks_of(table)):
+            spreadsheet_safe(chunk).to_csv(
+                f, index=False, header=i == 0, lineterminator="\r\n", date_format="%Y-%m-%d"
+            )
 
 
 def check_formats(formats: Sequence[str]) -> None:
@@ -130,7 +151,7 @@ def _remove_dead_leftovers(folder: Path) -> None:
 
 
 def write_star_folder(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, StarTable],
     folder: Path | str,
     *,
     formats: Sequence[str] = FORMATS,
@@ -196,7 +217,7 @@ def _io_failure(folder: Path, path: Path) -> Iterator[None]:
 
 
 def _write_staging(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, StarTable],
     staging: Path,
     folder: Path,
     formats: Sequence[str],
@@ -211,7 +232,7 @@ def _write_staging(
         for t in STAR_TABLES:
             with _io_failure(folder, folder / fmt / f"{t}.{fmt}"):
                 _write_one(tables[t], staging / fmt / f"{t}.{fmt}", fmt)
-    shapes = star_topojson(tables)
+    shapes = star_topojson({t: frame_of(tables[t]) for t in SHAPE_MAPS})
     with _io_failure(folder, folder / "topojson"):
         (staging / "topojson").mkdir(parents=True, exist_ok=True)
     for name, text in shapes.items():
@@ -247,7 +268,7 @@ class FolderTarget:
         """Refuse unknown formats before the star is built."""
         check_formats(self.formats)
 
-    def write(self, tables: Mapping[str, pd.DataFrame], prepared: PreparedStar) -> TargetResult:
+    def write(self, tables: Mapping[str, StarTable], prepared: PreparedStar) -> TargetResult:
         """Write every table in every format; the folder is rewritten on every publish."""
         pid = prepared.publish_id
         res = write_star_folder(tables, self.folder, formats=self.formats, run_id=pid)

@@ -9,20 +9,22 @@ which targets hold the same publish.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..config import Config
+from ..core.files import remove_dead_leftovers, sibling
 from ..core.types import Progress
-from ..errors import ContractError, InputDataError
+from ..errors import ContractError, InputDataError, StoreError
 from ..store.duckdb_store import Store
 from ..store.project import in_project_crs
 from .base import PreparedStar, TargetOptions, prepare_star
 from .files import FORMATS
-from .star import STAR_TABLES, build_star, check_keys
+from .star import STAR_TABLES, check_keys, spool_star
+from .tables import StarTable
 from .targets import LOCAL_TARGETS, TARGETS, make_target
 from .turso import SCHEMA_VERSION
 
@@ -84,8 +86,9 @@ def publish(
     try:
         for target in chosen:  # fail fast, before the star is built
             target.check()
-        tables, star = _build(cfg)
-        written = [target.write(tables, star).to_dict() for target in chosen]
+        with _spool_folder(cfg) as spool:
+            tables, star = _build(cfg, spool)
+            written = [target.write(tables, star).to_dict() for target in chosen]
     finally:
         for target in chosen:
             target.close()
@@ -98,10 +101,31 @@ def publish(
     }
 
 
-def _build(cfg: Config) -> tuple[Mapping[str, pd.DataFrame], PreparedStar]:
-    """The star tables from the store, their keys checked, and their prepared rows."""
+@contextmanager
+def _spool_folder(cfg: Config) -> Iterator[Path]:
+    """A temporary folder beside the star folder (``<out>/.star.spool-<pid>-<random>``) for
+    the tables spooled to disk while they are published; removed afterwards, and a killed
+    publish's folder by the next publish."""
+    anchor = cfg.out_dir / "star"
+    folder = sibling(anchor, "spool")
+    try:
+        remove_dead_leftovers(anchor, ["spool"])
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create a temporary folder in the output folder {cfg.out_dir}: {exc}"
+        ) from exc
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _build(cfg: Config, spool: Path) -> tuple[Mapping[str, StarTable], PreparedStar]:
+    """The star tables from the store (the largest spooled to ``spool``), their keys
+    checked, and their prepared rows."""
     with Store(cfg.store_path, read_only=True) as store:
-        tables = build_star(store)
+        tables = spool_star(store, spool)
     problems = check_keys(tables)
     if problems:
         raise ContractError("star schema keys do not resolve; nothing published", problems)

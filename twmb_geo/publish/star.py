@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import calendar
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,9 @@ import shapely
 from ..contracts import conform, load_schema, validate_frame
 from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
+from ..errors import ContractError
 from ..store.duckdb_store import TABLES, Store
+from .tables import CHUNK_ROWS, SpoolWriter, StarTable, chunks_of, frame_of
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ __all__ = [
     "UNKNOWN_KEY",
     "build_star",
     "check_keys",
+    "spool_star",
 ]
 
 #: dimension tables, in build order
@@ -264,11 +268,12 @@ def _model_keys(df: pd.DataFrame, dims: Mapping[str, pd.DataFrame]) -> np.ndarra
     return _map_keys(df["model_version"], _key_map(dims["dim_model"], "model_version", "model_key"))
 
 
-def _finish(name: str, df: pd.DataFrame) -> pd.DataFrame:
-    """Conform to ``star/<name>``, sort by the contract's ``sort_by`` (stable) and validate."""
+def _finish(name: str, df: pd.DataFrame, *, sort: bool = True) -> pd.DataFrame:
+    """Conform to ``star/<name>``, sort by the contract's ``sort_by`` (stable; ``sort=False``
+    for rows already in that order) and validate."""
     sch = load_schema(f"star/{name}")
     out = conform(df, sch)
-    if sch.sort_by and len(out):
+    if sort and sch.sort_by and len(out):
         out = out.sort_values(list(sch.sort_by), kind="mergesort").reset_index(drop=True)
     validate_frame(out, sch)
     return out
@@ -301,10 +306,16 @@ def _keyed(
     )
 
 
-def _dim_year(facts: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _dim_year(facts: Mapping[str, StarTable]) -> pd.DataFrame:
     """One row per calendar year from the earliest to the latest ``year_key`` of any fact."""
-    keys = np.concatenate([f["year_key"].to_numpy(dtype=np.int64) for f in facts.values()])
-    years = keys[keys > 0]
+    spans = []
+    for fact in facts.values():
+        for chunk in chunks_of(fact):
+            keys = chunk["year_key"].to_numpy(dtype=np.int64)
+            keys = keys[keys > 0]
+            if len(keys):
+                spans.append([keys.min(), keys.max()])
+    years = np.asarray(spans, dtype=np.int64).ravel()
     span = (
         np.arange(int(years.min()), int(years.max()) + 1, dtype=np.int64)
         if len(years)
@@ -519,11 +530,8 @@ def _fact_break(
 _UNIT_YEAR_COLUMNS = ["unit_type", "unit_id", "year", "breaks", "exposure_km"]
 
 
-def _fact_unit_year(
-    panel: pd.DataFrame, maps: Mapping[str, pd.Series], places: Mapping[str, pd.DataFrame]
-) -> pd.DataFrame:
-    """Breaks, exposure and rate per 100 km per unit and year."""
-    df = _unit_keys(panel[_UNIT_YEAR_COLUMNS], maps, places)
+def _unit_year_values(df: pd.DataFrame) -> pd.DataFrame:
+    """Year key, whole breaks and rate per 100 km of panel rows that carry their unit keys."""
     df["year_key"] = _year_keys(df["year"])
     exposure = pd.to_numeric(df["exposure_km"], errors="coerce").to_numpy(dtype=float)
     breaks = pd.to_numeric(df["breaks"]).to_numpy(dtype=float)
@@ -531,6 +539,62 @@ def _fact_unit_year(
         df["rate_per_100km"] = np.where(exposure > 0, breaks / exposure * 100.0, np.nan)
     df["breaks"] = np.rint(breaks).astype(np.int64)
     return df
+
+
+def _fact_unit_year(
+    panel: pd.DataFrame, maps: Mapping[str, pd.Series], places: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """Breaks, exposure and rate per 100 km per unit and year of a panel frame."""
+    return _unit_year_values(_unit_keys(panel[_UNIT_YEAR_COLUMNS], maps, places))
+
+
+def _fact_unit_year_chunks(
+    store: Store, maps: Mapping[str, pd.Series], places: Mapping[str, pd.DataFrame], rows: int
+) -> Iterator[pd.DataFrame]:
+    """Breaks, exposure and rate per 100 km per unit and year, finished ``rows`` rows at a
+    time in the contract's order.
+
+    The keys are worked out once per unit (its distinct ``unit_type``/``unit_id`` in the
+    panel); DuckDB joins them to the panel's five columns and sorts (spilling to disk
+    rather than holding the 30 million rows of a 500,000-pipe city). Rows are sorted by
+    the whole primary key, so a duplicate key lies across a chunk boundary at worst: the
+    last key of each chunk is checked against the next.
+    """
+    name = "fact_unit_year"
+    sch = load_schema(f"star/{name}")
+    total = store.count("panel")
+    if total == 0:
+        yield _finish(
+            name, _fact_unit_year(_read(store, "panel", _UNIT_YEAR_COLUMNS), maps, places)
+        )
+        return
+    units = store.query('SELECT DISTINCT "unit_type", "unit_id" FROM "panel" ORDER BY 1, 2')
+    keyed = _unit_keys(units, maps, places)
+    keys = [s.star_key for s in UNIT_TYPES.values()]
+    own = {c: "p" for c in _UNIT_YEAR_COLUMNS} | {c: "k" for c in keys}
+    picked = ", ".join(f'{own[c]}."{c}"' for c in [*_UNIT_YEAR_COLUMNS, *keys])
+    order = ", ".join(f'{own[c]}."{c}"' for c in sch.sort_by)
+    sql = (
+        f'SELECT {picked} FROM "panel" AS p JOIN _unit_year_keys AS k '
+        'ON p."unit_type" = k."unit_type" AND p."unit_id" = k."unit_id" '
+        f"ORDER BY {order}"
+    )
+    pk = list(sch.primary_key)
+    last: tuple[object, ...] | None = None
+    made = 0
+    with store.registered("_unit_year_keys", keyed):
+        for chunk in store.query_chunks(sql, rows=rows):
+            out = _finish(name, _unit_year_values(chunk), sort=False)
+            if last is not None and tuple(out[pk].iloc[0]) == last:
+                raise ContractError(
+                    f"table {name!r} violates its contract: primary key {pk} not unique",
+                    [f"e.g. {dict(zip(pk, last, strict=True))}"],
+                )
+            last = tuple(out[pk].iloc[-1])
+            made += len(out)
+            yield out
+    if made != total:  # every panel row has a unit id, so every row joins its keys
+        raise ContractError(f"{name}: {made} rows made from {total} panel rows")
 
 
 def _fact_risk_score(
@@ -616,20 +680,13 @@ def _fact_simulation(
 
 
 # -- public -------------------------------------------------------------------------------
-def build_star(store: Store) -> dict[str, pd.DataFrame]:
-    """Build every star table from ``store``, each conformed and validated against its contract.
-
-    Parameters
-    ----------
-    store
-        An open store (read-only is enough).
-
-    Returns
-    -------
-    dict
-        Table name -> frame, in :data:`STAR_TABLES` order. A dimension without source rows
-        holds only its special members (-2, -1); a fact without source rows is empty.
-    """
+def _build(
+    store: Store,
+    collect: Callable[[str, Iterator[pd.DataFrame]], StarTable],
+    chunk_rows: int = CHUNK_ROWS,
+) -> dict[str, StarTable]:
+    """Every star table; ``collect`` turns the finished chunks of a fact built a chunk at a
+    time (``fact_unit_year``) into the table handed on."""
     src: dict[str, pd.DataFrame] = {}
 
     def get(name: str) -> pd.DataFrame:
@@ -645,40 +702,89 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
         "dim_neighbourhood": lambda: _dim_neighbourhood(get("neighbourhoods")),
         "dim_model": lambda: _dim_model(get("models")),
     }
-    out: dict[str, pd.DataFrame] = {}
+    dims: dict[str, pd.DataFrame] = {}
     for name, build in builders.items():
-        out[name] = _finish(name, build())
-    maps = _unit_key_maps(out)
+        dims[name] = _finish(name, build())
+    maps = _unit_key_maps(dims)
     places = _places({n: get(s.table) for n, s in UNIT_TYPES.items()})
-    facts: dict[str, Callable[[], pd.DataFrame]] = {
+    facts: dict[str, Callable[[], StarTable]] = {
         "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), maps),
-        # the panel's five columns, read for this fact alone (30 M rows at 500,000 pipes)
-        "fact_unit_year": lambda: _fact_unit_year(
-            _read(store, "panel", _UNIT_YEAR_COLUMNS), maps, places
+        "fact_unit_year": lambda: collect(
+            "fact_unit_year", _fact_unit_year_chunks(store, maps, places, chunk_rows)
         ),
         "fact_risk_score": lambda: _fact_risk_score(
-            get("risk_scores"), get("simulation_unit"), out, maps, places
+            get("risk_scores"), get("simulation_unit"), dims, maps, places
         ),
         "fact_hotspot": lambda: _fact_hotspot(get("lisa"), maps, places),
-        "fact_cv_metric": lambda: _fact_cv_metric(get("cv_metrics"), out),
+        "fact_cv_metric": lambda: _fact_cv_metric(get("cv_metrics"), dims),
         "fact_simulation": lambda: _fact_simulation(
-            get("simulation_city"), get("risk_scores"), out
+            get("simulation_city"), get("risk_scores"), dims
         ),
     }
+    out: dict[str, StarTable] = dict(dims)
     for name in FACTS:
-        out[name] = _finish(name, facts[name]())
+        made = facts[name]()
+        out[name] = made if name == "fact_unit_year" else _finish(name, frame_of(made))
     # the year dimension spans the years the facts carry (year_key is the year itself)
     out["dim_year"] = _finish("dim_year", _dim_year({f: out[f] for f in FACTS}))
     return {name: out[name] for name in STAR_TABLES}
 
 
-def check_keys(tables: Mapping[str, pd.DataFrame]) -> list[str]:
+def build_star(store: Store) -> dict[str, pd.DataFrame]:
+    """Build every star table from ``store``, each conformed and validated against its contract.
+
+    Parameters
+    ----------
+    store
+        An open store (read-only is enough).
+
+    Returns
+    -------
+    dict
+        Table name -> frame, in :data:`STAR_TABLES` order. A dimension without source rows
+        holds only its special members (-2, -1); a fact without source rows is empty.
+
+    See Also
+    --------
+    spool_star : the same tables with the largest fact in a file (cities of any size).
+    """
+
+    def concatenated(name: str, chunks: Iterator[pd.DataFrame]) -> pd.DataFrame:
+        return conform(pd.concat(list(chunks), ignore_index=True), load_schema(f"star/{name}"))
+
+    return {name: frame_of(t) for name, t in _build(store, concatenated).items()}
+
+
+def spool_star(
+    store: Store, folder: Path | str, *, chunk_rows: int = CHUNK_ROWS
+) -> dict[str, StarTable]:
+    """:func:`build_star`, with ``fact_unit_year`` (a row per unit and year) written to
+    ``folder/fact_unit_year.parquet`` as it is built and handed on as a
+    :class:`~twmb_geo.publish.tables.SpooledTable` that targets read a chunk at a time.
+
+    Memory is then bounded by the other tables and a chunk, not by the panel; ``folder``
+    must outlive the writes (the publish stage uses a temporary folder of the output).
+    The fact is built ``chunk_rows`` rows at a time.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def spooled(name: str, chunks: Iterator[pd.DataFrame]) -> StarTable:
+        with SpoolWriter(folder / f"{name}.parquet", load_schema(f"star/{name}")) as w:
+            for chunk in chunks:
+                w.add(chunk)
+            return w.close()
+
+    return _build(store, spooled, chunk_rows)
+
+
+def check_keys(tables: Mapping[str, StarTable]) -> list[str]:
     """Referential integrity: every key of every fact exists in its dimension.
 
     Parameters
     ----------
     tables
-        Star tables by name (e.g. from :func:`build_star`).
+        Star tables by name (from :func:`build_star` or :func:`spool_star`).
 
     Returns
     -------
@@ -687,27 +793,38 @@ def check_keys(tables: Mapping[str, pd.DataFrame]) -> list[str]:
         missing dimension keys.
     """
     problems: list[str] = []
+    dim_keys: dict[str, pd.Series] = {}
     for dim_name in DIMENSIONS:
         if dim_name not in tables:
             continue
         key = next(k for k, d in KEY_DIMENSIONS.items() if d == dim_name)
-        dup = tables[dim_name][key].duplicated()
+        dim_keys[dim_name] = frame_of(tables[dim_name])[key]
+        dup = dim_keys[dim_name].duplicated()
         if dup.any():
             problems.append(f"{dim_name}.{key}: {int(dup.sum())} duplicate keys")
     for fact in FACTS:
         if fact not in tables:
             continue
-        df = tables[fact]
+        cols = list(tables[fact].columns)
         for key, dim_name in KEY_DIMENSIONS.items():
-            if key not in df.columns:
-                continue
-            if dim_name not in tables:
+            if key in cols and dim_name not in tables:
                 problems.append(f"{fact}.{key}: dimension {dim_name} is missing")
-                continue
-            bad = ~df[key].isin(tables[dim_name][key])
-            if bad.any():
-                ex = df.loc[bad, key].drop_duplicates().head(5).tolist()
-                problems.append(
-                    f"{fact}.{key}: {int(bad.sum())} rows without a {dim_name} row, e.g. {ex}"
-                )
+        checked = [k for k in KEY_DIMENSIONS if k in cols and KEY_DIMENSIONS[k] in dim_keys]
+        bad_rows = dict.fromkeys(checked, 0)
+        examples: dict[str, list[object]] = {k: [] for k in checked}
+        for chunk in chunks_of(tables[fact]):
+            for key in checked:
+                bad = ~chunk[key].isin(dim_keys[KEY_DIMENSIONS[key]])
+                if bad.any():
+                    bad_rows[key] += int(bad.sum())
+                    seen = examples[key]
+                    new = [
+                        v for v in chunk.loc[bad, key].drop_duplicates().tolist() if v not in seen
+                    ]
+                    seen.extend(new[: 5 - len(seen)])
+        problems.extend(
+            f"{fact}.{key}: {n} rows without a {KEY_DIMENSIONS[key]} row, e.g. {examples[key]}"
+            for key, n in bad_rows.items()
+            if n
+        )
     return problems

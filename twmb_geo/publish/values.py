@@ -22,7 +22,7 @@ import pandas as pd
 from ..contracts import TableSchema
 from ..errors import ContractError
 
-__all__ = ["RowDigests", "column_values", "frame_rows", "table_checksum"]
+__all__ = ["RowDigests", "column_values", "frame_columns", "frame_rows", "table_checksum"]
 
 
 def _is_missing(v: Any) -> bool:
@@ -48,8 +48,8 @@ def column_values(s: pd.Series, type_name: str) -> list[Any]:
     return [None if _is_missing(v) else str(v) for v in s.tolist()]
 
 
-def frame_rows(df: pd.DataFrame, schema: TableSchema) -> list[tuple[Any, ...]]:
-    """Rows of ``df`` in contract column order as tuples of canonical values.
+def frame_columns(df: pd.DataFrame, schema: TableSchema) -> list[list[Any]]:
+    """The columns of ``df`` in contract order as lists of canonical values.
 
     Infinite floats have no place in a published table (JSON and Power BI cannot carry them):
     they raise a :class:`ContractError` naming the column.
@@ -62,7 +62,13 @@ def frame_rows(df: pd.DataFrame, schema: TableSchema) -> list[tuple[Any, ...]]:
     ]
     if bad:
         raise ContractError(f"star table {schema.name} has infinite values in {bad}")
-    cols = [column_values(df[f.name], f.type) for f in schema.fields]
+    return [column_values(df[f.name], f.type) for f in schema.fields]
+
+
+def frame_rows(df: pd.DataFrame, schema: TableSchema) -> list[tuple[Any, ...]]:
+    """Rows of ``df`` in contract column order as tuples of canonical values
+    (:func:`frame_columns`)."""
+    cols = frame_columns(df, schema)
     return list(zip(*cols, strict=True)) if cols else []
 
 
@@ -79,6 +85,29 @@ def _token(v: Any) -> str:
     return str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
+_ESCAPED = ("\\", "\t", "\n")
+
+
+def _float_token(v: float) -> str:
+    text = format(v, ".12g")  # nan and inf keep their "n"
+    return text if "." in text or "e" in text or "n" in text else text + ".0"  # 1.0 is not 1
+
+
+def _column_tokens(values: Sequence[Any]) -> Sequence[str]:
+    """:func:`_token` of every value of a column, with fast paths for a column of one type
+    (a star column is ints, floats or text, with or without nulls)."""
+    kinds = set(map(type, values))
+    if kinds <= {int}:
+        return list(map(str, values))
+    if kinds <= {float, type(None)}:
+        return ["\\N" if v is None else _float_token(v) for v in values]
+    if kinds <= {str}:
+        text = "".join(values)
+        if not any(c in text for c in _ESCAPED):
+            return values
+    return [_token(v) for v in values]
+
+
 class RowDigests:
     """An order-independent checksum of canonical rows, fed a batch at a time.
 
@@ -93,12 +122,19 @@ class RowDigests:
 
     def add(self, rows: Iterable[Sequence[Any]]) -> None:
         """Hash these rows into the checksum."""
+        batch = rows if isinstance(rows, list) else list(rows)
+        if batch:
+            self.add_columns([[r[i] for r in batch] for i in range(len(batch[0]))])
+
+    def add_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        """Hash the rows these equal-length columns of canonical values make (the same
+        checksum as :meth:`add` of the rows, without making them)."""
+        if not columns or not len(columns[0]):
+            return
+        texts = map("\t".join, zip(*map(_column_tokens, columns), strict=True))
         sha = hashlib.sha256
-        blob = bytearray()  # 32 bytes per row, however the rows arrive
-        for row in rows:
-            blob += sha("\t".join(_token(v) for v in row).encode("utf-8")).digest()
-        if blob:
-            self._parts.append(np.frombuffer(bytes(blob), dtype="S32"))
+        blob = b"".join([sha(t.encode("utf-8")).digest() for t in texts])
+        self._parts.append(np.frombuffer(blob, dtype="S32"))
 
     def hexdigest(self) -> str:
         """The checksum of every row added so far."""

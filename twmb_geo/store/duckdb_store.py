@@ -382,6 +382,15 @@ class Store:
         """Run a read query and return a frame."""
         return self.con.execute(sql, params or []).df()
 
+    def query_chunks(
+        self, sql: str, params: list | None = None, *, rows: int = _INSERT_CHUNK
+    ) -> Iterator[pd.DataFrame]:
+        """Run a read query and yield its result ``rows`` rows at a time, in its order (a
+        result larger than memory is streamed, never held whole)."""
+        relation = self.con.sql(sql, params=params or None)
+        for batch in relation.to_arrow_reader(rows) if relation is not None else ():
+            yield batch.to_pandas()
+
     def count(self, name: str) -> int:
         """Row count of a table (0 when absent)."""
         if not self.has_table(name):

@@ -11,8 +11,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
-
 from ...core.types import Progress
 from ...errors import PublishError, SchemaVersionError
 from ..base import PreparedStar, prepare_star
@@ -25,6 +23,7 @@ from ..sql import (
     quote,
 )
 from ..star import STAR_TABLES
+from ..tables import StarTable
 from .http_session import Stmt
 from .migrations import MIGRATIONS, SCHEMA_VERSION, Migration
 from .session import Session
@@ -128,7 +127,7 @@ LOAD_BATCH_ROWS = 50_000
 
 def publish_tables(
     session: Session,
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, StarTable],
     *,
     prepared: PreparedStar | None = None,
     source: str = "",
@@ -224,8 +223,8 @@ def _load(
         if progress:
             progress(f"publish {t}", done, total)
         rows = star.rows[t]
-        for start in range(0, len(rows), LOAD_BATCH_ROWS):
-            tagged = [(*r, pid) for r in rows[start : start + LOAD_BATCH_ROWS]]
+        for batch in rows.batches(LOAD_BATCH_ROWS):
+            tagged = [(*r, pid) for r in batch]
             session.insert(t, [*star.columns[t], PUBLISH_COLUMN], tagged)
             done += len(tagged)
             if progress and len(rows) > LOAD_BATCH_ROWS:

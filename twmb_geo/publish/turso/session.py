@@ -30,6 +30,11 @@ _TURSO_ERRORS = (turso.Error, OSError, RuntimeError, ValueError)
 
 MODES = ("file", "sync", "http")
 
+#: rows a local session inserts before it commits: pyturso holds a transaction's pages in
+#: memory until the commit (30.7 million rows in one transaction: 10 GB), and readers keep
+#: seeing the previous publish through the pointer until the switch whatever is committed
+COMMIT_ROWS = 1_000_000
+
 
 class Session(Protocol):
     """What the protocol needs from a database connection."""
@@ -70,7 +75,10 @@ def _discard(path: Path) -> None:
 
 
 class LocalSession:
-    """A pyturso connection; everything up to :meth:`finish` is one transaction.
+    """A pyturso connection; a publish's statements up to :meth:`finish` are committed
+    every :data:`COMMIT_ROWS` inserted rows and at the finish. Until the pointer switches,
+    readers see the previous publish; a load that stops half-way is cleared by the next
+    publish (the protocol's ``loading`` record), as over HTTP, where every request commits.
 
     ``install``: the connection writes a temporary file (``work``) that :meth:`complete`
     moves onto ``install`` once the publish is whole (the first publish to a file); until
@@ -97,6 +105,7 @@ class LocalSession:
         self._install = install
         self._work = work
         self._closed = False
+        self._uncommitted = 0
 
     def __repr__(self) -> str:
         return f"LocalSession({self.label!r})"
@@ -127,6 +136,10 @@ class LocalSession:
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         try:
             self.conn.executemany(_insert_sql(table, columns), rows)
+            self._uncommitted += len(rows)
+            if self._uncommitted >= COMMIT_ROWS:
+                self.conn.commit()
+                self._uncommitted = 0
         except Exception as exc:
             raise self._wrap(exc, f"writing {table}") from exc
 

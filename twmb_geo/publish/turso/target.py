@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import pandas as pd
-
 from ...core.types import Progress
 from ...errors import PublishError
 from ..base import PreparedStar, TargetResult
+from ..tables import StarTable
 from .protocol import check_version, publish_tables
 from .session import Session, TursoTarget, connect
 
@@ -41,7 +40,7 @@ class TursoPublishTarget:
             self._session = connect(self.spec)
         check_version(self._session)
 
-    def write(self, tables: Mapping[str, pd.DataFrame], prepared: PreparedStar) -> TargetResult:
+    def write(self, tables: Mapping[str, StarTable], prepared: PreparedStar) -> TargetResult:
         """Publish ``prepared`` with the pointer protocol."""
         if self._session is None:
             raise PublishError(f"{self.spec.label}: write() before check()")
