@@ -39,7 +39,7 @@ from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..errors import ContractError
 from ..store.duckdb_store import TABLES, Store
-from .tables import CHUNK_ROWS, SpoolWriter, StarTable, chunks_of, frame_of
+from .tables import CHUNK_ROWS, StarTable, chunks_of, frame_of, spool_table
 
 log = logging.getLogger(__name__)
 
@@ -770,10 +770,7 @@ def spool_star(
     folder.mkdir(parents=True, exist_ok=True)
 
     def spooled(name: str, chunks: Iterator[pd.DataFrame]) -> StarTable:
-        with SpoolWriter(folder / f"{name}.parquet", load_schema(f"star/{name}")) as w:
-            for chunk in chunks:
-                w.add(chunk)
-            return w.close()
+        return spool_table(folder / f"{name}.parquet", load_schema(f"star/{name}"), chunks)
 
     return _build(store, spooled, chunk_rows)
 

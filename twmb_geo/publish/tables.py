@@ -2,16 +2,15 @@
 
 A fact with a row per unit and year (``fact_unit_year``: 30 million rows at 500,000 pipes)
 does not fit in memory next to the rest of a large city's publish. The publish stage
-writes such a table to a spool file as it is built (:class:`SpoolWriter`) and every
+writes such a table to a spool file as it is built (:func:`spool_table`) and every
 target reads it back a chunk at a time (:func:`chunks_of`), so the publish holds one
 chunk of it, not the table. Small tables stay frames; the same functions read both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import TypeAlias
 
 import pandas as pd
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 from ..contracts import TableSchema, conform
 from ..store.duckdb_store import arrow_schema, arrow_table
 
-__all__ = ["CHUNK_ROWS", "SpoolWriter", "SpooledTable", "StarTable", "chunks_of", "frame_of"]
+__all__ = ["CHUNK_ROWS", "SpooledTable", "StarTable", "chunks_of", "frame_of", "spool_table"]
 
 #: rows of a star table a target reads (and converts) at a time
 CHUNK_ROWS = 500_000
@@ -32,7 +31,7 @@ class SpooledTable:
     Parameters
     ----------
     path
-        The Parquet file (written by :class:`SpoolWriter`, contract column types).
+        The Parquet file (written by :func:`spool_table`, contract column types).
     schema
         The table's contract.
     rows
@@ -88,34 +87,13 @@ def frame_of(table: StarTable) -> pd.DataFrame:
     return table
 
 
-class SpoolWriter:
-    """Write a star table's conformed chunks to a Parquet spool, then hand it over as a
-    :class:`SpooledTable` (:meth:`close`)."""
-
-    def __init__(self, path: Path, schema: TableSchema) -> None:
-        self.path = Path(path)
-        self.schema = schema
-        self.rows = 0
-        self._writer = pq.ParquetWriter(self.path, arrow_schema(schema))
-
-    def add(self, df: pd.DataFrame) -> None:
-        """Append a chunk (already conformed and in the table's order)."""
-        if len(df):
-            self._writer.write_table(arrow_table(df, self.schema))
-            self.rows += len(df)
-
-    def close(self) -> SpooledTable:
-        """Finish the file; the spooled table."""
-        self._writer.close()
-        return SpooledTable(self.path, self.schema, self.rows)
-
-    def __enter__(self) -> SpoolWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._writer.close()
+def spool_table(path: Path, schema: TableSchema, chunks: Iterable[pd.DataFrame]) -> SpooledTable:
+    """Write a star table's chunks (conformed, in the table's order) to the Parquet file
+    ``path`` as they come; the spooled table."""
+    rows = 0
+    with pq.ParquetWriter(path, arrow_schema(schema)) as writer:
+        for df in chunks:
+            if len(df):
+                writer.write_table(arrow_table(df, schema))
+                rows += len(df)
+    return SpooledTable(Path(path), schema, rows)
