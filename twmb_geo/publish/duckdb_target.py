@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from ..core.files import remove_dead_leftovers, sibling
 from ..core.ioerrors import describe
 from ..errors import PublishError, SchemaVersionError
-from ..store.duckdb_store import arrow_schema, arrow_table
+from ..store.duckdb_store import arrow_schema, frame_batches, stream_insert
 from .base import PreparedStar, TargetResult
 from .sql import quote, star_schema
 from .star import STAR_TABLES
@@ -93,16 +92,8 @@ def _replace(
             schema = star_schema(t)
             con.execute(f"DROP TABLE IF EXISTS {quote(t)}")
             con.execute(schema.ddl(t))
-            batches = (  # a chunk at a time: a spooled table is never read whole
-                b for chunk in chunks_of(tables[t]) for b in arrow_table(chunk, schema).to_batches()
-            )
-            con.register(
-                "_incoming", pa.RecordBatchReader.from_batches(arrow_schema(schema), batches)
-            )
-            try:
-                con.execute(f"INSERT INTO {quote(t)} SELECT * FROM _incoming")
-            finally:
-                con.unregister("_incoming")
+            # a chunk at a time: a spooled table is never read whole
+            stream_insert(con, t, arrow_schema(schema), frame_batches(chunks_of(tables[t]), schema))
         con.execute(
             f'CREATE OR REPLACE TABLE "{_META}" ("publish_id" VARCHAR NOT NULL, '
             '"schema_version" INTEGER NOT NULL, "published_at" TIMESTAMP NOT NULL, '

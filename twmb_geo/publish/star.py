@@ -707,11 +707,8 @@ def _build(
         dims[name] = _finish(name, build())
     maps = _unit_key_maps(dims)
     places = _places({n: get(s.table) for n, s in UNIT_TYPES.items()})
-    facts: dict[str, Callable[[], StarTable]] = {
+    facts: dict[str, Callable[[], pd.DataFrame]] = {
         "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), maps),
-        "fact_unit_year": lambda: collect(
-            "fact_unit_year", _fact_unit_year_chunks(store, maps, places, chunk_rows)
-        ),
         "fact_risk_score": lambda: _fact_risk_score(
             get("risk_scores"), get("simulation_unit"), dims, maps, places
         ),
@@ -722,9 +719,12 @@ def _build(
         ),
     }
     out: dict[str, StarTable] = dict(dims)
-    for name in FACTS:
-        made = facts[name]()
-        out[name] = made if name == "fact_unit_year" else _finish(name, frame_of(made))
+    for name, build_fact in facts.items():
+        out[name] = _finish(name, build_fact())
+    # the fact with a row per unit and year comes finished a chunk at a time
+    out["fact_unit_year"] = collect(
+        "fact_unit_year", _fact_unit_year_chunks(store, maps, places, chunk_rows)
+    )
     # the year dimension spans the years the facts carry (year_key is the year itself)
     out["dim_year"] = _finish("dim_year", _dim_year({f: out[f] for f in FACTS}))
     return {name: out[name] for name in STAR_TABLES}

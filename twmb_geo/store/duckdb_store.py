@@ -106,6 +106,26 @@ def arrow_schema(schema: TableSchema) -> pa.Schema:
     return pa.schema([pa.field(f.name, _ARROW[f.type], nullable=f.nullable) for f in schema.fields])
 
 
+def frame_batches(frames: Iterable[pd.DataFrame], schema: TableSchema) -> Iterator[pa.RecordBatch]:
+    """Frames as Arrow batches with the contract's types (:func:`arrow_table`), converted as
+    they are read: a chunk at a time, never the whole table."""
+    for df in frames:
+        yield from arrow_table(df, schema).to_batches()
+
+
+def stream_insert(
+    con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+) -> None:
+    """Append a stream of batches to ``table`` with one ``INSERT``: inside a transaction
+    DuckDB then writes the rows out as they come (many small INSERTs there would keep every
+    row in memory until the commit)."""
+    con.register("_incoming", pa.RecordBatchReader.from_batches(schema, iter(batches)))
+    try:
+        con.execute(f'INSERT INTO "{table}" SELECT * FROM _incoming')
+    finally:
+        con.unregister("_incoming")
+
+
 class Store:
     """A DuckDB file with contract-shaped tables.
 
@@ -194,12 +214,8 @@ class Store:
         validate_frame(df, sch)
         if df.empty:
             return
-        batches = (  # converted a chunk at a time: bounded memory for big tables
-            batch
-            for start in range(0, len(df), _INSERT_CHUNK)
-            for batch in arrow_table(df.iloc[start : start + _INSERT_CHUNK], sch).to_batches()
-        )
-        self._append(name, arrow_schema(sch), batches)
+        chunks = (df.iloc[i : i + _INSERT_CHUNK] for i in range(0, len(df), _INSERT_CHUNK))
+        stream_insert(self.con, name, arrow_schema(sch), frame_batches(chunks, sch))
 
     def insert_frames(self, name: str, frames: Iterable[pd.DataFrame]) -> int:
         """Validate and append frames as they come (a generator of chunks: memory bounded by
@@ -208,26 +224,15 @@ class Store:
         sch = self.ensure_table(name)
         rows = 0
 
-        def batches() -> Iterator[pa.RecordBatch]:
+        def validated() -> Iterator[pd.DataFrame]:
             nonlocal rows
             for df in frames:
                 validate_frame(df, sch)
                 rows += len(df)
-                yield from arrow_table(df, sch).to_batches()
+                yield df
 
-        self._append(name, arrow_schema(sch), batches())
+        stream_insert(self.con, name, arrow_schema(sch), frame_batches(validated(), sch))
         return rows
-
-    def _append(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
-        """Append a stream of batches with one ``INSERT``: inside a transaction DuckDB then
-        writes the rows out as they come (many small INSERTs there would keep every row in
-        memory until the commit)."""
-        reader = pa.RecordBatchReader.from_batches(schema, iter(batches))
-        self.con.register("_incoming", reader)
-        try:
-            self.con.execute(f'INSERT INTO "{name}" SELECT * FROM _incoming')
-        finally:
-            self.con.unregister("_incoming")
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:
@@ -312,7 +317,7 @@ class Store:
                 yield batch
 
         try:
-            self._append(name, want, checked())
+            stream_insert(self.con, name, want, checked())
         except duckdb.Error as exc:
             raise StoreError(problem[0] if problem else f"appending to {name!r}: {exc}") from exc
         if problem:
