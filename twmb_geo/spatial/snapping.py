@@ -348,46 +348,82 @@ def link_breaks_to_polygons(
     return out
 
 
+PIPE_BLOCK = 20_000
+
+
+def _geometries(values: np.ndarray) -> np.ndarray:
+    """Shapely geometries from a column of geometries or WKB (None stays None)."""
+    if any(isinstance(v, bytes | bytearray | memoryview) for v in values[:1000]):
+        return shapely.from_wkb(values)
+    return values
+
+
 def pipes_to_streets(
-    pipes: pd.DataFrame, streets: pd.DataFrame, *, half_width_m: float = 15.0
+    pipes: pd.DataFrame,
+    streets: pd.DataFrame,
+    *,
+    half_width_m: float = 15.0,
+    block: int = PIPE_BLOCK,
 ) -> pd.DataFrame:
     """The street segment each pipe runs under: the largest overlap with the street corridor.
 
-    Returns ``pipe_id``, ``segment_id`` (None when no street is within ``half_width_m``),
-    ``overlap_m`` (length of the pipe inside the corridor), ``overlap_share``.
+    Parameters
+    ----------
+    pipes, streets
+        ``pipe_id`` / ``segment_id`` (and optionally ``is_street``: only streets are
+        candidates) with ``geometry`` as shapely geometries or WKB.
+    half_width_m
+        Half the corridor's width: a segment is a candidate when the pipe comes within it.
+    block
+        Pipes worked at a time. The corridors (a buffer per candidate pair) and their
+        intersections exist for one block only, so the memory is bounded by the block,
+        not the city; the result does not depend on it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``pipe_id``, ``segment_id`` (None when no street is within ``half_width_m``; the
+        lowest id on an exact tie), ``overlap_m`` (length of the pipe inside the
+        corridor), ``overlap_share``; one row per pipe, in the input's order.
     """
-    pgeom = pipes["geometry"].to_numpy(dtype=object)
-    out = pd.DataFrame(
+    if block < 1:
+        raise ValueError(f"block must be at least 1 pipe, got {block}")
+    n = len(pipes)
+    seg = np.full(n, None, dtype=object)
+    overlap_m = np.zeros(n)
+    share = np.zeros(n)
+    s = streets[streets["is_street"].astype(bool)] if "is_street" in streets else streets
+    if n and len(s):
+        sgeom = _geometries(s["geometry"].to_numpy(dtype=object))
+        sid = s["segment_id"].to_numpy(dtype=object).astype(str)
+        sid_rank = np.argsort(np.argsort(sid, kind="stable"), kind="stable")
+        tree = shapely.STRtree(sgeom)
+        values = pipes["geometry"].to_numpy(dtype=object)
+        for lo in range(0, n, block):
+            pgeom = _geometries(values[lo : lo + block])
+            ok = ~(shapely.is_missing(pgeom) | shapely.is_empty(pgeom))
+            pi, sj = tree.query(pgeom, predicate="dwithin", distance=half_width_m)
+            pi, sj = pi[ok[pi]], sj[ok[pi]]
+            if not len(pi):
+                continue
+            corridors = shapely.buffer(sgeom[sj], half_width_m, cap_style="flat")
+            o = shapely.length(shapely.intersection(pgeom[pi], corridors))
+            del corridors
+            order = np.lexsort((sid_rank[sj], -o, pi))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = pi[order][1:] != pi[order][:-1]
+            best = order[first]
+            best = best[o[best] > 0]
+            p = pi[best]
+            seg[lo + p] = sid[sj[best]]
+            overlap_m[lo + p] = o[best]
+            length = shapely.length(pgeom[p])
+            share[lo + p] = np.where(length > 0, o[best] / np.maximum(length, 1e-9), 0.0)
+    return pd.DataFrame(
         {
             "pipe_id": pipes["pipe_id"].to_numpy(dtype=object),
-            "segment_id": None,
-            "overlap_m": 0.0,
-            "overlap_share": 0.0,
+            "segment_id": seg,
+            "overlap_m": overlap_m,
+            "overlap_share": share,
         }
     )
-    s = streets[streets["is_street"].astype(bool)] if "is_street" in streets else streets
-    sgeom = s["geometry"].to_numpy(dtype=object)
-    ok_p = ~(shapely.is_missing(pgeom) | shapely.is_empty(pgeom))
-    if not ok_p.any() or len(sgeom) == 0:
-        return out
-    tree = shapely.STRtree(sgeom)
-    pi, sj = tree.query(pgeom, predicate="dwithin", distance=half_width_m)
-    keep = ok_p[pi]
-    pi, sj = pi[keep], sj[keep]
-    corridors = shapely.buffer(sgeom[sj], half_width_m, cap_style="flat")
-    overlap = shapely.length(shapely.intersection(pgeom[pi], corridors))
-    cand = pd.DataFrame(
-        {"p": pi, "sid": s["segment_id"].to_numpy(dtype=object)[sj].astype(str), "o": overlap}
-    )
-    best = cand.sort_values(
-        ["p", "o", "sid"], ascending=[True, False, True], kind="stable"
-    ).drop_duplicates("p")
-    best = best[best["o"] > 0]
-    p = best["p"].to_numpy()
-    out.loc[p, "segment_id"] = best["sid"].to_numpy(dtype=object)
-    out.loc[p, "overlap_m"] = best["o"].to_numpy()
-    length = shapely.length(pgeom[p])
-    out.loc[p, "overlap_share"] = np.where(
-        length > 0, best["o"].to_numpy() / np.maximum(length, 1e-9), 0.0
-    )
-    return out

@@ -442,18 +442,9 @@ def _apportion_pipes_to_streets(ctx: BuildContext, pu: pd.DataFrame, su: pd.Data
     by_id = (pu["location_method"] == "segment_id").to_numpy()
     id_seg = pu["segment_id"].to_numpy(dtype=object).copy()
     ps = pipes_to_streets(
+        pd.DataFrame({"pipe_id": pu["unit_id"], "geometry": pu["geometry"]}),
         pd.DataFrame(
-            {
-                "pipe_id": pu["unit_id"],
-                "geometry": shapely.from_wkb(pu["geometry"].to_numpy(dtype=object)),
-            }
-        ),
-        pd.DataFrame(
-            {
-                "segment_id": su["unit_id"],
-                "is_street": su["is_street"],
-                "geometry": shapely.from_wkb(su["geometry"].to_numpy(dtype=object)),
-            }
+            {"segment_id": su["unit_id"], "is_street": su["is_street"], "geometry": su["geometry"]}
         ),
         half_width_m=half_width,
     )
