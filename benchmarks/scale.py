@@ -23,6 +23,7 @@ per stage (the run's manifest), the run process's peak memory per stage (sampled
 
 Usage: python benchmarks/scale.py [--sizes 50000 500000 2000000] [--workers 2]
        python benchmarks/scale.py --whole-run [--sizes 50000 500000] [--keep DIR]
+           [--run-options "--no-model --no-publish --no-report"]
 """
 
 from __future__ import annotations
@@ -108,7 +109,14 @@ def _rss_gb(pid: int) -> float | None:
     return None
 
 
-def _whole_run(n_pipes: int, workers: int, worker_memory: str, rows: int, keep: str | None) -> dict:
+def _whole_run(
+    n_pipes: int,
+    workers: int,
+    worker_memory: str,
+    rows: int,
+    keep: str | None,
+    run_options: list[str],
+) -> dict:
     """One size through ``twmb run`` on a LocalCluster (see the module docstring)."""
     import datetime as dt
     import shutil
@@ -122,6 +130,8 @@ def _whole_run(n_pipes: int, workers: int, worker_memory: str, rows: int, keep: 
     from twmb_geo.synth import make_city, write_city
 
     res: dict[str, Any] = {"n_pipes": n_pipes, "workers": workers, "worker_memory": worker_memory}
+    if run_options:
+        res["run_options"] = run_options
     base = Path(keep) / f"city-{n_pipes}" if keep else Path(tempfile.mkdtemp(prefix="scale-"))
     city_dir, out = base / "city", base / "out"
     if not (city_dir / "twmb.toml").exists():
@@ -140,7 +150,7 @@ def _whole_run(n_pipes: int, workers: int, worker_memory: str, rows: int, keep: 
                       dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
         client.run(_worker_peak_gb)  # started
         cmd = [twmb, "--config", str(config), "--out", str(out), "run",
-               "--scheduler", cluster.scheduler_address]  # fmt: skip
+               "--scheduler", cluster.scheduler_address, *run_options]  # fmt: skip
         samples: list[tuple[float, float]] = []
         t0 = time.time()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -201,6 +211,12 @@ def main() -> None:
     ap.add_argument("--whole-run", action="store_true", help="time the whole `twmb run`")
     ap.add_argument("--worker-memory", default="8GiB")
     ap.add_argument("--keep", help="--whole-run: keep (and reuse) each size's city here")
+    ap.add_argument(
+        "--run-options",
+        default="",
+        help="--whole-run: more options of `twmb run`, e.g. '--no-model --no-publish --no-report' "
+        "(ingest and features only)",
+    )
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.whole_run:
@@ -208,7 +224,14 @@ def main() -> None:
         for n in args.sizes:
             print(f"[scale] whole run, {n:,} pipes", file=sys.stderr, flush=True)
             runs.append(
-                _whole_run(n, args.workers, args.worker_memory, args.partition_rows, args.keep)
+                _whole_run(
+                    n,
+                    args.workers,
+                    args.worker_memory,
+                    args.partition_rows,
+                    args.keep,
+                    args.run_options.split(),
+                )
             )
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
         doc = {"benchmark": "scale (whole run)", "machine": machine(), "runs": runs}

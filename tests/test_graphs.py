@@ -370,3 +370,18 @@ def test_graph_edges_round_trip(chain):
     full = gr.graph_edges(chain, include_islands=True)
     back = Graph.from_arrays(*(full[c].to_numpy() for c in full.columns))
     assert back.equals(chain)
+
+
+@pytest.mark.parametrize("islands", [False, True])
+@pytest.mark.parametrize("rows", [1, 3, 7, 100])
+def test_graph_edges_in_slices_are_the_same_rows(chain, islands, rows):
+    """The store writes a city's edges a slice at a time: the slices, in turn, are the
+    edge list row for row (islands dropped or kept the same way)."""
+    whole = gr.graph_edges(chain, include_islands=islands)
+    parts = list(gr.graph_edge_chunks(chain, rows=rows, include_islands=islands))
+    assert all(len(p) <= rows for p in parts) and len(parts) == -(-len(whole) // rows)
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    empty = list(gr.graph_edge_chunks(gr.shared_nodes(["x"], [1], [2]), rows=rows))
+    assert len(empty) == 1 and empty[0].empty
+    with pytest.raises(ValueError, match="rows must be at least 1"):
+        next(gr.graph_edge_chunks(chain, rows=0))

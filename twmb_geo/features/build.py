@@ -651,17 +651,18 @@ def _feature_tables(
 
 
 def _graph_edges(graphs: GraphSet) -> Iterator[pd.DataFrame]:
-    """The stored graphs' edges, a graph at a time (one empty frame when there are none)."""
+    """The stored graphs' edges, a slice of a graph at a time (one empty frame when there
+    are none)."""
     made = False
     for ut, gs in graphs.items():
         for name, g in gs.items():
             if UNIT_TYPES[ut].linear and name == "dist":
                 continue  # KNN of centroids: cheap to rebuild, millions of rows to store
-            e = gb.graph_edges(g)
-            e.insert(0, "unit_type", ut)
-            e.insert(1, "graph", name)
-            made = True
-            yield conform(e, "features/graph_edges")
+            for e in gb.graph_edge_chunks(g):
+                e.insert(0, "unit_type", ut)
+                e.insert(1, "graph", name)
+                made = True
+                yield conform(e, "features/graph_edges")
     if not made:
         edges = load_schema("features/graph_edges")
         yield conform(pd.DataFrame(columns=edges.columns), edges)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import h3.api.basic_int as h3i
@@ -30,6 +31,7 @@ from .hexgrid import _as_cells, _listed
 __all__ = [
     "contiguity",
     "distance_band",
+    "graph_edge_chunks",
     "graph_edges",
     "graph_summary",
     "h3_kring",
@@ -206,19 +208,31 @@ def graph_edges(graph: Graph, *, include_islands: bool = False) -> pd.DataFrame:
     With ``include_islands`` islands appear as libpysal encodes them (a self-loop of
     weight 0).
     """
+    return next(graph_edge_chunks(graph, rows=None, include_islands=include_islands))
+
+
+def graph_edge_chunks(
+    graph: Graph, *, rows: int | None = 500_000, include_islands: bool = False
+) -> Iterator[pd.DataFrame]:
+    """:func:`graph_edges` a slice of ``rows`` edges at a time (None: one frame), the same
+    rows in the same order: a city's edges are millions of rows, and storing them should
+    not need them all as Python objects at once. Always at least one (maybe empty) frame."""
     adj = graph.adjacency
     mi = adj.index
     focal, nb = mi.codes
-    keep: slice | np.ndarray = slice(None)
+    pos = np.arange(len(adj))
     if not include_islands and len(graph.isolates):
-        keep = ~np.isin(focal, mi.levels[0].get_indexer(graph.isolates))
-    return pd.DataFrame(
-        {
-            "focal": mi.levels[0].to_numpy()[focal[keep]],
-            "neighbor": mi.levels[1].to_numpy()[nb[keep]],
-            "weight": adj.to_numpy(dtype=float)[keep],
-        }
-    )
+        pos = pos[~np.isin(focal, mi.levels[0].get_indexer(graph.isolates))]
+    step = max(len(pos), 1) if rows is None else rows
+    if step < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    focal_ids, nb_ids = mi.levels[0].to_numpy(), mi.levels[1].to_numpy()
+    weights = adj.to_numpy(dtype=float)
+    for lo in range(0, max(len(pos), 1), step):
+        p = pos[lo : lo + step]
+        yield pd.DataFrame(
+            {"focal": focal_ids[focal[p]], "neighbor": nb_ids[nb[p]], "weight": weights[p]}
+        )
 
 
 def graph_summary(graph: Graph) -> dict[str, Any]:
