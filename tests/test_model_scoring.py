@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
+from twmb_geo.core.cluster import ClusterSpec, open_client
 from twmb_geo.model import scoring
-from twmb_geo.model.champion import fit_member
+from twmb_geo.model.baselines import PastBreaksBaseline
+from twmb_geo.model.champion import ChampionModel, fit_member
 from twmb_geo.model.estimators import BreakCountRegressor, RiskEstimator, make_estimator
 from twmb_geo.model.scoring import (
     DEFAULT_TIERS,
@@ -474,10 +476,69 @@ def test_default_tiers() -> None:
     assert DEFAULT_TIERS[-1][1] == 0.0
     assert [t for _, t in DEFAULT_TIERS] == sorted((t for _, t in DEFAULT_TIERS), reverse=True)
     assert set(scoring.__all__) == {
+        "BLOCK_ROWS",
         "DEFAULT_TIERS",
         "assign_tiers",
         "contributions",
         "rank_units",
+        "reference_values",
         "score_units",
         "top_drivers",
     }
+
+
+def _champion(panel: pd.DataFrame) -> ChampionModel:
+    """A blend champion (a GLM and the past-breaks baseline): its drivers come from the
+    frame path of :func:`contributions`."""
+    y = panel["target_count"].to_numpy(dtype=float)
+    return ChampionModel(
+        "blend",
+        [
+            ("glm", make_estimator("glm", features=["breaks_last5", "decayed"], calibrate=False)),
+            ("past", PastBreaksBaseline("breaks_last5")),
+        ],
+        weights=(0.5, 0.5),
+    ).fit(panel, y)
+
+
+@pytest.fixture(scope="module", params=["estimator", "champion"])
+def any_model(request: pytest.FixtureRequest, model: RiskEstimator, panel: pd.DataFrame):
+    return model if request.param == "estimator" else _champion(panel)
+
+
+def test_reference_values_are_the_default_reference(any_model, panel: pd.DataFrame) -> None:
+    """The reference worked out once for the whole network is the one each call would
+    work out itself: explicit and implicit give the same contributions."""
+    X = panel.iloc[:400]
+    ref = scoring.reference_values(any_model, X)
+    assert ref.index.tolist() == [
+        c
+        for c in map(str, any_model.feature_names_in_)
+        if c != getattr(any_model, "density_col", None)
+    ]
+    pd.testing.assert_frame_equal(contributions(any_model, X, ref), contributions(any_model, X))
+    with pytest.raises(ValueError, match="reference lacks a value"):
+        contributions(any_model, X, ref.iloc[1:])
+
+
+@pytest.mark.parametrize("block_rows", [7, 333])
+def test_score_units_in_blocks_equals_one_block(any_model, panel, block_rows) -> None:
+    """Drivers worked out a block of units at a time (the scoring's cost, bounded by the
+    block) against the network's reference: the same scores, ranks and drivers as one
+    block, for any block size."""
+    X = panel.iloc[:1000]
+    whole = score_units(any_model, X, block_rows=len(X))
+    pd.testing.assert_frame_equal(score_units(any_model, X, block_rows=block_rows), whole)
+    assert whole["drivers"].ne("none above reference").any()  # drivers are compared, not blanks
+    with pytest.raises(ValueError, match="block_rows must be a positive integer"):
+        score_units(any_model, X, block_rows=0)
+
+
+def test_score_units_on_a_cluster_equals_in_process(panel: pd.DataFrame) -> None:
+    """The blocks on a Dask LocalCluster of two workers: the same table as in this
+    process."""
+    m = _fit("hgb", panel, calibrate=False, max_iter=50)
+    here = score_units(m, panel, block_rows=300)
+    with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as client:
+        there = score_units(m, panel, block_rows=300, client=client)
+    pd.testing.assert_frame_equal(there, here)

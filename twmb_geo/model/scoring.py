@@ -23,22 +23,28 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from ..core.cluster import map_partitions
 from ..core.vocab import DEFAULT_TIERS
 from ._arrays import as_1d, rank_order
 from .champion import ChampionModel
 from .estimators import RiskEstimator
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 __all__ = [
+    "BLOCK_ROWS",
     "DEFAULT_TIERS",
     "assign_tiers",
     "contributions",
     "rank_units",
+    "reference_values",
     "score_units",
     "top_drivers",
 ]
@@ -57,6 +63,8 @@ _P_MAX_EXPECTED = 1.0 - 1e-9
 # Bytes of one chunk of the stacked substitution matrix (the model's working copies
 # come on top; peak memory stays far below 500 MB for 50k units × 30 features).
 _CHUNK_BYTES = 32 * 2**20
+#: Units whose drivers one task of :func:`score_units` works out.
+BLOCK_ROWS = 50_000
 
 
 # --------------------------------------------------------------------------- ranking
@@ -233,6 +241,35 @@ def _reference(
         raise ValueError(f"reference values must be numeric: {exc}") from exc
 
 
+def _frame_reference(model: ChampionModel, X: pd.DataFrame) -> pd.Series:
+    """A champion's reference: the median of a numeric column, else its most common value."""
+    cols = [str(c) for c in model.feature_names_in_ if c != model.density_col]
+    ref: dict[str, Any] = {}
+    for c in cols:
+        v = X[c]
+        num = pd.to_numeric(v, errors="coerce")
+        if num.notna().any() or v.isna().all():
+            ref[c] = float(num.median()) if num.notna().any() else np.nan
+        else:
+            mode = v.mode(dropna=True)
+            ref[c] = mode.iloc[0] if len(mode) else None
+    return pd.Series(ref, index=pd.Index(cols), dtype=object)
+
+
+def reference_values(model: RiskEstimator | ChampionModel, X: pd.DataFrame) -> pd.Series:
+    """The reference :func:`contributions` uses when given none, computed over ``X``.
+
+    The NaN-aware median of each feature (NaN for an all-NaN column; for a champion's
+    non-numeric column, its most common value). Computed once over every unit and passed
+    to :func:`contributions` of each block of units, a block's drivers are those of the
+    whole network.
+    """
+    if isinstance(model, ChampionModel):
+        return _frame_reference(model, X)
+    cols = [str(c) for c in model.feature_names_in_]
+    return pd.Series(_reference(model.feature_matrix(X), cols, None), index=pd.Index(cols))
+
+
 def _frame_contributions(
     model: ChampionModel, X: pd.DataFrame, reference: pd.Series | None
 ) -> pd.DataFrame:
@@ -241,19 +278,15 @@ def _frame_contributions(
     out = pd.DataFrame(0.0, index=X.index, columns=cols)
     if len(X) == 0 or not cols:
         return out
+    if reference is None:
+        reference = _frame_reference(model, X)
+    missing = [c for c in cols if c not in reference.index]
+    if missing:
+        raise ValueError(f"reference lacks a value for feature(s) {missing}")
     base = model.link(X)
     for c in cols:
         v = X[c]
-        num = pd.to_numeric(v, errors="coerce")
-        if reference is not None:
-            if c not in reference.index:
-                raise ValueError(f"reference lacks a value for feature(s) {[c]}")
-            ref: Any = reference[c]
-        elif num.notna().any() or v.isna().all():
-            ref = float(num.median()) if num.notna().any() else np.nan
-        else:
-            mode = v.mode(dropna=True)
-            ref = mode.iloc[0] if len(mode) else None
+        ref: Any = reference[c]
         same = (v == ref) | (v.isna() & pd.isna(ref))
         if bool(same.all()):
             continue
@@ -388,6 +421,16 @@ def top_drivers(contrib: pd.DataFrame, X: pd.DataFrame, k: int = 3) -> list[str]
 # --------------------------------------------------------------------------- scoring
 
 
+def _block_drivers(
+    model: RiskEstimator | ChampionModel, X: pd.DataFrame, reference: pd.Series, n_drivers: int
+) -> list[str]:
+    """:func:`top_drivers` of the units in ``X`` against ``reference`` (one task of
+    :func:`score_units`)."""
+    contrib = contributions(model, X, reference)
+    contrib = contrib[[c for c in contrib.columns if c not in NOT_DRIVERS]]
+    return top_drivers(contrib, X, k=n_drivers)
+
+
 def score_units(
     model: RiskEstimator | ChampionModel,
     X: pd.DataFrame,
@@ -396,6 +439,8 @@ def score_units(
     tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS,
     n_drivers: int = 3,
     reference: pd.Series | None = None,
+    block_rows: int = BLOCK_ROWS,
+    client: Client | None = None,
 ) -> pd.DataFrame:
     """Score, rank and explain the latest-year panel rows, riskiest first.
 
@@ -413,7 +458,16 @@ def score_units(
     n_drivers : int, default 3
         Drivers listed per unit (see :func:`top_drivers`).
     reference : Series or None
-        Reference feature values of :func:`contributions` (default: medians over ``X``).
+        Reference feature values of :func:`contributions` (default:
+        :func:`reference_values` over ``X``).
+    block_rows : int, default BLOCK_ROWS
+        Units explained per task. The drivers (a model evaluation per unit and feature
+        that differs from the reference: the cost of scoring) are worked out a block of
+        units at a time against the whole network's reference, so the result does not
+        depend on the blocks and memory holds one block's substitutions.
+    client : distributed.Client or None
+        A Dask client: the blocks run on its cluster (:func:`~twmb_geo.core.cluster.map_partitions`);
+        None: in this process, one after another.
 
     Returns
     -------
@@ -442,15 +496,28 @@ def score_units(
     _check_tiers(tiers)
     if isinstance(n_drivers, bool) or not isinstance(n_drivers, int | np.integer) or n_drivers < 1:
         raise ValueError(f"n_drivers must be a positive integer, got {n_drivers!r}")
+    if (
+        isinstance(block_rows, bool)
+        or not isinstance(block_rows, int | np.integer)
+        or block_rows < 1
+    ):
+        raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
 
     risk = np.asarray(model.risk_score(X), dtype=np.float64)
     prob = np.asarray(model.break_probability(X), dtype=np.float64)
     expected = np.asarray(model.expected_breaks(X), dtype=np.float64)
     rank, pct = rank_units(risk, weight)
     tier = assign_tiers(pct, tiers)
-    contrib = contributions(model, X, reference)
-    contrib = contrib[[c for c in contrib.columns if c not in NOT_DRIVERS]]
-    drivers = top_drivers(contrib, X, k=n_drivers)
+    ref = reference if reference is not None else reference_values(model, X)
+    blocks = map_partitions(
+        _block_drivers,
+        (
+            (model, X.iloc[lo : lo + block_rows], ref, n_drivers)
+            for lo in range(0, len(X), block_rows)
+        ),
+        client,
+    )
+    drivers = [d for block in blocks for d in block]
 
     out = pd.DataFrame(
         {

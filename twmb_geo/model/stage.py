@@ -26,6 +26,7 @@ import sklearn
 from .._version import __version__
 from ..config import Config, ModelConfig
 from ..contracts import conform
+from ..core.cluster import open_client
 from ..core.compute import limit_threads
 from ..core.types import Progress
 from ..core.units import unit_type as unit_type_spec
@@ -534,10 +535,14 @@ def score_latest(
     model_version: str | None = None,
     top: int = 10,
 ) -> dict[str, Any]:
-    """Score the latest year of every unit with the newest (or given) model per unit type."""
+    """Score the latest year of every unit with the newest (or given) model per unit type.
+
+    The drivers of ``[compute] partition_rows`` units at a time, on the configured cluster
+    when there is one (``[compute] scheduler``).
+    """
     run_id = new_run_id()
     out = []
-    with Store(cfg.store_path) as store:
+    with Store(cfg.store_path) as store, open_client(cfg.compute.cluster) as client:
         if model_version:
             rows = {str(r["unit_type"]): r for r in [_model_row(store, "", model_version)]}
         else:
@@ -548,7 +553,14 @@ def score_latest(
             model = load_model(cfg.out_dir / "models", version)
             md = _load_data(store, cfg, ut, latest_only=True)
             latest = md.latest
-            scores = score_units(model, latest, weight=md.weight(latest), tiers=cfg.model.tiers)
+            scores = score_units(
+                model,
+                latest,
+                weight=md.weight(latest),
+                tiers=cfg.model.tiers,
+                block_rows=cfg.compute.partition_rows,
+                client=client,
+            )
             length = latest.set_index("unit_id")["length_km"]
             scores = scores.assign(
                 run_id=run_id,
