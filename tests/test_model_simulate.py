@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from twmb_geo.core.cluster import ClusterSpec, open_client
 from twmb_geo.model import _simcore as sm
 from twmb_geo.model.simulate import (
     DEFAULT_QUANTILES,
@@ -142,6 +143,34 @@ def test_work_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) 
     assert whole.city.equals(chunked.city) and whole.units.equals(chunked.units)
     monkeypatch.setattr(sm, "_WORK_CELLS", 1)  # one unit at a time
     assert whole.units.equals(simulate(mu, **kw).units)
+
+
+def test_tasks_of_units_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The units simulated a task at a time (whole random-stream blocks each; the tasks'
+    city totals summed): the same frames for any task size, with the work chunks inside a
+    task smaller still; a size below one block is one block."""
+    mu = np.r_[_mu(3 * sm.BLOCK_SIZE + 76, seed=4), 25.0, 0.0, 0.0, 3.0]
+    kw = {"horizon": 3, "n_sims": 20, "year_cv": 0.4, "seed": 5}
+    whole = simulate(mu, block_units=10**9, **kw)
+    monkeypatch.setattr(sm, "_WORK_CELLS", 13 * 20 * 3)
+    for size in (1, sm.BLOCK_SIZE, 2 * sm.BLOCK_SIZE + 5, 3 * sm.BLOCK_SIZE):
+        part = simulate(mu, block_units=size, **kw)
+        pd.testing.assert_frame_equal(part.city, whole.city, check_exact=True)
+        pd.testing.assert_frame_equal(part.units, whole.units, check_exact=True)
+    assert (whole.units["mean"] > 0).sum() > sm.BLOCK_SIZE  # draws in several blocks
+    with pytest.raises(ValueError, match="block_units must be a positive integer"):
+        simulate(mu, block_units=0, **kw)
+
+
+def test_simulation_on_a_cluster_equals_in_process() -> None:
+    """Tasks of 1,024 units on a Dask LocalCluster of two workers: the same frames."""
+    mu = np.r_[_mu(4 * sm.BLOCK_SIZE + 9, seed=8), 30.0]
+    kw = {"horizon": 5, "n_sims": 50, "year_cv": 0.3, "annual_growth": 0.01, "seed": 3}
+    here = simulate(mu, **kw)
+    with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as client:
+        there = simulate(mu, block_units=sm.BLOCK_SIZE, client=client, **kw)
+    pd.testing.assert_frame_equal(there.city, here.city, check_exact=True)
+    pd.testing.assert_frame_equal(there.units, here.units, check_exact=True)
 
 
 def test_appending_units_keeps_earlier_units() -> None:

@@ -293,16 +293,21 @@ def _draw(mu: NDArray[np.float64], r: _Rates, rngs: tuple[np.random.Generator, .
     return _Draws(block=-1, lo=0, hi=mu.size, pair=pair.astype(np.intp), yearly=yearly, city=city)
 
 
-def _iter_draws(mu: NDArray[np.float64], r: _Rates, seed: int) -> Iterator[_Draws]:
+def _iter_draws(
+    mu: NDArray[np.float64], r: _Rates, seed: int, first_block: int = 0
+) -> Iterator[_Draws]:
     """Yield the sparse draws of consecutive work chunks of units.
 
     Chunks never straddle a block of :data:`BLOCK_SIZE` units and hold at most
     ``_WORK_CELLS`` unit x simulation x year cells; units with ``mu = 0`` draw nothing.
+    ``mu`` may be a slice of the units that starts at block ``first_block``: its draws
+    are those of the same units in the whole (``lo``/``hi`` then count from the slice).
     """
     n = mu.size
     n_sims, horizon = r.shape
     step = max(1, _WORK_CELLS // (n_sims * horizon))
-    for block, start in enumerate(range(0, n, BLOCK_SIZE)):
+    for i, start in enumerate(range(0, n, BLOCK_SIZE)):
+        block = first_block + i
         stop = min(start + BLOCK_SIZE, n)
         rngs = tuple(np.random.default_rng([seed, tag, block]) for tag in _UNIT_TAGS)
         for lo in range(start, stop, step):

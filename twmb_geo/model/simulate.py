@@ -79,12 +79,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from ..core.cluster import map_partitions
 from ._simcore import (
     BLOCK_SIZE,
     DEFAULT_QUANTILES,
@@ -101,12 +102,16 @@ from ._simcore import (
     _iter_draws,
     _quantile_name,
     _raise,
+    _Rates,
     _rates,
     _summary,
     _unit_summary,
     _vector,
 )
 from .renewal import renewal_scenario
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = [
     "BLOCK_SIZE",
@@ -185,6 +190,29 @@ def _check_unit_horizons(unit_horizons: Any, horizon: Any, problems: list[str]) 
     return []
 
 
+def _draw_units(
+    mu: NDArray[np.float64],
+    first_block: int,
+    rates: _Rates,
+    seed: int,
+    hidx: NDArray[np.intp],
+    qs: tuple[float, ...],
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """One task of :func:`simulate`: the units ``mu`` (a slice starting at block
+    ``first_block``): the city's breaks per (simulation, year) from them, and each unit's
+    mean and quantiles per reported horizon."""
+    n_sims, horizon = rates.shape
+    n, nh = mu.size, hidx.size
+    city = np.zeros((n_sims, horizon), dtype=np.int64)
+    unit_mean = np.zeros((n, nh), dtype=np.float64)
+    unit_q = np.zeros((len(qs), n, nh), dtype=np.float64)
+    for d in _iter_draws(mu, rates, seed, first_block):
+        city += d.city
+        if nh:
+            unit_mean[d.lo : d.hi], unit_q[:, d.lo : d.hi] = _unit_summary(d, n_sims, hidx, qs)
+    return city, unit_mean, unit_q
+
+
 def _draw_frames(
     mu: NDArray[np.float64],
     ids: list[str],
@@ -195,18 +223,26 @@ def _draw_frames(
     seed: int,
     year_cv: float,
     annual_growth: float,
+    block_units: int,
+    client: Client | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draw every unit and summarise: the city frame and the unit frame."""
-    n, nh, nq = mu.size, len(hs), len(qs)
+    n, nh = mu.size, len(hs)
     hidx = np.asarray(hs, dtype=np.intp) - 1
     rates = _rates(mu, seed, n_sims, horizon, year_cv, annual_growth)
+    step = max(1, block_units // BLOCK_SIZE) * BLOCK_SIZE  # tasks start on a stream block
+    parts = map_partitions(
+        _draw_units,
+        ((mu[lo : lo + step], lo // BLOCK_SIZE, rates, seed, hidx, qs) for lo in range(0, n, step)),
+        client,
+    )
     city = np.zeros((n_sims, horizon), dtype=np.int64)
-    unit_mean = np.zeros((n, nh), dtype=np.float64)
-    unit_q = np.zeros((nq, n, nh), dtype=np.float64)
-    for d in _iter_draws(mu, rates, seed):
-        city += d.city
-        if nh:
-            unit_mean[d.lo : d.hi], unit_q[:, d.lo : d.hi] = _unit_summary(d, n_sims, hidx, qs)
+    for c, _, _ in parts:
+        city += c
+    unit_mean = np.concatenate([m for _, m, _ in parts]) if parts else np.zeros((0, nh))
+    unit_q = (
+        np.concatenate([q for _, _, q in parts], axis=1) if parts else np.zeros((len(qs), 0, nh))
+    )
     names = [_quantile_name(q) for q in qs]
     c_mean, c_q = _summary(np.cumsum(city, axis=1), qs)
     city_df = pd.DataFrame({"horizon": np.arange(1, horizon + 1, dtype=np.int32), "mean": c_mean})
@@ -236,6 +272,8 @@ def simulate(
     annual_growth: float = 0.0,
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     unit_horizons: Sequence[int] | None = None,
+    block_units: int = 50_000,
+    client: Client | None = None,
 ) -> SimulationResult:
     """Simulate cumulative future breaks from each unit's expected breaks next year.
 
@@ -261,6 +299,13 @@ def simulate(
     unit_horizons : sequence of int, optional
         Horizons reported per unit (default all ``1..horizon``); the city frame
         always has every horizon.
+    block_units : int
+        Units simulated per task (rounded down to whole random-stream blocks of
+        :data:`BLOCK_SIZE`, at least one): each unit's draws come from its block's
+        streams, so the result does not depend on it; a task holds its units' summaries.
+    client : distributed.Client, optional
+        A Dask client: the tasks run on its cluster and the city totals are summed
+        here (exact integers); None: in this process, one after another.
 
     Returns
     -------
@@ -282,6 +327,8 @@ def simulate(
         year_cv=year_cv,
         annual_growth=annual_growth,
     )
+    if not _is_int(block_units) or int(block_units) < 1:
+        problems.append(f"block_units must be a positive integer, got {block_units!r}")
     qs = _check_quantiles(quantiles, problems)
     ids = _check_ids(unit_ids, mu, problems)
     hs = _check_unit_horizons(unit_horizons, horizon, problems)
@@ -295,7 +342,9 @@ def simulate(
     if ids is None:
         ids = [str(i) for i in range(mu.size)]
 
-    city_df, units = _draw_frames(mu, ids, hs, qs, horizon, n_sims, seed, year_cv, annual_growth)
+    city_df, units = _draw_frames(
+        mu, ids, hs, qs, horizon, n_sims, seed, year_cv, annual_growth, int(block_units), client
+    )
     params: dict[str, Any] = {
         "year_cv": year_cv,
         "annual_growth": annual_growth,

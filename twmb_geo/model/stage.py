@@ -674,7 +674,8 @@ def _simulate_one(
         "year_cv": year_cv,
         "annual_growth": mc.annual_growth,
     }
-    base = simulate(mu, unit_ids=ids, unit_horizons=unit_h, **kw)
+    on = {"block_units": opts["block_units"], "client": opts["client"]}
+    base = simulate(mu, unit_ids=ids, unit_horizons=unit_h, **kw, **on)
     length = sc["length_km"].to_numpy(dtype=float)
     has_len = bool(np.isfinite(length).all() and (length > 0).any())
     rk = replace_km if replace_km is not None else (mc.renewal_km if has_len else None)
@@ -700,7 +701,7 @@ def _simulate_one(
         **kw,
     )
     renewed = np.where(selected, mu * mc.renewal_residual, mu)
-    after = simulate(renewed, unit_ids=ids, unit_horizons=[horizon], **kw)
+    after = simulate(renewed, unit_ids=ids, unit_horizons=[horizon], **kw, **on)
     common = {"run_id": run_id, "model_version": version, "unit_type": ut}
     city = pd.concat(
         [base.city.assign(scenario="baseline"), after.city.assign(scenario="renewal")],
@@ -744,7 +745,11 @@ def run_simulation(
     replace_units: int | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """Monte Carlo of breaks over 1..horizon years and the renewal scenario, from current scores."""
+    """Monte Carlo of breaks over 1..horizon years and the renewal scenario, from current scores.
+
+    The units are simulated ``[compute] partition_rows`` at a time, on the configured
+    cluster when there is one (``[compute] scheduler``); the result is the same.
+    """
     mc = cfg.model
     horizon = horizon or mc.horizon
     n_sims = n_sims or mc.n_sims
@@ -773,6 +778,9 @@ def run_simulation(
             raise InputDataError(
                 f"no current scores for {list(unit_types or mc.unit_types)}; run `twmb score`"
             )
-        for ut in types:
-            out.append(_simulate_one(store, mc, ut, run_id, opts))
+        with open_client(cfg.compute.cluster) as client:
+            opts["client"] = client
+            opts["block_units"] = cfg.compute.partition_rows
+            for ut in types:
+                out.append(_simulate_one(store, mc, ut, run_id, opts))
     return {"run_id": run_id, "simulations": out}
