@@ -169,6 +169,7 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     from twmb_geo.core.crs import using_crs
     from twmb_geo.features.build import _read_inputs
     from twmb_geo.spatial.units import SpatialSettings, organise
+    from twmb_geo.store.duckdb_store import Store
     from twmb_geo.store.project import project_crs
     from twmb_geo.synth import make_city, write_city
 
@@ -191,8 +192,6 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
         pd.testing.assert_frame_equal(there.units[ut], units, obj=ut)
     assert here.links["status"].eq("matched").any()
 
-    from twmb_geo.store.duckdb_store import Store
-
     tables = ("panel", "moran_global", "lisa", "hotspot_persistence", "break_links")
 
     def stored() -> dict[str, pd.DataFrame]:
@@ -204,8 +203,16 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     panel_rep = rep.partitions["panel"]
     assert set(panel_rep) == {"pipe", "street", "cell"}
     assert all(r["partitions"] > 1 and r["halo_units"] > 0 for r in panel_rep.values())
-    parts = sorted((cfg.out_dir / "partitions" / "panel").glob("*/part-*.parquet"))
-    assert len(parts) == sum(r["partitions"] for r in panel_rep.values())
+    # the store reads the panel where the workers wrote it (plus the neighbourhoods' file),
+    # through paths relative to its folder
+    (run_folder,) = (cfg.out_dir / "partitions" / "panel").iterdir()
+    parts = sorted(run_folder.glob("*/part-*.parquet"))
+    assert len(parts) == sum(r["partitions"] for r in panel_rep.values()) + 1
+    with Store(cfg.store_path, read_only=True) as store:
+        assert store.is_view("panel") and f"partitions/panel/{run_folder.name}/" in store.view_sql(
+            "panel"
+        )
+        assert str(tmp_path) not in store.view_sql("panel")
     there_t = stored()
     with duckdb.connect(str(cfg.store_path), read_only=True) as con:
         got_links = con.execute(
@@ -224,9 +231,14 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     cluster_cfg = replace(cfg, out=tmp_path / "out-cluster", store=None)
     shutil.copytree(cfg.out_dir, cluster_cfg.out_dir)
 
-    # the same stage in this process: the same panel, ESDA and links
+    # the same stage in this process: the same panel, ESDA and links; the panel is a table
+    # again and the files of the cluster's run are gone (the copied project keeps its own)
     tw.build_features(replace(cfg, compute=replace(cfg.compute, scheduler="")))
     here_t = stored()
+    with Store(cfg.store_path, read_only=True) as store:
+        assert not store.is_view("panel") and store.has_table("panel")
+    assert not run_folder.exists()
+    assert list((cluster_cfg.out_dir / "partitions" / "panel").iterdir())
     for t in tables:
         pd.testing.assert_frame_equal(there_t[t], here_t[t], check_exact=False, rtol=1e-12, obj=t)
     assert len(here_t["panel"]) > 10_000

@@ -157,3 +157,38 @@ def test_pipes_and_streets_go_through_the_store(tmp_path) -> None:
     tw.ingest_sources(cfg, ["transmission"])
     with tw.open_store(cfg.store_path, read_only=True) as store:
         pd.testing.assert_frame_equal(store.read("pipes"), pipes)
+
+
+def test_a_table_read_in_place_from_parquet(bundled_run, bundled_cfg, tmp_path) -> None:
+    """``attach_parquet``: the panel as a view over Parquet files (as the workers write
+    them) reads back exactly what the table holds, with the contract's column types; the
+    files are named relative to the store's folder, so the folder can move; writing to the
+    name (``ensure_table``/``clear``) or attaching no files makes it a table again."""
+    import shutil
+
+    from twmb_geo.features.partitioned import write_panel_part
+
+    with Store(bundled_cfg.store_path, read_only=True) as src:
+        rows = src.read("panel", "unit_type = 'neighbourhood' OR unit_type = 'cell'")
+        types = src.query("DESCRIBE panel")[["column_name", "column_type"]]
+    assert len(rows) > 1000
+    folder = tmp_path / "proj"
+    half = len(rows) // 2
+    files = [
+        write_panel_part(rows.iloc[:half], str(folder / "parts" / "a.parquet")).path,
+        write_panel_part(rows.iloc[half:], str(folder / "parts" / "b.parquet")).path,
+    ]
+    with Store(folder / "twmb.duckdb") as store, store.transaction():
+        assert store.attach_parquet("panel", files) == len(rows)
+    shutil.move(folder, tmp_path / "moved")
+    with Store(tmp_path / "moved" / "twmb.duckdb") as store:
+        assert store.is_view("panel") and "'parts/a.parquet'" in store.view_sql("panel")
+        pd.testing.assert_frame_equal(store.read("panel"), rows)
+        pd.testing.assert_frame_equal(
+            store.query("DESCRIBE panel")[["column_name", "column_type"]], types
+        )
+        store.clear("panel")
+        assert not store.is_view("panel") and store.count("panel") == 0
+        store.attach_parquet("panel", [str(tmp_path / "moved" / "parts" / "a.parquet")])
+        assert store.is_view("panel") and store.count("panel") == half
+        assert store.attach_parquet("panel", []) == 0 and not store.is_view("panel")

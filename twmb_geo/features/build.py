@@ -24,7 +24,7 @@ from ..contracts import conform, load_schema
 from ..core.cluster import open_client
 from ..core.types import Progress
 from ..core.units import UNIT_TYPES
-from ..errors import InputDataError
+from ..errors import InputDataError, StoreError
 from ..spatial import graphs as gb
 from ..spatial import hexgrid
 from ..spatial.units import Organised, SpatialSettings, organise
@@ -33,7 +33,13 @@ from ..store.project import in_project_crs
 from . import esda
 from .coverage import last_year_coverage
 from .panel import PanelSettings, build_panel, panel_chunks
-from .partitioned import build_panel_partitioned, read_panel_parts
+from .partitioned import (
+    build_panel_partitioned,
+    new_panel_folder,
+    read_panel_parts,
+    remove_panel_folders,
+    write_panel_part,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -358,12 +364,23 @@ def _read_inputs(
 
 @dataclass
 class _PanelPartitions:
-    """Where and how the panel runs partition by partition (on a cluster)."""
+    """Where and how the panel runs partition by partition (on a cluster): the run's own
+    panel folder under ``folder`` (:func:`new_panel_folder`)."""
 
     client: Client
     folder: str
     target_rows: int
     report: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_folder: str = ""
+
+    def __post_init__(self) -> None:
+        self.run_folder = new_panel_folder(self.folder)
+
+    @property
+    def in_place(self) -> bool:
+        """Whether the store reads the panel files where the workers wrote them (a local
+        folder; DuckDB here cannot read object-store URLs, so their rows are copied)."""
+        return "://" not in self.folder
 
 
 _ESDA_COLUMNS = ["unit_id", "year", "breaks", "exposure_km", "area_km2"]
@@ -378,11 +395,14 @@ def _write_panels(
     ps: PanelSettings,
     partitioned: _PanelPartitions | None = None,
 ) -> tuple[pd.DataFrame | None, int]:
-    """Build and insert every unit type's panel; return the cell columns ESDA needs and rows.
+    """Build and store every unit type's panel; return the cell columns ESDA needs and rows.
 
     With ``partitioned``, every unit type but the (few) neighbourhoods is built partition by
-    partition on the cluster, written as Parquet by the workers and streamed into the store.
+    partition on the cluster and written as Parquet by the workers; the store's ``panel``
+    is then a view over those files and the neighbourhoods' (read in place: the rows are
+    not copied), or, for a partition store at a URL, the rows are streamed into the store.
     """
+    files: list[str] = []
     pu = org.units.get("pipe")
     apportion = {ut: org.apportion(ut) for ut in org.units if ut != "pipe"}
     store.clear("panel")
@@ -423,14 +443,18 @@ def _write_panels(
             rep: dict[str, Any] = {}
             parts = build_panel_partitioned(
                 *args,
-                f"{partitioned.folder.rstrip('/')}/panel",
+                partitioned.run_folder,
                 client=partitioned.client,
                 target_rows=partitioned.target_rows,
                 report=rep,
                 **kw,
             )
             partitioned.report[ut] = rep
-            n_panel += store.insert_arrow("panel", read_panel_parts(parts))
+            if partitioned.in_place:
+                files += [p.path for p in parts]
+                n_panel += sum(p.rows for p in parts)
+            else:
+                n_panel += store.insert_arrow("panel", read_panel_parts(parts))
             if ut == ESDA_UNIT_TYPE:
                 cell_panel = _in_unit_order(
                     pd.concat(
@@ -446,8 +470,15 @@ def _write_panels(
         n_panel += store.insert_frames("panel", _kept(panel_chunks(*args, **kw), keep))
         if ut == ESDA_UNIT_TYPE:
             cell_panel = pd.concat(cell_parts, ignore_index=True)
-    if nbhd is not None:
+    if nbhd is not None and partitioned is not None and partitioned.in_place:
+        path = f"{partitioned.run_folder}/{AREA_UNIT_TYPE}/part-00000.parquet"
+        files.append(write_panel_part(nbhd, path).path)
+    elif nbhd is not None:
         store.insert("panel", nbhd)
+    if files:
+        seen = store.attach_parquet("panel", files)
+        if seen != n_panel:  # the files are the panel now: they must hold every row written
+            raise StoreError(f"the panel files ({files[0]} ...) hold {seen} rows, not {n_panel}")
     return cell_panel, n_panel
 
 
@@ -562,31 +593,40 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                 client, cfg.compute.partition_folder(cfg.out_dir), cfg.compute.partition_rows
             )
         )
-        with Store(cfg.store_path) as store, store.transaction():
-            cell_panel, n_panel = _write_panels(store, org, graphs, breaks, b_in, ps, partitioned)
-            cluster.close()  # the workers are done
-            tick("panel", 3)
-            if cell_panel is not None and ESDA_UNIT_TYPE in graphs:
-                glob, lisa, pers = run_esda(
-                    cell_panel,
-                    graphs[ESDA_UNIT_TYPE]["adj"],
-                    ESDA_UNIT_TYPE,
-                    permutations=fc.esda_permutations,
-                    seed=fc.seed,
+        with Store(cfg.store_path) as store:
+            with store.transaction():
+                cell_panel, n_panel = _write_panels(
+                    store, org, graphs, breaks, b_in, ps, partitioned
                 )
-            else:
-                glob, lisa, pers = (
-                    conform(
-                        pd.DataFrame(columns=load_schema(f"features/{t}").columns), f"features/{t}"
+                cluster.close()  # the workers are done
+                tick("panel", 3)
+                if cell_panel is not None and ESDA_UNIT_TYPE in graphs:
+                    glob, lisa, pers = run_esda(
+                        cell_panel,
+                        graphs[ESDA_UNIT_TYPE]["adj"],
+                        ESDA_UNIT_TYPE,
+                        permutations=fc.esda_permutations,
+                        seed=fc.seed,
                     )
-                    for t in ("moran_global", "lisa", "hotspot_persistence")
-                )
-            tick("esda", 4)
-            counts = {}
-            for name, frames in _feature_tables(org, graphs, builders, glob, lisa, pers):
-                store.clear(name)  # each table made, written and freed in turn
-                counts[name] = store.insert_frames(name, frames)
-            counts["panel"] = n_panel
+                else:
+                    glob, lisa, pers = (
+                        conform(
+                            pd.DataFrame(columns=load_schema(f"features/{t}").columns),
+                            f"features/{t}",
+                        )
+                        for t in ("moran_global", "lisa", "hotspot_persistence")
+                    )
+                tick("esda", 4)
+                counts = {}
+                for name, frames in _feature_tables(org, graphs, builders, glob, lisa, pers):
+                    store.clear(name)  # each table made, written and freed in turn
+                    counts[name] = store.insert_frames(name, frames)
+                counts["panel"] = n_panel
+            folder = cfg.compute.partition_folder(cfg.out_dir)
+            if partitioned is not None or "://" not in folder:
+                # panel files the store does not read (now): an earlier run's, or those
+                # of a run that did not commit
+                remove_panel_folders(folder, store.view_sql("panel"))
     tick("store", 5)
     hot = pers["class"].value_counts()
     report = FeatureReport(

@@ -23,7 +23,9 @@ task's result nor the city's panel travels through this process;
 
 from __future__ import annotations
 
+import os
 import posixpath
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ import shapely
 from libpysal.graph import Graph
 from scipy import sparse
 
-from ..contracts import load_schema
+from ..contracts import load_schema, validate_frame
 from ..core.cluster import map_partitions
 from ..core.units import UNIT_TYPES
 from ..errors import ConfigError
@@ -52,8 +54,11 @@ if TYPE_CHECKING:
 __all__ = [
     "PanelPart",
     "build_panel_partitioned",
+    "new_panel_folder",
     "panel_halo",
     "read_panel_parts",
+    "remove_panel_folders",
+    "write_panel_part",
 ]
 
 #: panel rows per Parquet row group and per batch read back
@@ -310,3 +315,40 @@ def read_panel_parts(
             yield from pf.iter_batches(
                 batch_size=BATCH_ROWS, columns=None if columns is None else list(columns)
             )
+
+
+def new_panel_folder(folder: str) -> str:
+    """A folder of its own for one feature run's panel files: ``<folder>/panel/v<id>``.
+
+    The store may read an earlier run's files in place until this run commits, so a run
+    never writes over them (:func:`remove_panel_folders` removes them afterwards).
+    """
+    return f"{folder.rstrip('/')}/panel/v{time.time_ns():x}-{os.getpid()}"
+
+
+def write_panel_part(frame: pd.DataFrame, path: str) -> PanelPart:
+    """Panel rows built in this process (the neighbourhoods) written like a task's part."""
+    schema = load_schema("features/panel")
+    validate_frame(frame, schema)
+    fs, target = fsspec.core.url_to_fs(path)
+    fs.makedirs(posixpath.dirname(target), exist_ok=True)
+    with fs.open(target, "wb") as f:
+        pq.write_table(arrow_table(frame, schema), f, row_group_size=BATCH_ROWS)
+    return PanelPart(path, len(frame), frame["unit_id"].nunique(), frame["unit_id"].nunique())
+
+
+def remove_panel_folders(folder: str, keep: str = "") -> list[str]:
+    """Remove the panel folders under ``<folder>/panel`` that ``keep`` (the SQL of the
+    store's panel view, "" for none) does not name: an earlier run's once the store no
+    longer reads them, or a run that did not commit. Returns the folders removed."""
+    fs, root = fsspec.core.url_to_fs(f"{folder.rstrip('/')}/panel")
+    if not fs.exists(root):
+        return []
+    gone = []
+    for entry in sorted(fs.ls(root, detail=False)):
+        name = posixpath.basename(str(entry).rstrip("/"))
+        if f"panel/{name}/" in keep:
+            continue
+        fs.rm(entry, recursive=True)
+        gone.append(str(entry))
+    return gone

@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from ..contracts import TableSchema, load_schema, validate_frame
+from ..contracts import TableSchema, duckdb_type, load_schema, validate_frame
 from ..core.ioerrors import describe
 from ..core.units import UNIT_TYPES
 from ..errors import StoreError
@@ -126,6 +126,11 @@ def stream_insert(
         con.unregister("_incoming")
 
 
+def _sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 class Store:
     """A DuckDB file with contract-shaped tables.
 
@@ -154,6 +159,9 @@ class Store:
                 f"cannot open store {self.path}: {describe(exc, self.path) or exc}"
             ) from None
         self.read_only = read_only
+        # views over Parquet (attach_parquet) name files under the store's folder relative
+        # to it, so a store moved with its folder still finds them
+        self.con.execute(f"SET file_search_path = {_sql_text(str(self.path.parent.resolve()))}")
 
     def __enter__(self) -> Store:
         return self
@@ -185,9 +193,63 @@ class Store:
     def _schema(self, name: str) -> TableSchema:
         return load_schema(contract_of(name))
 
-    def ensure_table(self, name: str) -> TableSchema:
-        """Create ``name`` from its contract if missing; rebuild it if its columns drifted."""
+    def is_view(self, name: str) -> bool:
+        """Whether ``name`` is a view over Parquet files (:meth:`attach_parquet`)."""
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND schema_name = 'main'",
+                [name],
+            ).fetchall()[0][0]
+        )
+
+    def view_sql(self, name: str) -> str:
+        """The SQL of view ``name`` ("" when ``name`` is not a view)."""
+        rows = self.con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = ? AND schema_name = 'main'", [name]
+        ).fetchall()
+        return str(rows[0][0]) if rows else ""
+
+    def attach_parquet(self, name: str, files: Sequence[str]) -> int:
+        """Make ``name`` a view over Parquet files in its contract's Arrow schema (as
+        :func:`arrow_table` writes them), read in place instead of copied; returns its rows.
+
+        The view casts every column to the contract's type, so readers see what the table
+        would hold. The files must stay where they are while the view exists (no files: an
+        empty table instead). No transaction of its own: inside :meth:`transaction` the
+        view replaces the table or the earlier view atomically.
+        """
         sch = self._schema(name)
+        if not files:
+            self.clear(name)
+            return 0
+        self._drop(name)
+        cols = ", ".join(
+            f'CAST("{f.name}" AS {duckdb_type(f.type)}) AS "{f.name}"' for f in sch.fields
+        )
+        listing = ", ".join(_sql_text(self._relative(f)) for f in files)
+        self.con.execute(f'CREATE VIEW "{name}" AS SELECT {cols} FROM read_parquet([{listing}])')
+        return self.count(name)
+
+    def _relative(self, file: str) -> str:
+        """``file`` relative to the store's folder when it lies under it, else absolute."""
+        path = Path(file).resolve()
+        try:
+            return path.relative_to(self.path.parent.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _drop(self, name: str) -> None:
+        kind = "VIEW" if self.is_view(name) else "TABLE"
+        self.con.execute(f'DROP {kind} IF EXISTS "{name}"')
+
+    def ensure_table(self, name: str) -> TableSchema:
+        """Create ``name`` from its contract if missing; rebuild it if its columns drifted.
+
+        A view (:meth:`attach_parquet`) is replaced by an empty table: it cannot be written.
+        """
+        sch = self._schema(name)
+        if self.is_view(name):
+            self._drop(name)
         if self.has_table(name):
             cols = [
                 r[0]
