@@ -35,6 +35,7 @@ from .coverage import last_year_coverage
 from .panel import PanelSettings, build_panel, panel_chunks
 from .partitioned import (
     build_panel_partitioned,
+    is_local_folder,
     new_panel_folder,
     read_panel_parts,
     remove_panel_folders,
@@ -380,7 +381,7 @@ class _PanelPartitions:
     def in_place(self) -> bool:
         """Whether the store reads the panel files where the workers wrote them (a local
         folder; DuckDB here cannot read object-store URLs, so their rows are copied)."""
-        return "://" not in self.folder
+        return is_local_folder(self.folder)
 
 
 _ESDA_COLUMNS = ["unit_id", "year", "breaks", "exposure_km", "area_km2"]
@@ -623,7 +624,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                     counts[name] = store.insert_frames(name, frames)
                 counts["panel"] = n_panel
             folder = cfg.compute.partition_folder(cfg.out_dir)
-            if partitioned is not None or "://" not in folder:
+            if partitioned is not None or is_local_folder(folder):
                 # panel files the store does not read (now): an earlier run's, or those
                 # of a run that did not commit
                 remove_panel_folders(folder, store.view_sql("panel"))

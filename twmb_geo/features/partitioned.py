@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PanelPart",
     "build_panel_partitioned",
+    "is_local_folder",
     "new_panel_folder",
     "panel_halo",
     "read_panel_parts",
@@ -315,6 +316,12 @@ def read_panel_parts(
             yield from pf.iter_batches(
                 batch_size=BATCH_ROWS, columns=None if columns is None else list(columns)
             )
+
+
+def is_local_folder(folder: str) -> bool:
+    """Whether a partition store is a folder of this machine (DuckDB here reads its files;
+    it cannot read object-store URLs)."""
+    return "://" not in folder
 
 
 def new_panel_folder(folder: str) -> str:
