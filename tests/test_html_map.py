@@ -14,6 +14,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from hypothesis import given, settings
@@ -26,6 +27,7 @@ from twmb_geo.maps.interactive import (
     dequantise,
     from_web_mercator,
     html_map,
+    html_subset,
     quantise,
     to_web_mercator,
     write_html_map,
@@ -375,3 +377,80 @@ def test_toronto_map_screenshot_is_not_blank(toronto_map: dict, tmp_path: Path) 
     assert background.mean() < 0.5, f"{background.mean():.0%} of the centre is background"
     colours = np.unique(centre // 16, axis=0)  # coarse colour bins
     assert len(colours) >= 8, len(colours)
+
+
+# -- layers larger than a page holds -----------------------------------------------------------
+
+
+def _points(n: int) -> list[shapely.Point]:
+    return [shapely.Point(-79.4 + 1e-4 * i, 43.7) for i in range(n)]
+
+
+@settings(max_examples=80, derandomize=True, deadline=None)
+@given(
+    ranks=st.lists(st.one_of(st.none(), st.integers(1, 12)), max_size=40),
+    limit=st.integers(1, 45),
+)
+def test_cut_units_are_the_highest_risk(ranks: list[int | None], limit: int) -> None:
+    """The ``limit`` units of lowest rank (ties by unit id, unranked last), in their order."""
+    ids = [f"u{(7 * i) % 41:02d}" for i in range(len(ranks))]  # rows not in id order
+    gdf = gpd.GeoDataFrame(
+        {"unit_id": ids, "rank": pd.array(ranks, dtype="Int64")},
+        geometry=_points(len(ranks)),
+        crs="EPSG:4326",
+    )
+    out = html_subset("pipes", gdf, limit)
+    order = sorted(range(len(ranks)), key=lambda i: (ranks[i] is None, ranks[i] or 0, ids[i]))
+    assert list(out.index) == sorted(order[:limit])
+    assert out is gdf or len(out) == limit < len(gdf)
+
+
+@settings(max_examples=80, derandomize=True, deadline=None)
+@given(
+    years=st.lists(st.one_of(st.none(), st.integers(2000, 2007)), max_size=60),
+    limit=st.integers(1, 70),
+)
+def test_cut_breaks_are_the_latest_whole_years(years: list[int | None], limit: int) -> None:
+    gdf = gpd.GeoDataFrame(
+        {"break_id": [f"B{i}" for i in range(len(years))], "year": pd.array(years, "Int64")},
+        geometry=_points(len(years)),
+        crs="EPSG:4326",
+    )
+    out = html_subset("breaks", gdf, limit)
+    if len(years) <= limit:
+        assert out is gdf
+        return
+    kept = set(out["year"].dropna().astype(int))
+    known = sorted({y for y in years if y is not None}, reverse=True)
+    assert list(out.index) == [i for i, y in enumerate(years) if y in kept]  # whole years
+    assert sorted(kept, reverse=True) == known[: len(kept)]  # the latest ones
+    assert len(kept) >= 1 or not known
+    if len(kept) > 1:
+        assert len(out) <= limit
+    if len(kept) < len(known):  # the next year would not fit
+        assert len(out) + years.count(known[len(kept)]) > limit
+
+
+def test_html_subset_refuses_a_bad_limit() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        html_subset("pipes", _small_layers()["pipes"], 0)
+
+
+def test_a_cut_map_says_so_and_renders(tmp_path: Path) -> None:
+    layers = _small_layers()
+    page = tmp_path / "cut.html"
+    out = write_html_map(layers, page, max_features=1)
+    assert out["layers"] == {"cells": 1, "pipes": 1, "breaks": 1}
+    assert out["totals"] == {"cells": 2, "pipes": 1, "breaks": 3}
+    res = _run_chromium(page, tmp_path, "--dump-dom")
+    body = _body(res.stdout)
+    assert body.get("status") == "ready" and body.get("errors") == "0", body
+    assert body.get("drawn") == "3", body  # one cell, the pipe, the breaks of 2016
+    assert "(1 of 2, highest risk)" in res.stdout
+    assert "(1 of 3, latest years)" in res.stdout
+    assert "(1)" in res.stdout  # the pipe layer is whole: no "of"
+    assert _console_lines(res.stderr) == []
+    # already cut layers with their totals give the same page
+    cut = {k: html_subset(k, v, 1) for k, v in layers.items()}
+    again = write_html_map(cut, tmp_path / "again.html", max_features=1, totals=out["totals"])
+    assert Path(again["path"]).read_bytes() == page.read_bytes()

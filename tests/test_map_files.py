@@ -7,9 +7,12 @@ here so the tier maps can be drawn without training anything.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
+import weakref
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,10 +26,20 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import twmb_geo as tw
+from twmb_geo.config import MapsConfig, config_schema
 from twmb_geo.errors import InputDataError
-from twmb_geo.maps.exports import EXPORT_FORMATS, GPKG_NAME, export_layers, orient_rfc7946
+from twmb_geo.maps import stage
+from twmb_geo.maps.exports import (
+    EXPORT_FORMATS,
+    GPKG_NAME,
+    LayerExporter,
+    export_layers,
+    orient_rfc7946,
+)
+from twmb_geo.maps.interactive import write_html_map
 from twmb_geo.maps.layers import LAYER_TYPES, map_layers
-from twmb_geo.maps.static import MAP_NAMES, PAGE_PX, render_maps
+from twmb_geo.maps.stage import make_maps
+from twmb_geo.maps.static import MAP_NAMES, PAGE_PX, map_view, render_maps
 
 #: generous lon/lat box around Toronto
 LON = (-79.75, -79.0)
@@ -407,3 +420,111 @@ def test_tier_maps_of_pipes_and_streets(synthetic, tmp_path) -> None:
         rgb = _image(maps[name])
         assert rgb.std() > 20
         assert _near(_map_area(rgb), VERY_HIGH_RGB) > 50, f"{name}: very high lines missing"
+
+
+def test_maps_of_the_columns_they_read_are_the_same(synthetic, toronto, tmp_path) -> None:
+    """The stage keeps of each layer only what the static maps read; the PNGs stay the same."""
+    layers = dict(synthetic[0])
+    layers["pipes"] = _with_fake_tiers(layers["pipes"], 1)
+    layers["streets"] = _with_fake_tiers(layers["streets"], 2)
+    for name, full in (("synthetic", layers), ("toronto", toronto[0])):
+        views = {k: map_view(v) for k, v in full.items()}
+        assert all(set(v.columns) < set(full[k].columns) for k, v in views.items())
+        every = render_maps(full, tmp_path / name / "full", place="Testville", source="src")
+        slim = render_maps(views, tmp_path / name / "view", place="Testville", source="src")
+        assert set(every) == set(slim) and len(every) >= 3
+        for key, path in every.items():
+            assert path.read_bytes() == slim[key].read_bytes(), f"{name}: {key}"
+
+
+# --------------------------------------------------------------------------- the maps stage
+
+
+def test_the_stage_writes_what_the_whole_layers_give(
+    bundled_cfg, toronto, toronto_export, tmp_path
+) -> None:
+    """Layer by layer, the stage's files equal those of every layer held at once."""
+    result = make_maps(bundled_cfg, folder=tmp_path)
+    folder, whole = toronto_export
+    assert result["rows"] == whole["rows"] == {k: len(v) for k, v in toronto[0].items()}
+    assert result["exports"]["files"] == whole["files"]
+    for rel in [*whole["files"]["geojson"], *whole["files"]["geoparquet"]]:
+        assert (tmp_path / rel).read_bytes() == (folder / rel).read_bytes(), rel
+    for name, layer in toronto[0].items():
+        back = gpd.read_file(tmp_path / GPKG_NAME, layer=name, engine="pyogrio")
+        again = gpd.read_file(folder / GPKG_NAME, layer=name, engine="pyogrio")
+        assert len(back) == len(layer)
+        assert back.drop(columns="geometry").equals(again.drop(columns="geometry")), name
+        assert back.geometry.geom_equals_exact(again.geometry, 0).all(), name
+    place, credit = bundled_cfg.city_name, bundled_cfg.credit_line()
+    pngs = render_maps(toronto[0], tmp_path / "whole", place=place, source=credit)
+    assert set(result["png"]) == set(pngs)
+    for key, path in pngs.items():
+        assert Path(result["png"][key]).read_bytes() == path.read_bytes(), key
+    title = f"{place} water main breaks"
+    page = write_html_map(toronto[0], tmp_path / "whole.html", title=title, source=credit)
+    assert Path(result["html"]["path"]).read_bytes() == Path(page["path"]).read_bytes()
+    assert result["html"]["totals"] == result["html"]["layers"] == result["rows"]
+
+
+def test_the_stage_holds_one_whole_layer_at_a_time(bundled_cfg, monkeypatch, tmp_path) -> None:
+    """When the next layer is built, nothing holds the one before (the stage's memory is one
+    layer plus what the maps keep); the HTML map is cut to ``[maps] html_max_features``."""
+    alive: list[weakref.ref] = []
+    built = stage.iter_map_layers
+
+    def watched(store):
+        for name, layer in built(store):
+            gc.collect()
+            assert [r for r in alive if r() is not None] == [], f"a layer is held at {name}"
+            alive.append(weakref.ref(layer))
+            yield name, layer
+
+    monkeypatch.setattr(stage, "iter_map_layers", watched)
+    cfg = replace(bundled_cfg, maps=MapsConfig(html_max_features=50))
+    result = make_maps(cfg, folder=tmp_path)
+    assert len(alive) == len(result["rows"]) >= 3
+    html = result["html"]
+    assert html["totals"] == result["rows"]
+    assert all(n <= 50 for name, n in html["layers"].items() if name != "breaks")
+    assert any(html["layers"][k] < html["totals"][k] for k in html["layers"])
+    text = Path(html["path"]).read_text(encoding="utf-8")
+    assert '"subset":"highest risk"' in text and '"subset":"latest years"' in text
+
+
+_SOURCE = '[[sources]]\nid = "n"\nprofile = "toronto_neighbourhoods_140"\npath = "n.zip"\n'
+
+
+def test_maps_section_of_the_config(tmp_path) -> None:
+    path = tmp_path / "twmb.toml"
+    path.write_text("[maps]\nhtml_max_features = 2500\n\n" + _SOURCE, encoding="utf-8")
+    cfg = tw.load_config(path)
+    assert cfg.maps == MapsConfig(html_max_features=2500)
+    again = tw.load_config(tw.write_config(cfg, tmp_path / "again.toml"))
+    assert again.maps == cfg.maps
+    default = tw.write_config(tw.default_config(tmp_path / "out"), tmp_path / "d.toml")
+    assert "[maps]" not in default.read_text(encoding="utf-8")  # defaults are left out
+    assert set(config_schema()["properties"]["maps"]["properties"]) == set(
+        MapsConfig.__dataclass_fields__
+    )
+    for bad in ("0", "-5", "1.5", '"all"', "true"):
+        path.write_text(f"[maps]\nhtml_max_features = {bad}\nzoom = 3\n\n" + _SOURCE)
+        with pytest.raises(tw.ConfigError) as err:
+            tw.load_config(path)
+        problems = err.value.problems
+        assert any("[maps] html_max_features must be an integer >= 1" in p for p in problems)
+        assert any("[maps] has unknown keys ['zoom']" in p for p in problems), problems
+
+
+def test_an_export_that_fails_leaves_the_files_before_it(toronto, tmp_path) -> None:
+    layers = toronto[0]
+    export_layers(layers, tmp_path, formats=("gpkg",))
+    before = (tmp_path / GPKG_NAME).read_bytes()
+    first = next(iter(layers))
+    with pytest.raises(RuntimeError, match="stopped"), LayerExporter(tmp_path) as exporter:
+        exporter.write(first, layers[first])
+        with pytest.raises(InputDataError, match="written twice"):
+            exporter.write(first, layers[first])
+        raise RuntimeError("stopped")
+    assert (tmp_path / GPKG_NAME).read_bytes() == before  # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "FeatureConfig",
     "GraphConfig",
+    "MapsConfig",
     "ModelConfig",
     "SourceConfig",
     "config_schema",
@@ -166,6 +167,15 @@ class ModelConfig:
         return doc
 
 
+def _changed(settings: Any) -> dict[str, Any]:
+    """The fields of a settings dataclass whose values differ from their defaults."""
+    return {
+        f.name: getattr(settings, f.name)
+        for f in fields(settings)
+        if getattr(settings, f.name) != f.default
+    }
+
+
 @dataclass(frozen=True)
 class ComputeConfig:
     """CPU use of the job (``[compute]``).
@@ -225,10 +235,21 @@ class ComputeConfig:
         """TOML-ready form (``threads`` left out when it follows the machine; the other keys
         only when they differ from the defaults)."""
         out: dict[str, Any] = {} if self.threads is None else {"threads": self.threads}
-        for f in fields(self):
-            if f.name != "threads" and getattr(self, f.name) != f.default:
-                out[f.name] = getattr(self, f.name)
-        return out
+        return out | {k: v for k, v in _changed(self).items() if k != "threads"}
+
+
+@dataclass(frozen=True)
+class MapsConfig:
+    """Map outputs (``[maps]``)."""
+
+    #: most features per layer in the offline HTML map: larger layers keep their
+    #: highest-risk units (breaks: the latest years), so a browser can open the page; the
+    #: file exports always hold every feature
+    html_max_features: int = 100_000
+
+    def to_toml(self) -> dict[str, Any]:
+        """TOML-ready form: the keys that differ from the defaults."""
+        return _changed(self)
 
 
 @dataclass(frozen=True)
@@ -252,6 +273,7 @@ class Config:
     model: ModelConfig = field(default_factory=lambda: ModelConfig())
     graphs: GraphConfig = field(default_factory=lambda: GraphConfig())
     compute: ComputeConfig = field(default_factory=lambda: ComputeConfig())
+    maps: MapsConfig = field(default_factory=lambda: MapsConfig())
     sources: tuple[SourceConfig, ...] = ()
     profile_files: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
@@ -381,6 +403,8 @@ class Config:
         doc["graphs"] = self.graphs.to_toml()
         if compute := self.compute.to_toml():
             doc["compute"] = compute
+        if maps := self.maps.to_toml():
+            doc["maps"] = maps
         if self.profile_files:
             doc["profiles"] = {"files": list(self.profile_files)}
         doc["sources"] = [
@@ -637,6 +661,7 @@ def _build(doc: dict[str, Any], path: Path) -> Config:
         model=_model_config(doc),
         graphs=_graph_config(doc),
         compute=ComputeConfig(**_table(doc, "compute")),
+        maps=MapsConfig(**_table(doc, "maps")),
         sources=tuple(
             SourceConfig(s["id"], s["profile"], s["path"], s.get("enabled", True))
             for s in doc["sources"]

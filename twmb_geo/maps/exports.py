@@ -21,7 +21,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Final
 
 import geopandas as gpd
@@ -34,7 +36,7 @@ from ..core.files import atomic_path
 from ..errors import InputDataError
 from .layers import LAYERS, typed_layer
 
-__all__ = ["EXPORT_FORMATS", "GPKG_NAME", "export_layers", "orient_rfc7946"]
+__all__ = ["EXPORT_FORMATS", "GPKG_NAME", "LayerExporter", "export_layers", "orient_rfc7946"]
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +99,8 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     return [f for f in EXPORT_FORMATS if f in wanted]
 
 
-def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """One layer ready to write: checked name, WGS84, RFC 7946 ring order, plain index, and
-    the declared column types of a package layer (:data:`~.layers.LAYER_TYPES`)."""
+def _check_layer(name: str, gdf: gpd.GeoDataFrame) -> None:
+    """A layer name fit for files and tables, a GeoDataFrame with a CRS."""
     if not _LAYER_NAME.match(name):
         raise InputDataError(
             f"map layer name {name!r} cannot be used as a file name; "
@@ -109,6 +110,12 @@ def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         raise InputDataError(f"map layer {name!r} is not a GeoDataFrame")
     if gdf.crs is None:
         raise InputDataError(f"map layer {name!r} has no CRS; set one before exporting")
+
+
+def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One layer ready to write: checked, WGS84, RFC 7946 ring order, plain index, and
+    the declared column types of a package layer (:data:`~.layers.LAYER_TYPES`)."""
+    _check_layer(name, gdf)
     out = gdf.to_crs(_WGS84) if not gdf.crs.equals(_WGS84) else gdf.copy()
     out = typed_layer(name, out.reset_index(drop=True))
     geom = out.geometry
@@ -128,32 +135,93 @@ def _write_parquet(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
         gdf.to_parquet(tmp, index=False)
 
 
-def _write_gpkg(layers: Mapping[str, gpd.GeoDataFrame], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        for name, gdf in layers.items():
-            pyogrio.write_dataframe(gdf, tmp, layer=name, driver="GPKG", use_arrow=True)
+class LayerExporter:
+    """Writes map layers one at a time into every requested format under one folder.
+
+    Use as a context manager; :meth:`write` each layer (only the prepared copy of the
+    layer being written is held), and :attr:`result` after the block. The GeoPackage is
+    built under a temporary name and renamed into place when the block ends without
+    error; files of known layers not written are removed (see :func:`export_layers`).
+    """
+
+    def __init__(self, folder: Path | str, formats: Sequence[str] = EXPORT_FORMATS) -> None:
+        self.formats = _check_formats(formats)
+        self.folder = Path(folder)
+        self.rows: dict[str, int] = {}
+        self.files: dict[str, list[str]] = {fmt: [] for fmt in self.formats}
+        self._gpkg: ExitStack | None = None
+        self._gpkg_tmp: Path | None = None
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """``{"folder", "files": {format: [paths relative to folder]}, "rows": {layer: n}}``."""
+        return {"folder": str(self.folder), "files": self.files, "rows": self.rows}
+
+    def __enter__(self) -> LayerExporter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def _gpkg_path(self) -> Path:
+        """The GeoPackage's temporary name, opened with the first layer written to it."""
+        if self._gpkg_tmp is None:
+            self._gpkg = ExitStack()
+            self._gpkg_tmp = self._gpkg.enter_context(atomic_path(self.folder / GPKG_NAME))
+        return self._gpkg_tmp
+
+    def write(self, name: str, gdf: gpd.GeoDataFrame) -> None:
+        """Write one layer in every format (its name becomes file and table names)."""
+        if name in self.rows:
+            raise InputDataError(f"map layer {name!r} is written twice")
+        out = _prepare(name, gdf)
+        for fmt in self.formats:
+            if fmt == "gpkg":
+                pyogrio.write_dataframe(
+                    out, self._gpkg_path(), layer=name, driver="GPKG", use_arrow=True
+                )
+                if not self.files[fmt]:
+                    self.files[fmt].append(GPKG_NAME)
+                continue
+            sub, suffix, writer = _PER_LAYER[fmt]
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+            rel = f"{sub}/{name}{suffix}"
+            writer(name, out, self.folder / rel)
+            self.files[fmt].append(rel)
+        self.rows[name] = len(out)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._gpkg is not None:
+            self._gpkg.__exit__(exc_type, exc, tb)
+        if exc_type is not None:
+            return
+        if "gpkg" in self.formats and self._gpkg is None:
+            (self.folder / GPKG_NAME).unlink(missing_ok=True)
+        for fmt in self.formats:
+            if fmt == "gpkg":
+                continue
+            sub, suffix, _ = _PER_LAYER[fmt]
+            for name in sorted(set(LAYERS) - set(self.rows)):
+                stale = self.folder / sub / f"{name}{suffix}"
+                if stale.exists():
+                    stale.unlink()
+                    log.info("removed %s: layer %r is no longer present", stale, name)
+        log.info(
+            "exported %d map layer(s) as %s to %s",
+            len(self.rows),
+            ", ".join(self.formats),
+            self.folder,
+        )
 
 
-def _per_layer(
-    folder: Path,
-    sub: str,
-    suffix: str,
-    layers: Mapping[str, gpd.GeoDataFrame],
-    write: Callable[[str, gpd.GeoDataFrame, Path], None],
-) -> list[str]:
-    """Write one file per layer under ``folder/sub``; drop stale files of known layers."""
-    (folder / sub).mkdir(parents=True, exist_ok=True)
-    files = []
-    for name, gdf in layers.items():
-        rel = f"{sub}/{name}{suffix}"
-        write(name, gdf, folder / rel)
-        files.append(rel)
-    for name in sorted(set(LAYERS) - set(layers)):
-        stale = folder / sub / f"{name}{suffix}"
-        if stale.exists():
-            stale.unlink()
-            log.info("removed %s: layer %r is no longer present", stale, name)
-    return files
+#: per-layer formats -> (sub-folder, file suffix, writer)
+_PER_LAYER: Final[dict[str, tuple[str, str, Callable[[str, gpd.GeoDataFrame, Path], None]]]] = {
+    "geojson": ("geojson", ".geojson", _write_geojson),
+    "geoparquet": ("geoparquet", ".parquet", _write_parquet),
+}
 
 
 def export_layers(
@@ -184,22 +252,10 @@ def export_layers(
     InputDataError
         An unknown format, a layer without CRS or a name unfit for a file name.
     """
-    wanted = _check_formats(formats)
-    folder = Path(folder)
-    prepared = {name: _prepare(name, gdf) for name, gdf in layers.items()}
-    folder.mkdir(parents=True, exist_ok=True)
-    files: dict[str, list[str]] = {}
-    for fmt in wanted:
-        if fmt == "geojson":
-            files[fmt] = _per_layer(folder, "geojson", ".geojson", prepared, _write_geojson)
-        elif fmt == "geoparquet":
-            files[fmt] = _per_layer(folder, "geoparquet", ".parquet", prepared, _write_parquet)
-        elif prepared:
-            _write_gpkg(prepared, folder / GPKG_NAME)
-            files[fmt] = [GPKG_NAME]
-        else:
-            (folder / GPKG_NAME).unlink(missing_ok=True)
-            files[fmt] = []
-    rows = {name: len(gdf) for name, gdf in prepared.items()}
-    log.info("exported %d map layer(s) as %s to %s", len(rows), ", ".join(wanted), folder)
-    return {"folder": str(folder), "files": files, "rows": rows}
+    exporter = LayerExporter(folder, formats)
+    for name, gdf in layers.items():
+        _check_layer(name, gdf)
+    with exporter:
+        for name, gdf in layers.items():
+            exporter.write(name, gdf)
+    return exporter.result

@@ -14,6 +14,13 @@ shows the last year, 10 years or all years. An optional OpenStreetMap basemap (o
 is the only thing that can reach the network, and only when switched on while online; a
 Content-Security-Policy in the page blocks every other request.
 
+A layer with more than ``max_features`` features (``[maps] html_max_features``) is cut to
+that many, so the page stays small enough for a browser to open (a 2,000,000-pipe city would
+otherwise embed about a gigabyte): units keep the highest-risk ones (``rank``, then
+``unit_id``; unscored units last) and breaks the latest whole data years that fit (at least
+the last year). The layer list says so (``100,000 of 2,491,652, highest risk``); every feature
+stays in the file exports.
+
 After its first draw the page sets ``data-status="ready"``, ``data-drawn`` (features drawn)
 and ``data-errors`` (script errors caught) on ``<body>``, for headless checks.
 
@@ -42,10 +49,12 @@ from ..core.vocab import HOTSPOT_ORDER, TIER_ORDER, UNSCORED
 
 __all__ = [
     "EARTH_RADIUS",
+    "HTML_MAX_FEATURES",
     "OSM_TILE_URL",
     "dequantise",
     "from_web_mercator",
     "html_map",
+    "html_subset",
     "quantise",
     "to_web_mercator",
     "write_html_map",
@@ -107,6 +116,11 @@ _KIND = {
     "breaks": "point",
 }
 _HTML_DIR = "_html"
+#: most features per layer in the page by default (``[maps] html_max_features``)
+HTML_MAX_FEATURES = 100_000
+#: what a cut layer keeps, as the layer list says it
+_SUBSET = {"breaks": "latest years"}
+_HIGHEST_RISK = "highest risk"
 
 
 # -- projection and quantisation ---------------------------------------------------------------
@@ -267,6 +281,36 @@ def _properties(name: str, gdf: gpd.GeoDataFrame) -> dict[str, Any]:
     return out
 
 
+# -- the features a page can hold --------------------------------------------------------------
+
+
+def html_subset(name: str, gdf: gpd.GeoDataFrame, max_features: int) -> gpd.GeoDataFrame:
+    """The features of layer ``name`` the HTML map embeds: all when at most ``max_features``.
+
+    Otherwise breaks keep the latest whole data years whose breaks fit (at least the last
+    year, whatever its count; breaks without a year go), other layers the ``max_features``
+    highest-risk features (``rank`` ascending, then ``unit_id``; no rank last). Rows keep
+    their order.
+    """
+    if max_features < 1:
+        raise ValueError(f"max_features must be at least 1, got {max_features}")
+    if len(gdf) <= max_features:
+        return gdf
+    if name == "breaks" and "year" in gdf.columns:
+        year = pd.to_numeric(gdf["year"], errors="coerce")
+        per_year = year.value_counts().sort_index(ascending=False).cumsum()
+        keep = per_year.index[(per_year <= max_features).to_numpy()]
+        return gdf[year.isin(keep if len(keep) else per_year.index[:1]).to_numpy()]
+    rank = (
+        pd.to_numeric(gdf["rank"], errors="coerce").astype("float64").to_numpy()
+        if "rank" in gdf.columns
+        else np.full(len(gdf), np.nan)
+    )
+    ids = gdf["unit_id"].astype(str).to_numpy() if "unit_id" in gdf.columns else np.arange(len(gdf))
+    order = np.lexsort((ids, np.where(np.isnan(rank), np.inf, rank)))
+    return gdf.iloc[np.sort(order[:max_features])]
+
+
 # -- the page ----------------------------------------------------------------------------------
 
 
@@ -290,11 +334,24 @@ def _json_for_html(obj: Any) -> str:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
+def _totals(
+    layers: Mapping[str, gpd.GeoDataFrame], totals: Mapping[str, int] | None
+) -> dict[str, int]:
+    """Features per drawn layer before any cut: ``totals`` where given, else its length."""
+    given = totals or {}
+    return {n: max(int(given.get(n, len(g))), len(g)) for n, g in layers.items() if n in _KIND}
+
+
 def _map_data(
-    layers: Mapping[str, gpd.GeoDataFrame], break_years: int, resolution: float
+    layers: Mapping[str, gpd.GeoDataFrame],
+    break_years: int,
+    resolution: float,
+    max_features: int,
+    totals: Mapping[str, int],
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """The embedded data object and the feature count per layer."""
     names = [n for n in _KIND if n in layers]  # drawing order; other layers are ignored
+    layers = {n: html_subset(n, layers[n], max_features) for n in names}
     merc = {n: _mercator_geoms(layers[n]) for n in names}
     bounds = [shapely.total_bounds(g) for g in merc.values() if len(g)]
     bounds = [b for b in bounds if np.isfinite(b).all()]
@@ -323,11 +380,14 @@ def _map_data(
         kind = _KIND[name]
         gdf = layers[name]
         counts[name] = len(gdf)
+        total = totals[name]
         out_layers.append(
             {
                 "name": name,
                 "kind": kind,
                 "n": len(gdf),
+                "total": total,
+                "subset": _SUBSET.get(name, _HIGHEST_RISK) if total > len(gdf) else None,
                 "geom": _encode_geometry(merc[name], kind, origin, resolution),
                 "props": _properties(name, gdf),
             }
@@ -358,11 +418,14 @@ def html_map(
     source: str = DEFAULT_SOURCE,
     break_years: int = 5,
     resolution: float = 1.0,
+    max_features: int = HTML_MAX_FEATURES,
+    totals: Mapping[str, int] | None = None,
 ) -> tuple[str, dict[str, int]]:
     """The HTML text of the map and the feature count per layer (see :func:`write_html_map`)."""
     if break_years < 1:
         raise ValueError(f"break_years must be at least 1, got {break_years}")
-    data, counts = _map_data(layers, break_years, resolution)
+    every = _totals(layers, totals)
+    data, counts = _map_data(layers, break_years, resolution, max_features, every)
     page = "\n".join(
         [
             "<!DOCTYPE html>",
@@ -412,6 +475,8 @@ def write_html_map(
     source: str = DEFAULT_SOURCE,
     break_years: int = 5,
     resolution: float = 1.0,
+    max_features: int = HTML_MAX_FEATURES,
+    totals: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Write the layers as one self-contained, offline HTML map (see the module doc).
 
@@ -430,17 +495,34 @@ def write_html_map(
     resolution : float
         Grid step of the embedded coordinates, Web Mercator metres (also the simplification
         tolerance).
+    max_features : int
+        Most features embedded per layer (:func:`html_subset` chooses them).
+    totals : mapping of str to int, optional
+        Features per layer before any cut, when ``layers`` were already cut with
+        :func:`html_subset` (the page then says "n of total"); default: the layers' lengths.
 
     Returns
     -------
     dict
-        ``path``, ``bytes`` (file size) and ``layers`` (features per layer).
+        ``path``, ``bytes`` (file size), ``layers`` (features embedded per layer) and
+        ``totals`` (features per layer before the cut).
     """
     page, counts = html_map(
-        layers, title=title, source=source, break_years=break_years, resolution=resolution
+        layers,
+        title=title,
+        source=source,
+        break_years=break_years,
+        resolution=resolution,
+        max_features=max_features,
+        totals=totals,
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = page.encode("utf-8")
     atomic_write(path, raw)
-    return {"path": str(path), "bytes": len(raw), "layers": counts}
+    return {
+        "path": str(path),
+        "bytes": len(raw),
+        "layers": counts,
+        "totals": _totals(layers, totals),
+    }

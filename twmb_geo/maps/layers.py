@@ -16,7 +16,7 @@ score columns and tier ``"unscored"``; row counts equal the store's unit tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "LAYER_COLUMNS",
     "LAYER_TYPES",
     "UNIT_LAYERS",
+    "iter_map_layers",
     "map_layers",
     "typed_layer",
 ]
@@ -350,8 +351,17 @@ def _breaks_layer(
     return df.sort_values("break_id", kind="mergesort").reset_index(drop=True)
 
 
-def map_layers(store: Store) -> dict[str, gpd.GeoDataFrame]:
-    """Every map layer present in the store, in WGS84 (EPSG:4326); see the module doc."""
+def _geoframe(name: str, df: pd.DataFrame) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(df[LAYER_COLUMNS[name]], geometry="geometry", crs="EPSG:4326")
+
+
+def iter_map_layers(store: Store) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
+    """Every map layer present in the store, one at a time, in :data:`LAYERS` order.
+
+    The results every layer shares (break counts, scores, LISA, persistence) are read once;
+    each layer's units are read when it is built and nothing of it is kept here, so a caller
+    that writes a layer and lets it go holds one layer at a time.
+    """
     breaks = _read(store, "breaks")
     breaks = breaks if breaks is not None else pd.DataFrame(columns=["break_id", "year"])
     links = _read(store, "break_links")
@@ -363,19 +373,35 @@ def map_layers(store: Store) -> dict[str, gpd.GeoDataFrame]:
     )
     last_year = int(breaks["year"].max()) if not breaks.empty else None
     results = [_break_counts(links, breaks), _scores(store), _lisa(store), _persistence(store)]
-    layers: dict[str, gpd.GeoDataFrame] = {}
-    for unit_type, (layer, table) in UNIT_LAYERS.items():
-        units = _read(store, table)
-        if units is None or units.empty:
-            continue
-        df = _attach(_unit_base(unit_type, units, names), unit_type, results, last_year)
-        df = df.sort_values("unit_id", kind="mergesort").reset_index(drop=True)
-        layers[layer] = gpd.GeoDataFrame(
-            df[LAYER_COLUMNS[layer]], geometry="geometry", crs="EPSG:4326"
-        )
-    if not breaks.empty:
-        df = _breaks_layer(breaks, links, names)
-        layers["breaks"] = gpd.GeoDataFrame(
-            df[LAYER_COLUMNS["breaks"]], geometry="geometry", crs="EPSG:4326"
-        )
-    return {name: layers[name] for name in LAYERS if name in layers}
+    unit_types = {layer: unit_type for unit_type, (layer, _) in UNIT_LAYERS.items()}
+    for name in LAYERS:
+        if name == "breaks":
+            if not breaks.empty:
+                yield name, _geoframe(name, _breaks_layer(breaks, links, names))
+        elif name in unit_types:
+            layer = _unit_layer(store, unit_types[name], names, results, last_year)
+            if layer is not None:
+                yield name, layer
+            del layer  # not held while the next one is built
+
+
+def _unit_layer(
+    store: Store,
+    unit_type: str,
+    names: pd.Series,
+    results: list[pd.DataFrame],
+    last_year: int | None,
+) -> gpd.GeoDataFrame | None:
+    """The layer of one unit type, or None when the store has none of its units."""
+    layer, table = UNIT_LAYERS[unit_type]
+    units = _read(store, table)
+    if units is None or units.empty:
+        return None
+    df = _attach(_unit_base(unit_type, units, names), unit_type, results, last_year)
+    del units
+    return _geoframe(layer, df.sort_values("unit_id", kind="mergesort").reset_index(drop=True))
+
+
+def map_layers(store: Store) -> dict[str, gpd.GeoDataFrame]:
+    """Every map layer present in the store, in WGS84 (EPSG:4326); see the module doc."""
+    return dict(iter_map_layers(store))

@@ -59,7 +59,7 @@ from ._draw import (
     scale_bar,
 )
 
-__all__ = ["DPI", "MAP_NAMES", "PAGE_PX", "render_maps"]
+__all__ = ["DPI", "MAP_COLUMNS", "MAP_NAMES", "PAGE_PX", "map_view", "render_maps"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,17 @@ MAP_NAMES: Final[tuple[str, ...]] = (
     "tier_streets",
     "hotspots",
     "break_density",
+)
+#: the layer columns the static maps read (besides the geometry)
+MAP_COLUMNS: Final[tuple[str, ...]] = (
+    "tier",
+    "percentile",
+    "length_m",
+    "hotspot_class",
+    "year",
+    "score_year",
+    "model_version",
+    "lisa_year",
 )
 #: the credit that ends every map's source line
 _CREDIT = "twmb_geo."
@@ -434,6 +445,13 @@ def _plans(layers: Mapping[str, gpd.GeoDataFrame], place: str, source: str) -> d
     else:
         plans["break_density"] = (None, lambda: _break_density(breaks, nbhd, place, source))
     return plans
+
+
+def map_view(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The part of a layer the static maps read (:data:`MAP_COLUMNS` and the geometry):
+    what a caller keeps of a layer it has written out, to draw the maps after."""
+    keep = [c for c in gdf.columns if c in MAP_COLUMNS]
+    return gdf[[*keep, gdf.geometry.name]].copy()  # a copy: nothing of the layer is held
 
 
 def render_maps(

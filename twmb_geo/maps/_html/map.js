@@ -80,7 +80,14 @@
 
   /** A layer of the data: features with parts and bounding boxes, or point columns. */
   function decodeLayer(layer) {
-    const src = { name: layer.name, kind: layer.kind, n: layer.n, props: layer.props };
+    const src = {
+      name: layer.name,
+      kind: layer.kind,
+      n: layer.n,
+      total: layer.total === undefined ? layer.n : layer.total,
+      subset: layer.subset || null,
+      props: layer.props,
+    };
     if (layer.kind === "point") {
       src.xs = new Float64Array(layer.n);
       src.ys = new Float64Array(layer.n);
@@ -611,8 +618,13 @@
       });
       const count = document.createElement("span");
       count.className = "count";
-      const total = def.id === "hotspots" ? sum(keyCounts(def)) : def.src.n;
-      count.textContent = " (" + total.toLocaleString("en-CA") + ")";
+      const shown = def.id === "hotspots" ? sum(keyCounts(def)) : def.src.n;
+      let text = shown.toLocaleString("en-CA");
+      if (def.id !== "hotspots" && def.src.subset) {
+        text += " of " + def.src.total.toLocaleString("en-CA") + ", " + def.src.subset;
+        count.title = "The map holds a part of this layer; the map exports hold every feature.";
+      }
+      count.textContent = " (" + text + ")";
       label.append(input, " " + def.title, count);
       box.appendChild(label);
       if (def.id === "breaks" && LAST_YEAR !== null) box.appendChild(yearSelect());
