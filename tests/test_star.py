@@ -410,14 +410,21 @@ def test_publish_folder_is_complete_deterministic_and_swapped(
 def test_spooled_star_equals_the_star_in_memory(star, bundled_cfg, tmp_path: Path) -> None:
     """``fact_unit_year`` built a chunk at a time into a spool (chunks far smaller than the
     table: the bundled panel has hundreds of thousands of rows) is the table built from the
-    whole panel at once; every other table is the same frame; the folder target writes the
-    same CSV bytes and the same Parquet values from either."""
+    whole panel at once; every other table, spooled as soon as it is built, is the same
+    frame; the folder target writes the same CSV bytes and the same Parquet values (a
+    column null in the city typed by its contract) from either."""
     import pyarrow.parquet as pq
 
     from twmb_geo.core.units import UNIT_TYPES
     from twmb_geo.publish.files import write_star_folder
-    from twmb_geo.publish.star import _UNIT_YEAR_COLUMNS, _finish, _places, spool_star
-    from twmb_geo.publish.tables import SpooledTable, frame_of
+    from twmb_geo.publish.star import (
+        _UNIT_YEAR_COLUMNS,
+        _finish,
+        _places,
+        check_keys,
+        spool_star,
+    )
+    from twmb_geo.publish.tables import SpooledTable, column_of, frame_of
 
     with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
         panel = s.read("panel", columns=_UNIT_YEAR_COLUMNS)
@@ -429,7 +436,11 @@ def test_spooled_star_equals_the_star_in_memory(star, bundled_cfg, tmp_path: Pat
     whole = _finish("fact_unit_year", _fact_unit_year(panel, _unit_key_maps(star), places))
     pd.testing.assert_frame_equal(frame_of(unit_year), whole, check_exact=True)
     for name in STAR_TABLES:
+        assert isinstance(spooled[name], SpooledTable), name  # nothing held but the file
         pd.testing.assert_frame_equal(frame_of(spooled[name]), star[name], check_exact=True)
+        for col in star[name].columns:  # one column read alone is the same column
+            pd.testing.assert_series_equal(column_of(spooled[name], col), star[name][col])
+    assert check_keys(spooled) == []
     assert len(list(unit_year.chunks(10_000))) == -(-len(panel) // 10_000)
 
     write_star_folder(star, tmp_path / "a")

@@ -32,7 +32,7 @@ from ..core.files import dead_siblings, exchange, remove_dead_leftovers, sibling
 from ..core.ioerrors import NOT_A_FOLDER, describe
 from ..errors import InputDataError, PublishError
 from ..store.duckdb_store import arrow_schema
-from .base import PreparedStar, TargetResult
+from .base import PreparedStar, TargetResult, star_schema
 from .star import STAR_TABLES
 from .tables import SpooledTable, StarTable, chunks_of, frame_of
 from .topojson import SHAPE_MAPS, star_topojson
@@ -96,24 +96,23 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _parquet_schema(table: StarTable) -> pa.Schema:
-    """The Arrow schema pandas infers for the whole table (a spooled table: from its first
-    chunk, a column that is null there typed by the contract)."""
-    if not isinstance(table, SpooledTable):
-        return pa.Schema.from_pandas(table, preserve_index=False)
-    schema = pa.Schema.from_pandas(next(table.chunks()), preserve_index=False)
-    contract = arrow_schema(table.schema)
+def _parquet_schema(table: StarTable, name: str) -> pa.Schema:
+    """The Arrow schema pandas infers for the table (a spooled table: for its first chunk),
+    a column that is null there typed by the contract of star table ``name``."""
+    first = next(table.chunks()) if isinstance(table, SpooledTable) else table
+    schema = pa.Schema.from_pandas(first, preserve_index=False)
+    contract = arrow_schema(star_schema(name))
     for i, f in enumerate(schema):
         if pa.types.is_null(f.type):
             schema = schema.set(i, f.with_type(contract.field(f.name).type))
     return schema
 
 
-def _write_one(table: StarTable, path: Path, fmt: str) -> None:
+def _write_one(table: StarTable, name: str, path: Path, fmt: str) -> None:
     """One table in one format, written a chunk at a time (a spooled table is never read
     whole; a Parquet row group per chunk)."""
     if fmt == "parquet":
-        schema = _parquet_schema(table)
+        schema = _parquet_schema(table, name)
         with pq.ParquetWriter(path, schema, compression="zstd") as writer:
             for chunk in chunks_of(table):
                 writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
@@ -231,7 +230,7 @@ def _write_staging(
             (staging / fmt).mkdir(parents=True)
         for t in STAR_TABLES:
             with _io_failure(folder, folder / fmt / f"{t}.{fmt}"):
-                _write_one(tables[t], staging / fmt / f"{t}.{fmt}", fmt)
+                _write_one(tables[t], t, staging / fmt / f"{t}.{fmt}", fmt)
     shapes = star_topojson({t: frame_of(tables[t]) for t in SHAPE_MAPS})
     with _io_failure(folder, folder / "topojson"):
         (staging / "topojson").mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..errors import ContractError
 from ..store.duckdb_store import TABLES, Store
-from .tables import CHUNK_ROWS, StarTable, chunks_of, frame_of, spool_table
+from .tables import CHUNK_ROWS, StarTable, chunks_of, column_of, frame_of, spool_table
 
 log = logging.getLogger(__name__)
 
@@ -680,22 +680,39 @@ def _fact_simulation(
 
 
 # -- public -------------------------------------------------------------------------------
+def _kept(name: str, frame: pd.DataFrame) -> StarTable:
+    return frame
+
+
+def _place_sources(store: Store) -> dict[str, pd.DataFrame]:
+    """Per unit type, the columns of its units :func:`_places` reads (not the geometry)."""
+    out = {}
+    for name, spec in UNIT_TYPES.items():
+        known = set(load_schema(TABLES[spec.table]).columns)
+        cols = ["unit_id", *(c for _, c in spec.located_in if c in known)]
+        out[name] = _read(store, spec.table, cols)
+    return out
+
+
 def _build(
     store: Store,
     collect: Callable[[str, Iterator[pd.DataFrame]], StarTable],
     chunk_rows: int = CHUNK_ROWS,
+    keep: Callable[[str, pd.DataFrame], StarTable] = _kept,
 ) -> dict[str, StarTable]:
     """Every star table; ``collect`` turns the finished chunks of a fact built a chunk at a
-    time (``fact_unit_year``) into the table handed on."""
-    src: dict[str, pd.DataFrame] = {}
+    time (``fact_unit_year``) into the table handed on, ``keep`` every other finished table.
+
+    Each source table is read for the table that needs it and let go with it, and the
+    dimensions go to ``keep`` once the unit keys are known, so what is held while a table is
+    built is that table, its sources, the key maps and what ``keep`` holds.
+    """
 
     def get(name: str) -> pd.DataFrame:
-        if name not in src:
-            src[name] = _read(store, name)
-        return src[name]
+        return _read(store, name)
 
     builders: dict[str, Callable[[], pd.DataFrame]] = {
-        "dim_date": lambda: _dim_date(get("breaks")),
+        "dim_date": lambda: _dim_date(_read(store, "breaks", ["break_date"])),
         "dim_h3_cell": lambda: _dim_h3_cell(get("unit_cell"), get("neighbourhoods")),
         "dim_pipe": lambda: _dim_pipe(get("unit_pipe")),
         "dim_street_segment": lambda: _dim_street_segment(get("unit_street")),
@@ -706,27 +723,31 @@ def _build(
     for name, build in builders.items():
         dims[name] = _finish(name, build())
     maps = _unit_key_maps(dims)
-    places = _places({n: get(s.table) for n, s in UNIT_TYPES.items()})
+    places = _places(_place_sources(store))
+    out: dict[str, StarTable] = {name: keep(name, dim) for name, dim in dims.items()}
+    models = {"dim_model": dims["dim_model"]}  # what the facts read of the dimensions
+    del dims
     facts: dict[str, Callable[[], pd.DataFrame]] = {
         "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), maps),
         "fact_risk_score": lambda: _fact_risk_score(
-            get("risk_scores"), get("simulation_unit"), dims, maps, places
+            get("risk_scores"), get("simulation_unit"), models, maps, places
         ),
         "fact_hotspot": lambda: _fact_hotspot(get("lisa"), maps, places),
-        "fact_cv_metric": lambda: _fact_cv_metric(get("cv_metrics"), dims),
+        "fact_cv_metric": lambda: _fact_cv_metric(get("cv_metrics"), models),
         "fact_simulation": lambda: _fact_simulation(
-            get("simulation_city"), get("risk_scores"), dims
+            get("simulation_city"),
+            _read(store, "risk_scores", ["model_version", "unit_type", "target_year"]),
+            models,
         ),
     }
-    out: dict[str, StarTable] = dict(dims)
     for name, build_fact in facts.items():
-        out[name] = _finish(name, build_fact())
+        out[name] = keep(name, _finish(name, build_fact()))
     # the fact with a row per unit and year comes finished a chunk at a time
     out["fact_unit_year"] = collect(
         "fact_unit_year", _fact_unit_year_chunks(store, maps, places, chunk_rows)
     )
     # the year dimension spans the years the facts carry (year_key is the year itself)
-    out["dim_year"] = _finish("dim_year", _dim_year({f: out[f] for f in FACTS}))
+    out["dim_year"] = keep("dim_year", _finish("dim_year", _dim_year({f: out[f] for f in FACTS})))
     return {name: out[name] for name in STAR_TABLES}
 
 
@@ -758,13 +779,15 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
 def spool_star(
     store: Store, folder: Path | str, *, chunk_rows: int = CHUNK_ROWS
 ) -> dict[str, StarTable]:
-    """:func:`build_star`, with ``fact_unit_year`` (a row per unit and year) written to
-    ``folder/fact_unit_year.parquet`` as it is built and handed on as a
-    :class:`~twmb_geo.publish.tables.SpooledTable` that targets read a chunk at a time.
+    """:func:`build_star`, with every table written to ``folder/<table>.parquet`` as soon as
+    it is built and handed on as a :class:`~twmb_geo.publish.tables.SpooledTable` that
+    targets read a chunk at a time; ``fact_unit_year`` (a row per unit and year) is written
+    as it is built, ``chunk_rows`` rows at a time.
 
-    Memory is then bounded by the other tables and a chunk, not by the panel; ``folder``
-    must outlive the writes (the publish stage uses a temporary folder of the output).
-    The fact is built ``chunk_rows`` rows at a time.
+    Memory is then bounded by the table being built and a chunk, not by the star (at
+    2,000,000 pipes the dimensions with their shapes and the scores are gigabytes);
+    ``folder`` must outlive the writes (the publish stage uses a temporary folder of the
+    output).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -772,7 +795,10 @@ def spool_star(
     def spooled(name: str, chunks: Iterator[pd.DataFrame]) -> StarTable:
         return spool_table(folder / f"{name}.parquet", load_schema(f"star/{name}"), chunks)
 
-    return _build(store, spooled, chunk_rows)
+    def kept(name: str, frame: pd.DataFrame) -> StarTable:
+        return spooled(name, chunks_of(frame))
+
+    return _build(store, spooled, chunk_rows, kept)
 
 
 def check_keys(tables: Mapping[str, StarTable]) -> list[str]:
@@ -795,7 +821,7 @@ def check_keys(tables: Mapping[str, StarTable]) -> list[str]:
         if dim_name not in tables:
             continue
         key = next(k for k, d in KEY_DIMENSIONS.items() if d == dim_name)
-        dim_keys[dim_name] = frame_of(tables[dim_name])[key]
+        dim_keys[dim_name] = column_of(tables[dim_name], key)
         dup = dim_keys[dim_name].duplicated()
         if dup.any():
             problems.append(f"{dim_name}.{key}: {int(dup.sum())} duplicate keys")

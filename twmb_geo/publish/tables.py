@@ -10,6 +10,7 @@ chunk of it, not the table. Small tables stay frames; the same functions read bo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeAlias
 
@@ -19,7 +20,15 @@ import pyarrow.parquet as pq
 from ..contracts import TableSchema, conform
 from ..store.duckdb_store import arrow_schema, arrow_table
 
-__all__ = ["CHUNK_ROWS", "SpooledTable", "StarTable", "chunks_of", "frame_of", "spool_table"]
+__all__ = [
+    "CHUNK_ROWS",
+    "SpooledTable",
+    "StarTable",
+    "chunks_of",
+    "column_of",
+    "frame_of",
+    "spool_table",
+]
 
 #: rows of a star table a target reads (and converts) at a time
 CHUNK_ROWS = 500_000
@@ -54,6 +63,14 @@ class SpooledTable:
         """The contract's columns, in order (as a frame's ``columns`` would be)."""
         return list(self.schema.columns)
 
+    def column(self, name: str) -> pd.Series:
+        """One column, whole, as its contract types it (the other columns are not read)."""
+        one = replace(self.schema, fields=(self.schema.field(name),))
+        if self._rows == 0:
+            return conform(pd.DataFrame({name: []}), one)[name]
+        frame = pq.read_table(self.path, columns=[name]).to_pandas(date_as_object=False)
+        return conform(frame, one)[name]
+
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """The table in order, at most ``rows`` rows at a time, each conformed."""
         if self._rows == 0:
@@ -78,6 +95,13 @@ def chunks_of(table: StarTable, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame
         return
     for start in range(0, len(table), rows):
         yield table.iloc[start : start + rows]
+
+
+def column_of(table: StarTable, name: str) -> pd.Series:
+    """One column of a star table, whole (of a spooled table, only that column is read)."""
+    if isinstance(table, SpooledTable):
+        return table.column(name)
+    return table[name]
 
 
 def frame_of(table: StarTable) -> pd.DataFrame:
