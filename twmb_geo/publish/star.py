@@ -227,10 +227,11 @@ def _places(units: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 
 def _unit_key_maps(dims: Mapping[str, pd.DataFrame]) -> dict[str, pd.Series]:
-    """Per unit type: natural key -> surrogate key of its dimension."""
+    """Per unit type whose dimension is in ``dims``: natural key -> surrogate key."""
     return {
         n: _key_map(dims[s.star_dimension], s.star_natural_key, s.star_key)
         for n, s in UNIT_TYPES.items()
+        if s.star_dimension in dims
     }
 
 
@@ -719,14 +720,17 @@ def _build(
         "dim_neighbourhood": lambda: _dim_neighbourhood(get("neighbourhoods")),
         "dim_model": lambda: _dim_model(get("models")),
     }
-    dims: dict[str, pd.DataFrame] = {}
+    out: dict[str, StarTable] = {}
+    maps: dict[str, pd.Series] = {}
+    models: dict[str, pd.DataFrame] = {}  # what the facts read of the dimensions
     for name, build in builders.items():
-        dims[name] = _finish(name, build())
-    maps = _unit_key_maps(dims)
+        dim = _finish(name, build())
+        maps.update(_unit_key_maps({name: dim}))
+        if name == "dim_model":
+            models[name] = dim
+        out[name] = keep(name, dim)
+        del dim  # a dimension is let go before the next one is built
     places = _places(_place_sources(store))
-    out: dict[str, StarTable] = {name: keep(name, dim) for name, dim in dims.items()}
-    models = {"dim_model": dims["dim_model"]}  # what the facts read of the dimensions
-    del dims
     facts: dict[str, Callable[[], pd.DataFrame]] = {
         "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), maps),
         "fact_risk_score": lambda: _fact_risk_score(
