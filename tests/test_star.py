@@ -582,3 +582,33 @@ def test_unit_year_duplicate_key_is_refused_across_chunks(tmp_path: Path, chunk_
     assert pd.concat(ok)["pipe_key"].tolist() == [-1, 1]  # sorted by the keys
     with pytest.raises(ContractError, match="not unique"):
         chunks(["P1", "Q", "R"])
+
+
+def test_risk_scores_a_unit_type_at_a_time(bundled_cfg, bundled_run, tmp_path: Path) -> None:
+    """``fact_risk_score`` finished a unit type at a time (the publish holds one type's
+    scores) is the fact built from every score at once, with scores of two unit types."""
+    import shutil
+
+    from twmb_geo.core.units import UNIT_TYPES
+    from twmb_geo.publish.star import _fact_risk_score, _finish, _places, spool_star
+    from twmb_geo.publish.tables import SpooledTable, frame_of
+
+    path = tmp_path / "two_types.duckdb"
+    shutil.copy(bundled_cfg.store_path, path)
+    with tw.open_store(path) as s:
+        scores = s.read("risk_scores")
+        codes = s.read("neighbourhoods")["area_code"].to_numpy()
+        extra = scores.iloc[: len(codes)].copy()
+        extra["unit_type"], extra["unit_id"] = "neighbourhood", codes
+        s.insert("risk_scores", extra)
+        spooled = spool_star(s, tmp_path / "spool")
+        star = build_star(s)
+        scores, sims = s.read("risk_scores"), s.read("simulation_unit")
+        places = _places({n: s.read(spec.table) for n, spec in UNIT_TYPES.items()})
+    every = _fact_risk_score(scores, sims, star, _unit_key_maps(star), places)
+    every = _finish("fact_risk_score", every)
+    assert every["unit_type"].value_counts().to_dict() == {"cell": 6024, "neighbourhood": 140}
+    assert isinstance(spooled["fact_risk_score"], SpooledTable)
+    pd.testing.assert_frame_equal(frame_of(spooled["fact_risk_score"]), every, check_exact=True)
+    pd.testing.assert_frame_equal(star["fact_risk_score"], every, check_exact=True)
+    assert check_keys(spooled) == []
