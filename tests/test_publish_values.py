@@ -13,11 +13,16 @@ from twmb_geo.publish.values import RowDigests, _token, table_checksum
 
 
 def reference(rows: list[tuple]) -> str:
-    """The checksum as documented: sha256 of the sorted sha256 of each row's token text."""
-    digests = sorted(
-        hashlib.sha256("\t".join(_token(v) for v in r).encode("utf-8")).digest() for r in rows
-    )
-    return hashlib.sha256(b"".join(digests)).hexdigest()
+    """The checksum as documented: sha256 of the row count and of the four sums, modulo
+    2**64, of the little-endian 64-bit words of each row's sha256 (of its token text)."""
+    sums = [0, 0, 0, 0]
+    for r in rows:
+        digest = hashlib.sha256("\t".join(_token(v) for v in r).encode("utf-8")).digest()
+        for i in range(4):
+            word = int.from_bytes(digest[8 * i : 8 * i + 8], "little")
+            sums[i] = (sums[i] + word) % 2**64
+    blob = len(rows).to_bytes(8, "little") + b"".join(v.to_bytes(8, "little") for v in sums)
+    return hashlib.sha256(blob).hexdigest()
 
 
 floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1.0, 1e16])
@@ -67,4 +72,9 @@ def test_tokens_that_must_differ_do() -> None:
     ]
     results = [table_checksum(a) == table_checksum(b) for a, b in pairs]
     assert results == [False, False, False, True]
+    # a multiset: order does not count, repeats do (a row twice is not the row once)
+    rows = [(1, "a"), (2, "b"), (2, "b")]
+    assert table_checksum(rows) == table_checksum(rows[::-1])
+    assert table_checksum(rows) != table_checksum(rows[:2])
+    assert table_checksum([]) != table_checksum([(1, "a")])
     assert np.float64(-0.0) == 0.0 and table_checksum([(-0.0,)]) != table_checksum([(0,)])
