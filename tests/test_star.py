@@ -12,7 +12,7 @@ import shapely
 from star_slicing import check_partition, check_spatial_slicer, check_year_slicer
 
 import twmb_geo as tw
-from twmb_geo.contracts import load_schema, validate_frame
+from twmb_geo.contracts import conform, load_schema, validate_frame
 from twmb_geo.publish import STAR_TABLES, build_star, check_keys
 from twmb_geo.publish.powerbi.report import starter_pages
 from twmb_geo.publish.star import (
@@ -429,7 +429,7 @@ def test_spooled_star_equals_the_star_in_memory(star, bundled_cfg, tmp_path: Pat
     with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
         panel = s.read("panel", columns=_UNIT_YEAR_COLUMNS)
         places = _places({n: s.read(spec.table) for n, spec in UNIT_TYPES.items()})
-        spooled = spool_star(s, tmp_path, chunk_rows=7_919)
+        spooled = spool_star(s, tmp_path, chunk_rows=7_919, spool_rows=0)  # every table
     unit_year = spooled["fact_unit_year"]
     assert isinstance(unit_year, SpooledTable) and len(unit_year) == len(panel) > 50_000
     # the whole panel at once, sorted in pandas: what the star was before it was chunked
@@ -601,7 +601,7 @@ def test_risk_scores_a_unit_type_at_a_time(bundled_cfg, bundled_run, tmp_path: P
         extra = scores.iloc[: len(codes)].copy()
         extra["unit_type"], extra["unit_id"] = "neighbourhood", codes
         s.insert("risk_scores", extra)
-        spooled = spool_star(s, tmp_path / "spool")
+        spooled = spool_star(s, tmp_path / "spool", spool_rows=0)
         star = build_star(s)
         scores, sims = s.read("risk_scores"), s.read("simulation_unit")
         places = _places({n: s.read(spec.table) for n, spec in UNIT_TYPES.items()})
@@ -612,3 +612,31 @@ def test_risk_scores_a_unit_type_at_a_time(bundled_cfg, bundled_run, tmp_path: P
     pd.testing.assert_frame_equal(frame_of(spooled["fact_risk_score"]), every, check_exact=True)
     pd.testing.assert_frame_equal(star["fact_risk_score"], every, check_exact=True)
     assert check_keys(spooled) == []
+
+
+def test_small_tables_stay_frames_and_large_ones_are_spooled(tmp_path: Path) -> None:
+    """``spool_table(min_rows=)``: under the threshold a conformed frame and no file; at it,
+    a file holding every chunk in order (those held before the threshold first)."""
+    from twmb_geo.publish.tables import SpooledTable, frame_of, spool_table
+
+    schema = load_schema("star/dim_year")
+    rows = pd.DataFrame(
+        {
+            "year_key": range(2000, 2010),
+            "year": range(2000, 2010),
+            "year_label": [str(y) for y in range(2000, 2010)],
+            "decade": ["2000s"] * 10,
+        }
+    )
+    chunks = [rows.iloc[:3], rows.iloc[3:3], rows.iloc[3:7], rows.iloc[7:]]
+    small = spool_table(tmp_path / "a.parquet", schema, iter(chunks), min_rows=11)
+    assert isinstance(small, pd.DataFrame) and not (tmp_path / "a.parquet").exists()
+    pd.testing.assert_frame_equal(small, conform(rows, schema))
+    for at in (0, 1, 5, 10):
+        big = spool_table(tmp_path / f"b{at}.parquet", schema, iter(chunks), min_rows=at)
+        assert isinstance(big, SpooledTable) and len(big) == 10, at
+        pd.testing.assert_frame_equal(frame_of(big), conform(rows, schema))
+    empty = spool_table(tmp_path / "c.parquet", schema, iter([rows.iloc[:0]]), min_rows=0)
+    assert isinstance(empty, SpooledTable) and len(empty) == 0  # a file was asked for
+    none = spool_table(tmp_path / "d.parquet", schema, iter([]), min_rows=5)
+    assert isinstance(none, pd.DataFrame) and list(none.columns) == schema.columns

@@ -39,7 +39,15 @@ from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..errors import ContractError
 from ..store.duckdb_store import TABLES, Store
-from .tables import CHUNK_ROWS, StarTable, chunks_of, column_of, frame_of, spool_table
+from .tables import (
+    CHUNK_ROWS,
+    SPOOL_ROWS,
+    StarTable,
+    chunks_of,
+    column_of,
+    frame_of,
+    spool_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -812,12 +820,18 @@ def build_star(store: Store) -> dict[str, pd.DataFrame]:
 
 
 def spool_star(
-    store: Store, folder: Path | str, *, chunk_rows: int = CHUNK_ROWS
+    store: Store,
+    folder: Path | str,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    spool_rows: int = SPOOL_ROWS,
 ) -> dict[str, StarTable]:
-    """:func:`build_star`, with every table written to ``folder/<table>.parquet`` as soon as
-    it is built and handed on as a :class:`~twmb_geo.publish.tables.SpooledTable` that
-    targets read a chunk at a time; ``fact_unit_year`` (a row per unit and year) is written
-    as it is built, ``chunk_rows`` rows at a time.
+    """:func:`build_star`, with every table of ``spool_rows`` rows or more written to
+    ``folder/<table>.parquet`` as soon as it is built and handed on as a
+    :class:`~twmb_geo.publish.tables.SpooledTable` that targets read a chunk at a time
+    (smaller tables stay frames); ``fact_unit_year`` (a row per unit and year) and
+    ``fact_risk_score`` are written as they are built, ``chunk_rows`` rows or a unit type
+    at a time.
 
     Memory is then bounded by the table being built and a chunk, not by the star (at
     2,000,000 pipes the dimensions with their shapes and the scores are gigabytes);
@@ -828,10 +842,11 @@ def spool_star(
     folder.mkdir(parents=True, exist_ok=True)
 
     def spooled(name: str, chunks: Iterator[pd.DataFrame]) -> StarTable:
-        return spool_table(folder / f"{name}.parquet", load_schema(f"star/{name}"), chunks)
+        path = folder / f"{name}.parquet"
+        return spool_table(path, load_schema(f"star/{name}"), chunks, min_rows=spool_rows)
 
     def kept(name: str, frame: pd.DataFrame) -> StarTable:
-        return spooled(name, chunks_of(frame))
+        return frame if len(frame) < spool_rows else spooled(name, chunks_of(frame))
 
     return _build(store, spooled, chunk_rows, kept)
 

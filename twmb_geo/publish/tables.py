@@ -22,6 +22,7 @@ from ..store.duckdb_store import arrow_schema, arrow_table
 
 __all__ = [
     "CHUNK_ROWS",
+    "SPOOL_ROWS",
     "SpooledTable",
     "StarTable",
     "chunks_of",
@@ -32,6 +33,9 @@ __all__ = [
 
 #: rows of a star table a target reads (and converts) at a time
 CHUNK_ROWS = 500_000
+#: the publish spools a star table of this many rows or more to a file; smaller ones stay
+#: frames (a dozen tables of under 100,000 rows are little next to one chunk)
+SPOOL_ROWS = 100_000
 
 
 class SpooledTable:
@@ -111,13 +115,39 @@ def frame_of(table: StarTable) -> pd.DataFrame:
     return table
 
 
-def spool_table(path: Path, schema: TableSchema, chunks: Iterable[pd.DataFrame]) -> SpooledTable:
+def spool_table(
+    path: Path, schema: TableSchema, chunks: Iterable[pd.DataFrame], *, min_rows: int = 0
+) -> StarTable:
     """Write a star table's chunks (conformed, in the table's order) to the Parquet file
-    ``path`` as they come; the spooled table."""
+    ``path`` as they come; the spooled table.
+
+    A table of fewer than ``min_rows`` rows is handed back as one conformed frame and no
+    file is written (the chunks are held until ``min_rows`` is reached, then written).
+    """
+    held: list[pd.DataFrame] = []
     rows = 0
-    with pq.ParquetWriter(path, arrow_schema(schema)) as writer:
+    writer: pq.ParquetWriter | None = None
+    try:
         for df in chunks:
-            if len(df):
+            rows += len(df)
+            if writer is None:
+                held.append(df)
+                if rows < max(min_rows, 1):
+                    continue
+                writer = pq.ParquetWriter(path, arrow_schema(schema))
+                for frame in held:
+                    if len(frame):
+                        writer.write_table(arrow_table(frame, schema))
+                held = []
+            elif len(df):
                 writer.write_table(arrow_table(df, schema))
-                rows += len(df)
-    return SpooledTable(Path(path), schema, rows)
+        if writer is None and min_rows <= 0:  # no rows, but a file was asked for
+            writer = pq.ParquetWriter(path, arrow_schema(schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        return SpooledTable(Path(path), schema, rows)
+    if not held:
+        held = [pd.DataFrame(columns=schema.columns)]
+    return conform(pd.concat(held, ignore_index=True), schema)

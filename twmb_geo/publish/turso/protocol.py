@@ -264,7 +264,9 @@ def _switch(session: Session, pid: str, keep_previous: int) -> None:
     )
     superseded = session.query(
         f'SELECT {quote(PUBLISH_COLUMN)} FROM {quote(RUNS_TABLE)} WHERE "status" = ? '
-        f'ORDER BY "finished_at" DESC, {quote(PUBLISH_COLUMN)}',
+        # the latest first; publishes finished within the same second by the order they
+        # were logged in (a re-published id is logged again, so it counts as the latest)
+        'ORDER BY "finished_at" DESC, rowid DESC',
         ["superseded"],
     )
     for (old,) in superseded[keep_previous:]:
