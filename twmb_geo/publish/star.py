@@ -26,7 +26,7 @@ from __future__ import annotations
 import calendar
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -115,11 +115,17 @@ SPECIAL_CODES = (_UNKNOWN, _NOT_APPLICABLE)
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _read(store: Store, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a store table (or some of its columns); an empty frame with the contract's
-    columns when it is absent."""
+def _read(
+    store: Store,
+    name: str,
+    columns: Sequence[str] | None = None,
+    where: str = "",
+    params: list | None = None,
+) -> pd.DataFrame:
+    """Read a store table (or some of its columns, or the rows ``where`` selects); an empty
+    frame with the contract's columns when it is absent."""
     if store.has_table(name):
-        return store.read(name, columns=columns)
+        return store.read(name, where, params, columns=columns)
     cols = columns or load_schema(TABLES[name]).columns
     return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
 
@@ -651,21 +657,16 @@ def _fact_risk_score_chunks(
     the largest type, not every scored unit, is held (3.6 million at 2,000,000 pipes).
     Every step of the fact works within a unit type, so the rows are those of the whole."""
     name = "fact_risk_score"
-    kinds: list[str] = []
-    if store.has_table("risk_scores"):
-        found = store.query('SELECT DISTINCT "unit_type" FROM "risk_scores" ORDER BY 1')
-        kinds = [str(k) for k in found["unit_type"]]
+    sql = 'SELECT DISTINCT "unit_type" FROM "risk_scores" ORDER BY 1'
+    kinds = store.query(sql)["unit_type"].tolist() if store.has_table("risk_scores") else []
     if not kinds:
         scores, sims = _read(store, "risk_scores"), _read(store, "simulation_unit")
         yield _finish(name, _fact_risk_score(scores, sims, dims, maps, places))
         return
     for kind in kinds:
-        scores = store.read("risk_scores", where='"unit_type" = ?', params=[kind])
-        sims = (
-            store.read("simulation_unit", where='"unit_type" = ? AND "horizon" = 1', params=[kind])
-            if store.has_table("simulation_unit")
-            else _read(store, "simulation_unit")
-        )
+        scores = _read(store, "risk_scores", where='"unit_type" = ?', params=[kind])
+        one_year = '"unit_type" = ? AND "horizon" = 1'
+        sims = _read(store, "simulation_unit", where=one_year, params=[kind])
         yield _finish(name, _fact_risk_score(scores, sims, dims, maps, places))
 
 
@@ -746,9 +747,7 @@ def _build(
     dimensions go to ``keep`` once the unit keys are known, so what is held while a table is
     built is that table, its sources, the key maps and what ``keep`` holds.
     """
-
-    def get(name: str) -> pd.DataFrame:
-        return _read(store, name)
+    get = partial(_read, store)
 
     builders: dict[str, Callable[[], pd.DataFrame]] = {
         "dim_date": lambda: _dim_date(_read(store, "breaks", ["break_date"])),
@@ -846,7 +845,7 @@ def spool_star(
         return spool_table(path, load_schema(f"star/{name}"), chunks, min_rows=spool_rows)
 
     def kept(name: str, frame: pd.DataFrame) -> StarTable:
-        return frame if len(frame) < spool_rows else spooled(name, chunks_of(frame))
+        return spooled(name, chunks_of(frame))
 
     return _build(store, spooled, chunk_rows, kept)
 
