@@ -1,5 +1,8 @@
 """Spatial partitions with halos: break matching and the panel per partition (issue 16).
 
+(Street links and the pipe-to-street apportionment: ``test_partitioned_streets.py``; on a
+LocalCluster, in the synthetic city's test here.)
+
 The partitioned matching must equal the whole-city matching exactly, at every partition
 resolution (fine ones make most breaks sit near a partition edge), in this process and on a
 Dask LocalCluster of two workers, and a worker killed in the middle of a task must change
@@ -187,7 +190,13 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
         here = organise(breaks, nb, area, **kw)
         there = organise(breaks, nb, area, client=client, partition_rows=60, **kw)
     assert there.partitions["partitions"] > 5 and not here.partitions
+    # street links and the pipe-to-street apportionment partition by partition too
+    assert there.partitions["street_links"]["partitions"] > 5
+    assert there.partitions["pipe_streets"]["partitions"] > 5
     pd.testing.assert_frame_equal(there.links, here.links)
+    pd.testing.assert_frame_equal(there.pipe_streets, here.pipe_streets)
+    pd.testing.assert_frame_equal(there.pipe_cells, here.pipe_cells)
+    assert here.pipe_streets["segment_id"].notna().mean() > 0.5
     for ut, units in here.units.items():
         pd.testing.assert_frame_equal(there.units[ut], units, obj=ut)
     assert here.links["status"].eq("matched").any()

@@ -73,8 +73,9 @@ class FeatureReport:
     warnings: list[str] = field(default_factory=list)
     #: the partitioned work on a cluster (empty: in this process): scheduler and, for the
     #: break matching, resolution, partitions, largest (breaks), pipes_in_largest_task,
-    #: halo_pipes; ``panel``: per unit type resolution, partitions, largest (home units),
-    #: largest_task, halo_units
+    #: halo_pipes; ``street_links`` and ``pipe_streets``: resolution, partitions, largest
+    #: (breaks, pipes), rows_in_largest_task, halo_rows; ``panel``: per unit type
+    #: resolution, partitions, largest (home units), largest_task, halo_units
     partitions: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -555,14 +556,21 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             client=client,
             partition_rows=cfg.compute.partition_rows,
         )
-        if org.partitions:
-            log.info(
-                "break matching on %s: %d partitions (H3 resolution %d, at most %d breaks each)",
-                cfg.compute.scheduler,
-                org.partitions["partitions"],
-                org.partitions["resolution"],
-                org.partitions["largest"],
-            )
+        for step, part, what in (
+            ("break matching", org.partitions, "breaks"),
+            ("street links", org.partitions.get("street_links"), "breaks"),
+            ("pipe to street apportionment", org.partitions.get("pipe_streets"), "pipes"),
+        ):
+            if part and "partitions" in part:
+                log.info(
+                    "%s on %s: %d partitions (H3 resolution %d, at most %d %s each)",
+                    step,
+                    cfg.compute.scheduler,
+                    part["partitions"],
+                    part["resolution"],
+                    part["largest"],
+                    what,
+                )
         warnings = [*coverage_notes, *org.warnings]
         if pipes is None:
             warnings.append(

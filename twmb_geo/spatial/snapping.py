@@ -233,13 +233,21 @@ def _mark_id_links(
 
 
 def link_breaks_to_streets(
-    breaks: pd.DataFrame, streets: pd.DataFrame, *, tolerance_m: float = 50.0
+    breaks: pd.DataFrame,
+    streets: pd.DataFrame,
+    *,
+    tolerance_m: float = 50.0,
+    any_streets: bool | None = None,
 ) -> pd.DataFrame:
     """The street segment of each break: by its segment id, else the nearest in tolerance.
 
     A break carrying a ``street_segment_id`` that names a segment links to it (method
     ``segment_id``, any street class; ``distance_m`` to it); an unknown or missing id falls
     back to the nearest ``is_street`` segment within ``tolerance_m`` (method ``nearest``).
+    ``any_streets``: whether the whole layer has a located ``is_street`` segment (default:
+    any of ``streets``), given by a caller that passes one spatial partition's segments, so
+    that the reason of an unmatched break (``no_streets`` or ``no_street_in_tolerance``) is
+    the whole city's.
     """
     out = _links(breaks["break_id"].to_numpy(dtype=object), "street")
     if len(breaks) == 0:
@@ -259,14 +267,16 @@ def link_breaks_to_streets(
         if not todo.any():
             return out
     rest = np.flatnonzero(todo)
-    spatial = _nearest_street(breaks.iloc[rest].reset_index(drop=True), streets, tolerance_m)
+    spatial = _nearest_street(
+        breaks.iloc[rest].reset_index(drop=True), streets, tolerance_m, any_streets
+    )
     for c in LINK_COLUMNS[2:]:
         out.loc[rest, c] = spatial[c].to_numpy()
     return out
 
 
 def _nearest_street(
-    breaks: pd.DataFrame, streets: pd.DataFrame, tolerance_m: float
+    breaks: pd.DataFrame, streets: pd.DataFrame, tolerance_m: float, any_streets: bool | None
 ) -> pd.DataFrame:
     """Nearest street segment (``is_street`` only) within ``tolerance_m`` of each break."""
     out = _links(breaks["break_id"].to_numpy(dtype=object), "street")
@@ -275,13 +285,17 @@ def _nearest_street(
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     geoms, sid = geoms[ok], s["segment_id"].to_numpy(dtype=object)[ok]
     if len(geoms) == 0:
-        out["reason"] = "no_streets"
+        out["reason"] = "no_streets" if not any_streets else "no_street_in_tolerance"
         return out
     tree = shapely.STRtree(geoms)
-    pts = shapely.points(breaks["x"].to_numpy(dtype=float), breaks["y"].to_numpy(dtype=float))
-    bi, sj = tree.query_nearest(
-        pts, max_distance=tolerance_m, return_distance=False, all_matches=True
+    bx, by = breaks["x"].to_numpy(dtype=float), breaks["y"].to_numpy(dtype=float)
+    at = np.flatnonzero(np.isfinite(bx) & np.isfinite(by))  # no location: no spatial match
+    pts = np.full(len(breaks), None, dtype=object)
+    pts[at] = shapely.points(bx[at], by[at])
+    qi, sj = tree.query_nearest(
+        pts[at], max_distance=tolerance_m, return_distance=False, all_matches=True
     )
+    bi = at[qi]
     cand = pd.DataFrame({"b": bi, "s": sj})
     cand["d"] = shapely.distance(pts[bi], geoms[sj])
     cand["sid"] = sid[sj].astype(str)
@@ -353,7 +367,8 @@ PIPE_BLOCK = 20_000
 
 def _geometries(values: np.ndarray) -> np.ndarray:
     """Shapely geometries from a column of geometries or WKB (None stays None)."""
-    if any(isinstance(v, bytes | bytearray | memoryview) for v in values[:1000]):
+    first = next((v for v in values if v is not None and v is not pd.NA), None)
+    if isinstance(first, bytes | bytearray | memoryview):
         return shapely.from_wkb(values)
     return values
 

@@ -21,7 +21,13 @@ from ..core.units import UNIT_TYPES
 from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
 from . import hexgrid
-from .partitioned import DEFAULT_TARGET_ROWS, PartitionReport, link_breaks_to_pipes_partitioned
+from .partitioned import (
+    DEFAULT_TARGET_ROWS,
+    PartitionReport,
+    link_breaks_to_pipes_partitioned,
+    link_breaks_to_streets_partitioned,
+    pipes_to_streets_partitioned,
+)
 from .snapping import (
     id_positions,
     link_breaks_to_cells,
@@ -258,9 +264,10 @@ def organise(
     settings
         Resolutions and matching tolerances.
     client, partition_rows
-        A Dask client: the breaks are matched to the pipes partition by partition on its
-        cluster (:mod:`~twmb_geo.spatial.partitioned`; the same links), with at most
-        ``partition_rows`` breaks per partition. None: in this process, as one block.
+        A Dask client: the breaks are matched to the pipes and to the street segments,
+        and the pipes apportioned to the streets, partition by partition on its cluster
+        (:mod:`~twmb_geo.spatial.partitioned`; the same links), with at most
+        ``partition_rows`` breaks (pipes) per partition. None: in this process, as one block.
 
     Returns
     -------
@@ -441,13 +448,27 @@ def _apportion_pipes_to_streets(ctx: BuildContext, pu: pd.DataFrame, su: pd.Data
     half_width = ctx.settings.street_half_width_m
     by_id = (pu["location_method"] == "segment_id").to_numpy()
     id_seg = pu["segment_id"].to_numpy(dtype=object).copy()
-    ps = pipes_to_streets(
-        pd.DataFrame({"pipe_id": pu["unit_id"], "geometry": pu["geometry"]}),
-        pd.DataFrame(
-            {"segment_id": su["unit_id"], "is_street": su["is_street"], "geometry": su["geometry"]}
-        ),
-        half_width_m=half_width,
+    streets = pd.DataFrame(
+        {"segment_id": su["unit_id"], "is_street": su["is_street"], "geometry": su["geometry"]}
     )
+    if ctx.client is None:
+        ps = pipes_to_streets(
+            pd.DataFrame({"pipe_id": pu["unit_id"], "geometry": pu["geometry"]}),
+            streets,
+            half_width_m=half_width,
+        )
+    else:
+        ps = pipes_to_streets_partitioned(
+            pd.DataFrame(
+                {"pipe_id": pu["unit_id"], "geometry": pu["geometry"], "x": pu["x"], "y": pu["y"]}
+            ),
+            streets,
+            half_width_m=half_width,
+            target_rows=ctx.partition_rows,
+            client=ctx.client,
+            report=ctx.partitions,
+        )
+    del streets
     ps["method"] = ps["segment_id"].notna().map({True: "overlap", False: None}).astype(object)
     if by_id.any():
         ps.loc[by_id, "segment_id"] = id_seg[by_id]
@@ -526,7 +547,17 @@ def _link_streets(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
             "geometry": shapely.from_wkb(su["geometry"].to_numpy(dtype=object)),
         }
     )
-    links = link_breaks_to_streets(b, s, tolerance_m=ctx.settings.street_tolerance_m)
+    if ctx.client is None:
+        links = link_breaks_to_streets(b, s, tolerance_m=ctx.settings.street_tolerance_m)
+    else:
+        links = link_breaks_to_streets_partitioned(
+            b,
+            s,
+            tolerance_m=ctx.settings.street_tolerance_m,
+            target_rows=ctx.partition_rows,
+            client=ctx.client,
+            report=ctx.partitions,
+        )
     _warn_unknown_ids(ctx, b, links, "street_segment_id", "a street segment id", "street layer")
     return links
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-__all__ = ["matching_case"]
+__all__ = ["matching_case", "street_case"]
 
 
 def matching_case(
@@ -92,3 +92,63 @@ def matching_case(
         }
     )
     return breaks, pipes
+
+
+def street_case(
+    pipes: pd.DataFrame, breaks: pd.DataFrame, *, seed: int = 0, long_km: float = 3.0
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Street segments over the network of :func:`matching_case`, for the street links
+    and the pipe-to-street apportionment.
+
+    The segments run along the located pipes, shifted by up to 12 m (so a pipe overlaps
+    the corridor of its own segment, and sometimes of others), plus a tenth more at
+    random; 10 % are not streets (``is_street`` False); a twentieth repeat another
+    segment's geometry under a new id (exact ties, decided by the lowest id). The pipes
+    get their representative point (``x``, ``y``: the mid-point; none without geometry)
+    and one in fifty is stretched to ``long_km`` (a pipe far longer than a partition).
+    The breaks get a ``street_segment_id``: a real id for a fifth of them (any class), an
+    unknown one for a twentieth, else none.
+
+    Returns
+    -------
+    breaks, pipes, streets
+        ``breaks`` and ``pipes`` with the new columns; ``streets``: ``segment_id``,
+        ``is_street``, ``geometry``.
+    """
+    rng = np.random.default_rng(seed)
+    geoms = pipes["geometry"].to_numpy(dtype=object).copy()
+    has = np.flatnonzero(~shapely.is_missing(geoms))
+    stretch = has[rng.random(len(has)) < 0.02]
+    if len(stretch):
+        a = shapely.get_coordinates(geoms[stretch].astype(object)).reshape(-1, 2, 2)
+        d = a[:, 1] - a[:, 0]
+        d *= (long_km * 1000.0 / np.hypot(d[:, 0], d[:, 1]))[:, None]
+        geoms[stretch] = shapely.linestrings(np.stack([a[:, 0], a[:, 0] + d], 1))
+    mid = shapely.line_interpolate_point(geoms[has].astype(object), 0.5, normalized=True)
+    x = np.full(len(pipes), np.nan)
+    y = np.full(len(pipes), np.nan)
+    x[has], y[has] = shapely.get_x(mid), shapely.get_y(mid)
+    p = pipes.assign(geometry=geoms, x=x, y=y)
+    ends = shapely.get_coordinates(geoms[has].astype(object)).reshape(-1, 2, 2)
+    shifted = ends + rng.uniform(-12, 12, (len(ends), 1, 2))
+    pick = rng.integers(0, len(ends), max(1, len(ends) // 10))
+    extra = ends[pick] + rng.normal(0, 200, (len(pick), 1, 2))
+    coords = np.concatenate([shifted, extra])
+    again = rng.choice(len(coords), max(1, len(coords) // 20), replace=False)
+    lines = shapely.linestrings(np.concatenate([coords, coords[again]]))
+    n = len(lines)
+    order = rng.permutation(n)  # ids not in the order of the geometries
+    streets = pd.DataFrame(
+        {
+            "segment_id": [f"s{i:07d}" for i in order],
+            "is_street": rng.random(n) >= 0.1,
+            "geometry": lines.astype(object),
+        }
+    )
+    ids = np.full(len(breaks), None, dtype=object)
+    r = rng.random(len(breaks))
+    ids[r < 0.2] = streets["segment_id"].to_numpy(dtype=object)[rng.integers(0, n, len(breaks))][
+        r < 0.2
+    ]
+    ids[(r >= 0.2) & (r < 0.25)] = "S-UNKNOWN"
+    return breaks.assign(street_segment_id=ids), p, streets
