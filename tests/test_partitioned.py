@@ -440,3 +440,38 @@ def test_run_scheduler_option_is_checked(tmp_path: Path) -> None:
 
     r = twmb("--out", tmp_path / "x", "run", "--scheduler", "nope")
     assert r.exit_code == 2 and "[compute] scheduler" in r.stderr, show(r)
+
+
+def test_the_feature_stage_lets_the_curated_layers_go_once_organised(
+    synth_city, monkeypatch
+) -> None:
+    """The curated pipes and streets are no longer held once the units are built: the
+    graphs, the panel and the store step of a 2,000,000-pipe city would carry them."""
+    import gc
+    import weakref
+    from dataclasses import replace
+
+    from twmb_geo.features import build as fb
+
+    cfg = synth_city[0]
+    cfg = replace(cfg, features=replace(cfg.features, esda_permutations=9))
+    refs: dict[str, weakref.ref] = {}
+    alive: dict[str, bool] = {}
+    read, graphs = fb._read_inputs, fb.build_graphs
+
+    def reading(c):
+        out = read(c)
+        refs.update(pipes=weakref.ref(out[3]), streets=weakref.ref(out[4]))
+        return out
+
+    def building(*args, **kwargs):
+        gc.collect()
+        alive.update({name: ref() is not None for name, ref in refs.items()})
+        return graphs(*args, **kwargs)
+
+    monkeypatch.setattr(fb, "_read_inputs", reading)
+    monkeypatch.setattr(fb, "build_graphs", building)
+    rep = fb.build_features(cfg)
+    assert alive == {"pipes": False, "streets": False}
+    assert rep.units["pipe"] > 0 and rep.units["street"] > 0
+    assert {"organise: build street", "organise: link pipe"} <= set(rep.timings)

@@ -16,6 +16,7 @@ times), so a killed worker costs time, not results.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,7 +120,11 @@ def map_partitions(
         if nxt is None:
             return None
         k, item = nxt
-        fut = client.submit(_apply, fn, item, pure=False)
+        with warnings.catch_warnings():
+            # each task carries its partition's data on purpose (scattered data could not
+            # be recomputed when a worker dies), so Dask's advice to scatter is noise here
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            fut = client.submit(_apply, fn, item, pure=False)
         position[fut.key] = k
         return fut
 

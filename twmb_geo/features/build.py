@@ -556,6 +556,10 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             client=client,
             partition_rows=cfg.compute.partition_rows,
         )
+        absent = {"pipes": pipes is None, "streets": streets is None}
+        # the units carry what the later steps read: the curated layers are let go (at
+        # 2,000,000 pipes, gigabytes held through the graphs and the panel)
+        del pipes, streets
         for step, part, what in (
             ("break matching", org.partitions, "breaks"),
             ("street links", org.partitions.get("street_links"), "breaks"),
@@ -572,11 +576,11 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                     what,
                 )
         warnings = [*coverage_notes, *org.warnings]
-        if pipes is None:
+        if absent["pipes"]:
             warnings.append(
                 "no pipes in the store: pipe units, pipe exposure and break-to-pipe matching are skipped"
             )
-        if streets is None:
+        if absent["streets"]:
             warnings.append("no street segments in the store: street units are skipped")
         if nb is None:
             warnings.append(
@@ -585,6 +589,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
         if area is None:
             warnings.append("no service area: H3 cell units and the cell ESDA are skipped")
         tick("organise", 1)
+        timings.update({f"organise: {k}": v for k, v in org.timings.items()})
         builders = graph_builders(cfg.graphs, fc)
         graphs = build_graphs(org, cfg.graphs, fc)
         warnings.extend(_island_warnings(graphs, builders))

@@ -9,6 +9,7 @@ type; unmatched breaks keep a link row with the reason.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -100,6 +101,8 @@ class Organised:
     warnings: list[str] = field(default_factory=list)
     #: what the partitioned break matching did (empty when it ran in this process)
     partitions: PartitionReport = field(default_factory=PartitionReport)
+    #: seconds of each unit type's building (``build pipe``, ...) and linking (``link pipe``)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def apportion(self, unit_type: str) -> pd.DataFrame | None:
         """Pipe length per unit of ``unit_type``: ``pipe_id``, ``unit``, ``length_m`` (None without pipes)."""
@@ -154,6 +157,7 @@ class BuildContext:
     client: Client | None = None
     partition_rows: int = DEFAULT_TARGET_ROWS
     partitions: PartitionReport = field(default_factory=PartitionReport)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def res(self) -> int:
@@ -294,7 +298,9 @@ def organise(
     if missing:
         raise ConfigError(f"unit types without a builder: {', '.join(missing)}")
     for name in UNIT_TYPES:
+        t0 = time.perf_counter()
         table = UNIT_BUILDERS[name].build(ctx)
+        ctx.timings[f"build {name}"] = round(time.perf_counter() - t0, 3)
         if table is not None:
             ctx.units[name] = table
     links = _link_breaks(ctx)
@@ -305,6 +311,7 @@ def organise(
         pipe_streets=ctx.pipe_streets,
         warnings=ctx.warnings,
         partitions=ctx.partitions,
+        timings=ctx.timings,
     )
 
 
@@ -602,7 +609,11 @@ def _link_breaks(ctx: BuildContext) -> pd.DataFrame:
     for c in ("asset_id", "street_segment_id", "material", "diameter_mm"):
         if c in ctx.breaks:
             b[c] = ctx.breaks[c].to_numpy()
-    parts = [UNIT_BUILDERS[name].link(ctx, b) for name in UNIT_TYPES]
+    parts = []
+    for name in UNIT_TYPES:
+        t0 = time.perf_counter()
+        parts.append(UNIT_BUILDERS[name].link(ctx, b))
+        ctx.timings[f"link {name}"] = round(time.perf_counter() - t0, 3)
     links = pd.concat([p for p in parts if p is not None], ignore_index=True)
     order = {u: i for i, u in enumerate(UNIT_TYPES)}
     links["_o"] = links["unit_type"].map(order)
