@@ -155,6 +155,24 @@ def test_a_worker_killed_mid_task_changes_nothing(client, tmp_path: Path) -> Non
     assert Path(marker).exists()  # a worker did die
 
 
+def _crs_of_task(value: int) -> tuple[int, str | None]:
+    from twmb_geo.core.crs import current_crs
+
+    return value, current_crs()
+
+
+def test_tasks_run_under_the_callers_analysis_crs(client) -> None:
+    from twmb_geo.core.crs import current_crs, using_crs
+
+    with using_crs("EPSG:7856"):
+        got = map_partitions(_crs_of_task, [(v,) for v in range(4)], client)
+        here = map_partitions(_crs_of_task, [(v,) for v in range(4)])
+    assert got == here == [(v, "EPSG:7856") for v in range(4)]
+    with using_crs(None):
+        assert map_partitions(_crs_of_task, [(1,)], client) == [(1, None)]
+    assert current_crs() != "EPSG:7856"
+
+
 def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     tmp_path: Path, client
 ) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError
+from .crs import current_crs, using_crs
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -100,6 +101,7 @@ def map_partitions(
     """``fn(*item)`` for every item, in this process or on the client's cluster; results in
     the order of ``items``.
 
+    Tasks run under the caller's analysis CRS (:func:`~twmb_geo.core.crs.using_crs`).
     ``items`` is consumed as tasks are submitted, so a generator that slices each
     partition's data when asked keeps only the partitions in flight in memory.
     """
@@ -111,6 +113,7 @@ def map_partitions(
     # so only a few partitions are in flight at a time and a worker's memory is bounded by
     # the partition size, not by the city
     window = max(2, 2 * len(client.scheduler_info()["workers"]))
+    crs = current_crs()
     results: dict[int, Any] = {}
     position: dict[Any, int] = {}  # future key -> item
     queue = iter(enumerate(items))
@@ -124,7 +127,7 @@ def map_partitions(
             # each task carries its partition's data on purpose (scattered data could not
             # be recomputed when a worker dies), so Dask's advice to scatter is noise here
             warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
-            fut = client.submit(_apply, fn, item, pure=False)
+            fut = client.submit(_apply, fn, item, crs, pure=False)
         position[fut.key] = k
         return fut
 
@@ -138,5 +141,6 @@ def map_partitions(
     return [results[k] for k in range(len(results))]
 
 
-def _apply(fn: Callable[..., R], item: tuple[Any, ...]) -> R:
-    return fn(*item)
+def _apply(fn: Callable[..., R], item: tuple[Any, ...], crs: str | None) -> R:
+    with using_crs(crs):  # the caller's analysis CRS, on whatever worker
+        return fn(*item)

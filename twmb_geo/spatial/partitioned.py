@@ -21,7 +21,8 @@ however long), the street ids ranked in the same order as in the whole layer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,10 +42,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PartitionReport",
+    "as_one_frame",
     "link_breaks_to_pipes_partitioned",
     "link_breaks_to_streets_partitioned",
+    "map_blocks",
     "pipes_to_streets_partitioned",
 ]
+
+R = TypeVar("R")
 
 #: home breaks per partition when the resolution is chosen from the data
 DEFAULT_TARGET_ROWS = 50_000
@@ -131,6 +136,40 @@ def _in_input_order(parts: list[pd.DataFrame], groups: list[np.ndarray]) -> pd.D
     out = pd.concat(parts, ignore_index=True)
     out.index = np.concatenate(groups)
     return out.sort_index().reset_index(drop=True)
+
+
+def _rebuilt(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each column made from one whole array, as a whole-city function
+    makes it (pandas infers a text column's dtype from its values, which differ from task
+    to task: a block of missing names is ``object``, one with names ``str``)."""
+    return pd.DataFrame(
+        {c: frame[c].to_numpy(dtype=object if frame[c].dtype.kind == "O" else None) for c in frame}
+    )
+
+
+def as_one_frame(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The tasks' frames as one, typed as the whole-city function types its frame (one
+    part: that part)."""
+    if len(parts) == 1:
+        return parts[0]
+    return _rebuilt(pd.concat(parts, ignore_index=True))
+
+
+def map_blocks(
+    fn: Callable[..., R],
+    frame: pd.DataFrame,
+    args: tuple[Any, ...] = (),
+    *,
+    rows: int = DEFAULT_TARGET_ROWS,
+    client: Client | None = None,
+) -> list[R]:
+    """``fn(block, *args)`` for consecutive blocks of ``rows`` rows of ``frame`` on the
+    client's cluster, results in order; without a client, ``fn(frame, *args)`` once (work
+    done row by row needs no halo: a block is any slice)."""
+    if client is None or len(frame) <= rows:
+        return [fn(frame, *args)]
+    items = ((frame.iloc[lo : lo + rows], *args) for lo in range(0, len(frame), rows))
+    return map_partitions(fn, items, client)
 
 
 def link_breaks_to_pipes_partitioned(
@@ -340,9 +379,4 @@ def pipes_to_streets_partitioned(
     parts = map_partitions(_pipe_streets_task, items, client)
     if report is not None:
         report["pipe_streets"] = _summary(res, groups, sent)
-    out = _in_input_order(parts, groups)
-    # the columns made from whole arrays, as the whole-city function makes them (pandas
-    # infers a text column's dtype from its values, which differ from task to task)
-    return pd.DataFrame(
-        {c: out[c].to_numpy(dtype=object if out[c].dtype.kind == "O" else None) for c in out}
-    )
+    return _rebuilt(_in_input_order(parts, groups))

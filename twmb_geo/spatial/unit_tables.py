@@ -22,6 +22,7 @@ __all__ = [
     "neighbourhood_units",
     "pipe_units",
     "street_units",
+    "unlocated_pipes_warning",
 ]
 
 
@@ -134,6 +135,15 @@ def _sum_by(df: pd.DataFrame, key: str, value: str, ids: pd.Series) -> np.ndarra
     return s.reindex(ids.to_numpy()).fillna(0.0).to_numpy(dtype=float)
 
 
+def unlocated_pipes_warning(n: int) -> str:
+    """What a project is told about its ``n`` pipes without geometry."""
+    return (
+        f"{n} pipes have no geometry: they are pipe units without location; "
+        "skipped for: H3 cells, street segments, neighbourhoods, spatial graphs and lags, "
+        "break-to-pipe spatial matching"
+    )
+
+
 def pipe_units(
     pipes: pd.DataFrame, nb_ids: np.ndarray, nb_geoms: np.ndarray, res: int, warnings: list[str]
 ) -> pd.DataFrame:
@@ -152,10 +162,7 @@ def pipe_units(
         x[located], y[located] = shapely.get_x(mid), shapely.get_y(mid)
     lon, lat = _lonlat(x, y)
     if not located.all():
-        warnings.append(
-            f"{int((~located).sum())} pipes have no geometry: they are pipe units without location; "
-            "skipped for: H3 cells, street segments, neighbourhoods, spatial graphs and lags, break-to-pipe spatial matching"
-        )
+        warnings.append(unlocated_pipes_warning(int((~located).sum())))
     length = pipes["length_m"].to_numpy(dtype=float, na_value=np.nan)
     if "measured_length_m" in pipes:
         length = np.where(

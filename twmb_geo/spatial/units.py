@@ -25,8 +25,10 @@ from . import hexgrid
 from .partitioned import (
     DEFAULT_TARGET_ROWS,
     PartitionReport,
+    as_one_frame,
     link_breaks_to_pipes_partitioned,
     link_breaks_to_streets_partitioned,
+    map_blocks,
     pipes_to_streets_partitioned,
 )
 from .snapping import (
@@ -44,6 +46,7 @@ from .unit_tables import (
     neighbourhood_units,
     pipe_units,
     street_units,
+    unlocated_pipes_warning,
 )
 
 __all__ = [
@@ -268,10 +271,12 @@ def organise(
     settings
         Resolutions and matching tolerances.
     client, partition_rows
-        A Dask client: the breaks are matched to the pipes and to the street segments,
-        and the pipes apportioned to the streets, partition by partition on its cluster
-        (:mod:`~twmb_geo.spatial.partitioned`; the same links), with at most
-        ``partition_rows`` breaks (pipes) per partition. None: in this process, as one block.
+        A Dask client: the pipe and street units are built in blocks of
+        ``partition_rows`` rows, the breaks matched to the pipes and to the street
+        segments, and the pipes apportioned to the streets, partition by partition on its
+        cluster (:mod:`~twmb_geo.spatial.partitioned`; the same units and links), with at
+        most ``partition_rows`` breaks (pipes) per partition. None: in this process, as
+        one block.
 
     Returns
     -------
@@ -315,25 +320,55 @@ def organise(
     )
 
 
+def _units_of(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Unit tables of blocks as the one table of the whole layer (ordered by unit id)."""
+    if len(parts) == 1:
+        return parts[0]
+    return as_one_frame(parts).sort_values("unit_id", kind="stable").reset_index(drop=True)
+
+
+def _pipe_block(
+    pipes: pd.DataFrame, nb_ids: np.ndarray, nb_geoms: np.ndarray, res: int
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The pipe units of a block of pipes and the length of each located one in each H3
+    cell (None when none has geometry)."""
+    pu = pipe_units(pipes, nb_ids, nb_geoms, res, [])  # the layer's warning is made once
+    located = pu["geometry"].notna().to_numpy()
+    if not located.any():
+        return pu, None
+    g = shapely.from_wkb(pu.loc[located, "geometry"].to_numpy(dtype=object))
+    pc = hexgrid.lines_to_cells(g, res, ids=pu.loc[located, "unit_id"].to_numpy(dtype=object))
+    cells = pd.DataFrame(
+        {
+            "pipe_id": pc["line"].to_numpy(dtype=object),
+            "cell": hexgrid.cell_str(pc["cell"].to_numpy(dtype=np.uint64)),
+            "length_m": pc["length_m"].to_numpy(dtype=float),
+        }
+    )
+    return pu, cells
+
+
 def _build_pipes(ctx: BuildContext) -> pd.DataFrame | None:
     if ctx.pipes is None or not len(ctx.pipes):
         return None
-    pu = pipe_units(ctx.pipes, ctx.nb_ids, ctx.nb_geoms, ctx.res, ctx.warnings)
+    # row by row (no halo): blocks of partition_rows pipes on the cluster, if any
+    parts = map_blocks(
+        _pipe_block,
+        ctx.pipes,
+        (ctx.nb_ids, ctx.nb_geoms, ctx.res),
+        rows=ctx.partition_rows,
+        client=ctx.client,
+    )
+    pu = _units_of([p[0] for p in parts])
+    cells = [p[1] for p in parts if p[1] is not None]
+    del parts
     located = pu["geometry"].notna().to_numpy()
+    if not located.all():
+        ctx.warnings.append(unlocated_pipes_warning(int((~located).sum())))
     _locate_by_ids(ctx, pu)
-    if located.any():
-        g = shapely.from_wkb(pu.loc[located, "geometry"].to_numpy(dtype=object))
-        pc = hexgrid.lines_to_cells(
-            g, ctx.res, ids=pu.loc[located, "unit_id"].to_numpy(dtype=object)
-        )
+    if cells:
         ctx.pipe_cells = (
-            pd.DataFrame(
-                {
-                    "pipe_id": pc["line"].to_numpy(dtype=object),
-                    "cell": hexgrid.cell_str(pc["cell"].to_numpy(dtype=np.uint64)),
-                    "length_m": pc["length_m"].to_numpy(dtype=float),
-                }
-            )
+            as_one_frame(cells)
             .sort_values(["pipe_id", "cell"], kind="stable")
             .reset_index(drop=True)
         )
@@ -437,7 +472,15 @@ def _locate_by_ids(ctx: BuildContext, pu: pd.DataFrame) -> None:
 def _build_streets(ctx: BuildContext) -> pd.DataFrame | None:
     if ctx.streets is None or not len(ctx.streets):
         return None
-    su = street_units(ctx.streets, ctx.nb_ids, ctx.nb_geoms, ctx.res)
+    su = _units_of(
+        map_blocks(
+            street_units,
+            ctx.streets,
+            (ctx.nb_ids, ctx.nb_geoms, ctx.res),
+            rows=ctx.partition_rows,
+            client=ctx.client,
+        )
+    )
     pu = ctx.units.get("pipe")
     if pu is not None and (
         pu["geometry"].notna().any() or (pu["location_method"] == "segment_id").any()
