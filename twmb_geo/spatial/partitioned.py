@@ -1,5 +1,6 @@
-"""Break matching and the pipe-to-street apportionment partition by partition (in this
-process or on a Dask cluster), with exactly the whole city's results.
+"""The spatial organisation partition by partition (in this process or on a Dask cluster),
+with exactly the whole city's results: break links, the pipe-to-street apportionment, and
+row-by-row work in blocks.
 
 :func:`link_breaks_to_pipes_partitioned` gives the links of
 :func:`~twmb_geo.spatial.snapping.link_breaks_to_pipes` on the whole city while no task
@@ -17,6 +18,10 @@ breaks name by segment id).
 of their representative point, and a partition's task gets every street whose bounding box
 comes within the corridor half-width of the bounding box of its pipes (so of every pipe,
 however long), the street ids ranked in the same order as in the whole layer.
+
+:func:`map_blocks` runs work done row by row (the pipe and street unit tables) on blocks of
+rows, no halo needed; :func:`as_one_frame` puts the tasks' frames together typed as the
+whole-city function types its own.
 """
 
 from __future__ import annotations
