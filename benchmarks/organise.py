@@ -55,14 +55,7 @@ def main() -> None:
     from twmb_geo.store.project import project_crs
 
     cfg = load_config(args.config, out=args.out)
-    fc = cfg.features
-    settings = SpatialSettings(
-        h3_resolution=cfg.h3_resolution,
-        parent_resolution=fc.parent_resolution,
-        pipe_tolerance_m=fc.pipe_tolerance_m,
-        street_tolerance_m=fc.street_tolerance_m,
-        street_half_width_m=fc.street_half_width_m,
-    )
+    settings = SpatialSettings.from_config(cfg)
     sampler = RssSampler()
     result: dict[str, Any] = {"benchmark": "organise", "machine": machine(), "steps": {}}
     steps = result["steps"]

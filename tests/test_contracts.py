@@ -10,7 +10,13 @@ import pytest
 from conftest import CURATED
 
 import twmb_geo as tw
-from twmb_geo.contracts import conform, list_schemas, load_schema, validate_frame
+from twmb_geo.contracts import (
+    conform,
+    conform_chunks,
+    list_schemas,
+    load_schema,
+    validate_frame,
+)
 from twmb_geo.errors import ContractError
 from twmb_geo.store.duckdb_store import TABLES
 
@@ -159,3 +165,34 @@ def test_curated_tables_in_the_store_match_their_contracts(bundled_run, bundled_
             assert list(cols["column_name"]) == sch.columns
             df = store.read(table)
             validate_frame(conform(df, sch), sch)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 7, 100])
+def test_conform_chunks_are_the_conformed_table_in_blocks(rows: int) -> None:
+    df = pd.DataFrame(
+        {
+            "length_m": np.arange(7, dtype=np.int64),  # cast to float64 by the contract
+            "cell": [f"88{i:013x}" for i in range(7)],
+            "pipe_id": [1, 2, 3, 4, 5, 6, 7],  # cast to strings
+            "other": 0,  # dropped
+        },
+        index=range(10, 17),
+    )
+    blocks = list(conform_chunks(df, "features/pipe_cells", rows))
+    assert len(blocks) == -(-7 // rows) and all(len(b) <= rows for b in blocks)
+    got = pd.concat(blocks, ignore_index=True)
+    pd.testing.assert_frame_equal(got, conform(df, "features/pipe_cells"))
+    assert all(validate_frame(b, "features/pipe_cells") == [] for b in blocks)
+
+
+def test_conform_chunks_check_the_key_over_every_block() -> None:
+    """A key repeated in two blocks is a contract error, as it is in one whole frame."""
+    df = pd.DataFrame({"pipe_id": ["a", "b", "a"], "cell": "c", "length_m": 1.0})
+    with pytest.raises(ContractError) as err:
+        list(conform_chunks(df, "features/pipe_cells", rows=2))
+    assert "primary key" in str(err.value) and "'a'" in str(err.value)
+    empty = list(conform_chunks(df.iloc[:0], "features/pipe_cells"))
+    assert len(empty) == 1 and empty[0].empty
+    assert list(empty[0].columns) == ["pipe_id", "cell", "length_m"]
+    with pytest.raises(ValueError, match="rows"):
+        list(conform_chunks(df, "features/pipe_cells", rows=0))

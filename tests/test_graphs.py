@@ -14,6 +14,7 @@ from conftest import NEIGHBOURHOODS_ZIP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from libpysal.graph import Graph
+from scipy import sparse
 
 import twmb_geo as tw
 from twmb_geo.errors import ConfigError, InputDataError
@@ -385,3 +386,73 @@ def test_graph_edges_in_slices_are_the_same_rows(chain, islands, rows):
     assert len(empty) == 1 and empty[0].empty
     with pytest.raises(ValueError, match="rows must be at least 1"):
         next(gr.graph_edge_chunks(chain, rows=0))
+
+
+def test_reading_a_graph_leaves_no_copy_of_its_adjacency_on_it(chain) -> None:
+    """libpysal's ``Graph.adjacency`` caches a copy on the graph; storing the edges or
+    relabelling must not leave one (a city's pipe graph: hundreds of megabytes more)."""
+    g = gr.shared_nodes(["a", "b", "c", "d"], [1, 2, 3, 9], [2, 3, 4, 8])
+    before = g.adjacency.copy()
+    g.__dict__.pop("adjacency", None)
+    edges = gr.graph_edges(g, include_islands=True)
+    relabelled = gr.relabel(g, ["w", "x", "y", "z"])
+    assert "adjacency" not in g.__dict__
+    assert gr.adjacency_of(g) is g._adjacency  # read in place
+    pd.testing.assert_series_equal(gr.adjacency_of(g), before)
+    assert edges["weight"].tolist() == before.tolist()
+    assert relabelled.adjacency.tolist() == before.tolist()
+    assert list(relabelled.unique_ids) == ["w", "x", "y", "z"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    pairs=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=200),
+    weighted=st.booleans(),
+)
+def test_graphs_are_laid_out_and_standardised_as_libpysal_does(n, pairs, weighted) -> None:
+    """``_build`` lays the adjacency out straight from the CSR and row-standardises binary
+    graphs itself (no second adjacency): the same graph, to the bit, as a Graph built from
+    the sorted edge list and transformed by libpysal, islands included."""
+    ids = np.array([f"u{i:02d}" for i in range(n)], dtype=object)
+    r = np.array([a for a, b in pairs if a < n and b < n], dtype=np.int64)
+    c = np.array([b for a, b in pairs if a < n and b < n], dtype=np.int64)
+    w = np.linspace(0.5, 3.0, r.size) if weighted else None
+    got = gr._build("test", ids, r, c, w)
+    keep = r != c
+    m = sparse.csr_array(
+        (np.ones(int(keep.sum())) if w is None else w[keep], (r[keep], c[keep])), shape=(n, n)
+    )
+    m.sum_duplicates()
+    if w is None:
+        m.data[:] = 1.0
+    m.eliminate_zeros()
+    coo = m.tocoo()
+    card = np.diff(m.indptr)
+    isl = np.flatnonzero(card == 0)
+    rows = np.concatenate([coo.row, isl])
+    cols = np.concatenate([coo.col, isl])
+    wt = np.concatenate([coo.data, np.zeros(isl.size)])
+    o = np.lexsort((cols, rows))  # the canonical order: by focal, then neighbour
+    ref = Graph.from_arrays(ids[rows[o]], ids[cols[o]], wt[o]).transform("r")
+    assert got.transformation == "R"
+    assert list(got.unique_ids) == list(ids)
+    pd.testing.assert_series_equal(
+        got.adjacency, ref.adjacency, check_exact=True, check_index_type=False
+    )
+    assert sorted(got.isolates) == sorted(ids[isl])
+
+
+@pytest.mark.parametrize("block", [1, 7, 50])
+def test_knn_in_blocks_of_units_is_the_whole_query(monkeypatch, block) -> None:
+    """``knn`` queries a block of units at a time; on a grid full of exact ties (ties
+    beyond the query's reach included) the graph is the one-block graph."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 6, 120).astype(float)  # many coincident points and equal distances
+    y = rng.integers(0, 6, 120).astype(float)
+    ids = np.array([f"p{i:03d}" for i in range(120)], dtype=object)
+    whole = gr.knn(ids, x, y, k=4)
+    monkeypatch.setattr(gr, "_KNN_BLOCK", block)
+    got = gr.knn(ids, x, y, k=4)
+    pd.testing.assert_series_equal(got.adjacency, whole.adjacency, check_exact=True)
+    assert (got.cardinalities == 4).all()

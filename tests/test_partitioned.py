@@ -493,3 +493,50 @@ def test_the_feature_stage_lets_the_curated_layers_go_once_organised(
     assert alive == {"pipes": False, "streets": False}
     assert rep.units["pipe"] > 0 and rep.units["street"] > 0
     assert {"organise: build street", "organise: link pipe"} <= set(rep.timings)
+
+
+@pytest.mark.parametrize("unit_type", ["pipe", "street", "cell", "neighbourhood"])
+def test_the_panel_of_the_cut_organisation_equals_the_whole(synth_city, unit_type: str) -> None:
+    """The feature stage holds only the unit columns and links the panel reads once the
+    organisation is stored; the panel built from them is the one built from everything
+    (a column the panel reads conditionally, such as ``length_m``, must not be cut)."""
+    from twmb_geo.features.build import _panel_inputs
+    from twmb_geo.features.panel import PANEL_UNIT_COLUMNS, PanelSettings, build_panel
+
+    _, _, breaks, org, graphs, (y0, y1) = synth_city
+    cut = _panel_inputs(org)
+    assert set(cut.links["status"]) == {"matched"} and len(cut.links) < len(org.links)
+    for ut, units in cut.units.items():
+        assert set(units.columns) <= set(PANEL_UNIT_COLUMNS), ut
+        assert list(units.columns) == [c for c in org.units[ut].columns if c in units.columns]
+    assert len(cut.units["pipe"].columns) < len(org.units["pipe"].columns)
+    ps = PanelSettings(start_year=y0, end_year=y1)
+
+    def panel(o):
+        nbhd = build_panel(
+            "neighbourhood",
+            o.units["neighbourhood"],
+            o.links[o.links["unit_type"] == "neighbourhood"],
+            breaks,
+            ps,
+            graphs=graphs["neighbourhood"],
+            pipes=o.units["pipe"],
+            pipe_units_of=o.apportion("neighbourhood"),
+        )
+        if unit_type == "neighbourhood":
+            return nbhd
+        return build_panel(
+            unit_type,
+            o.units[unit_type],
+            o.links[o.links["unit_type"] == unit_type],
+            breaks[breaks["year"].between(y0, y1)] if unit_type != "cell" else breaks,
+            ps,
+            graphs=graphs[unit_type],
+            pipes=o.units["pipe"],
+            pipe_units_of=None if unit_type == "pipe" else o.apportion(unit_type),
+            nbhd_rate=nbhd[["unit_id", "year", "nbhd_rate_last5"]],
+        )
+
+    whole = panel(org)
+    assert whole["breaks"].sum() > 0
+    pd.testing.assert_frame_equal(panel(cut), whole)

@@ -7,6 +7,7 @@ order, dtypes, DuckDB DDL and checks, so a table cannot drift from its contract 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "Field",
     "TableSchema",
     "conform",
+    "conform_chunks",
     "duckdb_type",
     "list_schemas",
     "load_schema",
@@ -252,19 +254,50 @@ def validate_frame(
             continue
         problems.extend(_check_field(df[f.name], f))
     problems.extend(_check_analysis_xy(df, sch))
-    if sch.primary_key and all(k in df.columns for k in sch.primary_key):
-        dup = df.duplicated(list(sch.primary_key), keep=False)
-        if dup.any():
-            ex = df.loc[dup, list(sch.primary_key)].head(_MAX_EXAMPLES).to_dict("records")
-            problems.append(
-                f"primary key {list(sch.primary_key)} not unique: {int(dup.sum())} rows, e.g. {ex}"
-            )
+    key = _key_problem(df, sch)
+    if key:
+        problems.append(key)
     if problems and raise_:
         raise ContractError(
             f"table {sch.name!r} violates its contract {sch.layer}/{sch.name} v{sch.version}",
             problems,
         )
     return problems
+
+
+def _key_problem(df: pd.DataFrame, sch: TableSchema) -> str | None:
+    """The primary key's duplicates in ``df``, said with examples (None when unique)."""
+    keys = list(sch.primary_key)
+    if not keys or not all(k in df.columns for k in keys):
+        return None
+    dup = df.duplicated(keys, keep=False)
+    if not dup.any():
+        return None
+    ex = df.loc[dup, keys].head(_MAX_EXAMPLES).to_dict("records")
+    return f"primary key {keys} not unique: {int(dup.sum())} rows, e.g. {ex}"
+
+
+def conform_chunks(
+    df: pd.DataFrame, schema: TableSchema | str, rows: int = 200_000
+) -> Iterator[pd.DataFrame]:
+    """:func:`conform` a block of ``rows`` rows at a time, for a store write that holds one
+    conformed block, not a conformed copy of the whole table, besides ``df``.
+
+    The primary key is checked on the whole of ``df`` first (a check per block would miss
+    a key repeated in two blocks); every block is then validated as it is written. An
+    empty ``df`` gives one empty block.
+    """
+    sch = _as_schema(schema)
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    key = _key_problem(df, sch)
+    if key:
+        raise ContractError(
+            f"table {sch.name!r} violates its contract {sch.layer}/{sch.name} v{sch.version}",
+            [key],
+        )
+    for start in range(0, max(len(df), 1), rows):
+        yield conform(df.iloc[start : start + rows], sch)
 
 
 def _examples(s: pd.Series, mask: pd.Series | np.ndarray) -> str:

@@ -11,7 +11,7 @@ import resource
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import shapely
 from libpysal.graph import Graph
 
 from ..config import Config, FeatureConfig, GraphConfig
-from ..contracts import conform, load_schema
+from ..contracts import conform, conform_chunks, load_schema
 from ..core.cluster import open_client
 from ..core.types import Progress
 from ..core.units import UNIT_TYPES
@@ -32,7 +32,7 @@ from ..store.duckdb_store import Store
 from ..store.project import in_project_crs
 from . import esda
 from .coverage import last_year_coverage
-from .panel import PanelSettings, build_panel, panel_chunks
+from .panel import PANEL_UNIT_COLUMNS, PanelSettings, build_panel, panel_chunks
 from .partitioned import (
     build_panel_partitioned,
     is_local_folder,
@@ -243,7 +243,7 @@ def run_esda(
     p["rate"] = np.divide(
         p["breaks"].to_numpy(dtype=float), size, out=np.zeros(len(p)), where=np.nan_to_num(size) > 0
     )
-    weights = Graph(graph.adjacency, transformation="O", is_sorted=True)
+    weights = Graph(gb.adjacency_of(graph), transformation="O", is_sorted=True)
     glob = esda.global_moran_by_year(
         p,
         weights,
@@ -532,13 +532,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             progress(f"features: {name}", i, total)
 
     fc = cfg.features
-    settings = SpatialSettings(
-        h3_resolution=cfg.h3_resolution,
-        parent_resolution=fc.parent_resolution,
-        pipe_tolerance_m=fc.pipe_tolerance_m,
-        street_tolerance_m=fc.street_tolerance_m,
-        street_half_width_m=fc.street_half_width_m,
-    )
+    settings = SpatialSettings.from_config(cfg)
     breaks, nb, area, pipes, streets = _read_inputs(cfg)
     tick("read", 0)
     y0, y1, coverage_notes = _study_years(cfg, breaks)
@@ -590,25 +584,39 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
             warnings.append("no service area: H3 cell units and the cell ESDA are skipped")
         tick("organise", 1)
         timings.update({f"organise: {k}": v for k, v in org.timings.items()})
-        builders = graph_builders(cfg.graphs, fc)
-        graphs = build_graphs(org, cfg.graphs, fc)
-        warnings.extend(_island_warnings(graphs, builders))
-        tick("graphs", 2)
-        ps = PanelSettings(
-            start_year=y0, end_year=y1, decay_tau=fc.decay_tau, near_radius_m=fc.near_radius_m
-        )
-        b_in = breaks[(breaks["year"] >= y0) & (breaks["year"] <= y1)]
-        # One transaction for every feature table; each panel is written as soon as it is built
-        # and then freed, so memory holds one unit type's panel at a time.
-        partitioned = (
-            None
-            if client is None
-            else _PanelPartitions(
-                client, cfg.compute.partition_folder(cfg.out_dir), cfg.compute.partition_rows
-            )
-        )
+        matching = org.match_summary()
+        n_units = {k: len(v) for k, v in org.units.items()}
+        # One transaction for every feature table. The organisation's tables are written
+        # first, a block at a time; the later steps then hold only the columns and links
+        # they read, and each panel is written as soon as it is built and then freed.
         with Store(cfg.store_path) as store:
             with store.transaction():
+                counts: dict[str, int] = {}
+                for name, frames in _organised_tables(org):
+                    store.clear(name)
+                    counts[name] = store.insert_frames(name, frames)
+                tick("store units", 2)
+                builders = graph_builders(cfg.graphs, fc)
+                graphs = build_graphs(org, cfg.graphs, fc)
+                warnings.extend(_island_warnings(graphs, builders))
+                org = _panel_inputs(org)
+                tick("graphs", 2)
+                ps = PanelSettings(
+                    start_year=y0,
+                    end_year=y1,
+                    decay_tau=fc.decay_tau,
+                    near_radius_m=fc.near_radius_m,
+                )
+                b_in = breaks[(breaks["year"] >= y0) & (breaks["year"] <= y1)]
+                partitioned = (
+                    None
+                    if client is None
+                    else _PanelPartitions(
+                        client,
+                        cfg.compute.partition_folder(cfg.out_dir),
+                        cfg.compute.partition_rows,
+                    )
+                )
                 cell_panel, n_panel = _write_panels(
                     store, org, graphs, breaks, b_in, ps, partitioned
                 )
@@ -631,8 +639,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                         for t in ("moran_global", "lisa", "hotspot_persistence")
                     )
                 tick("esda", 4)
-                counts = {}
-                for name, frames in _feature_tables(org, graphs, builders, glob, lisa, pers):
+                for name, frames in _derived_tables(graphs, builders, glob, lisa, pers):
                     store.clear(name)  # each table made, written and freed in turn
                     counts[name] = store.insert_frames(name, frames)
                 counts["panel"] = n_panel
@@ -646,8 +653,8 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     report = FeatureReport(
         years=(y0, y1),
         tables=counts,
-        units={k: len(v) for k, v in org.units.items()},
-        matching=org.match_summary(),
+        units=n_units,
+        matching=matching,
         graphs=[
             _graph_summary(ut, n, g, builders[ut][n])
             for ut, gs in graphs.items()
@@ -673,25 +680,51 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     return report
 
 
-def _feature_tables(
-    org: Organised,
+#: rows per block when the organisation's tables are conformed and written
+STORE_BLOCK_ROWS = 200_000
+
+
+def _organised_tables(org: Organised) -> Iterator[tuple[str, Iterable[pd.DataFrame]]]:
+    """The unit tables, break links and pipe apportionments, each as its name and its
+    blocks, conformed as the store writes them (a conformed copy of a 2,000,000-pipe unit
+    table would be a gigabyte held on top of the city)."""
+    for ut, spec in UNIT_TYPES.items():
+        unit = org.units.get(ut)
+        if unit is None:  # absent (no such layer): an empty table, not a stale one
+            unit = pd.DataFrame(columns=load_schema(f"features/{spec.table}").columns)
+        yield spec.table, conform_chunks(unit, f"features/{spec.table}", STORE_BLOCK_ROWS)
+    for name, frame in (
+        ("break_links", org.links),
+        ("pipe_cells", org.pipe_cells),
+        ("pipe_streets", org.pipe_streets),
+    ):
+        yield name, conform_chunks(frame, f"features/{name}", STORE_BLOCK_ROWS)
+
+
+def _panel_inputs(org: Organised) -> Organised:
+    """The organisation cut to what the panel reads, once its tables are stored: the unit
+    columns of :data:`~.panel.PANEL_UNIT_COLUMNS` and the matched links (the attributes and
+    the unmatched links are a third of the units and links held through the panel)."""
+    units = {
+        ut: u[[c for c in u.columns if c in PANEL_UNIT_COLUMNS]].copy()
+        for ut, u in org.units.items()
+    }
+    links = org.links.loc[org.links["status"] == "matched", _PANEL_LINK_COLUMNS]
+    return replace(org, units=units, links=links.reset_index(drop=True))
+
+
+_PANEL_LINK_COLUMNS = ["break_id", "unit_type", "unit_id", "status"]
+
+
+def _derived_tables(
     graphs: GraphSet,
     builders: dict[str, dict[str, str]],
     glob: pd.DataFrame,
     lisa: pd.DataFrame,
     pers: pd.DataFrame,
 ) -> Iterator[tuple[str, Iterable[pd.DataFrame]]]:
-    """Every stored feature table but the panel, as its name and its frames, made lazily:
-    the store writes one before the next is made (a 500,000-pipe city's unit tables and
-    graph edges are gigabytes together), the edges one graph at a time."""
-    for ut, spec in UNIT_TYPES.items():
-        unit = org.units.get(ut)
-        if unit is None:  # absent (no such layer): an empty table, not a stale one
-            unit = pd.DataFrame(columns=load_schema(f"features/{spec.table}").columns)
-        yield spec.table, [conform(unit, f"features/{spec.table}")]
-    yield "break_links", [conform(org.links, "features/break_links")]
-    yield "pipe_cells", [conform(org.pipe_cells, "features/pipe_cells")]
-    yield "pipe_streets", [conform(org.pipe_streets, "features/pipe_streets")]
+    """The graph summaries and edges and the ESDA tables, as their names and frames, made
+    lazily: the store writes one before the next is made, the edges one graph at a time."""
     summaries = [
         _graph_summary(ut, name, g, builders[ut][name])
         for ut, gs in graphs.items()

@@ -25,6 +25,7 @@ from ..spatial import graphs as gb
 from .history import history_features, rolling_sum
 
 __all__ = [
+    "PANEL_UNIT_COLUMNS",
     "PanelSettings",
     "build_panel",
     "exposure_matrices",
@@ -37,6 +38,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
+
+#: the unit-table columns the panel reads, of any unit type (a type lacking one goes
+#: without), its partitioned build included; the pipes' also give the exposure
+PANEL_UNIT_COLUMNS: tuple[str, ...] = (
+    "unit_id",
+    "x",
+    "y",
+    "length_m",
+    "area_km2",
+    "neighbourhood",
+    "install_year",
+    "removal_year",
+    "geometry",
+)
 
 
 @dataclass(frozen=True)

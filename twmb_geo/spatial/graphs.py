@@ -29,6 +29,7 @@ from ..errors import ConfigError, InputDataError
 from .hexgrid import _as_cells, _listed
 
 __all__ = [
+    "adjacency_of",
     "contiguity",
     "distance_band",
     "graph_edge_chunks",
@@ -47,6 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _DIST_DECIMALS = 9  # knn: distances equal to the nanometre are ties, broken by id
+_KNN_BLOCK = 100_000  # knn: units queried at a time
 
 
 # --------------------------------------------------------------------------- Graph helpers
@@ -55,24 +57,43 @@ _DIST_DECIMALS = 9  # knn: distances equal to the nanometre are ties, broken by 
 def _from_csr(ids: np.ndarray, w: sparse.csr_array, transformation: str = "O") -> Graph:
     """Graph from an ``n x n`` CSR adjacency (sorted indices, no explicit zeros) over ``ids``.
 
-    Rows without an entry become isolates (a self-loop of weight 0).
+    Rows without an entry become isolates (a self-loop of weight 0). The adjacency is laid
+    out row by row straight from the CSR arrays (no sort, no reordering copies: for a
+    city's pipe graph these temporaries were several times the graph itself).
     """
     n = ids.size
     card = np.diff(w.indptr)
-    isl = np.flatnonzero(card == 0)
-    focal = np.concatenate([np.repeat(np.arange(n), card), isl])
-    nb = np.concatenate([w.indices, isl])
-    wt = np.concatenate([np.asarray(w.data, dtype=float), np.zeros(isl.size)])
-    o = np.argsort(focal, kind="stable")  # rows already sorted by neighbour; one isolate row
+    isl = card == 0
+    counts = np.where(isl, 1, card)
+    code = np.int32 if n < np.iinfo(np.int32).max else np.int64
+    focal = np.repeat(np.arange(n, dtype=code), counts)
+    isl_entry = isl[focal]
+    nb = np.empty(focal.size, dtype=code)
+    wt = np.zeros(focal.size)
+    nb[~isl_entry] = w.indices
+    wt[~isl_entry] = w.data
+    nb[isl_entry] = np.flatnonzero(isl)
+    del isl_entry
     index = pd.Index(ids)
     mi = pd.MultiIndex(
         levels=[index, index],
-        codes=[focal[o], nb[o]],
+        codes=[focal, nb],
         names=["focal", "neighbor"],
         verify_integrity=False,
     )
-    adjacency = pd.Series(wt[o], index=mi, name="weight")
+    adjacency = pd.Series(wt, index=mi, name="weight")
     return Graph(adjacency, transformation=transformation, is_sorted=True)
+
+
+def adjacency_of(graph: Graph) -> pd.Series:
+    """The graph's adjacency (``focal``, ``neighbor`` -> ``weight``), read in place.
+
+    libpysal's ``Graph.adjacency`` is a cached *copy*: reading it once keeps a second
+    adjacency on the graph for as long as the graph lives (hundreds of megabytes for a
+    city's pipe graph). Callers must not modify what this returns.
+    """
+    adj = getattr(graph, "_adjacency", None)
+    return adj if isinstance(adj, pd.Series) else graph.adjacency
 
 
 def _pattern(graph: Graph) -> sparse.csr_array:
@@ -130,7 +151,7 @@ def relabel(graph: Graph, labels: Any) -> Graph:
     new = pd.Index(np.asarray(labels))
     if len(new) != graph.n or not new.is_unique:
         raise InputDataError(f"relabel needs {graph.n} unique labels; got {len(new)}")
-    adj = graph.adjacency
+    adj = adjacency_of(graph)
     pos = graph.unique_ids.get_indexer
     mi = pd.MultiIndex(
         levels=[new, new],
@@ -217,7 +238,7 @@ def graph_edge_chunks(
     """:func:`graph_edges` a slice of ``rows`` edges at a time (None: one frame), the same
     rows in the same order: a city's edges are millions of rows, and storing them should
     not need them all as Python objects at once. Always at least one (maybe empty) frame."""
-    adj = graph.adjacency
+    adj = adjacency_of(graph)
     mi = adj.index
     focal, nb = mi.codes
     pos = np.arange(len(adj))
@@ -356,6 +377,13 @@ def _build(
             n_isl,
             n,
         )
+    if weights is None:
+        # row-standardised as libpysal's transform("r") does it (1 / row sum, 0 for an
+        # island), without its second adjacency: for ones the row sum is exact, so the
+        # weights are the same to the bit
+        card = np.diff(w.indptr)
+        w.data = 1.0 / np.repeat(card, card).astype(float)
+        return _from_csr(ids, w, transformation="R")
     return _from_csr(ids, w).transform("r")
 
 
@@ -423,19 +451,27 @@ def knn(ids: Any, x: Any, y: Any, k: int = 8, *, symmetric: bool = False) -> Gra
         log.warning("knn: only %d units, so k=%d is capped at %d", n, k, k_eff)
     tree = cKDTree(xy)
     kq = min(n, k_eff + 2)
-    _, j = tree.query(xy, k=kq)
-    rows = np.arange(n)
-    d = np.round(np.hypot(*(xy[j] - xy[:, None, :]).transpose(2, 0, 1)), _DIST_DECIMALS)
-    d_raw_max = d.max(axis=1)
-    d = np.where(j == rows[:, None], np.inf, d)  # self sorts last
-    o = np.lexsort((j, d), axis=-1)
-    j, d = np.take_along_axis(j, o, 1), np.take_along_axis(d, o, 1)
-    # ties at the k-th distance may continue beyond the kq returned points
-    tie = (d[:, k_eff - 1] >= d_raw_max) & (kq < n)
-    out_r = [np.repeat(rows[~tie], k_eff)]
-    out_c = [j[~tie, :k_eff].ravel()]
-    if tie.any():
-        t = np.flatnonzero(tie)
+    out_r: list[np.ndarray] = []
+    out_c: list[np.ndarray] = []
+    ties: list[np.ndarray] = []
+    d_raw_max = np.empty(n)
+    # a block of rows at a time: the (rows x kq) temporaries of a whole city's query are
+    # several times the graph
+    for lo in range(0, n, _KNN_BLOCK):
+        rows = np.arange(lo, min(lo + _KNN_BLOCK, n))
+        _, j = tree.query(xy[rows], k=kq)
+        d = np.round(np.hypot(*(xy[j] - xy[rows, None, :]).transpose(2, 0, 1)), _DIST_DECIMALS)
+        d_raw_max[rows] = d.max(axis=1)
+        d = np.where(j == rows[:, None], np.inf, d)  # self sorts last
+        o = np.lexsort((j, d), axis=-1)
+        j, d = np.take_along_axis(j, o, 1), np.take_along_axis(d, o, 1)
+        # ties at the k-th distance may continue beyond the kq returned points
+        tie = (d[:, k_eff - 1] >= d_raw_max[rows]) & (kq < n)
+        out_r.append(np.repeat(rows[~tie], k_eff))
+        out_c.append(j[~tie, :k_eff].ravel())
+        ties.append(rows[tie])
+    t = np.concatenate(ties)
+    if t.size:
         balls = tree.query_ball_point(xy[t], r=d_raw_max[t] + 10.0**-_DIST_DECIMALS)
         cnt = np.fromiter(map(len, balls), np.int64, t.size)
         cj = np.fromiter(itertools.chain.from_iterable(balls), np.int64, int(cnt.sum()))

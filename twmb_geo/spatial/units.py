@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..config import Config
 from ..core.units import UNIT_TYPES
 from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
@@ -91,6 +92,18 @@ class SpatialSettings:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)!r}")
         if problems:
             raise ConfigError("invalid spatial settings", problems)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> SpatialSettings:
+        """The settings of a project (``h3_resolution`` and ``[features]``)."""
+        fc = cfg.features
+        return cls(
+            h3_resolution=cfg.h3_resolution,
+            parent_resolution=fc.parent_resolution,
+            pipe_tolerance_m=fc.pipe_tolerance_m,
+            street_tolerance_m=fc.street_tolerance_m,
+            street_half_width_m=fc.street_half_width_m,
+        )
 
 
 @dataclass
@@ -571,19 +584,34 @@ def _link_pipes(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
             "diameter_mm": pu["diameter_mm"],
         }
     )
-    if ctx.client is None:
-        links = link_breaks_to_pipes(b, p, tolerance_m=ctx.settings.pipe_tolerance_m)
-    else:
-        links = link_breaks_to_pipes_partitioned(
-            b,
-            p,
-            tolerance_m=ctx.settings.pipe_tolerance_m,
-            target_rows=ctx.partition_rows,
-            client=ctx.client,
-            report=ctx.partitions,
-        )
+    links = _links(
+        ctx, link_breaks_to_pipes, link_breaks_to_pipes_partitioned, b, p,
+        ctx.settings.pipe_tolerance_m,
+    )  # fmt: skip
     _warn_unknown_ids(ctx, b, links, "asset_id", "an asset id", "pipe inventory")
     return links
+
+
+def _links(
+    ctx: BuildContext,
+    whole: Callable[..., pd.DataFrame],
+    partitioned: Callable[..., pd.DataFrame],
+    breaks: pd.DataFrame,
+    targets: pd.DataFrame,
+    tolerance_m: float,
+) -> pd.DataFrame:
+    """The links of ``breaks`` to ``targets``: the whole-city function in this process, or
+    its partitioned twin on the context's cluster (the same rows)."""
+    if ctx.client is None:
+        return whole(breaks, targets, tolerance_m=tolerance_m)
+    return partitioned(
+        breaks,
+        targets,
+        tolerance_m=tolerance_m,
+        target_rows=ctx.partition_rows,
+        client=ctx.client,
+        report=ctx.partitions,
+    )
 
 
 def _link_streets(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
@@ -597,17 +625,10 @@ def _link_streets(ctx: BuildContext, b: pd.DataFrame) -> pd.DataFrame | None:
             "geometry": shapely.from_wkb(su["geometry"].to_numpy(dtype=object)),
         }
     )
-    if ctx.client is None:
-        links = link_breaks_to_streets(b, s, tolerance_m=ctx.settings.street_tolerance_m)
-    else:
-        links = link_breaks_to_streets_partitioned(
-            b,
-            s,
-            tolerance_m=ctx.settings.street_tolerance_m,
-            target_rows=ctx.partition_rows,
-            client=ctx.client,
-            report=ctx.partitions,
-        )
+    links = _links(
+        ctx, link_breaks_to_streets, link_breaks_to_streets_partitioned, b, s,
+        ctx.settings.street_tolerance_m,
+    )  # fmt: skip
     _warn_unknown_ids(ctx, b, links, "street_segment_id", "a street segment id", "street layer")
     return links
 
