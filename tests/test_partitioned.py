@@ -319,6 +319,22 @@ def synth_city(tmp_path_factory):
     return cfg, crs, breaks, org, graphs, (y0, y1)
 
 
+def _nbhd_panel(org, breaks, graphs, ps):
+    """The neighbourhood panel of an organisation (its rates feed every other panel)."""
+    from twmb_geo.features.panel import build_panel
+
+    return build_panel(
+        "neighbourhood",
+        org.units["neighbourhood"],
+        org.links[org.links["unit_type"] == "neighbourhood"],
+        breaks,
+        ps,
+        graphs=graphs["neighbourhood"],
+        pipes=org.units["pipe"],
+        pipe_units_of=org.apportion("neighbourhood"),
+    )
+
+
 @pytest.mark.parametrize(("unit_type", "rows"), [("pipe", 120), ("street", 150), ("cell", 1500)])
 def test_partitioned_panel_equals_the_whole_city_panel(
     synth_city, unit_type: str, rows: int, tmp_path: Path
@@ -332,16 +348,7 @@ def test_partitioned_panel_equals_the_whole_city_panel(
     _, crs, breaks, org, graphs, (y0, y1) = synth_city
     ps = PanelSettings(start_year=y0, end_year=y1)
     pu = org.units["pipe"]
-    nbhd = build_panel(
-        "neighbourhood",
-        org.units["neighbourhood"],
-        org.links[org.links["unit_type"] == "neighbourhood"],
-        breaks,
-        ps,
-        graphs=graphs["neighbourhood"],
-        pipes=pu,
-        pipe_units_of=org.apportion("neighbourhood"),
-    )
+    nbhd = _nbhd_panel(org, breaks, graphs, ps)
     args = (
         unit_type,
         org.units[unit_type],
@@ -513,16 +520,7 @@ def test_the_panel_of_the_cut_organisation_equals_the_whole(synth_city, unit_typ
     ps = PanelSettings(start_year=y0, end_year=y1)
 
     def panel(o):
-        nbhd = build_panel(
-            "neighbourhood",
-            o.units["neighbourhood"],
-            o.links[o.links["unit_type"] == "neighbourhood"],
-            breaks,
-            ps,
-            graphs=graphs["neighbourhood"],
-            pipes=o.units["pipe"],
-            pipe_units_of=o.apportion("neighbourhood"),
-        )
+        nbhd = _nbhd_panel(o, breaks, graphs, ps)
         if unit_type == "neighbourhood":
             return nbhd
         return build_panel(

@@ -258,11 +258,15 @@ def validate_frame(
     if key:
         problems.append(key)
     if problems and raise_:
-        raise ContractError(
-            f"table {sch.name!r} violates its contract {sch.layer}/{sch.name} v{sch.version}",
-            problems,
-        )
+        raise _violation(sch, problems)
     return problems
+
+
+def _violation(sch: TableSchema, problems: list[str]) -> ContractError:
+    return ContractError(
+        f"table {sch.name!r} violates its contract {sch.layer}/{sch.name} v{sch.version}",
+        problems,
+    )
 
 
 def _key_problem(df: pd.DataFrame, sch: TableSchema) -> str | None:
@@ -292,10 +296,7 @@ def conform_chunks(
         raise ValueError(f"rows must be >= 1, got {rows}")
     key = _key_problem(df, sch)
     if key:
-        raise ContractError(
-            f"table {sch.name!r} violates its contract {sch.layer}/{sch.name} v{sch.version}",
-            [key],
-        )
+        raise _violation(sch, [key])
     for start in range(0, max(len(df), 1), rows):
         yield conform(df.iloc[start : start + rows], sch)
 

@@ -368,7 +368,8 @@ def _build(
     if weights is None:
         w.data[:] = 1.0
     w.eliminate_zeros()
-    n_isl = int((np.diff(w.indptr) == 0).sum())
+    card = np.diff(w.indptr)
+    n_isl = int((card == 0).sum())
     if n_isl:
         log.warning(
             "%s graph: %d of %d unit(s) have no neighbours (islands); kept as isolates with "
@@ -381,7 +382,6 @@ def _build(
         # row-standardised as libpysal's transform("r") does it (1 / row sum, 0 for an
         # island), without its second adjacency: for ones the row sum is exact, so the
         # weights are the same to the bit
-        card = np.diff(w.indptr)
         w.data = 1.0 / np.repeat(card, card).astype(float)
         return _from_csr(ids, w, transformation="R")
     return _from_csr(ids, w).transform("r")
