@@ -22,12 +22,14 @@ from twmb_geo.model.candidates import (
 )
 from twmb_geo.model.champion import ChampionModel, Ecdf, RateCalibrator
 from twmb_geo.model.estimators import make_estimator
+from twmb_geo.model.metrics import capture_at
 from twmb_geo.model.selection import (
     FoldScores,
     choose,
     fold_years,
     inner_years,
     select,
+    selection_score,
 )
 
 
@@ -106,6 +108,40 @@ def test_choose_prefers_the_simpler_candidate_on_ties_and_the_better_one_otherwi
     assert choose(folds, ["model"], ["base"], (0.5,), forced="base").pick.name == "base"
     with pytest.raises(InputDataError, match="not a candidate"):
         choose(folds, ["model"], ["base"], (0.5,), forced="nope")
+
+
+def test_selection_scores_are_the_captures_and_kept_between_overlapping_folds() -> None:
+    """The selection score (one ranking for both shares) equals the mean of the two
+    captures worked out one at a time, weights and ties included; a cache shared by calls
+    on overlapping folds (as the outer years' inner folds overlap) chooses the same and
+    holds every (fold, candidate) once."""
+    rng = np.random.default_rng(3)
+    n = 400
+    folds = []
+    for k in range(6):
+        y = rng.poisson(0.3, n).astype(float)
+        w = rng.uniform(0.0, 2.0, n)
+        scores = {
+            "base": np.round(y + rng.normal(0, 1, n), 1),  # ties
+            "model": y * 0.5 + rng.normal(0, 0.5, n),
+            "noise": rng.normal(size=n),
+        }
+        f = _fold(2000 + k, y, **scores)
+        f.w = w
+        folds.append(f)
+        for s in scores.values():
+            want = 0.5 * (
+                capture_at(y, s, 0.05, w, ties="average")
+                + capture_at(y, s, 0.10, w, ties="average")
+            )
+            assert selection_score(f, s) == want
+    cache: dict = {}
+    for start in range(4):  # three folds at a time, sliding: each fold seen up to 3 times
+        inner = folds[start : start + 3]
+        cached = choose(inner, ["model", "noise"], ["base"], (0.5,), cache=cache)
+        fresh = choose(inner, ["model", "noise"], ["base"], (0.5,))
+        assert cached == fresh
+    assert len(cache) == 6 * 5  # 6 folds x (1 baseline, 2 blends, 2 models)
 
 
 def test_selection_is_nested_it_never_sees_the_outer_year() -> None:

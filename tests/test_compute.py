@@ -140,6 +140,15 @@ def test_fold_workers_use_the_configured_threads() -> None:
     assert inner == [{"openmp": 1, "blas": 1}] * 2
 
 
+@pytest.mark.parametrize("window", [None, 1, 3, 100])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_parallel_map_in_windows_keeps_the_order(window: int | None, n_jobs: int) -> None:
+    """Jobs run a window at a time give every result once, in the order of the jobs."""
+    jobs = ((i, i % 4 + 1) for i in range(11))  # a generator: consumed a window at a time
+    got = list(parallel_map(divmod, jobs, thread_plan(2, n_jobs), window=window))
+    assert got == [divmod(i, i % 4 + 1) for i in range(11)]
+
+
 @pytest.mark.parametrize(("threads", "n_jobs", "each"), [(2, 2, 1), (6, 2, 3), (3, 1, 3)])
 def test_main_process_uses_its_share(threads: int, n_jobs: int, each: int) -> None:
     plan = thread_plan(threads, n_jobs)

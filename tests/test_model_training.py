@@ -12,6 +12,7 @@ import pytest
 from conftest import FAST_MODEL
 
 from twmb_geo.config import ModelConfig, default_config, load_config, write_config
+from twmb_geo.core.cluster import ClusterSpec, open_client
 from twmb_geo.core.compute import ThreadPlan
 from twmb_geo.errors import ConfigError, InputDataError
 from twmb_geo.model.reporting import headline, summarise_cv
@@ -125,6 +126,25 @@ def test_folds_in_worker_processes_give_the_same_validation(md: ModelData) -> No
     pd.testing.assert_frame_equal(one.importance, two.importance)
     assert one.selection.outer == two.selection.outer
     assert one.champion == two.champion
+
+
+def test_folds_on_a_cluster_give_the_same_validation(md: ModelData) -> None:
+    """The folds as tasks on a Dask LocalCluster of two workers (the labelled rows sent to
+    each once): the same metrics, importance, forward predictions, champion and final model
+    as in this process; the rows are released from the workers afterwards."""
+    mc = replace(CHEAP, n_jobs=1)
+    here = cross_validate(md, mc, h3_resolution=9, threads=1)
+    with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as client:
+        there = cross_validate(md, mc, h3_resolution=9, threads=1, client=client)
+        held = client.run(lambda dask_worker: len(dask_worker.data))
+    assert set(held.values()) == {0}
+    pd.testing.assert_frame_equal(there.metrics, here.metrics)
+    pd.testing.assert_frame_equal(there.importance, here.importance)
+    pd.testing.assert_frame_equal(there.forward_predictions, here.forward_predictions)
+    assert there.selection.outer == here.selection.outer
+    assert there.champion == here.champion
+    a, b = fit_final(md, mc, here, threads=1), fit_final(md, mc, there, threads=1)
+    np.testing.assert_array_equal(a.expected_breaks(md.latest), b.expected_breaks(md.latest))
 
 
 def test_same_model_with_one_thread_and_with_two(md: ModelData) -> None:

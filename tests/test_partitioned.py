@@ -276,8 +276,12 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     )
     per_run = ["run_id", "scored_at", "created_at", "model_version", "publish_id"]
     outcome = {}
+    # trained, scored and published in this process, and with the cluster named by its
+    # address (a "remote" cluster: the validation folds run there too)
+    address = client.scheduler.address
     for name, c in (("here", cfg), ("cluster", cluster_cfg)):
-        c = replace(c, model=cheap)
+        scheduler = address if name == "cluster" else ""
+        c = replace(c, model=cheap, compute=replace(c.compute, scheduler=scheduler))
         tw.train_models(c)
         tw.score_units(c)
         with Store(c.store_path) as store:

@@ -13,7 +13,7 @@ from star_slicing import check_partition, check_spatial_slicer, check_year_slice
 
 import twmb_geo as tw
 from twmb_geo.contracts import conform, load_schema, validate_frame
-from twmb_geo.publish import STAR_TABLES, build_star, check_keys
+from twmb_geo.publish import STAR_TABLES, build_star, check_keys, prepare_star
 from twmb_geo.publish.powerbi.report import starter_pages
 from twmb_geo.publish.star import (
     DIMENSIONS,
@@ -442,6 +442,17 @@ def test_spooled_star_equals_the_star_in_memory(star, bundled_cfg, tmp_path: Pat
             pd.testing.assert_series_equal(column_of(spooled[name], col), star[name][col])
     assert check_keys(spooled) == []
     assert len(list(unit_year.chunks(10_000))) == -(-len(panel) // 10_000)
+    assert unit_year.row_groups > 10  # the checksums' pieces (one per row group)
+    pd.testing.assert_frame_equal(
+        pd.concat([unit_year.row_group(g) for g in range(unit_year.row_groups)], ignore_index=True),
+        whole,
+        check_exact=True,
+    )
+    # checksums of spooled tables made a row group at a time, here or in two worker
+    # processes, are those of the frames
+    expected = prepare_star(star).checksums
+    for threads in (1, 2):
+        assert prepare_star(spooled, threads=threads).checksums == expected, threads
 
     write_star_folder(star, tmp_path / "a")
     write_star_folder(spooled, tmp_path / "b")

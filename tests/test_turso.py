@@ -638,3 +638,36 @@ def test_a_load_committed_in_steps_and_stopped_keeps_the_previous_publish(
             assert n == len(tables[t]), t  # the half load's rows are gone, none twice
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("columns", [1, 3, 12, 40])
+@pytest.mark.parametrize("n", [0, 1, 99, 257])
+def test_local_inserts_of_many_rows_per_statement_keep_every_row_in_order(
+    tmp_path, columns, n
+) -> None:
+    """A local session inserts several rows per statement (at most 999 values each) and the
+    rest one at a time; the table holds every row, in order, with its values and types."""
+    from twmb_geo.publish.turso import session as sessions
+
+    k = sessions.rows_per_statement(columns)
+    assert 1 <= k <= sessions.ROWS_PER_STATEMENT and k * columns <= max(999, columns)
+    names = [f"c{i}" for i in range(columns)]
+    kinds = [(i % 4) for i in range(columns)]  # integer, real, text, null-heavy real
+    values = {0: lambda r: r * 7 - 3, 1: lambda r: r / 3.0, 2: lambda r: f"t{r}'\"x"}
+    rows = [
+        tuple(
+            (None if r % 5 == 0 else r * 0.25) if kind == 3 else values[kind](r) for kind in kinds
+        )
+        for r in range(n)
+    ]
+    path = tmp_path / "many.db"
+    conn = turso.connect(str(path))
+    try:
+        cols = ", ".join(f'"{c}"' for c in names)
+        conn.execute(f'CREATE TABLE "t" ({cols})')
+        sessions._insert_many(conn, "t", names, rows)
+        conn.commit()
+        got = [tuple(r) for r in conn.execute(f'SELECT {cols} FROM "t" ORDER BY rowid').fetchall()]
+    finally:
+        conn.close()
+    assert got == rows

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigError
+from .compute import ThreadPlan, parallel_map
 from .crs import current_crs, using_crs
 
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["ClusterSpec", "map_partitions", "open_client"]
+__all__ = ["ClusterSpec", "map_partitions", "map_tasks", "open_client", "shared_data"]
 
 R = TypeVar("R")
 
@@ -55,6 +56,12 @@ class ClusterSpec:
     def distributed(self) -> bool:
         """Whether partitions run on a Dask cluster."""
         return bool(self.scheduler)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the cluster is an existing one named by its address (its workers may be
+        other machines), not a LocalCluster on this machine's cores."""
+        return self.scheduler not in ("", "local")
 
 
 @contextmanager
@@ -144,3 +151,38 @@ def map_partitions(
 def _apply(fn: Callable[..., R], item: tuple[Any, ...], crs: str | None) -> R:
     with using_crs(crs):  # the caller's analysis CRS, on whatever worker
         return fn(*item)
+
+
+@contextmanager
+def shared_data(obj: Any, client: Client | None = None) -> Iterator[Any]:
+    """``obj`` as tasks of :func:`map_tasks` take it: on a cluster, sent once to every
+    worker (a future tasks take as an argument, released at the end of the block), else
+    ``obj`` itself.
+
+    For data every task reads whole (the training rows of every validation fold): sent
+    with each task it would cross the network once per task. A copy on every worker keeps
+    tasks runnable when one worker dies (Dask runs them on another that holds a copy).
+    """
+    if client is None:
+        yield obj
+        return
+    future = client.scatter(obj, broadcast=True, hash=False)
+    try:
+        yield future
+    finally:
+        client.cancel([future])
+
+
+def map_tasks(
+    fn: Callable[..., R],
+    jobs: Iterable[tuple[Any, ...]],
+    plan: ThreadPlan,
+    client: Client | None = None,
+) -> Iterator[R]:
+    """``fn(*args)`` for every ``args`` of ``jobs``: in ``plan``'s worker processes on this
+    machine (:func:`~twmb_geo.core.compute.parallel_map`), or as tasks on the client's
+    cluster (:func:`map_partitions`; Dask's nanny starts workers with one OpenMP/BLAS
+    thread); results in the order of ``jobs`` either way."""
+    if client is None:
+        return parallel_map(fn, jobs, plan)
+    return iter(map_partitions(fn, jobs, client))

@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, TypeVar
 
 from joblib import Parallel, delayed, parallel_config
@@ -219,14 +220,20 @@ def _limited(limit: int, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
 
 
 def parallel_map(
-    fn: Callable[..., R], jobs: Iterable[tuple[Any, ...]], plan: ThreadPlan
+    fn: Callable[..., R],
+    jobs: Iterable[tuple[Any, ...]],
+    plan: ThreadPlan,
+    *,
+    window: int | None = None,
 ) -> Iterator[R]:
     """``fn(*args)`` for every ``args`` of ``jobs``, in ``plan.n_jobs`` worker processes.
 
     Results come back in the order of ``jobs`` (a generator: each as soon as it and those
     before it are done). Each task runs with ``plan.per_process`` OpenMP/BLAS threads,
     set in the worker's environment when it starts and around the task; with one job the
-    tasks run in this process, under the same limit.
+    tasks run in this process, under the same limit. The workers do not wait for the
+    results to be taken: with large results and a slow consumer, ``window`` runs the jobs
+    that many at a time, so at most that many results are held.
 
     Parameters
     ----------
@@ -236,12 +243,16 @@ def parallel_map(
         The positional arguments of each call.
     plan : ThreadPlan
         From :func:`thread_plan`.
+    window : int or None
+        Jobs run at a time (None: all).
 
     Returns
     -------
     iterator
         The results, in order.
     """
+    if window is not None:
+        return _windows(fn, iter(jobs), plan, max(1, int(window)))
     if plan.per_process is None:
         tasks = (delayed(fn)(*args) for args in jobs)
         return iter(Parallel(n_jobs=plan.n_jobs, return_as="generator")(tasks))
@@ -249,3 +260,11 @@ def parallel_map(
     tasks = (delayed(_limited)(limit, fn, args) for args in jobs)
     with parallel_config(backend="loky", inner_max_num_threads=limit):
         return iter(Parallel(n_jobs=plan.n_jobs, return_as="generator")(tasks))
+
+
+def _windows(
+    fn: Callable[..., R], jobs: Iterator[tuple[Any, ...]], plan: ThreadPlan, window: int
+) -> Iterator[R]:
+    """:func:`parallel_map` of ``window`` jobs at a time."""
+    while batch := list(islice(jobs, window)):
+        yield from parallel_map(fn, batch, plan)

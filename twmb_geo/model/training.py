@@ -16,14 +16,15 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
-from ..core.compute import ThreadPlan, limit_threads, parallel_map, thread_plan
+from ..core.cluster import map_tasks, shared_data
+from ..core.compute import ThreadPlan, limit_threads, thread_plan
 from ..core.units import unit_type as unit_type_spec
 from ..core.vocab import MATERIAL_GROUPS
 from ..errors import ConfigError, InputDataError
@@ -71,6 +72,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 #: shares of the network at which capture and precision are reported
 FRACS = (0.01, 0.05, 0.10)
@@ -433,6 +437,16 @@ class CVResult:
         return self.selection.final.pick
 
 
+@dataclass(frozen=True)
+class _Runner:
+    """Where the folds run: ``plan``'s processes here, or the ``client``'s cluster, with
+    the labelled rows as the tasks take them (``data``: the frame, or its future)."""
+
+    plan: ThreadPlan
+    client: Client | None
+    data: Any
+
+
 @dataclass
 class _Parts:
     """What the folds of the other schemes accumulate."""
@@ -455,7 +469,7 @@ def _other_scheme(
     res: int,
     parts: _Parts,
     progress: Callable[[str], None] | None,
-    plan: ThreadPlan,
+    run: _Runner,
 ) -> str | None:
     """Run the champion and the baselines through one non-forward scheme (None, or why skipped).
 
@@ -474,10 +488,20 @@ def _other_scheme(
     era = _era(lab, sel.outer_years) if scheme in ("spatial", "random") else None
     slim = dataclasses.replace(md, rows=md.rows.iloc[:0])
     jobs = (
-        (scheme, k, lab, tr, te if era is None else te[era[te]], sel.final.pick, ests, slim, mc)
+        (
+            scheme,
+            k,
+            run.data,
+            tr,
+            te if era is None else te[era[te]],
+            sel.final.pick,
+            ests,
+            slim,
+            mc,
+        )
         for k, (tr, te) in enumerate(folds)
     )
-    done = parallel_map(_scheme_fold, jobs, plan)
+    done = map_tasks(_scheme_fold, jobs, run.plan, run.client)
     for k, (rows, imp) in enumerate(done):
         if progress:
             progress(f"{md.unit_type}: {scheme} fold {k + 1}/{len(folds)}")
@@ -544,6 +568,7 @@ def cross_validate(
     h3_resolution: int,
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
+    client: Client | None = None,
 ) -> CVResult:
     """Champion selection by nested forward validation, then the champion under every scheme.
 
@@ -559,21 +584,25 @@ def cross_validate(
     threads``; None: the cores available), and this process and each worker use
     ``max(1, threads // workers)`` OpenMP/BLAS threads
     (:func:`~twmb_geo.core.compute.thread_plan`, recorded in :attr:`CVResult.plan`).
+    With a Dask ``client`` the folds run as tasks on its cluster instead (the labelled
+    rows sent to every worker once), with the same results: every fold is seeded by its
+    own number, wherever it runs.
     """
     plan = thread_plan(threads, mc.n_jobs)
-    with limit_threads(plan):
-        return _cross_validate(md, mc, h3_resolution, progress, plan)
+    lab = md.labelled
+    with limit_threads(plan), shared_data(lab, client) as data:
+        return _cross_validate(md, lab, mc, h3_resolution, progress, _Runner(plan, client, data))
 
 
 def _cross_validate(
     md: ModelData,
+    lab: pd.DataFrame,
     mc: ModelConfig,
     h3_resolution: int,
     progress: Callable[[str], None] | None,
-    plan: ThreadPlan,
+    run: _Runner,
 ) -> CVResult:
-    """:func:`cross_validate` under ``plan``'s limit."""
-    lab = md.labelled
+    """:func:`cross_validate` of ``md``'s labelled rows ``lab``, its folds run by ``run``."""
     ests = model_estimators(md, mc)
     models = [n for n in ests if n not in md.baselines]
     baselines = list(md.baselines)
@@ -587,14 +616,15 @@ def _cross_validate(
         mc.selection_breaks,
     )
     folds = forward_folds(
-        lab,
+        run.data,
         ests,
         fit_years,
         density_col=md.density_col,
         weight_col=md.weight_col,
         progress=progress,
         label=f"{md.unit_type}: ",
-        plan=plan,
+        plan=run.plan,
+        client=run.client,
     )
     forced = None if mc.champion == "auto" else mc.champion
     sel = select(
@@ -614,7 +644,7 @@ def _cross_validate(
     for scheme in mc.schemes:
         if scheme == "forward":
             continue
-        why = _other_scheme(scheme, md, mc, (sel, ests), lab, h3_resolution, parts, progress, plan)
+        why = _other_scheme(scheme, md, mc, (sel, ests), lab, h3_resolution, parts, progress, run)
         if why:
             log.warning(why)
             skipped.append(why)
@@ -630,7 +660,7 @@ def _cross_validate(
         estimators=ests,
         families=fam,
         skipped=skipped,
-        plan=plan,
+        plan=run.plan,
     )
 
 

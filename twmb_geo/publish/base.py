@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..contracts import TableSchema
+from ..core.compute import parallel_map, thread_plan
 from ..core.types import Progress
 from ..errors import InputDataError
 from .sql import safe_identifier, star_schema
 from .star import STAR_TABLES
-from .tables import StarTable, chunks_of
+from .tables import SpooledTable, StarTable, chunks_of
 from .values import RowDigests, frame_columns, frame_rows
 
 __all__ = [
@@ -80,15 +81,42 @@ def publish_id_for(checksums: Mapping[str, str]) -> str:
     return f"star-{h.hexdigest()[:16]}"
 
 
-def prepare_star(tables: Mapping[str, StarTable]) -> PreparedStar:
+def _row_group_digests(table: SpooledTable, group: int) -> RowDigests:
+    """The checksum of one row group of a spooled table (a task of a worker process)."""
+    frame = table.row_group(group)
+    digests = RowDigests()
+    for start in range(0, len(frame), ROW_BATCH):
+        digests.add_columns(frame_columns(frame.iloc[start : start + ROW_BATCH], table.schema))
+    return digests
+
+
+def _spooled_checksums(
+    tables: Mapping[str, SpooledTable], threads: int | None
+) -> dict[str, RowDigests]:
+    """The checksums of spooled tables, their row groups hashed in worker processes (the
+    checksum is a sum over rows, so the pieces add up to the table's in any order)."""
+    pieces = [(t, g) for t in tables for g in range(tables[t].row_groups)]
+    jobs = ((tables[t], g) for t, g in pieces)
+    out = {t: RowDigests() for t in tables}
+    done = parallel_map(_row_group_digests, jobs, thread_plan(threads, -1))
+    for (t, _), digests in zip(pieces, done, strict=True):
+        out[t].merge(digests)
+    return out
+
+
+def prepare_star(tables: Mapping[str, StarTable], *, threads: int | None = None) -> PreparedStar:
     """Check every star table against its contract (safe identifiers, column order) and turn
-    it into canonical rows; :class:`InputDataError` names the table or column at fault."""
+    it into canonical rows; :class:`InputDataError` names the table or column at fault.
+
+    The checksums of spooled tables (the unit-year fact: tens of millions of rows) are made
+    a row group at a time in ``threads`` worker processes (None: one per core available,
+    :func:`~twmb_geo.core.compute.thread_plan`); the other tables' in this process.
+    """
     missing = [t for t in STAR_TABLES if t not in tables]
     if missing:
         raise InputDataError(f"star tables missing from the publish: {missing}")
     rows: dict[str, StarRows] = {}
     columns: dict[str, list[str]] = {}
-    checksums: dict[str, str] = {}
     for t in STAR_TABLES:
         schema = star_schema(t)
         cols = [safe_identifier(c, what=f"column of {t}") for c in tables[t].columns]
@@ -99,10 +127,14 @@ def prepare_star(tables: Mapping[str, StarTable]) -> PreparedStar:
             )
         rows[t] = StarRows(tables[t], schema)
         columns[t] = cols
-        digests = RowDigests()  # canonical columns made a chunk at a time, never rows
-        for chunk in chunks_of(tables[t], ROW_BATCH):
-            digests.add_columns(frame_columns(chunk, schema))
-        checksums[t] = digests.hexdigest()
+    spooled = {t: v for t in STAR_TABLES if isinstance(v := tables[t], SpooledTable)}
+    digests = _spooled_checksums(spooled, threads)
+    for t in STAR_TABLES:
+        if t not in digests:
+            digests[t] = RowDigests()  # canonical columns made a chunk at a time, never rows
+            for chunk in chunks_of(tables[t], ROW_BATCH):
+                digests[t].add_columns(frame_columns(chunk, star_schema(t)))
+    checksums = {t: digests[t].hexdigest() for t in STAR_TABLES}
     return PreparedStar(rows, columns, checksums, publish_id_for(checksums))
 
 
@@ -128,6 +160,9 @@ class TargetOptions:
         The remote ``turso`` target (the token is never shown in a repr).
     progress
         Progress callback of the targets that report rows as they go.
+    threads
+        Worker processes of the targets that convert large tables in pieces (None: one
+        per core available; ``[compute] threads``).
     """
 
     out_dir: Path
@@ -141,6 +176,7 @@ class TargetOptions:
     turso_mode: str = "http"
     token: str | None = field(default=None, repr=False)
     progress: Progress | None = field(default=None, repr=False)
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core.compute import parallel_map, thread_plan
 from ..core.files import dead_siblings, exchange, remove_dead_leftovers, sibling
 from ..core.ioerrors import NOT_A_FOLDER, describe
 from ..errors import InputDataError, PublishError
@@ -108,23 +109,48 @@ def _parquet_schema(table: StarTable, name: str) -> pa.Schema:
     return schema
 
 
-def _write_one(table: StarTable, name: str, path: Path, fmt: str) -> None:
+def _csv_text(chunk: pd.DataFrame, header: bool) -> str:
+    """CSV rows of a chunk (spreadsheet-safe, CRLF, dates as YYYY-MM-DD).
+
+    CRLF rows (RFC 4180): the csv module quotes a field holding any character of the
+    line terminator, so a CR inside a cell cannot start a new row (a bare CR in an
+    unquoted cell would, and the text after it could be a formula).
+    """
+    return str(
+        spreadsheet_safe(chunk).to_csv(
+            index=False, header=header, lineterminator="\r\n", date_format="%Y-%m-%d"
+        )
+    )
+
+
+def _row_group_csv(table: SpooledTable, group: int) -> str:
+    """CSV rows of one row group of a spooled table (a task of a worker process; the
+    first carries the header)."""
+    return _csv_text(table.row_group(group), header=group == 0)
+
+
+def _write_one(
+    table: StarTable, name: str, path: Path, fmt: str, threads: int | None = None
+) -> None:
     """One table in one format, written a chunk at a time (a spooled table is never read
-    whole; a Parquet row group per chunk)."""
+    whole; a Parquet row group per chunk). The CSV text of a spooled table is made a row
+    group at a time in ``threads`` worker processes (None: one per core) and written in
+    order: the same bytes as one process makes."""
     if fmt == "parquet":
         schema = _parquet_schema(table, name)
         with pq.ParquetWriter(path, schema, compression="zstd") as writer:
             for chunk in chunks_of(table):
                 writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
         return
-    # CRLF rows (RFC 4180): the csv module quotes a field holding any character of the
-    # line terminator, so a CR inside a cell cannot start a new row (a bare CR in an
-    # unquoted cell would, and the text after it could be a formula).
+    if isinstance(table, SpooledTable) and table.row_groups > 1:
+        jobs = ((table, g) for g in range(table.row_groups))
+        plan = thread_plan(threads, -1)
+        texts = parallel_map(_row_group_csv, jobs, plan, window=4 * plan.n_jobs)
+    else:
+        texts = (_csv_text(chunk, i == 0) for i, chunk in enumerate(chunks_of(table)))
     with path.open("w", encoding="utf-8", newline="") as f:
-        for i, chunk in enumerate(chunks_of(table)):
-            spreadsheet_safe(chunk).to_csv(
-                f, index=False, header=i == 0, lineterminator="\r\n", date_format="%Y-%m-%d"
-            )
+        for text in texts:
+            f.write(text)
 
 
 def check_formats(formats: Sequence[str]) -> None:
@@ -155,9 +181,13 @@ def write_star_folder(
     *,
     formats: Sequence[str] = FORMATS,
     run_id: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Write every star table to ``folder/<format>/<table>.<ext>``, the polygon dimensions
     to ``folder/topojson/<name>.topojson``, and swap the folder in atomically.
+
+    The CSV of a spooled table is made in ``threads`` worker processes (None: one per core
+    available; 1: this process), a row group each, and written in order.
 
     Returns the folder, formats, rows per table and TopoJSON files (also written to
     ``manifest.json``).
@@ -179,7 +209,7 @@ def write_star_folder(
     old = staging.with_name(staging.name.replace(".staging-", ".old-", 1))
     rows = {t: len(tables[t]) for t in STAR_TABLES}
     try:
-        manifest = _write_staging(tables, staging, folder, formats, rows, run_id)
+        manifest = _write_staging(tables, staging, folder, formats, rows, run_id, threads)
         with _io_failure(folder, folder):
             if folder.exists() and exchange(staging, folder):
                 old = staging  # the previous publish, now under the staging name
@@ -222,6 +252,7 @@ def _write_staging(
     formats: Sequence[str],
     rows: dict[str, int],
     run_id: str | None,
+    threads: int | None,
 ) -> dict[str, Any]:
     """Every file of the publish in the staging folder; I/O failures name the file as it
     will be called in ``folder``."""
@@ -230,7 +261,7 @@ def _write_staging(
             (staging / fmt).mkdir(parents=True)
         for t in STAR_TABLES:
             with _io_failure(folder, folder / fmt / f"{t}.{fmt}"):
-                _write_one(tables[t], t, staging / fmt / f"{t}.{fmt}", fmt)
+                _write_one(tables[t], t, staging / fmt / f"{t}.{fmt}", fmt, threads)
     shapes = star_topojson({t: frame_of(tables[t]) for t in SHAPE_MAPS})
     with _io_failure(folder, folder / "topojson"):
         (staging / "topojson").mkdir(parents=True, exist_ok=True)
@@ -255,10 +286,17 @@ class FolderTarget:
 
     name = "folder"
 
-    def __init__(self, folder: Path, formats: Sequence[str], schema_version: int) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        formats: Sequence[str],
+        schema_version: int,
+        threads: int | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.formats = tuple(formats)
         self.schema_version = schema_version
+        self.threads = threads
 
     def __repr__(self) -> str:
         return f"FolderTarget({str(self.folder)!r}, formats={list(self.formats)})"
@@ -270,7 +308,9 @@ class FolderTarget:
     def write(self, tables: Mapping[str, StarTable], prepared: PreparedStar) -> TargetResult:
         """Write every table in every format; the folder is rewritten on every publish."""
         pid = prepared.publish_id
-        res = write_star_folder(tables, self.folder, formats=self.formats, run_id=pid)
+        res = write_star_folder(
+            tables, self.folder, formats=self.formats, run_id=pid, threads=self.threads
+        )
         return TargetResult(
             target=self.name,
             location=res["folder"],

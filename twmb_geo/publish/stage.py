@@ -81,6 +81,7 @@ def publish(
         turso_mode=turso_mode,
         token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
         progress=progress,
+        threads=cfg.compute.threads,
     )
     chosen = [make_target(name, options) for name in TARGETS if name in targets]
     try:
@@ -129,4 +130,4 @@ def _build(cfg: Config, spool: Path) -> tuple[Mapping[str, StarTable], PreparedS
     problems = check_keys(tables)
     if problems:
         raise ContractError("star schema keys do not resolve; nothing published", problems)
-    return tables, prepare_star(tables)
+    return tables, prepare_star(tables, threads=cfg.compute.threads)

@@ -75,6 +75,21 @@ class SpooledTable:
         frame = pq.read_table(self.path, columns=[name]).to_pandas(date_as_object=False)
         return conform(frame, one)[name]
 
+    @property
+    def row_groups(self) -> int:
+        """The file's Parquet row groups (each a chunk as written: :meth:`row_group`)."""
+        if self._rows == 0:
+            return 0
+        with pq.ParquetFile(self.path) as f:
+            return int(f.num_row_groups)
+
+    def row_group(self, i: int) -> pd.DataFrame:
+        """Row group ``i``, conformed (the row groups in order are the table in order):
+        a piece another process can read by itself from the path."""
+        with pq.ParquetFile(self.path) as f:
+            frame = f.read_row_group(i).to_pandas(date_as_object=False)
+        return conform(frame, self.schema)
+
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """The table in order, at most ``rows`` rows at a time, each conformed."""
         if self._rows == 0:

@@ -41,7 +41,7 @@ def make_target(name: str, options: TargetOptions) -> PublishTarget:
 
 
 def _folder(o: TargetOptions) -> PublishTarget:
-    return FolderTarget(o.folder or o.out_dir / "star", o.formats, o.schema_version)
+    return FolderTarget(o.folder or o.out_dir / "star", o.formats, o.schema_version, o.threads)
 
 
 def _duckdb(o: TargetOptions) -> PublishTarget:

@@ -142,6 +142,12 @@ class RowDigests:
         self._sums += words.sum(axis=0, dtype=np.uint64)  # wraps: modulo 2**64
         self._rows += len(words)
 
+    def merge(self, other: RowDigests) -> None:
+        """Add the rows ``other`` has hashed (made in another process, say): the checksum
+        is then that of both sets of rows."""
+        self._sums += other._sums
+        self._rows += other._rows
+
     def hexdigest(self) -> str:
         """The checksum of every row added so far."""
         head = np.array([self._rows], dtype="<u8").tobytes()

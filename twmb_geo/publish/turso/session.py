@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +35,12 @@ MODES = ("file", "sync", "http")
 #: memory until the commit (30.7 million rows in one transaction: 10 GB), and readers keep
 #: seeing the previous publish through the pointer until the switch whatever is committed
 COMMIT_ROWS = 1_000_000
+
+#: rows per INSERT statement of a local session: a multi-row VALUES list inserts about twice
+#: the rows per second of one row per statement (pyturso, measured at 50 rows and over), in
+#: the same order, so the database is the same; at most :data:`MAX_PARAMETERS` values each
+ROWS_PER_STATEMENT = 100
+MAX_PARAMETERS = 999
 
 
 class Session(Protocol):
@@ -62,10 +69,30 @@ class Session(Protocol):
     def close(self) -> None: ...
 
 
-def _insert_sql(table: str, columns: Sequence[str]) -> str:
+def _insert_sql(table: str, columns: Sequence[str], rows: int = 1) -> str:
+    """An INSERT of ``rows`` rows of ``columns`` (one VALUES tuple of placeholders each)."""
     cols = ", ".join(quote(c) for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    return f"INSERT INTO {quote(table)} ({cols}) VALUES ({marks})"
+    one = "(" + ", ".join("?" for _ in columns) + ")"
+    return f"INSERT INTO {quote(table)} ({cols}) VALUES " + ", ".join([one] * rows)
+
+
+def rows_per_statement(columns: int) -> int:
+    """Rows one INSERT of a local session carries for a table of ``columns`` columns."""
+    return max(1, min(ROWS_PER_STATEMENT, MAX_PARAMETERS // max(columns, 1)))
+
+
+def _insert_many(conn: Any, table: str, columns: Sequence[str], rows: Sequence[Any]) -> None:
+    """Insert ``rows`` in order, :func:`rows_per_statement` rows per statement (the rest
+    one at a time)."""
+    k = rows_per_statement(len(columns))
+    full = len(rows) // k * k
+    if full and k > 1:
+        flat = [tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, full, k)]
+        conn.executemany(_insert_sql(table, columns, k), flat)
+    else:
+        full = 0
+    if full < len(rows):
+        conn.executemany(_insert_sql(table, columns), rows[full:])
 
 
 def _discard(path: Path) -> None:
@@ -135,7 +162,7 @@ class LocalSession:
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         try:
-            self.conn.executemany(_insert_sql(table, columns), rows)
+            _insert_many(self.conn, table, columns, rows)
             self._uncommitted += len(rows)
             if self._uncommitted >= COMMIT_ROWS:
                 self.conn.commit()
