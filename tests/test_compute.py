@@ -20,6 +20,7 @@ from twmb_geo.core.compute import (
     LIMITS_ENV,
     ThreadPlan,
     available_cores,
+    jobs_plan,
     limit_threads,
     parallel_map,
     thread_counts,
@@ -147,6 +148,13 @@ def test_parallel_map_in_windows_keeps_the_order(window: int | None, n_jobs: int
     jobs = ((i, i % 4 + 1) for i in range(11))  # a generator: consumed a window at a time
     got = list(parallel_map(divmod, jobs, thread_plan(2, n_jobs), window=window))
     assert got == [divmod(i, i % 4 + 1) for i in range(11)]
+
+
+@pytest.mark.parametrize(
+    ("threads", "jobs", "workers"), [(4, 2, 2), (4, 9, 4), (1, 5, 1), (3, 0, 1)]
+)
+def test_jobs_plan_starts_no_more_workers_than_jobs(threads: int, jobs: int, workers: int) -> None:
+    assert jobs_plan(threads, jobs).n_jobs == workers
 
 
 @pytest.mark.parametrize(("threads", "n_jobs", "each"), [(2, 2, 1), (6, 2, 3), (3, 1, 3)])

@@ -38,6 +38,7 @@ __all__ = [
     "ThreadPlan",
     "available_cores",
     "env_threads",
+    "jobs_plan",
     "limit_threads",
     "limits_enabled",
     "parallel_map",
@@ -162,6 +163,13 @@ def thread_plan(threads: int | None, n_jobs: int) -> ThreadPlan:
     each = max(1, budget // workers)
     cap = env_threads() if threads is None else None
     return ThreadPlan(budget, workers, each if cap is None else min(each, cap))
+
+
+def jobs_plan(threads: int | None, jobs: int) -> ThreadPlan:
+    """:func:`thread_plan` of one worker per job, at most one per thread of the budget
+    (``threads``; None: the cores available): a few large jobs start no idle workers."""
+    budget = available_cores() if threads is None else int(threads)
+    return thread_plan(threads, max(1, min(int(jobs), budget)))
 
 
 def _load_runtimes() -> None:

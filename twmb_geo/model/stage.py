@@ -12,8 +12,8 @@ With ``[compute] scheduler`` set to a Dask address, ``train`` runs the validatio
 as tasks on that cluster (:func:`~twmb_geo.model.training.cross_validate`); with
 ``"local"`` they stay in ``[model] n_jobs`` processes here: a LocalCluster's workers
 share this machine's cores, and the fold processes need no transfer of the training rows
-nor Dask's memory trimming (500,000-pipe city, 2 cores: 608 s here, 733 s on a two-worker
-LocalCluster). ``score`` and ``simulate`` use any cluster.
+nor Dask's memory trimming (500,000-pipe city, 2 cores: 591-608 s here, 622-733 s on a
+two-worker LocalCluster). ``score`` and ``simulate`` use any cluster.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..contracts import TableSchema
-from ..core.compute import parallel_map, thread_plan
+from ..core.compute import jobs_plan, parallel_map
 from ..core.types import Progress
 from ..errors import InputDataError
 from .sql import safe_identifier, star_schema
@@ -98,7 +98,7 @@ def _spooled_checksums(
     pieces = [(t, g) for t in tables for g in range(tables[t].row_groups)]
     jobs = ((tables[t], g) for t, g in pieces)
     out = {t: RowDigests() for t in tables}
-    done = parallel_map(_row_group_digests, jobs, thread_plan(threads, -1))
+    done = parallel_map(_row_group_digests, jobs, jobs_plan(threads, len(pieces)))
     for (t, _), digests in zip(pieces, done, strict=True):
         out[t].merge(digests)
     return out

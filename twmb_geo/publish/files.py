@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core.compute import parallel_map, thread_plan
+from ..core.compute import jobs_plan, parallel_map
 from ..core.files import dead_siblings, exchange, remove_dead_leftovers, sibling
 from ..core.ioerrors import NOT_A_FOLDER, describe
 from ..errors import InputDataError, PublishError
@@ -144,7 +144,7 @@ def _write_one(
         return
     if isinstance(table, SpooledTable) and table.row_groups > 1:
         jobs = ((table, g) for g in range(table.row_groups))
-        plan = thread_plan(threads, -1)
+        plan = jobs_plan(threads, table.row_groups)
         texts = parallel_map(_row_group_csv, jobs, plan, window=4 * plan.n_jobs)
     else:
         texts = (_csv_text(chunk, i == 0) for i, chunk in enumerate(chunks_of(table)))
