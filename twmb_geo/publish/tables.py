@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TypeAlias
 
@@ -75,9 +76,10 @@ class SpooledTable:
         frame = pq.read_table(self.path, columns=[name]).to_pandas(date_as_object=False)
         return conform(frame, one)[name]
 
-    @property
+    @cached_property
     def row_groups(self) -> int:
-        """The file's Parquet row groups (each a chunk as written: :meth:`row_group`)."""
+        """The file's Parquet row groups (each a chunk as written: :meth:`row_group`); read
+        once, the spool being complete when the table is made."""
         if self._rows == 0:
             return 0
         with pq.ParquetFile(self.path) as f:

@@ -86,11 +86,9 @@ def _insert_many(conn: Any, table: str, columns: Sequence[str], rows: Sequence[A
     one at a time)."""
     k = rows_per_statement(len(columns))
     full = len(rows) // k * k
-    if full and k > 1:
+    if full:
         flat = [tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, full, k)]
         conn.executemany(_insert_sql(table, columns, k), flat)
-    else:
-        full = 0
     if full < len(rows):
         conn.executemany(_insert_sql(table, columns), rows[full:])
 
