@@ -76,16 +76,11 @@ def _child(n_pipes: int, out: str, permutations: int, gps_sigma: float | None, d
     with ExitStack() as stack:
         client = None
         if dist["scheduler"]:
-            from distributed import Client, LocalCluster
+            from distributed import Client
 
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=dist["workers"],
-                    threads_per_worker=1,
-                    memory_limit=dist["worker_memory"],
-                    dashboard_address=None,
-                )
-            )
+            from twmb_geo.core.cluster import local_cluster
+
+            cluster = stack.enter_context(local_cluster(dist["workers"], dist["worker_memory"]))
             client = stack.enter_context(Client(cluster))
             cfg = replace(
                 cfg,

@@ -124,9 +124,10 @@ def _whole_run(
     import threading
     from dataclasses import replace
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from twmb_geo.config import load_config, write_config
+    from twmb_geo.core.cluster import local_cluster
     from twmb_geo.synth import make_city, write_city
 
     res: dict[str, Any] = {"n_pipes": n_pipes, "workers": workers, "worker_memory": worker_memory}
@@ -146,8 +147,9 @@ def _whole_run(
     cfg = replace(cfg, compute=replace(cfg.compute, partition_rows=rows))
     config = write_config(cfg, city_dir / "twmb-scale.toml", overwrite=True)
     twmb = str(Path(sys.executable).with_name("twmb"))
-    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=worker_memory,
-                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+    # the cluster `twmb run --scheduler local` would start; this process's environment is
+    # left as it was, so the run started below does not inherit the workers' settings
+    with local_cluster(workers, worker_memory) as cluster, Client(cluster) as client:
         client.run(_worker_peak_gb)  # started
         cmd = [twmb, "--config", str(config), "--out", str(out), "run",
                "--scheduler", cluster.scheduler_address, *run_options]  # fmt: skip

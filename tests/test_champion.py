@@ -193,6 +193,7 @@ def test_champion_blend_ranks_by_reference_percentiles_and_calibrates() -> None:
     assert np.allclose(champ.break_probability(latest), 1 - np.exp(-e))
     assert set(champ.feature_names_in_) == {"breaks_last5", "noise"}
     assert len(champ.model_members) == 1
+    _evaluate_is_the_four_predictions(champ, latest)
     # parameters are kept verbatim: clone gives an unfitted twin
     twin = clone(champ)
     assert twin.get_params()["weights"] == (0.5, 0.5) and not hasattr(twin, "members_")
@@ -210,6 +211,19 @@ def test_champion_density_ranks_models_per_km() -> None:
     assert np.allclose(champ.risk_score(latest), per_km)
     e = champ.expected_breaks(latest)
     assert np.allclose(e / latest["length_km"].to_numpy(), champ.expected_rate(latest))
+    _evaluate_is_the_four_predictions(champ, latest)
+
+
+def _evaluate_is_the_four_predictions(champ: ChampionModel, X: pd.DataFrame) -> None:
+    """One evaluation of the members gives what each prediction method gives."""
+    got = champ.evaluate(X)
+    for name, want in (
+        ("risk_score", champ.risk_score(X)),
+        ("expected_breaks", champ.expected_breaks(X)),
+        ("probability", champ.break_probability(X)),
+        ("link", champ.link(X)),
+    ):
+        np.testing.assert_array_equal(getattr(got, name), want)
 
 
 def test_champion_needs_members_and_weights() -> None:

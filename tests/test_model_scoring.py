@@ -521,6 +521,25 @@ def test_reference_values_are_the_default_reference(any_model, panel: pd.DataFra
         contributions(any_model, X, ref.iloc[1:])
 
 
+def test_champion_contributions_are_the_whole_frame_substitutions(panel: pd.DataFrame) -> None:
+    """A champion scores again only the rows that differ from the reference: the same
+    values as substituting the feature in every row, and exactly 0 where it is the
+    reference (most rows have no recent break)."""
+    m = _champion(panel)
+    X = panel.iloc[:500]
+    ref = scoring.reference_values(m, X)
+    got = contributions(m, X, ref)
+    base = m.link(X)
+    for f in got.columns:
+        same = (X[f] == ref[f]).to_numpy()
+        Xs = X.copy()
+        Xs[f] = ref[f]
+        want = np.where(same, 0.0, base - m.link(Xs))
+        np.testing.assert_array_equal(got[f].to_numpy(), want)
+        assert 0 < same.sum() < len(X) or f != "breaks_last5"
+    assert got.index.equals(X.index)
+
+
 @pytest.mark.parametrize("block_rows", [7, 333])
 def test_score_units_in_blocks_equals_one_block(any_model, panel, block_rows) -> None:
     """Drivers worked out a block of units at a time (the scoring's cost, bounded by the

@@ -162,15 +162,50 @@ def test_tasks_of_units_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -
         simulate(mu, block_units=0, **kw)
 
 
+def test_renewal_in_tasks_of_units_does_not_change_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The renewal's baseline and thinning a task of whole random-stream blocks at a time
+    (replaced units in several blocks): the same summary for any task size; its baseline
+    is the simulation's city, and a simulation without unit horizons has the same city
+    and no unit rows."""
+    mu = np.r_[_mu(3 * sm.BLOCK_SIZE + 76, seed=4), 25.0, 0.0, 3.0]
+    score = np.random.default_rng(2).random(mu.size)
+    kw = {"horizon": 3, "n_sims": 20, "year_cv": 0.4, "seed": 5, "residual": 0.3}
+    whole, sel = renewal_scenario(mu, score, replace_units=900, block_units=10**9, **kw)
+    assert len(np.unique(np.flatnonzero(sel) // sm.BLOCK_SIZE)) == 4
+    assert whole["avoided_mean"] > 0
+    monkeypatch.setattr(sm, "_WORK_CELLS", 13 * 20 * 3)
+    for size in (1, 2 * sm.BLOCK_SIZE + 5):
+        part, _ = renewal_scenario(mu, score, replace_units=900, block_units=size, **kw)
+        assert part == whole
+    sim = {k: v for k, v in kw.items() if k != "residual"}
+    base = simulate(mu, **sim)
+    assert whole["baseline_mean"] == base.city["mean"].iloc[-1]
+    city_only = simulate(mu, unit_horizons=(), **sim)
+    pd.testing.assert_frame_equal(city_only.city, base.city, check_exact=True)
+    assert city_only.units.empty and list(city_only.units.columns) == list(base.units.columns)
+    with pytest.raises(ValueError, match="block_units must be a positive integer"):
+        renewal_scenario(mu, score, replace_units=9, block_units=0, **kw)
+
+
 def test_simulation_on_a_cluster_equals_in_process() -> None:
-    """Tasks of 1,024 units on a Dask LocalCluster of two workers: the same frames."""
+    """Tasks of 1,024 units on a Dask LocalCluster of two workers: the same frames, and
+    the same renewal scenario."""
     mu = np.r_[_mu(4 * sm.BLOCK_SIZE + 9, seed=8), 30.0]
     kw = {"horizon": 5, "n_sims": 50, "year_cv": 0.3, "annual_growth": 0.01, "seed": 3}
+    score = np.random.default_rng(3).random(mu.size)
     here = simulate(mu, **kw)
+    ren_here = renewal_scenario(mu, score, replace_units=2000, **kw)
     with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as client:
         there = simulate(mu, block_units=sm.BLOCK_SIZE, client=client, **kw)
+        ren_there = renewal_scenario(
+            mu, score, replace_units=2000, block_units=sm.BLOCK_SIZE, client=client, **kw
+        )
     pd.testing.assert_frame_equal(there.city, here.city, check_exact=True)
     pd.testing.assert_frame_equal(there.units, here.units, check_exact=True)
+    assert ren_there[0] == ren_here[0] and ren_here[0]["avoided_mean"] > 0
+    np.testing.assert_array_equal(ren_there[1], ren_here[1])
 
 
 def test_appending_units_keeps_earlier_units() -> None:

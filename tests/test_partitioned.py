@@ -22,8 +22,15 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twmb_geo.core.cluster import ClusterSpec, map_partitions, open_client
+from twmb_geo.core.cluster import (
+    WORKER_ENVIRON,
+    ClusterSpec,
+    local_cluster,
+    map_partitions,
+    open_client,
+)
 from twmb_geo.errors import ConfigError
+from twmb_geo.features.partitioned import _codes, _present
 from twmb_geo.spatial.partition import (
     choose_resolution,
     halo_members,
@@ -136,6 +143,26 @@ def test_local_cluster_gives_the_same_links(town, whole, client) -> None:
     got = link_breaks_to_pipes_partitioned(breaks, pipes, resolution=8, client=client)
     pd.testing.assert_frame_equal(got, whole)
     assert len(client.scheduler_info()["workers"]) == 2
+
+
+def _environ(keys: list[str]) -> dict[str, str | None]:
+    return {k: os.environ.get(k) for k in keys}
+
+
+def test_local_workers_get_their_settings_and_this_process_keeps_its_own(monkeypatch) -> None:
+    """The workers start with WORKER_ENVIRON (a variable of the environment wins); Dask's
+    nanny writes it into this process's environment to start them, and that is undone."""
+    from distributed import Client
+
+    for k in WORKER_ENVIRON:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "262144")
+    before = dict(os.environ)
+    with local_cluster(1, "1GiB") as cluster, Client(cluster) as c:
+        assert dict(os.environ) == before
+        (env,) = c.run(_environ, list(WORKER_ENVIRON)).values()
+    assert env == {**WORKER_ENVIRON, "MALLOC_TRIM_THRESHOLD_": "262144"}
+    assert dict(os.environ) == before
 
 
 def _die_once(marker: str, value: int) -> tuple[int, int]:
@@ -432,6 +459,27 @@ def test_unusable_partition_store_is_a_clear_config_error(synth_city) -> None:
             PanelSettings(start_year=y0, end_year=y1),
             "nosuchscheme://b/p",
         )
+
+
+_KEY = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "e"]))
+
+
+@settings(max_examples=80, derandomize=True, deadline=None)
+@given(
+    st.lists(_KEY, max_size=12),
+    st.lists(_KEY, max_size=12),
+    st.lists(st.booleans(), min_size=12, max_size=12),
+)
+def test_task_rows_by_codes_are_the_rows_whose_key_is_among_the_tasks(
+    keys: list, other: list, pick: list
+) -> None:
+    """A task's rows by key codes: the rows of ``other`` whose key is among the picked
+    ``keys`` (``isin``), a null key matching nothing."""
+    a, b, n = _codes(pd.Series(keys, dtype=object), pd.Series(other, dtype=object))
+    chosen = np.flatnonzero(pick[: len(keys)])
+    got = _present(a[chosen], n)[b]
+    wanted = {keys[i] for i in chosen} - {None}
+    assert got.tolist() == [v is not None and v in wanted for v in other]
 
 
 def test_subgraph_keeps_rows_whose_neighbours_are_kept() -> None:

@@ -164,12 +164,29 @@ def _task(
     return PanelPart(path, rows, int(emit.sum()), len(units))
 
 
+def _codes(keys: Any, other: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer codes of two key columns in one code space (equal keys, equal codes; a null
+    key a code of its own that nothing else shares) and the number of codes."""
+    a, b = np.asarray(keys, dtype=object), np.asarray(other, dtype=object)
+    codes, uniques = pd.factorize(np.concatenate([a, b]), use_na_sentinel=True)
+    null = codes < 0
+    codes[null] = len(uniques) + np.arange(int(null.sum()))
+    return codes[: len(a)], codes[len(a) :], len(uniques) + int(null.sum())
+
+
+def _present(codes: np.ndarray, n: int) -> np.ndarray:
+    """A lookup table over ``n`` codes, true at ``codes``."""
+    out = np.zeros(n, dtype=bool)
+    out[codes] = True
+    return out
+
+
 def _task_breaks(
-    unit_type: str, units: pd.DataFrame, links: pd.DataFrame, breaks: pd.DataFrame, radius: float
+    unit_type: str, units: pd.DataFrame, linked: np.ndarray, breaks: pd.DataFrame, radius: float
 ) -> pd.DataFrame:
-    """The breaks a task reads: those linked to its units and, for linear units, those
-    near them (within ``radius`` of the units' bounding box)."""
-    keep = breaks["break_id"].isin(links["break_id"]).to_numpy()
+    """The breaks a task reads: those ``linked`` to its units (a mask over ``breaks``)
+    and, for linear units, those near them (within ``radius`` of the units' bounding box)."""
+    keep = linked
     if UNIT_TYPES[unit_type].linear and "geometry" in units and len(units):
         geoms = shapely.from_wkb(units["geometry"].to_numpy(dtype=object))
         ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
@@ -260,31 +277,44 @@ def build_panel_partitioned(
     sent: list[int] = []
 
     def items() -> Iterator[tuple[Any, ...]]:
+        # every table's keys as codes once, so a task's rows are array lookups, not a
+        # string search of the whole city's tables per partition
         reach = _reaches(graphs, ids)
-        link_unit = links["unit_id"].astype(str)
-        pid = None if pipe_units_of is None else pipe_units_of["unit"].astype(str)
-        pipe_ids = None if pipes is None else pipes["unit_id"].astype(str)
+        unit_code, link_unit, units_n = _codes(ids, links["unit_id"].astype(str))
+        link_break, break_code, breaks_n = _codes(links["break_id"], breaks["break_id"])
+        apportioned = unit_type != "pipe" and pipe_units_of is not None and pipes is not None
+        if apportioned:
+            assert pipe_units_of is not None and pipes is not None
+            code_of_unit, apportion_unit, apportion_n = _codes(
+                ids, pipe_units_of["unit"].astype(str)
+            )
+            apportion_pipe, pipe_code, pipes_n = _codes(
+                pipe_units_of["pipe_id"].astype(str), pipes["unit_id"].astype(str)
+            )
         for k, home in enumerate(groups):
             task = _halo(reach, len(ids), home)
             sent.append(len(task))
             mine = pd.Index(ids[task])
             t_units = units.iloc[task]
-            t_links = links[link_unit.isin(mine).to_numpy()]
+            has_link = _present(unit_code[task], units_n)[link_unit]
+            t_links = links[has_link]
             t_graphs = {n: gb.subgraph(g, mine) for n, g in (graphs or {}).items()}
             t_apportion = t_pipes = None
-            if unit_type != "pipe" and pipe_units_of is not None and pipes is not None:
-                assert pid is not None and pipe_ids is not None
-                t_apportion = pipe_units_of[pid.isin(mine).to_numpy()]
-                wanted = pipe_ids.isin(t_apportion["pipe_id"].astype(str))
-                wanted.iloc[:1] = True  # never empty: no pipes at all means no exposure
-                t_pipes = pipes.loc[wanted.to_numpy(), _PIPE_COLUMNS]
+            if apportioned:
+                assert pipe_units_of is not None and pipes is not None
+                has_unit = _present(code_of_unit[task], apportion_n)[apportion_unit]
+                t_apportion = pipe_units_of[has_unit]
+                wanted = _present(apportion_pipe[has_unit], pipes_n)[pipe_code]
+                wanted[:1] = True  # never empty: no pipes at all means no exposure
+                t_pipes = pipes.loc[wanted, _PIPE_COLUMNS]
+            linked = _present(link_break[has_link], breaks_n)[break_code]
             emit = np.isin(task, home)
             yield (
                 unit_type,
                 t_units,
                 emit,
                 t_links,
-                _task_breaks(unit_type, t_units, t_links, breaks, settings.near_radius_m),
+                _task_breaks(unit_type, t_units, linked, breaks, settings.near_radius_m),
                 settings,
                 t_graphs or None,
                 t_pipes,

@@ -23,6 +23,7 @@ breaks; baselines already score rates or counts as documented in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,7 +36,14 @@ from sklearn.utils.validation import check_is_fitted
 from ._arrays import count_target
 from .estimators import BreakCountRegressor, BreakRiskClassifier
 
-__all__ = ["ChampionModel", "Ecdf", "RateCalibrator", "fit_member", "member_score"]
+__all__ = [
+    "ChampionModel",
+    "ChampionScores",
+    "Ecdf",
+    "RateCalibrator",
+    "fit_member",
+    "member_score",
+]
 
 _FLOOR = 1e-9
 _P_CLIP = 1e-6
@@ -128,6 +136,17 @@ def fit_member(est: BaseEstimator, X: pd.DataFrame, y: NDArray[np.float64]) -> A
 
 #: seed of the calibration sample of large training sets
 _CALIBRATION_SEED = 42
+
+
+@dataclass(frozen=True)
+class ChampionScores:
+    """A champion's predictions of the same rows from one evaluation of its members
+    (:meth:`ChampionModel.evaluate`)."""
+
+    risk_score: NDArray[np.float64]
+    expected_breaks: NDArray[np.float64]
+    probability: NDArray[np.float64]
+    link: NDArray[np.float64]
 
 
 class ChampionModel(BaseEstimator):
@@ -253,8 +272,7 @@ class ChampionModel(BaseEstimator):
         Scores of every candidate are >= 0 (counts, rates, ages, percentiles), so -1 ranks
         a unit without the rule's input (a street without mains under a per-km rule) last.
         """
-        s = self.raw_score(X)
-        return np.where(np.isfinite(s), s, -1.0)
+        return self._risk(self.raw_score(X))
 
     def raw_score(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """The candidate's score per row, NaN where its inputs are missing."""
@@ -277,19 +295,39 @@ class ChampionModel(BaseEstimator):
 
     def expected_breaks(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """Calibrated expected breaks next year per row."""
-        rate = self.expected_rate(X)
+        return self._expected(self.raw_score(X), X)
+
+    def break_probability(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """``P(any break next year) = 1 - exp(-expected_breaks)``."""
+        return self._probability(self.expected_breaks(X))
+
+    def link(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """The score on an additive scale (log, or logit of a blend's percentile) for drivers."""
+        return self._link(self.raw_score(X))
+
+    def evaluate(self, X: pd.DataFrame) -> ChampionScores:
+        """:meth:`risk_score`, :meth:`expected_breaks`, :meth:`break_probability` and
+        :meth:`link` of ``X`` from one evaluation of the members (scoring needs all four)."""
+        s = self.raw_score(X)
+        expected = self._expected(s, X)
+        return ChampionScores(self._risk(s), expected, self._probability(expected), self._link(s))
+
+    @staticmethod
+    def _risk(s: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.where(np.isfinite(s), s, -1.0)
+
+    def _expected(self, s: NDArray[np.float64], X: pd.DataFrame) -> NDArray[np.float64]:
+        rate = self.calibration_.rate(s)
         w = _weights(X, self.density_col)
         if w is None:
             return rate
         return rate * np.where(np.isfinite(w) & (w > 0), w, 0.0)
 
-    def break_probability(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        """``P(any break next year) = 1 - exp(-expected_breaks)``."""
-        return -np.expm1(-np.maximum(self.expected_breaks(X), 0.0))
+    @staticmethod
+    def _probability(expected: NDArray[np.float64]) -> NDArray[np.float64]:
+        return -np.expm1(-np.maximum(expected, 0.0))
 
-    def link(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        """The score on an additive scale (log, or logit of a blend's percentile) for drivers."""
-        s = self.raw_score(X)
+    def _link(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
         if len(self.members_) > 1:
             p = np.clip(np.nan_to_num(s, nan=0.0), _P_CLIP, 1.0 - _P_CLIP)
             return np.log(p) - np.log1p(-p)

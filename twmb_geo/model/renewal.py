@@ -5,15 +5,17 @@ See the *Renewal* section of :mod:`twmb_geo.model.simulate`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..core.cluster import map_partitions
 from ._arrays import rank_order
 from ._simcore import (
     _RENEWAL_QUANTILES,
     _THIN_TAG,
+    BLOCK_SIZE,
     _check_rate_bound,
     _check_rates,
     _check_sim_params,
@@ -24,10 +26,14 @@ from ._simcore import (
     _iter_draws,
     _quantile_name,
     _raise,
+    _Rates,
     _rates,
     _summary,
     _vector,
 )
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["renewal_scenario"]
 
@@ -73,23 +79,21 @@ def _check_budget(
         problems.append(f"replace_units must be an integer {top}, got {replace_units!r}")
 
 
-def _thinned(
+def _thin_units(
     mu: NDArray[np.float64],
     selected: NDArray[np.bool_],
+    first_block: int,
+    rates: _Rates,
+    seed: int,
     residual: float,
-    kw: dict[str, Any],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Cumulative baseline and avoided city breaks, shape ``(n_sims, horizon)``.
-
-    The baseline is exactly what ``simulate`` draws with the same seed; the renewed
-    network thins the replaced units' baseline counts (common random numbers).
-    """
-    seed, n_sims, horizon = kw["seed"], kw["n_sims"], kw["horizon"]
-    rates = _rates(mu, seed, n_sims, horizon, kw["year_cv"], kw["annual_growth"])
+    """One task of :func:`_thinned`: the units ``mu`` (a slice starting at block
+    ``first_block``): the city's baseline and avoided breaks per (simulation, year)."""
+    n_sims, horizon = rates.shape
     baseline = np.zeros((n_sims, horizon), dtype=np.int64)
     avoided = np.zeros((n_sims, horizon), dtype=np.int64)
-    thin_block, rng_thin = -1, np.random.default_rng([seed, _THIN_TAG, 0])
-    for d in _iter_draws(mu, rates, seed):
+    thin_block, rng_thin = -1, np.random.default_rng([seed, _THIN_TAG, first_block])
+    for d in _iter_draws(mu, rates, seed, first_block):
         baseline += d.city
         rows = selected[d.lo + d.pair // n_sims]
         if residual == 1.0 or not rows.any():
@@ -99,6 +103,39 @@ def _thinned(
         base = d.yearly[rows]
         kept = rng_thin.binomial(base, residual) if residual > 0 else 0
         avoided += _city_yearly(d.pair[rows], base - kept, n_sims)
+    return baseline, avoided
+
+
+def _thinned(
+    mu: NDArray[np.float64],
+    selected: NDArray[np.bool_],
+    residual: float,
+    kw: dict[str, Any],
+    block_units: int,
+    client: Client | None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Cumulative baseline and avoided city breaks, shape ``(n_sims, horizon)``.
+
+    The baseline is exactly what ``simulate`` draws with the same seed; the renewed
+    network thins the replaced units' baseline counts (common random numbers). Tasks of
+    whole random-stream blocks, as in ``simulate``, so the result does not depend on them.
+    """
+    seed, n_sims, horizon = kw["seed"], kw["n_sims"], kw["horizon"]
+    rates = _rates(mu, seed, n_sims, horizon, kw["year_cv"], kw["annual_growth"])
+    step = max(1, block_units // BLOCK_SIZE) * BLOCK_SIZE
+    parts = map_partitions(
+        _thin_units,
+        (
+            (mu[lo : lo + step], selected[lo : lo + step], lo // BLOCK_SIZE, rates, seed, residual)
+            for lo in range(0, mu.size, step)
+        ),
+        client,
+    )
+    baseline = np.zeros((n_sims, horizon), dtype=np.int64)
+    avoided = np.zeros((n_sims, horizon), dtype=np.int64)
+    for b, a in parts:
+        baseline += b
+        avoided += a
     np.cumsum(baseline, axis=1, out=baseline)
     np.cumsum(avoided, axis=1, out=avoided)
     return baseline, avoided
@@ -127,6 +164,7 @@ def _check_inputs(
     replace_units: Any,
     residual: Any,
     sim: dict[str, Any],
+    block_units: Any,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None]:
     """Expected breaks, scores and lengths as arrays, or ``ValueError`` listing every problem."""
     problems: list[str] = []
@@ -143,6 +181,8 @@ def _check_inputs(
     if not _is_real(residual) or not 0.0 <= float(residual) <= 1.0:
         problems.append(f"residual must be a number in [0, 1], got {residual!r}")
     _check_sim_params(problems, **sim)
+    if not _is_int(block_units) or int(block_units) < 1:
+        problems.append(f"block_units must be a positive integer, got {block_units!r}")
     _check_rate_bound(mu, sim["annual_growth"], sim["horizon"], problems)
     _raise(problems, "renewal_scenario")
     assert mu is not None and sc is not None
@@ -162,6 +202,8 @@ def renewal_scenario(
     seed: int = 42,
     year_cv: float = 0.0,
     annual_growth: float = 0.0,
+    block_units: int = 50_000,
+    client: Client | None = None,
 ) -> tuple[dict[str, Any], NDArray[np.bool_]]:
     """Breaks avoided by replacing the riskiest ``replace_km`` km (or ``replace_units``).
 
@@ -185,8 +227,8 @@ def renewal_scenario(
         The budget; exactly one must be given.
     residual : float
         Risk of a renewed unit relative to the old one, in [0, 1].
-    horizon, n_sims, seed, year_cv, annual_growth
-        As in :func:`simulate`.
+    horizon, n_sims, seed, year_cv, annual_growth, block_units, client
+        As in :func:`simulate` (the same draws: the baseline is the one it simulates).
 
     Returns
     -------
@@ -210,7 +252,7 @@ def renewal_scenario(
     raw: dict[str, Any] = {"horizon": horizon, "n_sims": n_sims, "seed": seed}
     raw |= {"year_cv": year_cv, "annual_growth": annual_growth}
     mu, sc, length = _check_inputs(
-        expected, score, length_km, replace_km, replace_units, residual, raw
+        expected, score, length_km, replace_km, replace_units, residual, raw, block_units
     )
     kw: dict[str, Any] = {
         k: float(v) if k in ("year_cv", "annual_growth") else int(v) for k, v in raw.items()
@@ -221,7 +263,7 @@ def renewal_scenario(
         None if replace_km is None else float(replace_km),
         None if replace_units is None else int(replace_units),
     )
-    baseline, avoided = _thinned(mu, selected, float(residual), kw)
+    baseline, avoided = _thinned(mu, selected, float(residual), kw, int(block_units), client)
     return _renewal_summary(mu, selected, length, float(residual), kw, avoided, baseline), selected
 
 

@@ -271,29 +271,36 @@ def reference_values(model: RiskEstimator | ChampionModel, X: pd.DataFrame) -> p
 
 
 def _frame_contributions(
-    model: ChampionModel, X: pd.DataFrame, reference: pd.Series | None
+    model: ChampionModel,
+    X: pd.DataFrame,
+    reference: pd.Series | None,
+    base: NDArray[np.float64] | None = None,
 ) -> pd.DataFrame:
-    """Baseline substitution on the frame, one column at a time (any champion)."""
+    """Baseline substitution on the frame, one column at a time (any champion); ``base``:
+    ``model.link(X)`` if already known.
+
+    Only the rows whose value differs from the reference are scored again (a champion's
+    score of a row depends on that row alone): about half the rows of a city's features.
+    """
     cols = [str(c) for c in model.feature_names_in_ if c != model.density_col]
-    out = pd.DataFrame(0.0, index=X.index, columns=cols)
-    if len(X) == 0 or not cols:
-        return out
-    if reference is None:
-        reference = _frame_reference(model, X)
-    missing = [c for c in cols if c not in reference.index]
-    if missing:
-        raise ValueError(f"reference lacks a value for feature(s) {missing}")
-    base = model.link(X)
-    for c in cols:
-        v = X[c]
-        ref: Any = reference[c]
-        same = (v == ref) | (v.isna() & pd.isna(ref))
-        if bool(same.all()):
-            continue
-        B = X.copy()
-        B[c] = ref
-        out[c] = np.where(same.to_numpy(), 0.0, base - model.link(B))
-    return out
+    out = np.zeros((len(X), len(cols)), dtype=np.float64)
+    if len(X) and cols:
+        if reference is None:
+            reference = _frame_reference(model, X)
+        missing = [c for c in cols if c not in reference.index]
+        if missing:
+            raise ValueError(f"reference lacks a value for feature(s) {missing}")
+        if base is None:
+            base = model.link(X)
+        for j, c in enumerate(cols):
+            v = X[c]
+            ref: Any = reference[c]
+            rows = np.flatnonzero(~((v == ref) | (v.isna() & pd.isna(ref))).to_numpy())
+            if len(rows):
+                B = X.iloc[rows].copy()
+                B[c] = ref
+                out[rows, j] = base[rows] - model.link(B)
+    return pd.DataFrame(out, index=X.index, columns=cols)
 
 
 def contributions(
@@ -421,14 +428,22 @@ def top_drivers(contrib: pd.DataFrame, X: pd.DataFrame, k: int = 3) -> list[str]
 # --------------------------------------------------------------------------- scoring
 
 
-def _block_drivers(
+def _block_scores(
     model: RiskEstimator | ChampionModel, X: pd.DataFrame, reference: pd.Series, n_drivers: int
-) -> list[str]:
-    """:func:`top_drivers` of the units in ``X`` against ``reference`` (one task of
-    :func:`score_units`)."""
-    contrib = contributions(model, X, reference)
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], list[str]]:
+    """Risk score, probability, expected breaks and :func:`top_drivers` (against
+    ``reference``) of the units in ``X``: one task of :func:`score_units`."""
+    if isinstance(model, ChampionModel):
+        sc = model.evaluate(X)
+        risk, prob, expected = sc.risk_score, sc.probability, sc.expected_breaks
+        contrib = _frame_contributions(model, X, reference, base=sc.link)
+    else:
+        risk = np.asarray(model.risk_score(X), dtype=np.float64)
+        prob = np.asarray(model.break_probability(X), dtype=np.float64)
+        expected = np.asarray(model.expected_breaks(X), dtype=np.float64)
+        contrib = contributions(model, X, reference)
     contrib = contrib[[c for c in contrib.columns if c not in NOT_DRIVERS]]
-    return top_drivers(contrib, X, k=n_drivers)
+    return risk, prob, expected, top_drivers(contrib, X, k=n_drivers)
 
 
 def score_units(
@@ -461,10 +476,11 @@ def score_units(
         Reference feature values of :func:`contributions` (default:
         :func:`reference_values` over ``X``).
     block_rows : int, default BLOCK_ROWS
-        Units explained per task. The drivers (a model evaluation per unit and feature
-        that differs from the reference: the cost of scoring) are worked out a block of
-        units at a time against the whole network's reference, so the result does not
-        depend on the blocks and memory holds one block's substitutions.
+        Units scored and explained per task. The scores and the drivers (a model
+        evaluation per unit and feature that differs from the reference: the cost of
+        scoring) are worked out a block of units at a time against the whole network's
+        reference, so the result does not depend on the blocks and memory holds one
+        block's substitutions.
     client : distributed.Client or None
         A Dask client: the blocks run on its cluster (:func:`~twmb_geo.core.cluster.map_partitions`);
         None: in this process, one after another.
@@ -503,21 +519,19 @@ def score_units(
     ):
         raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
 
-    risk = np.asarray(model.risk_score(X), dtype=np.float64)
-    prob = np.asarray(model.break_probability(X), dtype=np.float64)
-    expected = np.asarray(model.expected_breaks(X), dtype=np.float64)
-    rank, pct = rank_units(risk, weight)
-    tier = assign_tiers(pct, tiers)
     ref = reference if reference is not None else reference_values(model, X)
     blocks = map_partitions(
-        _block_drivers,
+        _block_scores,
         (
             (model, X.iloc[lo : lo + block_rows], ref, n_drivers)
             for lo in range(0, len(X), block_rows)
         ),
         client,
     )
-    drivers = [d for block in blocks for d in block]
+    risk, prob, expected = (np.concatenate([b[i] for b in blocks]) for i in range(3))
+    drivers = [d for b in blocks for d in b[3]]
+    rank, pct = rank_units(risk, weight)
+    tier = assign_tiers(pct, tiers)
 
     out = pd.DataFrame(
         {

@@ -297,8 +297,8 @@ def simulate(
     quantiles : sequence of float
         Strictly increasing, in (0, 1); column ``p`` + percent (``0.025 -> p2_5``).
     unit_horizons : sequence of int, optional
-        Horizons reported per unit (default all ``1..horizon``); the city frame
-        always has every horizon.
+        Horizons reported per unit (default all ``1..horizon``; empty: none, and no
+        unit rows); the city frame always has every horizon.
     block_units : int
         Units simulated per task (rounded down to whole random-stream blocks of
         :data:`BLOCK_SIZE`, at least one): each unit's draws come from its block's

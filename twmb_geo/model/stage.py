@@ -716,9 +716,10 @@ def _simulate_one(
         replace_units=ru,
         residual=mc.renewal_residual,
         **kw,
+        **on,
     )
     renewed = np.where(selected, mu * mc.renewal_residual, mu)
-    after = simulate(renewed, unit_ids=ids, unit_horizons=[horizon], **kw, **on)
+    after = simulate(renewed, unit_ids=ids, unit_horizons=(), **kw, **on)  # the city only
     common = {"run_id": run_id, "model_version": version, "unit_type": ut}
     city = pd.concat(
         [base.city.assign(scenario="baseline"), after.city.assign(scenario="renewal")],

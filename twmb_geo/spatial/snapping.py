@@ -421,8 +421,9 @@ def pipes_to_streets(
             pi, sj = pi[ok[pi]], sj[ok[pi]]
             if not len(pi):
                 continue
-            corridors = shapely.buffer(sgeom[sj], half_width_m, cap_style="flat")
-            o = shapely.length(shapely.intersection(pgeom[pi], corridors))
+            near, at = np.unique(sj, return_inverse=True)  # a street's corridor made once
+            corridors = shapely.buffer(sgeom[near], half_width_m, cap_style="flat")
+            o = shapely.length(shapely.intersection(pgeom[pi], corridors[at]))
             del corridors
             order = np.lexsort((sid_rank[sj], -o, pi))
             first = np.ones(len(order), dtype=bool)
