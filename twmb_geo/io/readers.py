@@ -397,19 +397,24 @@ def _read_vector(path: Path, profile: Profile) -> Iterator[RawChunk]:
                 raise InputDataError(f"{path}: shapefile has no {ext} file beside it")
     if profile.format == "shapefile":
         _check_shp_length(path, gdal_path)
+    required, optional = _required_and_optional(profile)
+    wanted = list(dict.fromkeys([*profile.raw_columns, *optional]))
     try:
-        info = pyogrio.read_info(gdal_path, layer=profile.layer)
-        present = [str(c) for c in info["fields"]]
-        _check_columns(present, profile, path)
-        crs = _vector_crs(info.get("crs"), profile, path)
-        _, optional = _required_and_optional(profile)
-        cols = [c for c in dict.fromkeys([*profile.raw_columns, *optional]) if c in present]
-        meta, _, geom, data = pyogrio.raw.read(gdal_path, layer=profile.layer, columns=cols)
+        # one pass over the file (the columns it lacks are left out): a GeoJSON's fields
+        # are known only once it is parsed, so reading its header first parsed it twice
+        meta, _, geom, data = pyogrio.raw.read(gdal_path, layer=profile.layer, columns=wanted)
+        got = [str(c) for c in meta["fields"]]
+        if any(c not in got for c in required):
+            info = pyogrio.read_info(gdal_path, layer=profile.layer)
+            _check_columns([str(c) for c in info["fields"]], profile, path)
+        crs = _vector_crs(meta.get("crs"), profile, path)
     except InputDataError:
         raise
     except Exception as exc:
         raise InputDataError(f"{path}: cannot be read as {profile.format} ({exc})") from exc
-    frame = pd.DataFrame({name: arr for name, arr in zip(meta["fields"], data, strict=True)})
+    cols = [c for c in wanted if c in got]
+    by_name = dict(zip(got, data, strict=True))
+    frame = pd.DataFrame({name: by_name[name] for name in cols})
     n = len(frame)
     if n == 0:
         raise InputDataError(f"{path}: the file has no records")

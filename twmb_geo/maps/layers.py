@@ -197,12 +197,17 @@ def _break_counts(links: pd.DataFrame | None, breaks: pd.DataFrame) -> pd.DataFr
 
 
 def _scores(store: Store) -> pd.DataFrame:
-    rs = _read(store, "risk_scores")
     cols = ["unit_type", "unit_id", "risk_score", "probability", "expected_breaks", "rank"]
     cols += ["percentile", "tier", "drivers", "model_version", "target_year"]
+    # the current scores only: the table keeps every earlier scoring run
+    rs = (
+        store.read("risk_scores", columns=cols, where="is_current")
+        if store.has_table("risk_scores")
+        else None
+    )
     if rs is None or rs.empty:
         return pd.DataFrame(columns=[c.replace("target_year", "score_year") for c in cols])
-    rs = rs[rs["is_current"]][cols].rename(columns={"target_year": "score_year"})
+    rs = rs.rename(columns={"target_year": "score_year"})
     return rs.sort_values(["unit_type", "unit_id"], kind="mergesort")
 
 
