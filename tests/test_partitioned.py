@@ -152,16 +152,23 @@ def _environ(keys: list[str]) -> dict[str, str | None]:
 def test_local_workers_get_their_settings_and_this_process_keeps_its_own(monkeypatch) -> None:
     """The workers start with WORKER_ENVIRON (a variable of the environment wins); Dask's
     nanny writes it into this process's environment to start them, and that is undone."""
+    import dask
     from distributed import Client
 
-    for k in WORKER_ENVIRON:
+    for k in [*WORKER_ENVIRON, "TWMB_TEST_NANNY_VAR"]:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "262144")
     before = dict(os.environ)
-    with local_cluster(1, "1GiB") as cluster, Client(cluster) as c:
+    configured = {"distributed.nanny.pre-spawn-environ.TWMB_TEST_NANNY_VAR": "kept"}
+    with (
+        dask.config.set(configured),
+        local_cluster(1, "1GiB") as cluster,
+        Client(cluster) as c,
+    ):
         assert dict(os.environ) == before
-        (env,) = c.run(_environ, list(WORKER_ENVIRON)).values()
-    assert env == {**WORKER_ENVIRON, "MALLOC_TRIM_THRESHOLD_": "262144"}
+        (env,) = c.run(_environ, [*WORKER_ENVIRON, "TWMB_TEST_NANNY_VAR"]).values()
+    want = {**WORKER_ENVIRON, "MALLOC_TRIM_THRESHOLD_": "262144", "TWMB_TEST_NANNY_VAR": "kept"}
+    assert env == want
     assert dict(os.environ) == before
 
 
