@@ -293,6 +293,19 @@ def _draw(mu: NDArray[np.float64], r: _Rates, rngs: tuple[np.random.Generator, .
     return _Draws(block=-1, lo=0, hi=mu.size, pair=pair.astype(np.intp), yearly=yearly, city=city)
 
 
+def _check_block_units(block_units: Any, problems: list[str]) -> None:
+    if not _is_int(block_units) or int(block_units) < 1:
+        problems.append(f"block_units must be a positive integer, got {block_units!r}")
+
+
+def _task_slices(n: int, block_units: int) -> Iterator[tuple[slice, int]]:
+    """The units of each task (``block_units`` rounded down to whole random-stream blocks,
+    at least one) and the stream block each starts at, so tasks draw what the whole does."""
+    step = max(1, block_units // BLOCK_SIZE) * BLOCK_SIZE
+    for lo in range(0, n, step):
+        yield slice(lo, lo + step), lo // BLOCK_SIZE
+
+
 def _iter_draws(
     mu: NDArray[np.float64], r: _Rates, seed: int, first_block: int = 0
 ) -> Iterator[_Draws]:

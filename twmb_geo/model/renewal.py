@@ -15,7 +15,7 @@ from ._arrays import rank_order
 from ._simcore import (
     _RENEWAL_QUANTILES,
     _THIN_TAG,
-    BLOCK_SIZE,
+    _check_block_units,
     _check_rate_bound,
     _check_rates,
     _check_sim_params,
@@ -29,6 +29,7 @@ from ._simcore import (
     _Rates,
     _rates,
     _summary,
+    _task_slices,
     _vector,
 )
 
@@ -122,12 +123,11 @@ def _thinned(
     """
     seed, n_sims, horizon = kw["seed"], kw["n_sims"], kw["horizon"]
     rates = _rates(mu, seed, n_sims, horizon, kw["year_cv"], kw["annual_growth"])
-    step = max(1, block_units // BLOCK_SIZE) * BLOCK_SIZE
     parts = map_partitions(
         _thin_units,
         (
-            (mu[lo : lo + step], selected[lo : lo + step], lo // BLOCK_SIZE, rates, seed, residual)
-            for lo in range(0, mu.size, step)
+            (mu[at], selected[at], first, rates, seed, residual)
+            for at, first in _task_slices(mu.size, block_units)
         ),
         client,
     )
@@ -181,8 +181,7 @@ def _check_inputs(
     if not _is_real(residual) or not 0.0 <= float(residual) <= 1.0:
         problems.append(f"residual must be a number in [0, 1], got {residual!r}")
     _check_sim_params(problems, **sim)
-    if not _is_int(block_units) or int(block_units) < 1:
-        problems.append(f"block_units must be a positive integer, got {block_units!r}")
+    _check_block_units(block_units, problems)
     _check_rate_bound(mu, sim["annual_growth"], sim["horizon"], problems)
     _raise(problems, "renewal_scenario")
     assert mu is not None and sc is not None

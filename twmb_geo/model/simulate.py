@@ -92,6 +92,7 @@ from ._simcore import (
     MAX_HORIZON,
     MAX_RATE,
     MIN_SIMS,
+    _check_block_units,
     _check_quantiles,
     _check_rate_bound,
     _check_rates,
@@ -105,6 +106,7 @@ from ._simcore import (
     _Rates,
     _rates,
     _summary,
+    _task_slices,
     _unit_summary,
     _vector,
 )
@@ -230,10 +232,9 @@ def _draw_frames(
     n, nh = mu.size, len(hs)
     hidx = np.asarray(hs, dtype=np.intp) - 1
     rates = _rates(mu, seed, n_sims, horizon, year_cv, annual_growth)
-    step = max(1, block_units // BLOCK_SIZE) * BLOCK_SIZE  # tasks start on a stream block
     parts = map_partitions(
         _draw_units,
-        ((mu[lo : lo + step], lo // BLOCK_SIZE, rates, seed, hidx, qs) for lo in range(0, n, step)),
+        ((mu[at], first, rates, seed, hidx, qs) for at, first in _task_slices(n, block_units)),
         client,
     )
     city = np.zeros((n_sims, horizon), dtype=np.int64)
@@ -327,8 +328,7 @@ def simulate(
         year_cv=year_cv,
         annual_growth=annual_growth,
     )
-    if not _is_int(block_units) or int(block_units) < 1:
-        problems.append(f"block_units must be a positive integer, got {block_units!r}")
+    _check_block_units(block_units, problems)
     qs = _check_quantiles(quantiles, problems)
     ids = _check_ids(unit_ids, mu, problems)
     hs = _check_unit_horizons(unit_horizons, horizon, problems)
