@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FAST_MODEL
+from distributed import Client
 
 from twmb_geo.config import ModelConfig, default_config, load_config, write_config
 from twmb_geo.core.cluster import ClusterSpec, open_client
@@ -128,6 +130,18 @@ def test_folds_in_worker_processes_give_the_same_validation(md: ModelData) -> No
     assert one.champion == two.champion
 
 
+def _held_after_release(client: Client, timeout: float = 15.0) -> dict[str, int]:
+    """How many keys each worker holds once the release has reached them: the scheduler
+    tells workers to free a cancelled key over its own stream, so ``client.run`` can
+    arrive first; wait (bounded) for every worker to have dropped it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held: dict[str, int] = client.run(lambda dask_worker: len(dask_worker.data))
+        if set(held.values()) == {0} or time.monotonic() > deadline:
+            return held
+        time.sleep(0.1)
+
+
 def test_folds_on_a_cluster_give_the_same_validation(md: ModelData) -> None:
     """The folds as tasks on a Dask LocalCluster of two workers (the labelled rows sent to
     each once): the same metrics, importance, forward predictions, champion and final model
@@ -136,7 +150,7 @@ def test_folds_on_a_cluster_give_the_same_validation(md: ModelData) -> None:
     here = cross_validate(md, mc, h3_resolution=9, threads=1)
     with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as client:
         there = cross_validate(md, mc, h3_resolution=9, threads=1, client=client)
-        held = client.run(lambda dask_worker: len(dask_worker.data))
+        held = _held_after_release(client)
     assert set(held.values()) == {0}
     pd.testing.assert_frame_equal(there.metrics, here.metrics)
     pd.testing.assert_frame_equal(there.importance, here.importance)
