@@ -184,3 +184,46 @@ def test_arrays_by_position_and_missing_y() -> None:
         B.EmpiricalBayesRateBaseline().fit(A, [0, 1, 0])
     with pytest.raises(ValueError):
         B.PastBreaksBaseline().fit(pd.DataFrame({"breaks_last5": [1, 2]}), None)
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=lambda e: repr(e))
+def test_without_calibration_the_same_ranking_and_no_probability(est, panel: pd.DataFrame) -> None:
+    """``calibrate=False`` (how validation folds fit them): the same scores, learned rates
+    and priors; no isotonic map (a refit drops one an earlier fit made), and asking for a
+    probability says why there is none."""
+    train, test = panel[panel.year < 2014], panel[panel.year >= 2014]
+    with_map = clone(est).fit(train, train["target_count"])
+    ranking = clone(est).set_params(calibrate=False)
+    with pytest.raises(NotFittedError):
+        ranking.break_probability(test)
+    assert ranking.fit(train, train["target_count"]) is ranking
+    np.testing.assert_array_equal(ranking.predict(test), with_map.predict(test))
+    learned = {k: v for k, v in vars(with_map).items() if k.endswith("_")}
+    kept = {k: v for k, v in vars(ranking).items() if k.endswith("_")}
+    assert set(learned) - set(kept) == {"calibrator_", "base_rate_", "nan_rate_"}
+    for k, v in kept.items():
+        np.testing.assert_array_equal(
+            np.asarray(v, dtype=object), np.asarray(learned[k], dtype=object)
+        )
+    with pytest.raises(ValueError, match="calibrate=False"):
+        ranking.break_probability(test)
+    refit = clone(est).fit(train, train["target_count"])
+    refit.set_params(calibrate=False).fit(train, train["target_count"])
+    assert not hasattr(refit, "calibrator_")
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.lists(st.integers(0, 40), max_size=200),
+    st.integers(0, 300),
+)
+def test_dense_unique_is_numpys_unique(keys: list[int], extra: int) -> None:
+    """Material-decade classes found from a table of the keys present give ``np.unique``'s
+    classes and inverse, whatever the table size (the sort when it is large)."""
+    key = np.asarray(keys, dtype=np.int64)
+    for size in (41, 41 + extra, 10**6):
+        got, inverse = B._dense_unique(key, size)
+        want, want_inverse = np.unique(key, return_inverse=True)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(inverse, want_inverse)
+        assert inverse.dtype == want_inverse.dtype

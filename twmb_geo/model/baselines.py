@@ -16,7 +16,10 @@ the same contract:
   on the training rows: an isotonic regression (non-decreasing, clipped outside the
   training range) of ``y > 0`` on the training scores. Rows with a NaN score get the
   observed break share of NaN-score training rows (or the overall share if there were
-  none).
+  none). With ``calibrate=False`` that map is not fitted (a ranking only: validation
+  folds and the champion's members read the score, never the baseline's own
+  probability, and the map is half the cost of a fit on millions of rows) and
+  ``break_probability`` raises.
 * Parameters are stored verbatim by ``__init__`` (``get_params``/``clone`` work);
   everything learned lives in attributes ending in ``_``.
 
@@ -117,6 +120,10 @@ class _ScoreBaseline(RegressorMixin, BaseEstimator):
             raise ValueError("no row with a known target (y is null in every row)")
         Xt, yt = Xf.loc[keep], yy[keep]
         self._fit_score(Xt, yt)
+        if not self.calibrate:
+            for name in ("calibrator_", "base_rate_", "nan_rate_"):  # of an earlier fit
+                self.__dict__.pop(name, None)
+            return self
         s = self._score(Xt)
         hit = (yt > 0).astype(np.float64)
         finite = np.isfinite(s)
@@ -139,7 +146,13 @@ class _ScoreBaseline(RegressorMixin, BaseEstimator):
         return self.predict(X)
 
     def break_probability(self, X: Any) -> NDArray[np.float64]:
-        """``P(break)`` per row: the isotonic map of the score."""
+        """``P(break)`` per row: the isotonic map of the score (fitted with ``calibrate``)."""
+        check_is_fitted(self)
+        if not self.calibrate:
+            raise ValueError(
+                f"{type(self).__name__} was fitted with calibrate=False: it ranks but has no "
+                "break probability (fit it with calibrate=True)"
+            )
         s = self.predict(X)
         p = np.full(len(s), self.nan_rate_, dtype=np.float64)
         finite = np.isfinite(s)
@@ -157,10 +170,13 @@ class PastBreaksBaseline(_ScoreBaseline):
     ----------
     column : str, default "breaks_last5"
         Any panel history column (``breaks_to_date``, ``decayed``, ``rate_last5_per_km``...).
+    calibrate : bool, default True
+        Fit the isotonic map behind :meth:`break_probability` (False: a ranking only).
     """
 
-    def __init__(self, column: str = "breaks_last5") -> None:
+    def __init__(self, column: str = "breaks_last5", calibrate: bool = True) -> None:
         self.column = column
+        self.calibrate = calibrate
 
     def _required(self) -> list[str]:
         return [self.column]
@@ -176,16 +192,30 @@ class AgeBaseline(_ScoreBaseline):
     ----------
     column : str, default "age_mean"
         Age column; NaN (no pipe data) ranks last.
+    calibrate : bool, default True
+        Fit the isotonic map behind :meth:`break_probability` (False: a ranking only).
     """
 
-    def __init__(self, column: str = "age_mean") -> None:
+    def __init__(self, column: str = "age_mean", calibrate: bool = True) -> None:
         self.column = column
+        self.calibrate = calibrate
 
     def _required(self) -> list[str]:
         return [self.column]
 
     def _score(self, X: pd.DataFrame) -> NDArray[np.float64]:
         return _num(X, self.column)
+
+
+def _dense_unique(key: NDArray[np.int64], size: int) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """``np.unique(key, return_inverse=True)`` of keys in ``[0, size)``, by a table of the
+    keys present instead of a sort when ``size`` is small beside ``len(key)``."""
+    if size > 4 * len(key) + 65_536:
+        return np.unique(key, return_inverse=True)
+    present = np.zeros(size, dtype=bool)
+    present[key] = True
+    slot = np.cumsum(present, dtype=np.intp) - 1
+    return np.flatnonzero(present).astype(np.int64), slot[key]
 
 
 def _decade_classes(
@@ -201,7 +231,7 @@ def _decade_classes(
     lo = float(dec[known].min()) if known.any() else 0.0
     dec_i = np.where(known, np.nan_to_num(dec) - lo, -1).astype(np.int64) + 1  # 0 = unknown
     span = int(dec_i.max()) + 1
-    pairs, pair = np.unique((codes.astype(np.int64) + 1) * span + dec_i, return_inverse=True)
+    pairs, pair = _dense_unique((codes.astype(np.int64) + 1) * span + dec_i, len(names) * span)
     labels = np.array(
         [
             f"{names[c - 1]}|{int((d - 1 + lo) * 10) if d else UNKNOWN}"
@@ -232,6 +262,8 @@ class MaterialDecadeBaseline(_ScoreBaseline):
         ``"rate"``: breaks per km-year (rank by density: best for length-weighted
         capture). ``"expected"``: rate x ``exposure_km`` = expected breaks of the
         unit next year (for unit-weighted rankings); NaN without exposure.
+    calibrate : bool, default True
+        Fit the isotonic map behind :meth:`break_probability` (False: a ranking only).
 
     Attributes
     ----------
@@ -246,11 +278,13 @@ class MaterialDecadeBaseline(_ScoreBaseline):
         year_col: str = "install_year",
         exposure_col: str = "exposure_km",
         output: Literal["rate", "expected"] = "rate",
+        calibrate: bool = True,
     ) -> None:
         self.material_col = material_col
         self.year_col = year_col
         self.exposure_col = exposure_col
         self.output = output
+        self.calibrate = calibrate
 
     def _required(self) -> list[str]:
         return [self.material_col, self.year_col, self.exposure_col]
@@ -317,6 +351,8 @@ class EmpiricalBayesRateBaseline(_ScoreBaseline):
     output : {"rate", "expected"}, default "rate"
         ``"rate"``: posterior rate (per km-year, or per year without exposure).
         ``"expected"``: posterior rate x ``exposure_km`` (expected breaks next year).
+    calibrate : bool, default True
+        Fit the isotonic map behind :meth:`break_probability` (False: a ranking only).
 
     Attributes
     ----------
@@ -332,11 +368,13 @@ class EmpiricalBayesRateBaseline(_ScoreBaseline):
         exposure_col: str = "exposure_km",
         years_col: str = "history_years",
         output: Literal["rate", "expected"] = "rate",
+        calibrate: bool = True,
     ) -> None:
         self.count_col = count_col
         self.exposure_col = exposure_col
         self.years_col = years_col
         self.output = output
+        self.calibrate = calibrate
 
     def _required(self) -> list[str]:
         return [self.count_col, self.exposure_col, self.years_col]

@@ -331,20 +331,22 @@ def model_data(
     if weight_col and not (rows[weight_col].fillna(0) > 0).any():
         weight_col = None
         notes.append(f"{unit_type} lengths unknown: capture is by share of units")
+    # rankings only: the folds and a champion's members read a baseline's score, and the
+    # champion is calibrated on its own, so the baselines' isotonic maps are not fitted
     base: dict[str, Callable[[], BaseEstimator]] = {
-        "past_breaks_5y": lambda: PastBreaksBaseline("breaks_last5"),
-        "empirical_bayes": lambda: EmpiricalBayesRateBaseline(),
+        "past_breaks_5y": lambda: PastBreaksBaseline("breaks_last5", calibrate=False),
+        "empirical_bayes": lambda: EmpiricalBayesRateBaseline(calibrate=False),
     }
     if weight_col and rows.loc[lab, "rate_last5_per_km"].notna().any():
-        base["past_rate_5y"] = lambda: PastBreaksBaseline("rate_last5_per_km")
+        base["past_rate_5y"] = lambda: PastBreaksBaseline("rate_last5_per_km", calibrate=False)
     if "smooth_last5" in rows:
-        base["smoothed_5y"] = lambda: PastBreaksBaseline("smooth_last5")
+        base["smoothed_5y"] = lambda: PastBreaksBaseline("smooth_last5", calibrate=False)
     if rows.loc[lab, "age_mean"].notna().any():
-        base["age"] = lambda: AgeBaseline()
+        base["age"] = lambda: AgeBaseline(calibrate=False)
     else:
         notes.append("age baseline left out: no install years")
     if "material" in rows and rows.loc[lab, "material"].notna().any():
-        base["material_decade"] = lambda: MaterialDecadeBaseline()
+        base["material_decade"] = lambda: MaterialDecadeBaseline(calibrate=False)
     return ModelData(unit_type, rows, feats, weight_col, base, notes)
 
 
