@@ -237,6 +237,10 @@ class PublishTarget(Protocol):
 
     #: the registry name
     name: str
+    #: whether :meth:`write` may run in another process: the target holds settings only,
+    #: nothing :meth:`check` opened (a connection, a token); such targets are written in a
+    #: background process beside the others when the star is large
+    portable: bool
 
     def check(self) -> None:
         """Fail fast, before the star is built: unreachable, token refused, newer schema."""

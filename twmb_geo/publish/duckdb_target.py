@@ -182,6 +182,7 @@ class DuckDBTarget:
     """The ``duckdb`` publish target: one transaction replaces every star table."""
 
     name = "duckdb"
+    portable = True
 
     def __init__(self, path: Path, schema_version: int, *, source: str = "") -> None:
         self.path = Path(path)

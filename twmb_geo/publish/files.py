@@ -285,6 +285,7 @@ class FolderTarget:
     """The ``folder`` publish target: Parquet and/or CSV files swapped in atomically."""
 
     name = "folder"
+    portable = True
 
     def __init__(
         self,

@@ -4,6 +4,11 @@ Targets come from the registry of :mod:`.targets` (``folder``, ``duckdb``, ``tur
 ``turso``), each behind the :class:`~.base.PublishTarget` protocol. Every target gets the
 same tables and the same ``publish_id`` (a digest of their content), so a reader can tell
 which targets hold the same publish.
+
+A large star (:data:`BACKGROUND_ROWS` rows or more) written to portable targets (the
+folder, DuckDB) and to others (Turso) is written to the portable ones in a background
+process while this process writes the rest: pyturso holds the GIL while it inserts, so
+only a second interpreter overlaps with it.
 """
 
 from __future__ import annotations
@@ -11,17 +16,19 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..core.background import background_process
 from ..core.files import remove_dead_leftovers, sibling
 from ..core.types import Progress
-from ..errors import ContractError, InputDataError, StoreError
+from ..errors import ContractError, InputDataError, PublishError, StoreError
 from ..store.duckdb_store import Store
 from ..store.project import in_project_crs
-from .base import PreparedStar, TargetOptions, prepare_star
+from .base import PreparedStar, PublishTarget, TargetOptions, prepare_star
 from .files import FORMATS
 from .star import STAR_TABLES, check_keys, spool_star
 from .tables import StarTable
@@ -32,6 +39,10 @@ __all__ = ["LOCAL_TARGETS", "TARGETS", "TOKEN_ENV", "default_paths", "publish"]
 
 #: environment variable holding the remote Turso token (never a CLI option: shells log those)
 TOKEN_ENV = "TURSO_AUTH_TOKEN"
+
+#: stars of this many rows or more write their portable targets in a background process
+#: (a smaller star is written sooner than a second interpreter starts)
+BACKGROUND_ROWS = 2_000_000
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
@@ -62,7 +73,8 @@ def publish(
     ``token`` defaults to the ``TURSO_AUTH_TOKEN`` environment variable (remote only).
     Raises :class:`ContractError` (nothing written) when a fact key does not resolve and
     :class:`~twmb_geo.errors.PublishError` when a target fails; targets already written
-    stay written, each one atomically.
+    stay written, each one atomically. Targets written in the background (module doc)
+    run to their end whatever happens here; the first error in target order is raised.
     """
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
@@ -89,7 +101,7 @@ def publish(
             target.check()
         with _spool_folder(cfg) as spool:
             tables, star = _build(cfg, spool)
-            written = [target.write(tables, star).to_dict() for target in chosen]
+            written = _write(chosen, tables, star)
     finally:
         for target in chosen:
             target.close()
@@ -100,6 +112,56 @@ def publish(
         "checksums": star.checksums,
         "targets": written,
     }
+
+
+def _write(
+    chosen: Sequence[PublishTarget], tables: Mapping[str, StarTable], star: PreparedStar
+) -> list[dict[str, Any]]:
+    """Write ``star`` to every target, in order; the portable ones in a background process
+    beside the others when the star is large (module doc). Results in target order."""
+    away = [t for t in chosen if t.portable]
+    rows = sum(len(tables[t]) for t in STAR_TABLES)
+    if rows < BACKGROUND_ROWS or not away or len(away) == len(chosen):
+        return [t.write(tables, star).to_dict() for t in chosen]
+    here = [t for t in chosen if not t.portable]
+    done: dict[str, dict[str, Any]] = {}
+    errors: dict[str, BaseException] = {}
+    with background_process() as executor:
+        future = executor.submit(_write_away, away, tables, star)
+        for target in here:
+            try:
+                done[target.name] = target.write(tables, star).to_dict()
+            except Exception as exc:  # noqa: BLE001  (raised below, after the background)
+                errors[target.name] = exc
+                break  # fail fast, as in sequence: later targets are not written
+        try:
+            done.update(future.result())
+        except BrokenProcessPool as exc:
+            errors[away[0].name] = PublishError(
+                f"the process writing {[t.name for t in away]} died ({exc}); those targets "
+                "keep their previous publish"
+            )
+        except Exception as exc:  # noqa: BLE001
+            errors[getattr(exc, "target", away[0].name)] = exc
+    for target in chosen:
+        if target.name in errors:
+            raise errors[target.name]
+    return [done[t.name] for t in chosen]
+
+
+def _write_away(
+    targets: Sequence[PublishTarget], tables: Mapping[str, StarTable], star: PreparedStar
+) -> dict[str, dict[str, Any]]:
+    """Write ``star`` to ``targets`` in order (in the background process); the first
+    failure stops and is raised, tagged with its target's name (``exc.target``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        try:
+            out[target.name] = target.write(tables, star).to_dict()
+        except Exception as exc:
+            exc.target = target.name  # type: ignore[attr-defined]
+            raise
+    return out
 
 
 @contextmanager

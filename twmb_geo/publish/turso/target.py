@@ -22,6 +22,9 @@ class TursoPublishTarget:
     the same session. The session holds the token; nothing outlives :meth:`close`.
     """
 
+    #: the session :meth:`check` opened is written through: this process only
+    portable = False
+
     def __init__(
         self, name: str, spec: TursoTarget, *, source: str = "", progress: Progress | None = None
     ) -> None:
