@@ -9,7 +9,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twmb_geo.publish.values import RowDigests, _token, table_checksum
+from twmb_geo.publish.values import (
+    RowDigests,
+    _canonical_floats,
+    _token,
+    table_checksum,
+)
 
 
 def reference(rows: list[tuple]) -> str:
@@ -78,3 +83,21 @@ def test_tokens_that_must_differ_do() -> None:
     assert table_checksum(rows) != table_checksum(rows[:2])
     assert table_checksum([]) != table_checksum([(1, "a")])
     assert np.float64(-0.0) == 0.0 and table_checksum([(-0.0,)]) != table_checksum([(0,)])
+
+
+pools = st.lists(floats | st.none(), min_size=1, max_size=40)
+
+
+@settings(max_examples=120, derandomize=True, deadline=None)
+@given(pools, st.integers(1024, 3000), st.integers(0, 2**32 - 1))
+def test_long_float_columns_convert_as_value_by_value(pool, n, seed) -> None:
+    """Columns long enough to convert each distinct value once give, value for value, the
+    canonical floats of the value-by-value definition (-0.0, NaN, infinities, nulls; few
+    distinct values, and as many as rows)."""
+    rng = np.random.default_rng(seed)
+    picks = [pool[i] for i in rng.integers(0, len(pool), n)]
+    for column in (picks, [*picks[: n // 4], *rng.normal(size=n - n // 4).tolist()]):
+        arr = np.array([math.nan if v is None else v for v in column], dtype=np.float64)
+        want = [None if math.isnan(v) else float(f"{v:.15g}") + 0.0 for v in arr.tolist()]
+        got = _canonical_floats(arr)
+        assert [repr(v) for v in got] == [repr(v) for v in want]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ..contracts import TableSchema
 from ..errors import ContractError
@@ -37,8 +38,7 @@ def column_values(s: pd.Series, type_name: str) -> list[Any]:
         return [None if _is_missing(v) else int(v) for v in s.tolist()]
     if type_name == "float64":
         arr = pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
-        # + 0.0 turns -0.0 into 0.0: SQLite stores an integral REAL as an integer, losing the sign
-        return [None if math.isnan(v) else float(f"{v:.15g}") + 0.0 for v in arr.tolist()]
+        return _canonical_floats(arr)
     if type_name == "date":
         d = pd.to_datetime(s)
         return [None if _is_missing(v) else v.strftime("%Y-%m-%d") for v in d.tolist()]
@@ -46,6 +46,28 @@ def column_values(s: pd.Series, type_name: str) -> list[Any]:
         d = pd.to_datetime(s)
         return [None if _is_missing(v) else v.isoformat() for v in d.tolist()]
     return [None if _is_missing(v) else str(v) for v in s.tolist()]
+
+
+def _canonical_list(values: list[float]) -> list[float | None]:
+    # + 0.0 turns -0.0 into 0.0: SQLite stores an integral REAL as an integer, losing the sign
+    return [None if math.isnan(v) else float(f"{v:.15g}") + 0.0 for v in values]
+
+
+#: columns shorter than this are converted value by value (no table of distinct values)
+_DISTINCT_MIN_ROWS = 1024
+
+
+def _canonical_floats(arr: NDArray[np.float64]) -> list[float | None]:
+    """Canonical values of a float column (15 significant digits, NaN as None, no -0.0);
+    a column of few distinct values (a unit's length repeated over its years) converts
+    each distinct value once."""
+    if len(arr) < _DISTINCT_MIN_ROWS:
+        return _canonical_list(arr.tolist())
+    distinct, where = np.unique(arr, return_inverse=True)  # -0.0 joins 0.0: both give 0.0
+    if len(distinct) > len(arr) // 2:
+        return _canonical_list(arr.tolist())
+    table = np.array(_canonical_list(distinct.tolist()), dtype=object)
+    return table[where.reshape(-1)].tolist()
 
 
 def frame_columns(df: pd.DataFrame, schema: TableSchema) -> list[list[Any]]:
