@@ -4,6 +4,7 @@ failure or a dead background process is a clear error; a killed publish leaves n
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -17,6 +18,8 @@ import pandas as pd
 import pytest
 import turso
 
+from twmb_geo.core.background import background_process, run_in
+from twmb_geo.core.compute import jobs_plan, parallel_map
 from twmb_geo.errors import PublishError
 from twmb_geo.publish import stage
 from twmb_geo.publish.base import PreparedStar, TargetResult, prepare_star
@@ -148,9 +151,31 @@ def test_a_dead_background_process_is_a_clear_error(small_star, tmp_path, monkey
         _write(chosen, small_star)
 
 
+def _children() -> int:
+    return len(multiprocessing.active_children())
+
+
+def _squares(n: int) -> list[int]:
+    plan = jobs_plan(2, n)  # two worker processes, whatever the cores
+    return list(parallel_map(pow, [(i, 2) for i in range(n)], plan, window=n))
+
+
+def test_the_background_process_leaves_a_core_here_and_no_workers_behind():
+    """The background process runs on every core but one (this process's); worker pools
+    a task started are stopped when it ends (else the process waits up to 300 s for them
+    when it exits)."""
+    here = sorted(os.sched_getaffinity(0))
+    with background_process() as ex:
+        there = run_in(ex, os.sched_getaffinity, 0).result()
+        assert sorted(there) == (here[1:] if len(here) > 1 else here)
+        assert run_in(ex, _squares, 6).result() == [i * i for i in range(6)]
+        assert run_in(ex, _children).result() == 0
+
+
 def test_the_background_process_exits_when_its_parent_is_killed(tmp_path):
     """A publish killed mid-write leaves no background writer: the process exits within a
-    second of its parent's death instead of finishing its work."""
+    second of its parent's death instead of finishing its work. The parent's script is
+    read from stdin (``python -``), whose path ``<stdin>`` a spawned process cannot load."""
     (tmp_path / "slow.py").write_text(
         textwrap.dedent(
             """
@@ -165,21 +190,24 @@ def test_the_background_process_exits_when_its_parent_is_killed(tmp_path):
     )
     script = textwrap.dedent(
         f"""
-        import sys, time
+        import os, sys, time
         sys.path.insert(0, {str(tmp_path)!r})
         from slow import touch_later
-        from twmb_geo.core.background import background_process
+        from twmb_geo.core.background import background_process, run_in
         with background_process() as ex:
-            ex.submit(touch_later, {str(tmp_path / "late.txt")!r})
-            while not ex._processes:
-                time.sleep(0.05)
-            print(*ex._processes, flush=True)
+            print(run_in(ex, os.getpid).result(), flush=True)
+            run_in(ex, touch_later, {str(tmp_path / "late.txt")!r})
             time.sleep(60)
         """
     )
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None
+    parent = subprocess.Popen(
+        [sys.executable, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdin is not None and parent.stdout is not None
+    parent.stdin.write(script)
+    parent.stdin.close()
     child = int(parent.stdout.readline())
+    assert child != parent.pid
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(timeout=10)
     deadline = time.monotonic() + 10

@@ -31,6 +31,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from joblib import Parallel, delayed, parallel_config
+from joblib.externals.loky import get_reusable_executor
 from threadpoolctl import threadpool_info, threadpool_limits
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "limit_threads",
     "limits_enabled",
     "parallel_map",
+    "release_workers",
     "thread_counts",
     "thread_plan",
 ]
@@ -268,6 +270,16 @@ def parallel_map(
     tasks = (delayed(_limited)(limit, fn, args) for args in jobs)
     with parallel_config(backend="loky", inner_max_num_threads=limit):
         return iter(Parallel(n_jobs=plan.n_jobs, return_as="generator")(tasks))
+
+
+def release_workers() -> None:
+    """Stop the idle worker processes :func:`parallel_map` keeps for reuse.
+
+    They stop by themselves at this process's normal exit, or after 300 s idle; a process
+    started by :mod:`multiprocessing` exits without the normal exit's handlers and waits
+    for its children first, so it would wait for that timeout.
+    """
+    get_reusable_executor().shutdown(wait=True, kill_workers=True)
 
 
 def _windows(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..core.background import background_process
+from ..core.background import background_process, run_in
 from ..core.files import remove_dead_leftovers, sibling
 from ..core.types import Progress
 from ..errors import ContractError, InputDataError, PublishError, StoreError
@@ -127,7 +127,7 @@ def _write(
     done: dict[str, dict[str, Any]] = {}
     errors: dict[str, BaseException] = {}
     with background_process() as executor:
-        future = executor.submit(_write_away, away, tables, star)
+        future = run_in(executor, _write_away, away, tables, star)
         for target in here:
             try:
                 done[target.name] = target.write(tables, star).to_dict()
