@@ -279,7 +279,9 @@ def release_workers() -> None:
     started by :mod:`multiprocessing` exits without the normal exit's handlers and waits
     for its children first, so it would wait for that timeout.
     """
-    get_reusable_executor().shutdown(wait=True, kill_workers=True)
+    # reuse=True takes the pool as it is: without it, a pool of another size is first
+    # resized, which can start workers only to stop them
+    get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
 
 
 def _windows(

@@ -18,7 +18,7 @@ the same contract:
   observed break share of NaN-score training rows (or the overall share if there were
   none). With ``calibrate=False`` that map is not fitted (a ranking only: validation
   folds and the champion's members read the score, never the baseline's own
-  probability, and the map is half the cost of a fit on millions of rows) and
+  probability, and the map is most of the cost of a fit on millions of rows) and
   ``break_probability`` raises.
 * Parameters are stored verbatim by ``__init__`` (``get_params``/``clone`` work);
   everything learned lives in attributes ending in ``_``.
