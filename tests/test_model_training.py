@@ -149,7 +149,7 @@ def test_folds_on_a_cluster_give_the_same_validation(md: ModelData) -> None:
     mc = replace(CHEAP, n_jobs=1)
     here = cross_validate(md, mc, h3_resolution=9, threads=1)
     with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as client:
-        there = cross_validate(md, mc, h3_resolution=9, threads=1, client=client)
+        there = cross_validate(md, mc, h3_resolution=9, threads=1, client=client, final=True)
         held = _held_after_release(client)
     assert set(held.values()) == {0}
     pd.testing.assert_frame_equal(there.metrics, here.metrics)
@@ -157,8 +157,12 @@ def test_folds_on_a_cluster_give_the_same_validation(md: ModelData) -> None:
     pd.testing.assert_frame_equal(there.forward_predictions, here.forward_predictions)
     assert there.selection.outer == here.selection.outer
     assert there.champion == here.champion
+    assert here.final is None and there.final is not None
+    # the final fit made on a worker beside the folds is the one fitted here
     a, b = fit_final(md, mc, here, threads=1), fit_final(md, mc, there, threads=1)
+    assert b is there.final
     np.testing.assert_array_equal(a.expected_breaks(md.latest), b.expected_breaks(md.latest))
+    np.testing.assert_array_equal(a.link(md.latest), b.link(md.latest))
 
 
 def test_same_model_with_one_thread_and_with_two(md: ModelData) -> None:
@@ -166,7 +170,7 @@ def test_same_model_with_one_thread_and_with_two(md: ModelData) -> None:
     workers of one thread each) validate, choose and fit the same model."""
     mc = replace(CHEAP, n_jobs=2)
     one = cross_validate(md, mc, h3_resolution=9, threads=1)
-    two = cross_validate(md, mc, h3_resolution=9, threads=2)
+    two = cross_validate(md, mc, h3_resolution=9, threads=2, final=True)
     assert one.plan == ThreadPlan(threads=1, n_jobs=1, per_process=1)
     assert two.plan == ThreadPlan(threads=2, n_jobs=2, per_process=1)
     pd.testing.assert_frame_equal(one.metrics, two.metrics)

@@ -26,9 +26,11 @@ from twmb_geo.core.cluster import (
     WORKER_ENVIRON,
     ClusterSpec,
     local_cluster,
+    map_largest_first,
     map_partitions,
     open_client,
 )
+from twmb_geo.core.compute import thread_plan
 from twmb_geo.errors import ConfigError
 from twmb_geo.features.partitioned import _codes, _present
 from twmb_geo.spatial.partition import (
@@ -205,6 +207,26 @@ def test_tasks_run_under_the_callers_analysis_crs(client) -> None:
     with using_crs(None):
         assert map_partitions(_crs_of_task, [(1,)], client) == [(1, None)]
     assert current_crs() != "EPSG:7856"
+
+
+def _started(log: str, value: int) -> int:
+    with Path(log).open("a") as fh:
+        fh.write(f"{value}\n")
+    return value * 10
+
+
+def test_largest_jobs_start_first_and_keep_their_positions(client, tmp_path: Path) -> None:
+    sizes = [1.0, 5.0, 3.0, 5.0, 0.0]
+    plan = thread_plan(1, 1)
+    log = str(tmp_path / "here.log")
+    here = list(map_largest_first(_started, [(log, v) for v in range(5)], sizes, plan))
+    # largest first, equal sizes in the order of the jobs
+    assert [k for k, _ in here] == [1, 3, 2, 0, 4]
+    assert Path(log).read_text().split() == ["1", "3", "2", "0", "4"]
+    assert dict(here) == {v: v * 10 for v in range(5)}
+    far = str(tmp_path / "far.log")
+    there = list(map_largest_first(_started, [(far, v) for v in range(5)], sizes, plan, client))
+    assert there == here
 
 
 def test_a_local_cluster_gives_the_in_process_features_scores_and_star(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,6 +34,7 @@ __all__ = [
     "WORKER_ENVIRON",
     "ClusterSpec",
     "local_cluster",
+    "map_largest_first",
     "map_partitions",
     "map_tasks",
     "open_client",
@@ -239,3 +240,22 @@ def map_tasks(
     if client is None:
         return parallel_map(fn, jobs, plan)
     return iter(map_partitions(fn, jobs, client))
+
+
+def map_largest_first(
+    fn: Callable[..., R],
+    jobs: Sequence[tuple[Any, ...]],
+    sizes: Sequence[float],
+    plan: ThreadPlan,
+    client: Client | None = None,
+) -> Iterator[tuple[int, R]]:
+    """:func:`map_tasks` with the largest jobs (by ``sizes``) started first; yields
+    ``(position in jobs, result)`` as they come.
+
+    Jobs of unequal cost (validation folds on growing training years) finish in order of
+    size this way, so the workers end with a small job rather than one waiting alone for
+    the largest. Equal sizes keep the order of ``jobs``.
+    """
+    order = sorted(range(len(jobs)), key=lambda k: -sizes[k])
+    done = map_tasks(fn, (jobs[k] for k in order), plan, client)
+    yield from zip(order, done, strict=True)

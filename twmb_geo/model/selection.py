@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from ..core.cluster import map_tasks
+from ..core.cluster import map_largest_first
 from ..core.compute import ThreadPlan, thread_plan
 from ..errors import InputDataError
 from .champion import ChampionModel, Ecdf, RateCalibrator, fit_member, member_score
@@ -180,15 +180,20 @@ def forward_folds(
     and ``n_jobs``; a given plan sets the workers instead of ``n_jobs``). With a Dask
     ``client`` they run as tasks on its cluster instead, ``lab`` then best sent to the
     workers once (:func:`~twmb_geo.core.cluster.shared_data`: a future of the rows). The
-    result does not depend on where or in which order they finish.
+    latest test years, the folds with the most training rows, start first. The result does
+    not depend on where or in which order they run.
     """
     plan = plan or thread_plan(None, n_jobs)
-    out: list[FoldScores] = []
-    jobs = ((lab, members, int(T), density_col, weight_col) for T in years)
-    done = map_tasks(_forward_fold, jobs, plan, client)
-    for k, (T, f) in enumerate(zip(years, done, strict=True)):
+    jobs = [(lab, members, int(T), density_col, weight_col) for T in years]
+    # a later test year trains on more years: the largest folds go first
+    done: dict[int, FoldScores | None] = {}
+    for k, f in map_largest_first(_forward_fold, jobs, [float(T) for T in years], plan, client):
+        done[k] = f
         if progress:
-            progress(f"{label}forward fold {k + 1}/{len(years)}")
+            progress(f"{label}forward fold {len(done)}/{len(years)}")
+    out: list[FoldScores] = []
+    for k, T in enumerate(years):
+        f = done[k]
         if f is None:
             log.warning("%sforward year %d skipped: no breaks in its training rows", label, T)
             continue

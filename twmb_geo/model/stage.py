@@ -447,9 +447,14 @@ def _train_one(
     md = _training_data(store, cfg, unit_type)
     threads = cfg.compute.threads
     cv = cross_validate(
-        md, mc, h3_resolution=cfg.h3_resolution, progress=tick, threads=threads, client=client
+        md,
+        mc,
+        h3_resolution=cfg.h3_resolution,
+        progress=tick,
+        threads=threads,
+        client=client,
+        final=True,
     )
-    tick(f"{unit_type}: final fit")
     final = fit_final(md, mc, cv, threads=threads)
     summary = summarise_cv(cv.metrics)
     ft = cv.forward_totals

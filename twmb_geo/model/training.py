@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..config import ModelConfig
-from ..core.cluster import map_tasks, shared_data
+from ..core.cluster import map_largest_first, shared_data
 from ..core.compute import ThreadPlan, limit_threads, thread_plan
 from ..core.units import unit_type as unit_type_spec
 from ..core.vocab import MATERIAL_GROUPS
@@ -432,6 +433,8 @@ class CVResult:
     scheme_warnings: list[str] = field(default_factory=list)
     #: the workers and threads the validation ran with (see :func:`cross_validate`)
     plan: ThreadPlan | None = None
+    #: the champion fitted on every labelled row (``cross_validate(final=True)``), else None
+    final: ChampionModel | None = None
 
     @property
     def champion(self) -> Candidate:
@@ -455,6 +458,7 @@ class _Parts:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     imp: list[pd.DataFrame] = field(default_factory=list)
+    final: ChampionModel | None = None
 
 
 def _era(lab: pd.DataFrame, years: Sequence[int]) -> np.ndarray:
@@ -462,58 +466,106 @@ def _era(lab: pd.DataFrame, years: Sequence[int]) -> np.ndarray:
     return np.isin(lab["year"].to_numpy(), np.asarray(list(years)))
 
 
-def _other_scheme(
-    scheme: str,
+#: a scheme's folds as (training rows, test rows), or why the scheme is skipped
+Splits = dict[str, list[tuple[np.ndarray, np.ndarray]] | str]
+
+
+def _scheme_splits(md: ModelData, mc: ModelConfig, lab: pd.DataFrame, res: int) -> Splits:
+    """The folds of every non-forward scheme of ``mc.schemes`` (row positions as int32
+    when they fit: the folds of every scheme are held at once), or why one is skipped."""
+    small = len(lab) < np.iinfo(np.int32).max
+    out: Splits = {}
+    for scheme in mc.schemes:
+        if scheme == "forward":
+            continue
+        try:
+            splitter = _splitter(scheme, mc, lab, res)
+            folds = splitter.split(lab, lab["target_count"].to_numpy(dtype=float))
+            out[scheme] = [
+                (tr.astype(np.int32), te.astype(np.int32)) if small else (tr, te)
+                for tr, te in folds
+            ]
+        except (InputDataError, ConfigError) as exc:
+            out[scheme] = (
+                f"{md.unit_type}: {scheme} validation skipped: {exc} "
+                "([model] block_resolution and spatial_folds set the spatial blocks)"
+            )
+    return out
+
+
+def _other_schemes(
+    splits: Splits,
     md: ModelData,
     mc: ModelConfig,
     cv: tuple[Selection, dict[str, BaseEstimator]],
     lab: pd.DataFrame,
-    res: int,
     parts: _Parts,
     progress: Callable[[str], None] | None,
     run: _Runner,
-) -> str | None:
-    """Run the champion and the baselines through one non-forward scheme (None, or why skipped).
+    final: bool,
+) -> list[str]:
+    """Run the champion and the baselines through every non-forward scheme's folds; the
+    reasons of the schemes skipped.
 
     Spatial and random folds are scored on the forward test years only (time-aware), so
     the schemes compare like with like; training rows are every row the splitter allows.
+    The folds of all schemes run as one batch, the largest first, with the final fit on
+    every labelled row when ``final`` (into ``parts.final``); the metric rows come out in
+    the order of the schemes and their folds.
     """
     sel, ests = cv
-    try:
-        splitter = _splitter(scheme, mc, lab, res)
-        folds = list(splitter.split(lab, lab["target_count"].to_numpy(dtype=float)))
-    except (InputDataError, ConfigError) as exc:
-        return (
-            f"{md.unit_type}: {scheme} validation skipped: {exc} "
-            "([model] block_resolution and spatial_folds set the spatial blocks)"
-        )
-    era = _era(lab, sel.outer_years) if scheme in ("spatial", "random") else None
     slim = dataclasses.replace(md, rows=md.rows.iloc[:0])
-    jobs = (
-        (
-            scheme,
-            k,
-            run.data,
-            tr,
-            te if era is None else te[era[te]],
-            sel.final.pick,
-            ests,
-            slim,
-            mc,
-        )
-        for k, (tr, te) in enumerate(folds)
-    )
-    done = map_tasks(_scheme_fold, jobs, run.plan, run.client)
-    for k, (rows, imp) in enumerate(done):
+    skipped = [why for why in splits.values() if isinstance(why, str)]
+    keys: list[tuple[str, int]] = []
+    jobs: list[tuple[Any, ...]] = []
+    sizes: list[float] = []
+    for scheme, folds in splits.items():
+        if isinstance(folds, str):
+            continue
+        era = _era(lab, sel.outer_years) if scheme in ("spatial", "random") else None
+        for k, (tr, te) in enumerate(folds):
+            test = te if era is None else te[era[te]]
+            keys.append((scheme, k))
+            jobs.append(
+                (_scheme_fold, scheme, k, run.data, tr, test, sel.final.pick, ests, slim, mc)
+            )
+            sizes.append(float(len(tr)))
+    if final:
+        pick = (sel.final.pick, ests, md.density_col, sel.calibration)
+        jobs.append((_final_fit, run.data, *pick))
+        sizes.append(float(len(lab)))
+    done: dict[int, Any] = {}
+    for i, result in map_largest_first(_call, jobs, sizes, run.plan, run.client):
+        done[i] = result
         if progress:
-            progress(f"{md.unit_type}: {scheme} fold {k + 1}/{len(folds)}")
+            progress(f"{md.unit_type}: validation fold {len(done)}/{len(jobs)}")
+    if final:
+        parts.final = done[len(keys)]
+    for i, (scheme, k) in enumerate(keys):
+        rows, imp = done[i]
         if rows is None:
             log.warning("%s %s fold %d skipped: no breaks or no test rows", md.unit_type, scheme, k)
             continue
         parts.rows += rows
         if imp is not None:
             parts.imp.append(imp)
-    return None
+    return skipped
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def _final_fit(
+    lab: pd.DataFrame,
+    pick: Candidate,
+    ests: dict[str, BaseEstimator],
+    density_col: str | None,
+    calibration: Any,
+) -> ChampionModel:
+    """The champion fitted on every labelled row (:func:`fit_final`, as a task)."""
+    y = lab["target_count"].to_numpy(dtype=float)
+    return make_champion(pick, ests, density_col).fit(lab, y, calibration=calibration)
 
 
 def _scheme_fold(
@@ -540,15 +592,9 @@ def _scheme_fold(
     year = int(ted["year"].iloc[0]) if scheme == "spatiotemporal" else None
     champ = make_champion(pick, ests, md.density_col).fit(trd, ytr)
     head = (md, scheme)
+    scores = champ.evaluate(ted)
     rows = _metric_rows(
-        *head,
-        CHAMPION,
-        k,
-        year,
-        len(trd),
-        ted,
-        champ.risk_score(ted),
-        champ.break_probability(ted),
+        *head, CHAMPION, k, year, len(trd), ted, scores.risk_score, scores.probability
     )
     for name in md.baselines:
         m = fit_member(ests[name], trd, ytr)
@@ -571,6 +617,7 @@ def cross_validate(
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
     client: Client | None = None,
+    final: bool = False,
 ) -> CVResult:
     """Champion selection by nested forward validation, then the champion under every scheme.
 
@@ -589,11 +636,17 @@ def cross_validate(
     With a Dask ``client`` the folds run as tasks on its cluster instead (the labelled
     rows sent to every worker once), with the same results: every fold is seeded by its
     own number, wherever it runs.
+
+    With ``final`` the champion is also fitted on every labelled row, as :func:`fit_final`
+    would, but as one more task beside the other schemes' folds (where a worker would
+    otherwise wait); it is :attr:`CVResult.final`.
     """
     plan = thread_plan(threads, mc.n_jobs)
     lab = md.labelled
+    run = _Runner(plan, client, None)
     with limit_threads(plan), shared_data(lab, client) as data:
-        return _cross_validate(md, lab, mc, h3_resolution, progress, _Runner(plan, client, data))
+        run = dataclasses.replace(run, data=data)
+        return _cross_validate(md, lab, mc, h3_resolution, progress, run, final)
 
 
 def _cross_validate(
@@ -603,6 +656,7 @@ def _cross_validate(
     h3_resolution: int,
     progress: Callable[[str], None] | None,
     run: _Runner,
+    final: bool,
 ) -> CVResult:
     """:func:`cross_validate` of ``md``'s labelled rows ``lab``, its folds run by ``run``."""
     ests = model_estimators(md, mc)
@@ -617,39 +671,38 @@ def _cross_validate(
         mc.selection_years,
         mc.selection_breaks,
     )
-    folds = forward_folds(
-        run.data,
-        ests,
-        fit_years,
-        density_col=md.density_col,
-        weight_col=md.weight_col,
-        progress=progress,
-        label=f"{md.unit_type}: ",
-        plan=run.plan,
-        client=run.client,
-    )
-    forced = None if mc.champion == "auto" else mc.champion
-    sel = select(
-        folds,
-        outer,
-        models,
-        baselines,
-        min_years=mc.selection_years,
-        min_breaks=mc.selection_breaks,
-        blend_weights=mc.blend_weights,
-        density_col=md.density_col,
-        fracs=FRACS,
-        forced=forced,
-    )
+    # the other schemes' folds are drawn in a thread while the forward folds run
+    with ThreadPoolExecutor(1, thread_name_prefix="twmb-splits") as pool:
+        drawn = pool.submit(_scheme_splits, md, mc, lab, h3_resolution)
+        folds = forward_folds(
+            run.data,
+            ests,
+            fit_years,
+            density_col=md.density_col,
+            weight_col=md.weight_col,
+            progress=progress,
+            label=f"{md.unit_type}: ",
+            plan=run.plan,
+            client=run.client,
+        )
+        forced = None if mc.champion == "auto" else mc.champion
+        sel = select(
+            folds,
+            outer,
+            models,
+            baselines,
+            min_years=mc.selection_years,
+            min_breaks=mc.selection_breaks,
+            blend_weights=mc.blend_weights,
+            density_col=md.density_col,
+            fracs=FRACS,
+            forced=forced,
+        )
+        splits = drawn.result()
     parts = _Parts()
-    skipped: list[str] = []
-    for scheme in mc.schemes:
-        if scheme == "forward":
-            continue
-        why = _other_scheme(scheme, md, mc, (sel, ests), lab, h3_resolution, parts, progress, run)
-        if why:
-            log.warning(why)
-            skipped.append(why)
+    skipped = _other_schemes(splits, md, mc, (sel, ests), lab, parts, progress, run, final)
+    for why in skipped:
+        log.warning(why)
     metrics = pd.DataFrame([*sel.metrics, *parts.rows])
     return CVResult(
         metrics=metrics,
@@ -663,6 +716,7 @@ def _cross_validate(
         families=fam,
         skipped=skipped,
         plan=run.plan,
+        final=parts.final,
     )
 
 
@@ -753,12 +807,14 @@ def fit_final(
 
     The fit runs in this process with the OpenMP/BLAS threads of one process of
     :func:`cross_validate`: ``max(1, threads // workers)`` (``threads`` None: the cores
-    available; workers: ``mc.n_jobs``, at most ``threads``).
+    available; workers: ``mc.n_jobs``, at most ``threads``). A ``cv`` of
+    ``cross_validate(final=True)`` already holds this fit: it is returned.
     """
     lab = md.labelled
     y = lab["target_count"].to_numpy(dtype=float)
     if (y > 0).sum() == 0:
         raise InputDataError(f"no {md.unit_type} breaks in the labelled years: nothing to learn")
-    champ = make_champion(cv.champion, cv.estimators, md.density_col)
+    if cv.final is not None:
+        return cv.final
     with limit_threads(thread_plan(threads, mc.n_jobs)):
-        return champ.fit(lab, y, calibration=cv.selection.calibration)
+        return _final_fit(lab, cv.champion, cv.estimators, md.density_col, cv.selection.calibration)
