@@ -122,6 +122,45 @@ def test_capture_curve_monotone_bounded(data) -> None:
         assert np.all(np.diff(cap) >= -1e-12)
 
 
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    data=st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.sampled_from([0.0, 0.5, 1.0, 2.0, np.nan]),
+            st.floats(0.0, 5.0),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    ties=st.sampled_from(["first", "average"]),
+)
+def test_evaluate_from_one_ranking_equals_each_metric_alone(data, ties) -> None:
+    """``evaluate`` ranks a score once for every capture and precision: the same values as
+    :func:`capture_at` and :func:`precision_at_k` computed one at a time."""
+    y = np.array([c for c, _, _, _ in data], dtype=float)
+    s = np.array([v for _, v, _, _ in data], dtype=float)
+    w = np.array([x for _, _, x, _ in data])
+    new = np.array([b for _, _, _, b in data])
+    fracs = (0.01, 0.3, 0.5, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.MetricWarning)
+        out = M.evaluate(y, s, weight=w, fracs=fracs, new_mask=new, ties=ties)
+        for fr in fracs:
+            key = M.frac_label(fr)
+            want = M.capture_at(y, s, fr, w, ties=ties)
+            assert out[f"capture_{key}"] == want or (
+                math.isnan(want) and math.isnan(out[f"capture_{key}"])
+            )
+            k = max(1, round(fr * len(y)))
+            assert out[f"precision_{key}"] == M.precision_at_k(y, s, k, ties=ties)
+            if new.any():
+                k_new = max(1, round(fr * int(new.sum())))
+                got = out[f"precision_new_{key}"]
+                assert got == M.precision_at_k(y[new], s[new], k_new, ties=ties)
+
+
 def test_capture_undefined_without_breaks() -> None:
     with pytest.warns(M.MetricWarning):
         assert math.isnan(M.capture_at([0, 0], [1, 2], 0.5))

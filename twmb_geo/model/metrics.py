@@ -103,12 +103,25 @@ def _group_ends(sorted_score: NDArray[np.float64], ties: Ties) -> NDArray[np.int
     return np.append(np.flatnonzero(~same), n - 1).astype(np.intp)
 
 
-def _cumulative(
-    y: NDArray[np.float64], score: NDArray[np.float64], w: NDArray[np.float64], ties: Ties
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Knots (cumulative weight, cumulative y) at tie-group ends, starting at (0, 0)."""
+#: a score's ranking (:func:`rank_order`) and the ends of its tie groups (:func:`_group_ends`)
+Ranked = tuple[NDArray[np.intp], NDArray[np.intp]]
+
+
+def _ranked(score: NDArray[np.float64], ties: Ties) -> Ranked:
     order = rank_order(score)
-    ends = _group_ends(score[order], ties)
+    return order, _group_ends(score[order], ties)
+
+
+def _cumulative(
+    y: NDArray[np.float64],
+    score: NDArray[np.float64],
+    w: NDArray[np.float64],
+    ties: Ties,
+    ranked: Ranked | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Knots (cumulative weight, cumulative y) at tie-group ends, starting at (0, 0);
+    ``ranked``: the score's ranking when already made (the metrics of one score share it)."""
+    order, ends = ranked if ranked is not None else _ranked(score, ties)
     cw = np.cumsum(w[order])[ends]
     cy = np.cumsum(y[order])[ends]
     return np.concatenate(([0.0], cw)), np.concatenate(([0.0], cy))
@@ -139,6 +152,7 @@ def _capture_many(
     fracs: NDArray[np.float64],
     weight: ArrayLike | None,
     ties: Ties,
+    ranked: Ranked | None = None,
 ) -> NDArray[np.float64]:
     y = as_1d(y_count, "y_count")
     s = as_1d(score, "score")
@@ -153,7 +167,7 @@ def _capture_many(
         what = "no breaks" if n and total_w > 0 else "no units/weight"
         warnings.warn(f"capture undefined ({what}); returning NaN", MetricWarning, stacklevel=3)
         return np.full(len(fracs), np.nan)
-    xk, yk = _cumulative(y, s, w, ties)
+    xk, yk = _cumulative(y, s, w, ties, ranked)
     budget = fracs * xk[-1]  # xk[-1] is the cumulative total: frac == 1 reaches it exactly
     cap = _interp_knots(budget, xk, yk) / yk[-1]
     cap[fracs >= 1] = 1.0
@@ -266,9 +280,24 @@ def precision_at_k(y_any: ArrayLike, score: ArrayLike, k: int, *, ties: Ties = "
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if n == 0:
         return math.nan
-    kk = min(int(k), n)
-    xk, yk = _cumulative(y, s, np.ones(n), ties)
-    return float(_interp_knots(np.array([float(kk)]), xk, yk)[0] / kk)
+    return _precisions(y, s, [int(k)], ties)[0]
+
+
+def _precisions(
+    y: NDArray[np.float64],
+    s: NDArray[np.float64],
+    ks: Sequence[int],
+    ties: Ties,
+    ranked: Ranked | None = None,
+) -> list[float]:
+    """:func:`precision_at_k` of 0/1 ``y`` at every ``k`` (>= 1) of ``ks`` from one ranking."""
+    n = len(y)
+    if n == 0:
+        return [math.nan for _ in ks]
+    xk, yk = _cumulative(y, s, np.ones(n), ties, ranked)
+    kk = np.minimum(np.asarray(ks, dtype=np.int64), n)
+    got = _interp_knots(kk.astype(np.float64), xk, yk) / kk
+    return [float(v) for v in got]
 
 
 # --------------------------------------------------------------------------- classification
@@ -437,9 +466,9 @@ def _new_unit_metrics(
         out[f"capture_new_{frac_label(fr)}"] = float(c)
     n_new = int(m.sum())
     y_any = (y[m] > 0).astype(np.float64)
-    for fr in f:
-        k = max(1, round(fr * n_new))
-        out[f"precision_new_{frac_label(fr)}"] = precision_at_k(y_any, s[m], k, ties=ties)
+    precisions = _precisions(y_any, s[m], [max(1, round(fr * n_new)) for fr in f], ties)
+    for fr, p in zip(f, precisions, strict=True):
+        out[f"precision_new_{frac_label(fr)}"] = p
     return out
 
 
@@ -498,12 +527,13 @@ def evaluate(
         out["n"] = n
         out["n_breaks"] = float(y.sum())
         out["n_any"] = int(y_any.sum())
-        caps = _capture_many(y, s, f, w, ties)
+        ranked = _ranked(s, ties)  # one sort for the capture and the precision
+        caps = _capture_many(y, s, f, w, ties, ranked)
         for fr, c in zip(f, caps, strict=True):
             out[f"capture_{frac_label(fr)}"] = float(c)
-        for fr in f:
-            k = max(1, round(fr * n))
-            out[f"precision_{frac_label(fr)}"] = precision_at_k(y_any, s, k, ties=ties)
+        ks = [max(1, round(fr * n)) for fr in f]
+        for fr, prec in zip(f, _precisions(y_any, s, ks, ties, ranked), strict=True):
+            out[f"precision_{frac_label(fr)}"] = prec
         out["roc_auc"] = roc_auc(y_any, s)
         out["pr_auc"] = pr_auc(y_any, s)
         if prob is not None:
