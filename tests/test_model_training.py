@@ -17,8 +17,17 @@ from twmb_geo.config import ModelConfig, default_config, load_config, write_conf
 from twmb_geo.core.cluster import ClusterSpec, open_client
 from twmb_geo.core.compute import ThreadPlan
 from twmb_geo.errors import ConfigError, InputDataError
+from twmb_geo.model.champion import ChampionModel
 from twmb_geo.model.reporting import headline, summarise_cv
-from twmb_geo.model.training import ModelData, cross_validate, fit_final, model_data
+from twmb_geo.model.training import (
+    ModelData,
+    _score_drop,
+    cross_validate,
+    fit_final,
+    model_data,
+    model_estimators,
+    permutation_importance,
+)
 
 CHEAP = FAST_MODEL
 
@@ -179,6 +188,31 @@ def test_same_model_with_one_thread_and_with_two(md: ModelData) -> None:
     assert one.champion == two.champion
     a, b = fit_final(md, mc, one, threads=1), fit_final(md, mc, two, threads=2)
     np.testing.assert_array_equal(a.expected_breaks(md.latest), b.expected_breaks(md.latest))
+
+
+def test_permutation_importance_scores_the_stacked_repeats_as_one_at_a_time(
+    md: ModelData,
+) -> None:
+    """A feature's repeats scored in one call of stacked rows: the same drops as a copy of
+    the test rows permuted and scored per repeat (the same draws of ``rng``)."""
+    lab = md.labelled
+    learned = [n for n, e in model_estimators(md, CHEAP).items() if n not in md.baselines]
+    member = model_estimators(md, CHEAP)[learned[0]]
+    model = ChampionModel(members=[(learned[0], member)]).fit(lab, lab["target_count"])
+    test = lab.iloc[::3].reset_index(drop=True)
+    got = permutation_importance(model, test, md, 3, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    y, base = test["target_count"].to_numpy(dtype=float), model.risk_score(test)
+    want = []
+    for feat in model.feature_names_in_:
+        for r in range(3):
+            B = test.copy()
+            B[feat] = test[feat].to_numpy()[rng.permutation(len(test))]
+            for metric, drop in _score_drop(y, None, base, model.risk_score(B)).items():
+                want.append({"feature": str(feat), "metric": metric, "repeat": r, "drop": drop})
+    assert len(model.feature_names_in_) > 3
+    pd.testing.assert_frame_equal(got, pd.DataFrame(want))
+    assert permutation_importance(model, test, md, 0, np.random.default_rng(7)).empty
 
 
 def test_leaky_feature_trips_the_guard() -> None:

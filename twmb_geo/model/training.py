@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -122,9 +123,10 @@ class ModelData:
     #: ``units``, ``of``, ``fraction``, ``seed``, ``strata``; empty: every unit
     sample: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def labelled(self) -> pd.DataFrame:
-        """Rows whose next-year target is known."""
+        """Rows whose next-year target is known (made once: validation, the final fit, the
+        version and the card all read it; ``rows`` is not changed after construction)."""
         return self.rows[self.rows["target_count"].notna()].reset_index(drop=True)
 
     @property
@@ -745,20 +747,26 @@ def permutation_importance(
 
     One row per feature, metric and repeat; each column the model reads (the length
     column of a density ranking excepted) is permuted across the test rows with ``rng``
-    while the others stay fixed; ``model`` is a fitted champion or risk estimator.
+    while the others stay fixed; ``model`` is a fitted champion or risk estimator. A
+    feature's repeats are scored in one call, the test rows stacked once per repeat (the
+    scores are per row).
     """
     y = test["target_count"].to_numpy(dtype=float)
     w = md.weight(test)
     base = model.risk_score(test)
     rows = []
     skip = {md.density_col} if md.density_col else set()
+    n = len(test)
+    stacked = pd.concat([test] * repeats, ignore_index=True) if repeats > 0 else test
     for feat in model.feature_names_in_:
-        if feat in skip:
+        if feat in skip or repeats < 1:
             continue
+        col = test[feat].to_numpy()
+        shuffled = np.concatenate([col[rng.permutation(n)] for _ in range(repeats)])
+        scores = model.risk_score(stacked.assign(**{str(feat): shuffled}))
         for r in range(repeats):
-            B = test.copy()
-            B[feat] = test[feat].to_numpy()[rng.permutation(len(test))]
-            for metric, drop in _score_drop(y, w, base, model.risk_score(B)).items():
+            perm = scores[r * n : (r + 1) * n]
+            for metric, drop in _score_drop(y, w, base, perm).items():
                 rows.append({"feature": str(feat), "metric": metric, "repeat": r, "drop": drop})
     return pd.DataFrame(rows, columns=["feature", "metric", "repeat", "drop"])
 
@@ -810,11 +818,11 @@ def fit_final(
     available; workers: ``mc.n_jobs``, at most ``threads``). A ``cv`` of
     ``cross_validate(final=True)`` already holds this fit: it is returned.
     """
+    if cv.final is not None:
+        return cv.final
     lab = md.labelled
     y = lab["target_count"].to_numpy(dtype=float)
     if (y > 0).sum() == 0:
         raise InputDataError(f"no {md.unit_type} breaks in the labelled years: nothing to learn")
-    if cv.final is not None:
-        return cv.final
     with limit_threads(thread_plan(threads, mc.n_jobs)):
         return _final_fit(lab, cv.champion, cv.estimators, md.density_col, cv.selection.calibration)
