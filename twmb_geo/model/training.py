@@ -270,12 +270,15 @@ def _derived_features(rows: pd.DataFrame) -> pd.DataFrame:
     features of that year only, so a row never sees a later year.
     """
     out = {"eb_rate": np.full(len(rows), np.nan), "eb_rate_last5": np.full(len(rows), np.nan)}
-    recent = rows.assign(
+    # the columns the rates read, sliced year by year (not the whole rows)
+    eb = EmpiricalBayesRateBaseline()
+    basis = rows[list(dict.fromkeys([eb.count_col, eb.exposure_col, eb.years_col]))]
+    recent = basis.assign(
         breaks_to_date=rows["breaks_last5"],
         history_years=np.minimum(rows["history_years"].to_numpy(dtype=float), 5.0),
     )
     for idx in rows.groupby("year", sort=True).indices.values():
-        out["eb_rate"][idx] = cross_section_eb(rows.iloc[idx])
+        out["eb_rate"][idx] = cross_section_eb(basis.iloc[idx])
         out["eb_rate_last5"][idx] = cross_section_eb(recent.iloc[idx])
     extra = pd.DataFrame(out, index=rows.index)
     if "lag1_breaks_last5_adj" in rows and rows["lag1_breaks_last5_adj"].notna().any():
