@@ -543,7 +543,8 @@ def _other_schemes(
     for i, result in map_largest_first(_call, jobs, sizes, run.plan, run.client):
         done[i] = result
         if progress:
-            progress(f"{md.unit_type}: validation fold {len(done)}/{len(jobs)}")
+            what = "validation folds and final fit" if final else "validation folds"
+            progress(f"{md.unit_type}: {what} {len(done)}/{len(jobs)}")
     if final:
         parts.final = done[len(keys)]
     for i, (scheme, k) in enumerate(keys):
@@ -648,9 +649,8 @@ def cross_validate(
     """
     plan = thread_plan(threads, mc.n_jobs)
     lab = md.labelled
-    run = _Runner(plan, client, None)
     with limit_threads(plan), shared_data(lab, client) as data:
-        run = dataclasses.replace(run, data=data)
+        run = _Runner(plan, client, data)
         return _cross_validate(md, lab, mc, h3_resolution, progress, run, final)
 
 
