@@ -86,6 +86,14 @@ def test_csv_chunks_number_rows_continuously(tmp_path) -> None:
     assert pd.concat([c.frame for c in chunks])["source_row"].tolist() == list(range(1, 29))
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 _cell = st.text(
     alphabet=st.characters(codec="cp1252", exclude_categories=("Cs", "Cc")), max_size=15
 )
@@ -114,8 +122,13 @@ def test_csv_round_trip(tmp_path, cells, encoding) -> None:
     df.to_csv(p, index=False, encoding=encoding)
     frame = pd.concat([c.frame for c in iter_raw(p, CSV)], ignore_index=True)
     nulls = set(CSV.null_values)
+    # cp1252 bytes that are also valid UTF-8 ("Â\xa0" is C2 A0, UTF-8 for a no-break space)
+    # are read as UTF-8, as any reader must guess: then the cells are their UTF-8 reading
+    ambiguous = encoding == "cp1252" and _is_utf8(p.read_bytes())
 
     def expect(v: str) -> str | None:
+        if ambiguous:
+            v = v.encode("cp1252").decode("utf-8")
         return None if v.strip() in nulls else v
 
     assert len(frame) == len(df)
