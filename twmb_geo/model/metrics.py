@@ -275,12 +275,10 @@ def precision_at_k(y_any: ArrayLike, score: ArrayLike, k: int, *, ties: Ties = "
     """
     y = (as_1d(y_any, "y_any") > 0).astype(np.float64)
     s = as_1d(score, "score")
-    n = _check_same_length(y_any=y, score=s)
+    _check_same_length(y_any=y, score=s)
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    if n == 0:
-        return math.nan
-    return _precisions(y, s, [int(k)], ties)[0]
+    return _precisions(y, s, [int(k)], ties)[0]  # NaN when there are no units
 
 
 def _precisions(
