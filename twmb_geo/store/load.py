@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,15 @@ import pandas as pd
 import shapely
 
 from ..config import Config, SourceConfig
-from ..core.crs import using_crs
+from ..core.compute import jobs_plan, parallel_map
+from ..core.crs import current_crs, using_crs
 from ..core.types import Progress
 from ..errors import InputDataError
 from ..ingest._common import IngestContext, IngestResult
 from ..ingest.neighbourhoods import service_area_table
 from ..ingest.service_area import DERIVED_SOURCE_ID, derived_service_area
-from ..ingest.sources import transform_source
+from ..ingest.sources import TRANSFORMS, transform_source
+from ..io.profiles import Profile
 from ..io.readers import sha256_file
 from . import runlog
 from .duckdb_store import Store
@@ -38,6 +41,11 @@ __all__ = ["IngestReport", "SourceReport", "ingest_sources"]
 log = logging.getLogger(__name__)
 
 _KIND_ORDER = {"neighbourhoods": 0, "weather_daily": 1, "pipes": 2, "streets": 3, "breaks": 4}
+
+#: sources (after the neighbourhoods, which define the service area the others are checked
+#: against) of this many bytes in all are transformed in worker processes, the largest first
+#: (a smaller ingest is done sooner than the workers start)
+PARALLEL_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -139,11 +147,18 @@ def ingest_sources(
             with manifest.step("analysis_crs"):
                 crs_row = resolve_analysis_crs(store, cfg)
             manifest.analysis_crs = {k: _plain(v) for k, v in crs_row.items()}
-            with using_crs(str(crs_row["crs"])):
-                for i, src in enumerate(wanted):
+            crs = str(crs_row["crs"])
+            with using_crs(crs):
+                first = [s for s in wanted if cfg.profile(s).kind == "neighbourhoods"]
+                rest = [s for s in wanted if cfg.profile(s).kind != "neighbourhoods"]
+                for src in first:
                     if progress:
-                        progress(f"ingest {src.id}", i, len(wanted))
+                        progress(f"ingest {src.id}", len(reports), len(wanted))
                     reports.append(_ingest_one(store, cfg, src, manifest))
+                for rep in _ingest_rest(store, cfg, rest, manifest, crs):
+                    reports.append(rep)
+                    if progress:
+                        progress(f"ingest {rep.source_id}", len(reports), len(wanted))
                 _derive_service_area(store, cfg, manifest)
             if progress:
                 progress("ingest done", len(wanted), len(wanted))
@@ -157,34 +172,56 @@ def ingest_sources(
     return IngestReport(manifest.run_id, cfg.store_path, reports, manifest)
 
 
-def _source_files(
-    cfg: Config, src: SourceConfig, profile_id: str, manifest: RunManifest
-) -> list[Path]:
-    """The source's files, checked and hashed into the manifest."""
+@dataclass
+class _Job:
+    """One source to ingest: its files (hashed), profile and context, and what is
+    recorded in the manifest when it is stored (so that the manifest reads as one source
+    after another whichever finished first)."""
+
+    source: SourceConfig
+    profile: Profile
+    files: list[Path]
+    ctx: IngestContext
+    hashed: float
+    notes: list[str]
+
+    @property
+    def size(self) -> int:
+        """Bytes of its files."""
+        return sum(f.stat().st_size for f in self.files)
+
+
+def _prepare(store: Store, cfg: Config, src: SourceConfig, manifest: RunManifest) -> _Job:
+    """The source's files, checked and hashed into the manifest, and its context."""
+    profile = cfg.profile(src)
     files = src.files(cfg.root)
     if not files:
         raise InputDataError(f"source {src.id!r}: no files match {src.path}")
     for f in files:
         if not f.exists():
             raise InputDataError(f"source {src.id!r}: {f}: file not found")
-    with manifest.step(f"hash:{src.id}"):
-        manifest.inputs.extend(
-            {
-                "source_id": src.id,
-                "profile": profile_id,
-                "file": str(f),
-                "sha256": sha256_file(f),
-                "bytes": f.stat().st_size,
-            }
-            for f in files
-        )
-    return files
+    t0 = time.perf_counter()
+    manifest.inputs.extend(
+        {
+            "source_id": src.id,
+            "profile": profile.id,
+            "file": str(f),
+            "sha256": sha256_file(f),
+            "bytes": f.stat().st_size,
+        }
+        for f in files
+    )
+    hashed = time.perf_counter() - t0
+    notes: list[str] = []
+    ctx = _context(store, cfg, src, profile.kind, notes)
+    return _Job(src, profile, files, ctx, hashed, notes)
 
 
 def _context(
-    store: Store, cfg: Config, src: SourceConfig, kind: str, manifest: RunManifest
+    store: Store, cfg: Config, src: SourceConfig, kind: str, notes: list[str]
 ) -> IngestContext:
-    """The day, the service area (for every kind but the one that defines it) and settings."""
+    """The day, the service area (for every kind but the one that defines it) and settings;
+    a missing service area is noted in ``notes``."""
     boundary = cfg.boundary_source()
     sa = None if kind == "neighbourhoods" else _load_service_area(store, boundary)
     if sa is None and kind in ("breaks", "pipes", "streets"):
@@ -193,7 +230,7 @@ def _context(
             if boundary
             else "no boundary source ([project] service_area_source)"
         )
-        manifest.warnings.append(
+        notes.append(
             f"source {src.id!r}: {why}; the outside-area check falls back to the CRS area of use"
         )
     return IngestContext(
@@ -283,11 +320,109 @@ def _refuse_if_nothing_accepted(result: IngestResult, source_id: str, profile_id
 def _ingest_one(
     store: Store, cfg: Config, src: SourceConfig, manifest: RunManifest
 ) -> SourceReport:
-    profile = cfg.profile(src)
-    files = _source_files(cfg, src, profile.id, manifest)
-    ctx = _context(store, cfg, src, profile.kind, manifest)
-    with manifest.step(f"transform:{src.id}"):
-        result = transform_source(files, src.id, profile, ctx)
+    job = _prepare(store, cfg, src, manifest)
+    return _store_one(store, cfg, job, _transform(*_args(job, current_crs())), manifest)
+
+
+def _ingest_rest(
+    store: Store, cfg: Config, sources: Sequence[SourceConfig], manifest: RunManifest, crs: str
+) -> Iterator[SourceReport]:
+    """Ingest ``sources`` in order, each stored as it comes; when :func:`_pooled`,
+    transformed in worker processes beforehand, the largest first. Either way a source that
+    fails (its files or its rows) raises its error after the sources before it are stored,
+    and the store and the manifest are the same."""
+    if not _pooled(cfg, sources):
+        for src in sources:
+            yield _ingest_one(store, cfg, src, manifest)
+        return
+    jobs: list[_Job] = []
+    failure: Exception | None = None
+    for src in sources:
+        try:
+            jobs.append(_prepare(store, cfg, src, manifest))
+        except Exception as exc:  # noqa: BLE001  (raised once the sources before it are in)
+            failure = exc
+            break
+    done: dict[int, tuple[IngestResult | Exception, float]] = {}
+    turn = 0
+    for position, outcome in _transformed(jobs, cfg.compute.threads, crs):
+        done[position] = outcome
+        while turn in done:
+            try:
+                yield _store_one(store, cfg, jobs[turn], done.pop(turn), manifest)
+            except BaseException:
+                # as in sequence: the sources after a failure were not read
+                later = {job.source.id for job in jobs[turn + 1 :]}
+                manifest.inputs[:] = [i for i in manifest.inputs if i["source_id"] not in later]
+                raise
+            turn += 1
+    if failure is not None:
+        raise failure
+
+
+def _pooled(cfg: Config, sources: Sequence[SourceConfig]) -> bool:
+    """Whether ``sources`` are transformed in worker processes: more than one, cores for
+    it, :data:`PARALLEL_BYTES` of files, and only kinds defined in this package (a kind
+    registered elsewhere may not exist in a worker process)."""
+    if len(sources) < 2 or cfg.compute.effective_threads < 2:
+        return False
+    kinds = [TRANSFORMS.get(cfg.profile(s).kind) for s in sources]
+    if any(fn is None or not fn.__module__.startswith("twmb_geo.") for fn in kinds):
+        return False
+    files = [f for s in sources for f in s.files(cfg.root)]
+    return sum(f.stat().st_size for f in files if f.is_file()) >= PARALLEL_BYTES
+
+
+def _args(job: _Job, crs: str | None) -> tuple[Any, ...]:
+    return (job.files, job.source.id, job.profile, job.ctx, crs)
+
+
+def _largest_first(sizes: Sequence[int]) -> list[int]:
+    """Positions of ``sizes``, the largest first (ties in their order)."""
+    return sorted(range(len(sizes)), key=lambda i: -sizes[i])
+
+
+def _transformed(
+    jobs: Sequence[_Job], threads: int | None, crs: str
+) -> Iterator[tuple[int, tuple[IngestResult | Exception, float]]]:
+    """Each job's transform in worker processes, the largest first: (its position, its
+    outcome), as they finish in that order."""
+    order = _largest_first([job.size for job in jobs])
+    plan = jobs_plan(threads, len(jobs))
+    outcomes = parallel_map(_transform, [_args(jobs[i], crs) for i in order], plan)
+    yield from zip(order, outcomes, strict=True)
+
+
+def _transform(
+    files: list[Path], source_id: str, profile: Profile, ctx: IngestContext, crs: str | None
+) -> tuple[IngestResult | Exception, float]:
+    """:func:`~twmb_geo.ingest.sources.transform_source` in the analysis CRS ``crs``, and
+    its seconds; a failure is returned (raised by the caller in the sources' order)."""
+    t0 = time.perf_counter()
+    try:
+        with using_crs(crs):
+            result: IngestResult | Exception = transform_source(files, source_id, profile, ctx)
+    except Exception as exc:  # noqa: BLE001
+        result = exc
+    return result, time.perf_counter() - t0
+
+
+def _store_one(
+    store: Store,
+    cfg: Config,
+    job: _Job,
+    outcome: tuple[IngestResult | Exception, float],
+    manifest: RunManifest,
+) -> SourceReport:
+    """Record the job's hash and transform, then store its result (one transaction) or
+    raise its failure."""
+    src, profile, files = job.source, job.profile, job.files
+    result, seconds = outcome
+    manifest.warnings.extend(job.notes)
+    manifest.add_step(f"hash:{src.id}", job.hashed)
+    manifest.add_step(f"transform:{src.id}", seconds, ok=not isinstance(result, Exception))
+    if isinstance(result, Exception):
+        raise result
     _refuse_if_nothing_accepted(result, src.id, profile.id)
     with manifest.step(f"store:{src.id}"):
         store.replace_source(src.id, result.tables, result.quarantine)

@@ -143,9 +143,19 @@ class RunManifest:
             yield
             ok = True
         finally:
-            self.steps.append(
-                {"step": name, "seconds": round(time.perf_counter() - t0, 3), "ok": ok}
-            )
+            self.add_step(name, time.perf_counter() - t0, ok=ok)
+
+    def add_step(self, name: str, seconds: float, *, ok: bool = True) -> None:
+        """Record a step timed elsewhere (in a worker process)."""
+        self.steps.append({"step": name, "seconds": round(seconds, 3), "ok": ok})
+
+    def merge(self, other: RunManifest) -> None:
+        """Take in the stages, steps and warnings ``other`` recorded (a part of this command
+        run in another process, :func:`~twmb_geo.store.runlog.detached`) and save."""
+        self.stages.extend(other.stages)
+        self.steps.extend(other.steps)
+        self.warnings.extend(w for w in other.warnings if w not in self.warnings)
+        self.save()
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Close the manifest."""
