@@ -19,7 +19,9 @@ simulate, publish, maps, report) of a synthetic city of each size (``make_city``
 City formats) with its partitioned work on a LocalCluster of ``--workers`` workers that this
 script starts and hands to the run by address (as an existing cluster). Printed: seconds
 per stage (the run's manifest), the run process's peak memory per stage (sampled every
-0.2 s from ``/proc``) and overall, each worker's peak (``VmHWM``), rows per second.
+0.2 s from ``/proc``) and overall, the peak of the run process and the processes it starts
+summed (``tree_peak_gb``: the ingest's transform workers, the publish's background writer,
+the maps beside the publish), each worker's peak (``VmHWM``), rows per second.
 
 Usage: python benchmarks/scale.py [--sizes 50000 500000 2000000] [--workers 2]
        python benchmarks/scale.py --whole-run [--sizes 50000 500000] [--keep DIR]
@@ -109,6 +111,25 @@ def _rss_gb(pid: int) -> float | None:
     return None
 
 
+def _tree_rss_gb(pid: int) -> float | None:
+    """RSS of ``pid`` and every process under it (the ingest's transform workers, the
+    publish's background writer, the maps beside the publish), in GB."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 1024**3
+
+
 def _whole_run(
     n_pipes: int,
     workers: int,
@@ -154,15 +175,18 @@ def _whole_run(
         cmd = [twmb, "--config", str(config), "--out", str(out), "run",
                "--scheduler", cluster.scheduler_address, *run_options]  # fmt: skip
         samples: list[tuple[float, float]] = []
+        tree: list[tuple[float, float]] = []
         t0 = time.time()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         done = threading.Event()
 
         def sample() -> None:
             while not done.is_set():
-                v = _rss_gb(proc.pid)
+                v, w = _rss_gb(proc.pid), _tree_rss_gb(proc.pid)
                 if v is not None:
                     samples.append((time.time(), v))
+                if w is not None:
+                    tree.append((time.time(), w))
                 time.sleep(0.2)
 
         th = threading.Thread(target=sample, daemon=True)
@@ -183,10 +207,13 @@ def _whole_run(
         a = dt.datetime.fromisoformat(st["started_at"]).timestamp()
         b = dt.datetime.fromisoformat(st["finished_at"]).timestamp() if st["finished_at"] else a
         inside = [v for t, v in samples if a - 0.2 <= t <= b + 0.2]
+        with_children = [v for t, v in tree if a - 0.2 <= t <= b + 0.2]
         stages[st["stage"]] = {
             "s": st["seconds"],
             "status": st["status"],
             "peak_gb": round(max(inside), 2) if inside else None,
+            # the run process and the processes it started, summed at each sample
+            "tree_peak_gb": round(max(with_children), 2) if with_children else None,
         }
     res["stages"] = stages
     summary = out / "summary.json"

@@ -35,7 +35,7 @@ from .tables import StarTable
 from .targets import LOCAL_TARGETS, TARGETS, make_target
 from .turso import SCHEMA_VERSION
 
-__all__ = ["LOCAL_TARGETS", "TARGETS", "TOKEN_ENV", "default_paths", "publish"]
+__all__ = ["LOCAL_TARGETS", "TARGETS", "TOKEN_ENV", "default_paths", "is_large", "publish"]
 
 #: environment variable holding the remote Turso token (never a CLI option: shells log those)
 TOKEN_ENV = "TURSO_AUTH_TOKEN"
@@ -43,6 +43,15 @@ TOKEN_ENV = "TURSO_AUTH_TOKEN"
 #: stars of this many rows or more write their portable targets in a background process
 #: (a smaller star is written sooner than a second interpreter starts)
 BACKGROUND_ROWS = 2_000_000
+
+
+def is_large(cfg: Config) -> bool:
+    """Whether a star published from the store has :data:`BACKGROUND_ROWS` rows or more
+    (its unit-year fact, one row per panel row, counted): published to the local targets,
+    the Turso file then keeps this process writing long after the folder and DuckDB are
+    written in the background, and other work can use the core they leave idle."""
+    with Store(cfg.store_path, read_only=True) as store:
+        return store.has_table("panel") and store.count("panel") >= BACKGROUND_ROWS
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:

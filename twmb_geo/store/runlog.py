@@ -34,7 +34,7 @@ from ..core.lock import run_lock
 from .duckdb_store import Store
 from .manifest import RunManifest
 
-__all__ = ["MANIFEST_NAME", "active_manifest", "command", "record_run"]
+__all__ = ["MANIFEST_NAME", "active_manifest", "command", "detached", "record_run"]
 
 MANIFEST_NAME = "manifest.json"
 log = logging.getLogger(__name__)
@@ -247,6 +247,22 @@ def command(
         manifest.save()
         _try_mark_interrupted(store_path, pending)
         _record_final(store_path, manifest)
+
+
+@contextmanager
+def detached(name: str) -> Iterator[RunManifest]:
+    """Record the commands called in the block as stages of a manifest kept in memory.
+
+    For a part of a command run in another process (the maps and the report beside the
+    publish): no lock is taken (the command holds the folder's) and nothing is saved; the
+    command takes the stages in with :meth:`RunManifest.merge`.
+    """
+    manifest = RunManifest(command=name)
+    token = _ACTIVE.set(manifest)
+    try:
+        yield manifest
+    finally:
+        _ACTIVE.reset(token)
 
 
 @contextmanager
