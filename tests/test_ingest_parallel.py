@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 import twmb_geo as tw
@@ -73,6 +74,15 @@ def test_pooled_ingest_equals_one_source_after_another(
     assert want.keys() == got.keys()
     for name in want:
         pd.testing.assert_frame_equal(got[name], want[name], obj=name)
+    # the transform workers are stopped, not left idle holding their memory
+    assert [c for c in psutil.Process().children(recursive=True) if _loky(c)] == []
+
+
+def _loky(proc: psutil.Process) -> bool:
+    try:
+        return any("popen_loky" in part for part in proc.cmdline())  # a worker
+    except psutil.Error:  # gone meanwhile
+        return False
 
 
 def test_largest_sources_are_transformed_first() -> None:
