@@ -68,7 +68,7 @@ FILE_SECONDS = {
     "test_examples.py": 15, "test_no_boundary_city.py": 14, "test_breaks.py": 14,
     "test_store.py": 13, "test_synth.py": 12, "test_html_map.py": 12, "test_assets.py": 12,
     "test_model_training.py": 11, "test_model_artefacts.py": 9, "test_custom_city.py": 8,
-    "test_partitioned.py": 95, "test_run_beside.py": 25, "test_ingest_parallel.py": 12,
+    "test_partitioned.py": 95, "test_run_beside.py": 20, "test_ingest_parallel.py": 12,
 }  # fmt: skip
 
 

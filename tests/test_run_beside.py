@@ -52,7 +52,7 @@ def beside_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[tw.Config, dic
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(api, "is_large", lambda cfg: True)
         mp.setattr(api, "_publish_beside_maps", watched)
-        summary = tw.run(cfg).summary
+        summary = tw.run(cfg, with_model=False).summary  # the stages beside, not the model
     return cfg, summary, routed
 
 
