@@ -85,6 +85,21 @@ def _loky(proc: psutil.Process) -> bool:
         return False
 
 
+def test_too_little_memory_transforms_one_at_a_time(
+    city: Path, tmp_path: Path, pooled: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Less memory available than PARALLEL_MEMORY_FACTOR times the inputs: no workers."""
+    cfg = tw.load_config(city, out=tmp_path / "out")
+    rest = [s for s in cfg.sources if s.enabled and cfg.profile(s).kind != "neighbourhoods"]
+    size = sum(f.stat().st_size for s in rest for f in s.files(cfg.root))
+    monkeypatch.setattr(load, "available_memory", lambda: load.PARALLEL_MEMORY_FACTOR * size)
+    assert load._pooled(cfg, rest)
+    monkeypatch.setattr(load, "available_memory", lambda: load.PARALLEL_MEMORY_FACTOR * size - 1)
+    assert not load._pooled(cfg, rest)
+    monkeypatch.setattr(load, "available_memory", lambda: None)  # unknown: as before
+    assert load._pooled(cfg, rest)
+
+
 def test_largest_sources_are_transformed_first() -> None:
     sizes = {"weather": 10, "pipes": 300, "streets": 900, "breaks": 40}
     assert load._largest_first(list(sizes.values())) == [2, 1, 3, 0]

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import Any, TypeVar
 
 from joblib import Parallel, delayed, parallel_config
@@ -38,6 +39,7 @@ __all__ = [
     "LIMITS_ENV",
     "ThreadPlan",
     "available_cores",
+    "available_memory",
     "env_threads",
     "jobs_plan",
     "limit_threads",
@@ -67,6 +69,17 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # no affinity call on this platform
         return max(1, os.cpu_count() or 1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (``MemAvailable`` of
+    ``/proc/meminfo``: free memory and the page cache it can drop), None where unknown."""
+    try:
+        text = Path("/proc/meminfo").read_text(encoding="ascii")
+        line = next((x for x in text.splitlines() if x.startswith("MemAvailable:")), None)
+        return None if line is None else int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def env_threads() -> int | None:
