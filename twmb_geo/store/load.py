@@ -152,16 +152,14 @@ def ingest_sources(
             manifest.analysis_crs = {k: _plain(v) for k, v in crs_row.items()}
             crs = str(crs_row["crs"])
             with using_crs(crs):
+                # the neighbourhoods first: the others' contexts read the service area
                 first = [s for s in wanted if cfg.profile(s).kind == "neighbourhoods"]
-                rest = [s for s in wanted if cfg.profile(s).kind != "neighbourhoods"]
-                for src in first:
-                    if progress:
-                        progress(f"ingest {src.id}", len(reports), len(wanted))
-                    reports.append(_ingest_one(store, cfg, src, manifest))
-                for rep in _ingest_rest(store, cfg, rest, manifest, crs):
-                    reports.append(rep)
-                    if progress:
-                        progress(f"ingest {rep.source_id}", len(reports), len(wanted))
+                rest = [s for s in wanted if s not in first]
+                for group in (first, rest):
+                    for rep in _ingest_group(store, cfg, group, manifest, crs):
+                        reports.append(rep)
+                        if progress:
+                            progress(f"ingest {rep.source_id}", len(reports), len(wanted))
                 _derive_service_area(store, cfg, manifest)
             if progress:
                 progress("ingest done", len(wanted), len(wanted))
@@ -327,7 +325,7 @@ def _ingest_one(
     return _store_one(store, cfg, job, _transform(*_args(job, current_crs())), manifest)
 
 
-def _ingest_rest(
+def _ingest_group(
     store: Store, cfg: Config, sources: Sequence[SourceConfig], manifest: RunManifest, crs: str
 ) -> Iterator[SourceReport]:
     """Ingest ``sources`` in order, each stored as it comes; when :func:`_pooled`,
