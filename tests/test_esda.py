@@ -206,6 +206,52 @@ def legacy_rng():
     np.random.set_state(state)  # noqa: NPY002
 
 
+def test_every_year_matches_esda_on_an_irregular_graph(legacy_rng, monkeypatch):
+    """The draws made once for all years (in small blocks here) give esda's statistics
+    year by year, bit for bit, on a graph of uneven cardinalities with a constant year."""
+    from twmb_geo.features.esda import lisa, moran
+
+    monkeypatch.setattr(lisa, "_DRAW_BLOCK", 700)
+    monkeypatch.setattr(moran, "_PERMUTED_BLOCK", 900)
+    rng = np.random.default_rng(3)
+    ids = [f"p{i:03d}" for i in range(150)]
+    pts = gpd.GeoSeries(gpd.points_from_xy(*rng.random((2, 150))), index=pd.Index(ids))
+    graph = Graph.build_distance_band(pts, 0.16)
+    cards = graph.cardinalities
+    assert cards.min() >= 1 and cards.nunique() > 5
+    years = {2020 + k: rng.poisson(0.8 + k, 150).astype(float) for k in range(3)}
+    years[2023] = np.ones(150)
+    panel = make_panel(years, ids)
+    perms, seed = 49, 9
+    local = local_moran_by_year(panel, graph, permutations=perms, seed=seed, alternative="directed")
+    two = local_moran_by_year(panel, graph, permutations=perms, seed=seed)
+    glob = global_moran_by_year(
+        panel, graph, value_cols=["breaks", "rate_per_km"], permutations=perms, seed=seed
+    )
+    assert local.loc[local["year"] == 2023, "p_sim"].isna().all()
+    for year, y in list(years.items())[:3]:
+        got = local[local["year"] == year]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ref = esda.Moran_Local(y, graph, permutations=perms, seed=seed, n_jobs=1)
+        np.testing.assert_array_equal(got["local_i"].to_numpy(), ref.Is)
+        np.testing.assert_array_equal(got["p_sim"].to_numpy(), ref.p_sim)
+        greater = ((ref.rlisas >= ref.Is[:, None]).sum(1) + 1) / (perms + 1)
+        lesser = ((ref.rlisas <= ref.Is[:, None]).sum(1) + 1) / (perms + 1)
+        np.testing.assert_array_equal(
+            two.loc[two["year"] == year, "p_sim"], np.minimum(1, 2 * np.minimum(greater, lesser))
+        )
+        for col in ("breaks", "rate_per_km"):
+            values = panel.loc[panel["year"] == year, col].to_numpy()
+            legacy_rng.seed(seed)
+            gref = esda.Moran(values, graph, permutations=perms, two_tailed=True)
+            row = glob[(glob["year"] == year) & (glob["variable"] == col)].iloc[0]
+            sim_greater = ((gref.sim >= gref.I).sum() + 1) / (perms + 1)
+            sim_lesser = ((gref.sim <= gref.I).sum() + 1) / (perms + 1)
+            assert row["z_sim"] == gref.z_sim and row["moran_i"] == gref.I
+            assert row["p_sim"] == min(1.0, 2 * min(sim_greater, sim_lesser))
+
+
 def test_same_seed_same_frames_and_caller_rng_untouched(lattice, clustered_panel, legacy_rng):
     legacy_rng.seed(123)
     before = legacy_rng.get_state()[1].copy()

@@ -44,14 +44,21 @@ Inference
     also caps each unit's conditional-permutation p-value. On ~100 units, two-sided LISA
     with FDR therefore needs about 9999 permutations to flag a 5 x 5 block reliably.
 Determinism
-    esda draws global permutations from NumPy's legacy global generator and seeds it for
-    local ones. Every esda call here runs with that generator seeded with ``seed`` and its
-    previous state restored afterwards, and with ``n_jobs=1``, so the same data and seed
-    give identical frames and the caller's random state is left untouched. Each year (and
-    each variable) uses the same seed, so the result for a year does not depend on which
-    other years are in the panel. ``seed=None`` gives non-reproducible draws. (Swapping
-    the global generator is not thread-safe: do not run these functions concurrently in
-    threads of one process.)
+    The permutation draws are esda's, bit for bit: the global permutations come from
+    NumPy's legacy generator seeded with ``seed``, the local (conditional) ones from
+    ``esda.crand``'s draws with ``seed``. Both are made here with a private generator, so
+    the same data and seed give identical frames and the caller's random state is left
+    untouched (``seed=None`` continues from a copy of the global generator's state and
+    gives non-reproducible draws). Each year (and each variable) uses the same seed, so
+    the result for a year does not depend on which other years are in the panel.
+Speed
+    esda computes the analytic statistics (``permutations=0``); the permutation ones are
+    computed here. esda permutes one copy (global) or one unit (local) at a time in Python
+    when numba is absent, and redraws the same positions for every year. Here each block
+    of draws is made once for every year and variable and evaluated with whole-array
+    NumPy and one sparse product per block: on Toronto's 6,024 H3 cells, 27 years and 999
+    permutations the feature stage's ``esda`` step took 8.3 s instead of 15.7 s, with
+    identical tables.
 Degenerate years
     A variable that is constant over the non-island units in a year has no defined
     Moran's I: the global row gets NaN statistics and ``note="constant"``; the local rows

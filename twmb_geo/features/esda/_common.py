@@ -6,8 +6,7 @@ The LISA cluster labels and hot-spot persistence classes are the shared vocabula
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -50,21 +49,16 @@ def _examples(values: Sequence[Any] | pd.Index | np.ndarray) -> str:
     return ", ".join(shown) + more
 
 
-@contextmanager
-def _seeded_global_rng(seed: int | None) -> Iterator[None]:
-    """Seed NumPy's legacy global generator for the block, then restore its state.
+def _legacy_rng(seed: int | None) -> np.random.RandomState:
+    """NumPy's legacy generator as esda draws from it after ``np.random.seed(seed)``.
 
-    esda's global Moran permutes with ``np.random.permutation`` and its conditional
-    randomisation calls ``np.random.seed``; this keeps both reproducible without leaking
-    a changed random state to the caller.
+    A seed of None continues from a copy of the global generator's state (what esda draws
+    unseeded) without changing that state for the caller.
     """
-    state = np.random.get_state()  # noqa: NPY002 - esda draws from the legacy global generator
-    try:
-        if seed is not None:
-            np.random.seed(seed)  # noqa: NPY002 - esda draws from the legacy global generator
-        yield
-    finally:
-        np.random.set_state(state)  # noqa: NPY002 - esda draws from the legacy global generator
+    rng = np.random.RandomState(seed)
+    if seed is None:
+        rng.set_state(np.random.get_state())  # noqa: NPY002 - the global state, left as it is
+    return rng
 
 
 def _check_alternative(alternative: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Final
 
 import esda
 import numpy as np
 import pandas as pd
 from libpysal.graph import Graph
+from scipy import sparse
 
 from ...core.vocab import QUADRANT_LABELS
 from ...errors import InputDataError
@@ -18,8 +20,8 @@ from ._common import (
     _check_inputs,
     _check_permutations,
     _check_seed,
+    _legacy_rng,
     _pseudo_p,
-    _seeded_global_rng,
     _wide_values,
 )
 
@@ -69,31 +71,102 @@ def benjamini_hochberg(p_values: np.ndarray | Sequence[float]) -> np.ndarray:
     return q
 
 
-def _lisa_year(
-    y: np.ndarray, graph: Graph, *, permutations: int, seed: int | None, alternative: str
+#: Elements (units x permutations x neighbours) of one block of conditional draws: 32 MB of
+#: int64 positions, and as much again for the values drawn.
+_DRAW_BLOCK: Final[int] = 1 << 22
+
+
+def _draw_positions(n: int, max_card: int, permutations: int, seed: int | None) -> np.ndarray:
+    """esda's conditional-randomisation draws (``esda.crand.vec_permutations``): for each
+    permutation, ``max_card`` distinct positions among a unit's ``n - 1`` other units.
+
+    A seed of None takes one from NumPy's legacy global generator, as esda does.
+    """
+    if seed is None:  # esda draws a seed from the global generator
+        seed = int(_legacy_rng(None).randint(12345, 12345000))
+    rng = _legacy_rng(seed)
+    out = np.empty((permutations, max_card), dtype=np.int64)
+    for k in range(permutations):
+        out[k] = rng.choice(n - 1, size=max_card, replace=False)
+    return out
+
+
+def _conditional_p(
+    z: np.ndarray,
+    observed: np.ndarray,
+    weights: sparse.csr_array,
+    *,
+    permutations: int,
+    seed: int | None,
+    alternative: str,
+) -> np.ndarray:
+    """Pseudo p-values of local Moran's I by conditional randomisation, every year at once.
+
+    ``z`` and ``observed`` have shape (years, units): esda's standardised values and local
+    I of each year; ``weights`` is esda's transformed weights matrix. The draws, and so the
+    simulated statistics, are those of ``esda.Moran_Local(..., n_jobs=1, seed=seed)`` bit
+    for bit (``esda.crand.compute_chunk`` with ``_moran_local_crand``), computed for blocks
+    of units of equal cardinality with NumPy instead of one unit at a time in Python
+    (esda's loop when numba is absent). The draws depend only on the graph and the seed,
+    so each block's positions serve every year. Returns shape (years, units).
+    """
+    n_years, n = z.shape
+    w = sparse.csr_array(weights, copy=True)
+    self_weights = w.diagonal()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sparse.SparseEfficiencyWarning)
+        w.setdiag(0)
+    w.eliminate_zeros()
+    card = np.diff(w.indptr)
+    positions = _draw_positions(n, int(card.max()), permutations, seed)
+    # one year at a time, as esda sums (a sum along axis 0 rounds differently)
+    scaling = [(n - 1) / (zt * zt).sum() for zt in z]
+    p = np.empty((n_years, n))
+    for k in np.unique(card):
+        units = np.flatnonzero(card == k)
+        if k:
+            wk = w.data[w.indptr[units][:, None] + np.arange(k)]
+            sw = self_weights[units]
+        else:  # an island: esda draws one neighbour with weight 0 and no self-weight
+            wk, sw = np.zeros((len(units), 1)), np.zeros(len(units))
+        width = wk.shape[1]
+        step = max(1, _DRAW_BLOCK // (permutations * width))
+        for lo in range(0, len(units), step):
+            g = units[lo : lo + step]
+            pos = positions[None, :, :width]
+            pos = pos + (pos >= g[:, None, None])  # skip the unit itself
+            wg = wk[lo : lo + step, :, None]
+            for t in range(n_years):
+                zt = z[t]
+                zi = zt[g]
+                lag = np.matmul(zt[pos], wg)[..., 0]
+                sims = zi[:, None] * (lag + (sw[lo : lo + step] * zi)[:, None]) * scaling[t]
+                p[t, g] = _pseudo_p(observed[t, g], sims, alternative)
+    return p
+
+
+def _lisa_years(
+    values: np.ndarray, graph: Graph, *, permutations: int, seed: int | None, alternative: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LISA of one year: rows (local I, p_sim, BH q-value) and the esda quadrants."""
-    with _seeded_global_rng(seed), warnings.catch_warnings():
-        # esda 2.9 warns that the default alternative of its conditional
-        # randomisation will change; p_sim is recomputed below for other alternatives.
-        warnings.filterwarnings(
-            "ignore", message="The alternative hypothesis", category=DeprecationWarning
-        )
+    """LISA of the columns (years) of ``values`` (units x years, none constant): stats
+    (local I, p_sim, BH q-value) of shape (3, years, units) and the esda quadrants."""
+    n_years = values.shape[1]
+    z = np.empty((n_years, values.shape[0]))
+    local_i = np.empty_like(z)
+    quadrant = np.empty(z.shape, dtype=np.int64)
+    weights = None
+    for t in range(n_years):
         lm = esda.Moran_Local(
-            y,
-            graph,
-            transformation="r",
-            permutations=permutations,
-            geoda_quads=False,
-            n_jobs=1,
-            keep_simulations=True,
-            seed=seed,
+            values[:, t], graph, transformation="r", permutations=0, geoda_quads=False
         )
-    if alternative == "directed":
-        p_sim = np.asarray(lm.p_sim, dtype=float)
-    else:
-        p_sim = _pseudo_p(np.asarray(lm.Is), np.asarray(lm.rlisas), alternative)
-    return np.vstack([lm.Is, p_sim, benjamini_hochberg(p_sim)]), np.asarray(lm.q)
+        z[t], local_i[t], quadrant[t] = lm.z, lm.Is, lm.q
+        if weights is None:
+            weights = lm.w.sparse
+    p_sim = _conditional_p(
+        z, local_i, weights, permutations=permutations, seed=seed, alternative=alternative
+    )
+    q_value = np.vstack([benjamini_hochberg(row) for row in p_sim])
+    return np.stack([local_i, p_sim, q_value]), quadrant
 
 
 def _lisa_frame(
@@ -203,12 +276,11 @@ def local_moran_by_year(
 
     stats = np.full((3, len(years), n_all), np.nan)  # local_i, p_sim, q_value
     quadrant = np.zeros((len(years), n_all), dtype=np.int64)  # 0 = none
-    for k, year in enumerate(years):
-        y = wide[year].to_numpy()[:n_conn]
-        if np.all(y == y[0]):
-            continue
-        stats[:, k, :n_conn], quadrant[k, :n_conn] = _lisa_year(
-            y, sub, permutations=permutations, seed=seed, alternative=alternative
+    values = wide.to_numpy(dtype=float)[:n_conn]
+    live = np.flatnonzero(~np.all(values == values[:1], axis=0))  # constant years: no test
+    if len(live):
+        stats[:, live, :n_conn], quadrant[live, :n_conn] = _lisa_years(
+            values[:, live], sub, permutations=permutations, seed=seed, alternative=alternative
         )
     out = _lisa_frame(all_ids, years, wide, stats, quadrant, n_conn, alpha=alpha, fdr=fdr)
     out.columns = [unit_col, year_col, *out.columns[2:]]

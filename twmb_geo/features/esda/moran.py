@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import esda
 import numpy as np
@@ -18,19 +18,52 @@ from ._common import (
     _check_inputs,
     _check_permutations,
     _check_seed,
+    _legacy_rng,
     _normal_p,
     _pseudo_p,
-    _seeded_global_rng,
     _wide_values,
 )
 
 __all__ = ["global_moran_by_year"]
 
 
+#: Values (permutations x units) of one block of permuted copies of a year's values.
+_PERMUTED_BLOCK: Final[int] = 1 << 22
+
+
+def _permuted_moran(tests: Sequence[esda.Moran], permutations: int, seed: int | None) -> np.ndarray:
+    """The I of each random permutation of each test's values, shape (tests, permutations):
+    what ``esda.Moran(..., permutations=permutations)`` draws after ``np.random.seed(seed)``,
+    bit for bit.
+
+    esda permutes and lags one copy at a time in Python, and draws the same permutations for
+    every test on the same graph with the same seed. Here each block of permutations is
+    drawn once for all the tests (years and variables), and a block of permuted copies is
+    lagged with one sparse product and summed row by row: the same sums in the same order.
+    """
+    first = tests[0]
+    n = first.n
+    lag = first.w.sparse  # the tests share the graph
+    # esda permutes the centred values (``Moran.z`` is rescaled after its permutations)
+    centred = [mi.y - mi.y.mean() for mi in tests]
+    rng = _legacy_rng(seed)
+    out = np.empty((len(tests), permutations))
+    step = max(1, _PERMUTED_BLOCK // n)
+    for lo in range(0, permutations, step):
+        hi = min(lo + step, permutations)
+        order = np.stack([rng.permutation(n) for _ in range(lo, hi)])
+        for k, (mi, z) in enumerate(zip(tests, centred, strict=True)):
+            zp = z[order]
+            inum = (zp * (lag @ zp.T).T).sum(axis=1)
+            out[k, lo:hi] = mi.n / mi.summary.s0 * inum / mi.z2ss
+    return out
+
+
 def _moran_row(
-    y: np.ndarray, graph: Graph, *, permutations: int, seed: int | None, alternative: str
-) -> dict[str, Any]:
-    """Global Moran statistics of one variable in one year (NaN and a note when constant)."""
+    y: np.ndarray, graph: Graph, *, permutations: int, alternative: str
+) -> tuple[dict[str, Any], esda.Moran | None]:
+    """Global Moran statistics of one variable in one year without the permutation ones
+    (NaN and a note when constant), and esda's test (None when constant)."""
     n = len(y)
     row: dict[str, Any] = {
         "n": n,
@@ -45,21 +78,30 @@ def _moran_row(
     }
     if np.all(y == y[0]):
         row["note"] = "constant"
-        return row
-    with _seeded_global_rng(seed), np.errstate(divide="ignore", invalid="ignore"):
-        mi = esda.Moran(y, graph, transformation="r", permutations=permutations, two_tailed=True)
+        return row, None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mi = esda.Moran(y, graph, transformation="r", permutations=0, two_tailed=True)
     row["moran_i"] = float(mi.I)
     row["expected_i"] = float(mi.EI)
     row["z_norm"] = float(mi.z_norm)
     row["p_norm"] = _normal_p(float(mi.z_norm), alternative)
-    if permutations:
-        if alternative == "directed":
-            row["p_sim"] = float(mi.p_sim)
-        else:
-            sims = np.asarray(mi.sim, dtype=float)[None, :]
-            row["p_sim"] = float(_pseudo_p(np.array([mi.I]), sims, alternative)[0])
-        row["z_sim"] = float(mi.z_sim)
-    return row
+    return row, mi
+
+
+def _permutation_stats(
+    rows: list[dict[str, Any]],
+    tests: list[tuple[int, esda.Moran]],
+    *,
+    permutations: int,
+    seed: int | None,
+    alternative: str,
+) -> None:
+    """Fill ``p_sim`` and ``z_sim`` of the tested rows (esda's formulas)."""
+    sims = _permuted_moran([mi for _, mi in tests], permutations, seed)
+    for (k, mi), sim in zip(tests, sims, strict=True):
+        rows[k]["p_sim"] = float(_pseudo_p(np.array([mi.I]), sim[None, :], alternative)[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rows[k]["z_sim"] = float((mi.I - sim.sum() / permutations) / sim.std())
 
 
 def global_moran_by_year(
@@ -123,18 +165,21 @@ def global_moran_by_year(
     connected, islands, sub = _check_inputs(panel, graph, value_cols, unit_col, year_col)
 
     rows: list[dict[str, Any]] = []
+    tests: list[tuple[int, esda.Moran]] = []
     for col in value_cols:
         wide = _wide_values(panel, col, unit_col, year_col, connected)
         for year in wide.columns:
-            row = _moran_row(
-                wide[year].to_numpy(),
-                sub,
-                permutations=permutations,
-                seed=seed,
-                alternative=alternative,
+            row, mi = _moran_row(
+                wide[year].to_numpy(), sub, permutations=permutations, alternative=alternative
             )
             row.update({year_col: year, "variable": col, "n_islands_excluded": len(islands)})
+            if mi is not None:
+                tests.append((len(rows), mi))
             rows.append(row)
+    if permutations and tests:
+        _permutation_stats(
+            rows, tests, permutations=permutations, seed=seed, alternative=alternative
+        )
 
     out = pd.DataFrame(rows, columns=[year_col, *GLOBAL_COLUMNS[1:]])
     out[year_col] = out[year_col].astype(panel[year_col].dtype)
