@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -110,10 +113,33 @@ def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 @pytest.fixture(scope="session")
-def bundled_run(bundled_cfg: Config) -> dict:
+def bundled_run(bundled_cfg: Config, tmp_path_factory: pytest.TempPathFactory, worker_id) -> dict:
     """One full run on the bundled data (shared by read-only tests); maps and report are
-    tested on their own (and end to end by test_cli's run)."""
-    return tw.run(bundled_cfg, with_report=False).summary
+    tested on their own (and end to end by test_cli's run).
+
+    Under xdist the run is made once per test session: the first worker to need it runs
+    it in a folder the workers share (the others wait on a lock), and each worker copies
+    that folder to its own, where its tests may write. The paths in the copy's
+    ``summary.json`` and ``manifest.json`` name the copy.
+    """
+    if worker_id == "master":
+        return tw.run(bundled_cfg, with_report=False).summary
+    from dataclasses import replace
+
+    root = tmp_path_factory.getbasetemp().parent  # the session's folder, above each worker's
+    shared = root / "bundled-shared"
+    with (root / "bundled-shared.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a worker that failed half-way
+            tw.run(replace(bundled_cfg, out=shared / "out", store=None), with_report=False)
+            (shared / "done").touch()
+    out = bundled_cfg.out_dir
+    shutil.copytree(shared / "out", out, dirs_exist_ok=True)
+    for name in ("summary.json", "manifest.json"):
+        doc = out / name
+        doc.write_text(doc.read_text("utf-8").replace(str(shared / "out"), str(out)), "utf-8")
+    return json.loads((out / "summary.json").read_text("utf-8"))
 
 
 @pytest.fixture(scope="session")
