@@ -52,11 +52,12 @@ Determinism
     gives non-reproducible draws). Each year (and each variable) uses the same seed, so
     the result for a year does not depend on which other years are in the panel.
 Speed
-    esda computes the analytic statistics (``permutations=0``); the permutation ones are
-    computed here. esda permutes one copy (global) or one unit (local) at a time in Python
-    when numba is absent, and redraws the same positions for every year. Here each block
-    of draws is made once for every year and variable and evaluated with whole-array
-    NumPy and one sparse product per block, with identical output (figures in
+    esda computes the local statistics (``permutations=0``); the global ones follow esda's
+    formulas here, with the graph's weight sums computed once (esda sums the graph again
+    for every test). esda permutes one copy (global) or one unit (local) at a time in
+    Python when numba is absent, and redraws the same positions for every year. Here each
+    block of draws is made once for every year and variable and evaluated with
+    whole-array NumPy and one sparse product per block, with identical output (figures in
     ``docs/features.md``).
 Degenerate years
     A variable that is constant over the non-island units in a year has no defined

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
-import esda
 import numpy as np
 import pandas as pd
 from libpysal.graph import Graph
+from scipy import sparse
 
 from ...errors import InputDataError
 from ._common import (
@@ -31,7 +32,52 @@ __all__ = ["global_moran_by_year"]
 _PERMUTED_BLOCK: Final[int] = 1 << 22
 
 
-def _permuted_moran(tests: Sequence[esda.Moran], permutations: int, seed: int | None) -> np.ndarray:
+@dataclass(frozen=True)
+class _Weights:
+    """A graph's row-standardised weights and esda's sums of them, computed once for every
+    year and variable (esda summarises the graph again for each test)."""
+
+    sparse: sparse.csr_array
+    s0: float
+    s1: float
+    s2: float
+
+    @classmethod
+    def of(cls, graph: Graph) -> _Weights:
+        g = graph.transform("r")  # esda's transformation="r"
+        summary = g.summary()
+        return cls(g.sparse, summary.s0, summary.s1, summary.s2)
+
+
+@dataclass(frozen=True)
+class _Test:
+    """One variable in one year: Moran's I, its normal approximation and the centred values."""
+
+    moran_i: float
+    expected_i: float
+    z_norm: float
+    z: np.ndarray
+    z2ss: float
+
+
+def _moran_test(y: np.ndarray, w: _Weights) -> _Test:
+    """``esda.Moran(y, graph, transformation="r")``'s I and normal z, with esda's formulas
+    in esda's order (the same bits)."""
+    n = len(y)
+    z = y - y.mean()
+    z2ss = (z * z).sum()
+    expected = -1.0 / (n - 1)
+    s02 = w.s0 * w.s0
+    v_num = n * n * w.s1 - n * w.s2 + 3 * s02
+    v_den = (n - 1) * (n + 1) * s02
+    se_norm = (v_num / v_den - (1.0 / (n - 1)) ** 2) ** (1 / 2.0)
+    moran_i = n / w.s0 * (z * (w.sparse @ z)).sum() / z2ss
+    return _Test(moran_i, expected, (moran_i - expected) / se_norm, z, z2ss)
+
+
+def _permuted_moran(
+    tests: Sequence[_Test], w: _Weights, permutations: int, seed: int | None
+) -> np.ndarray:
     """The I of each random permutation of each test's values, shape (tests, permutations):
     what ``esda.Moran(..., permutations=permutations)`` draws after ``np.random.seed(seed)``,
     bit for bit.
@@ -41,29 +87,25 @@ def _permuted_moran(tests: Sequence[esda.Moran], permutations: int, seed: int | 
     drawn once for all the tests (years and variables), and a block of permuted copies is
     lagged with one sparse product and summed row by row: the same sums in the same order.
     """
-    first = tests[0]
-    n = first.n
-    lag = first.w.sparse  # the tests share the graph
-    # esda permutes the centred values (``Moran.z`` is rescaled after its permutations)
-    centred = [mi.y - mi.y.mean() for mi in tests]
+    n = len(tests[0].z)
     rng = _legacy_rng(seed)
     out = np.empty((len(tests), permutations))
     step = max(1, _PERMUTED_BLOCK // n)
     for lo in range(0, permutations, step):
         hi = min(lo + step, permutations)
         order = np.stack([rng.permutation(n) for _ in range(lo, hi)])
-        for k, (mi, z) in enumerate(zip(tests, centred, strict=True)):
-            zp = z[order]
-            inum = (zp * (lag @ zp.T).T).sum(axis=1)
-            out[k, lo:hi] = mi.n / mi.summary.s0 * inum / mi.z2ss
+        for k, test in enumerate(tests):
+            zp = test.z[order]
+            inum = (zp * (w.sparse @ zp.T).T).sum(axis=1)
+            out[k, lo:hi] = n / w.s0 * inum / test.z2ss
     return out
 
 
 def _moran_row(
-    y: np.ndarray, graph: Graph, *, permutations: int, alternative: str
-) -> tuple[dict[str, Any], esda.Moran | None]:
+    y: np.ndarray, w: _Weights, *, permutations: int, alternative: str
+) -> tuple[dict[str, Any], _Test | None]:
     """Global Moran statistics of one variable in one year without the permutation ones
-    (NaN and a note when constant), and esda's test (None when constant)."""
+    (NaN and a note when constant), and its test (None when constant)."""
     n = len(y)
     row: dict[str, Any] = {
         "n": n,
@@ -80,28 +122,30 @@ def _moran_row(
         row["note"] = "constant"
         return row, None
     with np.errstate(divide="ignore", invalid="ignore"):
-        mi = esda.Moran(y, graph, transformation="r", permutations=0, two_tailed=True)
-    row["moran_i"] = float(mi.I)
-    row["expected_i"] = float(mi.EI)
-    row["z_norm"] = float(mi.z_norm)
-    row["p_norm"] = _normal_p(float(mi.z_norm), alternative)
-    return row, mi
+        test = _moran_test(np.asarray(y, dtype=float), w)
+    row["moran_i"] = float(test.moran_i)
+    row["expected_i"] = float(test.expected_i)
+    row["z_norm"] = float(test.z_norm)
+    row["p_norm"] = _normal_p(float(test.z_norm), alternative)
+    return row, test
 
 
 def _permutation_stats(
     rows: list[dict[str, Any]],
-    tests: list[tuple[int, esda.Moran]],
+    tests: list[tuple[int, _Test]],
+    w: _Weights,
     *,
     permutations: int,
     seed: int | None,
     alternative: str,
 ) -> None:
     """Fill ``p_sim`` and ``z_sim`` of the tested rows (esda's formulas)."""
-    sims = _permuted_moran([mi for _, mi in tests], permutations, seed)
-    for (k, mi), sim in zip(tests, sims, strict=True):
-        rows[k]["p_sim"] = float(_pseudo_p(np.array([mi.I]), sim[None, :], alternative)[0])
+    sims = _permuted_moran([t for _, t in tests], w, permutations, seed)
+    for (k, test), sim in zip(tests, sims, strict=True):
+        observed = np.array([test.moran_i])
+        rows[k]["p_sim"] = float(_pseudo_p(observed, sim[None, :], alternative)[0])
         with np.errstate(divide="ignore", invalid="ignore"):
-            rows[k]["z_sim"] = float((mi.I - sim.sum() / permutations) / sim.std())
+            rows[k]["z_sim"] = float((test.moran_i - sim.sum() / permutations) / sim.std())
 
 
 def global_moran_by_year(
@@ -165,20 +209,21 @@ def global_moran_by_year(
     connected, islands, sub = _check_inputs(panel, graph, value_cols, unit_col, year_col)
 
     rows: list[dict[str, Any]] = []
-    tests: list[tuple[int, esda.Moran]] = []
+    tests: list[tuple[int, _Test]] = []
+    w = _Weights.of(sub)
     for col in value_cols:
         wide = _wide_values(panel, col, unit_col, year_col, connected)
         for year in wide.columns:
-            row, mi = _moran_row(
-                wide[year].to_numpy(), sub, permutations=permutations, alternative=alternative
+            row, test = _moran_row(
+                wide[year].to_numpy(), w, permutations=permutations, alternative=alternative
             )
             row.update({year_col: year, "variable": col, "n_islands_excluded": len(islands)})
-            if mi is not None:
-                tests.append((len(rows), mi))
+            if test is not None:
+                tests.append((len(rows), test))
             rows.append(row)
     if permutations and tests:
         _permutation_stats(
-            rows, tests, permutations=permutations, seed=seed, alternative=alternative
+            rows, tests, w, permutations=permutations, seed=seed, alternative=alternative
         )
 
     out = pd.DataFrame(rows, columns=[year_col, *GLOBAL_COLUMNS[1:]])
