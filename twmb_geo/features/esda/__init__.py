@@ -1,6 +1,6 @@
 """Exploratory spatial data analysis of water-main break hot spots (Moran's I, LISA).
 
-Three steps, each a thin, validated and deterministic layer over :mod:`esda`:
+Three steps, validated and deterministic, giving :mod:`esda`'s statistics bit for bit:
 
 * :func:`global_moran_by_year` - global Moran's I of each value column, year by year.
 * :func:`local_moran_by_year` - local Moran's I (LISA) of one value column, year by year,
