@@ -64,14 +64,16 @@ FAST_MODEL = ModelConfig(
 #: included). Files run slowest first so the two workers finish together (longest job first);
 #: the Makefile turns off xdist's own order (by number of tests) with --no-loadscope-reorder.
 FILE_SECONDS = {
-    "test_turso.py": 170, "test_synthetic_run.py": 101, "test_faults.py": 92,
-    "test_star.py": 72, "test_any_city.py": 72, "test_hardening_io.py": 61, "test_cli.py": 60,
-    "test_fuzz_inputs.py": 60, "test_model_stage.py": 50, "test_map_files.py": 44,
-    "test_bad_input.py": 26, "test_api.py": 21, "test_runlog.py": 15, "test_id_links.py": 15,
-    "test_examples.py": 15, "test_no_boundary_city.py": 14, "test_breaks.py": 14,
-    "test_store.py": 13, "test_synth.py": 12, "test_html_map.py": 12, "test_assets.py": 12,
-    "test_model_training.py": 11, "test_model_artefacts.py": 9, "test_custom_city.py": 8,
-    "test_partitioned.py": 95, "test_run_beside.py": 20, "test_ingest_parallel.py": 12,
+    "test_turso.py": 138, "test_partitioned.py": 94, "test_faults.py": 74,
+    "test_synthetic_run.py": 63, "test_any_city.py": 53, "test_map_files.py": 50,
+    "test_hardening_io.py": 45, "test_fuzz_inputs.py": 42, "test_cli.py": 41,
+    "test_model_stage.py": 38, "test_star.py": 38, "test_publish_background.py": 26,
+    "test_run_beside.py": 26, "test_partitioned_streets.py": 25, "test_bad_input.py": 21,
+    "test_api.py": 19, "test_store.py": 17, "test_examples.py": 17, "test_model_scoring.py": 16,
+    "test_ingest_parallel.py": 15, "test_synth.py": 15, "test_model_training.py": 14,
+    "test_no_boundary_city.py": 12, "test_breaks.py": 11, "test_runlog.py": 10,
+    "test_html_map.py": 10, "test_compute.py": 10, "test_weather.py": 8, "test_id_links.py": 8,
+    "test_model_artefacts.py": 8,
 }  # fmt: skip
 
 
