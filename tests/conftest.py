@@ -6,6 +6,7 @@ import datetime as dt
 import fcntl
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,6 @@ def _other_crs(request: pytest.FixtureRequest):
 @pytest.fixture(scope="session")
 def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
     """The default config writing to a session temp folder, with a pinned date."""
-    from dataclasses import replace
-
     out = tmp_path_factory.mktemp("bundled")
     cfg = tw.default_config(out)
     return replace(
@@ -115,7 +114,9 @@ def bundled_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 @pytest.fixture(scope="session")
-def bundled_run(bundled_cfg: Config, tmp_path_factory: pytest.TempPathFactory, worker_id) -> dict:
+def bundled_run(
+    bundled_cfg: Config, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict:
     """One full run on the bundled data (shared by read-only tests); maps and report are
     tested on their own (and end to end by test_cli's run).
 
@@ -124,9 +125,8 @@ def bundled_run(bundled_cfg: Config, tmp_path_factory: pytest.TempPathFactory, w
     that folder to its own, where its tests may write. The paths in the copy's
     ``summary.json`` and ``manifest.json`` name the copy.
     """
-    if worker_id == "master":
+    if not hasattr(request.config, "workerinput"):  # not an xdist worker
         return tw.run(bundled_cfg, with_report=False).summary
-    from dataclasses import replace
 
     root = tmp_path_factory.getbasetemp().parent  # the session's folder, above each worker's
     shared = root / "bundled-shared"
@@ -168,8 +168,6 @@ def turso_server(tmp_path: Path):
 def small_cells_city(root: Path, *, n_pipes: int, seed: int, **model: object) -> Config:
     """A synthetic city with breaks and neighbourhoods only, H3 resolution 7 and a fast
     forward-validated cell model (``model`` overrides FAST_MODEL's settings)."""
-    from dataclasses import replace
-
     from twmb_geo.synth import make_city, write_city
 
     paths = write_city(make_city(n_pipes=n_pipes, seed=seed), root / "city")
