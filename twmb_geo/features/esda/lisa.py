@@ -154,14 +154,12 @@ def _lisa_years(
     z = np.empty((n_years, values.shape[0]))
     local_i = np.empty_like(z)
     quadrant = np.empty(z.shape, dtype=np.int64)
-    weights = None
     for t in range(n_years):
         lm = esda.Moran_Local(
             values[:, t], graph, transformation="r", permutations=0, geoda_quads=False
         )
         z[t], local_i[t], quadrant[t] = lm.z, lm.Is, lm.q
-        if weights is None:
-            weights = lm.w.sparse
+    weights = graph.transform("r").sparse  # the matrix esda's transformation="r" lags with
     p_sim = _conditional_p(
         z, local_i, weights, permutations=permutations, seed=seed, alternative=alternative
     )
