@@ -13,6 +13,7 @@ nothing but the time. The partitioned panel (history, exposure, spatial lags of 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,12 @@ from hypothesis import strategies as st
 from twmb_geo.core.cluster import (
     WORKER_ENVIRON,
     ClusterSpec,
+    aligned,
     local_cluster,
     map_largest_first,
     map_partitions,
     open_client,
+    shared_data,
 )
 from twmb_geo.core.compute import thread_plan
 from twmb_geo.errors import ConfigError
@@ -207,6 +210,69 @@ def test_tasks_run_under_the_callers_analysis_crs(client) -> None:
     with using_crs(None):
         assert map_partitions(_crs_of_task, [(1,)], client) == [(1, None)]
     assert current_crs() != "EPSG:7856"
+
+
+def _unaligned(values: np.ndarray) -> np.ndarray:
+    """``values`` over a buffer one byte off an aligned address (as Dask may build them)."""
+    raw = bytearray(values.nbytes + 1)
+    out = np.frombuffer(memoryview(raw)[1:], dtype=values.dtype).reshape(values.shape)
+    out[...] = values
+    assert not out.flags.aligned
+    return out
+
+
+def _odd_bytes(data: memoryview) -> memoryview:
+    """A copy of ``data`` starting one byte off an aligned address."""
+    raw = memoryview(bytearray(data.nbytes + 1))[1:]
+    raw[:] = data
+    return raw
+
+
+def test_arrays_are_aligned_once_and_only_when_they_are_not() -> None:
+    from scipy import sparse
+
+    values = np.arange(12.0).reshape(3, 4)
+    fine = np.arange(5)
+    odd = sparse.csr_array((_unaligned(np.ones(3)), ([0, 1, 2], [2, 0, 1])), shape=(3, 3))
+    got = aligned(({"z": _unaligned(values), "ok": fine}, [_unaligned(values.T)], odd, "x"))
+    z, ok = got[0]["z"], got[0]["ok"]
+    assert z.flags.aligned and z.flags.c_contiguous and z.flags.writeable
+    np.testing.assert_array_equal(z, values)
+    assert ok is fine  # an aligned array is not copied
+    assert got[1][0].flags.aligned and np.array_equal(got[1][0], values.T)
+    assert got[2].data.flags.aligned and (got[2] != odd).nnz == 0
+    assert got[3] == "x"
+    # a frame unpickled over buffers one byte off, as out of a Dask message
+    frame = pd.DataFrame({"a": np.arange(5.0), "b": np.arange(5), "s": list("vwxyz")})
+    assert aligned(frame) is frame
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(frame, protocol=5, buffer_callback=buffers.append)
+    odd_frame = pickle.loads(data, buffers=[_odd_bytes(b.raw()) for b in buffers])
+    assert not odd_frame["a"].to_numpy(copy=False).flags.aligned
+    fixed = aligned(odd_frame)
+    assert all(fixed[c].to_numpy(copy=False).flags.aligned for c in ("a", "b"))
+    pd.testing.assert_frame_equal(fixed, frame)
+    assert aligned(odd_frame["b"]).to_numpy(copy=False).flags.aligned
+
+
+def _alignment(shared: tuple[np.ndarray, ...], own: np.ndarray, frame: pd.DataFrame) -> list[bool]:
+    columns = [frame[c].to_numpy(copy=False) for c in frame]
+    return [a.flags.aligned for a in (*shared, own, *columns)]
+
+
+def test_tasks_get_aligned_arrays_on_a_cluster(client) -> None:
+    """What a task and the data shared with every task hold on a worker are aligned,
+    whatever offsets Dask's messages put them at."""
+    rng = np.random.default_rng(0)
+    big = [rng.random((27, 6211 + k)) for k in range(3)]
+    frames = [
+        pd.DataFrame({"a": rng.random(n), "b": rng.random(n).astype("float32"), "c": n})
+        for n in (333, 5003, 100003)
+    ]
+    with shared_data(tuple(big), client) as shared:
+        jobs = [(shared, b[:, 1:], f) for b, f in zip(big, frames, strict=True)]
+        got = map_partitions(_alignment, jobs, client)
+    assert got == [[True] * 7] * 3
 
 
 def _started(log: str, value: int) -> int:

@@ -23,6 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
 from ..errors import ConfigError
 from .compute import ThreadPlan, parallel_map
 from .crs import current_crs, using_crs
@@ -33,12 +37,14 @@ if TYPE_CHECKING:
 __all__ = [
     "WORKER_ENVIRON",
     "ClusterSpec",
+    "aligned",
     "local_cluster",
     "map_largest_first",
     "map_partitions",
     "map_tasks",
     "open_client",
     "shared_data",
+    "worker_count",
 ]
 
 R = TypeVar("R")
@@ -173,7 +179,7 @@ def map_partitions(
     # a sliding window of tasks (two per worker): each task carries its partition's data,
     # so only a few partitions are in flight at a time and a worker's memory is bounded by
     # the partition size, not by the city
-    window = max(2, 2 * len(client.scheduler_info()["workers"]))
+    window = 2 * worker_count(client)
     crs = current_crs()
     results: dict[int, Any] = {}
     position: dict[Any, int] = {}  # future key -> item
@@ -202,9 +208,57 @@ def map_partitions(
     return [results[k] for k in range(len(results))]
 
 
+def worker_count(client: Client | None) -> int:
+    """Workers of the client's cluster (1 in this process): what a task split is sized by."""
+    return 1 if client is None else max(1, len(client.scheduler_info()["workers"]))
+
+
+def aligned(obj: Any) -> Any:
+    """``obj`` with every NumPy array in it at an aligned address (inside tuples, lists,
+    dicts, pandas frames and series and SciPy sparse arrays too), copying only what is not.
+
+    Dask rebuilds the arrays a task receives over the bytes of the message that carried
+    them, wherever they landed in it; NumPy's gathers and sums over an unaligned array take
+    a slow path (a LISA task: 1.3 s on an unaligned copy of its values, 0.45 s aligned).
+    """
+    if isinstance(obj, np.ndarray):
+        return obj if obj.flags.aligned else np.array(obj, order="K")
+    if isinstance(obj, pd.DataFrame | pd.Series):
+        columns = obj.items() if isinstance(obj, pd.DataFrame) else [(None, obj)]
+        if all(_is_aligned(s) for _, s in columns):
+            return obj
+        return obj.copy(deep=True)
+    if type(obj) is tuple or type(obj) is list:
+        return type(obj)(aligned(v) for v in obj)
+    if type(obj) is dict:
+        return {k: aligned(v) for k, v in obj.items()}
+    if sparse.issparse(obj) and hasattr(obj, "indptr"):
+        parts = (obj.data, obj.indices, obj.indptr)
+        return obj if all(a.flags.aligned for a in parts) else obj.copy()
+    return obj
+
+
+def _is_aligned(series: pd.Series) -> bool:
+    """Whether a series' NumPy values (a view of its frame's block) are aligned."""
+    if not isinstance(series.dtype, np.dtype):
+        return True  # extension arrays (Arrow strings, nullable integers) hold their own
+    return bool(series.to_numpy(copy=False).flags.aligned)
+
+
+class _Aligned:
+    """Data on its way to the workers: unpickled there, it is the data, its arrays aligned
+    (:func:`aligned`) once per worker rather than once per task."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __reduce__(self) -> tuple[Callable[[Any], Any], tuple[Any]]:
+        return aligned, (self.obj,)
+
+
 def _apply(fn: Callable[..., R], item: tuple[Any, ...], crs: str | None) -> R:
     with using_crs(crs):  # the caller's analysis CRS, on whatever worker
-        return fn(*item)
+        return fn(*aligned(item))
 
 
 @contextmanager
@@ -220,7 +274,7 @@ def shared_data(obj: Any, client: Client | None = None) -> Iterator[Any]:
     if client is None:
         yield obj
         return
-    future = client.scatter(obj, broadcast=True, hash=False)
+    future = client.scatter(_Aligned(obj), broadcast=True, hash=False)
     try:
         yield future
     finally:
