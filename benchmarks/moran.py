@@ -7,11 +7,16 @@ years of break counts clustered in a few hot areas. It times this package's
 the same statistics made as esda makes them (``esda.Moran`` and ``esda.Moran_Local`` year by
 year with the permutations), and checks the two give the same statistics: I, ``z_sim`` and
 ``p_sim`` of every global test, local I and ``p_sim`` of every cell-year (``"directed"``,
-esda's own p-value). Prints timings and peak memory as JSON.
+esda's own p-value). With ``--workers N`` it also times the same two functions with their
+tasks on a Dask LocalCluster of N single-threaded workers started first (LISA's units and
+the global permutations in tasks, as ``twmb run`` makes them with a scheduler) and checks
+that they give the same frames as in this process. ``--skip-esda`` leaves out esda's loop
+(hours on grids of 100,000 cells). Prints timings and peak memory as JSON.
 
 Usage::
 
     python benchmarks/moran.py [--rings 45] [--years 27] [--permutations 999]
+        [--workers 2] [--skip-esda]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from _bench import RssSampler, machine, phase
 from libpysal.graph import Graph
 from scipy import sparse
 
+from twmb_geo.core.cluster import ClusterSpec, open_client
 from twmb_geo.features.esda import global_moran_by_year, local_moran_by_year
 
 #: a resolution-9 cell near the bundled city's centre (any cell would do)
@@ -101,6 +107,8 @@ def main() -> None:
     ap.add_argument("--years", type=int, default=27)
     ap.add_argument("--permutations", type=int, default=999)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--workers", type=int, default=0, help="also on a LocalCluster of N workers")
+    ap.add_argument("--skip-esda", action="store_true", help="leave out esda's own loop")
     args = ap.parse_args()
 
     ids, graph = grid(args.rings)
@@ -119,17 +127,29 @@ def main() -> None:
         "permutations": perms,
         "breaks_per_cell_year": round(float(p["breaks"].mean()), 3),
     }
+
+    def statistics(client: object = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        kw = {"permutations": perms, "seed": seed, "alternative": "directed", "client": client}
+        glob = global_moran_by_year(p, graph, value_cols=("breaks", "rate_per_km"), **kw)
+        return glob, local_moran_by_year(p, graph, **kw)
+
     here: dict = {}
     with phase(sampler, here):
-        glob = global_moran_by_year(
-            p,
-            graph,
-            value_cols=("breaks", "rate_per_km"),
-            permutations=perms,
-            seed=seed,
-            alternative="directed",
-        )
-        lisa = local_moran_by_year(p, graph, permutations=perms, seed=seed, alternative="directed")
+        glob, lisa = statistics()
+    out["twmb_geo"] = here
+    if args.workers:
+        spec = ClusterSpec("local", workers=args.workers, worker_memory="4GiB")
+        with open_client(spec) as client:
+            cluster: dict = {"workers": args.workers}
+            with phase(sampler, cluster):
+                glob_c, lisa_c = statistics(client)
+        out["twmb_geo_cluster"] = cluster
+        out["cluster_speed_up"] = round(here["seconds"] / max(cluster["seconds"], 1e-9), 2)
+        out["cluster_identical"] = bool(glob_c.equals(glob) and lisa_c.equals(lisa))
+    if args.skip_esda:
+        sampler.stop()
+        print(json.dumps(out, indent=2))
+        return
     there: dict = {}
     with phase(sampler, there):
         ref_glob, ref_i, ref_p = esda_loop(wide, graph, perms, seed)
@@ -137,7 +157,6 @@ def main() -> None:
     # this package sorts global rows by (year, variable) and local rows by (year, unit)
     glob = glob.sort_values(["variable", "year"], kind="stable")
     got_glob = list(zip(glob["moran_i"], glob["z_sim"], glob["p_sim"], strict=True))
-    out["twmb_geo"] = here
     out["esda_loop"] = there
     out["speed_up"] = round(there["seconds"] / max(here["seconds"], 1e-9), 1)
     out["identical"] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import esda
 import geopandas as gpd
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from libpysal.graph import Graph
 from scipy.stats import false_discovery_control
 
+from twmb_geo.core.cluster import ClusterSpec, open_client
 from twmb_geo.errors import InputDataError
 from twmb_geo.features.esda import (
     CLUSTER_LABELS,
@@ -206,13 +208,9 @@ def legacy_rng():
     np.random.set_state(state)  # noqa: NPY002
 
 
-def test_every_year_matches_esda_on_an_irregular_graph(legacy_rng, monkeypatch):
-    """The draws made once for all years (in small blocks here) give esda's statistics
-    year by year, bit for bit, on a graph of uneven cardinalities with a constant year."""
-    from twmb_geo.features.esda import lisa, moran
-
-    monkeypatch.setattr(lisa, "_DRAW_BLOCK", 700)
-    monkeypatch.setattr(moran, "_PERMUTED_BLOCK", 900)
+def irregular_city() -> tuple[Graph, dict[int, np.ndarray], pd.DataFrame]:
+    """A distance-band graph of 150 points with uneven cardinalities, three years of counts
+    and a constant year."""
     rng = np.random.default_rng(3)
     ids = [f"p{i:03d}" for i in range(150)]
     pts = gpd.GeoSeries(gpd.points_from_xy(*rng.random((2, 150))), index=pd.Index(ids))
@@ -221,7 +219,17 @@ def test_every_year_matches_esda_on_an_irregular_graph(legacy_rng, monkeypatch):
     assert cards.min() >= 1 and cards.nunique() > 5
     years = {2020 + k: rng.poisson(0.8 + k, 150).astype(float) for k in range(3)}
     years[2023] = np.ones(150)
-    panel = make_panel(years, ids)
+    return graph, years, make_panel(years, ids)
+
+
+def test_every_year_matches_esda_on_an_irregular_graph(legacy_rng, monkeypatch):
+    """The draws made once for all years (in small blocks here) give esda's statistics
+    year by year, bit for bit, on a graph of uneven cardinalities with a constant year."""
+    from twmb_geo.features.esda import lisa, moran
+
+    monkeypatch.setattr(lisa, "_DRAW_BLOCK", 700)
+    monkeypatch.setattr(moran, "_PERMUTED_BLOCK", 900)
+    graph, years, panel = irregular_city()
     perms, seed = 49, 9
     local = local_moran_by_year(panel, graph, permutations=perms, seed=seed, alternative="directed")
     two = local_moran_by_year(panel, graph, permutations=perms, seed=seed)
@@ -250,6 +258,38 @@ def test_every_year_matches_esda_on_an_irregular_graph(legacy_rng, monkeypatch):
             sim_lesser = ((gref.sim <= gref.I).sum() + 1) / (perms + 1)
             assert row["z_sim"] == gref.z_sim and row["moran_i"] == gref.I
             assert row["p_sim"] == min(1.0, 2 * min(sim_greater, sim_lesser))
+
+
+def test_tasks_here_and_on_a_cluster_give_the_same_frames():
+    """LISA's units and the global statistic's permutations split into tasks, in this
+    process and on a Dask LocalCluster of two workers: the same frames as one task."""
+    from distributed import get_task_stream
+
+    graph, _, panel = irregular_city()
+    kw: dict[str, Any] = {"permutations": 49, "seed": 9}
+    local = local_moran_by_year(panel, graph, **kw)
+    glob = global_moran_by_year(panel, graph, value_cols=["breaks", "rate_per_km"], **kw)
+    pd.testing.assert_frame_equal(local_moran_by_year(panel, graph, block_units=7, **kw), local)
+    pd.testing.assert_frame_equal(
+        global_moran_by_year(
+            panel, graph, value_cols=["breaks", "rate_per_km"], block_permutations=5, **kw
+        ),
+        glob,
+    )
+    with (
+        open_client(ClusterSpec("local", workers=2, worker_memory="1GiB")) as client,
+        get_task_stream(client) as tasks,
+    ):
+        there = local_moran_by_year(panel, graph, block_units=20, client=client, **kw)
+        there_glob = global_moran_by_year(
+            panel, graph, value_cols=["breaks", "rate_per_km"], client=client, **kw
+        )
+    pd.testing.assert_frame_equal(there, local)
+    pd.testing.assert_frame_equal(there_glob, glob)
+    # LISA: 8 tasks of at most 20 units; Moran: 4 of at most 13 permutations
+    assert sum(t["key"].startswith("_apply") for t in tasks.data) == 8 + 4
+    with pytest.raises(InputDataError, match="block_units must be a positive integer"):
+        local_moran_by_year(panel, graph, block_units=0, **kw)
 
 
 def test_same_seed_same_frames_and_caller_rng_untouched(lattice, clustered_panel, legacy_rng):

@@ -227,13 +227,22 @@ def build_graphs(
 
 
 def run_esda(
-    panel: pd.DataFrame, graph: Graph, unit_type: str, *, permutations: int, seed: int
+    panel: pd.DataFrame,
+    graph: Graph,
+    unit_type: str,
+    *,
+    permutations: int,
+    seed: int,
+    block_units: int | None = None,
+    client: Client | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Global Moran per year (breaks and rate), LISA per unit-year on breaks, persistence.
 
     ``graph`` is indexed by the panel's ``unit_id`` values (islands as isolates). Its
     weights reach esda as original weights, which esda row-standardises itself
-    (``transformation="r"``); both tests are two-sided.
+    (``transformation="r"``); both tests are two-sided. With a client, the permutations
+    run as tasks on its cluster (LISA's in blocks of at most ``block_units`` units), with
+    the same results.
     """
     p = panel[["unit_id", "year", "breaks"]].copy()
     exposure = panel["exposure_km"].to_numpy(dtype=float)
@@ -251,6 +260,7 @@ def run_esda(
         permutations=permutations,
         seed=seed,
         alternative="two-sided",
+        client=client,
     )
     lisa = esda.local_moran_by_year(
         p,
@@ -259,6 +269,8 @@ def run_esda(
         permutations=permutations,
         seed=seed,
         alternative="two-sided",
+        block_units=block_units,
+        client=client,
     )
     pers = esda.hotspot_persistence(lisa)
     glob.insert(0, "unit_type", unit_type)
@@ -536,7 +548,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
     breaks, nb, area, pipes, streets = _read_inputs(cfg)
     tick("read", 0)
     y0, y1, coverage_notes = _study_years(cfg, breaks)
-    # the cluster (if any) lives from the matching to the end of the panel, inside the
+    # the cluster (if any) lives from the matching to the end of the ESDA, inside the
     # store's transaction that outlives it
     with ExitStack() as cluster:
         client = cluster.enter_context(open_client(cfg.compute.cluster))
@@ -620,7 +632,6 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                 cell_panel, n_panel = _write_panels(
                     store, org, graphs, breaks, b_in, ps, partitioned
                 )
-                cluster.close()  # the workers are done
                 tick("panel", 3)
                 if cell_panel is not None and ESDA_UNIT_TYPE in graphs:
                     glob, lisa, pers = run_esda(
@@ -629,6 +640,8 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                         ESDA_UNIT_TYPE,
                         permutations=fc.esda_permutations,
                         seed=fc.seed,
+                        block_units=cfg.compute.partition_rows,
+                        client=client,
                     )
                 else:
                     glob, lisa, pers = (
@@ -638,6 +651,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                         )
                         for t in ("moran_global", "lisa", "hotspot_persistence")
                     )
+                cluster.close()  # the workers are done
                 tick("esda", 4)
                 for name, frames in _derived_tables(graphs, builders, glob, lisa, pers):
                     store.clear(name)  # each table made, written and freed in turn

@@ -75,6 +75,13 @@ def _check_permutations(permutations: int, minimum: int) -> None:
         raise InputDataError(f"permutations must be >= {minimum}, got {permutations}")
 
 
+def _check_block(block: int | None, name: str) -> None:
+    if block is None:
+        return
+    if isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1:
+        raise InputDataError(f"{name} must be a positive integer or None, got {block!r}")
+
+
 def _check_seed(seed: int | None) -> None:
     if seed is None:
         return
