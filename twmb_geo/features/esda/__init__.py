@@ -58,7 +58,9 @@ Speed
     Python when numba is absent, and redraws the same positions for every year. Here each
     block of draws is made once for every year and variable and evaluated with
     whole-array NumPy and one sparse product per block, with identical output (figures in
-    ``docs/features.md``).
+    ``docs/features.md``). Given a Dask ``client``, LISA's units and the global
+    statistic's permutations are split into tasks on its cluster; the frames do not depend
+    on the split.
 Degenerate years
     A variable that is constant over the non-island units in a year has no defined
     Moran's I: the global row gets NaN statistics and ``note="constant"``; the local rows
