@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = [
+    "TASKS_PER_WORKER",
     "WORKER_ENVIRON",
     "ClusterSpec",
     "aligned",
@@ -44,10 +45,14 @@ __all__ = [
     "map_tasks",
     "open_client",
     "shared_data",
+    "task_share",
     "worker_count",
 ]
 
 R = TypeVar("R")
+
+#: tasks in flight per worker (:func:`map_partitions`), and the split :func:`task_share` sizes
+TASKS_PER_WORKER = 2
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,7 @@ def map_partitions(
     # a sliding window of tasks (two per worker): each task carries its partition's data,
     # so only a few partitions are in flight at a time and a worker's memory is bounded by
     # the partition size, not by the city
-    window = 2 * worker_count(client)
+    window = TASKS_PER_WORKER * worker_count(client)
     crs = current_crs()
     results: dict[int, Any] = {}
     position: dict[Any, int] = {}  # future key -> item
@@ -211,6 +216,12 @@ def map_partitions(
 def worker_count(client: Client | None) -> int:
     """Workers of the client's cluster (1 in this process): what a task split is sized by."""
     return 1 if client is None else max(1, len(client.scheduler_info()["workers"]))
+
+
+def task_share(total: int, client: Client | None) -> int:
+    """Items per task when ``total`` items are split evenly into :data:`TASKS_PER_WORKER`
+    tasks per worker (so no worker waits alone on the last task)."""
+    return max(1, -(-total // (TASKS_PER_WORKER * worker_count(client))))
 
 
 def aligned(obj: Any) -> Any:

@@ -12,7 +12,7 @@ import pandas as pd
 from libpysal.graph import Graph
 from scipy import sparse
 
-from ...core.cluster import map_partitions, shared_data, worker_count
+from ...core.cluster import map_partitions, shared_data, task_share
 from ...core.vocab import QUADRANT_LABELS
 from ...errors import InputDataError
 from ._common import (
@@ -190,8 +190,7 @@ def _block_units(n: int, block_units: int | None, client: Client | None) -> int:
     equal share for two tasks per worker, at most ``block_units`` (or :data:`BLOCK_UNITS`)."""
     if client is None:
         return n if block_units is None else block_units
-    share = -(-n // (2 * worker_count(client)))
-    return min(share, BLOCK_UNITS if block_units is None else block_units)
+    return min(task_share(n, client), BLOCK_UNITS if block_units is None else block_units)
 
 
 def _lisa_years(

@@ -11,7 +11,7 @@ import pandas as pd
 from libpysal.graph import Graph
 from scipy import sparse
 
-from ...core.cluster import map_partitions, shared_data, worker_count
+from ...core.cluster import map_partitions, shared_data, task_share
 from ...errors import InputDataError
 from ._common import (
     GLOBAL_COLUMNS,
@@ -155,7 +155,7 @@ def _block_permutations(
     step = max(1, _PERMUTED_BLOCK // n)
     if client is None:
         return step
-    return min(step, -(-permutations // (2 * worker_count(client))))
+    return min(step, task_share(permutations, client))
 
 
 def _moran_row(
@@ -249,8 +249,8 @@ def global_moran_by_year(
         Alternative hypothesis of ``p_sim`` and ``p_norm`` (see the module docstring).
     block_permutations : int or None
         Permutations one task evaluates for every year and variable. None: as many as hold
-        4M permuted values per task; on a cluster, no more than an equal share for two
-        tasks per worker. The result does not depend on it.
+        262,144 permuted values (2 MB) per task; on a cluster, no more than an equal share
+        for two tasks per worker. The result does not depend on it.
     client : distributed.Client or None
         A Dask client: the tasks run on its cluster, the values and the graph sent once to
         each worker and each block of permutations (drawn here, in esda's order) with its
