@@ -5,15 +5,16 @@ job into ``--work`` first, which is timed separately) it times ``map_layers``, e
 format, the PNG maps, the HTML map and the report, and reports sizes and the peak RSS.
 Outputs go to a scratch folder, never into the run's own ``maps/`` or ``report/``.
 
-``--stage`` times the maps stage as ``twmb map`` runs it instead (``make_maps``: a layer at a
-time, the HTML map cut to ``[maps] html_max_features``) and then the report, with the peak
-RSS of the process; ``--config`` points at any project (e.g. a city from
-``benchmarks/scale.py``), whose ``[project] out`` (or ``--out``) holds the store.
+``--stage`` times the maps stage as ``twmb map`` runs it instead (``make_maps``: a block of
+``[compute] partition_rows`` features at a time, or ``--block-rows``; the HTML map cut to
+``[maps] html_max_features``) and then the report, with the peak RSS of the process;
+``--config`` points at any project (e.g. a city from ``benchmarks/scale.py``), whose
+``[project] out`` (or ``--out``) holds the store.
 
 Usage::
 
     python benchmarks/maps.py [--out OUT_WITH_STORE] [--work /tmp/twmb-bench-maps]
-    python benchmarks/maps.py --config city/twmb.toml --stage
+    python benchmarks/maps.py --config city/twmb.toml --stage [--block-rows 50000]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import platform
 import resource
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/twmb-bench-maps"))
     ap.add_argument("--config", type=Path, default=None, help="project config (default: bundled)")
     ap.add_argument("--stage", action="store_true", help="time the maps stage and the report")
+    ap.add_argument(
+        "--block-rows", type=int, default=None, help="features per block (default: the config's)"
+    )
     args = ap.parse_args()
 
     result: dict[str, Any] = {"benchmark": "maps", "python": platform.python_version()}
@@ -65,6 +70,9 @@ def main() -> None:
             if not (out / "twmb.duckdb").exists():
                 _, result["setup_run_s"] = _timed(tw.run, tw.default_config(out), with_report=False)
         cfg = tw.default_config(out)
+    if args.block_rows is not None:
+        cfg = replace(cfg, compute=replace(cfg.compute, partition_rows=args.block_rows))
+    result["block_rows"] = cfg.compute.partition_rows
     scratch = args.work / "outputs"
     shutil.rmtree(scratch, ignore_errors=True)
     if args.stage:

@@ -5,6 +5,7 @@ The browser tests need Debian's Chromium (``make test`` installs it); without it
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import struct
@@ -24,6 +25,7 @@ from pyproj import Transformer
 from twmb_geo.config import default_config
 from twmb_geo.maps.interactive import (
     OSM_TILE_URL,
+    HtmlSubset,
     dequantise,
     from_web_mercator,
     html_map,
@@ -429,6 +431,45 @@ def test_cut_breaks_are_the_latest_whole_years(years: list[int | None], limit: i
         assert len(out) <= limit
     if len(kept) < len(known):  # the next year would not fit
         assert len(out) + years.count(known[len(kept)]) > limit
+
+
+@settings(max_examples=120, derandomize=True, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.integers(2000, 2007)), max_size=60),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+    limit=st.integers(1, 70),
+    layer=st.sampled_from(["pipes", "breaks"]),
+)
+def test_a_layer_cut_in_blocks_is_cut_as_a_whole(
+    values: list[int | None], cuts: list[int], limit: int, layer: str
+) -> None:
+    """Blocks (each indexed from 0, as the store's blocks are) give the rows and index of
+    the whole layer's cut; a unit layer's cut holds at most ``limit`` rows between blocks."""
+    n = len(values)
+    whole = gpd.GeoDataFrame(
+        {
+            "unit_id": [f"u{(7 * i) % 61:02d}" for i in range(n)],
+            "rank": pd.array(values, dtype="Int64"),
+            "year": pd.array(values, dtype="Int64"),
+        },
+        geometry=_points(n),
+        crs="EPSG:4326",
+    )
+    expected = html_subset(layer, whole, limit)
+    bounds = sorted({0, n, *(c for c in cuts if c <= n)})
+    subset = HtmlSubset(layer, limit)
+    for start, stop in list(itertools.pairwise(bounds)) or [(0, 0)]:
+        subset.add(whole.iloc[start:stop].reset_index(drop=True))
+        if layer == "pipes":
+            assert sum(len(p) for p in subset._parts) <= limit
+    got = subset.result()
+    pd.testing.assert_frame_equal(pd.DataFrame(got), pd.DataFrame(expected))
+    assert subset.rows == n
+
+
+def test_a_cut_needs_a_block() -> None:
+    with pytest.raises(ValueError, match="no block"):
+        HtmlSubset("pipes", 5).result()
 
 
 def test_html_subset_refuses_a_bad_limit() -> None:

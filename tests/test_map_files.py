@@ -17,10 +17,13 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as papq
 import pyogrio
 import pytest
 import shapely
 from cli_helpers import ok_json, twmb
+from geopandas.testing import assert_geodataframe_equal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -33,13 +36,15 @@ from twmb_geo.maps.exports import (
     EXPORT_FORMATS,
     GPKG_NAME,
     LayerExporter,
+    _prepare,
     export_layers,
     orient_rfc7946,
 )
 from twmb_geo.maps.interactive import write_html_map
-from twmb_geo.maps.layers import LAYER_TYPES, map_layers
+from twmb_geo.maps.layers import LAYER_TYPES, iter_layer_blocks, map_layers
 from twmb_geo.maps.stage import make_maps
 from twmb_geo.maps.static import MAP_NAMES, PAGE_PX, map_view, render_maps
+from twmb_geo.store.blocks import key_blocks
 
 #: generous lon/lat box around Toronto
 LON = (-79.75, -79.0)
@@ -76,8 +81,8 @@ def toronto(bundled_run, bundled_cfg) -> tuple[dict[str, gpd.GeoDataFrame], dict
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, int]]:
-    """Layers of a small generated city with pipes and streets (no model: all unscored)."""
+def synthetic_store(tmp_path_factory) -> Path:
+    """The store of a small generated city with pipes and streets (no model)."""
     out = tmp_path_factory.mktemp("map_synthetic")
     ok_json(
         twmb(
@@ -85,6 +90,13 @@ def synthetic(tmp_path_factory) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, 
             "--seed", "5", "--no-model", "--no-publish", "--no-report", "--json",
         )
     )  # fmt: skip
+    return out / "twmb.duckdb"
+
+
+@pytest.fixture(scope="module")
+def synthetic(synthetic_store) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, int]]:
+    """Layers of a small generated city with pipes and streets (no model: all unscored)."""
+    out = synthetic_store.parent
     with tw.open_store(out / "twmb.duckdb", read_only=True) as store:
         layers = map_layers(store)
     return layers, _store_rows(out / "twmb.duckdb", layers)
@@ -223,6 +235,143 @@ def test_line_layers_export(synthetic, tmp_path) -> None:
     assert not (tmp_path / "geojson" / "pipes.geojson").exists()
     assert not (tmp_path / "geoparquet" / "pipes.parquet").exists()
     assert (tmp_path / "geojson" / "streets.geojson").exists()
+
+
+def _geo_metadata(path: Path) -> dict:
+    """A GeoParquet file's ``geo`` metadata, without who wrote it."""
+    meta = json.loads(papq.read_schema(path).metadata[b"geo"])
+    meta.pop("creator")
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("city", "rows"), [("synthetic", 97), ("synthetic", 1_000), ("toronto", 4_999)]
+)
+def test_layer_blocks_join_into_the_whole_layers(
+    city, rows, synthetic_store, synthetic, bundled_cfg, toronto
+) -> None:
+    """Read a block at a time, every layer is the whole layer: same rows, order and types."""
+    store_path = synthetic_store if city == "synthetic" else bundled_cfg.store_path
+    layers = (synthetic if city == "synthetic" else toronto)[0]
+    with tw.open_store(store_path, read_only=True) as store:
+        blocks = list(iter_layer_blocks(store, rows))
+    assert [n for n, _ in blocks] == sorted((n for n, _ in blocks), key=list(layers).index)
+    assert max(len(b) for _, b in blocks) <= rows
+    for name, whole in layers.items():
+        parts = [b for n, b in blocks if n == name]
+        assert len(parts) == math.ceil(len(whole) / rows), name
+        assert all(b.crs == whole.crs for b in parts)
+        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole, obj=name)
+    with pytest.raises(ValueError, match="at least 1"):
+        next(iter_layer_blocks(None, 0))  # type: ignore[arg-type]
+
+
+class _Table:
+    """The little of a store :func:`key_blocks` reads, over one DuckDB table ``t(k)``."""
+
+    def __init__(self, keys: list) -> None:
+        import duckdb
+
+        self.con = duckdb.connect()
+        self.con.execute("CREATE TABLE t (k VARCHAR)")
+        if keys:
+            self.con.executemany("INSERT INTO t VALUES (?)", [[k] for k in keys])
+
+    def has_table(self, name: str) -> bool:
+        return name == "t"
+
+    def count(self, name: str) -> int:
+        return int(self.con.execute("SELECT count(*) FROM t").fetchall()[0][0])
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params or []).df()
+
+    def rows(self, block) -> list:
+        cond, params = block.where("k")
+        return [r[0] for r in self.con.execute(f"SELECT k FROM t WHERE {cond}", params).fetchall()]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    keys=st.lists(st.one_of(st.none(), st.text("abcé", max_size=3)), max_size=40),
+    rows=st.integers(1, 12),
+)
+def test_blocks_hold_every_row_once(keys: list, rows: int) -> None:
+    """Blocks partition a table's rows in key order (nulls last), at most ``rows`` each
+    when the keys are unique."""
+    table = _Table(keys)
+    got = [table.rows(b) for b in key_blocks(table, "t", "k", rows)]  # type: ignore[arg-type]
+    flat = [k for part in got for k in part]
+    assert sorted(flat, key=lambda k: (k is None, k or "")) == sorted(
+        keys, key=lambda k: (k is None, k or "")
+    )
+    lows = [min((k for k in part if k is not None), default=None) for part in got]
+    assert lows == sorted(lows, key=lambda k: (k is None, k or ""))
+    if len(set(keys)) == len(keys):
+        assert all(0 < len(part) <= rows for part in got)
+    assert (got == []) == (keys == [])
+
+
+def test_a_layer_written_in_blocks_is_the_layer_written_whole(synthetic, tmp_path) -> None:
+    """Blocks give the files GDAL and geopandas write of the whole layer: the same GeoJSON
+    bytes, GeoParquet rows and metadata, GeoPackage table and geometry type (a line layer
+    mixing single and multi line strings is a multi line string table, as pyogrio makes)."""
+    layer = synthetic[0]["pipes"].copy()
+    lines = layer.geometry.to_numpy().copy()
+    one_part = np.flatnonzero(shapely.get_num_geometries(lines) == 1)[::3]
+    lines[one_part] = shapely.get_geometry(lines[one_part], 0)  # now single line strings
+    layer = layer.set_geometry(gpd.GeoSeries(lines, crs=layer.crs))
+    prepared = _prepare("pipes", layer)
+    reference = tmp_path / "reference"
+    (reference / "geojson").mkdir(parents=True)
+    options = {"RFC7946": "YES", "COORDINATE_PRECISION": "7", "WRITE_BBOX": "NO"}
+    pyogrio.write_dataframe(
+        prepared, reference / "pipes.geojson", layer="pipes", driver="GeoJSON",
+        layer_options=options, use_arrow=True,
+    )  # fmt: skip
+    pyogrio.write_dataframe(prepared, reference / "p.gpkg", layer="pipes", use_arrow=True)
+    prepared.to_parquet(reference / "pipes.parquet", index=False)
+    with LayerExporter(tmp_path / "blocks") as exporter, exporter.layer("pipes") as out:
+        for start in range(0, len(layer), 97):
+            out.write(layer.iloc[start : start + 97])
+        assert out.rows == len(layer)
+    blocks = tmp_path / "blocks"
+    assert (blocks / "geojson/pipes.geojson").read_bytes() == (
+        reference / "pipes.geojson"
+    ).read_bytes()
+    assert_geodataframe_equal(
+        gpd.read_parquet(blocks / "geoparquet/pipes.parquet"),
+        gpd.read_parquet(reference / "pipes.parquet"),
+    )
+    meta = _geo_metadata(blocks / "geoparquet/pipes.parquet")
+    assert meta == _geo_metadata(reference / "pipes.parquet")
+    assert meta["columns"]["geometry"]["geometry_types"] == ["LineString", "MultiLineString"]
+    assert papq.ParquetFile(blocks / "geoparquet/pipes.parquet").num_row_groups == math.ceil(
+        len(layer) / 97
+    )
+    info = pyogrio.read_info(blocks / GPKG_NAME, layer="pipes")
+    assert info["geometry_type"] == "MultiLineString"
+    assert info["geometry_type"] == pyogrio.read_info(reference / "p.gpkg")["geometry_type"]
+    back = pyogrio.read_dataframe(blocks / GPKG_NAME, layer="pipes")
+    assert_geodataframe_equal(back, pyogrio.read_dataframe(reference / "p.gpkg"))
+    assert (back.geom_type == "MultiLineString").all()  # promoted, as the table's type says
+    assert not [p for p in blocks.rglob("*") if p.name.startswith(".")]  # no scratch left
+
+
+def test_blocks_of_a_layer_must_agree(synthetic, tmp_path) -> None:
+    """A block whose columns cannot take the types of the first block is refused by name;
+    the layer's files are not left half written."""
+    layer = synthetic[0]["streets"]
+    refused = pytest.raises(InputDataError, match="'streets': a block's columns")
+    exporter = LayerExporter(tmp_path, formats=("geojson",))
+    with refused, exporter, exporter.layer("streets") as out:
+        out.write(layer.iloc[:10].assign(note=1.5))
+        out.write(layer.iloc[10:20].assign(note="long"))
+    assert not (tmp_path / "geojson" / "streets.geojson").exists()
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+    no_block = pytest.raises(ValueError, match="no block")
+    with LayerExporter(tmp_path) as exporter, no_block, exporter.layer("streets"):
+        pass
 
 
 _GPKG_TYPE = {"string": "TEXT", "int32": "MEDIUMINT", "int64": "INTEGER", "float64": "REAL"}
@@ -443,13 +592,20 @@ def test_maps_of_the_columns_they_read_are_the_same(synthetic, toronto, tmp_path
 def test_the_stage_writes_what_the_whole_layers_give(
     bundled_cfg, toronto, toronto_export, tmp_path
 ) -> None:
-    """Layer by layer, the stage's files equal those of every layer held at once."""
-    result = make_maps(bundled_cfg, folder=tmp_path)
+    """Block by block (5,000 features: the cells and the breaks in several), the stage's
+    files equal those of every layer held at once."""
+    cfg = replace(bundled_cfg, compute=replace(bundled_cfg.compute, partition_rows=5_000))
+    result = make_maps(cfg, folder=tmp_path)
     folder, whole = toronto_export
     assert result["rows"] == whole["rows"] == {k: len(v) for k, v in toronto[0].items()}
+    assert max(result["rows"].values()) > 5_000
     assert result["exports"]["files"] == whole["files"]
-    for rel in [*whole["files"]["geojson"], *whole["files"]["geoparquet"]]:
+    for rel in whole["files"]["geojson"]:
         assert (tmp_path / rel).read_bytes() == (folder / rel).read_bytes(), rel
+    for rel in whole["files"]["geoparquet"]:
+        back, again = gpd.read_parquet(tmp_path / rel), gpd.read_parquet(folder / rel)
+        assert_geodataframe_equal(back, again, check_less_precise=False)
+        assert _geo_metadata(tmp_path / rel) == _geo_metadata(folder / rel), rel
     for name, layer in toronto[0].items():
         back = gpd.read_file(tmp_path / GPKG_NAME, layer=name, engine="pyogrio")
         again = gpd.read_file(folder / GPKG_NAME, layer=name, engine="pyogrio")
@@ -467,23 +623,32 @@ def test_the_stage_writes_what_the_whole_layers_give(
     assert result["html"]["totals"] == result["html"]["layers"] == result["rows"]
 
 
-def test_the_stage_holds_one_whole_layer_at_a_time(bundled_cfg, monkeypatch, tmp_path) -> None:
-    """When the next layer is built, nothing holds the one before (the stage's memory is one
-    layer plus what the maps keep); the HTML map is cut to ``[maps] html_max_features``."""
+def test_the_stage_holds_one_block_at_a_time(bundled_cfg, monkeypatch, tmp_path) -> None:
+    """When the next block is read, nothing holds the one before (the stage's memory is one
+    block plus what the maps keep); the HTML map is cut to ``[maps] html_max_features``."""
     alive: list[weakref.ref] = []
-    built = stage.iter_map_layers
+    seen: list[tuple[str, int]] = []
+    built = stage.iter_layer_blocks
 
-    def watched(store):
-        for name, layer in built(store):
+    def watched(store, block_rows):
+        for name, block in built(store, block_rows):
             gc.collect()
-            assert [r for r in alive if r() is not None] == [], f"a layer is held at {name}"
-            alive.append(weakref.ref(layer))
-            yield name, layer
+            assert [r for r in alive if r() is not None] == [], f"a block is held at {name}"
+            alive.append(weakref.ref(block))
+            seen.append((name, len(block)))
+            yield name, block
 
-    monkeypatch.setattr(stage, "iter_map_layers", watched)
-    cfg = replace(bundled_cfg, maps=MapsConfig(html_max_features=50))
+    monkeypatch.setattr(stage, "iter_layer_blocks", watched)
+    cfg = replace(
+        bundled_cfg,
+        maps=MapsConfig(html_max_features=50),
+        compute=replace(bundled_cfg.compute, partition_rows=2_000),
+    )
     result = make_maps(cfg, folder=tmp_path)
-    assert len(alive) == len(result["rows"]) >= 3
+    assert len(alive) > len(result["rows"]) >= 3  # the cells and the breaks in blocks
+    assert max(n for _, n in seen) == 2_000
+    for name, rows in result["rows"].items():
+        assert sum(n for layer, n in seen if layer == name) == rows, name
     html = result["html"]
     assert html["totals"] == result["rows"]
     assert all(n <= 50 for name, n in html["layers"].items() if name != "breaks")

@@ -358,6 +358,100 @@ def test_dim_pipe_labels() -> None:
     assert LON_RANGE[0] < line.bounds[0] < LON_RANGE[1]
 
 
+@pytest.mark.parametrize("rows", [997, 100_000])
+def test_breaks_in_blocks_are_the_whole_fact(star, bundled_cfg, rows: int) -> None:
+    """``fact_break`` made a block of breaks at a time (with only their links) is the fact
+    made of every break at once: same keys 1..n in ``break_id`` order, dates and unit keys."""
+    from twmb_geo.publish.star import _fact_break, _fact_break_chunks, _finish
+
+    maps = _unit_key_maps(star)
+    with tw.open_store(bundled_cfg.store_path, read_only=True) as s:
+        whole = _finish("fact_break", _fact_break(s.read("breaks"), s.read("break_links"), maps))
+        chunks = list(_fact_break_chunks(s, maps, rows))
+    assert len(chunks) == -(-len(whole) // rows) and len(whole) > 30_000
+    got = pd.concat(chunks, ignore_index=True)
+    pd.testing.assert_frame_equal(got, whole, check_exact=True)
+    pd.testing.assert_frame_equal(got, star["fact_break"], check_exact=True)
+    assert (got["cell_key"] > 0).mean() > 0.9  # the links reached their blocks
+
+
+def _line_units(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n`` pipes and ``n`` street segments with ids out of order and some nulls."""
+    rng = np.random.default_rng(seed)
+    ids = [f"U{int(i):04d}" for i in rng.permutation(n) * 7]
+    x = 313_000 + rng.uniform(0, 5_000, n)
+    y = 4_835_000 + rng.uniform(0, 5_000, n)
+    lines = shapely.to_wkb(shapely.linestrings(np.stack([np.c_[x, y], np.c_[x + 50, y + 20]], 1)))
+    some = rng.random(n) < 0.3
+    common = {
+        "unit_id": ids,
+        "length_m": rng.uniform(5, 200, n),
+        "x": x,
+        "y": y,
+        "centroid_lon": np.full(n, -79.4),
+        "centroid_lat": np.full(n, 43.7),
+        "neighbourhood": np.where(some, None, "001"),
+        "cell": np.where(some, None, "89283082803ffff"),
+        "geometry": lines,
+    }
+    pipes = pd.DataFrame(
+        {
+            **common,
+            "asset_id": [f"A{i}" for i in range(n)],
+            "material": np.where(some, None, "CI"),
+            "material_class": "cast_iron",
+            "segment_id": None,
+            "location_method": "geometry",
+            "material_desc": np.where(some, None, "Cast iron"),
+            "diameter_mm": np.where(some, np.nan, 150.0),
+            "install_year": np.where(some, np.nan, 1950.0 + rng.integers(0, 60, n)),
+            "removal_year": np.where(rng.random(n) < 0.1, 2010.0, np.nan),
+            "lined": rng.random(n) < 0.5,
+        }
+    )
+    streets = pd.DataFrame(
+        {
+            **common,
+            "name": np.where(some, None, "Main St"),
+            "feature_code_desc": "Local",
+            "is_street": True,
+            "from_node": [f"n{i}" for i in range(n)],
+            "to_node": [f"n{i + 1}" for i in range(n)],
+            "pipe_km": np.nan,
+        }
+    )
+    return pipes, streets
+
+
+@pytest.mark.parametrize("rows", [1, 7, 1_000])
+def test_line_dimensions_in_blocks_are_the_whole_dimensions(tmp_path: Path, rows: int) -> None:
+    """``dim_pipe`` and ``dim_street_segment`` made a block of units at a time (the publish
+    holds one block of a 20-million-pipe network) are the dimensions made whole, and their
+    key maps reach the facts the same."""
+    from twmb_geo.publish.star import _dim_street_segment, _finish, _line_dimension_chunks
+
+    pipes, streets = _line_units(40, seed=rows)
+    with tw.open_store(tmp_path / "lines.duckdb") as s:
+        s.insert("unit_pipe", conform(pipes, "features/unit_pipe"))
+        s.insert("unit_street", conform(streets, "features/unit_street"))
+        whole = {
+            "dim_pipe": _finish("dim_pipe", _dim_pipe(s.read("unit_pipe"))),
+            "dim_street_segment": _finish(
+                "dim_street_segment", _dim_street_segment(s.read("unit_street"))
+            ),
+        }
+        for name, expected in whole.items():
+            chunks = list(_line_dimension_chunks(s, name, rows))
+            assert len(chunks) == 1 + -(-40 // rows), name  # the special members, then blocks
+            got = pd.concat(chunks, ignore_index=True)
+            pd.testing.assert_frame_equal(got, expected, check_exact=True, obj=name)
+        star = build_star(s)
+    for name, expected in whole.items():
+        pd.testing.assert_frame_equal(star[name], expected, check_exact=True, obj=name)
+    assert star["dim_pipe"]["pipe_key"].tolist() == [-2, -1, *range(1, 41)]
+    assert check_keys(star) == []
+
+
 def test_empty_store_gives_unknown_rows_and_empty_facts(tmp_path: Path) -> None:
     with tw.open_store(tmp_path / "empty.duckdb") as s:
         tables = build_star(s)

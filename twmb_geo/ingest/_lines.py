@@ -25,25 +25,14 @@ from ..core.crs import (
     transform_geometries,
     transform_xy,
 )
+from ..core.geometry import GEOMETRY_TYPE_NAMES
 from ..errors import InputDataError
 from ..io.profiles import Profile
 from ..io.readers import RawChunk
 from ._common import IngestContext, RowChecks
 
 _LINE_TYPES = (1, 5)  # shapely type ids of LineString, MultiLineString
-_GEOM_NAMES = np.array(
-    [
-        "Point",
-        "LineString",
-        "LinearRing",
-        "Polygon",
-        "MultiPoint",
-        "MultiLineString",
-        "MultiPolygon",
-        "GeometryCollection",
-    ],
-    dtype=object,
-)
+_GEOM_NAMES = np.array(GEOMETRY_TYPE_NAMES, dtype=object)
 
 
 def _to_text(v: Any) -> str | None:

@@ -18,25 +18,40 @@ always mirrors the layers given.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 import geopandas as gpd
 import numpy as np
-import pyogrio
+import pyarrow as pa
+import pyarrow.parquet as pq
 import shapely
 from numpy.typing import ArrayLike
+from pyogrio.raw import write_arrow
 
+from .._version import __version__
 from ..core.files import atomic_path
+from ..core.geometry import GEOMETRY_TYPE_NAMES
 from ..errors import InputDataError
 from .layers import LAYERS, typed_layer
 
-__all__ = ["EXPORT_FORMATS", "GPKG_NAME", "LayerExporter", "export_layers", "orient_rfc7946"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "GPKG_NAME",
+    "LayerBlocks",
+    "LayerExporter",
+    "export_layers",
+    "orient_rfc7946",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,25 +138,214 @@ def _prepare(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
-def _write_geojson(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pyogrio.write_dataframe(
-            gdf, tmp, layer=name, driver="GeoJSON", layer_options=_GEOJSON_OPTIONS, use_arrow=True
+#: a single geometry type -> the multi type a GeoPackage layer of both takes
+_MULTI: Final[dict[str, str]] = {
+    "Point": "MultiPoint",
+    "LineString": "MultiLineString",
+    "Polygon": "MultiPolygon",
+}
+_GEOPARQUET_VERSION: Final[str] = "1.1.0"
+
+
+def _projjson(crs: Any) -> dict[str, Any]:
+    """The CRS as PROJJSON without the ids of datum-ensemble members, which older PROJ
+    versions do not know (as GDAL and geopandas write it)."""
+
+    def strip(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "members" and isinstance(value, list):
+                    for member in value:
+                        member.pop("id", None)
+                else:
+                    strip(value)
+
+    out: dict[str, Any] = crs.to_json_dict()
+    strip(out)
+    return out
+
+
+class _GeoParquetBlocks:
+    """A GeoParquet file written a block at a time: one row group per block, the file's
+    ``geo`` metadata (geometry types, bounding box) of all the blocks, written at the end.
+
+    It also notes what GDAL needs to write the same rows: the layer's geometry types and
+    whether they have Z.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        #: the geometry types present (GDAL's names) and whether any has Z
+        self.types: set[str] = set()
+        self.has_z = False
+        self._parquet_types: set[str] = set()
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._bounds = np.array([np.inf, np.inf, -np.inf, -np.inf])
+        self._geo: dict[str, Any] = {}
+
+    def write(self, name: str, gdf: gpd.GeoDataFrame) -> None:
+        """Append one prepared block (WGS84, typed) as a row group."""
+        table = pa.table(gdf.to_arrow(index=False, geometry_encoding="WKB"))
+        if self._writer is None:
+            self._schema = table.schema
+            # the Arrow schema is stored at the end, with the `geo` metadata of every block
+            self._writer = pq.ParquetWriter(self.path, self._schema, store_schema=False)
+            column = gdf.geometry.name
+            self._geo = {
+                "primary_column": column,
+                "columns": {column: {"encoding": "WKB", "crs": _projjson(gdf.crs)}},
+                "version": _GEOPARQUET_VERSION,
+                "creator": {"library": "twmb_geo", "version": __version__},
+            }
+        elif not table.schema.equals(self._schema, check_metadata=False):
+            table = _cast_block(name, table, self._schema)
+        geoms = gdf.geometry.to_numpy()
+        present = ~shapely.is_missing(geoms)
+        ids = shapely.get_type_id(geoms[present])
+        self.types.update(GEOMETRY_TYPE_NAMES[i] for i in np.unique(ids))
+        z = shapely.has_z(geoms[present])
+        self.has_z |= bool(z.any())
+        bounds = shapely.total_bounds(geoms)
+        if np.isfinite(bounds).all():
+            self._bounds = np.concatenate(
+                [np.minimum(self._bounds[:2], bounds[:2]), np.maximum(self._bounds[2:], bounds[2:])]
+            )
+        # GeoParquet names a 3D type "<type> Z" and a linear ring a line string
+        self._parquet_types.update(
+            f"{GEOMETRY_TYPE_NAMES[i].replace('LinearRing', 'LineString')}{' Z' if has else ''}"
+            for i, has in set(zip(ids.tolist(), z.tolist(), strict=True))
         )
+        self._writer.write_table(table)
+        self.rows += len(table)
+
+    @property
+    def opened(self) -> bool:
+        """Whether a block was written (the file has the layer's columns)."""
+        return bool(self._geo)
+
+    @property
+    def geometry(self) -> str:
+        """The geometry column's name."""
+        return str(self._geo["primary_column"])
+
+    def close(self) -> None:
+        """Write the ``geo`` metadata of every block and close the file."""
+        if self._writer is None or self._schema is None:
+            return
+        column = self._geo["primary_column"]
+        meta = self._geo["columns"][column]
+        meta["geometry_types"] = sorted(self._parquet_types)
+        if np.isfinite(self._bounds).all():
+            meta["bbox"] = self._bounds.tolist()
+        geo = json.dumps(self._geo)
+        schema = self._schema.with_metadata({**(self._schema.metadata or {}), b"geo": geo})
+        # the Arrow schema as pyarrow stores it (base64 of its IPC message), with `geo`
+        arrow = base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+        self._writer.add_key_value_metadata({"geo": geo, "ARROW:schema": arrow})
+        self._writer.close()
+        self._writer = None
+
+    def abort(self) -> None:
+        """Close the file without its metadata (it is removed by the caller)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
-def _write_parquet(name: str, gdf: gpd.GeoDataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        gdf.to_parquet(tmp, index=False)
+def _cast_block(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A block's rows in the types of the layer's first block, or a clear error."""
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        raise InputDataError(
+            f"map layer {name!r}: a block's columns ({table.schema}) do not match those of "
+            f"its first block ({schema}): {exc}"
+        ) from exc
+
+
+def _gdal_geometry_type(types: set[str], has_z: bool, driver: str) -> tuple[str, bool]:
+    """The layer geometry type GDAL is given for geometries of ``types``, and whether single
+    geometries are promoted to multi ones: as pyogrio's ``write_dataframe`` infers it (a
+    GeoPackage layer of line strings and multi line strings is a multi line string layer)."""
+    kind, promote = "Unknown", False
+    if len(types) == 1:
+        kind = next(iter(types))
+    elif len(types) == 2:
+        single = sorted(types)[0 if sorted(types)[0] in _MULTI else 1]
+        if _MULTI.get(single) in types and driver == "GPKG":
+            kind, promote = _MULTI[single], True
+    if has_z and kind != "Unknown":
+        kind = f"{kind} Z"
+    return kind, promote
+
+
+def _promoted(wkb: pa.Array) -> pa.Array:
+    """WKB geometries with every single point, line string and polygon made a multi one."""
+    geoms = shapely.from_wkb(np.asarray(wkb.to_numpy(zero_copy_only=False), dtype=object))
+    ids = shapely.get_type_id(geoms)
+    for single, make in (
+        (shapely.GeometryType.POINT, shapely.multipoints),
+        (shapely.GeometryType.LINESTRING, shapely.multilinestrings),
+        (shapely.GeometryType.POLYGON, shapely.multipolygons),
+    ):
+        at = ids == single
+        if at.any():
+            geoms[at] = make(np.atleast_2d(geoms[at]), axis=0)
+    return pa.array(shapely.to_wkb(geoms), type=pa.binary())
+
+
+def _gdal_rows(path: Path, geometry: str, promote: bool) -> pa.RecordBatchReader:
+    """The rows of a layer's GeoParquet file, a row group at a time, as GDAL is given them:
+    plain Arrow types, no pandas or GeoParquet metadata, WKB geometries (promoted to multi
+    ones when ``promote``)."""
+    source = pq.ParquetFile(path)
+    schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in source.schema_arrow])
+    at = schema.get_field_index(geometry)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with source:
+            for group in range(source.num_row_groups):
+                for batch in source.read_row_group(group).to_batches():
+                    columns = list(batch.columns)
+                    if promote:
+                        columns[at] = _promoted(columns[at])
+                    yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+class LayerBlocks:
+    """The blocks of one layer being exported (from :meth:`LayerExporter.layer`)."""
+
+    def __init__(self, name: str, parquet: _GeoParquetBlocks) -> None:
+        self.name = name
+        self._parquet = parquet
+
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self._parquet.rows
+
+    def write(self, gdf: gpd.GeoDataFrame) -> None:
+        """Write the layer's next block (any CRS; its rows follow the blocks before)."""
+        _check_layer(self.name, gdf)
+        self._parquet.write(self.name, _prepare(self.name, gdf))
 
 
 class LayerExporter:
-    """Writes map layers one at a time into every requested format under one folder.
+    """Writes map layers one at a time, each in blocks if need be, into every requested
+    format under one folder.
 
-    Use as a context manager; :meth:`write` each layer (only the prepared copy of the
-    layer being written is held), and :attr:`result` after the block. The GeoPackage is
-    built under a temporary name and renamed into place when the block ends without
-    error; files of known layers not written are removed (see :func:`export_layers`).
+    Use as a context manager; :meth:`write` a whole layer, or write a layer's blocks in
+    order inside :meth:`layer`, and read :attr:`result` after the block. Only the block
+    being written is held: the blocks go to the layer's GeoParquet file (a scratch file
+    when GeoParquet is not asked for), from which GDAL streams the GeoJSON and the
+    GeoPackage table a row group at a time, so the files are those of the layer written
+    whole. The GeoPackage is built under a temporary name and renamed into place when the
+    block ends without error; files of known layers not written are removed (see
+    :func:`export_layers`).
     """
 
     def __init__(self, folder: Path | str, formats: Sequence[str] = EXPORT_FORMATS) -> None:
@@ -169,24 +373,67 @@ class LayerExporter:
         return self._gpkg_tmp
 
     def write(self, name: str, gdf: gpd.GeoDataFrame) -> None:
-        """Write one layer in every format (its name becomes file and table names)."""
+        """Write one whole layer in every format (its name becomes file and table names)."""
+        with self.layer(name) as blocks:
+            blocks.write(gdf)
+
+    @contextmanager
+    def layer(self, name: str) -> Iterator[LayerBlocks]:
+        """Write layer ``name`` a block at a time: ``with exporter.layer(name) as out:``
+        then ``out.write(block)`` for each block in order; the files are complete when the
+        ``with`` block ends without error."""
         if name in self.rows:
             raise InputDataError(f"map layer {name!r} is written twice")
-        out = _prepare(name, gdf)
-        for fmt in self.formats:
-            if fmt == "gpkg":
-                pyogrio.write_dataframe(
-                    out, self._gpkg_path(), layer=name, driver="GPKG", use_arrow=True
+        if not _LAYER_NAME.match(name):
+            _check_layer(name, gpd.GeoDataFrame())
+        with ExitStack() as stack:
+            if "geoparquet" in self.formats:
+                (self.folder / "geoparquet").mkdir(parents=True, exist_ok=True)
+                rel = f"geoparquet/{name}.parquet"
+                path = stack.enter_context(atomic_path(self.folder / rel))
+            else:
+                fd, scratch = tempfile.mkstemp(
+                    prefix=f".{name}.", suffix=".parquet", dir=self.folder
                 )
+                os.close(fd)
+                path = Path(scratch)
+                stack.callback(path.unlink, missing_ok=True)
+            parquet = _GeoParquetBlocks(path)
+            try:
+                yield LayerBlocks(name, parquet)
+            except BaseException:
+                parquet.abort()
+                raise
+            if not parquet.opened:
+                raise ValueError(f"map layer {name!r}: no block was written")
+            parquet.close()
+            self._write_gdal(name, parquet)
+            if "geoparquet" in self.formats:
+                self.files["geoparquet"].append(rel)
+        self.rows[name] = parquet.rows
+
+    def _write_gdal(self, name: str, parquet: _GeoParquetBlocks) -> None:
+        """The layer's GeoJSON file and GeoPackage table, streamed from its GeoParquet."""
+        geometry = parquet.geometry
+        for fmt in self.formats:
+            if fmt == "geoparquet":
+                continue
+            driver = "GPKG" if fmt == "gpkg" else "GeoJSON"
+            kind, promote = _gdal_geometry_type(parquet.types, parquet.has_z, driver)
+            rows = _gdal_rows(parquet.path, geometry, promote)
+            options = {"geometry_name": geometry, "geometry_type": kind, "crs": _WGS84}
+            if fmt == "gpkg":
+                write_arrow(rows, self._gpkg_path(), layer=name, driver=driver, **options)
                 if not self.files[fmt]:
                     self.files[fmt].append(GPKG_NAME)
                 continue
-            sub, suffix, writer = _PER_LAYER[fmt]
-            (self.folder / sub).mkdir(parents=True, exist_ok=True)
-            rel = f"{sub}/{name}{suffix}"
-            writer(name, out, self.folder / rel)
+            (self.folder / "geojson").mkdir(parents=True, exist_ok=True)
+            rel = f"geojson/{name}.geojson"
+            with atomic_path(self.folder / rel) as tmp:
+                write_arrow(
+                    rows, tmp, layer=name, driver=driver, layer_options=_GEOJSON_OPTIONS, **options
+                )
             self.files[fmt].append(rel)
-        self.rows[name] = len(out)
 
     def __exit__(
         self,
@@ -200,10 +447,9 @@ class LayerExporter:
             return
         if "gpkg" in self.formats and self._gpkg is None:
             (self.folder / GPKG_NAME).unlink(missing_ok=True)
-        for fmt in self.formats:
-            if fmt == "gpkg":
+        for fmt, (sub, suffix) in _PER_LAYER.items():
+            if fmt not in self.formats:
                 continue
-            sub, suffix, _ = _PER_LAYER[fmt]
             for name in sorted(set(LAYERS) - set(self.rows)):
                 stale = self.folder / sub / f"{name}{suffix}"
                 if stale.exists():
@@ -217,10 +463,10 @@ class LayerExporter:
         )
 
 
-#: per-layer formats -> (sub-folder, file suffix, writer)
-_PER_LAYER: Final[dict[str, tuple[str, str, Callable[[str, gpd.GeoDataFrame, Path], None]]]] = {
-    "geojson": ("geojson", ".geojson", _write_geojson),
-    "geoparquet": ("geoparquet", ".parquet", _write_parquet),
+#: per-layer formats -> (sub-folder, file suffix)
+_PER_LAYER: Final[dict[str, tuple[str, str]]] = {
+    "geojson": ("geojson", ".geojson"),
+    "geoparquet": ("geoparquet", ".parquet"),
 }
 
 

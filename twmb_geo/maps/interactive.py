@@ -51,6 +51,7 @@ __all__ = [
     "EARTH_RADIUS",
     "HTML_MAX_FEATURES",
     "OSM_TILE_URL",
+    "HtmlSubset",
     "dequantise",
     "from_web_mercator",
     "html_map",
@@ -290,17 +291,28 @@ def html_subset(name: str, gdf: gpd.GeoDataFrame, max_features: int) -> gpd.GeoD
     Otherwise breaks keep the latest whole data years whose breaks fit (at least the last
     year, whatever its count; breaks without a year go), other layers the ``max_features``
     highest-risk features (``rank`` ascending, then ``unit_id``; no rank last). Rows keep
-    their order.
+    their order. :class:`HtmlSubset` gives the same from a layer's blocks.
     """
-    if max_features < 1:
-        raise ValueError(f"max_features must be at least 1, got {max_features}")
+    subset = HtmlSubset(name, max_features)
+    subset.add(gdf)
+    return subset.result()
+
+
+def _year(gdf: gpd.GeoDataFrame) -> pd.Series:
+    return pd.to_numeric(gdf["year"], errors="coerce")
+
+
+def _latest_years(counts: pd.Series, max_features: int) -> list[Any]:
+    """The latest years whose breaks (``counts`` by year) fit, at least the last year."""
+    per_year = counts.sort_index(ascending=False).cumsum()
+    keep = per_year.index[(per_year <= max_features).to_numpy()]
+    return list(keep if len(keep) else per_year.index[:1])
+
+
+def _highest_risk(gdf: gpd.GeoDataFrame, max_features: int) -> gpd.GeoDataFrame:
+    """The ``max_features`` highest-risk rows, in their order."""
     if len(gdf) <= max_features:
         return gdf
-    if name == "breaks" and "year" in gdf.columns:
-        year = pd.to_numeric(gdf["year"], errors="coerce")
-        per_year = year.value_counts().sort_index(ascending=False).cumsum()
-        keep = per_year.index[(per_year <= max_features).to_numpy()]
-        return gdf[year.isin(keep if len(keep) else per_year.index[:1]).to_numpy()]
     rank = (
         pd.to_numeric(gdf["rank"], errors="coerce").astype("float64").to_numpy()
         if "rank" in gdf.columns
@@ -309,6 +321,63 @@ def html_subset(name: str, gdf: gpd.GeoDataFrame, max_features: int) -> gpd.GeoD
     ids = gdf["unit_id"].astype(str).to_numpy() if "unit_id" in gdf.columns else np.arange(len(gdf))
     order = np.lexsort((ids, np.where(np.isnan(rank), np.inf, rank)))
     return gdf.iloc[np.sort(order[:max_features])]
+
+
+class HtmlSubset:
+    """The features of one layer the HTML map embeds (:func:`html_subset`), from the
+    layer's blocks in order: :meth:`add` each block, then :meth:`result`.
+
+    Between blocks it holds at most ``max_features`` rows of a unit layer, and of breaks
+    those of the years that can still be embedded (the latest years that fit, and the
+    latest year seen), so a layer of any size is cut without being held whole.
+    """
+
+    def __init__(self, name: str, max_features: int) -> None:
+        if max_features < 1:
+            raise ValueError(f"max_features must be at least 1, got {max_features}")
+        self.name = name
+        self.max_features = max_features
+        self.rows = 0
+        self._parts: list[gpd.GeoDataFrame] = []
+        self._counts = pd.Series(dtype="float64")
+
+    def _by_year(self, gdf: gpd.GeoDataFrame) -> bool:
+        return self.name == "breaks" and "year" in gdf.columns
+
+    def add(self, gdf: gpd.GeoDataFrame) -> None:
+        """The layer's next block (a block indexed from 0 is renumbered after the rows
+        before it, as the blocks concatenated would be)."""
+        if self.rows and isinstance(gdf.index, pd.RangeIndex) and gdf.index.start == 0:
+            gdf = gdf.set_axis(pd.RangeIndex(self.rows, self.rows + len(gdf)))
+        self.rows += len(gdf)
+        self._parts.append(gdf)
+        if self._by_year(gdf):
+            counts = _year(gdf).value_counts()
+            self._counts = self._counts.add(counts, fill_value=0) if len(self._counts) else counts
+            if self.rows > self.max_features:
+                # a year whose breaks and those of the years after it no longer fit, and
+                # that is not the latest, is never embedded: its rows go now
+                per_year = self._counts.sort_index(ascending=False).cumsum()
+                keep = [*per_year.index[(per_year <= self.max_features).to_numpy()]]
+                self._keep_years([*keep, *per_year.index[:1]])
+        elif self.rows > self.max_features:
+            self._parts = [_highest_risk(self._whole(), self.max_features)]
+
+    def _keep_years(self, years: list[Any]) -> None:
+        self._parts = [p[_year(p).isin(years).to_numpy()] for p in self._parts]
+
+    def _whole(self) -> gpd.GeoDataFrame:
+        if len(self._parts) == 1:
+            return self._parts[0]
+        return pd.concat(self._parts)
+
+    def result(self) -> gpd.GeoDataFrame:
+        """The features to embed, in the layer's order."""
+        if not self._parts:
+            raise ValueError(f"layer {self.name!r}: no block was added")
+        if self.rows > self.max_features and self._by_year(self._parts[0]):
+            self._keep_years(_latest_years(self._counts, self.max_features))
+        return self._whole()
 
 
 # -- the page ----------------------------------------------------------------------------------

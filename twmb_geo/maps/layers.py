@@ -1,7 +1,9 @@
 """Map layers: every unit type and the breaks as GeoDataFrames in WGS84, with results attached.
 
-One function, :func:`map_layers`, reads the store once and returns the layers every map
-output uses (file exports, static PNG maps, the interactive HTML map, the report):
+:func:`map_layers` reads the store and returns the layers every map output uses (file
+exports, static PNG maps, the interactive HTML map, the report); :func:`iter_layer_blocks`
+gives the same layers as blocks of units read with their own results only, for cities of
+any size:
 
 * ``cells``, ``pipes``, ``streets``, ``neighbourhoods`` (those present in the store): the unit
   geometry with its labels, breaks (all years and the latest year), the current risk score
@@ -27,6 +29,7 @@ import shapely
 from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..core.vocab import DEFAULT_MATERIALS, NOT_COMPUTED, UNSCORED, normalise_material_code
+from ..store.blocks import KeyBlock, key_blocks, read_block
 from ..store.duckdb_store import Store
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "LAYER_COLUMNS",
     "LAYER_TYPES",
     "UNIT_LAYERS",
+    "iter_layer_blocks",
     "iter_map_layers",
     "map_layers",
     "typed_layer",
@@ -127,6 +131,10 @@ LAYER_TYPES: dict[str, dict[str, str]] = {
         ),
     },
 }
+#: the result columns that are text
+_RESULT_TEXT = [col for col, kind in _RESULT_TYPES.items() if kind == _STR]
+#: the dtype text read from the store has with this pandas (``str``; object before pandas 3)
+_TEXT = pd.Series(["text"]).dtype
 _ARROW = {
     _STR: pa.string(),
     _I32: pa.int32(),
@@ -178,56 +186,55 @@ def _geoms(df: pd.DataFrame) -> gpd.GeoSeries:
     return gpd.GeoSeries(geom, index=df.index, crs=analysis_crs()).to_crs(WGS84)
 
 
-def _break_counts(links: pd.DataFrame | None, breaks: pd.DataFrame) -> pd.DataFrame:
-    """Breaks per (unit_type, unit_id): all years and the latest data year."""
-    cols = ["unit_type", "unit_id", "breaks_total", "breaks_last_year", "last_year"]
-    if links is None or links.empty or breaks.empty:
+def _break_counts(
+    store: Store, unit_type: str, block: KeyBlock, last_year: int | None
+) -> pd.DataFrame:
+    """Breaks per unit of the block: all years and the latest data year."""
+    cols = ["unit_type", "unit_id", "breaks_total", "breaks_last_year"]
+    if last_year is None or not store.has_table("break_links"):
         return pd.DataFrame(columns=cols)
-    last = int(breaks["year"].max())
-    ok = links[links["status"] == "matched"][["break_id", "unit_type", "unit_id"]]
-    df = ok.merge(breaks[["break_id", "year"]], on="break_id", how="left")
-    df["recent"] = (df["year"] == last).astype(np.int64)
-    out = (
-        df.groupby(["unit_type", "unit_id"], sort=True)
-        .agg(breaks_total=("break_id", "size"), breaks_last_year=("recent", "sum"))
-        .reset_index()
+    cond, args = block.where("unit_id")
+    return store.query(
+        "SELECT l.unit_type, l.unit_id, count(*) AS breaks_total, "
+        "CAST(sum(CASE WHEN b.year = ? THEN 1 ELSE 0 END) AS BIGINT) AS breaks_last_year "
+        "FROM (SELECT * FROM break_links WHERE status = 'matched' AND unit_type = ? AND "
+        f"{cond}) l LEFT JOIN breaks b ON b.break_id = l.break_id "
+        "GROUP BY l.unit_type, l.unit_id ORDER BY l.unit_id",
+        [last_year, unit_type, *args],
     )
-    out["last_year"] = last
-    return out
 
 
-def _scores(store: Store) -> pd.DataFrame:
+def _scores(store: Store, unit_type: str, block: KeyBlock) -> pd.DataFrame:
+    """The current scores of the block's units (the table keeps every earlier scoring run)."""
     cols = ["unit_type", "unit_id", "risk_score", "probability", "expected_breaks", "rank"]
     cols += ["percentile", "tier", "drivers", "model_version", "target_year"]
-    # the current scores only: the table keeps every earlier scoring run
-    rs = (
-        store.read("risk_scores", columns=cols, where="is_current")
-        if store.has_table("risk_scores")
-        else None
-    )
-    if rs is None or rs.empty:
+    if not store.has_table("risk_scores"):
         return pd.DataFrame(columns=[c.replace("target_year", "score_year") for c in cols])
-    rs = rs.rename(columns={"target_year": "score_year"})
-    return rs.sort_values(["unit_type", "unit_id"], kind="mergesort")
+    where = "is_current AND unit_type = ?"
+    rs = read_block(store, "risk_scores", block, "unit_id", where, [unit_type])[cols]
+    return rs.rename(columns={"target_year": "score_year"})
 
 
-def _lisa(store: Store) -> pd.DataFrame:
-    lisa = _read(store, "lisa")
+def _lisa(store: Store, unit_type: str, block: KeyBlock) -> pd.DataFrame:
+    """The LISA class of the block's units in the unit type's latest year."""
     cols = ["unit_type", "unit_id", "lisa_cluster", "lisa_year"]
-    if lisa is None or lisa.empty:
+    if not store.has_table("lisa"):
         return pd.DataFrame(columns=cols)
-    lisa = lisa[lisa["variable"] == "breaks"]
-    latest = lisa.groupby("unit_type")["year"].transform("max")
-    lisa = lisa[lisa["year"] == latest]
+    where = (
+        "variable = 'breaks' AND unit_type = ? AND year = "
+        "(SELECT max(year) FROM lisa WHERE variable = 'breaks' AND unit_type = ?)"
+    )
+    lisa = read_block(store, "lisa", block, "unit_id", where, [unit_type, unit_type])
     return lisa.rename(columns={"cluster": "lisa_cluster", "year": "lisa_year"})[cols]
 
 
-def _persistence(store: Store) -> pd.DataFrame:
-    hp = _read(store, "hotspot_persistence")
+def _persistence(store: Store, unit_type: str, block: KeyBlock) -> pd.DataFrame:
+    """The hot-spot persistence class of the block's units."""
     cols = ["unit_type", "unit_id", "hotspot_class", "years_hot"]
-    if hp is None or hp.empty:
+    if not store.has_table("hotspot_persistence"):
         return pd.DataFrame(columns=cols)
-    hp = hp[hp["variable"] == "breaks"]
+    where = "variable = 'breaks' AND unit_type = ?"
+    hp = read_block(store, "hotspot_persistence", block, "unit_id", where, [unit_type])
     return hp.rename(columns={"class": "hotspot_class"})[cols]
 
 
@@ -247,6 +254,10 @@ def _attach(
     out["tier"] = out["tier"].fillna(UNSCORED)
     out["lisa_cluster"] = out["lisa_cluster"].fillna(NOT_COMPUTED)
     out["hotspot_class"] = out["hotspot_class"].fillna(NOT_COMPUTED)
+    # a block without results reads their text columns untyped: typed as the store's text
+    for col in _RESULT_TEXT:
+        if out[col].dtype == object:
+            out[col] = out[col].astype(_TEXT)
     return out
 
 
@@ -326,7 +337,7 @@ def _breaks_layer(
     breaks: pd.DataFrame, links: pd.DataFrame | None, names: pd.Series
 ) -> pd.DataFrame:
     linked = {}
-    if links is not None and not links.empty:
+    if links is not None:
         ok = links[links["status"] == "matched"]
         for unit_type in UNIT_TYPES:
             part = ok[ok["unit_type"] == unit_type]
@@ -360,48 +371,73 @@ def _geoframe(name: str, df: pd.DataFrame) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(df[LAYER_COLUMNS[name]], geometry="geometry", crs="EPSG:4326")
 
 
-def iter_map_layers(store: Store) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
-    """Every map layer present in the store, one at a time, in :data:`LAYERS` order.
+def _has_rows(store: Store, name: str) -> bool:
+    return store.has_table(name) and store.count(name) > 0
 
-    The results every layer shares (break counts, scores, LISA, persistence) are read once;
-    each layer's units are read when it is built and nothing of it is kept here, so a caller
-    that writes a layer and lets it go holds one layer at a time.
+
+def iter_layer_blocks(
+    store: Store, block_rows: int | None = None
+) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
+    """Every map layer present in the store, in :data:`LAYERS` order, as blocks of at most
+    ``block_rows`` rows (None: a layer in one block).
+
+    A layer's blocks come one after another, in its row order (``unit_id``; breaks
+    ``break_id``), so concatenated they are the layer of :func:`map_layers`, whatever the
+    block size. Each block reads only its own units and their results from the store, so a
+    caller that writes a block and lets it go holds one block at a time, whatever the size
+    of the city.
     """
-    breaks = _read(store, "breaks")
-    breaks = breaks if breaks is not None else pd.DataFrame(columns=["break_id", "year"])
-    links = _read(store, "break_links")
+    if block_rows is not None and block_rows < 1:
+        raise ValueError(f"block_rows must be at least 1, got {block_rows}")
+    rows = block_rows or np.iinfo(np.int64).max
     nbhd = _read(store, "neighbourhoods")
     names = (
         pd.Series(nbhd["area_name"].to_numpy(), index=nbhd["area_code"].to_numpy())
         if nbhd is not None
         else pd.Series(dtype=object)
     )
-    last_year = int(breaks["year"].max()) if not breaks.empty else None
-    results = [_break_counts(links, breaks), _scores(store), _lisa(store), _persistence(store)]
+    last_year = None
+    if _has_rows(store, "breaks"):
+        found = store.query("SELECT max(year) AS y FROM breaks")["y"].iloc[0]
+        last_year = None if pd.isna(found) else int(found)
     unit_types = {layer: unit_type for unit_type, (layer, _) in UNIT_LAYERS.items()}
     for name in LAYERS:
         if name == "breaks":
-            if not breaks.empty:
-                yield name, _geoframe(name, _breaks_layer(breaks, links, names))
+            links = _has_rows(store, "break_links")
+            for block in key_blocks(store, "breaks", "break_id", rows):
+                breaks = read_block(store, "breaks", block, "break_id")
+                found = read_block(store, "break_links", block, "break_id") if links else None
+                yield name, _geoframe(name, _breaks_layer(breaks, found, names))
         elif name in unit_types:
-            layer = _unit_layer(store, unit_types[name], names, results, last_year)
-            if layer is not None:
-                yield name, layer
-            del layer  # not held while the next one is built
+            unit_type = unit_types[name]
+            table, key = UNIT_LAYERS[unit_type][1], _unit_key(unit_type)
+            for block in key_blocks(store, table, key, rows):
+                yield name, _unit_block(store, unit_type, block, names, last_year)
 
 
-def _unit_layer(
-    store: Store,
-    unit_type: str,
-    names: pd.Series,
-    results: list[pd.DataFrame],
-    last_year: int | None,
-) -> gpd.GeoDataFrame | None:
-    """The layer of one unit type, or None when the store has none of its units."""
+def iter_map_layers(store: Store) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
+    """Every map layer present in the store, one whole layer at a time, in :data:`LAYERS`
+    order (:func:`iter_layer_blocks` with a layer in one block)."""
+    return iter_layer_blocks(store)
+
+
+def _unit_key(unit_type: str) -> str:
+    """The column of the unit table that is the layer's ``unit_id``."""
+    return "area_code" if UNIT_TYPES[unit_type].layer_table == "neighbourhoods" else "unit_id"
+
+
+def _unit_block(
+    store: Store, unit_type: str, block: KeyBlock, names: pd.Series, last_year: int | None
+) -> gpd.GeoDataFrame:
+    """One block of the layer of one unit type, its results attached."""
     layer, table = UNIT_LAYERS[unit_type]
-    units = _read(store, table)
-    if units is None or units.empty:
-        return None
+    units = read_block(store, table, block, _unit_key(unit_type))
+    results = [
+        _break_counts(store, unit_type, block, last_year),
+        _scores(store, unit_type, block),
+        _lisa(store, unit_type, block),
+        _persistence(store, unit_type, block),
+    ]
     df = _attach(_unit_base(unit_type, units, names), unit_type, results, last_year)
     del units
     return _geoframe(layer, df.sort_values("unit_id", kind="mergesort").reset_index(drop=True))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 from ..config import Config
 from ..core.types import Progress
@@ -19,8 +20,8 @@ from ..errors import InputDataError
 from ..store.duckdb_store import Store
 from ..store.project import in_project_crs
 from .exports import EXPORT_FORMATS, LayerExporter
-from .interactive import html_subset, write_html_map
-from .layers import LAYERS, iter_map_layers
+from .interactive import HtmlSubset, write_html_map
+from .layers import LAYERS, iter_layer_blocks
 from .report import write_report
 from .static import map_view, render_maps
 
@@ -40,10 +41,12 @@ def make_maps(
     """Map layers from the store, exported as files, static PNG maps and the HTML map.
 
     Titles name ``cfg.city_name``; every map carries ``cfg.credit_line()`` (licence and
-    attribution). Layers are built and exported one at a time; of each, the static maps keep
-    the columns they draw (:func:`~.static.map_view`) and the HTML map the features it
-    embeds (``[maps] html_max_features``, :func:`~.interactive.html_subset`), so the stage
-    holds one whole layer at a time, whatever the size of the city.
+    attribution). Layers are read from the store and exported a block of
+    ``[compute] partition_rows`` features at a time (:func:`~.layers.iter_layer_blocks`,
+    :meth:`~.exports.LayerExporter.layer`); of each block, the static maps keep the columns
+    they draw (:func:`~.static.map_view`) and the HTML map the features it may embed
+    (``[maps] html_max_features``, :class:`~.interactive.HtmlSubset`), so the stage holds one
+    block and what the maps keep, whatever the size of the city.
     """
     folder = Path(folder) if folder else cfg.out_dir / "maps"
     limit = cfg.maps.html_max_features
@@ -52,8 +55,8 @@ def make_maps(
     views: dict[str, gpd.GeoDataFrame] = {}
     shown: dict[str, gpd.GeoDataFrame] = {}
     with Store(cfg.store_path, read_only=True) as store:
-        layers = iter_map_layers(store)
-        item = next(layers, None)
+        blocks = iter_layer_blocks(store, cfg.compute.partition_rows)
+        item = next(blocks, None)
         if item is None:
             raise InputDataError(
                 f"the store {cfg.store_path} has no map layers: run `twmb run` (or ingest and "
@@ -62,19 +65,28 @@ def make_maps(
         exporter = LayerExporter(folder, formats) if formats else None
         with exporter or nullcontext():
             while item is not None:
-                name, layer = item
-                item = None
+                name = item[0]
                 if progress:
                     progress(f"maps: {name}", steps.index(name), len(steps))
-                rows[name] = len(layer)
-                if exporter is not None:
-                    exporter.write(name, layer)
+                viewed: list[gpd.GeoDataFrame] = []
+                subset = HtmlSubset(name, limit)
+                with exporter.layer(name) if exporter is not None else nullcontext() as out:
+                    while item is not None and item[0] == name:
+                        block = item[1]
+                        item = None
+                        if out is not None:
+                            out.write(block)
+                        if png:
+                            viewed.append(map_view(block))
+                        if html:
+                            subset.add(block)
+                        rows[name] = rows.get(name, 0) + len(block)
+                        del block  # before the next block is read
+                        item = next(blocks, None)
                 if png:
-                    views[name] = map_view(layer)
+                    views[name] = _joined(viewed)
                 if html:
-                    shown[name] = html_subset(name, layer, limit)
-                del layer  # before the next layer is built
-                item = next(layers, None)
+                    shown[name] = subset.result()
     result: dict[str, Any] = {
         "folder": str(folder),
         "rows": rows,
@@ -98,6 +110,11 @@ def make_maps(
             totals=rows,
         )
     return result
+
+
+def _joined(blocks: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """A layer's blocks as one frame, numbered as the whole layer."""
+    return blocks[0] if len(blocks) == 1 else pd.concat(blocks, ignore_index=True)
 
 
 @in_project_crs

@@ -26,6 +26,7 @@ from __future__ import annotations
 import calendar
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
 
@@ -38,9 +39,11 @@ from ..contracts import conform, load_schema, validate_frame
 from ..core.crs import WGS84, analysis_crs
 from ..core.units import UNIT_TYPES
 from ..errors import ContractError
+from ..store.blocks import key_blocks, read_block
 from ..store.duckdb_store import TABLES, Store
 from .tables import (
     CHUNK_ROWS,
+    DIMENSION_ROWS,
     SPOOL_ROWS,
     StarTable,
     chunks_of,
@@ -249,6 +252,22 @@ def _unit_key_maps(dims: Mapping[str, pd.DataFrame]) -> dict[str, pd.Series]:
     }
 
 
+def _unit_type_of(dimension: str) -> str:
+    """The unit type whose star dimension is ``dimension``."""
+    return next(n for n, s in UNIT_TYPES.items() if s.star_dimension == dimension)
+
+
+def _noting_keys(
+    dimension: str, chunks: Iterator[pd.DataFrame], keys: list[pd.Series]
+) -> Iterator[pd.DataFrame]:
+    """The chunks of a unit dimension, as they come; each chunk's natural key -> surrogate
+    key map goes to ``keys``."""
+    spec = UNIT_TYPES[_unit_type_of(dimension)]
+    for chunk in chunks:
+        keys.append(_key_map(chunk, spec.star_natural_key, spec.star_key))
+        yield chunk
+
+
 def _unit_keys(
     df: pd.DataFrame, maps: Mapping[str, pd.Series], places: Mapping[str, pd.DataFrame]
 ) -> pd.DataFrame:
@@ -437,13 +456,13 @@ def _location(units: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
-    """Pipes with material meaning, install decade, status and WGS84 geometry."""
+def _pipe_rows(pipes: pd.DataFrame) -> pd.DataFrame:
+    """Pipes with material meaning, install decade, status and WGS84 geometry (no keys)."""
     material = pipes["material"].astype(object).where(pipes["material"].notna(), "UNK")
     desc = pipes["material_desc"].astype(object)
     desc = desc.where(desc.notna(), material.where(material != "UNK", "Unknown"))
     removal = pd.to_numeric(pipes["removal_year"], errors="coerce")
-    df = pd.DataFrame(
+    return pd.DataFrame(
         {
             "unit_id": pipes["unit_id"].astype(object),
             "asset_id": pipes["asset_id"],
@@ -459,13 +478,11 @@ def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
             **_location(pipes),
         }
     )
-    labels = ("material_desc", "install_decade", "status", *_PLACE_LABELS)
-    return _keyed(df, "unit_id", "pipe_key", *labels, material=("UNK", "N/A"))
 
 
-def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
-    """Street segments with class, WGS84 mid-point and geometry."""
-    df = pd.DataFrame(
+def _street_rows(streets: pd.DataFrame) -> pd.DataFrame:
+    """Street segments with class, WGS84 mid-point and geometry (no keys)."""
+    return pd.DataFrame(
         {
             "unit_id": streets["unit_id"].astype(object),
             "name": streets["name"].fillna("Unnamed"),
@@ -475,7 +492,62 @@ def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
             **_location(streets),
         }
     )
-    return _keyed(df, "unit_id", "street_key", "name", "feature_class", *_PLACE_LABELS)
+
+
+@dataclass(frozen=True)
+class _LineDimension:
+    """A dimension of line units (a row per pipe or street segment): its unit table, its
+    rows and the labels of its special members."""
+
+    table: str
+    rows: Callable[[pd.DataFrame], pd.DataFrame]
+    key: str
+    labelled: tuple[str, ...]
+    fixed: Mapping[str, tuple[object, object]] = field(default_factory=dict)
+
+    def whole(self, units: pd.DataFrame) -> pd.DataFrame:
+        """The dimension of ``units``: special members, then keys 1..n in ``unit_id`` order."""
+        return _keyed(self.rows(units), "unit_id", self.key, *self.labelled, **self.fixed)
+
+
+#: the dimensions with a row per line unit, built a block of units at a time
+_LINE_DIMENSIONS: dict[str, _LineDimension] = {
+    "dim_pipe": _LineDimension(
+        "unit_pipe",
+        _pipe_rows,
+        "pipe_key",
+        ("material_desc", "install_decade", "status", *_PLACE_LABELS),
+        {"material": ("UNK", "N/A")},
+    ),
+    "dim_street_segment": _LineDimension(
+        "unit_street", _street_rows, "street_key", ("name", "feature_class", *_PLACE_LABELS)
+    ),
+}
+
+
+def _dim_pipe(pipes: pd.DataFrame) -> pd.DataFrame:
+    """Pipes with material meaning, install decade, status and WGS84 geometry."""
+    return _LINE_DIMENSIONS["dim_pipe"].whole(pipes)
+
+
+def _dim_street_segment(streets: pd.DataFrame) -> pd.DataFrame:
+    """Street segments with class, WGS84 mid-point and geometry."""
+    return _LINE_DIMENSIONS["dim_street_segment"].whole(streets)
+
+
+def _line_dimension_chunks(store: Store, name: str, rows: int) -> Iterator[pd.DataFrame]:
+    """A line-unit dimension finished a block of at most ``rows`` units at a time: the
+    special members first, then the units in ``unit_id`` order, keyed 1..n across blocks
+    (the dimension :func:`_dim_pipe` or :func:`_dim_street_segment` makes whole)."""
+    spec = _LINE_DIMENSIONS[name]
+    yield _finish(name, spec.whole(_read(store, spec.table, where="false")))  # -2 and -1
+    made = 0
+    for block in key_blocks(store, spec.table, "unit_id", rows):
+        # read in the unit table's contract order, which is unit_id
+        df = spec.rows(read_block(store, spec.table, block, "unit_id")).reset_index(drop=True)
+        df.insert(0, spec.key, np.arange(made + 1, made + len(df) + 1, dtype=np.int64))
+        made += len(df)
+        yield _finish(name, df.astype(object), sort=False)
 
 
 def _dim_neighbourhood(nbhd: pd.DataFrame) -> pd.DataFrame:
@@ -513,14 +585,15 @@ def _dim_model(models: pd.DataFrame) -> pd.DataFrame:
 
 # -- facts --------------------------------------------------------------------------------
 def _fact_break(
-    breaks: pd.DataFrame, links: pd.DataFrame, maps: Mapping[str, pd.Series]
+    breaks: pd.DataFrame, links: pd.DataFrame, maps: Mapping[str, pd.Series], first_key: int = 1
 ) -> pd.DataFrame:
-    """One row per break with its date key and linked unit keys (-1, unknown, when unlinked)."""
+    """One row per break with its date key and linked unit keys (-1, unknown, when unlinked),
+    keyed from ``first_key`` in ``break_id`` order."""
     df = breaks.sort_values("break_id", kind="mergesort").reset_index(drop=True)
     dates = pd.to_datetime(df["break_date"])
     out = pd.DataFrame(
         {
-            "break_key": np.arange(1, len(df) + 1, dtype=np.int64),
+            "break_key": np.arange(first_key, first_key + len(df), dtype=np.int64),
             "break_id": df["break_id"],
             "date_key": (
                 dates.dt.year * 10000 + dates.dt.month * 100 + dates.dt.day
@@ -540,6 +613,37 @@ def _fact_break(
         unit_of = pd.Series(sub["unit_id"].to_numpy(), index=sub["break_id"].to_numpy())
         out[spec.star_key] = _map_keys(out["break_id"].map(unit_of), maps[spec.name])
     return out
+
+
+_BREAK_COLUMNS = ["break_id", "break_date", "year", "lat", "lon"]
+_LINK_COLUMNS = ["break_id", "unit_type", "unit_id", "status"]
+
+
+def _fact_break_chunks(
+    store: Store, maps: Mapping[str, pd.Series], rows: int
+) -> Iterator[pd.DataFrame]:
+    """``fact_break`` finished a block of at most ``rows`` breaks at a time (with their
+    links), in ``break_id`` order and keyed 1..n across blocks: the fact
+    :func:`_fact_break` makes of every break at once."""
+    name = "fact_break"
+    blocks = key_blocks(store, "breaks", "break_id", rows)
+    if not blocks:
+        breaks = _read(store, "breaks", _BREAK_COLUMNS, where="false")
+        yield _finish(name, _fact_break(breaks, _read(store, "break_links", _LINK_COLUMNS), maps))
+        return
+    linked = store.has_table("break_links")
+    made = 0
+    for block in blocks:
+        breaks = read_block(store, "breaks", block, "break_id", columns=_BREAK_COLUMNS)
+        links = (
+            read_block(
+                store, "break_links", block, "break_id", "status = 'matched'", [], _LINK_COLUMNS
+            )
+            if linked
+            else _read(store, "break_links", _LINK_COLUMNS)
+        )
+        yield _finish(name, _fact_break(breaks, links, maps, made + 1), sort=False)
+        made += len(breaks)
 
 
 _UNIT_YEAR_COLUMNS = ["unit_type", "unit_id", "year", "breaks", "exposure_km"]
@@ -745,15 +849,17 @@ def _build(
 
     Each source table is read for the table that needs it and let go with it, and the
     dimensions go to ``keep`` once the unit keys are known, so what is held while a table is
-    built is that table, its sources, the key maps and what ``keep`` holds.
+    built is that table, its sources, the key maps and what ``keep`` holds. The dimensions
+    with a row per pipe or street segment go to ``collect`` a block of
+    :data:`~.tables.DIMENSION_ROWS` units at a time, so not even they are held whole.
     """
     get = partial(_read, store)
 
-    builders: dict[str, Callable[[], pd.DataFrame]] = {
+    builders: dict[str, Callable[[], pd.DataFrame] | None] = {
         "dim_date": lambda: _dim_date(_read(store, "breaks", ["break_date"])),
         "dim_h3_cell": lambda: _dim_h3_cell(get("unit_cell"), get("neighbourhoods")),
-        "dim_pipe": lambda: _dim_pipe(get("unit_pipe")),
-        "dim_street_segment": lambda: _dim_street_segment(get("unit_street")),
+        "dim_pipe": None,
+        "dim_street_segment": None,
         "dim_neighbourhood": lambda: _dim_neighbourhood(get("neighbourhoods")),
         "dim_model": lambda: _dim_model(get("models")),
     }
@@ -761,6 +867,12 @@ def _build(
     maps: dict[str, pd.Series] = {}
     models: dict[str, pd.DataFrame] = {}  # what the facts read of the dimensions
     for name, build in builders.items():
+        if build is None:  # a row per line unit: a block of units at a time
+            keys: list[pd.Series] = []
+            chunks = _line_dimension_chunks(store, name, min(chunk_rows, DIMENSION_ROWS))
+            out[name] = collect(name, _noting_keys(name, chunks, keys))
+            maps[_unit_type_of(name)] = pd.concat(keys) if keys else pd.Series(dtype=np.int64)
+            continue
         dim = _finish(name, build())
         maps.update(_unit_key_maps({name: dim}))
         if name == "dim_model":
@@ -768,8 +880,11 @@ def _build(
         out[name] = keep(name, dim)
         del dim  # a dimension is let go before the next one is built
     places = _places(_place_sources(store))
+    # a row per break: a block of breaks at a time
+    out["fact_break"] = collect(
+        "fact_break", _fact_break_chunks(store, maps, min(chunk_rows, DIMENSION_ROWS))
+    )
     facts: dict[str, Callable[[], pd.DataFrame]] = {
-        "fact_break": lambda: _fact_break(get("breaks"), get("break_links"), maps),
         "fact_hotspot": lambda: _fact_hotspot(get("lisa"), maps, places),
         "fact_cv_metric": lambda: _fact_cv_metric(get("cv_metrics"), models),
         "fact_simulation": lambda: _fact_simulation(

@@ -23,6 +23,7 @@ from ..store.duckdb_store import arrow_schema, arrow_table
 
 __all__ = [
     "CHUNK_ROWS",
+    "DIMENSION_ROWS",
     "SPOOL_ROWS",
     "SpooledTable",
     "StarTable",
@@ -34,6 +35,9 @@ __all__ = [
 
 #: rows of a star table a target reads (and converts) at a time
 CHUNK_ROWS = 500_000
+#: units of a dimension with a row per line unit (``dim_pipe``, ``dim_street_segment``: a
+#: WKT shape each) made at a time
+DIMENSION_ROWS = 100_000
 #: the publish spools a star table of this many rows or more to a file; smaller ones stay
 #: frames (a dozen tables of under 100,000 rows are little next to one chunk)
 SPOOL_ROWS = 100_000
