@@ -97,8 +97,8 @@ POINTS: dict[str, Callable[[Path], None]] = {
     # publish, Turso file target: every row loaded, the pointer not switched, not committed
     # (the folder and DuckDB targets already hold the new publish)
     "publish-turso": lambda m: _hook(m, "twmb_geo.publish.turso.protocol:_switch", before=True),
-    # maps: GeoJSON and GeoParquet written, the GeoPackage half written (first layer)
-    "maps": lambda m: _hook(m, "pyogrio:write_dataframe", when=_is_gpkg),
+    # maps: the first layer's GeoJSON written, the GeoPackage half written (that layer)
+    "maps": lambda m: _hook(m, "twmb_geo.maps.exports:write_arrow", when=_is_gpkg),
 }
 
 
