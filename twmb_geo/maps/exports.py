@@ -114,13 +114,18 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     return [f for f in EXPORT_FORMATS if f in wanted]
 
 
-def _check_layer(name: str, gdf: gpd.GeoDataFrame) -> None:
-    """A layer name fit for files and tables, a GeoDataFrame with a CRS."""
+def _check_name(name: str) -> None:
+    """A layer name fit for files and tables."""
     if not _LAYER_NAME.match(name):
         raise InputDataError(
             f"map layer name {name!r} cannot be used as a file name; "
             "use letters, digits and underscores, starting with a letter"
         )
+
+
+def _check_layer(name: str, gdf: gpd.GeoDataFrame) -> None:
+    """A layer name fit for files and tables, a GeoDataFrame with a CRS."""
+    _check_name(name)
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise InputDataError(f"map layer {name!r} is not a GeoDataFrame")
     if gdf.crs is None:
@@ -384,8 +389,7 @@ class LayerExporter:
         ``with`` block ends without error."""
         if name in self.rows:
             raise InputDataError(f"map layer {name!r} is written twice")
-        if not _LAYER_NAME.match(name):
-            _check_layer(name, gpd.GeoDataFrame())
+        _check_name(name)
         with ExitStack() as stack:
             if "geoparquet" in self.formats:
                 (self.folder / "geoparquet").mkdir(parents=True, exist_ok=True)

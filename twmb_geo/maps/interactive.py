@@ -355,11 +355,8 @@ class HtmlSubset:
             counts = _year(gdf).value_counts()
             self._counts = self._counts.add(counts, fill_value=0) if len(self._counts) else counts
             if self.rows > self.max_features:
-                # a year whose breaks and those of the years after it no longer fit, and
-                # that is not the latest, is never embedded: its rows go now
-                per_year = self._counts.sort_index(ascending=False).cumsum()
-                keep = [*per_year.index[(per_year <= self.max_features).to_numpy()]]
-                self._keep_years([*keep, *per_year.index[:1]])
+                # counts only grow: a year not among the latest that fit now never will be
+                self._keep_years(_latest_years(self._counts, self.max_features))
         elif self.rows > self.max_features:
             self._parts = [_highest_risk(self._whole(), self.max_features)]
 
@@ -375,9 +372,7 @@ class HtmlSubset:
         """The features to embed, in the layer's order."""
         if not self._parts:
             raise ValueError(f"layer {self.name!r}: no block was added")
-        if self.rows > self.max_features and self._by_year(self._parts[0]):
-            self._keep_years(_latest_years(self._counts, self.max_features))
-        return self._whole()
+        return self._whole()  # cut as each block came
 
 
 # -- the page ----------------------------------------------------------------------------------
