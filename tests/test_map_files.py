@@ -31,7 +31,7 @@ from PIL import Image
 import twmb_geo as tw
 from twmb_geo.config import MapsConfig, config_schema
 from twmb_geo.errors import InputDataError
-from twmb_geo.maps import stage
+from twmb_geo.maps import stage, static
 from twmb_geo.maps.exports import (
     EXPORT_FORMATS,
     GPKG_NAME,
@@ -44,6 +44,7 @@ from twmb_geo.maps.interactive import write_html_map
 from twmb_geo.maps.layers import LAYER_TYPES, iter_layer_blocks, map_layers
 from twmb_geo.maps.stage import make_maps
 from twmb_geo.maps.static import MAP_NAMES, PAGE_PX, map_view, render_maps
+from twmb_geo.maps.views import MapViews
 from twmb_geo.store.blocks import key_blocks
 
 #: generous lon/lat box around Toronto
@@ -356,6 +357,17 @@ def test_a_layer_written_in_blocks_is_the_layer_written_whole(synthetic, tmp_pat
     assert_geodataframe_equal(back, pyogrio.read_dataframe(reference / "p.gpkg"))
     assert (back.geom_type == "MultiLineString").all()  # promoted, as the table's type says
     assert not [p for p in blocks.rglob("*") if p.name.startswith(".")]  # no scratch left
+    # without GeoParquet, the blocks go to a scratch file that never has a name
+    plain = tmp_path / "plain"
+    with LayerExporter(plain, ("geojson", "gpkg")) as exporter, exporter.layer("pipes") as out:
+        for start in range(0, len(layer), 97):
+            out.write(layer.iloc[start : start + 97])
+            assert not list(plain.rglob("*.parquet")), "a named scratch file"
+    assert (plain / "geojson/pipes.geojson").read_bytes() == (
+        reference / "pipes.geojson"
+    ).read_bytes()
+    assert_geodataframe_equal(pyogrio.read_dataframe(plain / GPKG_NAME, layer="pipes"), back)
+    assert sorted(p.name for p in plain.rglob("*")) == [GPKG_NAME, "geojson", "pipes.geojson"]
 
 
 def test_blocks_of_a_layer_must_agree(synthetic, tmp_path) -> None:
@@ -584,6 +596,65 @@ def test_maps_of_the_columns_they_read_are_the_same(synthetic, toronto, tmp_path
         assert set(every) == set(slim) and len(every) >= 3
         for key, path in every.items():
             assert path.read_bytes() == slim[key].read_bytes(), f"{name}: {key}"
+
+
+def test_maps_drawn_a_block_at_a_time_are_the_maps_of_the_whole_layers(
+    synthetic, toronto, tmp_path
+) -> None:
+    """Views added in blocks (of one feature: every tier's lines drawn one at a time, too)
+    draw the same bytes as whole layers, lines with no geometry and multi-part lines
+    included; the scratch file of the lines leaves nothing in the folder."""
+    layers = dict(synthetic[0])
+    pipes = _with_fake_tiers(layers["pipes"], 1)
+    geoms = pipes.geometry.to_numpy().copy()
+    geoms[:3] = None
+    geoms[3] = shapely.LineString()
+    geoms[4] = shapely.multilinestrings(shapely.get_parts(geoms[5:7]))
+    layers["pipes"] = pipes.set_geometry(geoms)
+    layers["streets"] = _with_fake_tiers(layers["streets"], 2)
+    for name, whole, rows in (("synthetic", layers, (1, 97)), ("toronto", toronto[0], (4_999,))):
+        every = render_maps(whole, tmp_path / name / "whole", place="Testville", source="src")
+        assert len(every) >= 3
+        assert {"tier_pipes", "tier_streets"} <= set(every) or name == "toronto"
+        for n in rows:
+            scratch = tmp_path / name / f"scratch{n}"
+            with MapViews.of(whole, block_rows=n, scratch=scratch) as views:
+                assert not scratch.exists() or not any(scratch.iterdir()), "a named scratch file"
+                maps = render_maps(views, tmp_path / name / str(n), place="Testville", source="src")
+            assert set(maps) == set(every)
+            for key, path in every.items():
+                assert maps[key].read_bytes() == path.read_bytes(), f"{name}, blocks of {n}: {key}"
+
+
+def test_tier_maps_hold_one_block_of_lines(synthetic, monkeypatch, tmp_path) -> None:
+    """The views keep no line geometry, and a tier's lines are handed to matplotlib one
+    block at a time, every part once, in layer order."""
+    layers = dict(synthetic[0])
+    layers["pipes"] = _with_fake_tiers(layers["pipes"], 1)
+    layers["streets"] = _with_fake_tiers(layers["streets"], 2)
+    drawn: list[list[np.ndarray]] = []
+    original = static._SpooledLines.set_segments
+
+    def spy(self, segments):
+        if len(segments):
+            drawn.append(list(segments))
+        return original(self, segments)
+
+    monkeypatch.setattr(static._SpooledLines, "set_segments", spy)
+    with MapViews.of(layers, block_rows=50) as views:
+        pipes = views.lines("pipes")
+        assert pipes is not None and not any(
+            isinstance(v, gpd.GeoSeries | shapely.Geometry) for v in vars(pipes).values()
+        )
+        assert not any(isinstance(c.dtype, gpd.array.GeometryDtype) for _, c in pipes.attrs.items())
+        render_maps(views, tmp_path, place="Testville")
+    parts = sum(len(shapely.get_parts(layers[k].geometry.to_numpy())) for k in ("pipes", "streets"))
+    assert sum(map(len, drawn)) == parts
+    assert max(map(len, drawn)) <= 50 * max(
+        int(shapely.get_num_geometries(layers[k].geometry.to_numpy()).max())
+        for k in ("pipes", "streets")
+    )
+    assert len(drawn) > parts // 50
 
 
 # --------------------------------------------------------------------------- the maps stage

@@ -231,13 +231,13 @@ def page(title: str, subtitle: str, source: str, bounds: np.ndarray) -> tuple[Fi
     return fig, ax
 
 
-def extent(data: gpd.GeoDataFrame, context: gpd.GeoDataFrame | None) -> np.ndarray:
-    """Map bounds: the data's, widened to the context layer when the data covers most of it.
+def extent(bounds: np.ndarray, context: gpd.GeoDataFrame | None) -> np.ndarray:
+    """Map bounds: the data's ``bounds``, widened to the context layer when the data covers
+    most of it.
 
     A city-wide layer is shown with the whole city (e.g. breaks with every neighbourhood);
     a small study area (a synthetic pipe network) is shown on its own.
     """
-    bounds = data.total_bounds
     if context is None or context.empty:
         return bounds
     ctx = context.total_bounds

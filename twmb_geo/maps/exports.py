@@ -21,14 +21,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import geopandas as gpd
 import numpy as np
@@ -178,7 +177,8 @@ class _GeoParquetBlocks:
     whether they have Z.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | IO[bytes]) -> None:
+        #: the file: a path, or an open scratch file without a name
         self.path = path
         self.rows = 0
         #: the geometry types present (GDAL's names) and whether any has Z
@@ -301,10 +301,12 @@ def _promoted(wkb: pa.Array) -> pa.Array:
     return pa.array(shapely.to_wkb(geoms), type=pa.binary())
 
 
-def _gdal_rows(path: Path, geometry: str, promote: bool) -> pa.RecordBatchReader:
+def _gdal_rows(path: Path | IO[bytes], geometry: str, promote: bool) -> pa.RecordBatchReader:
     """The rows of a layer's GeoParquet file, a row group at a time, as GDAL is given them:
     plain Arrow types, no pandas or GeoParquet metadata, WKB geometries (promoted to multi
     ones when ``promote``)."""
+    if not isinstance(path, Path):
+        path.seek(0)
     source = pq.ParquetFile(path)
     schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in source.schema_arrow])
     at = schema.get_field_index(geometry)
@@ -346,7 +348,7 @@ class LayerExporter:
     Use as a context manager; :meth:`write` a whole layer, or write a layer's blocks in
     order inside :meth:`layer`, and read :attr:`result` after the block. Only the block
     being written is held: the blocks go to the layer's GeoParquet file (a scratch file
-    when GeoParquet is not asked for), from which GDAL streams the GeoJSON and the
+    without a name when GeoParquet is not asked for), from which GDAL streams the GeoJSON and the
     GeoPackage table a row group at a time, so the files are those of the layer written
     whole. The GeoPackage is built under a temporary name and renamed into place when the
     block ends without error; files of known layers not written are removed (see
@@ -391,17 +393,14 @@ class LayerExporter:
             raise InputDataError(f"map layer {name!r} is written twice")
         _check_name(name)
         with ExitStack() as stack:
+            path: Path | IO[bytes]
             if "geoparquet" in self.formats:
                 (self.folder / "geoparquet").mkdir(parents=True, exist_ok=True)
                 rel = f"geoparquet/{name}.parquet"
                 path = stack.enter_context(atomic_path(self.folder / rel))
             else:
-                fd, scratch = tempfile.mkstemp(
-                    prefix=f".{name}.", suffix=".parquet", dir=self.folder
-                )
-                os.close(fd)
-                path = Path(scratch)
-                stack.callback(path.unlink, missing_ok=True)
+                # no name: nothing is left behind, even by a killed process
+                path = stack.enter_context(tempfile.TemporaryFile(dir=self.folder))
             parquet = _GeoParquetBlocks(path)
             try:
                 yield LayerBlocks(name, parquet)

@@ -35,7 +35,6 @@ import matplotlib as mpl
 import matplotlib.style
 import numpy as np
 import pandas as pd
-import shapely
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -43,7 +42,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ..core.crs import analysis_crs
 from ..core.vocab import DEFAULT_TIERS, HOTSPOT_ORDER, NOT_COMPUTED, UNSCORED
 from ._draw import (
     DPI,
@@ -52,14 +50,14 @@ from ._draw import (
     extent,
     fill,
     legend,
-    line_parts,
     outlines,
     page,
     save,
     scale_bar,
 )
+from .views import MAP_COLUMNS, LineView, MapViews, PointView, map_view
 
-__all__ = ["DPI", "MAP_COLUMNS", "MAP_NAMES", "PAGE_PX", "map_view", "render_maps"]
+__all__ = ["DPI", "MAP_COLUMNS", "MAP_NAMES", "PAGE_PX", "MapViews", "map_view", "render_maps"]
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +68,6 @@ MAP_NAMES: Final[tuple[str, ...]] = (
     "tier_streets",
     "hotspots",
     "break_density",
-)
-#: the layer columns the static maps read (besides the geometry)
-MAP_COLUMNS: Final[tuple[str, ...]] = (
-    "tier",
-    "percentile",
-    "length_m",
-    "hotspot_class",
-    "year",
-    "score_year",
-    "model_version",
-    "lisa_year",
 )
 #: the credit that ends every map's source line
 _CREDIT = "twmb_geo."
@@ -147,7 +134,7 @@ def _title(place: str, what: str) -> str:
     return f"{place} — {what}" if place else what[:1].upper() + what[1:]
 
 
-def _tier_order(gdf: gpd.GeoDataFrame) -> list[str]:
+def _tier_order(gdf: pd.DataFrame) -> list[str]:
     """Scored tiers, highest first: the default tiers in config order, else by percentile."""
     scored = gdf[gdf["tier"].notna() & (gdf["tier"] != _UNSCORED)]
     tiers = scored["tier"].astype(str)
@@ -179,7 +166,7 @@ def _tier_colours(order: Sequence[str], lines: bool = False) -> dict[str, str]:
     return {t: mpl.colors.to_hex(cmap(float(s))) for t, s in zip(order, steps, strict=False)}
 
 
-def _has_scores(gdf: gpd.GeoDataFrame | None) -> bool:
+def _has_scores(gdf: pd.DataFrame | None) -> bool:
     """Whether any row of the layer has a risk tier."""
     if gdf is None or gdf.empty or "tier" not in gdf:
         return False
@@ -218,7 +205,7 @@ def _risk_cells(
         _title(place, f"predicted break risk{f' {year}' if year else ''} (H3 cells)"),
         subtitle,
         source,
-        extent(cells, nbhd),
+        extent(cells.total_bounds, nbhd),
     )
     fill(ax, cells, tier.map(colours).fillna(_UNSCORED_COLOUR).to_numpy())
     outline = outlines(ax, nbhd)
@@ -239,49 +226,59 @@ def _risk_cells(
     return fig
 
 
+class _SpooledLines(LineCollection):
+    """One tier's lines, drawn a block of parts at a time from a :class:`LineView`: only
+    one block's paths exist at once, and the pixels are those of one collection of all."""
+
+    def __init__(self, lines: LineView, tier: str, **style: Any) -> None:
+        super().__init__([], **style)
+        self._lines, self._tier = lines, tier
+
+    def draw(self, renderer: Any) -> None:
+        for segs in self._lines.parts(self._tier):
+            self.set_segments(segs)
+            super().draw(renderer)
+        self.set_segments([])
+
+
 def _tier_lines(
-    lines: gpd.GeoDataFrame,
+    lines: LineView,
     nbhd: gpd.GeoDataFrame | None,
     what: str,
     unit: str,
     place: str,
     source: str,
 ) -> Figure:
-    order = _tier_order(lines)
+    attrs = lines.attrs
+    order = _tier_order(attrs)
     colours = _tier_colours(order, lines=True)
-    tier = lines["tier"].fillna(_UNSCORED).astype(str)
-    year = _year(lines.get("score_year"))
-    km = float(lines["length_m"].sum()) / 1000 if "length_m" in lines else float("nan")
+    tier = attrs["tier"].astype(str)
+    year = _year(attrs.get("score_year"))
+    km = float(attrs["length_m"].sum()) / 1000 if "length_m" in attrs else float("nan")
     scored = int((tier != _UNSCORED).sum())
-    subtitle = f"{scored:,} of {len(lines):,} {unit} scored"
+    subtitle = f"{scored:,} of {len(attrs):,} {unit} scored"
     subtitle += f" ({km:,.0f} km)" if np.isfinite(km) else ""
     subtitle += "; higher tiers drawn thicker and on top"
+    assert lines.bounds is not None  # a view with blocks has bounds
     fig, ax = page(
         _title(place, f"predicted break risk{f' {year}' if year else ''} ({what})"),
         subtitle,
         source,
-        extent(lines, nbhd),
+        extent(lines.bounds, nbhd),
     )
     outline = outlines(ax, nbhd, width=1.0, colour="#9a9a9a")
     widths = dict(zip(order, _TIER_WIDTHS[: len(order)], strict=False))
     widths.update({t: _TIER_WIDTHS[-1] for t in order if t not in widths})
     styles = [(_UNSCORED, _UNSCORED_COLOUR, _UNSCORED_WIDTH)]
     styles += [(t, colours[t], widths[t]) for t in reversed(order)]
-    segs, owner = line_parts(lines.geometry.to_numpy())
-    part_tier = tier.to_numpy()[owner]
     counts = tier.value_counts()
     handles: list[Any] = []
     for z, (name, colour, width) in enumerate(styles):
-        keep = np.flatnonzero(part_tier == name)
-        if not len(keep):
+        if not lines.part_count(name):
             continue
         ax.add_collection(
-            LineCollection(
-                [segs[i] for i in keep],
-                colors=colour,
-                linewidths=width,
-                capstyle="round",
-                zorder=10 + z,
+            _SpooledLines(
+                lines, name, colors=colour, linewidths=width, capstyle="round", zorder=10 + z
             ),
             autolim=False,
         )
@@ -309,7 +306,7 @@ def _hotspots(
         "Local Moran's I (LISA) of yearly break counts; class by how often a cell was a "
         "significant high-high cluster",
         source,
-        extent(cells, nbhd),
+        extent(cells.total_bounds, nbhd),
     )
     fill(ax, cells, cls.map(colours).to_numpy())
     outline = outlines(ax, nbhd)
@@ -342,10 +339,10 @@ def _hex_width(span: float, n_points: int) -> float:
 
 
 def _break_density(
-    breaks: gpd.GeoDataFrame, nbhd: gpd.GeoDataFrame | None, place: str, source: str
+    breaks: PointView, nbhd: gpd.GeoDataFrame | None, place: str, source: str
 ) -> Figure:
-    xy = shapely.get_coordinates(breaks.geometry.to_numpy())
-    years = pd.to_numeric(breaks["year"], errors="coerce") if "year" in breaks else None
+    xy = breaks.xy
+    years = breaks.years
     first = None if years is None or years.isna().all() else int(years.min())
     last = _year(years)
     span = f" {first}–{last}" if first is not None and first != last else ""
@@ -362,7 +359,7 @@ def _break_density(
         f"{len(xy):,} breaks counted in hexagons {width:g} m wide ({area_km2:.3g} km²); "
         "empty hexagons blank",
         source,
-        extent(breaks, nbhd),
+        extent(breaks.bounds, nbhd),
     )
     hexes = ax.hexbin(
         xy[:, 0],
@@ -398,64 +395,46 @@ def _break_density(
 # --------------------------------------------------------------------------- entry point
 
 
-def _projected(gdf: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
-    """A layer in the projected CRS without empty geometries, or None if nothing is left."""
-    if gdf is None or gdf.empty:
-        return None
-    out = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
-    if out.empty:
-        return None
-    crs = analysis_crs()
-    return out.to_crs(crs) if out.crs is not None else out.set_crs(crs)
-
-
 _Plan = tuple[str | None, Callable[[], Figure] | None]
 
 
-def _plans(layers: Mapping[str, gpd.GeoDataFrame], place: str, source: str) -> dict[str, _Plan]:
+def _plans(views: MapViews, place: str, source: str) -> dict[str, _Plan]:
     """Map name -> (reason it is skipped, None) or (None, a function drawing it)."""
-    nbhd = _projected(layers.get("neighbourhoods"))
-    cells = _projected(layers.get("cells"))
-    breaks = _projected(layers.get("breaks"))
+    nbhd = views.areas("neighbourhoods")
+    cells = views.areas("cells")
+    breaks = views.points()
     plans: dict[str, _Plan] = {}
-    if not _has_scores(cells):
+    if cells is None or not _has_scores(cells):
         plans["risk_cells"] = ("no cell has a risk score (run the model stage)", None)
     else:
-        plans["risk_cells"] = (None, lambda: _risk_cells(cells, nbhd, place, source))
+        plans["risk_cells"] = (None, partial(_risk_cells, cells, nbhd, place, source))
     for name, layer, what, unit in (
         ("tier_pipes", "pipes", "water mains", "pipes"),
         ("tier_streets", "streets", "street segments", "streets"),
     ):
-        lines = _projected(layers.get(layer))
+        lines = views.lines(layer)
         if lines is None:
             plans[name] = (f"the city has no {layer} layer", None)
-        elif not _has_scores(lines):
+        elif not _has_scores(lines.attrs):
             plans[name] = (f"no {unit[:-1]} has a risk score (run the model stage)", None)
         else:
             plans[name] = (
                 None,
                 partial(_tier_lines, lines, nbhd, what, unit, place, source),
             )
-    if not _has_hotspots(cells):
+    if cells is None or not _has_hotspots(cells):
         plans["hotspots"] = ("no hot-spot persistence classes for cells", None)
     else:
-        plans["hotspots"] = (None, lambda: _hotspots(cells, nbhd, place, source))
+        plans["hotspots"] = (None, partial(_hotspots, cells, nbhd, place, source))
     if breaks is None:
         plans["break_density"] = ("no break points", None)
     else:
-        plans["break_density"] = (None, lambda: _break_density(breaks, nbhd, place, source))
+        plans["break_density"] = (None, partial(_break_density, breaks, nbhd, place, source))
     return plans
 
 
-def map_view(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The part of a layer the static maps read (:data:`MAP_COLUMNS` and the geometry):
-    what a caller keeps of a layer it has written out, to draw the maps after."""
-    keep = [c for c in gdf.columns if c in MAP_COLUMNS]
-    return gdf[[*keep, gdf.geometry.name]].copy()  # a copy: nothing of the layer is held
-
-
 def render_maps(
-    layers: Mapping[str, gpd.GeoDataFrame],
+    layers: Mapping[str, gpd.GeoDataFrame] | MapViews,
     folder: Path | str,
     *,
     place: str = "",
@@ -467,7 +446,8 @@ def render_maps(
     ----------
     layers
         Layer name -> GeoDataFrame, as from :func:`~twmb_geo.maps.layers.map_layers`
-        (any CRS; a layer without CRS is taken to be in the analysis CRS).
+        (any CRS; a layer without CRS is taken to be in the analysis CRS), or the
+        :class:`~twmb_geo.maps.views.MapViews` of layers added a block at a time.
     folder
         Output folder (created if missing); files are ``<map name>.png``.
     place
@@ -485,6 +465,9 @@ def render_maps(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if not isinstance(layers, MapViews):
+        with MapViews.of(layers, scratch=folder) as views:
+            return render_maps(views, folder, place=place, source=source)
     source = f"{source.strip()} {_CREDIT}".strip()
     plans = _plans(layers, place.strip(), source)
     written: dict[str, Path] = {}
