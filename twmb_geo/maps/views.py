@@ -112,7 +112,7 @@ class LineView:
         if lines is None:
             return
         tier = lines["tier"].fillna(UNSCORED).astype(str) if "tier" in lines else None
-        keep = {c: lines[c].to_numpy() for c in _LINE_COLUMNS[1:] if c in lines}
+        keep = {c: lines[c].array for c in _LINE_COLUMNS[1:] if c in lines}
         attrs = pd.DataFrame(keep, index=pd.RangeIndex(len(lines)))
         if tier is not None:
             attrs.insert(0, "tier", pd.Categorical(tier.to_numpy()))
