@@ -44,7 +44,7 @@ from twmb_geo.maps.interactive import write_html_map
 from twmb_geo.maps.layers import LAYER_TYPES, iter_layer_blocks, map_layers
 from twmb_geo.maps.stage import make_maps
 from twmb_geo.maps.static import MAP_NAMES, PAGE_PX, map_view, render_maps
-from twmb_geo.maps.views import MapViews
+from twmb_geo.maps.views import MapViews, projected
 from twmb_geo.store.blocks import key_blocks
 
 #: generous lon/lat box around Toronto
@@ -657,6 +657,33 @@ def test_tier_maps_hold_one_block_of_lines(synthetic, monkeypatch, tmp_path) -> 
         for k in ("pipes", "streets")
     )
     assert len(drawn) > parts // 50
+
+
+def test_a_line_layer_without_scores_keeps_no_parts(synthetic, tmp_path) -> None:
+    """A line layer without a ``tier`` column (a store not scored yet) draws no tier map, so
+    its parts are not written to the scratch file; its rows and bounds are still kept
+    (a block of empty lines only adds neither)."""
+    layers = dict(synthetic[0])
+    pipes = layers["pipes"].drop(columns=[c for c in ("tier",) if c in layers["pipes"]])
+    empty = pipes.iloc[:3].copy()
+    empty.geometry = [shapely.LineString()] * 3
+    pipes = pd.concat([empty, pipes], ignore_index=True)
+    scored = _with_fake_tiers(layers["pipes"], 1)
+    with MapViews(tmp_path) as views:
+        views.add("pipes", pipes.iloc[:3])
+        views.add("pipes", pipes.iloc[3:])
+        views.add("streets", _with_fake_tiers(layers["streets"], 2))
+        lines = views.lines("pipes")
+        assert lines is not None and "tier" not in lines.attrs
+        assert len(lines.attrs) == len(pipes) - 3  # empty lines are not drawn
+        assert lines.blocks == [] and lines.file.seek(0, 2) == 0
+        want = projected(pipes.iloc[3:]).total_bounds
+        np.testing.assert_array_equal(lines.bounds, want)
+        assert lines.part_count("unscored") == 0 and list(lines.parts("unscored")) == []
+    with MapViews(tmp_path) as views:
+        views.add("pipes", scored)
+        lines = views.lines("pipes")
+        assert lines is not None and lines.blocks and lines.file.seek(0, 2) > 0
 
 
 # --------------------------------------------------------------------------- the maps stage

@@ -16,9 +16,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 import turso
@@ -585,6 +587,87 @@ def test_tables_are_loaded_in_bounded_batches(empty_star, tmp_path, monkeypatch)
     for t in STAR_TABLES:
         assert sum(sizes.get(t, [])) == len(tables[t]) == res["rows"][t], t
         assert len(file_rows(tmp_path / "b.db", t)) == len(tables[t]), t
+
+
+def _spooled_fact(tmp_path: Path, tables: dict[str, pd.DataFrame], groups: list[int]):
+    """``tables`` with its unit-year fact spooled to Parquet in row groups of ``groups`` rows."""
+    from twmb_geo.publish.tables import spool_table
+
+    fact = tables["fact_unit_year"]
+    assert sum(groups) == len(fact)
+    ends = np.cumsum([0, *groups])
+    chunks = (fact.iloc[a:b] for a, b in pairwise(ends))
+    schema = star_schema("fact_unit_year")
+    spooled = spool_table(tmp_path / "fact.parquet", schema, chunks)
+    return {**tables, "fact_unit_year": spooled}
+
+
+def test_rows_made_ahead_in_a_background_process_are_the_rows_made_here(
+    tmp_path, monkeypatch
+) -> None:
+    """A large spooled table's rows are made row groups ahead in a background process (the
+    Turso load): the same rows, tagged, in the same order, in batches that do not cross a
+    row group; a consumer that stops early stops the process; a bad value found there is
+    the same contract error."""
+    from twmb_geo.errors import ContractError
+    from twmb_geo.publish import base
+    from twmb_geo.publish.tables import frame_of
+
+    star = star_with_fact(1_000)
+    star["fact_unit_year"].loc[[3, 500], "exposure_km"] = np.nan  # nulls cross the process
+    groups = [1, 7, 0, 300, 692]
+    spooled = _spooled_fact(tmp_path, star, groups)["fact_unit_year"]
+    schema = star_schema("fact_unit_year")
+    rows = base.StarRows(spooled, schema)
+    entered: list[int] = []
+    real = base.background_process
+
+    def counted():
+        entered.append(1)
+        return real()
+
+    monkeypatch.setattr(base, "background_process", counted)
+    monkeypatch.setattr(base, "AHEAD_ROWS", 1_001)  # one row short: made here
+    here = list(rows.batches(50, tag=("p-1",), ahead=True))
+    assert entered == []
+    monkeypatch.setattr(base, "AHEAD_ROWS", 1_000)
+    ahead = list(rows.batches(50, tag=("p-1",), ahead=True))
+    assert entered == [1]
+    want = frame_rows(frame_of(spooled), schema, ("p-1",))
+    assert want[3][len(schema.columns) - 2] is None and want[0][-1] == "p-1"
+    assert [r for b in ahead for r in b] == want == [r for b in here for r in b]
+    sizes = [len(b) for b in ahead]
+    assert sizes == [1, 7, *[50] * 6, *[50] * 13, 42], sizes  # 300 = 6 x 50; 692 = 13 x 50 + 42
+
+    first = rows.batches(50, ahead=True)
+    assert next(first) == frame_rows(frame_of(spooled).iloc[:1], schema)
+    first.close()  # stops the background process (would hang here if it did not)
+
+    bad = star["fact_unit_year"].copy()
+    bad.loc[900, "rate_per_100km"] = np.inf
+    (tmp_path / "bad").mkdir()
+    worse = _spooled_fact(tmp_path / "bad", {**star, "fact_unit_year": bad}, groups)
+    with pytest.raises(ContractError, match=r"fact_unit_year has infinite values"):
+        list(base.StarRows(worse["fact_unit_year"], schema).batches(50, ahead=True))
+
+
+def test_a_spooled_fact_made_ahead_loads_the_same_turso_file(tmp_path, monkeypatch) -> None:
+    """The Turso load of a spooled fact whose rows are made in a background process writes
+    the same rows as one made in this process, every row once."""
+    from twmb_geo.publish import base
+
+    star = star_with_fact(2_000)
+    tables = _spooled_fact(tmp_path, star, [2, 998, 0, 1_000])
+    got = {}
+    for at in (1, 10**9):
+        monkeypatch.setattr(base, "AHEAD_ROWS", at)
+        path = tmp_path / f"ahead-{at}.db"
+        res = _publish_file(path, tables)
+        assert res["rows"]["fact_unit_year"] == 2_000
+        got[at] = {t: file_rows(path, t) for t in STAR_TABLES}
+        assert table_checksum(got[at]["fact_unit_year"]) == res["checksums"]["fact_unit_year"]
+    assert got[1] == got[10**9]
+    assert len(set(got[1]["fact_unit_year"])) == 2_000
 
 
 def test_a_load_committed_in_steps_and_stopped_keeps_the_previous_publish(

@@ -96,7 +96,8 @@ class LineView:
 
     ``attrs`` holds, per feature with a geometry, the tier (``unscored`` where missing),
     percentile, length and score year; ``bounds`` the layer's bounds in the analysis CRS;
-    the line parts themselves are in a scratch file, read back by :meth:`parts`.
+    the line parts themselves are in a scratch file, read back by :meth:`parts` (only for a
+    layer with tiers: no map draws the parts of a layer without scores).
     """
 
     file: IO[bytes]
@@ -117,9 +118,10 @@ class LineView:
         if tier is not None:
             attrs.insert(0, "tier", pd.Categorical(tier.to_numpy()))
         self._attrs.append(attrs)
-        local, labels = pd.factorize(
-            tier if tier is not None else pd.Series([UNSCORED] * len(lines))
-        )
+        self.bounds = _widen(self.bounds, np.asarray(lines.total_bounds, dtype=float))
+        if tier is None:  # no scores: no tier map draws this layer's parts
+            return
+        local, labels = pd.factorize(tier)
         known = [self.codes.setdefault(str(t), len(self.codes)) for t in labels]
         codes = np.asarray(known, dtype=np.int32)[local]
         parts, owner = shapely.get_parts(lines.geometry.to_numpy(), return_index=True)
@@ -132,7 +134,6 @@ class LineView:
         counts = np.bincount(part_codes, minlength=len(self.codes))
         self.counts = np.r_[self.counts, np.zeros(len(counts) - len(self.counts), np.int64)]
         self.counts += counts
-        self.bounds = _widen(self.bounds, np.asarray(lines.total_bounds, dtype=float))
         self.file.seek(0, 2)
         offset = self.file.tell()
         for array in (np.ascontiguousarray(coords, dtype=np.float64), sizes, part_codes):
@@ -284,7 +285,7 @@ class MapViews:
     def lines(self, name: str) -> LineView | None:
         """The line layer ``name``, or None when it has no line with a geometry."""
         view = self._lines.get(name)
-        return view if view is not None and view.blocks else None
+        return view if view is not None and view.bounds is not None else None
 
     def points(self) -> PointView | None:
         """The break points, or None when there is none with a geometry."""

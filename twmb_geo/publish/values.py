@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -87,11 +88,17 @@ def frame_columns(df: pd.DataFrame, schema: TableSchema) -> list[list[Any]]:
     return [column_values(df[f.name], f.type) for f in schema.fields]
 
 
-def frame_rows(df: pd.DataFrame, schema: TableSchema) -> list[tuple[Any, ...]]:
+def frame_rows(
+    df: pd.DataFrame, schema: TableSchema, tag: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
     """Rows of ``df`` in contract column order as tuples of canonical values
-    (:func:`frame_columns`)."""
+    (:func:`frame_columns`), each ending with the values of ``tag`` (a publish id, say:
+    added as the rows are made, not by copying every row)."""
     cols = frame_columns(df, schema)
-    return list(zip(*cols, strict=True)) if cols else []
+    if not cols:
+        return []
+    n = len(df)
+    return list(zip(*cols, *(repeat(v, n) for v in tag), strict=True))
 
 
 def _token(v: Any) -> str:

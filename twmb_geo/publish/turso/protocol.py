@@ -223,10 +223,9 @@ def _load(
         if progress:
             progress(f"publish {t}", done, total)
         rows = star.rows[t]
-        for batch in rows.batches(LOAD_BATCH_ROWS):
-            tagged = [(*r, pid) for r in batch]
-            session.insert(t, [*star.columns[t], PUBLISH_COLUMN], tagged)
-            done += len(tagged)
+        for batch in rows.batches(LOAD_BATCH_ROWS, tag=(pid,), ahead=True):
+            session.insert(t, [*star.columns[t], PUBLISH_COLUMN], batch)
+            done += len(batch)
             if progress and len(rows) > LOAD_BATCH_ROWS:
                 progress(f"publish {t}", done, total)
     got = _counts(session, pid)
