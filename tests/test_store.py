@@ -192,3 +192,64 @@ def test_a_table_read_in_place_from_parquet(bundled_run, bundled_cfg, tmp_path) 
         store.attach_parquet("panel", [str(tmp_path / "moved" / "parts" / "a.parquet")])
         assert store.is_view("panel") and store.count("panel") == half
         assert store.attach_parquet("panel", []) == 0 and not store.is_view("panel")
+
+
+def test_duckdb_connections_print_no_progress_bar(tmp_path, monkeypatch) -> None:
+    """DuckDB printed its progress bar to stdout during the long queries of ``twmb publish``
+    at 500,000 pipes (five bars before the JSON of ``--json``). Whatever turns the bar on,
+    the store's connections (read-write and read-only) and the DuckDB star target's turn it
+    off: here every connection starts with it on, as there."""
+    import duckdb
+
+    from twmb_geo.publish import duckdb_target
+    from twmb_geo.publish.base import prepare_star
+    from twmb_geo.publish.star import build_star
+    from twmb_geo.publish.turso import SCHEMA_VERSION
+    from twmb_geo.store import duckdb_store
+
+    real = duckdb.connect
+    opened: list[duckdb.DuckDBPyConnection] = []
+    seen: list[bool] = []
+
+    def bar_on(con: duckdb.DuckDBPyConnection) -> bool:
+        return bool(con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0])
+
+    def connect_with_bar(*args, **kwargs):
+        con = real(*args, **kwargs)
+        con.execute("SET enable_progress_bar = true")
+        opened.append(con)
+        return con
+
+    class Watched:
+        """A connection whose setting is read when the target closes it."""
+
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self._con = con
+
+        def __getattr__(self, name: str):
+            return getattr(self._con, name)
+
+        def close(self) -> None:
+            seen.append(bar_on(self._con))
+            self._con.close()
+
+    monkeypatch.setattr(duckdb_store.duckdb, "connect", connect_with_bar)
+    with Store(tmp_path / "s.duckdb") as store:
+        assert bar_on(store.con) is False
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        assert bar_on(store.con) is False
+        star = build_star(store)
+    assert len(opened) == 2
+    prepared = prepare_star(star)
+    monkeypatch.setattr(
+        duckdb_target.duckdb, "connect", lambda *a, **k: Watched(connect_with_bar(*a, **k))
+    )
+    duckdb_target.write_star_duckdb(
+        star,
+        tmp_path / "star.duckdb",
+        publish_id=prepared.publish_id,
+        schema_version=SCHEMA_VERSION,
+        checksums=prepared.checksums,
+    )
+    duckdb_target.check_star_duckdb(tmp_path / "star.duckdb", SCHEMA_VERSION)
+    assert seen == [False, False]  # the write's connection and the check's

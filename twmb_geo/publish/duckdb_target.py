@@ -21,7 +21,7 @@ import duckdb
 from ..core.files import remove_dead_leftovers, sibling
 from ..core.ioerrors import describe
 from ..errors import PublishError, SchemaVersionError
-from ..store.duckdb_store import arrow_schema, frame_batches, stream_insert
+from ..store.duckdb_store import arrow_schema, frame_batches, quiet, stream_insert
 from .base import PreparedStar, TargetResult
 from .sql import quote, star_schema
 from .star import STAR_TABLES
@@ -60,7 +60,7 @@ def check_star_duckdb(path: Path | str, schema_version: int) -> None:
     if not path.exists():
         return
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = quiet(duckdb.connect(str(path), read_only=True))
     except duckdb.Error as exc:
         raise PublishError(f"cannot open the DuckDB file {path}: {_why(exc, path)}") from exc
     try:
@@ -151,7 +151,7 @@ def write_star_duckdb(
     unchanged = "nothing was published" if fresh else "the previous publish is unchanged"
     try:
         try:
-            con = duckdb.connect(str(work))
+            con = quiet(duckdb.connect(str(work)))
         except duckdb.Error as exc:
             raise PublishError(f"cannot open the DuckDB file {path}: {_why(exc, path)}") from exc
         try:

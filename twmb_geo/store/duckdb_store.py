@@ -22,7 +22,7 @@ from ..core.ioerrors import describe
 from ..core.units import UNIT_TYPES
 from ..errors import StoreError
 
-__all__ = ["Store", "arrow_schema", "arrow_table", "contract_of", "open_store"]
+__all__ = ["Store", "arrow_schema", "arrow_table", "contract_of", "open_store", "quiet"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,14 @@ def stream_insert(
         con.unregister("_incoming")
 
 
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` without DuckDB's progress bar, which it prints to stdout during any query
+    longer than two seconds (the star's unit-year fact at 500,000 pipes): there it would
+    break ``--json`` output and the summary. Progress is the CLI's to show, on stderr."""
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def _sql_text(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
@@ -151,8 +159,12 @@ class Store:
                 f"store {self.path} does not exist; run `twmb ingest` or `twmb run` first"
             )
         try:
-            self.con = duckdb.connect(
-                str(self.path), read_only=read_only, config={"memory_limit": "1GB", "threads": 2}
+            self.con = quiet(
+                duckdb.connect(
+                    str(self.path),
+                    read_only=read_only,
+                    config={"memory_limit": "1GB", "threads": 2},
+                )
             )
         except duckdb.Error as exc:
             raise StoreError(
