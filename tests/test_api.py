@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,6 +48,38 @@ def test_no_public_name_is_shadowed_by_a_subpackage() -> None:
     for verb in VERBS:
         assert callable(getattr(tw, verb)), verb
         assert verb in tw.__all__
+
+
+def test_every_public_name_resolves_to_its_module_s_object() -> None:
+    """The names are loaded on first use: each is its defining module's object, listed by
+    ``dir``, and submodules are reachable as attributes."""
+    for name in tw.__all__:
+        if name == "__version__":
+            continue
+        home = importlib.import_module(tw._EXPORTS[name], "twmb_geo")
+        assert getattr(tw, name) is getattr(home, name), name
+        assert name in dir(tw)
+    assert tw.publish.build_star is importlib.import_module("twmb_geo.publish").build_star
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        _ = tw.no_such_name
+
+
+def test_one_module_imports_without_the_whole_package() -> None:
+    """A worker process unpickling a publish task imports ``twmb_geo.publish.base``: that
+    must not import the API and with it every layer (features, models, maps). Before the
+    package's names were loaded on first use, it did (4.6 against 1.5 s on a busy day)."""
+    heavy = ["twmb_geo.api", "twmb_geo.features.build", "twmb_geo.model.selection",
+             "twmb_geo.maps.stage", "libpysal", "sklearn", "matplotlib"]  # fmt: skip
+    code = (
+        "import sys, twmb_geo.publish.base, twmb_geo.store.load\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
+        "import twmb_geo as tw; from twmb_geo import *\n"
+        "print(callable(run), tw.Store is Store, 'twmb_geo.api' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "True True True"]
 
 
 def test_every_public_name_is_documented() -> None:
