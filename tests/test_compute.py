@@ -8,9 +8,13 @@ whatever the libraries would pick on their own (issue 15, case 11).
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 import twmb_geo as tw
@@ -23,6 +27,7 @@ from twmb_geo.core.compute import (
     jobs_plan,
     limit_threads,
     parallel_map,
+    release_workers,
     thread_counts,
     thread_plan,
 )
@@ -137,8 +142,36 @@ def test_fold_workers_use_the_configured_threads() -> None:
     plan = thread_plan(6, 2)
     seen = list(parallel_map(thread_counts, [()] * 4, plan))
     assert seen == [{"openmp": 3, "blas": 3}] * 4
-    inner = list(parallel_map(compute._limited, [(1, thread_counts, ())] * 2, plan))
+    inner = list(parallel_map(compute._task, [(1, thread_counts, ())] * 2, plan))
     assert inner == [{"openmp": 1, "blas": 1}] * 2
+
+
+def _free_arrow_memory(mb: int) -> int:
+    """Fill ``mb`` MB of Arrow's memory a MB at a time, free it, and wait out loky's one
+    second between memory checks; the worker's process id."""
+    held = [pa.allocate_buffer(2**20) for _ in range(mb)]
+    for i, buf in enumerate(held):
+        np.frombuffer(buf, dtype=np.uint8)[:] = i % 251
+    del held
+    time.sleep(1.1)
+    return os.getpid()
+
+
+def test_workers_reading_large_arrow_data_are_not_replaced_as_leaking() -> None:
+    """loky replaces a worker that has grown 300 MB since its first task, warning of a
+    memory leak: Arrow keeps what it freed, so the publish's checksum workers were replaced
+    after a large row group that followed a small first one. After each task that memory
+    goes back (``release_freed_memory``): the same two workers run every task, no warning.
+    Without it, both workers were replaced here."""
+    release_workers()  # fresh workers: their first task sets loky's reference size
+    jobs = [(1,), (1,), (400,), (400,), (1,), (1,), (1,), (1,)]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        pids = list(parallel_map(_free_arrow_memory, jobs, jobs_plan(2, len(jobs))))
+    release_workers()
+    stopped = [str(w.message) for w in seen if "worker stopped" in str(w.message)]
+    assert not stopped
+    assert len(set(pids)) == 2
 
 
 @pytest.mark.parametrize("window", [None, 1, 3, 100])

@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import sparse
 
 from ..errors import ConfigError
-from .compute import ThreadPlan, parallel_map
+from .compute import ThreadPlan, parallel_map, release_freed_memory
 from .crs import current_crs, using_crs
 
 if TYPE_CHECKING:
@@ -268,8 +268,11 @@ class _Aligned:
 
 
 def _apply(fn: Callable[..., R], item: tuple[Any, ...], crs: str | None) -> R:
-    with using_crs(crs):  # the caller's analysis CRS, on whatever worker
-        return fn(*aligned(item))
+    try:
+        with using_crs(crs):  # the caller's analysis CRS, on whatever worker
+            return fn(*aligned(item))
+    finally:
+        release_freed_memory()
 
 
 @contextmanager
