@@ -130,6 +130,22 @@ def _tree_rss_gb(pid: int) -> float | None:
     return total / 1024**3
 
 
+def _bundled_here(cfg: Any) -> Any:
+    """``cfg`` with its bundled sources read from this checkout: a kept city's config names
+    the neighbourhoods and weather of the checkout that generated it, by absolute path."""
+    from dataclasses import replace
+
+    from twmb_geo._paths import data_dir
+
+    def here(path: str) -> str:
+        p = Path(path).as_posix()
+        if not Path(path).is_absolute() or "/data/toronto/" not in p:
+            return path
+        return str(data_dir() / "toronto" / p.rsplit("/data/toronto/", 1)[1])
+
+    return replace(cfg, sources=tuple(replace(s, path=here(s.path)) for s in cfg.sources))
+
+
 def _whole_run(
     n_pipes: int,
     workers: int,
@@ -164,7 +180,7 @@ def _whole_run(
         del city
         res["generate_and_write_s"] = round(time.perf_counter() - t, 1)
     shutil.rmtree(out, ignore_errors=True)
-    cfg = load_config(city_dir / "twmb.toml")
+    cfg = _bundled_here(load_config(city_dir / "twmb.toml"))
     cfg = replace(cfg, compute=replace(cfg.compute, partition_rows=rows))
     config = write_config(cfg, city_dir / "twmb-scale.toml", overwrite=True)
     twmb = str(Path(sys.executable).with_name("twmb"))

@@ -253,3 +253,40 @@ def test_duckdb_connections_print_no_progress_bar(tmp_path, monkeypatch) -> None
     )
     duckdb_target.check_star_duckdb(tmp_path / "star.duckdb", SCHEMA_VERSION)
     assert seen == [False, False]  # the write's connection and the check's
+
+
+def test_a_connection_refusing_quiet_is_closed_and_the_publish_says_why(
+    tmp_path, monkeypatch
+) -> None:
+    """If DuckDB refuses to turn its progress bar off, the connection is closed (not left
+    holding the file) and the DuckDB target reports the file it could not open."""
+    import duckdb
+
+    from twmb_geo.errors import PublishError
+    from twmb_geo.publish import duckdb_target
+    from twmb_geo.publish.star import STAR_TABLES
+    from twmb_geo.store import duckdb_store
+
+    closed: list[bool] = []
+
+    class Refusing:
+        def execute(self, sql: str, *args):
+            raise duckdb.InvalidInputException(f"cannot run {sql!r}")
+
+        def close(self) -> None:
+            closed.append(True)
+
+    with pytest.raises(duckdb.InvalidInputException):
+        duckdb_store.quiet(Refusing())  # type: ignore[arg-type]
+    assert closed == [True]
+    monkeypatch.setattr(duckdb_target.duckdb, "connect", lambda *a, **k: Refusing())
+    with pytest.raises(PublishError, match=r"cannot open the DuckDB file .*star\.duckdb"):
+        duckdb_target.write_star_duckdb(
+            {t: pd.DataFrame() for t in STAR_TABLES},
+            tmp_path / "star.duckdb",
+            publish_id="p",
+            schema_version=1,
+            checksums={},
+        )
+    assert closed == [True, True]
+    assert not (tmp_path / "star.duckdb").exists()

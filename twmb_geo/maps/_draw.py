@@ -24,6 +24,7 @@ from matplotlib.path import Path as MplPath
 
 from ..core.crs import analysis_crs, crs_name
 from ..core.files import atomic_path
+from ..core.geometry import union_bounds
 from .exports import orient_rfc7946
 
 __all__ = [
@@ -245,7 +246,7 @@ def extent(bounds: np.ndarray, context: gpd.GeoDataFrame | None) -> np.ndarray:
     ctx_area = (ctx[2] - ctx[0]) * (ctx[3] - ctx[1])
     if ctx_area > 2.0 * area:
         return bounds
-    return np.r_[np.minimum(bounds[:2], ctx[:2]), np.maximum(bounds[2:], ctx[2:])]
+    return union_bounds(bounds, ctx)
 
 
 def save(fig: Figure, path: Path) -> Path:

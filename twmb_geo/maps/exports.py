@@ -39,7 +39,7 @@ from pyogrio.raw import write_arrow
 
 from .._version import __version__
 from ..core.files import atomic_path
-from ..core.geometry import GEOMETRY_TYPE_NAMES
+from ..core.geometry import GEOMETRY_TYPE_NAMES, union_bounds
 from ..errors import InputDataError
 from .layers import LAYERS, typed_layer
 
@@ -214,9 +214,7 @@ class _GeoParquetBlocks:
         self.has_z |= bool(z.any())
         bounds = shapely.total_bounds(geoms)
         if np.isfinite(bounds).all():
-            self._bounds = np.concatenate(
-                [np.minimum(self._bounds[:2], bounds[:2]), np.maximum(self._bounds[2:], bounds[2:])]
-            )
+            self._bounds = union_bounds(self._bounds, bounds)
         # GeoParquet names a 3D type "<type> Z" and a linear ring a line string
         self._parquet_types.update(
             f"{GEOMETRY_TYPE_NAMES[i].replace('LinearRing', 'LineString')}{' Z' if has else ''}"

@@ -28,6 +28,7 @@ import shapely
 from pandas.api.types import union_categoricals
 
 from ..core.crs import analysis_crs
+from ..core.geometry import union_bounds
 from ..core.vocab import UNSCORED
 
 __all__ = ["MAP_COLUMNS", "LineView", "MapViews", "PointView", "map_view", "projected"]
@@ -78,7 +79,7 @@ def _bounds(xy: np.ndarray) -> np.ndarray:
 def _widen(bounds: np.ndarray | None, more: np.ndarray) -> np.ndarray:
     if bounds is None:
         return more
-    return np.r_[np.minimum(bounds[:2], more[:2]), np.maximum(bounds[2:], more[2:])]
+    return union_bounds(bounds, more)
 
 
 @dataclass

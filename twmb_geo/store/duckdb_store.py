@@ -129,8 +129,14 @@ def stream_insert(
 def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """``con`` without DuckDB's progress bar, which it prints to stdout during any query
     longer than two seconds (the star's unit-year fact at 500,000 pipes): there it would
-    break ``--json`` output and the summary. Progress is the CLI's to show, on stderr."""
-    con.execute("SET enable_progress_bar = false")
+    break ``--json`` output and the summary. Progress is the CLI's to show, on stderr.
+
+    A connection that refuses the setting is closed before the error is raised."""
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
