@@ -30,6 +30,7 @@ from turso_server import (
     current_publish,
     free_port,
     m_sql,
+    pipeline,
     query,
     read_current,
     star_with_fact,
@@ -155,10 +156,15 @@ def test_bundled_star_on_a_turso_server_equals_duckdb(
     assert target["changed"] and target["previous"] is None
     assert current_publish(turso_server.url) == res.publish_id
     for t in STAR_TABLES:
-        got = read_current(turso_server.url, t, sql=m_sql(kit, t))  # what Power Query sends
+        got = read_current(turso_server.url, t, sql=m_sql(kit, t), page=7_919)  # as Power Query
         want = duck_rows(duck, t)
         assert len(got) == len(want) == res.rows[t], t
         assert table_checksum(got) == table_checksum(want) == res.checksums[t], t
+        # keyset pages in rowid order are the contract's sort order, row for row
+        assert got == query(turso_server.url, reader_sql(t)), t
+        # the columns TursoTable checks: the rowid, then the contract's
+        (first,) = pipeline(turso_server.url, [(m_sql(kit, t), [res.publish_id, 0, 1])])
+        assert [c["name"] for c in first["cols"]] == ["rowid", *star_schema(t).columns], t
     star = star_schema("fact_break")
     ordered = duck_rows(duck, "fact_break")
     ordered.sort(key=lambda r: r[star.columns.index("break_key")])
@@ -270,8 +276,16 @@ def test_plain_sql_on_the_current_views_after_two_publishes(
         cols = ", ".join(f'"{c}"' for c in star_schema(t).columns)
         got = query(turso_server.url, f'SELECT {cols} FROM "{t}_current"')
         assert sorted(got, key=repr) == sorted(read_current(turso_server.url, t), key=repr), t
+        # keyset pages of two rows read the current publish in the contract's order, past
+        # the previous publish's rows (this mode inserted both)
+        assert read_current(turso_server.url, t, page=2) == query(
+            turso_server.url, reader_sql(t)
+        ), t
     _publish(target, _small_star(empty_star, 5, "A"))  # back to A: the views follow
     assert query(turso_server.url, _PLAIN_SQL) == [(5,)]
+    assert read_current(turso_server.url, "fact_break", page=2) == query(
+        turso_server.url, reader_sql("fact_break")
+    )
 
 
 def _columns(session, table: str) -> list[str]:
@@ -280,19 +294,15 @@ def _columns(session, table: str) -> list[str]:
 
 def test_migrated_tables_match_the_contracts(tmp_path) -> None:
     """The frozen migration SQL gives every star table exactly its contract's columns (a
-    contract change without a new migration fails here), and paged reads have an index on
-    (publish_id, sort order)."""
+    contract change without a new migration fails here) and no index: paged reads seek on
+    rowid, and an index would only slow every insert."""
     session = connect(TursoTarget(mode="file", path=tmp_path / "m.db"))
     try:
         migrate(session)
         for t in STAR_TABLES:
             want = [*star_schema(t).columns, "publish_id"]
             assert sorted(_columns(session, t)) == sorted(want), t
-            idx = session.query(f'PRAGMA index_list("{t}")')
-            assert [r[1] for r in idx] == [f"ix_{t}_page"], t
-            cols = [r[2] for r in session.query(f'PRAGMA index_info("ix_{t}_page")')]
-            sch = star_schema(t)
-            assert cols == ["publish_id", *(sch.sort_by or sch.primary_key)], t
+            assert session.query(f'PRAGMA index_list("{t}")') == [], t
         session.finish()
     finally:
         session.close()

@@ -144,17 +144,18 @@ def current_publish(url: str) -> str | None:
 
 
 def read_current(url: str, table: str, page: int = 50_000, sql: str | None = None) -> list[tuple]:
-    """Every current row of a star table, paged and bound to one publish id (as Power Query)."""
+    """Every current row of a star table, paged and bound to one publish id (as Power Query):
+    keyset pages, each binding the previous page's last rowid; the rowid is not returned."""
     pid = current_publish(url)
     sql = sql or reader_sql(table, paged=True)
     out: list[tuple] = []
-    offset = 0
+    after = 0
     while True:
-        rows = query(url, sql, [pid, page, offset])
-        out += rows
+        rows = query(url, sql, [pid, after, page])
+        out += [tuple(r[1:]) for r in rows]
         if len(rows) < page:
             return out
-        offset += page
+        after = rows[-1][0]
 
 
 def star_with_fact(rows: int, seed: int = 42) -> dict[str, pd.DataFrame]:

@@ -20,6 +20,7 @@ __all__ = [
     "CURRENT_SQL",
     "CURRENT_TABLE",
     "PUBLISH_COLUMN",
+    "ROW_COLUMN",
     "RUNS_TABLE",
     "SCHEMA_TABLE",
     "quote",
@@ -218,22 +219,38 @@ def current_view_statements(table: str) -> list[str]:
     ]
 
 
+#: the column a paged reader's rows start with: the row's SQLite ``rowid``, the key of the
+#: next page (rows are inserted in the contract's ``sort_by`` order, so rowid order is it)
+ROW_COLUMN = "rowid"
+
+
 def reader_sql(table: str, *, paged: bool = False, columns: Sequence[str] | None = None) -> str:
     """The query a reader (Power Query, tests) sends for the current rows of a star table.
 
     Columns in contract order, rows in the contract's ``sort_by`` order. Unpaged, the query
-    filters on the current publish itself. Paged, it takes three bound parameters,
-    ``publish_id, limit, offset`` (``WHERE publish_id = ? ... LIMIT ? OFFSET ?``): a paging
-    reader first reads the publish id with :data:`CURRENT_SQL` and binds it to every page, so
-    all pages come from one publish even when a new one is switched in mid-refresh (the
-    previous publish is kept until the one after).
+    filters on the current publish itself and sorts on the contract's columns. Paged, it is
+    a keyset page: it takes three bound parameters, ``publish_id, after, limit``
+    (``WHERE publish_id = ? AND rowid > ? ORDER BY rowid LIMIT ?``) and its rows start with
+    :data:`ROW_COLUMN`; the next page binds the last row's rowid as ``after`` (``0`` for the
+    first). A publish inserts every table in its ``sort_by`` order, so rowid order is the
+    contract's order. Each page is a seek on the table's rowid, whatever its position (an
+    ``OFFSET`` page walked every earlier row: quadratic in the table). A paging reader first
+    reads the publish id with :data:`CURRENT_SQL` and binds it to every page, so all pages
+    come from one publish even when a new one is switched in mid-refresh (the previous
+    publish is kept until the one after).
     """
     schema = star_schema(table)
-    cols = list(columns) if columns is not None else schema.columns
-    order = ", ".join(quote(c) for c in (schema.sort_by or schema.primary_key or cols[:1]))
-    where = f"{quote(PUBLISH_COLUMN)} = " + ("?" if paged else f"({CURRENT_SQL})")
-    sql = (
-        f"SELECT {', '.join(quote(c) for c in cols)} FROM {quote(schema.name)} "
-        f"WHERE {where} ORDER BY {order}"
+    cols = ", ".join(quote(c) for c in (list(columns) if columns is not None else schema.columns))
+    if paged:
+        return (
+            f"SELECT {ROW_COLUMN}, {cols} FROM {quote(schema.name)} "
+            f"WHERE {quote(PUBLISH_COLUMN)} = ? AND {ROW_COLUMN} > ? "
+            f"ORDER BY {ROW_COLUMN} LIMIT ?"
+        )
+    order = ", ".join(
+        quote(c) for c in (schema.sort_by or schema.primary_key or schema.columns[:1])
     )
-    return sql + (" LIMIT ? OFFSET ?" if paged else "")
+    return (
+        f"SELECT {cols} FROM {quote(schema.name)} "
+        f"WHERE {quote(PUBLISH_COLUMN)} = ({CURRENT_SQL}) ORDER BY {order}"
+    )

@@ -28,12 +28,20 @@ def _m_types(schema: TableSchema) -> list[str]:
 
 
 def _paged_sql(table: str) -> str:
-    """The paged reader query; it must bind ``publish_id, limit, offset`` as TursoTable does."""
+    """The paged reader query; it must bind ``publish_id, after, limit`` as TursoTable does
+    and start its rows with the rowid TursoTable reads the next page's ``after`` from."""
     sql = _sql.reader_sql(table, paged=True)
-    if sql.count("?") != 3 or not sql.endswith(" LIMIT ? OFFSET ?"):
+    keyset = f'WHERE "{_sql.PUBLISH_COLUMN}" = ? AND {_sql.ROW_COLUMN} > ? '
+    if (
+        sql.count("?") != 3
+        or not sql.startswith(f"SELECT {_sql.ROW_COLUMN}, ")
+        or keyset not in sql
+        or not sql.endswith(f" ORDER BY {_sql.ROW_COLUMN} LIMIT ?")
+    ):
         raise ContractError(
-            f"reader_sql({table!r}, paged=True) does not bind (publish_id, limit, offset), "
-            "which the TursoTable Power Query function sends; update twmb_geo/publish/powerbi/m_query.py",
+            f"reader_sql({table!r}, paged=True) is not the keyset page (publish_id, after, "
+            "limit) the TursoTable Power Query function sends; update "
+            "twmb_geo/publish/powerbi/m_query.py",
             [sql],
         )
     return sql
@@ -127,32 +135,33 @@ let
             )
         else
             Current[rows]{{0}}{{0}}[value],
-    Fetch = (Offset as number) as record =>
+    Fetch = (After as text) as record =>
         Execute(
             Sql,
             {{
                 [#"type" = "text", value = PublishId],
-                [#"type" = "integer", value = Text.From(PageSize)],
-                [#"type" = "integer", value = Text.From(Offset)]
+                [#"type" = "integer", value = After],
+                [#"type" = "integer", value = Text.From(PageSize)]
             }}
         ),
+    LastRowId = (Page as record) as text => List.Last(Page[rows]){{0}}[value],
     Pages = List.Generate(
-        () => [Offset = 0, Page = Fetch(0)],
-        (state) => state[Page] <> null,
-        (state) =>
-            if List.Count(state[Page][rows]) < PageSize then
-                [Offset = state[Offset] + PageSize, Page = null]
+        () => Fetch("0"),
+        (Page) => Page <> null,
+        (Page) =>
+            if List.Count(Page[rows]) < PageSize then
+                null
             else
-                [Offset = state[Offset] + PageSize, Page = Fetch(state[Offset] + PageSize)],
-        (state) => state[Page]
+                Fetch(LastRowId(Page)),
+        (Page) => Page
     ),
     Expected = List.Transform(ColumnTypes, (pair) => pair{{0}}),
     Received = List.Transform(Pages{{0}}[cols], (col) => col[name]),
     Checked =
-        if Received <> Expected then
+        if Received <> {{"@ROW_COLUMN@"}} & Expected then
             error Error.Record(
                 "Turso columns differ from the star contract",
-                "received " & Text.Combine(Received, ", ") & "; expected "
+                "received " & Text.Combine(List.Skip(Received, 1), ", ") & "; expected "
                     & Text.Combine(Expected, ", ")
                     & " (publish again with this version of twmb_geo)"
             )
@@ -175,7 +184,7 @@ let
     Rows = List.Combine(
         List.Transform(
             Checked,
-            (page) => List.Transform(page[rows], (row) => List.Transform(row, ToValue))
+            (Page) => List.Transform(Page[rows], (row) => List.Transform(List.Skip(row, 1), ToValue))
         )
     ),
     Raw = Table.FromRows(Rows, Expected),
@@ -203,7 +212,8 @@ in
 
 def turso_function() -> list[str]:
     """The TursoTable function (M): reads the current publish id, then pages through ``Sql``."""
-    return _TURSO_TEMPLATE.replace("@CURRENT_SQL@", quoted(_sql.CURRENT_SQL)).split("\n")
+    text = _TURSO_TEMPLATE.replace("@CURRENT_SQL@", quoted(_sql.CURRENT_SQL))
+    return text.replace("@ROW_COLUMN@", _sql.ROW_COLUMN).split("\n")
 
 
 def parameters(star_folder: str) -> list[tuple[str, str, bool, str]]:
@@ -274,7 +284,8 @@ def powerquery_files(schemas: Mapping[str, TableSchema], star_folder: str) -> di
                 "TursoTable(Sql, ColumnTypes): one star table read from Turso (libSQL) over HTTP.",
                 "POSTs to TursoUrl/v2/pipeline with `Authorization: Bearer TursoToken`: first the",
                 "current publish id (CurrentSql), then Sql page by page, binding (publish_id,",
-                f"limit {PAGE_SIZE}, offset) so every page comes from the same publish. Fails",
+                f"after, limit {PAGE_SIZE}) so every page comes from the same publish; each page",
+                f"starts after the last page's {_sql.ROW_COLUMN} (a seek, however deep). Fails",
                 "with the server's message when a result has type error, turns typed values into",
                 'M values and applies ColumnTypes ({"column", type} pairs): ISO-8601 text ->',
                 "date/datetime, 0/1 -> logical. Create it as a blank query named TursoTable.",

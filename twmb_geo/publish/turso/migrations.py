@@ -95,6 +95,28 @@ _STAR_2_0: tuple[str, ...] = (
 )
 
 
+#: step 3 (star contracts unchanged): paged reads are keyset pages on rowid, so the
+#: (publish_id, sort order) indexes go (every insert maintained them)
+_KEYSET_PAGES: tuple[str, ...] = tuple(
+    f'DROP INDEX IF EXISTS "ix_{t}_page"'
+    for t in (
+        "dim_date",
+        "dim_year",
+        "dim_h3_cell",
+        "dim_pipe",
+        "dim_street_segment",
+        "dim_neighbourhood",
+        "dim_model",
+        "fact_break",
+        "fact_unit_year",
+        "fact_risk_score",
+        "fact_hotspot",
+        "fact_cv_metric",
+        "fact_simulation",
+    )
+)
+
+
 def _v1() -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {quote(SCHEMA_TABLE)} ("
@@ -119,6 +141,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "-2 not applicable), simplified WKT with its tolerance, (publish_id, sort order) "
         "indexes for paged reads",
         lambda: list(_STAR_2_0),
+    ),
+    Migration(
+        3,
+        "keyset pages: paged reads seek on rowid (rows are inserted in the contract's "
+        "order); the (publish_id, sort order) indexes are dropped",
+        lambda: list(_KEYSET_PAGES),
     ),
 )
 #: the newest schema version this code writes
