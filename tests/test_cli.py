@@ -189,6 +189,33 @@ def test_command_help(command: list[str]) -> None:
             assert option in r.stdout
 
 
+def test_the_cli_starts_without_the_layers() -> None:
+    """``twmb --help`` (and a mistyped command, and shell completion) imports no layer: the
+    commands reach the API through ``tw.<name>`` when they run, and an option's choices
+    (publish targets, formats) are read with its command. Before, the CLI's modules imported
+    the API and with it every layer (6.3 s on a busy day, against 0.45 s after)."""
+    heavy = ["twmb_geo.api", "twmb_geo.config", "twmb_geo.features.build",
+             "twmb_geo.maps.exports", "twmb_geo.publish.targets", "pandas", "numpy",
+             "geopandas", "libpysal", "sklearn", "matplotlib", "duckdb", "dask"]  # fmt: skip
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom twmb_geo.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help'])\nassert r.exit_code == 0, r.output\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
+        "r = CliRunner().invoke(main, ['publish', '--help'])\n"
+        "print('[folder|duckdb|turso-file|turso]' in r.output, '[sync|http]' in r.output)\n"
+        "r = CliRunner().invoke(main, ['map', '--format', 'shp'])\n"
+        "print(r.exit_code, 'geojson' in r.output, 'twmb_geo.maps.exports' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in {**os.environ, **CLI_ENV}.items() if v is not None},
+    ).stdout.splitlines()
+    assert out == ["[]", "True True", "2 True True"]
+
+
 def test_version() -> None:
     r = twmb("--version")
     assert r.exit_code == 0, show(r)

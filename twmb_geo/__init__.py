@@ -62,7 +62,9 @@ if TYPE_CHECKING:
     from .ingest._common import IngestResult
     from .ingest.sources import read_source
     from .io.ckan import fetch_toronto
+    from .io.inspect import draft_project, inspect_file
     from .io.profiles import Profile, builtin_profiles, get_profile, load_profile_file
+    from .model.registry import load_card, render_card
     from .results import (
         MapsResult,
         PowerBIKitResult,
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
     )
     from .store.duckdb_store import Store, open_store
     from .store.load import IngestReport, SourceReport
+    from .synth import make_city, write_city
 
 #: where each public name is defined (imported on first use)
 _EXPORTS: dict[str, str] = {
@@ -114,6 +117,8 @@ _EXPORTS: dict[str, str] = {
     "IngestResult": ".ingest._common",
     "read_source": ".ingest.sources",
     "fetch_toronto": ".io.ckan",
+    "draft_project": ".io.inspect",
+    "inspect_file": ".io.inspect",
     "Profile": ".io.profiles",
     "builtin_profiles": ".io.profiles",
     "get_profile": ".io.profiles",
@@ -126,10 +131,14 @@ _EXPORTS: dict[str, str] = {
     "ScoreResult": ".results",
     "SimulationResult": ".results",
     "TrainResult": ".results",
+    "load_card": ".model.registry",
+    "render_card": ".model.registry",
     "Store": ".store.duckdb_store",
     "open_store": ".store.duckdb_store",
     "IngestReport": ".store.load",
     "SourceReport": ".store.load",
+    "make_city": ".synth",
+    "write_city": ".synth",
 }
 
 __all__ = [
@@ -163,18 +172,23 @@ __all__ = [
     "build_features",
     "builtin_profiles",
     "default_config",
+    "draft_project",
     "fetch_toronto",
     "get_profile",
     "ingest_sources",
+    "inspect_file",
     "list_models",
     "list_schemas",
+    "load_card",
     "load_config",
     "load_profile_file",
     "load_schema",
+    "make_city",
     "open_store",
     "publish_star",
     "read_source",
     "register_unit_type",
+    "render_card",
     "render_maps",
     "run",
     "score_units",
@@ -183,6 +197,7 @@ __all__ = [
     "synthetic_example",
     "train_models",
     "validate_frame",
+    "write_city",
     "write_config",
     "write_powerbi_kit",
     "write_report",

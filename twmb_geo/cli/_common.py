@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -17,14 +18,19 @@ from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColum
 from rich.progress import Progress as ProgressBar
 from rich.text import Text
 
-from ..config import Config, load_config
+import twmb_geo as tw
+
 from ..core.ioerrors import io_error
 from ..core.types import Progress
 from ..core.units import unit_type_names
 from ..errors import EXIT_FAILURE, TwmbError
 
+if TYPE_CHECKING:
+    from ..config import Config
+
 __all__ = [
     "EXIT_CODES_HELP",
+    "LazyChoice",
     "TwmbGroup",
     "consoles",
     "emit",
@@ -176,7 +182,7 @@ def project_config(ctx: click.Context) -> Config:
     """The project config (``--config``, else the bundled data), loaded once per invocation."""
     obj = root_options(ctx)
     if "config" not in obj:
-        obj["config"] = load_config(obj["config_path"], out=obj["out"])
+        obj["config"] = tw.load_config(obj["config_path"], out=obj["out"])
     return obj["config"]
 
 
@@ -191,6 +197,31 @@ def emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None
 def pct(v: Any) -> str:
     """A capture rate with three decimals, ``-`` when missing."""
     return "-" if v is None else f"{v:.3f}"
+
+
+class LazyChoice(click.Choice[str]):
+    """A :class:`click.Choice` whose names are read from ``module.attribute`` when first
+    needed (parsing the option, or its command's help), so ``twmb --help`` and the other
+    commands do not import the layer that defines them (the maps, the publish targets).
+    """
+
+    def __init__(self, module: str, attribute: str, exclude: Iterable[str] = ()) -> None:
+        self._source = (module, attribute, tuple(exclude))
+        self._names: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The names, loaded once."""
+        if self._names is None:
+            module, attribute, exclude = self._source
+            names = getattr(importlib.import_module(module), attribute)
+            self._names = tuple(n for n in names if n not in exclude)
+        return self._names
+
+    @choices.setter
+    def choices(self, names: tuple[str, ...]) -> None:
+        self._names = tuple(names)
 
 
 json_option = click.option(

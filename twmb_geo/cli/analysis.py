@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from .. import api
-from ..model.registry import load_card, render_card
+import twmb_geo as tw
+
 from ._common import (
     consoles,
     emit,
@@ -46,7 +46,7 @@ def features_cmd(ctx: click.Context, as_json: bool) -> None:
     """
     cfg = project_config(ctx)
     with progress_bar(ctx, as_json) as prog:
-        rep = api.build_features(cfg, progress=prog).to_dict()
+        rep = tw.build_features(cfg, progress=prog).to_dict()
     emit({"command": "features", **rep}, as_json, lambda: print_features(rep))
 
 
@@ -62,7 +62,7 @@ def train_cmd(ctx: click.Context, unit_types: tuple[str, ...], as_json: bool) ->
     """
     cfg = project_config(ctx)
     with progress_bar(ctx, as_json) as prog:
-        res = api.train_models(cfg, unit_types=list(unit_types) or None, progress=prog).to_dict()
+        res = tw.train_models(cfg, unit_types=list(unit_types) or None, progress=prog).to_dict()
     emit({"command": "train", **res}, as_json, lambda: print_models(res["models"]))
 
 
@@ -90,7 +90,7 @@ def score_cmd(
     Rows are appended to the store's risk_scores with the model version and run id; the new
     rows are flagged current, earlier ones kept.
     """
-    res = api.score_units(
+    res = tw.score_units(
         project_config(ctx),
         unit_types=list(unit_types) or None,
         model_version=model_version,
@@ -140,7 +140,7 @@ def simulate_cmd(
     as_json: bool,
 ) -> None:
     """Monte Carlo of breaks over the next years (P10/P50/P90/P95) and a renewal scenario."""
-    res = api.simulate_breaks(
+    res = tw.simulate_breaks(
         project_config(ctx),
         unit_types=list(unit_types) or None,
         horizon=horizon,
@@ -162,7 +162,7 @@ def models() -> None:
 @click.pass_context
 def models_list(ctx: click.Context, as_json: bool) -> None:
     """List trained models (newest first per unit type)."""
-    df = api.list_models(project_config(ctx))
+    df = tw.list_models(project_config(ctx))
     rows = df[[c for c in MODEL_LIST_COLUMNS if c in df.columns]].to_dict(orient="records")
 
     def human() -> None:
@@ -192,5 +192,7 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def models_show(ctx: click.Context, version: str, as_json: bool) -> None:
     """Print the card of model VERSION (Markdown; --json for card.json)."""
-    card = load_card(project_config(ctx).out_dir / "models", version)
-    emit({"command": "models show", "card": card}, as_json, lambda: click.echo(render_card(card)))
+    card = tw.load_card(project_config(ctx).out_dir / "models", version)
+    emit(
+        {"command": "models show", "card": card}, as_json, lambda: click.echo(tw.render_card(card))
+    )

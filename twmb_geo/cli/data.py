@@ -12,12 +12,10 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .. import api, builtin_profiles, fetch_toronto
-from ..config import default_config, load_config, write_config
+import twmb_geo as tw
+
 from ..errors import EXIT_FETCH, ConfigError
 from ..io.ckan import DEFAULT_MAX_BYTES, TORONTO_CKAN_URL, TORONTO_PACKAGES, FetchReport
-from ..io.inspect import draft_project, inspect_file
-from ..synth import make_city, write_city
 from ._common import consoles, emit, json_option, progress_bar, project_config, root_options
 from ._tables import print_sources
 
@@ -92,9 +90,9 @@ def init(
     if len(args) > 1:
         raise click.UsageError("give one config PATH (or use --from FILE...)")
     path = args[0] if args else Path("twmb.toml")
-    cfg = default_config(root_options(ctx)["out"] or "out")
-    written = write_config(cfg, path, overwrite=force)
-    load_config(written)  # what we write must load
+    cfg = tw.default_config(root_options(ctx)["out"] or "out")
+    written = tw.write_config(cfg, path, overwrite=force)
+    tw.load_config(written)  # what we write must load
     emit(
         {"command": "init", "config": str(written)},
         as_json,
@@ -107,8 +105,8 @@ def _init_from(files: list[Path], folder: Path, force: bool, as_json: bool) -> N
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise click.UsageError(f"not a file: {', '.join(missing)}")
-    guesses = [inspect_file(f) for f in files]
-    draft = draft_project(guesses, folder)
+    guesses = [tw.inspect_file(f) for f in files]
+    draft = tw.draft_project(guesses, folder)
     targets = {"profiles": folder / "profiles.toml", "config": folder / "twmb.toml"}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not force:
@@ -117,7 +115,7 @@ def _init_from(files: list[Path], folder: Path, force: bool, as_json: bool) -> N
     targets["profiles"].write_text(draft.profiles_toml, encoding="utf-8")
     targets["config"].write_text(draft.config_toml, encoding="utf-8")
     try:
-        load_config(targets["config"])
+        tw.load_config(targets["config"])
         loads, problems = True, []
     except ConfigError as exc:
         loads, problems = False, exc.problems or [str(exc)]
@@ -181,7 +179,7 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
     """
     cfg = project_config(ctx)
     with progress_bar(ctx, as_json) as prog:
-        report = api.ingest_sources(cfg, list(sources) or None, progress=prog)
+        report = tw.ingest_sources(cfg, list(sources) or None, progress=prog)
     data = {"command": "ingest", **report.to_dict(), "manifest": str(cfg.out_dir / "manifest.json")}
     emit(data, as_json, lambda: print_sources(data["sources"], data["store"]))
 
@@ -216,8 +214,8 @@ def synth(folder: Path, n_pipes: int, seed: int, formats: tuple[str, ...], as_js
     model is documented in docs/synthetic-city.md; the true pipe of each break is kept
     apart in FOLDER/truth/.
     """
-    city = make_city(n_pipes=n_pipes, seed=seed)
-    paths = write_city(city, folder, formats=formats or SYNTH_FORMATS[:1])
+    city = tw.make_city(n_pipes=n_pipes, seed=seed)
+    paths = tw.write_city(city, folder, formats=formats or SYNTH_FORMATS[:1])
     data = {
         "command": "synth",
         "folder": str(folder),
@@ -324,7 +322,7 @@ def fetch_toronto_cmd(
             if prog:
                 prog(f"fetch {label}", done, total or max(done, 1))
 
-        report = fetch_toronto(
+        report = tw.fetch_toronto(
             dest,
             list(packages) or None,
             base_url=base_url or TORONTO_CKAN_URL,
@@ -351,7 +349,7 @@ def fetch_toronto_cmd(
 def profiles(ctx: click.Context, as_json: bool) -> None:
     """List the source profiles (built-in and those of the config)."""
     extra = project_config(ctx).user_profiles() if root_options(ctx)["config_path"] else []
-    profs = {**builtin_profiles(), **{p.id: p for p in extra}}
+    profs = {**tw.builtin_profiles(), **{p.id: p for p in extra}}
     rows = [
         {
             "id": p.id,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import api
-from ..config import default_config
+import twmb_geo as tw
+
 from ._common import emit, json_option, progress_bar, project_config, root_options
 from ._tables import print_summary
 
@@ -88,17 +88,17 @@ def run_cmd(
     if example == "synthetic":
         out_dir = (out or Path("out")).resolve()
         with progress_bar(ctx, as_json) as prog:
-            result = api.synthetic_example(
+            result = tw.synthetic_example(
                 out_dir, n_pipes=n_pipes, seed=seed, progress=prog, **stages
             )
     else:
         if n_pipes is not None or seed is not None:
             raise click.UsageError("--pipes and --seed only apply to --example synthetic")
-        cfg = default_config(out or "out") if example == "toronto" else project_config(ctx)
+        cfg = tw.default_config(out or "out") if example == "toronto" else project_config(ctx)
         if scheduler is not None:
             cfg = replace(cfg, compute=replace(cfg.compute, scheduler=scheduler))
             cfg.compute.cluster  # noqa: B018 - checked here: a bad address is a usage error
         with progress_bar(ctx, as_json) as prog:
-            result = api.run(cfg, progress=prog, **stages)
+            result = tw.run(cfg, progress=prog, **stages)
     summary = result.to_dict()
     emit({"command": "run", **summary}, as_json, lambda: print_summary(summary))

@@ -8,18 +8,20 @@ from typing import Any
 import click
 from rich.table import Table
 
-from .. import api
-from ..maps.exports import EXPORT_FORMATS
-from ..publish.files import FORMATS as STAR_FORMATS
-from ..publish.powerbi import SOURCES as POWERBI_SOURCES
-from ..publish.stage import TARGETS
-from ..publish.turso import MODES as TURSO_MODES
-from ._common import consoles, emit, json_option, progress_bar, project_config
+import twmb_geo as tw
+
+from ._common import LazyChoice, consoles, emit, json_option, progress_bar, project_config
 
 __all__ = ["map_cmd", "powerbi_cmd", "publish_cmd", "report_cmd"]
 
-#: How ``twmb publish --turso-url`` writes to a remote database.
-REMOTE_TURSO_MODES = tuple(m for m in TURSO_MODES if m != "file")
+#: the publish targets (a registry), and how ``twmb publish --turso-url`` writes to a
+#: remote database (every Turso session mode but the local file)
+TARGETS = LazyChoice("twmb_geo.publish.targets", "TARGETS")
+REMOTE_TURSO_MODES = LazyChoice("twmb_geo.publish.turso.session", "MODES", exclude=("file",))
+#: the star folder's file formats, the map export formats and the Power BI kit's sources
+STAR_FORMATS = LazyChoice("twmb_geo.publish.files", "FORMATS")
+EXPORT_FORMATS = LazyChoice("twmb_geo.maps.exports", "EXPORT_FORMATS")
+POWERBI_SOURCES = LazyChoice("twmb_geo.publish.powerbi.common", "SOURCES")
 
 
 def _print_publish(res: dict[str, Any]) -> None:
@@ -44,7 +46,7 @@ def _print_publish(res: dict[str, Any]) -> None:
 @click.option(
     "--to",
     "targets",
-    type=click.Choice(list(TARGETS)),
+    type=TARGETS,
     multiple=True,
     help="Targets (repeatable). Default: folder, duckdb and turso-file, plus turso with --turso-url.",
 )
@@ -57,7 +59,7 @@ def _print_publish(res: dict[str, Any]) -> None:
 @click.option(
     "--format",
     "formats",
-    type=click.Choice(list(STAR_FORMATS)),
+    type=STAR_FORMATS,
     multiple=True,
     help="File formats of the folder (repeatable; default both).",
 )
@@ -81,7 +83,7 @@ def _print_publish(res: dict[str, Any]) -> None:
 )
 @click.option(
     "--turso-mode",
-    type=click.Choice(list(REMOTE_TURSO_MODES)),
+    type=REMOTE_TURSO_MODES,
     default="http",
     show_default=True,
     help="http: write over /v2/pipeline (fast, bounded memory); sync: write a local replica "
@@ -108,11 +110,11 @@ def publish_cmd(
     Each target is written atomically; publishing the same content again changes nothing.
     """
     with progress_bar(ctx, as_json) as prog:
-        res = api.publish_star(
+        res = tw.publish_star(
             project_config(ctx),
             targets=targets or None,
             folder=folder,
-            formats=formats or STAR_FORMATS,
+            formats=formats or STAR_FORMATS.choices,
             duckdb_path=duckdb_file,
             turso_file=turso_file,
             turso_url=turso_url,
@@ -147,7 +149,7 @@ def _print_maps(res: dict[str, Any]) -> None:
 @click.option(
     "--format",
     "formats",
-    type=click.Choice(list(EXPORT_FORMATS)),
+    type=EXPORT_FORMATS,
     multiple=True,
     help="Data export formats (repeatable; default all three).",
 )
@@ -167,10 +169,10 @@ def map_cmd(
     type, static PNG maps (risk, tiers, hot spots, break density) and one offline HTML map.
     """
     with progress_bar(ctx, as_json) as prog:
-        res = api.render_maps(
+        res = tw.render_maps(
             project_config(ctx),
             folder=folder,
-            formats=formats or EXPORT_FORMATS,
+            formats=formats or EXPORT_FORMATS.choices,
             png=not no_png,
             html=not no_html,
             progress=prog,
@@ -193,8 +195,8 @@ def report_cmd(ctx: click.Context, folder: Path | None, as_json: bool) -> None:
     """
     cfg = project_config(ctx)
     with progress_bar(ctx, as_json) as prog:
-        maps = api.render_maps(cfg, formats=(), progress=prog)
-        res = api.write_report(cfg, folder=folder, maps=maps).to_dict()
+        maps = tw.render_maps(cfg, formats=(), progress=prog)
+        res = tw.write_report(cfg, folder=folder, maps=maps).to_dict()
     res = {k: str(v) if isinstance(v, Path) else v for k, v in res.items()}
     emit(
         {"command": "report", **res},
@@ -212,7 +214,7 @@ def report_cmd(ctx: click.Context, folder: Path | None, as_json: bool) -> None:
 )
 @click.option(
     "--source",
-    type=click.Choice(list(POWERBI_SOURCES)),
+    type=POWERBI_SOURCES,
     default="turso",
     show_default=True,
     help="What the model's tables read: the Turso database over HTTP or the Parquet folder.",
@@ -247,7 +249,7 @@ def powerbi_cmd(
     TMDL model with relationships and DAX measures, a starter report (map, trend, ranking
     and model pages) and TWMB.pbip to open in Power BI Desktop (see docs/powerbi.md).
     """
-    res = api.write_powerbi_kit(
+    res = tw.write_powerbi_kit(
         project_config(ctx),
         folder=folder,
         source=source,
