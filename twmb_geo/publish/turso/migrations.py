@@ -97,23 +97,20 @@ _STAR_2_0: tuple[str, ...] = (
 
 #: step 3 (star contracts unchanged): paged reads are keyset pages on rowid, so the
 #: (publish_id, sort order) indexes go (every insert maintained them)
-_KEYSET_PAGES: tuple[str, ...] = tuple(
-    f'DROP INDEX IF EXISTS "ix_{t}_page"'
-    for t in (
-        "dim_date",
-        "dim_year",
-        "dim_h3_cell",
-        "dim_pipe",
-        "dim_street_segment",
-        "dim_neighbourhood",
-        "dim_model",
-        "fact_break",
-        "fact_unit_year",
-        "fact_risk_score",
-        "fact_hotspot",
-        "fact_cv_metric",
-        "fact_simulation",
-    )
+_KEYSET_PAGES: tuple[str, ...] = (
+    'DROP INDEX IF EXISTS "ix_dim_date_page"',
+    'DROP INDEX IF EXISTS "ix_dim_year_page"',
+    'DROP INDEX IF EXISTS "ix_dim_h3_cell_page"',
+    'DROP INDEX IF EXISTS "ix_dim_pipe_page"',
+    'DROP INDEX IF EXISTS "ix_dim_street_segment_page"',
+    'DROP INDEX IF EXISTS "ix_dim_neighbourhood_page"',
+    'DROP INDEX IF EXISTS "ix_dim_model_page"',
+    'DROP INDEX IF EXISTS "ix_fact_break_page"',
+    'DROP INDEX IF EXISTS "ix_fact_unit_year_page"',
+    'DROP INDEX IF EXISTS "ix_fact_risk_score_page"',
+    'DROP INDEX IF EXISTS "ix_fact_hotspot_page"',
+    'DROP INDEX IF EXISTS "ix_fact_cv_metric_page"',
+    'DROP INDEX IF EXISTS "ix_fact_simulation_page"',
 )
 
 
