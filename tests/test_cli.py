@@ -193,7 +193,7 @@ def test_the_cli_starts_without_the_layers() -> None:
     """``twmb --help`` (and a mistyped command, and shell completion) imports no layer: the
     commands reach the API through ``tw.<name>`` when they run, and an option's choices
     (publish targets, formats) are read with its command. Before, the CLI's modules imported
-    the API and with it every layer (6.3 s on a busy day, against 0.45 s after)."""
+    the API and with it every layer (5.7-8.2 s on a busy day, against 0.27-0.40 s after)."""
     heavy = ["twmb_geo.api", "twmb_geo.config", "twmb_geo.features.build",
              "twmb_geo.maps.exports", "twmb_geo.publish.targets", "pandas", "numpy",
              "geopandas", "libpysal", "sklearn", "matplotlib", "duckdb", "dask"]  # fmt: skip
