@@ -8,6 +8,7 @@ the generated Power Query scripts send, and compared with the DuckDB target.
 from __future__ import annotations
 
 import http.server
+import logging
 import resource
 import signal
 import sqlite3
@@ -292,13 +293,15 @@ def _columns(session, table: str) -> list[str]:
     return [r[1] for r in session.query(f'PRAGMA table_info("{table}")')]
 
 
-def test_migrated_tables_match_the_contracts(tmp_path) -> None:
+def test_migrated_tables_match_the_contracts(tmp_path, caplog) -> None:
     """The frozen migration SQL gives every star table exactly its contract's columns (a
     contract change without a new migration fails here) and no index: paged reads seek on
     rowid, and an index would only slow every insert."""
     session = connect(TursoTarget(mode="file", path=tmp_path / "m.db"))
     try:
-        migrate(session)
+        with caplog.at_level(logging.WARNING):
+            migrate(session)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # a new database
         for t in STAR_TABLES:
             want = [*star_schema(t).columns, "publish_id"]
             assert sorted(_columns(session, t)) == sorted(want), t
@@ -308,7 +311,7 @@ def test_migrated_tables_match_the_contracts(tmp_path) -> None:
         session.close()
 
 
-def test_a_version_1_database_is_upgraded_and_keeps_its_publishes(tmp_path) -> None:
+def test_a_version_1_database_is_upgraded_and_keeps_its_publishes(tmp_path, caplog) -> None:
     from twmb_geo.publish.turso.migrations import MIGRATIONS
 
     path = tmp_path / "v1.db"
@@ -327,7 +330,11 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_publishes(tmp_path) -> N
     conn.close()
     session = connect(TursoTarget(mode="file", path=path))
     try:
-        assert migrate(session) == SCHEMA_VERSION
+        with caplog.at_level(logging.WARNING, logger="twmb_geo.publish.turso.protocol"):
+            assert migrate(session) == SCHEMA_VERSION
+        # its readers are told to regenerate the Power BI kit (keyset pages from version 3)
+        (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert "star schema version 3" in warning and "run `twmb powerbi` again" in warning
         for t in STAR_TABLES:
             assert sorted(_columns(session, t)) == sorted([*star_schema(t).columns, "publish_id"])
         old = session.query('SELECT "publish_id", "value", "year_key" FROM "fact_cv_metric"')

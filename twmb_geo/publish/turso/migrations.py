@@ -17,11 +17,13 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration"]
 
 @dataclass(frozen=True)
 class Migration:
-    """One numbered, idempotent schema step."""
+    """One numbered, idempotent schema step; ``notice`` is what the user of a database made
+    before it must do (logged as a warning when the step upgrades such a database)."""
 
     version: int
     description: str
     statements: Callable[[], list[str]]
+    notice: str = ""
 
 
 #: star schema 1.0: the 12 star tables with a publish_id index each
@@ -144,6 +146,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "keyset pages: paged reads seek on rowid (rows are inserted in the contract's "
         "order); the (publish_id, sort order) indexes are dropped",
         lambda: list(_KEYSET_PAGES),
+        notice="Power BI kits generated before this version page with OFFSET, which now sorts "
+        "the whole table for every page: run `twmb powerbi` again and replace the TursoTable "
+        "function and the table queries in your report",
     ),
 )
 #: the newest schema version this code writes

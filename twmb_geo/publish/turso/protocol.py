@@ -86,6 +86,10 @@ def migrate(session: Session) -> int:
         )
         session.transaction(stmts)
         log.info("migrated %s to star schema version %d", session.label, m.version)
+        if m.notice and version > 0:  # a database that readers already read
+            log.warning(
+                "%s is now at star schema version %d: %s", session.label, m.version, m.notice
+            )
     return max(version, SCHEMA_VERSION)
 
 
