@@ -31,13 +31,9 @@ def _paged_sql(table: str) -> str:
     """The paged reader query; it must bind ``publish_id, after, limit`` as TursoTable does
     and start its rows with the rowid TursoTable reads the next page's ``after`` from."""
     sql = _sql.reader_sql(table, paged=True)
-    keyset = f'WHERE "{_sql.PUBLISH_COLUMN}" = ? AND {_sql.ROW_COLUMN} > ? '
-    if (
-        sql.count("?") != 3
-        or not sql.startswith(f"SELECT {_sql.ROW_COLUMN}, ")
-        or keyset not in sql
-        or not sql.endswith(f" ORDER BY {_sql.ROW_COLUMN} LIMIT ?")
-    ):
+    row, pid = _sql.ROW_COLUMN, _sql.quote(_sql.PUBLISH_COLUMN)
+    tail = f" WHERE {pid} = ? AND {row} > ? ORDER BY {row} LIMIT ?"
+    if sql.count("?") != 3 or not (sql.startswith(f"SELECT {row}, ") and sql.endswith(tail)):
         raise ContractError(
             f"reader_sql({table!r}, paged=True) is not the keyset page (publish_id, after, "
             "limit) the TursoTable Power Query function sends; update "
