@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import twmb_geo as tw
+from twmb_geo.core.crs import using_crs
 from twmb_geo.maps.exports import export_layers
 from twmb_geo.maps.interactive import write_html_map
 from twmb_geo.maps.layers import map_layers
@@ -37,6 +38,7 @@ from twmb_geo.maps.report import write_report
 from twmb_geo.maps.stage import make_maps, make_report
 from twmb_geo.maps.static import render_maps
 from twmb_geo.store.duckdb_store import Store
+from twmb_geo.store.project import project_crs
 
 
 def _timed(fn: Any, *args: Any, **kw: Any) -> tuple[Any, float]:
@@ -85,19 +87,20 @@ def main() -> None:
         result["peak_rss_mb"] = _peak_mb()
         print(json.dumps(result, indent=2))
         return
-    with Store(cfg.store_path, read_only=True) as store:
-        layers, result["map_layers_s"] = _timed(map_layers, store)
-    result["features"] = {k: len(v) for k, v in layers.items()}
-    for fmt in ("geojson", "gpkg", "geoparquet"):
-        _, result[f"export_{fmt}_s"] = _timed(export_layers, layers, scratch / "maps", [fmt])
-    pngs, result["png_maps_s"] = _timed(render_maps, layers, scratch / "maps" / "png")
-    result["png_maps"] = sorted(pngs)
-    html, result["html_map_s"] = _timed(write_html_map, layers, scratch / "maps" / "map.html")
-    result["html_map_mb"] = round(html["bytes"] / 2**20, 2)
-    rep, result["report_s"] = _timed(
-        write_report, cfg, scratch / "report", map_images=pngs, html_map=Path(html["path"])
-    )
-    result["report_html_mb"] = round(Path(rep["html"]).stat().st_size / 2**20, 2)
+    with using_crs(project_crs(cfg)):
+        with Store(cfg.store_path, read_only=True) as store:
+            layers, result["map_layers_s"] = _timed(map_layers, store)
+        result["features"] = {k: len(v) for k, v in layers.items()}
+        for fmt in ("geojson", "gpkg", "geoparquet"):
+            _, result[f"export_{fmt}_s"] = _timed(export_layers, layers, scratch / "maps", [fmt])
+        pngs, result["png_maps_s"] = _timed(render_maps, layers, scratch / "maps" / "png")
+        result["png_maps"] = sorted(pngs)
+        html, result["html_map_s"] = _timed(write_html_map, layers, scratch / "maps" / "map.html")
+        result["html_map_mb"] = round(html["bytes"] / 2**20, 2)
+        rep, result["report_s"] = _timed(
+            write_report, cfg, scratch / "report", map_images=pngs, html_map=Path(html["path"])
+        )
+        result["report_html_mb"] = round(Path(rep["html"]).stat().st_size / 2**20, 2)
     result["peak_rss_mb"] = _peak_mb()
     print(json.dumps(result, indent=2))
 

@@ -238,6 +238,51 @@ def test_line_layers_export(synthetic, tmp_path) -> None:
     assert (tmp_path / "geojson" / "streets.geojson").exists()
 
 
+def test_plain_geojson_is_the_rfc7946_bytes(synthetic, toronto, tmp_path, monkeypatch) -> None:
+    """Points and lines are written without GDAL's RFC 7946 mode, with the same bytes."""
+    from twmb_geo.maps import exports
+
+    layers = {**toronto[0], **synthetic[0]}
+    real = exports._needs_rfc7946_mode
+    seen: dict[str, bool] = {}
+
+    def noted(parquet):
+        seen[str(len(seen))] = needs = real(parquet)
+        return needs
+
+    monkeypatch.setattr(exports, "_needs_rfc7946_mode", noted)
+    plain = export_layers(layers, tmp_path / "plain", formats=["geojson"])
+    # breaks, streets and pipes took the plain mode; cells and neighbourhoods (polygons) not
+    assert sorted(seen.values()) == [False] * 3 + [True] * 2
+    monkeypatch.setattr(exports, "_needs_rfc7946_mode", lambda parquet: True)
+    rfc = export_layers(layers, tmp_path / "rfc", formats=["geojson"])
+    assert plain["files"] == rfc["files"]
+    for rel in plain["files"]["geojson"]:
+        got = (tmp_path / "plain" / rel).read_bytes()
+        assert got == (tmp_path / "rfc" / rel).read_bytes(), rel
+        assert b'"crs"' not in got[:500]
+
+
+def test_lines_across_the_antimeridian_are_cut(synthetic, tmp_path) -> None:
+    """A layer wider than a hemisphere keeps GDAL's RFC 7946 mode, which cuts the lines."""
+    pipes = synthetic[0]["pipes"].head(3).to_crs("EPSG:4326")
+    pipes = pipes.set_geometry(
+        [
+            shapely.LineString([(179.9, -17.0), (-179.9, -17.1)]),  # across: cut in two
+            shapely.LineString([(178.0, -17.0), (178.5, -17.2)]),
+            shapely.LineString([(-179.5, -16.0), (-179.0, -16.2)]),
+        ]
+    )
+    export_layers({"pipes": pipes}, tmp_path, formats=["geojson"])
+    doc = json.loads((tmp_path / "geojson" / "pipes.geojson").read_text())
+    assert "crs" not in doc
+    first = doc["features"][0]["geometry"]
+    assert first["type"] == "MultiLineString" and len(first["coordinates"]) == 2
+    xs = [p[0] for f in doc["features"] for p in _positions(f["geometry"]["coordinates"])]
+    assert min(xs) >= -180.0 and max(xs) <= 180.0
+    assert {180.0, -180.0} <= set(xs)
+
+
 def _geo_metadata(path: Path) -> dict:
     """A GeoParquet file's ``geo`` metadata, without who wrote it."""
     meta = json.loads(papq.read_schema(path).metadata[b"geo"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,8 +14,13 @@ from sklearn.ensemble._hist_gradient_boosting.binning import (
     _find_binning_thresholds,
 )
 
-from twmb_geo.model._binning import SortedBinMapper, sorted_mapper, sorted_thresholds
-from twmb_geo.model.estimators import BreakCountRegressor
+from twmb_geo.model._binning import (
+    SortedBinMapper,
+    binned_raw_predict,
+    sorted_mapper,
+    sorted_thresholds,
+)
+from twmb_geo.model.estimators import BreakCountRegressor, _BoostedClassifier, _Booster
 
 _VALUES = st.one_of(
     st.sampled_from([0.0, -0.0, 1.0, 2.0, 3.0, np.nan, np.inf, -np.inf, 1e300, -5.5]),
@@ -99,3 +106,72 @@ def test_booster_bins_with_the_sorted_mapper_and_keeps_sklearns(
     ref = _BinMapper(**mapper.get_params()).fit(X)
     for a, b in zip(mapper.bin_thresholds_, ref.bin_thresholds_, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _fitted_boosters() -> list[object]:
+    """A Poisson booster and a classifier on counts, continuous values and missing values
+    (one feature never missing in training), with few and many distinct values."""
+    rng = np.random.default_rng(8)
+    n = 2_000
+    X = np.column_stack(
+        [
+            rng.poisson(0.4, n).astype(float),
+            rng.normal(size=n),
+            np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 9, n)),
+            rng.integers(0, 600, n).astype(float),
+        ]
+    )
+    y = rng.poisson(np.exp(0.5 * X[:, 0] + 0.3 * np.nan_to_num(X[:, 2]) / 4 - 1.2))
+    w = np.where(y > 0, 1.0, 2.5)
+    reg = _Booster(loss="poisson", max_iter=30, max_leaf_nodes=15, random_state=0)
+    clf = _BoostedClassifier(max_iter=20, max_leaf_nodes=7, random_state=0)
+    return [reg.fit(X, y, sample_weight=w), clf.fit(X, (y > 0).astype(int))]
+
+
+_BOOSTERS = _fitted_boosters()
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(data=st.data(), rows=st.integers(1, 60))
+def test_binned_predictions_are_scikit_learns_bits(data: st.DataObject, rows: int) -> None:
+    """Rows drawn from every split threshold, its neighbours, missing and infinite values
+    and values outside the training range walk the trees as scikit-learn's float path."""
+    for model in _BOOSTERS:
+        pool = [np.nan, np.inf, -np.inf, -1e9, 1e9, 0.0]
+        for thr in model._bin_mapper.bin_thresholds_:
+            pool += [*thr, *np.nextafter(thr, np.inf), *np.nextafter(thr, -np.inf)]
+        values = st.sampled_from(pool)
+        X = data.draw(arrays(np.float64, (rows, 4), elements=values))
+        want = type(model).__mro__[2]._raw_predict(model, X)  # scikit-learn's own class
+        got = model._raw_predict(X)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype and got.shape == want.shape
+
+
+def test_predictions_walk_the_binned_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float walk is not used (a booster with categorical features still uses it)."""
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the float rows were walked")
+
+    reg, clf = _BOOSTERS
+    X = np.array([[1.0, 0.2, np.nan, 300.0], [0.0, -1.0, 4.0, 12.0]])
+    want = reg.predict(X), clf.predict_proba(X)
+    monkeypatch.setattr(TreePredictor, "predict", refuse)
+    np.testing.assert_array_equal(reg.predict(X), want[0])
+    np.testing.assert_array_equal(clf.predict_proba(X), want[1])
+    cat = _Booster(max_iter=5, categorical_features=[0]).fit(
+        np.array([[0.0], [1.0], [2.0], [1.0]] * 10), np.arange(40) % 3
+    )
+    assert binned_raw_predict(cat, np.array([[1.0]]), None) is None
+    with pytest.raises(AssertionError, match="float rows"):
+        cat.predict(np.array([[1.0]]))
+    # trees loaded from a memory map are read-only: scikit-learn's float walk reads them
+    frozen = pickle.loads(pickle.dumps(reg))
+    for trees in frozen._predictors:
+        for tree in trees:
+            tree.nodes.flags.writeable = False
+    assert binned_raw_predict(frozen, X, None) is None
+    monkeypatch.undo()
+    np.testing.assert_array_equal(frozen.predict(X), want[0])

@@ -386,3 +386,64 @@ def test_property_folds_partition(n, n_splits, parent_res, rings, stratify, seed
     for tr, te in ft.split(df):
         assert np.intersect1d(tr, te).size == 0
         assert years[tr].max() < years[te].min()
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+@settings(max_examples=80, derandomize=True, deadline=None)
+@given(
+    n_groups=st.integers(3, 40),
+    n_splits=st.integers(2, 5),
+    rows=st.integers(40, 400),
+    rate=st.floats(0.05, 0.6),
+    seed=st.integers(0, 2**31 - 1),
+    data=st.data(),
+)
+def test_stratified_group_folds_are_scikit_learns(n_groups, n_splits, rows, rate, seed, data):
+    """The array form gives the folds of StratifiedGroupKFold's own split, row for row."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from twmb_geo.model.splitters import _stratified_group_folds
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 10_000)))
+    group = np.concatenate([np.arange(n_groups), rng.integers(0, n_groups, rows)])
+    rng.shuffle(group)
+    pos = rng.random(group.size) < rate
+    if min(pos.sum(), (~pos).sum()) < n_splits or n_groups < n_splits:
+        return
+    want = np.full(group.size, -1)
+    cv = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+    for k, (_, te) in enumerate(cv.split(np.zeros((group.size, 1)), pos, group)):
+        want[te] = k
+    np.testing.assert_array_equal(_stratified_group_folds(pos, group, n_splits, seed), want)
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]", "string[python]"])
+def test_unique_strings_equal_numpys(dtype):
+    from twmb_geo.model.splitters import _unique_strings
+
+    values = ["8a2", "89f", None, "8a2", "", "89f", "8a0", None, "ä", "8a0"]
+    col = pd.Series(values, dtype=dtype)
+    raw = col.astype(object).where(col.notna(), "").astype(str).to_numpy()
+    want_u, want_inv = np.unique(raw, return_inverse=True)
+    got_u, got_inv = _unique_strings(col)
+    np.testing.assert_array_equal(got_u, want_u)
+    np.testing.assert_array_equal(got_inv, want_inv)
+
+
+def test_unit_check_ignores_rows_without_a_unit_id():
+    """Only units with an id must keep one cell (as the grouped check did)."""
+    cells = [h3i.int_to_str(c) for c in _cells(6)]
+    df = pd.DataFrame(
+        {
+            "unit_type": "pipe",
+            "unit_id": ["a", "a", None, None, "b", "b"] * 2,
+            "cell": [cells[0], cells[0], cells[1], cells[2], cells[3], cells[3]] * 2,
+            "year": np.repeat([2010, 2011], 6),
+        }
+    )
+    assert len(list(SpatialBlockKFold(n_splits=2, parent_res=8).split(df))) == 2
+    df.loc[4, "cell"] = cells[5]
+    with pytest.raises(InputDataError, match="1 unit"):
+        list(SpatialBlockKFold(n_splits=2, parent_res=8).split(df))

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -229,6 +230,12 @@ class _GeoParquetBlocks:
         return bool(self._geo)
 
     @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """The bounding box of every block's geometries (infinite when there are none)."""
+        west, south, east, north = self._bounds.tolist()
+        return west, south, east, north
+
+    @property
     def geometry(self) -> str:
         """The geometry column's name."""
         return str(self._geo["primary_column"])
@@ -255,6 +262,24 @@ class _GeoParquetBlocks:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _needs_rfc7946_mode(parquet: _GeoParquetBlocks) -> bool:
+    """Whether GDAL's RFC 7946 mode would change a layer's GeoJSON.
+
+    The mode copies and transforms every feature to cut geometries at the antimeridian,
+    orients polygon rings and writes Z with 3 decimals; otherwise, at the same coordinate
+    precision, its bytes are those of the plain mode less the ``crs`` member (a third of
+    the time of the 500,000-pipe lines). Points and lines in one hemisphere of longitude,
+    without Z, need none of it.
+    """
+    west, south, east, north = parquet.bounds
+    return (
+        parquet.has_z
+        or bool(parquet.types - {"Point", "MultiPoint", "LineString", "MultiLineString"})
+        or not (west >= -180.0 and east <= 180.0 and south >= -90.0 and north <= 90.0)
+        or east - west > 180.0
+    )
 
 
 def _cast_block(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -422,7 +447,11 @@ class LayerExporter:
             driver = "GPKG" if fmt == "gpkg" else "GeoJSON"
             kind, promote = _gdal_geometry_type(parquet.types, parquet.has_z, driver)
             rows = _gdal_rows(parquet.path, geometry, promote)
-            options = {"geometry_name": geometry, "geometry_type": kind, "crs": _WGS84}
+            options: dict[str, Any] = {
+                "geometry_name": geometry,
+                "geometry_type": kind,
+                "crs": _WGS84,
+            }
             if fmt == "gpkg":
                 write_arrow(rows, self._gpkg_path(), layer=name, driver=driver, **options)
                 if not self.files[fmt]:
@@ -430,9 +459,16 @@ class LayerExporter:
                 continue
             (self.folder / "geojson").mkdir(parents=True, exist_ok=True)
             rel = f"geojson/{name}.geojson"
-            with atomic_path(self.folder / rel) as tmp:
+            layer_options = _GEOJSON_OPTIONS
+            if not _needs_rfc7946_mode(parquet):
+                # the same bytes without GDAL's per-feature copy and transform; a layer
+                # without a CRS gets no `crs` member
+                layer_options = {**_GEOJSON_OPTIONS, "RFC7946": "NO"}
+                options["crs"] = None
+            with atomic_path(self.folder / rel) as tmp, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
                 write_arrow(
-                    rows, tmp, layer=name, driver=driver, layer_options=_GEOJSON_OPTIONS, **options
+                    rows, tmp, layer=name, driver=driver, layer_options=layer_options, **options
                 )
             self.files[fmt].append(rel)
 

@@ -7,6 +7,12 @@ mask of value changes give the same distinct values and the same percentiles: 0.
 0.001 s per 200,000 rows of a count feature, most of a booster's binning. The thresholds
 are equal to scikit-learn's (checked by the tests against its own mapper); categorical or
 weighted binning is left to scikit-learn.
+
+:func:`binned_raw_predict` walks a fitted booster's trees on the binned rows (one byte per
+value) instead of the float rows, as scikit-learn does for its own training rows: a value
+goes left of a split when its bin is at most the split's bin, which is when the value is at
+most the split's threshold, so the sums are the same bits. 660,000 rows of 40 features
+through 100 trees: 4.1 s -> 2.8 s (binning 1.4 s of it), one core.
 """
 
 from __future__ import annotations
@@ -22,8 +28,15 @@ from sklearn.ensemble._hist_gradient_boosting.binning import (
 )
 from sklearn.ensemble._hist_gradient_boosting.common import ALMOST_INF, X_DTYPE
 from sklearn.utils import check_array, check_random_state
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads as _n_threads
 
-__all__ = ["SortedBinMapper", "plain_mapper", "sorted_mapper", "sorted_thresholds"]
+__all__ = [
+    "SortedBinMapper",
+    "binned_raw_predict",
+    "plain_mapper",
+    "sorted_mapper",
+    "sorted_thresholds",
+]
 
 
 def sorted_thresholds(col: NDArray[np.float64], max_bins: int) -> NDArray[np.float64]:
@@ -94,3 +107,25 @@ def plain_mapper(mapper: Any) -> Any:
     plain = _BinMapper.__new__(_BinMapper)
     plain.__dict__.update(mapper.__dict__)
     return plain
+
+
+def binned_raw_predict(model: Any, X: Any, n_threads: int | None) -> NDArray[np.float64] | None:
+    """The raw predictions of a fitted histogram booster ``model`` (its ``_raw_predict``),
+    its trees walked on the binned rows; ``None`` when the booster has categorical
+    features or a preprocessor, or its trees are read-only (loaded from a memory map,
+    which scikit-learn's binned walk cannot read): its own path applies then."""
+    if getattr(model, "_preprocessor", None) is not None or model.is_categorical_ is not None:
+        return None
+    if not all(tree.nodes.flags.writeable for trees in model._predictors for tree in trees):
+        return None
+    X = model._preprocess_X(X, reset=False)
+    # C order: a tree reads one row's bytes at a time
+    binned = np.ascontiguousarray(model._bin_mapper.transform(X))
+    raw = np.zeros(
+        (X.shape[0], model.n_trees_per_iteration_),
+        dtype=model._baseline_prediction.dtype,
+        order="F",
+    )
+    raw += model._baseline_prediction
+    model._predict_iterations(binned, model._predictors, raw, True, _n_threads(n_threads))
+    return raw
