@@ -133,7 +133,7 @@ class _Cells:
             unit = unit * len(uniq) + codes
         unit = pd.factorize(unit)[0]
         first = np.empty(int(unit.max()) + 1 if unit.size else 0, dtype=np.int64)
-        first[unit[::-1]] = self.inv[::-1]  # the cell of each unit's first row
+        first[unit] = self.inv  # the cell of one row of each unit (any: all must agree)
         if np.array_equal(first[unit], self.inv):
             return
         n_cells = (
