@@ -88,6 +88,28 @@ def test_resolution_is_chosen_from_the_data(town) -> None:
         choose_resolution(breaks["x"], breaks["y"], 0)
 
 
+def test_a_partitioning_made_again_is_remembered_not_shared(town) -> None:
+    """The feature stage partitions the same units for their links, graphs and panel: the
+    second time is remembered, and what a caller does to its homes changes nothing."""
+    from twmb_geo.spatial import partition
+
+    breaks, _ = town
+    x, y = breaks["x"].to_numpy(dtype=float), breaks["y"].to_numpy(dtype=float)
+    first = partition.partition_points(x, y, target_rows=300)
+    made = partition._partition_points
+    try:
+        partition._partition_points = None  # a second making would fail
+        again = partition.partition_points(x.copy(), y.copy(), target_rows=300)
+    finally:
+        partition._partition_points = made
+    assert again[0] == first[0] and np.array_equal(again[1], first[1])
+    again[1][:] = 0
+    third = partition.partition_points(x, y, target_rows=300)
+    assert np.array_equal(third[1], first[1])
+    other = partition.partition_points(x, y + 1.0, target_rows=300)  # other points: made
+    assert other[1].shape == first[1].shape
+
+
 def test_breaks_without_coordinates_keep_their_id_links(town) -> None:
     breaks, pipes = town
     b = breaks.head(300).copy()
@@ -341,7 +363,15 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
         pd.testing.assert_frame_equal(there.units[ut], units, obj=ut)
     assert here.links["status"].eq("matched").any()
 
-    tables = ("panel", "moran_global", "lisa", "hotspot_persistence", "break_links")
+    tables = (
+        "panel",
+        "moran_global",
+        "lisa",
+        "hotspot_persistence",
+        "break_links",
+        "graph_edges",
+        "graph_summary",
+    )
 
     def stored() -> dict[str, pd.DataFrame]:
         with Store(cfg.store_path) as store:
@@ -352,6 +382,11 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     panel_rep = rep.partitions["panel"]
     assert set(panel_rep) == {"pipe", "street", "cell"}
     assert all(r["partitions"] > 1 and r["halo_units"] > 0 for r in panel_rep.values())
+    # the pipes' line network was built partition by partition too
+    graph_rep = rep.partitions["graphs"]
+    assert set(graph_rep) == {"pipe"} and set(graph_rep["pipe"]) == {"adj"}
+    assert graph_rep["pipe"]["adj"]["partitions"] > 5
+    assert graph_rep["pipe"]["adj"]["halo_units"] > 0
     # the store reads the panel where the workers wrote it (plus the neighbourhoods' file),
     # through paths relative to its folder
     (run_folder,) = (cfg.out_dir / "partitions" / "panel").iterdir()

@@ -27,6 +27,7 @@ from ..core.units import UNIT_TYPES
 from ..errors import InputDataError, StoreError
 from ..spatial import graphs as gb
 from ..spatial import hexgrid
+from ..spatial import partitioned_graphs as pgb
 from ..spatial.units import Organised, SpatialSettings, organise
 from ..store.duckdb_store import Store
 from ..store.project import in_project_crs
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FeatureReport",
     "GraphSet",
+    "GraphTasks",
     "build_features",
     "build_graphs",
     "graph_builders",
@@ -75,7 +77,8 @@ class FeatureReport:
     #: break matching, resolution, partitions, largest (breaks), pipes_in_largest_task,
     #: halo_pipes; ``street_links`` and ``pipe_streets``: resolution, partitions, largest
     #: (breaks, pipes), rows_in_largest_task, halo_rows; ``panel``: per unit type
-    #: resolution, partitions, largest (home units), largest_task, halo_units
+    #: resolution, partitions, largest (home units), largest_task, halo_units; ``graphs``:
+    #: the same per unit type and graph built on the cluster
     partitions: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,13 +104,30 @@ def _dist_label(fc: FeatureConfig) -> str:
     return _call("knn", k=fc.distance_knn, symmetric=False)
 
 
+@dataclass
+class GraphTasks:
+    """The graphs that read geometry (the pipes' line network) built partition by
+    partition (at most ``target_rows`` units each) as tasks on ``client``'s cluster;
+    ``report`` is filled per unit type and graph with what the partitioning did."""
+
+    client: Client | None
+    target_rows: int
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def note(self, unit_type: str, name: str) -> dict[str, Any]:
+        """The report of one graph, to be filled by its builder."""
+        return self.report.setdefault(unit_type, {}).setdefault(name, {})
+
+
 def _dist(fc: FeatureConfig, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> Graph:
     if fc.distance_graph == "band":
         return gb.distance_band(ids, x, y, fc.distance_band_m)
     return gb.knn(ids, x, y, k=fc.distance_knn)
 
 
-def _cell_graphs(units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig) -> dict[str, Graph]:
+def _cell_graphs(
+    units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig, tasks: GraphTasks | None = None
+) -> dict[str, Graph]:
     kring = gb.h3_kring(units["h3_index"].to_numpy().astype(np.uint64), k=gc.cell_order)
     ids = units["unit_id"].to_numpy()
     return {
@@ -117,7 +137,7 @@ def _cell_graphs(units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig) -> dic
 
 
 def _neighbourhood_graphs(
-    units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig
+    units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig, tasks: GraphTasks | None = None
 ) -> dict[str, Graph]:
     ids = units["unit_id"].to_numpy()
     return {
@@ -130,7 +150,9 @@ def _neighbourhood_graphs(
     }
 
 
-def _street_graphs(units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig) -> dict[str, Graph]:
+def _street_graphs(
+    units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig, tasks: GraphTasks | None = None
+) -> dict[str, Graph]:
     ids = units["unit_id"].to_numpy()
     return {
         "adj": gb.shared_nodes(ids, units["from_node"].to_numpy(), units["to_node"].to_numpy()),
@@ -139,28 +161,43 @@ def _street_graphs(units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig) -> d
 
 
 def _pipe_graphs(
-    units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig
+    units: pd.DataFrame, gc: GraphConfig, fc: FeatureConfig, tasks: GraphTasks | None = None
 ) -> dict[str, Graph] | None:
     loc = units["geometry"].notna().to_numpy()
     if loc.sum() < 2:
         return None
     ids = units.loc[loc, "unit_id"].to_numpy()
-    return {
-        "adj": gb.line_network(
+    x, y = units.loc[loc, "x"].to_numpy(), units.loc[loc, "y"].to_numpy()
+    geoms = units.loc[loc, "geometry"].to_numpy(dtype=object)
+    if tasks is not None:
+        adj = pgb.line_network_partitioned(
             ids,
-            shapely.from_wkb(units.loc[loc, "geometry"].to_numpy(dtype=object)),
+            geoms,
+            x,
+            y,
+            gc.pipe_end_tolerance_m,
+            t_junctions=gc.pipe_t_junctions,
+            client=tasks.client,
+            target_rows=tasks.target_rows,
+            report=tasks.note("pipe", "adj"),
+        )
+    else:
+        adj = gb.line_network(
+            ids,
+            shapely.from_wkb(geoms),
             tol_m=gc.pipe_end_tolerance_m,
             t_junctions=gc.pipe_t_junctions,
-        ),
-        "dist": _dist(fc, ids, units.loc[loc, "x"].to_numpy(), units.loc[loc, "y"].to_numpy()),
-    }
+        )
+    return {"adj": adj, "dist": _dist(fc, ids, x, y)}
 
 
 @dataclass(frozen=True)
 class GraphRecipe:
     """The "adj" and "dist" graphs of one unit type: how they are built and described."""
 
-    build: Callable[[pd.DataFrame, GraphConfig, FeatureConfig], dict[str, Graph] | None]
+    build: Callable[
+        [pd.DataFrame, GraphConfig, FeatureConfig, GraphTasks | None], dict[str, Graph] | None
+    ]
     describe: Callable[[GraphConfig, FeatureConfig], dict[str, str]]
 
 
@@ -201,7 +238,11 @@ def graph_builders(graphs: GraphConfig, features: FeatureConfig) -> dict[str, di
 
 
 def build_graphs(
-    org: Organised, graphs: GraphConfig | None = None, features: FeatureConfig | None = None
+    org: Organised,
+    graphs: GraphConfig | None = None,
+    features: FeatureConfig | None = None,
+    *,
+    tasks: GraphTasks | None = None,
 ) -> GraphSet:
     """The adjacency ("adj") and distance ("dist") graph of every unit type present.
 
@@ -211,7 +252,9 @@ def build_graphs(
     for the distance graph of pipes and streets, ``features``: KNN
     (``distance_graph="knn"``, ``distance_knn`` neighbours: bounded size at any network
     density) or a distance band of ``distance_band_m`` (``"band"``: every unit within the
-    radius; grows with density).
+    radius; grows with density). With ``tasks``, the pipes' line network is built
+    partition by partition on its cluster (:mod:`~twmb_geo.spatial.partitioned_graphs`):
+    the same graph.
     """
     gc = graphs or GraphConfig()
     fc = features or FeatureConfig()
@@ -220,7 +263,7 @@ def build_graphs(
         recipe = GRAPH_RECIPES.get(ut)
         if recipe is None or ut not in org.units:
             continue
-        built = recipe.build(org.units[ut], gc, fc)
+        built = recipe.build(org.units[ut], gc, fc, tasks)
         if built is not None:
             out[ut] = built
     return out
@@ -609,7 +652,10 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                     counts[name] = store.insert_frames(name, frames)
                 tick("store units", 2)
                 builders = graph_builders(cfg.graphs, fc)
-                graphs = build_graphs(org, cfg.graphs, fc)
+                graph_tasks = (
+                    None if client is None else GraphTasks(client, cfg.compute.partition_rows)
+                )
+                graphs = build_graphs(org, cfg.graphs, fc, tasks=graph_tasks)
                 warnings.extend(_island_warnings(graphs, builders))
                 org = _panel_inputs(org)
                 tick("graphs", 2)
@@ -684,6 +730,7 @@ def build_features(cfg: Config, *, progress: Progress | None = None) -> FeatureR
                 "scheduler": cfg.compute.scheduler,
                 **org.partitions,
                 "panel": partitioned.report if partitioned else {},
+                "graphs": graph_tasks.report if graph_tasks else {},
             }
             if org.partitions
             else {}

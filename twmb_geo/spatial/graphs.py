@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import h3.api.basic_int as h3i
@@ -334,16 +334,23 @@ def _geoms(values: Any, ids: np.ndarray, order: np.ndarray, types: tuple[int, ..
         g = g.copy()
         g[is_wkb] = shapely.from_wkb(g[is_wkb])
     g = g[order]
+    bad = geometry_type_problems(g, ids, types)
+    if bad:
+        raise geometry_type_error(bad, what)
+    return g
+
+
+def geometry_type_problems(g: np.ndarray, ids: np.ndarray, types: tuple[int, ...]) -> list[str]:
+    """The units of ``ids`` whose geometry in ``g`` (shapely, None for none) is not one of
+    the shapely type ids ``types``, each with the type it has."""
     tid = shapely.get_type_id(g)
     bad = np.flatnonzero(~np.isin(tid, (-1, *types)) | (~shapely.is_geometry(g) & (g != None)))  # noqa: E711
-    if bad.size:
-        raise InputDataError(
-            f"{bad.size} geometry(ies) are not {what}",
-            _listed(
-                [f"unit {ids[i]!r}: {getattr(g[i], 'geom_type', type(g[i]).__name__)}" for i in bad]
-            ),
-        )
-    return g
+    return [f"unit {ids[i]!r}: {getattr(g[i], 'geom_type', type(g[i]).__name__)}" for i in bad]
+
+
+def geometry_type_error(problems: Sequence[str], what: str) -> InputDataError:
+    """The error that lists every geometry of :func:`geometry_type_problems`."""
+    return InputDataError(f"{len(problems)} geometry(ies) are not {what}", _listed(problems))
 
 
 def _build(
@@ -385,6 +392,50 @@ def _build(
         w.data = 1.0 / np.repeat(card, card).astype(float)
         return _from_csr(ids, w, transformation="R")
     return _from_csr(ids, w).transform("r")
+
+
+def line_network_pairs(
+    g: np.ndarray, tol_m: float, *, t_junctions: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The linked pairs of :func:`line_network` as positions in ``g`` (validated lines;
+    None for a pipe without geometry), both directions, self-pairs and repeats included."""
+    n = len(g)
+    parts, pline = shapely.get_parts(g, return_index=True)
+    ok = ~shapely.is_empty(parts)
+    parts, pline = parts[ok], pline[ok]
+    ends = np.concatenate(
+        [
+            shapely.get_coordinates(shapely.get_point(parts, 0)),
+            shapely.get_coordinates(shapely.get_point(parts, -1)),
+        ]
+    )
+    end_line = np.tile(pline, 2)
+    if not ends.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    nodes, node_of_end = np.unique(ends, axis=0, return_inverse=True)
+    node_of_end = node_of_end.ravel()
+    m = nodes.shape[0]
+    b = sparse.csr_array((np.ones(end_line.size), (end_line, node_of_end)), shape=(n, m))
+    near = cKDTree(nodes).query_pairs(float(tol_m), output_type="ndarray") if tol_m > 0 else None
+    node_adj = sparse.eye_array(m, format="csr")
+    if near is not None and near.size:
+        p, q = near[:, 0], near[:, 1]
+        node_adj = node_adj + sparse.csr_array(
+            (np.ones(2 * p.size), (np.r_[p, q], np.r_[q, p])), shape=(m, m)
+        )
+    a = b @ node_adj @ b.T
+    if t_junctions:
+        tree = shapely.STRtree(parts)
+        pts = shapely.points(nodes)
+        if tol_m > 0:
+            qi, qj = tree.query(pts, predicate="dwithin", distance=float(tol_m))
+        else:
+            qi, qj = tree.query(pts, predicate="intersects")
+        c = sparse.csr_array((np.ones(qi.size), (qi, pline[qj])), shape=(m, n))
+        touch = b @ c
+        a = a + touch + touch.T
+    a = a.tocoo()
+    return a.row.astype(np.int64), a.col.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- builders
@@ -589,43 +640,8 @@ def line_network(ids: Any, geoms: Any, tol_m: float = 1.0, *, t_junctions: bool 
         raise ConfigError(f"tol_m must be a finite number >= 0 m; got {tol_m!r}")
     sid, order = _sort_ids(ids)
     g = _geoms(geoms, sid, order, (1, 2, 5), "lines")
-    n = sid.size
-    parts, pline = shapely.get_parts(g, return_index=True)
-    ok = ~shapely.is_empty(parts)
-    parts, pline = parts[ok], pline[ok]
-    ends = np.concatenate(
-        [
-            shapely.get_coordinates(shapely.get_point(parts, 0)),
-            shapely.get_coordinates(shapely.get_point(parts, -1)),
-        ]
-    )
-    end_line = np.tile(pline, 2)
-    if not ends.size:
-        return _build("line_network", sid, np.zeros(0), np.zeros(0))
-    nodes, node_of_end = np.unique(ends, axis=0, return_inverse=True)
-    node_of_end = node_of_end.ravel()
-    m = nodes.shape[0]
-    b = sparse.csr_array((np.ones(end_line.size), (end_line, node_of_end)), shape=(n, m))
-    near = cKDTree(nodes).query_pairs(float(tol_m), output_type="ndarray") if tol_m > 0 else None
-    node_adj = sparse.eye_array(m, format="csr")
-    if near is not None and near.size:
-        p, q = near[:, 0], near[:, 1]
-        node_adj = node_adj + sparse.csr_array(
-            (np.ones(2 * p.size), (np.r_[p, q], np.r_[q, p])), shape=(m, m)
-        )
-    a = b @ node_adj @ b.T
-    if t_junctions:
-        tree = shapely.STRtree(parts)
-        pts = shapely.points(nodes)
-        if tol_m > 0:
-            qi, qj = tree.query(pts, predicate="dwithin", distance=float(tol_m))
-        else:
-            qi, qj = tree.query(pts, predicate="intersects")
-        c = sparse.csr_array((np.ones(qi.size), (qi, pline[qj])), shape=(m, n))
-        touch = b @ c
-        a = a + touch + touch.T
-    a = a.tocoo()
-    return _build("line_network", sid, a.row, a.col)
+    r, c = line_network_pairs(g, tol_m, t_junctions=t_junctions)
+    return _build("line_network", sid, r, c)
 
 
 def contiguity(ids: Any, polygons: Any, *, tol_m: float = 0.0) -> Graph:

@@ -19,6 +19,10 @@ the busiest partition holds at most ``target_rows`` home records.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+from typing import Any
+
 import numpy as np
 import shapely
 
@@ -37,6 +41,11 @@ __all__ = [
 
 #: halo widening, as a share of the cell edge (see the module docstring)
 EDGE_SLACK = 0.05
+#: the last partitionings made, by their points (a digest of their bytes), target, resolution
+#: and CRS: the feature stage partitions the same units for their links, their graphs and
+#: their panel, and each partitioning costs an H3 cell per point at every resolution tried
+_MEMO: OrderedDict[tuple[Any, ...], tuple[int, np.ndarray]] = OrderedDict()
+_MEMO_SIZE = 4
 #: resolutions :func:`choose_resolution` considers, coarsest first (res 0 cells are
 #: continents; res 12 edges are ~10 m)
 _RESOLUTIONS = range(0, 13)
@@ -62,11 +71,34 @@ def partition_points(
     resolution: int | None = None,
 ) -> tuple[int, np.ndarray]:
     """The partition resolution (``resolution``, else chosen from ``target_rows`` as in
-    :func:`choose_resolution`) and the home cell of each point, projected once."""
+    :func:`choose_resolution`) and the home cell of each point, projected once.
+
+    The last few results are remembered (by a digest of the points' bytes, the target, the
+    resolution and the analysis CRS) and handed out as copies: the feature stage partitions
+    the same units for their links, their graphs and their panel."""
     limit = 0 if target_rows is None else int(target_rows)
     if resolution is None and limit < 1:
         raise ConfigError(f"partition target_rows must be >= 1, got {target_rows!r}")
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x = np.ascontiguousarray(x, dtype=float)
+    y = np.ascontiguousarray(y, dtype=float)
+    digest = hashlib.blake2b(x.view(np.uint8).data, digest_size=16)
+    digest.update(y.view(np.uint8).data)
+    key = (digest.digest(), x.shape, y.shape, limit, resolution, analysis_crs())
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        res, homes = _MEMO[key]
+        return res, homes.copy()
+    res, homes = _partition_points(x, y, limit, resolution)
+    _MEMO[key] = (res, homes.copy())
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return res, homes
+
+
+def _partition_points(
+    x: np.ndarray, y: np.ndarray, limit: int, resolution: int | None
+) -> tuple[int, np.ndarray]:
+    """:func:`partition_points`, made (not remembered)."""
     lon, lat, _ = transform_xy(x, y, analysis_crs(), WGS84)
     if resolution is not None:
         res = check_resolution(resolution, "partition resolution")
