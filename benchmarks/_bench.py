@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -14,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "RssSampler",
+    "cluster_arguments",
     "cpu_seconds",
     "machine",
     "maxrss_gb",
@@ -127,3 +129,15 @@ def machine() -> dict[str, Any]:
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
     }
+
+
+def cluster_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options of a benchmark on a built project and a LocalCluster: ``--config``,
+    ``--out``, ``--workers``, ``--worker-memory`` and ``--partition-rows``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="the project's output folder")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--worker-memory", default="8GiB")
+    ap.add_argument("--partition-rows", type=int, default=50_000)
+    return ap

@@ -19,14 +19,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from _bench import RssSampler, machine, phase
+from _bench import RssSampler, cluster_arguments, machine, phase
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -45,12 +44,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--config", type=Path, required=True)
-    ap.add_argument("--out", type=Path, default=None, help="the project's output folder")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--worker-memory", default="8GiB")
-    ap.add_argument("--partition-rows", type=int, default=50_000)
+    ap = cluster_arguments(__doc__)
     ap.add_argument("--only", choices=["whole", "cluster"], default=None)
     args = ap.parse_args()
     logging.disable(logging.WARNING)

@@ -13,6 +13,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import twmb_geo.spatial.partitioned_graphs as pg
 from twmb_geo.errors import InputDataError
 from twmb_geo.spatial import graphs as gb
 from twmb_geo.spatial.partitioned_graphs import line_network_partitioned
@@ -77,8 +78,6 @@ def test_lines_that_are_not_lines_are_all_listed() -> None:
     lines[[20, 250]] = [shapely.Point(X0, Y0), shapely.box(X0, Y0, X0 + 1, Y0 + 1)]
     with pytest.raises(InputDataError) as want:
         gb.line_network(ids, lines)
-    import twmb_geo.spatial.partitioned_graphs as pg
-
     old, pg._BLOCK = pg._BLOCK, 100  # the two in different blocks
     try:
         with pytest.raises(InputDataError) as got:

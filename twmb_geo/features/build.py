@@ -110,7 +110,7 @@ class GraphTasks:
     partition (at most ``target_rows`` units each) as tasks on ``client``'s cluster;
     ``report`` is filled per unit type and graph with what the partitioning did."""
 
-    client: Client | None
+    client: Client
     target_rows: int
     report: dict[str, dict[str, Any]] = field(default_factory=dict)
 

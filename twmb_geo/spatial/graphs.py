@@ -329,15 +329,25 @@ def _geoms(values: Any, ids: np.ndarray, order: np.ndarray, types: tuple[int, ..
     g = np.asarray(values, dtype=object).ravel()
     if g.size != order.size:
         raise InputDataError(f"need one geometry per unit ({order.size}); got {g.size}")
-    is_wkb = np.fromiter((isinstance(v, bytes | bytearray) for v in g), bool, count=g.size)
-    if is_wkb.any():
-        g = g.copy()
-        g[is_wkb] = shapely.from_wkb(g[is_wkb])
-    g = g[order]
+    g = _decoded(g)[order]
     bad = geometry_type_problems(g, ids, types)
     if bad:
         raise geometry_type_error(bad, what)
     return g
+
+
+def _decoded(g: np.ndarray) -> np.ndarray:
+    """An object array of geometries with its WKB values decoded (a copy when any is)."""
+    is_wkb = np.fromiter((isinstance(v, bytes | bytearray) for v in g), bool, count=g.size)
+    if is_wkb.any():
+        g = g.copy()
+        g[is_wkb] = shapely.from_wkb(g[is_wkb])
+    return g
+
+
+def _check_tolerance(tol_m: float) -> None:
+    if not np.isfinite(tol_m) or tol_m < 0:
+        raise ConfigError(f"tol_m must be a finite number >= 0 m; got {tol_m!r}")
 
 
 def geometry_type_problems(g: np.ndarray, ids: np.ndarray, types: tuple[int, ...]) -> list[str]:
@@ -636,8 +646,7 @@ def line_network(ids: Any, geoms: Any, tol_m: float = 1.0, *, t_junctions: bool 
     ``N``: node adjacency). T-junctions come from an STRtree ``dwithin`` query of the nodes
     against the pipes. Every part of a MultiLineString contributes its two ends.
     """
-    if not np.isfinite(tol_m) or tol_m < 0:
-        raise ConfigError(f"tol_m must be a finite number >= 0 m; got {tol_m!r}")
+    _check_tolerance(tol_m)
     sid, order = _sort_ids(ids)
     g = _geoms(geoms, sid, order, (1, 2, 5), "lines")
     r, c = line_network_pairs(g, tol_m, t_junctions=t_junctions)
@@ -655,8 +664,7 @@ def contiguity(ids: Any, polygons: Any, *, tol_m: float = 0.0) -> Graph:
     tol_m : float
         If > 0, polygons within this distance are neighbours too (closes digitising gaps).
     """
-    if not np.isfinite(tol_m) or tol_m < 0:
-        raise ConfigError(f"tol_m must be a finite number >= 0 m; got {tol_m!r}")
+    _check_tolerance(tol_m)
     sid, order = _sort_ids(ids)
     g = _geoms(polygons, sid, order, (3, 6), "polygons")
     tree = shapely.STRtree(g)

@@ -28,7 +28,7 @@ from libpysal.graph import Graph
 from ..core.cluster import map_partitions
 from ..errors import ConfigError, InputDataError
 from . import graphs as gb
-from .graphs import _build, _sort_ids
+from .graphs import _build, _check_tolerance, _decoded, _sort_ids
 from .partition import home_members, partition_points
 
 if TYPE_CHECKING:
@@ -58,10 +58,7 @@ def _lines_task(
 def _bounds_task(values: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """The bounding box of each line of a block (WKB or shapely; NaN for none) and the
     units whose geometry is not a line."""
-    g = values.copy()
-    wkb = np.fromiter((isinstance(v, bytes | bytearray) for v in g), bool, len(g))
-    if wkb.any():
-        g[wkb] = shapely.from_wkb(g[wkb])
+    g = _decoded(values)
     problems = gb.geometry_type_problems(g, ids, (1, 2, 5))
     return (np.zeros((0, 4)) if problems else shapely.bounds(g)), problems
 
@@ -144,8 +141,7 @@ def line_network_partitioned(
     libpysal.graph.Graph
         Equal to the whole-city graph.
     """
-    if not np.isfinite(tol_m) or tol_m < 0:
-        raise ConfigError(f"tol_m must be a finite number >= 0 m; got {tol_m!r}")
+    _check_tolerance(tol_m)
     if isinstance(target_rows, bool) or not isinstance(target_rows, int) or target_rows < 1:
         raise ConfigError(f"partition target_rows must be an integer >= 1; got {target_rows!r}")
     sid, order = _sort_ids(ids)
