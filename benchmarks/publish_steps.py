@@ -3,13 +3,15 @@
 Runs what ``twmb publish`` runs on an existing store (``twmb run`` done), one step at a
 time in this process, sampling its resident memory every 0.2 s: the star built with its
 unit-year fact spooled (``spool_star``), the key check, the checksums (``prepare_star``),
-then each local target (``folder``, ``duckdb``, ``turso-file``) written under ``--work``.
+then each local target (``folder``, ``duckdb``, ``turso-file``) written under ``--work``,
+then (``--republish K``) the Turso file published K more times as new publishes (the
+second keeps the first as the previous publish; the third and later drop the oldest).
 Used for the 500,000-pipe city of ``benchmarks/scale.py --whole-run --keep DIR``.
 
 Usage::
 
     python benchmarks/publish_steps.py --config DIR/city/twmb-scale.toml --out DIR/out \\
-        --work /tmp/publish-steps [--targets folder,duckdb,turso-file]
+        --work /tmp/publish-steps [--targets folder,duckdb,turso-file] [--republish 2]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="the project's output folder")
     ap.add_argument("--work", type=Path, required=True, help="where the targets are written")
     ap.add_argument("--targets", default="folder,duckdb,turso-file")
+    ap.add_argument(
+        "--republish",
+        type=int,
+        default=0,
+        help="then publish the Turso file this many more times, each as a new publish (its "
+        "id changed): the file holds a publish (the second) and one to drop (the third on)",
+    )
     args = ap.parse_args()
 
     from twmb_geo.config import load_config
@@ -113,6 +123,17 @@ def main() -> None:
             target.check()
             try:
                 step(name, lambda t=target: t.write(tables, star))
+            finally:
+                target.close()
+        for i in range(args.republish):
+            again = replace(star, publish_id=f"{star.publish_id}-{i + 1}")
+            target = make_target("turso-file", options)
+            target.check()
+            try:
+                step(
+                    f"turso-file, publish {i + 2}",
+                    lambda t=target, s=again: t.write(tables, s),
+                )
             finally:
                 target.close()
     print(

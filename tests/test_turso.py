@@ -7,6 +7,7 @@ the generated Power Query scripts send, and compared with the DuckDB target.
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import logging
 import resource
@@ -28,6 +29,7 @@ import turso
 from cli_helpers import error_text, ok_json, twmb
 from turso_server import (
     KillingProxy,
+    TursoServer,
     current_publish,
     free_port,
     m_sql,
@@ -145,6 +147,35 @@ def test_run_publishes_the_star_to_a_local_turso_file(bundled_run, bundled_cfg, 
         assert {r[3] for r in results[3]} >= {"champion", "past_breaks_5y"}
 
 
+def test_a_published_turso_file_is_served_by_turso_and_republished_in_its_place(
+    bundled_run, bundled_cfg, empty_star, tmp_path
+) -> None:
+    """The Turso file (written by SQLite's library, then moved into place) is a database
+    the Turso server serves: Power Query's keyset pages read every table back with the
+    publish's checksums, before and after a republish to the same file."""
+    kit = tw.write_powerbi_kit(bundled_cfg, folder=tmp_path / "kit").folder
+    path = tmp_path / "served.db"
+    res = tw.publish_star(bundled_cfg, targets=["turso-file"], turso_file=path)
+    with TursoServer(path) as server:
+        assert current_publish(server.url) == res.publish_id
+        for t in STAR_TABLES:
+            got = read_current(server.url, t, sql=m_sql(kit, t), page=7_919)
+            assert len(got) == res.rows[t] and table_checksum(got) == res.checksums[t], t
+    again = _publish_file(path, _variant(empty_star, "again"))
+    assert again["previous"] == res.publish_id
+    # the copy moved into place, without the WAL the server left beside the earlier file
+    assert sorted(p.name for p in tmp_path.glob("*served*")) == ["served.db"]
+    with TursoServer(path) as server:
+        assert current_publish(server.url) == again["publish_id"]
+        for t in STAR_TABLES:
+            got = read_current(server.url, t, sql=m_sql(kit, t), page=997)
+            assert table_checksum(got) == again["checksums"][t], t
+        kept = query(
+            server.url, 'SELECT count(*) FROM "fact_break" WHERE "publish_id" = ?', [res.publish_id]
+        )
+        assert kept == [(res.rows["fact_break"],)]  # the previous publish is kept for readers
+
+
 def test_bundled_star_on_a_turso_server_equals_duckdb(
     bundled_run, bundled_cfg, turso_server, tmp_path
 ) -> None:
@@ -205,10 +236,19 @@ def test_republish_replaces_keeps_one_previous_and_never_duplicates(empty_star, 
             conn.execute('SELECT "publish_id", "status" FROM "twmb_publish_run"').fetchall()
         )
         assert status == {ra["publish_id"]: "complete", rb["publish_id"]: "superseded"}
-        # a third publish drops the oldest
+        # a third publish drops the oldest; the file is replaced whole, so a connection
+        # opened before it still reads the file it opened
         rc = _publish_file(path, _variant(empty_star, "C"))
         ids = {r[0] for r in conn.execute('SELECT DISTINCT "publish_id" FROM "dim_model"')}
+        assert ids == {rb["publish_id"], ra["publish_id"]}
+        assert {r[2] for r in conn.execute(reader_sql("dim_neighbourhood"))} == {"A"}
+    finally:
+        conn.close()
+    conn = turso.connect(str(path))
+    try:
+        ids = {r[0] for r in conn.execute('SELECT DISTINCT "publish_id" FROM "dim_model"')}
         assert ids == {rc["publish_id"], ra["publish_id"]}
+        assert {r[2] for r in conn.execute(reader_sql("dim_neighbourhood"))} == {"C"}
     finally:
         conn.close()
 
@@ -694,9 +734,10 @@ def test_a_spooled_fact_made_ahead_loads_the_same_turso_file(tmp_path, monkeypat
 def test_a_load_committed_in_steps_and_stopped_keeps_the_previous_publish(
     empty_star, tmp_path, monkeypatch
 ) -> None:
-    """A local load commits every ``COMMIT_ROWS`` rows (pyturso holds an open transaction in
-    memory); stopped half-way after several commits, readers still see the previous publish
-    whole, and the next publish of the same content clears the half load and completes."""
+    """A local load commits every ``COMMIT_ROWS`` rows (SQLite's WAL is folded into the file
+    only after a commit); stopped half-way after several commits, the file in place is not
+    touched (the load went to a copy, which is removed), and the next publish of the same
+    content completes."""
     from twmb_geo.publish.turso import protocol
     from twmb_geo.publish.turso import session as sessions
 
@@ -704,11 +745,12 @@ def test_a_load_committed_in_steps_and_stopped_keeps_the_previous_publish(
     monkeypatch.setattr(sessions, "COMMIT_ROWS", 2)
     path = tmp_path / "steps.db"
     prev = _publish_file(path, empty_star)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
     tables = _variant(empty_star, "stepped")
     session = connect(TursoTarget(mode="file", path=path))
     real, calls = session.insert, []
-    commits = []
-    real_commit = session.conn.commit
+    statements: list[str] = []
+    session.conn.set_trace_callback(statements.append)
 
     def stop_after_some(table, columns, rows):
         calls.append(table)
@@ -716,18 +758,16 @@ def test_a_load_committed_in_steps_and_stopped_keeps_the_previous_publish(
             raise OSError("the publisher stops here")
         return real(table, columns, rows)
 
-    def counted_commit():
-        commits.append(len(calls))
-        return real_commit()
-
     monkeypatch.setattr(session, "insert", stop_after_some)
-    monkeypatch.setattr(session.conn, "commit", counted_commit)
     try:
         with pytest.raises(OSError, match="stops here"):
             publish_tables(session, tables)
     finally:
         session.close()
-    assert len(commits) >= 3  # the half load was committed in steps before it stopped
+    # the half load was committed in steps before it stopped
+    assert statements.count("COMMIT") >= 4
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["steps.db"]
     for t in STAR_TABLES:
         assert table_checksum(file_rows(path, t)) == prev["checksums"][t], t
     res = _publish_file(path, tables)

@@ -2,9 +2,10 @@
 
 Three ways to reach a database, one publishing protocol:
 
-* ``file``: a local Turso database file (embedded ``pyturso``; no server). The whole publish
-  is one transaction; the first one (no file, or a file without any row) is written to a
-  temporary file renamed into place when complete, so no empty database is ever left.
+* ``file``: a local Turso database file (no server). A publish writes a copy of the file
+  (a new database for the first) with SQLite's own library, about 7 times pyturso's insert
+  rate, and renames it into place when it is whole: the file in place is never written, so
+  a failed publish leaves it as it was and no empty database is ever left.
 * ``sync``: a remote database through ``turso.sync``: the publish is written to a local
   replica in one transaction, then pushed; a push is atomic on the server and a push that
   dies is resumed by the next publish (which reports it as a change, ``resumed``).
