@@ -3,7 +3,8 @@ and TopoJSON of its polygon dimensions (Power BI's Shape Map, :mod:`.topojson`).
 
 CSV copies are spreadsheet-safe (:func:`spreadsheet_safe`): a text cell that Excel or
 LibreOffice would run as a formula is prefixed with a single quote. Parquet keeps the
-true values.
+true values. A spooled table's CSV is written by DuckDB from the spool (:func:`csv_sql`),
+the same bytes as pandas writes (tested).
 
 The folder is written next to its final place and swapped in with renames, so a reader
 sees either the previous complete set or the new one, never a mix; a publish that fails
@@ -24,15 +25,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core.compute import jobs_plan, parallel_map
+from ..contracts import TableSchema
+from ..core.compute import available_cores
 from ..core.files import dead_siblings, exchange, remove_dead_leftovers, sibling
-from ..core.ioerrors import NOT_A_FOLDER, describe
+from ..core.ioerrors import NOT_A_FOLDER, describe, io_cause
 from ..errors import InputDataError, PublishError
-from ..store.duckdb_store import arrow_schema
+from ..store.duckdb_store import arrow_schema, quiet
 from .base import PreparedStar, TargetResult, star_schema
 from .star import STAR_TABLES
 from .tables import SpooledTable, StarTable, chunks_of, frame_of
@@ -47,9 +50,10 @@ FORMATS = ("parquet", "csv")
 #: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
 FORMULA_START = "=+-@\t\r"
 _FORMULA_START = re.compile("[" + re.escape(FORMULA_START) + "]")
-#: A plain decimal number (``-5``, ``+1.5``, ``-1e3``): left alone, a spreadsheet reads it
-#: as the same number and runs nothing.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+#: A plain decimal number (``-5``, ``+1.5``, ``-1e3``; ASCII digits, as a spreadsheet
+#: reads them): left alone, a spreadsheet reads it as the same number and runs nothing.
+_NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NUMBER = re.compile(_NUMBER_PATTERN)
 
 
 def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
@@ -123,34 +127,85 @@ def _csv_text(chunk: pd.DataFrame, header: bool) -> str:
     )
 
 
-def _row_group_csv(table: SpooledTable, group: int) -> str:
-    """CSV rows of one row group of a spooled table (a task of a worker process; the
-    first carries the header)."""
-    return _csv_text(table.row_group(group), header=group == 0)
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _csv_value(name: str, type_name: str) -> str:
+    """SQL of one column's CSV text as :func:`_csv_text` writes it (DuckDB writes NULL as an
+    empty field, and numbers as Python's shortest repr, as pandas does)."""
+    col = '"' + name.replace('"', '""') + '"'
+    if type_name == "bool":
+        return f"CASE WHEN {col} THEN 'True' WHEN NOT {col} THEN 'False' END"
+    if type_name in ("date", "timestamp"):
+        return f"strftime({col}, '%Y-%m-%d')"
+    if type_name == "float64":
+        return f"CASE WHEN isnan({col}) THEN NULL ELSE {col} END"
+    if type_name == "string":
+        # spreadsheet_safe; an empty text is an empty field (DuckDB would quote it to tell
+        # it from NULL; pandas does not)
+        starts = _sql_literal("^[" + re.escape(FORMULA_START) + "]")
+        number = _sql_literal(_NUMBER_PATTERN)
+        quote = _sql_literal("'")
+        return (
+            f"CASE WHEN regexp_matches({col}, {starts}) AND NOT regexp_full_match({col}, "
+            f"{number}) THEN {quote} || {col} ELSE NULLIF({col}, '') END"
+        )
+    return col
+
+
+def csv_sql(schema: TableSchema, parquet: Path | str, csv: Path | str) -> str:
+    """DuckDB's ``COPY`` of a star table's Parquet file to CSV with the bytes
+    :func:`_csv_text` writes for it: spreadsheet-safe text, CRLF rows, dates as
+    YYYY-MM-DD, booleans as ``True`` / ``False``, missing values as empty fields."""
+    values = ", ".join(
+        f"{_csv_value(f.name, f.type)} AS " + '"' + f.name.replace('"', '""') + '"'
+        for f in schema.fields
+    )
+    source = _sql_literal(str(parquet))
+    return (
+        f"COPY (SELECT {values} FROM read_parquet({source})) TO {_sql_literal(str(csv))} "
+        "(FORMAT csv, HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\r\n', "
+        "COMMENT '')"
+    )
+
+
+def _spooled_csv(table: SpooledTable, path: Path, threads: int | None) -> None:
+    """A spooled table's CSV, written by DuckDB from its spool (:func:`csv_sql`) on
+    ``threads`` threads (None: every core), in the table's order."""
+    con = quiet(duckdb.connect())
+    try:
+        con.execute(f"SET threads = {max(1, threads or available_cores())}")
+        con.execute("SET preserve_insertion_order = true")
+        con.execute(csv_sql(table.schema, table.path, path))
+    except duckdb.Error as exc:
+        if io_cause(exc) is None:
+            raise
+        # DuckDB's I/O errors are not OSErrors; the folder's error reads the cause from
+        # the words ("Could not write file ...: File too large")
+        raise OSError(str(exc)) from exc
+    finally:
+        con.close()
 
 
 def _write_one(
     table: StarTable, name: str, path: Path, fmt: str, threads: int | None = None
 ) -> None:
     """One table in one format, written a chunk at a time (a spooled table is never read
-    whole; a Parquet row group per chunk). The CSV text of a spooled table is made a row
-    group at a time in ``threads`` worker processes (None: one per core) and written in
-    order: the same bytes as one process makes."""
+    whole; a Parquet row group per chunk). The CSV of a spooled table is written by DuckDB
+    on ``threads`` threads (None: one per core): the same bytes as pandas makes."""
     if fmt == "parquet":
         schema = _parquet_schema(table, name)
         with pq.ParquetWriter(path, schema, compression="zstd") as writer:
             for chunk in chunks_of(table):
                 writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
         return
-    if isinstance(table, SpooledTable) and table.row_groups > 1:
-        jobs = ((table, g) for g in range(table.row_groups))
-        plan = jobs_plan(threads, table.row_groups)
-        texts = parallel_map(_row_group_csv, jobs, plan, window=4 * plan.n_jobs)
-    else:
-        texts = (_csv_text(chunk, i == 0) for i, chunk in enumerate(chunks_of(table)))
+    if isinstance(table, SpooledTable) and len(table):
+        _spooled_csv(table, path, threads)
+        return
     with path.open("w", encoding="utf-8", newline="") as f:
-        for text in texts:
-            f.write(text)
+        for i, chunk in enumerate(chunks_of(table)):
+            f.write(_csv_text(chunk, i == 0))
 
 
 def check_formats(formats: Sequence[str]) -> None:
