@@ -35,7 +35,7 @@ from ..core.compute import available_cores
 from ..core.files import dead_siblings, exchange, remove_dead_leftovers, sibling
 from ..core.ioerrors import NOT_A_FOLDER, describe, io_cause
 from ..errors import InputDataError, PublishError
-from ..store.duckdb_store import arrow_schema, quiet
+from ..store.duckdb_store import arrow_schema, quiet, sql_text
 from .base import PreparedStar, TargetResult, star_schema
 from .star import STAR_TABLES
 from .tables import SpooledTable, StarTable, chunks_of, frame_of
@@ -127,14 +127,15 @@ def _csv_text(chunk: pd.DataFrame, header: bool) -> str:
     )
 
 
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _identifier(name: str) -> str:
+    """A double-quoted column name (any name: ``publish.sql.quote`` refuses SQL keywords)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _csv_value(name: str, type_name: str) -> str:
     """SQL of one column's CSV text as :func:`_csv_text` writes it (DuckDB writes NULL as an
     empty field, and numbers as Python's shortest repr, as pandas does)."""
-    col = '"' + name.replace('"', '""') + '"'
+    col = _identifier(name)
     if type_name == "bool":
         return f"CASE WHEN {col} THEN 'True' WHEN NOT {col} THEN 'False' END"
     if type_name in ("date", "timestamp"):
@@ -144,12 +145,12 @@ def _csv_value(name: str, type_name: str) -> str:
     if type_name == "string":
         # spreadsheet_safe; an empty text is an empty field (DuckDB would quote it to tell
         # it from NULL; pandas does not)
-        starts = _sql_literal("^[" + re.escape(FORMULA_START) + "]")
-        number = _sql_literal(_NUMBER_PATTERN)
-        quote = _sql_literal("'")
+        starts = sql_text("^[" + re.escape(FORMULA_START) + "]")
+        number = sql_text(_NUMBER_PATTERN)
+        apostrophe = sql_text("'")
         return (
             f"CASE WHEN regexp_matches({col}, {starts}) AND NOT regexp_full_match({col}, "
-            f"{number}) THEN {quote} || {col} ELSE NULLIF({col}, '') END"
+            f"{number}) THEN {apostrophe} || {col} ELSE NULLIF({col}, '') END"
         )
     return col
 
@@ -159,12 +160,11 @@ def csv_sql(schema: TableSchema, parquet: Path | str, csv: Path | str) -> str:
     :func:`_csv_text` writes for it: spreadsheet-safe text, CRLF rows, dates as
     YYYY-MM-DD, booleans as ``True`` / ``False``, missing values as empty fields."""
     values = ", ".join(
-        f"{_csv_value(f.name, f.type)} AS " + '"' + f.name.replace('"', '""') + '"'
-        for f in schema.fields
+        f"{_csv_value(f.name, f.type)} AS {_identifier(f.name)}" for f in schema.fields
     )
-    source = _sql_literal(str(parquet))
+    source = sql_text(str(parquet))
     return (
-        f"COPY (SELECT {values} FROM read_parquet({source})) TO {_sql_literal(str(csv))} "
+        f"COPY (SELECT {values} FROM read_parquet({source})) TO {sql_text(str(csv))} "
         "(FORMAT csv, HEADER, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\r\n', "
         "COMMENT '')"
     )

@@ -22,7 +22,7 @@ from ..core.ioerrors import describe
 from ..core.units import UNIT_TYPES
 from ..errors import StoreError
 
-__all__ = ["Store", "arrow_schema", "arrow_table", "contract_of", "open_store", "quiet"]
+__all__ = ["Store", "arrow_schema", "arrow_table", "contract_of", "open_store", "quiet", "sql_text"]
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _sql_text(value: str) -> str:
+def sql_text(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
@@ -179,7 +179,7 @@ class Store:
         self.read_only = read_only
         # views over Parquet (attach_parquet) name files under the store's folder relative
         # to it, so a store moved with its folder still finds them
-        self.con.execute(f"SET file_search_path = {_sql_text(str(self.path.parent.resolve()))}")
+        self.con.execute(f"SET file_search_path = {sql_text(str(self.path.parent.resolve()))}")
 
     def __enter__(self) -> Store:
         return self
@@ -244,7 +244,7 @@ class Store:
         cols = ", ".join(
             f'CAST("{f.name}" AS {duckdb_type(f.type)}) AS "{f.name}"' for f in sch.fields
         )
-        listing = ", ".join(_sql_text(self._relative(f)) for f in files)
+        listing = ", ".join(sql_text(self._relative(f)) for f in files)
         self.con.execute(f'CREATE VIEW "{name}" AS SELECT {cols} FROM read_parquet([{listing}])')
         return self.count(name)
 
