@@ -112,5 +112,17 @@ def main(argv: list[str]) -> None:
     twmb(args=args, prog_name="twmb")
 
 
+def forked(argv: list[str], log: str, env: dict[str, str], cwd: str) -> None:
+    """:func:`main` in a process forked by multiprocessing's forkserver (the fault suite's
+    killed runs): the environment and folder of a new ``python fault_child.py``, stdout to
+    /dev/null and stderr to ``log``."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+    main(argv)
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -4,9 +4,10 @@ folder, DuckDB file, Turso file), the maps and the report of a clean run, and wi
 runs recorded as interrupted.
 
 How: two clean runs (the reference in-process, a second by the command line); then, on one
-fresh output folder, a chain of ``twmb run`` subprocesses each SIGKILLed at its freeze point
+fresh output folder, a chain of ``twmb run`` processes each SIGKILLed at its freeze point
 (:data:`KILLS`; ``fault_child.py`` stops the run at an exact place of the code, so the kill
-lands at the same place every time, with no timing). Each killed run is also the re-run of
+lands at the same place every time, with no timing; the processes are forked from a server
+that imported the modules once, :data:`FORK`). Each killed run is also the re-run of
 the one killed before it: when it is killed, every stage it finished must already equal the
 reference, and its manifest must name the run killed before it. A last run goes to the end
 and everything is compared. A chain instead of a kill and a whole re-run per point keeps the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -40,6 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import fault_child
 import pytest
 from conftest import FAST_MODEL, REPO
 
@@ -50,7 +53,24 @@ from twmb_geo.synth import make_city, write_city
 
 pytestmark = pytest.mark.slow
 
-CHILD = Path(__file__).with_name("fault_child.py")
+#: The killed runs are forked by multiprocessing's forkserver, which imports the command line
+#: and the stages' modules once: each run then starts at once instead of after about 5 s of
+#: imports in a new interpreter. What runs is ``fault_child.main``, as the script runs it, in
+#: its own process killed by SIGKILL; the clean run and the last run of the chain are new
+#: interpreters (``python -m twmb_geo.cli``).
+FORK = multiprocessing.get_context("forkserver")
+FORK.set_forkserver_preload(
+    [
+        "fault_child",
+        "twmb_geo.cli",
+        "twmb_geo.api",
+        "twmb_geo.features.build",
+        "twmb_geo.model.stage",
+        "twmb_geo.model.registry",
+        "twmb_geo.publish.stage",
+        "twmb_geo.maps.stage",
+    ]
+)
 
 #: Columns that differ between two clean runs of the same inputs in two folders (found by
 #: comparing two such runs column by column), left out of the checksums:
@@ -352,19 +372,27 @@ def _child(argv: list[str], log: Path) -> Iterator[subprocess.Popen]:
 def kill_at(point: str, cfg: tw.Config, out: Path, work: Path) -> int:
     """Run ``twmb run`` on ``out`` until the freeze point ``point``, SIGKILL it; its PID."""
     mark, log = work / f"{point}.mark", work / f"{point}.log"
-    argv = [sys.executable, str(CHILD), point, str(mark), "--", *_args(cfg, out)]
-    with _child(argv, log) as proc:
+    argv = [point, str(mark), "--", *_args(cfg, out)]
+    proc = FORK.Process(target=fault_child.forked, args=(argv, str(log), _env(), str(REPO)))
+    proc.start()
+    try:
         deadline = time.monotonic() + 300
         while not mark.exists():
-            code = proc.poll()
+            code = proc.exitcode
             assert code is None, f"run ended (exit {code}) before {point}:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"run never reached {point}"
             time.sleep(0.02)
         pid, module = mark.read_text(encoding="utf-8").split()
         assert int(pid) == proc.pid
         assert Path(module).is_relative_to(REPO), f"the child ran {module}, not this worktree"
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait() == -signal.SIGKILL
+        proc.kill()  # SIGKILL
+        proc.join()
+        assert proc.exitcode == -signal.SIGKILL
+    finally:
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
+    assert proc.pid is not None
     return proc.pid
 
 

@@ -343,14 +343,14 @@ def test_a_local_cluster_gives_the_in_process_features_scores_and_star(
     cfg = replace(
         cfg,
         features=replace(cfg.features, esda_permutations=9),
-        compute=replace(cfg.compute, scheduler="local", workers=2, partition_rows=60),
+        compute=replace(cfg.compute, scheduler="local", workers=2, partition_rows=120),
     )
     tw.ingest_sources(cfg)
     with using_crs(project_crs(cfg)):
         breaks, nb, area, pipes, streets = _read_inputs(cfg)
         kw = {"pipes": pipes, "streets": streets, "settings": SpatialSettings()}
         here = organise(breaks, nb, area, **kw)
-        there = organise(breaks, nb, area, client=client, partition_rows=60, **kw)
+        there = organise(breaks, nb, area, client=client, partition_rows=120, **kw)
     assert there.partitions["partitions"] > 5 and not here.partitions
     # street links and the pipe-to-street apportionment partition by partition too
     assert there.partitions["street_links"]["partitions"] > 5

@@ -501,7 +501,9 @@ def test_publish_folder_is_complete_deterministic_and_swapped(
     assert not list(bundled_cfg.out_dir.glob(".star.spool-*"))  # the spool is removed
 
 
-def test_spooled_star_equals_the_star_in_memory(star, bundled_cfg, tmp_path: Path) -> None:
+def test_spooled_star_equals_the_star_in_memory(
+    star, bundled_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``fact_unit_year`` built a chunk at a time into a spool (chunks far smaller than the
     table: the bundled panel has hundreds of thousands of rows) is the table built from the
     whole panel at once; every other table, spooled as soon as it is built, is the same
@@ -509,7 +511,9 @@ def test_spooled_star_equals_the_star_in_memory(star, bundled_cfg, tmp_path: Pat
     column null in the city typed by its contract) from either."""
     import pyarrow.parquet as pq
 
+    from twmb_geo.core.compute import parallel_map
     from twmb_geo.core.units import UNIT_TYPES
+    from twmb_geo.publish import base
     from twmb_geo.publish.files import write_star_folder
     from twmb_geo.publish.star import (
         _UNIT_YEAR_COLUMNS,
@@ -543,10 +547,20 @@ def test_spooled_star_equals_the_star_in_memory(star, bundled_cfg, tmp_path: Pat
         check_exact=True,
     )
     # checksums of spooled tables made a row group at a time, here or in two worker
-    # processes, are those of the frames
+    # processes, are those of the frames; a star this small is hashed here unless told
     expected = prepare_star(star).checksums
+    plans: list[int] = []
+
+    def spy(fn, jobs, plan, **kw):
+        plans.append(plan.n_jobs)
+        return parallel_map(fn, jobs, plan, **kw)
+
+    monkeypatch.setattr(base, "parallel_map", spy)
+    assert prepare_star(spooled, threads=2).checksums == expected
+    monkeypatch.setattr(base, "PARALLEL_CHECKSUM_ROWS", len(unit_year))
     for threads in (1, 2):
         assert prepare_star(spooled, threads=threads).checksums == expected, threads
+    assert plans == [1, 1, 2]
 
     write_star_folder(star, tmp_path / "a")
     write_star_folder(spooled, tmp_path / "b")

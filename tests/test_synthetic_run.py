@@ -160,36 +160,22 @@ def test_renewal_by_km_on_pipes(synthetic_model) -> None:
     assert ren["breaks_avoided_per_km"] > 0
 
 
-def test_star_on_a_turso_server_equals_duckdb(synthetic_model, turso_server, tmp_path) -> None:
-    """The synthetic city's star schema (pipes, streets, models) on a Turso server (HTTP)."""
+def test_star_on_a_turso_server(synthetic_model, turso_server) -> None:
+    """The synthetic city's star schema (pipes, streets, models) on a Turso server (HTTP):
+    every table read back with the publish's row counts and checksums."""
     from turso_server import read_current
 
-    from twmb_geo.publish.sql import star_schema
     from twmb_geo.publish.star import STAR_TABLES
-    from twmb_geo.publish.values import frame_rows, table_checksum
+    from twmb_geo.publish.values import table_checksum
 
     _, _, cfg = synthetic_model
-    duck = tmp_path / "star.duckdb"
-    res = tw.publish_star(
-        cfg,
-        targets=["duckdb", "turso"],
-        duckdb_path=duck,
-        turso_url=turso_server.url,
-    )
-    assert [t["target"] for t in res.targets] == ["duckdb", "turso"]
+    res = tw.publish_star(cfg, targets=["turso"], turso_url=turso_server.url)
+    assert [t["target"] for t in res.targets] == ["turso"]
     assert res.rows["dim_pipe"] > 1000 and res.rows["dim_street_segment"] > 1000
     assert res.rows["fact_risk_score"] > 0 and res.rows["dim_model"] == 5  # 3 + 2 special
-    import duckdb
-
-    con = duckdb.connect(str(duck), read_only=True)
-    try:
-        for t in STAR_TABLES:
-            want = frame_rows(con.execute(f'SELECT * FROM "{t}"').df(), star_schema(t))
-            got = read_current(turso_server.url, t)
-            assert len(got) == len(want) == res.rows[t], t
-            assert table_checksum(got) == table_checksum(want) == res.checksums[t], t
-    finally:
-        con.close()
+    for t in STAR_TABLES:
+        got = read_current(turso_server.url, t)
+        assert len(got) == res.rows[t] and table_checksum(got) == res.checksums[t], t
 
 
 def test_star_slicers_on_a_city_with_pipes_and_streets(synthetic_model) -> None:
