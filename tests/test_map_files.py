@@ -546,8 +546,23 @@ def test_orientation_is_right_hand_and_keeps_the_shape(geom: shapely.Geometry) -
 def test_orientation_passes_other_geometries_through() -> None:
     line = shapely.LineString([(0, 0), (1, 1)])
     point = shapely.Point(1, 2)
-    out = orient_rfc7946(np.array([line, None, point], dtype=object))
-    assert out[0].equals_exact(line, 0) and out[1] is None and out[2].equals_exact(point, 0)
+    given = np.array([line, None, point], dtype=object)
+    out = orient_rfc7946(given)
+    assert out is not given and list(out) == [line, None, point]  # the same objects
+    # beside polygons (clockwise exteriors, one inside a collection) they stay in place
+    cw = shapely.Polygon([(0, 0), (0, 1), (1, 1), (1, 0)])
+    mixed = np.array(
+        [line, cw, None, shapely.GeometryCollection([point, cw]), shapely.MultiPolygon([cw])],
+        dtype=object,
+    )
+    out = orient_rfc7946(mixed)
+    assert out[0] is line and out[2] is None
+    whole = shapely.orient_polygons(mixed, exterior_cw=False)  # every geometry given to GEOS
+    assert shapely.equals_exact(out[[0, 1, 3, 4]], whole[[0, 1, 3, 4]]).all()
+    ccw = shapely.get_coordinates(out[1].exterior)
+    assert _signed_area(ccw) > 0 and shapely.equals(out[1], cw)
+    assert _signed_area(shapely.get_coordinates(out[3].geoms[1].exterior)) > 0
+    assert _signed_area(shapely.get_coordinates(out[4].geoms[0].exterior)) > 0
 
 
 # --------------------------------------------------------------------------- PNG maps

@@ -69,6 +69,14 @@ _GEOJSON_OPTIONS: Final[dict[str, str]] = {
 _LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
+#: geometry types that may hold polygon rings
+_WITH_RINGS: Final[tuple[int, ...]] = (
+    shapely.GeometryType.POLYGON,
+    shapely.GeometryType.MULTIPOLYGON,
+    shapely.GeometryType.GEOMETRYCOLLECTION,
+)
+
+
 def _orient_fallback(geoms: np.ndarray) -> np.ndarray:
     """Per-geometry orientation for shapely < 2.1 (no ``shapely.orient_polygons``)."""
     from shapely.geometry.polygon import orient
@@ -92,9 +100,17 @@ def orient_rfc7946(geoms: ArrayLike) -> np.ndarray:
     arr = np.asarray(geoms, dtype=object)
     if arr.ndim == 0:
         arr = arr.reshape(1)
+    out = arr.copy()
+    # only the geometries with rings: GEOS copies every geometry it is given (the lines and
+    # points of a 500,000-pipe city's layers: 7.5 s)
+    rings = np.isin(shapely.get_type_id(arr), _WITH_RINGS)
+    if not rings.any():
+        return out
     if hasattr(shapely, "orient_polygons"):
-        return np.asarray(shapely.orient_polygons(arr, exterior_cw=False), dtype=object)
-    return _orient_fallback(arr)
+        out[rings] = shapely.orient_polygons(arr[rings], exterior_cw=False)
+    else:
+        out[rings] = _orient_fallback(arr[rings])
+    return out
 
 
 def _check_formats(formats: Sequence[str]) -> list[str]:
