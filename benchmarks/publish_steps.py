@@ -104,7 +104,12 @@ def main() -> None:
         problems = step("check_keys", lambda: check_keys(tables))
         if problems:
             raise SystemExit(f"keys do not resolve: {problems}")
-        star = step("prepare_star (checksums)", lambda: prepare_star(tables))
+        names = args.targets.split(",")
+        rows_dir = None
+        if "turso-file" in names or args.republish:  # as the publish stage asks for them
+            rows_dir = args.work / "spool" / "rows"
+            rows_dir.mkdir()
+        star = step("prepare_star (checksums)", lambda: prepare_star(tables, row_files=rows_dir))
         options = TargetOptions(
             out_dir=args.work,
             source=str(cfg.store_path),
@@ -118,7 +123,7 @@ def main() -> None:
             token=None,
             progress=None,
         )
-        for name in args.targets.split(","):
+        for name in names:
             target = make_target(name, options)
             target.check()
             try:

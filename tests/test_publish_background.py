@@ -132,6 +132,7 @@ class DyingTarget:
 
     name = "folder"
     portable = True
+    reads_row_files = False
 
     def check(self) -> None:
         pass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,9 @@ from star_slicing import check_partition, check_spatial_slicer, check_year_slice
 import twmb_geo as tw
 from twmb_geo.contracts import conform, load_schema, validate_frame
 from twmb_geo.publish import STAR_TABLES, build_star, check_keys, prepare_star
+from twmb_geo.publish.base import StarRows
 from twmb_geo.publish.powerbi.report import starter_pages
+from twmb_geo.publish.sql import star_schema
 from twmb_geo.publish.star import (
     DIMENSIONS,
     FACTS,
@@ -558,8 +562,19 @@ def test_spooled_star_equals_the_star_in_memory(
     monkeypatch.setattr(base, "parallel_map", spy)
     assert prepare_star(spooled, threads=2).checksums == expected
     monkeypatch.setattr(base, "PARALLEL_CHECKSUM_ROWS", len(unit_year))
-    assert prepare_star(spooled, threads=2).checksums == expected
+    (tmp_path / "rows").mkdir()
+    prepared = prepare_star(spooled, threads=2, row_files=tmp_path / "rows")
+    assert prepared.checksums == expected
     assert plans == [1, 2]
+    # the workers wrote each row group's canonical rows to its row file, in table order
+    for name in STAR_TABLES:
+        files = prepared.row_files[name]
+        assert len(files) == spooled[name].row_groups, name
+        got = []
+        for f in files:
+            with contextlib.closing(sqlite3.connect(f)) as conn:
+                got += conn.execute("SELECT * FROM rows ORDER BY rowid").fetchall()
+        assert got == list(StarRows(star[name], star_schema(name))), name
 
     write_star_folder(star, tmp_path / "a")
     write_star_folder(spooled, tmp_path / "b")

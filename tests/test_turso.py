@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import logging
+import re
 import resource
 import signal
 import sqlite3
@@ -598,27 +599,54 @@ def test_a_newer_schema_version_is_refused(bundled_run, bundled_cfg, empty_star,
     assert "upgrade twmb_geo" in error_text(res, 7)
 
 
+def _publish_under_file_limit(cfg, path: Path, room: int) -> subprocess.CompletedProcess:
+    """``twmb publish --to turso-file`` in a child that may not grow any file past the
+    Turso file's size plus ``room`` bytes: a nearly full disk."""
+    size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + room, size + room))
+
+    return _run(
+        ["-q", "--out", cfg.out_dir, "publish", "--to", "turso-file", "--turso-file", path],
+        preexec_fn=limit,
+    )
+
+
+def _unchanged(path: Path, prev: dict, empty_star) -> None:
+    for t in STAR_TABLES:
+        assert table_checksum(file_rows(path, t)) == prev["checksums"][t], t
+    assert _publish_file(path, empty_star)["changed"] is False
+
+
 def test_disk_full_on_the_local_file_keeps_the_previous_publish(
     bundled_run, bundled_cfg, empty_star, tmp_path
 ) -> None:
     path = tmp_path / "full.db"
     prev = _publish_file(path, empty_star)
-    size = sum(p.stat().st_size for p in tmp_path.glob("full.db*"))
-
-    def limit() -> None:  # the child may not grow any file past 4 MB: a nearly full disk
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 4_000_000, size + 4_000_000))
-
-    res = _run(
-        ["-q", "--out", bundled_cfg.out_dir, "publish", "--to", "turso-file", "--turso-file", path],
-        preexec_fn=limit,
-    )
+    # room for the largest row file (14 MB), not for the new database (33 MB)
+    res = _publish_under_file_limit(bundled_cfg, path, 20_000_000)
     assert res.returncode == 7, res.stderr
     assert "disk full" in res.stderr and str(path) in res.stderr and "Traceback" not in res.stderr
-    for t in STAR_TABLES:
-        assert table_checksum(file_rows(path, t)) == prev["checksums"][t], t
-    again = _publish_file(path, empty_star)
-    assert again["changed"] is False
+    _unchanged(path, prev, empty_star)
+
+
+def test_disk_full_in_the_row_files_keeps_the_previous_publish(
+    bundled_run, bundled_cfg, empty_star, tmp_path
+) -> None:
+    """The spooled tables' row files (written beside their checksums) fail first: the
+    message names the row file and the system's cause, and nothing is published."""
+    path = tmp_path / "full.db"
+    prev = _publish_file(path, empty_star)
+    res = _publish_under_file_limit(bundled_cfg, path, 4_000_000)
+    assert res.returncode == 7, res.stderr
+    err = res.stderr
+    assert "disk full" in err and "nothing was published" in err and "Traceback" not in err
+    assert re.search(r"\.star\.spool-[^ ]*/rows/fact_\w+\.\d{6}\.sqlite", err), err
+    assert re.search(r"\(the rows of fact_\w+\)", err), err
+    _unchanged(path, prev, empty_star)
+    assert not list(Path(bundled_cfg.out_dir).glob(".star.spool-*")), "spool folder left behind"
 
 
 def test_remote_target_needs_a_url(bundled_run, bundled_cfg) -> None:

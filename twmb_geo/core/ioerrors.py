@@ -14,7 +14,9 @@ A write that fails because a file may not grow any more (``EFBIG``, what a proce
 from __future__ import annotations
 
 import errno
+import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +34,8 @@ __all__ = [
     "io_guard",
     "io_kind",
     "io_path",
+    "probe_write_error",
+    "sqlite_write_failed",
 ]
 
 DISK_FULL = "disk full"
@@ -229,3 +233,29 @@ def io_guard(
         if err is None:
             raise
         raise err from exc
+
+
+def sqlite_write_failed(exc: BaseException) -> bool:
+    """Whether SQLite failed to write (its message, "disk I/O error", says no more: SQLite
+    keeps the system's error to itself; :func:`probe_write_error` asks the system)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    return isinstance(exc, sqlite3.Error) and name.startswith(("SQLITE_FULL", "SQLITE_IOERR"))
+
+
+#: bytes :func:`probe_write_error` tries to add to a file, at most
+_PROBE_BYTES = 1 << 20
+
+
+def probe_write_error(path: Path) -> OSError | None:
+    """What the system says when the file ``path`` grows: ``ENOSPC`` on a full disk,
+    ``EFBIG`` at the file size limit; None when it grows. Only for a file about to be
+    discarded (a write into it failed): what is written does not matter."""
+    chunk = b"\0" * (64 << 10)
+    try:
+        with path.open("ab", buffering=0) as f:
+            for _ in range(_PROBE_BYTES // len(chunk)):
+                f.write(chunk)
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return exc
+    return None

@@ -8,6 +8,7 @@ the same :class:`PreparedStar` to each (:meth:`PublishTarget.write`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import deque
@@ -23,6 +24,7 @@ from ..core.background import background_process, run_in
 from ..core.compute import jobs_plan, parallel_map
 from ..core.types import Progress
 from ..errors import InputDataError
+from .row_files import RowFile
 from .sql import safe_identifier, star_schema
 from .star import STAR_TABLES
 from .tables import SpooledTable, StarTable, chunks_of
@@ -138,6 +140,9 @@ class PreparedStar:
     columns: dict[str, list[str]]
     checksums: dict[str, str]
     publish_id: str
+    #: the spooled tables' rows as SQLite files, one per row group in table order
+    #: (:mod:`~twmb_geo.publish.row_files`), when :func:`prepare_star` was asked for them
+    row_files: dict[str, list[Path]] = field(default_factory=dict)
 
 
 def publish_id_for(checksums: Mapping[str, str]) -> str:
@@ -146,23 +151,36 @@ def publish_id_for(checksums: Mapping[str, str]) -> str:
     return f"star-{h.hexdigest()[:16]}"
 
 
-def _row_group_digests(table: SpooledTable, group: int) -> RowDigests:
-    """The checksum of one row group of a spooled table (a task of a worker process)."""
+def _row_group_digests(table: SpooledTable, group: int, rows_to: Path | None) -> RowDigests:
+    """The checksum of one row group of a spooled table (a task of a worker process); its
+    canonical rows also written to the row file ``rows_to`` when given."""
     frame = table.row_group(group)
     digests = RowDigests()
-    for start in range(0, len(frame), ROW_BATCH):
-        digests.add_columns(frame_columns(frame.iloc[start : start + ROW_BATCH], table.schema))
+    out = None if rows_to is None else RowFile(rows_to, len(table.schema.fields), table.schema.name)
+    with out or contextlib.nullcontext():
+        for start in range(0, len(frame), ROW_BATCH):
+            columns = frame_columns(frame.iloc[start : start + ROW_BATCH], table.schema)
+            digests.add_columns(columns)
+            if out is not None:
+                out.add(columns)
     return digests
 
 
+def _row_file(folder: Path, table: str, group: int) -> Path:
+    return folder / f"{table}.{group:06d}.sqlite"
+
+
 def _spooled_checksums(
-    tables: Mapping[str, SpooledTable], threads: int | None
+    tables: Mapping[str, SpooledTable], threads: int | None, row_files: Path | None
 ) -> dict[str, RowDigests]:
     """The checksums of spooled tables, their row groups hashed in worker processes (the
     checksum is a sum over rows, so the pieces add up to the table's in any order); in this
-    process when they hold fewer than :data:`PARALLEL_CHECKSUM_ROWS` rows in all."""
+    process when they hold fewer than :data:`PARALLEL_CHECKSUM_ROWS` rows in all. With
+    ``row_files`` each row group's rows are also written there (:func:`_row_file`)."""
     pieces = [(t, g) for t in tables for g in range(tables[t].row_groups)]
-    jobs = ((tables[t], g) for t, g in pieces)
+    jobs = (
+        (tables[t], g, None if row_files is None else _row_file(row_files, t, g)) for t, g in pieces
+    )
     out = {t: RowDigests() for t in tables}
     if sum(len(v) for v in tables.values()) < PARALLEL_CHECKSUM_ROWS:
         threads = 1
@@ -172,13 +190,20 @@ def _spooled_checksums(
     return out
 
 
-def prepare_star(tables: Mapping[str, StarTable], *, threads: int | None = None) -> PreparedStar:
+def prepare_star(
+    tables: Mapping[str, StarTable],
+    *,
+    threads: int | None = None,
+    row_files: Path | None = None,
+) -> PreparedStar:
     """Check every star table against its contract (safe identifiers, column order) and turn
     it into canonical rows; :class:`InputDataError` names the table or column at fault.
 
     The checksums of spooled tables (the unit-year fact: tens of millions of rows) are made
     a row group at a time in ``threads`` worker processes (None: one per core available,
-    :func:`~twmb_geo.core.compute.thread_plan`); the other tables' in this process.
+    :func:`~twmb_geo.core.compute.thread_plan`); the other tables' in this process. With
+    ``row_files`` (an existing folder) the same workers write each row group's rows to a
+    SQLite file there (:attr:`PreparedStar.row_files`, :mod:`~twmb_geo.publish.row_files`).
     """
     missing = [t for t in STAR_TABLES if t not in tables]
     if missing:
@@ -196,14 +221,21 @@ def prepare_star(tables: Mapping[str, StarTable], *, threads: int | None = None)
         rows[t] = StarRows(tables[t], schema)
         columns[t] = cols
     spooled = {t: v for t in STAR_TABLES if isinstance(v := tables[t], SpooledTable)}
-    digests = _spooled_checksums(spooled, threads)
+    digests = _spooled_checksums(spooled, threads, row_files)
+    files = (
+        {}
+        if row_files is None
+        else {
+            t: [_row_file(row_files, t, g) for g in range(v.row_groups)] for t, v in spooled.items()
+        }
+    )
     for t in STAR_TABLES:
         if t not in digests:
             digests[t] = RowDigests()  # canonical columns made a chunk at a time, never rows
             for chunk in chunks_of(tables[t], ROW_BATCH):
                 digests[t].add_columns(frame_columns(chunk, star_schema(t)))
     checksums = {t: digests[t].hexdigest() for t in STAR_TABLES}
-    return PreparedStar(rows, columns, checksums, publish_id_for(checksums))
+    return PreparedStar(rows, columns, checksums, publish_id_for(checksums), files)
 
 
 @dataclass(frozen=True)
@@ -309,6 +341,9 @@ class PublishTarget(Protocol):
     #: nothing :meth:`check` opened (a connection, a token); such targets are written in a
     #: background process beside the others when the star is large
     portable: bool
+    #: whether :meth:`write` copies the spooled tables from row files
+    #: (:attr:`PreparedStar.row_files`) when the prepared star has them
+    reads_row_files: bool
 
     def check(self) -> None:
         """Fail fast, before the star is built: unreachable, token refused, newer schema."""

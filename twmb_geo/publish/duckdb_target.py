@@ -183,6 +183,7 @@ class DuckDBTarget:
 
     name = "duckdb"
     portable = True
+    reads_row_files = False
 
     def __init__(self, path: Path, schema_version: int, *, source: str = "") -> None:
         self.path = Path(path)

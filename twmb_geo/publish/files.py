@@ -341,6 +341,7 @@ class FolderTarget:
 
     name = "folder"
     portable = True
+    reads_row_files = False
 
     def __init__(
         self,

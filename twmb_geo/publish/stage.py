@@ -109,7 +109,8 @@ def publish(
         for target in chosen:  # fail fast, before the star is built
             target.check()
         with _spool_folder(cfg) as spool:
-            tables, star = _build(cfg, spool)
+            row_files = any(t.reads_row_files for t in chosen)
+            tables, star = _build(cfg, spool, row_files)
             written = _write(chosen, tables, star)
     finally:
         for target in chosen:
@@ -193,12 +194,19 @@ def _spool_folder(cfg: Config) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _build(cfg: Config, spool: Path) -> tuple[Mapping[str, StarTable], PreparedStar]:
+def _build(
+    cfg: Config, spool: Path, row_files: bool
+) -> tuple[Mapping[str, StarTable], PreparedStar]:
     """The star tables from the store (the largest spooled to ``spool``), their keys
-    checked, and their prepared rows."""
+    checked, and their prepared rows (with ``row_files``, the spooled tables' rows also
+    written to SQLite files in ``spool``)."""
     with Store(cfg.store_path, read_only=True) as store:
         tables = spool_star(store, spool)
     problems = check_keys(tables)
     if problems:
         raise ContractError("star schema keys do not resolve; nothing published", problems)
-    return tables, prepare_star(tables, threads=cfg.compute.threads)
+    folder = None
+    if row_files:
+        folder = spool / "rows"
+        folder.mkdir()
+    return tables, prepare_star(tables, threads=cfg.compute.threads, row_files=folder)

@@ -11,6 +11,7 @@ import json
 import socket
 import ssl
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -212,6 +213,12 @@ class HttpSession:
                 for i in range(start, min(len(rows), start + step * per_batch), step)
             ]
             self.transaction(stmts)
+
+    def copy_rows(
+        self, table: str, columns: Sequence[str], row_file: Path, tag: Sequence[Any]
+    ) -> int | None:
+        """A server cannot read a local row file: None (the rows are sent as rows)."""
+        return None
 
     def unpushed(self) -> bool:
         """Nothing waits to be sent: every batch went to the server when it was written."""

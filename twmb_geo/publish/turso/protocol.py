@@ -227,8 +227,17 @@ def _load(
         if progress:
             progress(f"publish {t}", done, total)
         rows = star.rows[t]
+        columns = [*star.columns[t], PUBLISH_COLUMN]
+        files = star.row_files.get(t, [])
+        if files and (first := session.copy_rows(t, columns, files[0], (pid,))) is not None:
+            done += first
+            for f in files[1:]:
+                if progress:
+                    progress(f"publish {t}", done, total)
+                done += session.copy_rows(t, columns, f, (pid,)) or 0
+            continue
         for batch in rows.batches(LOAD_BATCH_ROWS, tag=(pid,), ahead=True):
-            session.insert(t, [*star.columns[t], PUBLISH_COLUMN], batch)
+            session.insert(t, columns, batch)
             done += len(batch)
             if progress and len(rows) > LOAD_BATCH_ROWS:
                 progress(f"publish {t}", done, total)

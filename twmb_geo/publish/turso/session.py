@@ -15,7 +15,6 @@ keeps reading the previous publish, whole, and a publish that fails leaves it un
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sqlite3
 from collections.abc import Sequence
@@ -28,8 +27,9 @@ import turso
 import turso.sync
 
 from ...core.files import remove_dead_leftovers, sibling
-from ...core.ioerrors import describe
+from ...core.ioerrors import describe, probe_write_error, sqlite_write_failed
 from ...errors import InputDataError, PublishError
+from ..row_files import copy_rows_sql
 from ..sql import CURRENT_SQL, quote
 from .http_session import HttpSession, Scrubber, Stmt, http_url, remote_label
 
@@ -70,6 +70,10 @@ class Session(Protocol):
     def insert(
         self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
     ) -> None: ...
+
+    def copy_rows(
+        self, table: str, columns: Sequence[str], row_file: Path, tag: Sequence[Any]
+    ) -> int | None: ...
 
     def unpushed(self) -> bool: ...
 
@@ -122,34 +126,6 @@ def _discard(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def _write_error(exc: BaseException) -> bool:
-    """Whether SQLite failed to write (its message, "disk I/O error", says no more: SQLite
-    keeps the system's error to itself)."""
-    name = getattr(exc, "sqlite_errorname", "")
-    return isinstance(exc, sqlite3.Error) and name.startswith(("SQLITE_FULL", "SQLITE_IOERR"))
-
-
-#: bytes :func:`_system_write_error` tries to add to a file, at most
-_PROBE_BYTES = 1 << 20
-
-
-def _system_write_error(work: Path) -> OSError | None:
-    """What the system says when the temporary database (or its WAL) grows: ``ENOSPC`` on a
-    full disk, ``EFBIG`` at the file size limit; None when it grows. The file is about to be
-    discarded (the publish failed), so what is written does not matter."""
-    wal = _side(work, "-wal")
-    path = wal if wal.exists() else work
-    chunk = b"\0" * (64 << 10)
-    try:
-        with path.open("ab", buffering=0) as f:
-            for _ in range(_PROBE_BYTES // len(chunk)):
-                f.write(chunk)
-            os.fsync(f.fileno())
-    except OSError as exc:
-        return exc
-    return None
-
-
 class LocalSession:
     """A connection to a local database: SQLite's on a copy of a Turso file, or pyturso's
     on a ``turso.sync`` replica. A publish's statements up to :meth:`finish` are committed
@@ -192,8 +168,9 @@ class LocalSession:
     def _wrap(self, exc: Exception, what: str) -> PublishError:
         text = self.scrub(str(exc))
         cause = describe(exc, at=None if self._push else self.label)
-        if cause is None and self._work is not None and _write_error(exc):
-            system = _system_write_error(self._work)
+        if cause is None and self._work is not None and sqlite_write_failed(exc):
+            wal = _side(self._work, "-wal")  # the file that grows: the WAL when there is one
+            system = probe_write_error(wal if wal.exists() else self._work)
             cause = None if system is None else describe(system, at=self.label)
         state = (
             "nothing was published"
@@ -224,6 +201,28 @@ class LocalSession:
                 self._uncommitted = 0
         except Exception as exc:
             raise self._wrap(exc, f"writing {table}") from exc
+
+    def copy_rows(
+        self, table: str, columns: Sequence[str], row_file: Path, tag: Sequence[Any]
+    ) -> int | None:
+        """Copy the rows of ``row_file`` (:mod:`~twmb_geo.publish.row_files`) into ``table``,
+        each ending with the values of ``tag``: the rows copied, or None (nothing done)
+        unless this session writes with SQLite's library (a local file), which reads the
+        file itself."""
+        if not isinstance(self.conn, sqlite3.Connection):
+            return None
+        try:
+            self.conn.commit()  # SQLite attaches a database outside a transaction
+            self.conn.execute("ATTACH DATABASE ? AS src", (str(row_file),))
+            try:
+                cur = self.conn.execute(copy_rows_sql(table, columns, len(tag)), tuple(tag))
+                self.conn.commit()
+            finally:
+                self.conn.execute("DETACH DATABASE src")
+            self._uncommitted = 0
+        except Exception as exc:
+            raise self._wrap(exc, f"writing {table}") from exc
+        return int(cur.rowcount)
 
     def unpushed(self) -> bool:
         """Whether a sync replica holds changes the server has not received (a push that was

@@ -32,6 +32,8 @@ class TursoPublishTarget:
         self.spec = spec
         self.source = source
         self.progress = progress
+        #: a local file copies the spooled tables from row files (SQLite to SQLite)
+        self.reads_row_files = spec.mode == "file"
         self._session: Session | None = None
 
     def __repr__(self) -> str:
