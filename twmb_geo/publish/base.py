@@ -171,16 +171,14 @@ def _row_file(folder: Path, table: str, group: int) -> Path:
 
 
 def _spooled_checksums(
-    tables: Mapping[str, SpooledTable], threads: int | None, row_files: Path | None
+    tables: Mapping[str, SpooledTable], threads: int | None, row_files: Mapping[str, list[Path]]
 ) -> dict[str, RowDigests]:
     """The checksums of spooled tables, their row groups hashed in worker processes (the
     checksum is a sum over rows, so the pieces add up to the table's in any order); in this
-    process when they hold fewer than :data:`PARALLEL_CHECKSUM_ROWS` rows in all. With
-    ``row_files`` each row group's rows are also written there (:func:`_row_file`)."""
+    process when they hold fewer than :data:`PARALLEL_CHECKSUM_ROWS` rows in all. Each row
+    group's rows are also written to its file in ``row_files``, when a table has them."""
     pieces = [(t, g) for t in tables for g in range(tables[t].row_groups)]
-    jobs = (
-        (tables[t], g, None if row_files is None else _row_file(row_files, t, g)) for t, g in pieces
-    )
+    jobs = ((tables[t], g, row_files[t][g] if t in row_files else None) for t, g in pieces)
     out = {t: RowDigests() for t in tables}
     if sum(len(v) for v in tables.values()) < PARALLEL_CHECKSUM_ROWS:
         threads = 1
@@ -221,7 +219,6 @@ def prepare_star(
         rows[t] = StarRows(tables[t], schema)
         columns[t] = cols
     spooled = {t: v for t in STAR_TABLES if isinstance(v := tables[t], SpooledTable)}
-    digests = _spooled_checksums(spooled, threads, row_files)
     files = (
         {}
         if row_files is None
@@ -229,6 +226,7 @@ def prepare_star(
             t: [_row_file(row_files, t, g) for g in range(v.row_groups)] for t, v in spooled.items()
         }
     )
+    digests = _spooled_checksums(spooled, threads, files)
     for t in STAR_TABLES:
         if t not in digests:
             digests[t] = RowDigests()  # canonical columns made a chunk at a time, never rows

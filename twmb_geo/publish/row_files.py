@@ -100,13 +100,12 @@ class RowFile:
                 self.path.unlink(missing_ok=True)
 
 
-def copy_rows_sql(table: str, columns: Sequence[str], tag: int) -> str:
+def copy_rows_sql(table: str, columns: Sequence[str], n_tags: int) -> str:
     """The ``INSERT ... SELECT`` copying an attached row file (schema ``src``) into
-    ``table``: its ``len(columns) - tag`` columns, in rowid order, then ``tag`` values
-    bound as parameters (a publish id)."""
-    n = len(columns) - tag
+    ``table``'s ``columns``: the file's columns in rowid order, then the last ``n_tags``
+    columns bound as parameters (a publish id)."""
     cols = ", ".join(quote(c) for c in columns)
-    values = ", ".join([*_columns(n), *["?"] * tag])
+    values = ", ".join([*_columns(len(columns) - n_tags), *["?"] * n_tags])
     return (
         f"INSERT INTO {quote(table)} ({cols}) SELECT {values} FROM src.{ROWS_TABLE} ORDER BY rowid"
     )
