@@ -38,6 +38,16 @@ class IngestContext:
     #: rows the readers refused (``encoding_error``, ``extra_fields``, ``field_too_large``)
     rejected: list[Rejected] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.service_area is not None:
+            shapely.prepare(self.service_area)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a prepared geometry arrives unprepared in a pooled worker: its point and line
+        # tests against a detailed boundary then cost about 180 times more
+        self.__dict__.update(state)
+        self.__post_init__()
+
 
 @dataclass
 class IngestResult:
