@@ -22,6 +22,7 @@ from libpysal.graph import Graph
 from ..contracts import conform, load_schema
 from ..core.units import UNIT_TYPES
 from ..spatial import graphs as gb
+from ..spatial.nearby import points_within
 from .history import history_features, rolling_sum
 
 __all__ = [
@@ -166,14 +167,11 @@ def near_counts(
     located = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if not located.any() or len(bx) == 0:
         return out
-    pts = shapely.points(bx, by)
-    tree = shapely.STRtree(pts)
-    gi, bj = tree.query(geoms[located], predicate="dwithin", distance=radius_m)
-    gi = np.flatnonzero(located)[gi]
+    gi, bj = points_within(geoms, bx, by, radius_m)
     yj = byear[bj]
     ok = (yj >= years[0]) & (yj <= years[-1])
-    np.add.at(out, (gi[ok], (yj[ok] - years[0]).astype(int)), 1.0)
-    return out
+    cell = gi[ok] * len(years) + (yj[ok] - years[0]).astype(np.int64)
+    return np.bincount(cell, minlength=out.size).reshape(out.shape).astype(float)
 
 
 def _spatial_columns(
