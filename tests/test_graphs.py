@@ -456,3 +456,49 @@ def test_knn_in_blocks_of_units_is_the_whole_query(monkeypatch, block) -> None:
     got = gr.knn(ids, x, y, k=4)
     pd.testing.assert_series_equal(got.adjacency, whole.adjacency, check_exact=True)
     assert (got.cardinalities == 4).all()
+
+
+def _as_libpysal_works_them_out(g: Graph) -> Graph:
+    """The same graph, its ids and neighbour counts left for libpysal to work out."""
+    return Graph(gr.adjacency_of(g).copy(), transformation=g.transformation, is_sorted=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    pairs=st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29)), max_size=120),
+    weighted=st.booleans(),
+    keep=st.lists(st.integers(0, 29), max_size=30),
+)
+def test_known_ids_and_counts_are_libpysals(n, pairs, weighted, keep) -> None:
+    """The ids and neighbour counts the graphs are built with equal what libpysal works out
+    from their links, islands included, through subgraphs, second orders and transforms;
+    and so do the lags, isolates and sparse matrices that use them."""
+    ids = np.array([f"u{i:02d}" for i in range(n)], dtype=object)
+    r = np.array([a for a, b in pairs if a < n and b < n], dtype=np.int64)
+    c = np.array([b for a, b in pairs if a < n and b < n], dtype=np.int64)
+    w = np.linspace(0.5, 3.0, r.size) if weighted else None
+    base = gr._build("test", ids, r, c, w)
+    part = gr.subgraph(base, ids[[k for k in keep if k < n]])
+    graphs = [
+        base,
+        part,
+        gr.higher_order(base, 2),
+        gr.transformed(gr.higher_order(base, 2), "r"),
+        gr.transformed(base, "b"),
+        gr.transformed(part, "b"),
+    ]
+    y = np.arange(n, dtype=float) ** 1.5
+    for g in graphs:
+        assert {"unique_ids", "cardinalities"} <= set(vars(g))
+        ref = _as_libpysal_works_them_out(g)
+        pd.testing.assert_index_equal(g.unique_ids, ref.unique_ids, exact=True)
+        pd.testing.assert_series_equal(g.cardinalities, ref.cardinalities, check_exact=True)
+        pd.testing.assert_index_equal(g.isolates, ref.isolates, exact=True)
+        assert g.n == ref.n
+        at = np.asarray(g.unique_ids)
+        vals = y[: len(at)]
+        assert np.array_equal(gr.lag(g, vals, at), gr.lag(ref, vals, at), equal_nan=True)
+    # a graph libpysal made itself is transformed as before
+    plain = _as_libpysal_works_them_out(base)
+    assert "unique_ids" not in vars(gr.transformed(plain, "r"))

@@ -79,7 +79,7 @@ def graph_lags(
     distance exactly ``k`` (:func:`~twmb_geo.spatial.graphs.higher_order`). NaN values
     count as 0; units without neighbours (or absent from the graph) get NaN.
     """
-    w = graph if order == 1 else gb.higher_order(graph, order).transform("r")
+    w = graph if order == 1 else gb.transformed(gb.higher_order(graph, order), "r")
     return {k: gb.lag(w, np.nan_to_num(v, nan=0.0), ids) for k, v in values.items()}
 
 
@@ -90,7 +90,7 @@ def local_density(
 
     ``counts`` and ``size`` are aligned with ``ids``; NaN where the pooled size is 0.
     """
-    binary = graph.transform("b")
+    binary = gb.transformed(graph, "b")
     num = counts + gb.lag(binary, counts, ids, empty=0.0)
     den = size + gb.lag(binary, size, ids, empty=0.0)
     return np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
