@@ -20,6 +20,7 @@ from twmb_geo.model.simulate import (
     SimulationResult,
     renewal_scenario,
     simulate,
+    simulate_with_renewal,
     year_factor_cv,
 )
 
@@ -206,6 +207,87 @@ def test_simulation_on_a_cluster_equals_in_process() -> None:
     pd.testing.assert_frame_equal(there.units, here.units, check_exact=True)
     assert ren_there[0] == ren_here[0] and ren_here[0]["avoided_mean"] > 0
     np.testing.assert_array_equal(ren_there[1], ren_here[1])
+
+
+def _both(mu: np.ndarray, score: np.ndarray, **kw: object) -> tuple:
+    """:func:`simulate` and :func:`renewal_scenario`, called one after the other."""
+    sim = {k: v for k, v in kw.items() if k not in ("length_km", "replace_km", "replace_units",
+                                                  "residual")}  # fmt: skip
+    ren = {k: v for k, v in kw.items() if k not in ("unit_ids", "unit_horizons", "quantiles")}
+    return simulate(mu, **sim), *renewal_scenario(mu, score, **ren)
+
+
+def _assert_same(one: tuple, two: tuple) -> None:
+    pd.testing.assert_frame_equal(one[0].city, two[0].city, check_exact=True)
+    pd.testing.assert_frame_equal(one[0].units, two[0].units, check_exact=True)
+    assert (one[0].n_sims, one[0].seed, one[0].params) == (
+        two[0].n_sims,
+        two[0].seed,
+        two[0].params,
+    )
+    assert json.dumps(one[1]) == json.dumps(two[1])
+    np.testing.assert_array_equal(one[2], two[2])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(0, 2 * sm.BLOCK_SIZE + 40),
+    seed=st.integers(0, 2**31),
+    residual=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    by_km=st.booleans(),
+    budget=st.floats(0.0, 1.0),
+    year_cv=st.sampled_from([0.0, 0.3]),
+    horizons=st.sampled_from([None, (), (1, 3)]),
+    block=st.sampled_from([1, sm.BLOCK_SIZE + 3, 10**9]),
+)
+def test_simulate_with_renewal_is_the_two_calls(
+    n: int,
+    seed: int,
+    residual: float,
+    by_km: bool,
+    budget: float,
+    year_cv: float,
+    horizons: tuple | None,
+    block: int,
+) -> None:
+    """One pass over the draws gives what the simulation and the renewal scenario give
+    called one after the other, to the bit: frames, summary and replaced units, with
+    rates large and small, whatever the tasks' size."""
+    rng = np.random.default_rng(seed)
+    mu = np.r_[_mu(n, seed=seed % 1000), 12.0, 0.0][: n + 2 if n else 0]
+    score = rng.random(mu.size)
+    score[rng.random(mu.size) < 0.1] = np.nan
+    length = rng.uniform(0.01, 2.0, mu.size)
+    kw: dict = {"horizon": 3, "n_sims": 20, "seed": seed % 97, "year_cv": year_cv}
+    kw |= {"residual": residual, "unit_horizons": horizons, "block_units": block}
+    if by_km:
+        kw |= {"length_km": length, "replace_km": budget * float(length.sum())}
+    else:
+        kw["replace_units"] = int(budget * mu.size)
+    one = simulate_with_renewal(mu, score, **kw)
+    _assert_same(one, _both(mu, score, **kw))
+    assert one[1]["baseline_mean"] == one[0].city["mean"].iloc[-1]
+
+
+def test_simulate_with_renewal_on_a_cluster_and_its_errors() -> None:
+    """On a LocalCluster of two workers, in tasks of one stream block: the same as the
+    two calls in this process. Bad arguments of either are listed together."""
+    mu = np.r_[_mu(3 * sm.BLOCK_SIZE + 9, seed=8), 30.0]
+    score = np.random.default_rng(3).random(mu.size)
+    kw = {"horizon": 4, "n_sims": 30, "year_cv": 0.3, "annual_growth": 0.01, "seed": 3}
+    kw |= {"replace_units": 1500, "residual": 0.2, "unit_ids": [f"u{i}" for i in range(mu.size)]}
+    here = _both(mu, score, **kw)
+    assert here[1]["avoided_mean"] > 0
+    with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as client:
+        there = simulate_with_renewal(mu, score, block_units=sm.BLOCK_SIZE, client=client, **kw)
+    _assert_same(there, here)
+    with pytest.raises(ValueError) as err:
+        simulate_with_renewal(
+            [0.1, -0.2], [1.0], replace_units=3, quantiles=[0.5, 0.2], unit_ids=["a", "a"]
+        )
+    for part in ("expected has negative", "score has length 1", "replace_units must be",
+                 "quantiles", "unit_ids has duplicates"):  # fmt: skip
+        assert part in str(err.value), part
 
 
 def test_appending_units_keeps_earlier_units() -> None:

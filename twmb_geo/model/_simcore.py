@@ -411,6 +411,35 @@ def _city_yearly(
     return np.rint(tot).astype(np.int64).reshape(n_sims, horizon)
 
 
+class _Thinning:
+    """Breaks a renewal programme avoids, from the baseline draws as they are made.
+
+    Each break of a replaced unit survives with probability ``residual`` (binomial
+    thinning from the block's ``[seed, _THIN_TAG, block]`` stream, consumed in draw
+    order); ``avoided`` sums the others per (simulation, year). Fed every draw of a
+    task in order, the result does not depend on which pass made the draws.
+    """
+
+    def __init__(
+        self, selected: NDArray[np.bool_], residual: float, seed: int, shape: tuple[int, int]
+    ) -> None:
+        self.selected, self.residual, self.seed = selected, residual, seed
+        self.avoided = np.zeros(shape, dtype=np.int64)
+        self._block = -1
+        self._rng = np.random.default_rng()
+
+    def add(self, d: _Draws) -> None:
+        n_sims = self.avoided.shape[0]
+        rows = self.selected[d.lo + d.pair // n_sims]
+        if self.residual == 1.0 or not rows.any():
+            return
+        if d.block != self._block:
+            self._block, self._rng = d.block, np.random.default_rng([self.seed, _THIN_TAG, d.block])
+        base = d.yearly[rows]
+        kept = self._rng.binomial(base, self.residual) if self.residual > 0 else 0
+        self.avoided += _city_yearly(d.pair[rows], base - kept, n_sims)
+
+
 def _summary(
     cum: NDArray[np.integer], quantiles: Sequence[float]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -14,12 +14,10 @@ from ..core.cluster import map_partitions
 from ._arrays import rank_order
 from ._simcore import (
     _RENEWAL_QUANTILES,
-    _THIN_TAG,
     _check_block_units,
     _check_rate_bound,
     _check_rates,
     _check_sim_params,
-    _city_yearly,
     _growth,
     _is_int,
     _is_real,
@@ -30,6 +28,7 @@ from ._simcore import (
     _rates,
     _summary,
     _task_slices,
+    _Thinning,
     _vector,
 )
 
@@ -90,21 +89,12 @@ def _thin_units(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """One task of :func:`_thinned`: the units ``mu`` (a slice starting at block
     ``first_block``): the city's baseline and avoided breaks per (simulation, year)."""
-    n_sims, horizon = rates.shape
-    baseline = np.zeros((n_sims, horizon), dtype=np.int64)
-    avoided = np.zeros((n_sims, horizon), dtype=np.int64)
-    thin_block, rng_thin = -1, np.random.default_rng([seed, _THIN_TAG, first_block])
+    baseline = np.zeros(rates.shape, dtype=np.int64)
+    thin = _Thinning(selected, residual, seed, rates.shape)
     for d in _iter_draws(mu, rates, seed, first_block):
         baseline += d.city
-        rows = selected[d.lo + d.pair // n_sims]
-        if residual == 1.0 or not rows.any():
-            continue
-        if d.block != thin_block:
-            thin_block, rng_thin = d.block, np.random.default_rng([seed, _THIN_TAG, d.block])
-        base = d.yearly[rows]
-        kept = rng_thin.binomial(base, residual) if residual > 0 else 0
-        avoided += _city_yearly(d.pair[rows], base - kept, n_sims)
-    return baseline, avoided
+        thin.add(d)
+    return baseline, thin.avoided
 
 
 def _thinned(
@@ -165,9 +155,9 @@ def _check_inputs(
     residual: Any,
     sim: dict[str, Any],
     block_units: Any,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None]:
-    """Expected breaks, scores and lengths as arrays, or ``ValueError`` listing every problem."""
-    problems: list[str] = []
+    problems: list[str],
+) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None, NDArray[np.float64] | None]:
+    """Expected breaks, scores and lengths as arrays; their problems added to ``problems``."""
     mu = _check_rates(expected, "expected", problems)
     sc = _vector(score, "score", problems)
     length: NDArray[np.float64] | None = None
@@ -183,9 +173,27 @@ def _check_inputs(
     _check_sim_params(problems, **sim)
     _check_block_units(block_units, problems)
     _check_rate_bound(mu, sim["annual_growth"], sim["horizon"], problems)
-    _raise(problems, "renewal_scenario")
-    assert mu is not None and sc is not None
     return mu, sc, length
+
+
+def _sim_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
+    """The checked simulation settings as plain ints and floats."""
+    return {k: float(v) if k in ("year_cv", "annual_growth") else int(v) for k, v in raw.items()}
+
+
+def _selection(
+    score: NDArray[np.float64],
+    length: NDArray[np.float64] | None,
+    replace_km: Any,
+    replace_units: Any,
+) -> NDArray[np.bool_]:
+    """The units the programme replaces (see :func:`renewal_scenario`)."""
+    return _select(
+        rank_order(score),
+        length,
+        None if replace_km is None else float(replace_km),
+        None if replace_units is None else int(replace_units),
+    )
 
 
 def renewal_scenario(
@@ -250,18 +258,14 @@ def renewal_scenario(
     """
     raw: dict[str, Any] = {"horizon": horizon, "n_sims": n_sims, "seed": seed}
     raw |= {"year_cv": year_cv, "annual_growth": annual_growth}
+    problems: list[str] = []
     mu, sc, length = _check_inputs(
-        expected, score, length_km, replace_km, replace_units, residual, raw, block_units
+        expected, score, length_km, replace_km, replace_units, residual, raw, block_units, problems
     )
-    kw: dict[str, Any] = {
-        k: float(v) if k in ("year_cv", "annual_growth") else int(v) for k, v in raw.items()
-    }
-    selected = _select(
-        rank_order(sc),
-        length,
-        None if replace_km is None else float(replace_km),
-        None if replace_units is None else int(replace_units),
-    )
+    _raise(problems, "renewal_scenario")
+    assert mu is not None and sc is not None
+    kw = _sim_kwargs(raw)
+    selected = _selection(sc, length, replace_km, replace_units)
     baseline, avoided = _thinned(mu, selected, float(residual), kw, int(block_units), client)
     return _renewal_summary(mu, selected, length, float(residual), kw, avoided, baseline), selected
 

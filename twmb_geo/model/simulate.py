@@ -107,10 +107,12 @@ from ._simcore import (
     _rates,
     _summary,
     _task_slices,
+    _Thinning,
     _unit_summary,
     _vector,
 )
-from .renewal import renewal_scenario
+from .renewal import _check_inputs as _check_renewal
+from .renewal import _renewal_summary, _selection, _sim_kwargs, renewal_scenario
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -124,6 +126,7 @@ __all__ = [
     "SimulationResult",
     "renewal_scenario",
     "simulate",
+    "simulate_with_renewal",
     "year_factor_cv",
 ]
 
@@ -199,20 +202,25 @@ def _draw_units(
     seed: int,
     hidx: NDArray[np.intp],
     qs: tuple[float, ...],
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    renewal: tuple[NDArray[np.bool_], float] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64] | None]:
     """One task of :func:`simulate`: the units ``mu`` (a slice starting at block
-    ``first_block``): the city's breaks per (simulation, year) from them, and each unit's
-    mean and quantiles per reported horizon."""
+    ``first_block``): the city's breaks per (simulation, year) from them, each unit's
+    mean and quantiles per reported horizon and, given the units a renewal programme
+    replaces and their residual risk, the breaks it avoids per (simulation, year)."""
     n_sims, horizon = rates.shape
     n, nh = mu.size, hidx.size
     city = np.zeros((n_sims, horizon), dtype=np.int64)
     unit_mean = np.zeros((n, nh), dtype=np.float64)
     unit_q = np.zeros((len(qs), n, nh), dtype=np.float64)
+    thin = _Thinning(*renewal, seed, rates.shape) if renewal is not None else None
     for d in _iter_draws(mu, rates, seed, first_block):
         city += d.city
         if nh:
             unit_mean[d.lo : d.hi], unit_q[:, d.lo : d.hi] = _unit_summary(d, n_sims, hidx, qs)
-    return city, unit_mean, unit_q
+        if thin is not None:
+            thin.add(d)
+    return city, unit_mean, unit_q, thin.avoided if thin is not None else None
 
 
 def _draw_frames(
@@ -227,23 +235,34 @@ def _draw_frames(
     annual_growth: float,
     block_units: int,
     client: Client | None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Draw every unit and summarise: the city frame and the unit frame."""
+    renewal: tuple[NDArray[np.bool_], float] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, tuple[NDArray[np.int64], NDArray[np.int64]] | None]:
+    """Draw every unit and summarise: the city frame, the unit frame and, with
+    ``renewal`` (the replaced units, their residual risk), the cumulative baseline and
+    avoided city breaks per (simulation, horizon) of :func:`renewal_scenario`."""
     n, nh = mu.size, len(hs)
     hidx = np.asarray(hs, dtype=np.intp) - 1
     rates = _rates(mu, seed, n_sims, horizon, year_cv, annual_growth)
     parts = map_partitions(
         _draw_units,
-        ((mu[at], first, rates, seed, hidx, qs) for at, first in _task_slices(n, block_units)),
+        (
+            (mu[at], first, rates, seed, hidx, qs)
+            + (() if renewal is None else ((renewal[0][at], renewal[1]),))
+            for at, first in _task_slices(n, block_units)
+        ),
         client,
     )
     city = np.zeros((n_sims, horizon), dtype=np.int64)
-    for c, _, _ in parts:
+    avoided = np.zeros((n_sims, horizon), dtype=np.int64)
+    for c, _, _, a in parts:
         city += c
-    unit_mean = np.concatenate([m for _, m, _ in parts]) if parts else np.zeros((0, nh))
-    unit_q = (
-        np.concatenate([q for _, _, q in parts], axis=1) if parts else np.zeros((len(qs), 0, nh))
-    )
+        if a is not None:
+            avoided += a
+    unit_mean = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, nh))
+    unit_q = np.concatenate([p[2] for p in parts], axis=1) if parts else np.zeros((len(qs), 0, nh))
+    thinned = None
+    if renewal is not None:
+        thinned = (np.cumsum(city, axis=1), np.cumsum(avoided, axis=1))
     names = [_quantile_name(q) for q in qs]
     c_mean, c_q = _summary(np.cumsum(city, axis=1), qs)
     city_df = pd.DataFrame({"horizon": np.arange(1, horizon + 1, dtype=np.int32), "mean": c_mean})
@@ -259,7 +278,7 @@ def _draw_frames(
     )
     for name, col in zip(names, unit_q, strict=True):
         units[name] = col.reshape(-1)
-    return city_df, units
+    return city_df, units, thinned
 
 
 def simulate(
@@ -342,9 +361,23 @@ def simulate(
     if ids is None:
         ids = [str(i) for i in range(mu.size)]
 
-    city_df, units = _draw_frames(
+    city_df, units, _ = _draw_frames(
         mu, ids, hs, qs, horizon, n_sims, seed, year_cv, annual_growth, int(block_units), client
     )
+    return _result(city_df, units, qs, hs, horizon, n_sims, seed, year_cv, annual_growth)
+
+
+def _result(
+    city: pd.DataFrame,
+    units: pd.DataFrame,
+    qs: tuple[float, ...],
+    hs: list[int],
+    horizon: int,
+    n_sims: int,
+    seed: int,
+    year_cv: float,
+    annual_growth: float,
+) -> SimulationResult:
     params: dict[str, Any] = {
         "year_cv": year_cv,
         "annual_growth": annual_growth,
@@ -353,7 +386,68 @@ def simulate(
         "unit_horizons": hs,
         "quantile_method": "linear",
     }
-    return SimulationResult(city=city_df, units=units, n_sims=n_sims, seed=seed, params=params)
+    return SimulationResult(city=city, units=units, n_sims=n_sims, seed=seed, params=params)
+
+
+def simulate_with_renewal(
+    expected: ArrayLike,
+    score: ArrayLike,
+    *,
+    unit_ids: Sequence[str] | None = None,
+    length_km: ArrayLike | None = None,
+    replace_km: float | None = None,
+    replace_units: int | None = None,
+    residual: float = 0.1,
+    horizon: int = 10,
+    n_sims: int = 1000,
+    seed: int = 42,
+    year_cv: float = 0.0,
+    annual_growth: float = 0.0,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    unit_horizons: Sequence[int] | None = None,
+    block_units: int = 50_000,
+    client: Client | None = None,
+) -> tuple[SimulationResult, dict[str, Any], NDArray[np.bool_]]:
+    """:func:`simulate` and :func:`renewal_scenario` from one pass over the draws.
+
+    The renewal scenario thins the baseline that :func:`simulate` draws with the same
+    seed, so both come from the same draws: made once here, their results are those of
+    the two calls (tested), in about the time of one. The parameters are theirs.
+
+    Returns
+    -------
+    tuple
+        The :class:`SimulationResult`, then the renewal summary and the replaced units
+        as :func:`renewal_scenario` returns them.
+
+    Raises
+    ------
+    ValueError
+        Listing every invalid argument of either.
+    """
+    raw: dict[str, Any] = {"horizon": horizon, "n_sims": n_sims, "seed": seed}
+    raw |= {"year_cv": year_cv, "annual_growth": annual_growth}
+    problems: list[str] = []
+    mu, sc, length = _check_renewal(
+        expected, score, length_km, replace_km, replace_units, residual, raw, block_units, problems
+    )
+    qs = _check_quantiles(quantiles, problems)
+    ids = _check_ids(unit_ids, mu, problems)
+    hs = _check_unit_horizons(unit_horizons, horizon, problems)
+    _raise(problems, "simulate_with_renewal")
+    assert mu is not None and sc is not None
+    kw = _sim_kwargs(raw)
+    hs = list(range(1, kw["horizon"] + 1)) if unit_horizons is None else hs
+    ids = [str(i) for i in range(mu.size)] if ids is None else ids
+    selected = _selection(sc, length, replace_km, replace_units)
+    args = (kw["horizon"], kw["n_sims"], kw["seed"], kw["year_cv"], kw["annual_growth"])
+    city_df, units, thinned = _draw_frames(
+        mu, ids, hs, qs, *args, int(block_units), client, (selected, float(residual))
+    )
+    assert thinned is not None
+    baseline, avoided = thinned
+    summary = _renewal_summary(mu, selected, length, float(residual), kw, avoided, baseline)
+    return _result(city_df, units, qs, hs, *args), summary, selected
 
 
 # --------------------------------------------------------------------------- year_cv

@@ -49,7 +49,7 @@ from .reporting import headline, lifts, optimism, summarise_cv
 from .sampling import sample_units, unit_strata
 from .scoring import score_units
 from .selection import summary_block
-from .simulate import renewal_scenario, simulate, year_factor_cv
+from .simulate import simulate, simulate_with_renewal, year_factor_cv
 from .training import (
     SCHEME_TEXT,
     CVResult,
@@ -697,7 +697,6 @@ def _simulate_one(
         "annual_growth": mc.annual_growth,
     }
     on = {"block_units": opts["block_units"], "client": opts["client"]}
-    base = simulate(mu, unit_ids=ids, unit_horizons=unit_h, **kw, **on)
     length = sc["length_km"].to_numpy(dtype=float)
     has_len = bool(np.isfinite(length).all() and (length > 0).any())
     rk = replace_km if replace_km is not None else (mc.renewal_km if has_len else None)
@@ -713,9 +712,12 @@ def _simulate_one(
             f"{ut} units have no length, so 'replace the riskiest N km' is undefined; "
             "use --replace-units"
         )
-    ren, selected = renewal_scenario(
+    # the baseline and the breaks the programme avoids from one pass over the same draws
+    base, ren, selected = simulate_with_renewal(
         mu,
         sc["risk_score"].to_numpy(dtype=float),
+        unit_ids=ids,
+        unit_horizons=unit_h,
         length_km=length if has_len else None,
         replace_km=rk,
         replace_units=ru,
