@@ -218,6 +218,7 @@ def _both(mu: np.ndarray, score: np.ndarray, **kw: object) -> tuple:
 
 
 def _assert_same(one: tuple, two: tuple) -> None:
+    """``one`` from :func:`simulate_with_renewal`, ``two`` from :func:`_both`."""
     pd.testing.assert_frame_equal(one[0].city, two[0].city, check_exact=True)
     pd.testing.assert_frame_equal(one[0].units, two[0].units, check_exact=True)
     assert (one[0].n_sims, one[0].seed, one[0].params) == (
@@ -225,8 +226,8 @@ def _assert_same(one: tuple, two: tuple) -> None:
         two[0].seed,
         two[0].params,
     )
-    assert json.dumps(one[1]) == json.dumps(two[1])
-    np.testing.assert_array_equal(one[2], two[2])
+    assert json.dumps(one[2]) == json.dumps(two[1])
+    np.testing.assert_array_equal(one[3], two[2])
 
 
 @settings(max_examples=25, deadline=None)
@@ -266,7 +267,15 @@ def test_simulate_with_renewal_is_the_two_calls(
         kw["replace_units"] = int(budget * mu.size)
     one = simulate_with_renewal(mu, score, **kw)
     _assert_same(one, _both(mu, score, **kw))
-    assert one[1]["baseline_mean"] == one[0].city["mean"].iloc[-1]
+    assert one[2]["baseline_mean"] == one[0].city["mean"].iloc[-1]
+    # the renewed city is the thinned baseline: the summary's "after" at the horizon
+    after = one[1]
+    assert list(after.columns) == list(one[0].city.columns)
+    last = after.iloc[-1]
+    assert (last["mean"], last["p10"], last["p50"], last["p90"]) == (
+        one[2]["after_mean"], one[2]["after_p10"], one[2]["after_p50"], one[2]["after_p90"]
+    )  # fmt: skip
+    assert (after["mean"] <= one[0].city["mean"]).all()
 
 
 def test_simulate_with_renewal_on_a_cluster_and_its_errors() -> None:
@@ -281,6 +290,11 @@ def test_simulate_with_renewal_on_a_cluster_and_its_errors() -> None:
     with open_client(ClusterSpec("local", workers=2, worker_memory="2GiB")) as client:
         there = simulate_with_renewal(mu, score, block_units=sm.BLOCK_SIZE, client=client, **kw)
     _assert_same(there, here)
+    np.testing.assert_allclose(  # means of integers: equal up to their rounding
+        there[0].city["mean"] - there[1]["mean"],
+        [h["avoided_mean"] for h in there[2]["by_horizon"]],
+        rtol=1e-12,
+    )
     with pytest.raises(ValueError) as err:
         simulate_with_renewal(
             [0.1, -0.2], [1.0], replace_units=3, quantiles=[0.5, 0.2], unit_ids=["a", "a"]
@@ -288,6 +302,24 @@ def test_simulate_with_renewal_on_a_cluster_and_its_errors() -> None:
     for part in ("expected has negative", "score has length 1", "replace_units must be",
                  "quantiles", "unit_ids has duplicates"):  # fmt: skip
         assert part in str(err.value), part
+
+
+def test_renewed_city_follows_the_renewed_model() -> None:
+    """The renewed city from thinned draws has the law of the renewed network simulated
+    on its own: the same analytic mean to the bit, simulated means and quantiles within
+    the simulation noise of each other."""
+    mu = _mu(3000, seed=11, scale=0.3)
+    score = np.random.default_rng(5).random(mu.size)
+    kw = {"horizon": 5, "n_sims": 2000, "year_cv": 0.2, "annual_growth": 0.02, "seed": 9}
+    _, after, summary, selected = simulate_with_renewal(
+        mu, score, replace_units=600, residual=0.1, unit_horizons=(), **kw
+    )
+    alone = simulate(np.where(selected, mu * 0.1, mu), unit_horizons=(), **kw).city
+    np.testing.assert_array_equal(after["expected"], alone["expected"])
+    np.testing.assert_allclose(after["mean"], after["expected"], rtol=0.02)
+    for col in ("mean", "p10", "p50", "p90"):
+        np.testing.assert_allclose(after[col], alone[col], rtol=0.05, atol=2.0)
+    assert summary["avoided_mean"] > 0
 
 
 def test_appending_units_keeps_earlier_units() -> None:

@@ -264,11 +264,7 @@ def _draw_frames(
     if renewal is not None:
         thinned = (np.cumsum(city, axis=1), np.cumsum(avoided, axis=1))
     names = [_quantile_name(q) for q in qs]
-    c_mean, c_q = _summary(np.cumsum(city, axis=1), qs)
-    city_df = pd.DataFrame({"horizon": np.arange(1, horizon + 1, dtype=np.int32), "mean": c_mean})
-    for name, col in zip(names, c_q, strict=True):
-        city_df[name] = col
-    city_df["expected"] = float(mu.sum()) * np.cumsum(_growth(annual_growth, horizon))
+    city_df = _city_frame(np.cumsum(city, axis=1), qs, float(mu.sum()), annual_growth)
     units = pd.DataFrame(
         {
             "unit_id": pd.Series(np.repeat(np.asarray(ids, dtype=object), nh), dtype=str),
@@ -279,6 +275,20 @@ def _draw_frames(
     for name, col in zip(names, unit_q, strict=True):
         units[name] = col.reshape(-1)
     return city_df, units, thinned
+
+
+def _city_frame(
+    cum: NDArray[np.int64], qs: tuple[float, ...], total: float, annual_growth: float
+) -> pd.DataFrame:
+    """The city frame of cumulative breaks per (simulation, horizon) ``cum``; ``total``:
+    the expected breaks of every unit next year, for the analytic mean."""
+    horizon = cum.shape[1]
+    mean, q = _summary(cum, qs)
+    city = pd.DataFrame({"horizon": np.arange(1, horizon + 1, dtype=np.int32), "mean": mean})
+    for name, col in zip([_quantile_name(v) for v in qs], q, strict=True):
+        city[name] = col
+    city["expected"] = total * np.cumsum(_growth(annual_growth, horizon))
+    return city
 
 
 def simulate(
@@ -407,7 +417,7 @@ def simulate_with_renewal(
     unit_horizons: Sequence[int] | None = None,
     block_units: int = 50_000,
     client: Client | None = None,
-) -> tuple[SimulationResult, dict[str, Any], NDArray[np.bool_]]:
+) -> tuple[SimulationResult, pd.DataFrame, dict[str, Any], NDArray[np.bool_]]:
     """:func:`simulate` and :func:`renewal_scenario` from one pass over the draws.
 
     The renewal scenario thins the baseline that :func:`simulate` draws with the same
@@ -417,8 +427,10 @@ def simulate_with_renewal(
     Returns
     -------
     tuple
-        The :class:`SimulationResult`, then the renewal summary and the replaced units
-        as :func:`renewal_scenario` returns them.
+        The :class:`SimulationResult`; the renewed network's city frame (the columns of
+        ``SimulationResult.city``) from the thinned draws, so that in every simulation
+        the baseline less the renewed network is the breaks avoided; then the renewal
+        summary and the replaced units as :func:`renewal_scenario` returns them.
 
     Raises
     ------
@@ -447,7 +459,9 @@ def simulate_with_renewal(
     assert thinned is not None
     baseline, avoided = thinned
     summary = _renewal_summary(mu, selected, length, float(residual), kw, avoided, baseline)
-    return _result(city_df, units, qs, hs, *args), summary, selected
+    renewed = np.where(selected, mu * float(residual), mu)
+    after = _city_frame(baseline - avoided, qs, float(renewed.sum()), kw["annual_growth"])
+    return _result(city_df, units, qs, hs, *args), after, summary, selected
 
 
 # --------------------------------------------------------------------------- year_cv

@@ -49,7 +49,7 @@ from .reporting import headline, lifts, optimism, summarise_cv
 from .sampling import sample_units, unit_strata
 from .scoring import score_units
 from .selection import summary_block
-from .simulate import simulate, simulate_with_renewal, year_factor_cv
+from .simulate import simulate_with_renewal, year_factor_cv
 from .training import (
     SCHEME_TEXT,
     CVResult,
@@ -713,7 +713,7 @@ def _simulate_one(
             "use --replace-units"
         )
     # the baseline and the breaks the programme avoids from one pass over the same draws
-    base, ren, selected = simulate_with_renewal(
+    base, after, ren, _ = simulate_with_renewal(
         mu,
         sc["risk_score"].to_numpy(dtype=float),
         unit_ids=ids,
@@ -725,11 +725,9 @@ def _simulate_one(
         **kw,
         **on,
     )
-    renewed = np.where(selected, mu * mc.renewal_residual, mu)
-    after = simulate(renewed, unit_ids=ids, unit_horizons=(), **kw, **on)  # the city only
     common = {"run_id": run_id, "model_version": version, "unit_type": ut}
     city = pd.concat(
-        [base.city.assign(scenario="baseline"), after.city.assign(scenario="renewal")],
+        [base.city.assign(scenario="baseline"), after.assign(scenario="renewal")],
         ignore_index=True,
     ).assign(**common, n_sims=n_sims, seed=seed, is_current=True)
     units = base.units.assign(**common, is_current=True)
