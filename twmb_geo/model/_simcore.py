@@ -426,18 +426,47 @@ class _Thinning:
         self.selected, self.residual, self.seed = selected, residual, seed
         self.avoided = np.zeros(shape, dtype=np.int64)
         self._block = -1
-        self._rng = np.random.default_rng()
+        self._rng: np.random.Generator | None = None
 
     def add(self, d: _Draws) -> None:
         n_sims = self.avoided.shape[0]
         rows = self.selected[d.lo + d.pair // n_sims]
         if self.residual == 1.0 or not rows.any():
             return
-        if d.block != self._block:
+        if self._rng is None or d.block != self._block:
             self._block, self._rng = d.block, np.random.default_rng([self.seed, _THIN_TAG, d.block])
         base = d.yearly[rows]
         kept = self._rng.binomial(base, self.residual) if self.residual > 0 else 0
         self.avoided += _city_yearly(d.pair[rows], base - kept, n_sims)
+
+
+def _draw_units(
+    mu: NDArray[np.float64],
+    first_block: int,
+    rates: _Rates,
+    seed: int,
+    hidx: NDArray[np.intp],
+    qs: tuple[float, ...],
+    renewal: tuple[NDArray[np.bool_], float] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64] | None]:
+    """One task of the simulation and of the renewal scenario: the units ``mu`` (a slice
+    starting at block ``first_block``): the city's breaks per (simulation, year) from
+    them, each unit's mean and quantiles per reported horizon (none for an empty
+    ``hidx``) and, given the units a renewal programme replaces and their residual risk,
+    the breaks it avoids per (simulation, year)."""
+    n_sims, horizon = rates.shape
+    n, nh = mu.size, hidx.size
+    city = np.zeros((n_sims, horizon), dtype=np.int64)
+    unit_mean = np.zeros((n, nh), dtype=np.float64)
+    unit_q = np.zeros((len(qs), n, nh), dtype=np.float64)
+    thin = _Thinning(*renewal, seed, rates.shape) if renewal is not None else None
+    for d in _iter_draws(mu, rates, seed, first_block):
+        city += d.city
+        if nh:
+            unit_mean[d.lo : d.hi], unit_q[:, d.lo : d.hi] = _unit_summary(d, n_sims, hidx, qs)
+        if thin is not None:
+            thin.add(d)
+    return city, unit_mean, unit_q, thin.avoided if thin is not None else None
 
 
 def _summary(

@@ -18,17 +18,15 @@ from ._simcore import (
     _check_rate_bound,
     _check_rates,
     _check_sim_params,
+    _draw_units,
     _growth,
     _is_int,
     _is_real,
-    _iter_draws,
     _quantile_name,
     _raise,
-    _Rates,
     _rates,
     _summary,
     _task_slices,
-    _Thinning,
     _vector,
 )
 
@@ -79,24 +77,6 @@ def _check_budget(
         problems.append(f"replace_units must be an integer {top}, got {replace_units!r}")
 
 
-def _thin_units(
-    mu: NDArray[np.float64],
-    selected: NDArray[np.bool_],
-    first_block: int,
-    rates: _Rates,
-    seed: int,
-    residual: float,
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """One task of :func:`_thinned`: the units ``mu`` (a slice starting at block
-    ``first_block``): the city's baseline and avoided breaks per (simulation, year)."""
-    baseline = np.zeros(rates.shape, dtype=np.int64)
-    thin = _Thinning(selected, residual, seed, rates.shape)
-    for d in _iter_draws(mu, rates, seed, first_block):
-        baseline += d.city
-        thin.add(d)
-    return baseline, thin.avoided
-
-
 def _thinned(
     mu: NDArray[np.float64],
     selected: NDArray[np.bool_],
@@ -113,17 +93,18 @@ def _thinned(
     """
     seed, n_sims, horizon = kw["seed"], kw["n_sims"], kw["horizon"]
     rates = _rates(mu, seed, n_sims, horizon, kw["year_cv"], kw["annual_growth"])
+    none = np.empty(0, dtype=np.intp)  # no unit summaries: the city and the thinning only
     parts = map_partitions(
-        _thin_units,
+        _draw_units,
         (
-            (mu[at], selected[at], first, rates, seed, residual)
+            (mu[at], first, rates, seed, none, (), (selected[at], residual))
             for at, first in _task_slices(mu.size, block_units)
         ),
         client,
     )
     baseline = np.zeros((n_sims, horizon), dtype=np.int64)
     avoided = np.zeros((n_sims, horizon), dtype=np.int64)
-    for b, a in parts:
+    for b, _, _, a in parts:
         baseline += b
         avoided += a
     np.cumsum(baseline, axis=1, out=baseline)

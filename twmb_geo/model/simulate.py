@@ -97,18 +97,15 @@ from ._simcore import (
     _check_rate_bound,
     _check_rates,
     _check_sim_params,
+    _draw_units,
     _first,
     _growth,
     _is_int,
-    _iter_draws,
     _quantile_name,
     _raise,
-    _Rates,
     _rates,
     _summary,
     _task_slices,
-    _Thinning,
-    _unit_summary,
     _vector,
 )
 from .renewal import _check_inputs as _check_renewal
@@ -193,34 +190,6 @@ def _check_unit_horizons(unit_horizons: Any, horizon: Any, problems: list[str]) 
     else:
         return sorted(int(h) for h in raw)
     return []
-
-
-def _draw_units(
-    mu: NDArray[np.float64],
-    first_block: int,
-    rates: _Rates,
-    seed: int,
-    hidx: NDArray[np.intp],
-    qs: tuple[float, ...],
-    renewal: tuple[NDArray[np.bool_], float] | None = None,
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64] | None]:
-    """One task of :func:`simulate`: the units ``mu`` (a slice starting at block
-    ``first_block``): the city's breaks per (simulation, year) from them, each unit's
-    mean and quantiles per reported horizon and, given the units a renewal programme
-    replaces and their residual risk, the breaks it avoids per (simulation, year)."""
-    n_sims, horizon = rates.shape
-    n, nh = mu.size, hidx.size
-    city = np.zeros((n_sims, horizon), dtype=np.int64)
-    unit_mean = np.zeros((n, nh), dtype=np.float64)
-    unit_q = np.zeros((len(qs), n, nh), dtype=np.float64)
-    thin = _Thinning(*renewal, seed, rates.shape) if renewal is not None else None
-    for d in _iter_draws(mu, rates, seed, first_block):
-        city += d.city
-        if nh:
-            unit_mean[d.lo : d.hi], unit_q[:, d.lo : d.hi] = _unit_summary(d, n_sims, hidx, qs)
-        if thin is not None:
-            thin.add(d)
-    return city, unit_mean, unit_q, thin.avoided if thin is not None else None
 
 
 def _draw_frames(
